@@ -1,3 +1,8 @@
 """Multi-task neural classifiers (ESMM, MMoE) with a scikit-learn interface."""
 
+from .esmm import ESMMClassifier
+from .mmoe import MMOEClassifier
+
 __version__ = "0.1.0.dev0"
+
+__all__ = ["ESMMClassifier", "MMOEClassifier", "__version__"]

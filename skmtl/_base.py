@@ -1,0 +1,317 @@
+"""The estimator layer shared by every multi-task classifier."""
+
+import contextlib
+from abc import abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.metrics import accuracy_score
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from skorch.callbacks import EarlyStopping
+from skorch.helper import predefined_split
+
+from ._encoding import UNKNOWN_CODE, TabularEncoder, check_targets, encode_labels
+from ._training import BatchIterator, MultiTaskNet, TensorData
+
+# Rows per forward pass at prediction time: bounds the memory of predict_proba.
+PREDICT_BATCH_SIZE = 8192
+
+
+def _check_units(name, units):
+    units = tuple(units)
+    if not all(isinstance(u, Integral) and not isinstance(u, bool) and u >= 1 for u in units):
+        raise ValueError(f"{name} must be a sequence of positive integers; got {units!r}.")
+    return units
+
+
+class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
+    """Input validation, encoding, training and prediction shared by all models.
+
+    A subclass says only what is particular to it: its network
+    (:meth:`_build_module`), its loss (:meth:`_build_criterion`) and any
+    checks of its labels (:meth:`_prepare_labels`). See
+    :class:`skmtl.MMOEClassifier` for the parameters.
+    """
+
+    _parameter_constraints = {
+        "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "standardize_numeric": ["boolean"],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": [StrOptions({"auto"}), "boolean"],
+        "validation_fraction": [
+            Interval(RealNotInt, 0, 1, closed="neither"),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "device": [str, torch.device],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    # Early stopping "auto" turns on above this many samples, as in
+    # HistGradientBoostingClassifier.
+    _AUTO_EARLY_STOPPING_MIN_SAMPLES = 10_000
+
+    def __init__(self, *, categorical_features, embedding_dim, standardize_numeric, dropout,
+                 learning_rate, weight_decay, batch_size, max_epochs, early_stopping,
+                 validation_fraction, n_iter_no_change, tol, random_state, device, verbose,
+                 warm_start):
+        self.categorical_features = categorical_features
+        self.embedding_dim = embedding_dim
+        self.standardize_numeric = standardize_numeric
+        self.dropout = dropout
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # -- what a model says about itself ----------------------------------------
+
+    @abstractmethod
+    def _build_module(self, cardinalities, n_numeric, padding_codes, classes):
+        """Return the ``torch.nn.Module`` for this fit."""
+
+    @abstractmethod
+    def _build_criterion(self, classes):
+        """Return the loss module: ``(outputs, target, weight) -> per-task losses``."""
+
+    def _prepare_labels(self, columns, task_names, single_output):
+        """Check model-specific label rules; return the label columns to encode."""
+        return columns
+
+    # -- fit ---------------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, Y, sample_weight=None):
+        """Fit the model to features ``X`` and labels ``Y``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        Y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
+            One column per task; DataFrame column names become ``task_names_``.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the rows in every task's loss.
+
+        Returns
+        -------
+        self
+        """
+        self._check_hyperparameters()
+        warm = self.warm_start and hasattr(self, "net_")
+        name = type(self).__name__
+        encoder = (self._encoder if warm else
+                   TabularEncoder(self.categorical_features, self.standardize_numeric, name).fit(X))
+        categorical, numeric = encoder.transform(X)
+        n_samples = categorical.shape[0]
+
+        columns, task_names, single_output = check_targets(Y, n_samples, name)
+        columns = self._prepare_labels(columns, task_names, single_output)
+        if warm and (task_names != self.task_names_ or single_output != self._single_output):
+            raise ValueError(
+                f"warm_start refit needs the same tasks as the first fit: "
+                f"{self.task_names_}, got {task_names}.")
+        codes, classes = encode_labels(columns, task_names,
+                                       self._classes_list() if warm else None)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, categorical, dtype=np.float32,
+                                                 ensure_non_negative=True)
+            sample_weight = torch.from_numpy(sample_weight)
+
+        data = TensorData(torch.from_numpy(categorical), torch.from_numpy(numeric),
+                          torch.from_numpy(codes), sample_weight)
+        rng = check_random_state(self.random_state)
+        train, valid = self._split(data, rng)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+
+        with _torch_seed(seed, self.device):
+            if warm:
+                net = self.net_
+                net.max_epochs, net.verbose = self.max_epochs, self.verbose
+                net.train_split = self._train_split(valid)
+                net.iterator_train__seed = seed
+                net.callbacks = self._callbacks(train, valid)
+                net.initialize_callbacks()
+            else:
+                module = self._build_module(encoder.cardinalities, len(encoder.numeric_indices_),
+                                            [UNKNOWN_CODE] * len(encoder.cardinalities),
+                                            classes)
+                net = self._build_net(module, classes, task_names, train, valid, seed)
+                net.initialize()
+            net.partial_fit(train)
+
+        self._encoder = encoder
+        self.net_ = net
+        self.task_names_ = task_names
+        self._single_output = single_output
+        self.classes_ = classes[0] if single_output else classes
+        self.n_features_in_ = encoder.n_features_in_
+        if encoder.feature_names_in_ is not None:
+            self.feature_names_in_ = encoder.feature_names_in_
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.is_categorical_ = encoder.is_categorical_
+        self.history_ = net.history
+        self.n_iter_ = len(net.history)
+        return self
+
+    def _check_hyperparameters(self):
+        """Checks beyond ``_parameter_constraints``; subclasses extend."""
+
+    def _early_stopping_enabled(self, n_samples):
+        if self.early_stopping == "auto":
+            return n_samples > self._AUTO_EARLY_STOPPING_MIN_SAMPLES
+        return bool(self.early_stopping)
+
+    def _split(self, data, rng):
+        """Return ``(train, valid)``; ``valid`` is None without early stopping."""
+        n_samples = len(data)
+        if not self._early_stopping_enabled(n_samples) or self.validation_fraction is None:
+            return data, None
+        n_valid = (self.validation_fraction if isinstance(self.validation_fraction, Integral)
+                   else int(np.ceil(self.validation_fraction * n_samples)))
+        if not 1 <= n_valid < n_samples:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves {n_valid} validation "
+                f"and {n_samples - n_valid} training rows out of {n_samples}; both need at "
+                "least one. Lower validation_fraction or set early_stopping=False.")
+        order = rng.permutation(n_samples)
+        return data.subset(np.sort(order[n_valid:])), data.subset(np.sort(order[:n_valid]))
+
+    def _train_split(self, valid):
+        return None if valid is None else predefined_split(valid)
+
+    def _build_net(self, module, classes, task_names, train, valid, seed):
+        return MultiTaskNet(
+            module=module,
+            criterion=self._build_criterion(classes),
+            optimizer=torch.optim.Adam,
+            lr=self.learning_rate,
+            optimizer__weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train=BatchIterator,
+            iterator_train__shuffle=True,
+            iterator_train__seed=seed,
+            iterator_valid=BatchIterator,
+            train_split=self._train_split(valid),
+            callbacks=self._callbacks(train, valid),
+            device=self.device,
+            verbose=self.verbose,
+            task_names=task_names,
+        )
+
+    def _callbacks(self, train, valid):
+        if not self._early_stopping_enabled(len(train) + (0 if valid is None else len(valid))):
+            return []
+        stopper = EarlyStopping(
+            monitor="train_loss" if valid is None else "valid_loss",
+            patience=self.n_iter_no_change, threshold=self.tol, threshold_mode="abs",
+            load_best=True)
+        return [("early_stopping", stopper)]
+
+    # -- predict -----------------------------------------------------------------
+
+    def _forward_proba(self, X, to_proba):
+        """Run the module over ``X`` in batches; ``to_proba`` maps outputs to probabilities."""
+        check_is_fitted(self)
+        categorical, numeric = self._encoder.transform(X)
+        data = TensorData(torch.from_numpy(categorical), torch.from_numpy(numeric))
+        module = self.net_.module_
+        module.eval()
+        device = self.net_.device
+        chunks = []
+        with torch.inference_mode():
+            for features, _ in BatchIterator(data, PREDICT_BATCH_SIZE):
+                outputs = module(**{k: v.to(device) for k, v in features.items()})
+                chunks.append([p.to("cpu", torch.float64) for p in to_proba(outputs)])
+        probas = [torch.cat(task).numpy() for task in zip(*chunks)]
+        return probas[0] if self._single_output else probas
+
+    def predict_proba(self, X):
+        """Class probabilities per task.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : list of ndarrays, one per task, each (n_samples, n_classes_t)
+            A single ndarray when the model was fitted on a 1-D ``y``.
+        """
+        check_is_fitted(self)
+        return self._forward_proba(X, self.net_.module_.predict_proba)
+
+    def predict(self, X):
+        """Most probable class per task.
+
+        Returns
+        -------
+        Y_pred : ndarray of shape (n_samples, n_tasks), or (n_samples,) when
+            the model was fitted on a 1-D ``y``.
+        """
+        probas = self.predict_proba(X)
+        if self._single_output:
+            return self.classes_[np.argmax(probas, axis=1)]
+        labels = [c[np.argmax(p, axis=1)] for c, p in zip(self.classes_, probas)]
+        dtypes = {label.dtype for label in labels}
+        out = np.empty((labels[0].shape[0], len(labels)),
+                       dtype=dtypes.pop() if len(dtypes) == 1 else object)
+        for t, label in enumerate(labels):
+            out[:, t] = label
+        return out
+
+    def score(self, X, Y, sample_weight=None):
+        """Accuracy; with several tasks, the fraction of rows with every task right.
+
+        This is scikit-learn's subset accuracy for multi-output predictions.
+        """
+        Y_pred = self.predict(X)
+        if self._single_output:
+            return accuracy_score(Y, Y_pred, sample_weight=sample_weight)
+        hits = np.all(np.asarray(Y, dtype=object) == Y_pred.astype(object), axis=1)
+        return float(np.average(hits, weights=sample_weight))
+
+    def _classes_list(self):
+        return [self.classes_] if self._single_output else list(self.classes_)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        return tags
+
+
+@contextlib.contextmanager
+def _torch_seed(seed, device):
+    """Seed torch for the duration of a fit without disturbing the caller's RNG."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        fork = torch.random.fork_rng(devices=[])
+    else:
+        fork = torch.random.fork_rng(devices=[device.index or 0], device_type=device.type)
+    with fork:
+        torch.manual_seed(seed)
+        yield

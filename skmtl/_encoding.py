@@ -1,0 +1,355 @@
+"""Turning user input into arrays: features to codes and floats, labels to codes."""
+
+import warnings
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+# Code reserved in every categorical column for missing values and for
+# categories not seen during fit; known categories get codes 1, 2, ...
+UNKNOWN_CODE = 0
+
+
+def _is_categorical_dtype(dtype):
+    return (
+        isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_object_dtype(dtype)
+        or pd.api.types.is_string_dtype(dtype)
+    )
+
+
+def _column_label(feature_names, index):
+    return repr(feature_names[index]) if feature_names is not None else f"at index {index}"
+
+
+def check_features(X, estimator_name):
+    """Validate the container of ``X``; return it as a DataFrame or a 2-D ndarray."""
+    if sparse.issparse(X):
+        raise TypeError(
+            f"{estimator_name} does not accept sparse input; convert it with X.toarray() "
+            "or pass a pandas DataFrame.")
+    if not isinstance(X, pd.DataFrame):
+        if isinstance(X, pd.Series):
+            raise ValueError(
+                f"{estimator_name} expects a 2-D X; got a pandas Series. "
+                "Use series.to_frame() for a single feature.")
+        try:
+            X = np.asarray(X)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"X could not be read as a 2-D array: {exc}") from None
+        if X.ndim != 2:
+            raise ValueError(
+                f"{estimator_name} expects a 2-D X of shape (n_samples, n_features); "
+                f"got an array with {X.ndim} dimension(s), shape {X.shape}. "
+                + ("Reshape a single feature with X.reshape(-1, 1)." if X.ndim == 1 else ""))
+        if X.dtype.kind not in "biufcOUS":
+            raise TypeError(f"X has unsupported dtype {X.dtype}.")
+    n_samples, n_features = X.shape
+    if n_samples == 0:
+        raise ValueError(f"X has 0 samples; {estimator_name} needs at least one.")
+    if n_features == 0:
+        raise ValueError(f"X has 0 features; {estimator_name} needs at least one.")
+    return X
+
+
+class TabularEncoder:
+    """Encode a DataFrame or array into categorical codes and numeric floats.
+
+    Categorical columns become integer codes: 0 for missing or unseen
+    values, ``1..K`` for the ``K`` categories seen in :meth:`fit`. Numeric
+    columns become float32, standardised with the mean and standard
+    deviation seen in :meth:`fit` when ``standardize`` is true.
+
+    Parameters
+    ----------
+    categorical_features : "from_dtype", array-like of str, int or bool, or None
+        Which columns are categorical. ``"from_dtype"``: pandas ``category``,
+        ``object`` and string columns (all columns of an object or string
+        array). Names need a DataFrame; a boolean mask has one entry per column.
+    standardize : bool
+        Whether to standardise the numeric columns.
+    estimator_name : str
+        Used in error messages.
+    """
+
+    def __init__(self, categorical_features="from_dtype", standardize=True,
+                 estimator_name="estimator"):
+        self.categorical_features = categorical_features
+        self.standardize = standardize
+        self.estimator_name = estimator_name
+
+    # -- fit -----------------------------------------------------------------
+
+    def fit(self, X):
+        """Learn the columns, the categories and the numeric scaling of ``X``."""
+        X = check_features(X, self.estimator_name)
+        self.n_features_in_ = X.shape[1]
+        self.feature_names_in_ = _feature_names(X)
+        self.is_categorical_ = self._categorical_mask(X)
+        self.categorical_indices_ = np.flatnonzero(self.is_categorical_)
+        self.numeric_indices_ = np.flatnonzero(~self.is_categorical_)
+        self.categories_ = [
+            self._learn_categories(_column(X, j), j) for j in self.categorical_indices_
+        ]
+        numeric = self._numeric_block(X)
+        if self.standardize and numeric.shape[1]:
+            self.mean_ = numeric.mean(axis=0, dtype=np.float64)
+            scale = numeric.std(axis=0, dtype=np.float64)
+            scale[scale == 0.0] = 1.0
+            self.scale_ = scale
+        else:
+            self.mean_ = np.zeros(numeric.shape[1])
+            self.scale_ = np.ones(numeric.shape[1])
+        return self
+
+    @property
+    def cardinalities(self):
+        """Number of codes per categorical column, the reserved code included."""
+        return [len(categories) + 1 for categories in self.categories_]
+
+    def _categorical_mask(self, X):
+        spec = self.categorical_features
+        n_features = X.shape[1]
+        if spec is None:
+            return np.zeros(n_features, dtype=bool)
+        if isinstance(spec, str):
+            if spec != "from_dtype":
+                raise ValueError(
+                    f"categorical_features must be 'from_dtype', None or an array-like of "
+                    f"names, indices or booleans; got {spec!r}.")
+            if isinstance(X, pd.DataFrame):
+                return np.array([_is_categorical_dtype(d) for d in X.dtypes], dtype=bool)
+            return np.full(n_features, X.dtype.kind in "OUS", dtype=bool)
+        spec = np.asarray(spec)
+        mask = np.zeros(n_features, dtype=bool)
+        if spec.size == 0:
+            return mask
+        if spec.ndim != 1:
+            raise ValueError("categorical_features must be one-dimensional.")
+        if spec.dtype.kind == "b":
+            if spec.shape[0] != n_features:
+                raise ValueError(
+                    f"categorical_features is a boolean mask of length {spec.shape[0]}, "
+                    f"but X has {n_features} features.")
+            return spec.copy()
+        if spec.dtype.kind in "iu":
+            bad = [int(i) for i in spec if not 0 <= i < n_features]
+            if bad:
+                raise ValueError(
+                    f"categorical_features indices {bad} are out of range for X with "
+                    f"{n_features} features.")
+            mask[spec] = True
+            return mask
+        if spec.dtype.kind in "OU":
+            names = self.feature_names_in_
+            if names is None:
+                raise ValueError(
+                    "categorical_features is given as column names, but X has no column "
+                    "names; pass a pandas DataFrame or give column indices.")
+            position = {name: i for i, name in enumerate(names)}
+            missing = [str(name) for name in spec if name not in position]
+            if missing:
+                raise ValueError(
+                    f"categorical_features names {missing} are not columns of X.")
+            mask[[position[name] for name in spec]] = True
+            return mask
+        raise ValueError(
+            f"categorical_features must hold names, indices or booleans; got dtype "
+            f"{spec.dtype}.")
+
+    def _learn_categories(self, values, j):
+        uniques = pd.unique(pd.Series(values).dropna())
+        if isinstance(uniques, pd.Categorical):
+            uniques = np.asarray(uniques)
+        kinds = {_value_kind(v) for v in uniques}
+        if len(kinds) > 1:
+            raise TypeError(
+                f"Categorical column {_column_label(self.feature_names_in_, j)} mixes value "
+                f"types ({', '.join(sorted(kinds))}); convert it to one type, e.g. "
+                "X[col].astype(str).")
+        try:
+            return np.sort(uniques)
+        except TypeError:  # unorderable values of one kind: keep first-seen order
+            return np.asarray(uniques)
+
+    # -- transform -----------------------------------------------------------
+
+    def transform(self, X):
+        """Return ``(codes, numeric)``: int64 ``(n, n_categorical)``, float32 ``(n, n_numeric)``."""
+        X = check_features(X, self.estimator_name)
+        self._check_columns(X)
+        codes = np.empty((X.shape[0], len(self.categorical_indices_)), dtype=np.int64)
+        for k, (j, categories) in enumerate(zip(self.categorical_indices_, self.categories_)):
+            codes[:, k] = pd.Categorical(_column(X, j), categories=categories).codes
+        codes += 1  # pandas marks unknown and missing with -1
+        numeric = self._numeric_block(X)
+        if self.standardize and numeric.shape[1]:
+            numeric -= self.mean_.astype(np.float32)
+            numeric /= self.scale_.astype(np.float32)
+        return codes, numeric
+
+    def _check_columns(self, X):
+        names = _feature_names(X)
+        fitted = self.feature_names_in_
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {self.estimator_name} was fitted with "
+                f"{self.n_features_in_} features.")
+        if fitted is None and names is not None:
+            warnings.warn(
+                f"X has feature names, but {self.estimator_name} was fitted without "
+                "feature names; columns are matched by position.", UserWarning)
+        elif fitted is not None and names is None:
+            warnings.warn(
+                f"X does not have valid feature names, but {self.estimator_name} was fitted "
+                "with feature names; columns are matched by position.", UserWarning)
+        elif fitted is not None and not np.array_equal(names, fitted):
+            unseen = [n for n in names if n not in set(fitted)]
+            missing = [n for n in fitted if n not in set(names)]
+            message = "The columns of X differ from those seen in fit."
+            if unseen:
+                message += f" Not seen in fit: {unseen}."
+            if missing:
+                message += f" Missing: {missing}."
+            if not unseen and not missing:
+                message += " They must be in the same order as in fit."
+            raise ValueError(message)
+
+    def _numeric_block(self, X):
+        columns = self.numeric_indices_
+        try:
+            if isinstance(X, pd.DataFrame):
+                block = X.iloc[:, columns].to_numpy(dtype=np.float32, na_value=np.nan)
+            else:
+                block = X[:, columns].astype(np.float32)
+        except (TypeError, ValueError):
+            bad = [_column_label(self.feature_names_in_, j) for j in columns
+                   if not _converts_to_float(_column(X, j))]
+            raise ValueError(
+                f"Numeric columns {bad} hold values that are not numbers. Declare them in "
+                "categorical_features or convert them.") from None
+        finite = np.isfinite(block).all(axis=0)
+        if not finite.all():
+            bad = [_column_label(self.feature_names_in_, j) for j in columns[~finite]]
+            raise ValueError(
+                f"Numeric columns {bad} contain NaN or infinite values; impute them first "
+                "(e.g. sklearn.impute.SimpleImputer) or declare them categorical.")
+        return np.ascontiguousarray(block)
+
+
+def _feature_names(X):
+    if isinstance(X, pd.DataFrame):
+        columns = list(X.columns)
+        if columns and all(isinstance(c, str) for c in columns):
+            return np.asarray(columns, dtype=object)
+    return None
+
+
+def _column(X, j):
+    return X.iloc[:, j] if isinstance(X, pd.DataFrame) else X[:, j]
+
+
+def _value_kind(value):
+    if isinstance(value, (str, bytes)):
+        return "string"
+    if isinstance(value, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(value, (Integral, float, np.number)):
+        return "number"
+    return type(value).__name__
+
+
+def _converts_to_float(values):
+    try:
+        np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+# -- labels --------------------------------------------------------------------
+
+
+def check_targets(Y, n_samples, estimator_name):
+    """Split ``Y`` into per-task label columns.
+
+    Returns
+    -------
+    columns : list of 1-D ndarrays
+    task_names : list of str
+    single_output : bool
+        True when ``Y`` was one-dimensional.
+    """
+    if sparse.issparse(Y):
+        raise TypeError(f"{estimator_name} does not accept sparse targets; pass a dense array.")
+    if isinstance(Y, pd.DataFrame):
+        columns = [Y.iloc[:, t].to_numpy() for t in range(Y.shape[1])]
+        task_names = [str(c) for c in Y.columns]
+        single_output = False
+    elif isinstance(Y, pd.Series):
+        columns = [Y.to_numpy()]
+        task_names = [str(Y.name) if Y.name is not None else "task_0"]
+        single_output = True
+    else:
+        Y = np.asarray(Y)
+        if Y.ndim == 1:
+            columns, single_output = [Y], True
+        elif Y.ndim == 2:
+            columns, single_output = list(Y.T), False
+        else:
+            raise ValueError(
+                f"Y must be 1-D (one task) or 2-D (n_samples, n_tasks); got {Y.ndim} "
+                f"dimensions, shape {Y.shape}.")
+        task_names = [f"task_{t}" for t in range(len(columns))]
+    if not columns:
+        raise ValueError("Y has no columns; give at least one task.")
+    if len(set(task_names)) != len(task_names):
+        raise ValueError(f"Task names must be unique; got {task_names}.")
+    if len(columns[0]) != n_samples:
+        raise ValueError(
+            f"X and Y have different numbers of samples: {n_samples} and {len(columns[0])}.")
+    for name, column in zip(task_names, columns):
+        n_missing = int(pd.isna(column).sum())
+        if n_missing:
+            raise ValueError(
+                f"Labels of task {name!r} contain {n_missing} missing value(s) (NaN/None).")
+    return columns, task_names, single_output
+
+
+def encode_labels(columns, task_names, classes=None):
+    """Return ``(codes, classes)``: float32 ``(n, n_tasks)`` class indices per task.
+
+    With ``classes`` given (a refit with ``warm_start``), labels outside them
+    raise; otherwise each task's classes are its sorted distinct labels and a
+    task needs at least two.
+    """
+    if classes is None:
+        classes = []
+        for name, column in zip(task_names, columns):
+            try:
+                task_classes = np.unique(column)
+            except TypeError:
+                raise TypeError(
+                    f"Labels of task {name!r} mix types that cannot be compared; convert "
+                    "them to one type.") from None
+            if len(task_classes) < 2:
+                raise ValueError(
+                    f"Task {name!r} has a single class ({task_classes[0]!r}) in the "
+                    "training labels; every task needs at least two classes.")
+            classes.append(task_classes)
+    elif len(classes) != len(columns):
+        raise ValueError(
+            f"Y has {len(columns)} task(s), but the model was fitted with {len(classes)}.")
+    codes = np.empty((len(columns[0]), len(columns)), dtype=np.float32)
+    for t, (name, column, task_classes) in enumerate(zip(task_names, columns, classes)):
+        index = np.searchsorted(task_classes, column)
+        index = np.clip(index, 0, len(task_classes) - 1)
+        unknown = task_classes[index] != column
+        if np.any(unknown):
+            raise ValueError(
+                f"Task {name!r} has labels not seen in the first fit: "
+                f"{np.unique(column[unknown]).tolist()}.")
+        codes[:, t] = index
+    return codes, classes

@@ -1,0 +1,207 @@
+"""Training through skorch on tensors built once per fit."""
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+from skorch import NeuralNet
+from skorch.callbacks import EpochTimer, PrintLog
+
+
+class TensorData(torch.utils.data.Dataset):
+    """Encoded features, and optionally targets and sample weights, as tensors.
+
+    Parameters
+    ----------
+    categorical : LongTensor of shape (n_samples, n_categorical)
+    numeric : FloatTensor of shape (n_samples, n_numeric)
+    target : FloatTensor of shape (n_samples, n_tasks), optional
+    sample_weight : FloatTensor of shape (n_samples,), optional
+    """
+
+    def __init__(self, categorical, numeric, target=None, sample_weight=None):
+        self.categorical = categorical
+        self.numeric = numeric
+        self.target = target
+        self.sample_weight = sample_weight
+
+    def __len__(self):
+        return self.categorical.shape[0]
+
+    def __getitem__(self, index):
+        return self.batch(index)
+
+    def batch(self, index):
+        """Return ``(features, (target, sample_weight))`` for rows ``index``.
+
+        ``index`` is a slice (a view, no copy) or a tensor of row numbers.
+        """
+        features = {"categorical": self.categorical[index], "numeric": self.numeric[index]}
+        target = None if self.target is None else self.target[index]
+        weight = None if self.sample_weight is None else self.sample_weight[index]
+        return features, (target, weight)
+
+    def subset(self, indices):
+        """Return a new ``TensorData`` holding only the rows ``indices``."""
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        return TensorData(*(None if t is None else t.index_select(0, indices)
+                            for t in (self.categorical, self.numeric, self.target,
+                                      self.sample_weight)))
+
+
+class BatchIterator:
+    """Iterate over a :class:`TensorData` in mini-batches by slicing its tensors.
+
+    Unlike a ``DataLoader``, no per-row ``__getitem__`` or collation happens:
+    each batch is one slice (or one gather, when shuffling) per tensor.
+
+    Parameters
+    ----------
+    dataset : TensorData
+    batch_size : int
+    shuffle : bool, default=False
+        Draw a new permutation of the rows at every pass.
+    seed : int, optional
+        Seed of the permutations; the iterator owns its generator, so the
+        global torch RNG is not touched.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=False, seed=None):
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.generator = torch.Generator()
+        if seed is not None:
+            self.generator.manual_seed(int(seed))
+        else:
+            self.generator.seed()
+
+    def __len__(self):
+        return math.ceil(len(self.dataset) / self.batch_size)
+
+    def __iter__(self):
+        n_samples = len(self.dataset)
+        order = torch.randperm(n_samples, generator=self.generator) if self.shuffle else None
+        for start in range(0, n_samples, self.batch_size):
+            stop = min(start + self.batch_size, n_samples)
+            rows = slice(start, stop) if order is None else order[start:stop]
+            yield self.dataset.batch(rows)
+
+
+class DivergenceError(FloatingPointError):
+    """Raised when a task's training loss becomes NaN or infinite."""
+
+
+class MultiTaskNet(NeuralNet):
+    """skorch net for the multi-task modules.
+
+    The criterion returns one loss per task; the net minimises their sum and
+    records, per epoch, the mean loss per task (``{prefix}_loss_{task}``),
+    the total (``{prefix}_loss``) and, on validation, the ROC AUC per task
+    (``valid_auc_{task}``). Losses are accumulated on the device and read back
+    once per epoch, not once per batch.
+
+    Parameters
+    ----------
+    task_names : list of str
+    **kwargs
+        Passed to :class:`skorch.NeuralNet`.
+    """
+
+    def __init__(self, *args, task_names, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.task_names = task_names
+
+    @property
+    def _default_callbacks(self):
+        return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        # skorch opens a history entry per batch here; losses are recorded per
+        # epoch instead, so there is nothing to keep per batch.
+        pass
+
+    def get_dataset(self, X, y=None):
+        if not isinstance(X, TensorData):
+            raise TypeError("MultiTaskNet trains on TensorData; encode the input first.")
+        return X
+
+    def _batch_loss(self, batch):
+        features, (target, weight) = batch
+        y_pred = self.infer(features)
+        target = target.to(self.device)
+        weight = None if weight is None else weight.to(self.device)
+        task_losses = self.criterion_(y_pred, target, weight)
+        return y_pred, task_losses
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        y_pred, task_losses = self._batch_loss(batch)
+        loss = task_losses.sum()
+        loss.backward()
+        return {"loss": loss, "y_pred": y_pred, "task_losses": task_losses.detach()}
+
+    def validation_step(self, batch, **fit_params):
+        self._set_training(False)
+        with torch.no_grad():
+            y_pred, task_losses = self._batch_loss(batch)
+        return {"loss": task_losses.sum(), "y_pred": y_pred, "task_losses": task_losses}
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if iterator is None:
+            return
+        loss_sum = torch.zeros(len(self.task_names), device=self.device)
+        weight_sum = 0.0
+        scores, targets, weights = [], [], []
+        n_batches = 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            _, (target, weight) = batch
+            batch_weight = len(target) if weight is None else float(weight.sum())
+            loss_sum += step["task_losses"] * batch_weight
+            weight_sum += batch_weight
+            if not training:
+                scores.append([p.cpu() for p in self.module_.predict_proba(step["y_pred"])])
+                targets.append(target)
+                weights.append(weight)
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+            n_batches += 1
+        task_losses = (loss_sum / max(weight_sum, np.finfo(float).tiny)).tolist()
+        diverged = [name for name, loss in zip(self.task_names, task_losses)
+                    if not math.isfinite(loss)]
+        if diverged:
+            raise DivergenceError(
+                f"The {prefix} loss of task(s) {diverged} became NaN or infinite at epoch "
+                f"{len(self.history)}; lower learning_rate or check the input scale.")
+        self.history.record(prefix + "_batch_count", n_batches)
+        self.history.record(prefix + "_loss", float(sum(task_losses)))
+        for name, loss in zip(self.task_names, task_losses):
+            self.history.record(f"{prefix}_loss_{name}", loss)
+        if not training:
+            for name, auc in zip(self.task_names, _per_task_auc(scores, targets, weights)):
+                self.history.record(f"{prefix}_auc_{name}", auc)
+
+
+def _per_task_auc(scores, targets, weights):
+    """ROC AUC per task (one-vs-rest macro for multiclass); NaN where undefined."""
+    target = torch.cat(targets).numpy()
+    weight = None if weights[0] is None else torch.cat(weights).numpy()
+    aucs = []
+    for t in range(target.shape[1]):
+        proba = torch.cat([batch[t] for batch in scores]).numpy()
+        labels = target[:, t].astype(np.int64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                if proba.shape[1] == 2:
+                    auc = roc_auc_score(labels, proba[:, 1], sample_weight=weight)
+                else:
+                    auc = roc_auc_score(labels, proba, multi_class="ovr", sample_weight=weight,
+                                        labels=np.arange(proba.shape[1]))
+            except ValueError:  # a class absent from the validation rows
+                auc = float("nan")
+        aucs.append(float(auc))
+    return aucs

@@ -1,0 +1,147 @@
+"""Multi-gate Mixture-of-Experts classifier."""
+
+from numbers import Integral
+
+from sklearn.utils._param_validation import Interval
+
+from ._base import MultiTaskClassifierBase, _check_units
+from .nn import MMoE, MultiTaskLoss
+
+
+class MMOEClassifier(MultiTaskClassifierBase):
+    """Multi-gate Mixture-of-Experts for several classification tasks at once.
+
+    A bank of expert networks is shared by all tasks; each task mixes the
+    experts with its own softmax gate and reads the mixture with its own
+    tower (Ma et al., "Modeling Task Relationships in Multi-task Learning with
+    Multi-gate Mixture-of-Experts", KDD 2018). Each task may be binary or
+    multiclass, with any label values.
+
+    Parameters
+    ----------
+    n_experts : int, default=4
+        Number of shared experts.
+    expert_units : tuple of int, default=(64,)
+        Hidden layer widths of every expert.
+    tower_units : tuple of int, default=(32,)
+        Hidden layer widths of every task tower.
+    categorical_features : "from_dtype", array-like or None, default="from_dtype"
+        Which columns are categorical, as in
+        :class:`~sklearn.ensemble.HistGradientBoostingClassifier`:
+        ``"from_dtype"`` takes pandas ``category``, ``object`` and string
+        columns; or give column names, indices or a boolean mask; ``None``
+        means none. Categorical columns are embedded (missing values and
+        categories unseen in ``fit`` share a reserved embedding); the others
+        are used as dense numeric inputs.
+    embedding_dim : int, default=8
+        Size of each categorical column's embedding.
+    standardize_numeric : bool, default=True
+        Standardise numeric columns with the mean and standard deviation of
+        the training data.
+    dropout : float, default=0.0
+        Dropout rate after every hidden layer.
+    learning_rate : float, default=1e-3
+        Adam's learning rate.
+    weight_decay : float, default=0.0
+        Adam's L2 penalty.
+    batch_size : int, default=256
+        Rows per training step.
+    max_epochs : int, default=30
+        Maximum number of passes over the training data.
+    early_stopping : "auto" or bool, default="auto"
+        Stop when the validation loss has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, then restore the best weights. ``"auto"``
+        turns it on when there are more than 10,000 samples.
+    validation_fraction : float, int or None, default=0.1
+        Share (or number) of the training rows held out for early stopping;
+        ``None`` stops on the training loss instead.
+    n_iter_no_change : int, default=5
+        Patience of early stopping, in epochs.
+    tol : float, default=1e-4
+        Smallest decrease of the monitored loss that counts as improvement.
+    random_state : int, RandomState or None, default=None
+        Seeds weight initialisation, dropout, shuffling and the validation
+        split. A fixed value gives identical predictions on the CPU.
+    device : str or torch.device, default="cpu"
+        Where the network is trained, e.g. ``"cuda"``.
+    verbose : int, default=0
+        Print a line per epoch when positive.
+    warm_start : bool, default=False
+        Keep the fitted network, encoders and classes, and continue training
+        for ``max_epochs`` more epochs on the next ``fit``.
+
+    Attributes
+    ----------
+    classes_ : list of ndarrays
+        The classes of each task (a single ndarray when fitted on a 1-D ``y``).
+    task_names_ : list of str
+        Names of the tasks: ``Y``'s columns when it is a DataFrame, else
+        ``task_0``, ``task_1``, ...
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined only when ``X`` has string column names.
+    is_categorical_ : ndarray of bool
+        Which input columns were treated as categorical.
+    history_ : skorch.History
+        One entry per epoch: ``train_loss`` and ``train_loss_<task>``; with
+        validation also ``valid_loss``, ``valid_loss_<task>`` and
+        ``valid_auc_<task>``; ``dur`` in seconds.
+    n_iter_ : int
+        Number of epochs run (over all fits with ``warm_start``).
+    net_ : skmtl._training.MultiTaskNet
+        The fitted skorch net; ``net_.module_`` is the :class:`skmtl.nn.MMoE`.
+
+    Examples
+    --------
+    >>> from skmtl import MMOEClassifier
+    >>> from skmtl.datasets import make_multitask
+    >>> data = make_multitask(2000, random_state=0)
+    >>> model = MMOEClassifier(max_epochs=5, random_state=0).fit(data.data, data.target)
+    >>> [p.shape for p in model.predict_proba(data.data)]
+    [(2000, 2), (2000, 2)]
+    """
+
+    _parameter_constraints = {
+        **MultiTaskClassifierBase._parameter_constraints,
+        "n_experts": [Interval(Integral, 1, None, closed="left")],
+        "expert_units": ["array-like"],
+        "tower_units": ["array-like"],
+    }
+
+    def __init__(self, *, n_experts=4, expert_units=(64,), tower_units=(32,),
+                 categorical_features="from_dtype", embedding_dim=8, standardize_numeric=True,
+                 dropout=0.0, learning_rate=1e-3, weight_decay=0.0, batch_size=256,
+                 max_epochs=30, early_stopping="auto", validation_fraction=0.1,
+                 n_iter_no_change=5, tol=1e-4, random_state=None, device="cpu", verbose=0,
+                 warm_start=False):
+        super().__init__(
+            categorical_features=categorical_features, embedding_dim=embedding_dim,
+            standardize_numeric=standardize_numeric, dropout=dropout,
+            learning_rate=learning_rate, weight_decay=weight_decay, batch_size=batch_size,
+            max_epochs=max_epochs, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            tol=tol, random_state=random_state, device=device, verbose=verbose,
+            warm_start=warm_start)
+        self.n_experts = n_experts
+        self.expert_units = expert_units
+        self.tower_units = tower_units
+
+    def _check_hyperparameters(self):
+        _check_units("tower_units", self.tower_units)
+        if not _check_units("expert_units", self.expert_units):
+            raise ValueError("expert_units needs at least one layer.")
+
+    def _build_module(self, cardinalities, n_numeric, padding_codes, classes):
+        return MMoE(
+            cardinalities, n_numeric, _output_dims(classes),
+            embedding_dim=self.embedding_dim, n_experts=self.n_experts,
+            expert_units=self.expert_units, tower_units=self.tower_units,
+            dropout=self.dropout, padding_codes=padding_codes)
+
+    def _build_criterion(self, classes):
+        return MultiTaskLoss(_output_dims(classes))
+
+
+def _output_dims(classes):
+    """One logit for a binary task, one per class otherwise."""
+    return [1 if len(task_classes) == 2 else len(task_classes) for task_classes in classes]

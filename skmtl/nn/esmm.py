@@ -1,0 +1,84 @@
+"""Entire Space Multi-task Model (Ma et al., SIGIR 2018), over a chain of stages."""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .layers import MLP, FeatureEmbedding
+
+# log p is kept at most this, so 1 - p >= 1e-30 and log(1 - p) stays finite.
+# Only logits above ~69, where the sigmoid is saturated anyway, reach it.
+_LOG_PROBA_CEILING = -1e-30
+
+
+def entire_space_log_proba(logits):
+    """Log-probabilities of reaching each stage, from conditional logits.
+
+    Stage ``k`` is reached with probability ``prod_{j <= k} sigmoid(logits[:, j])``
+    (for two stages: ``pCTCVR = pCTR * pCVR``). Working in log space keeps the
+    product exact for tiny probabilities.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (batch, n_stages)
+        Conditional logits: stage ``k`` given stage ``k - 1``.
+
+    Returns
+    -------
+    log_reach, log_miss : Tensors of shape (batch, n_stages)
+        ``log p`` and ``log (1 - p)`` of the entire-space probabilities,
+        both finite: ``p`` never reaches exactly 0 or 1.
+    """
+    log_reach = torch.cumsum(F.logsigmoid(logits), dim=1).clamp(max=_LOG_PROBA_CEILING)
+    # log(1 - exp(a)) for a < 0, computed stably.
+    log_miss = torch.log(-torch.expm1(log_reach))
+    return log_reach, log_miss
+
+
+class ESMM(nn.Module):
+    """Shared embedding with one tower per stage of a conversion funnel.
+
+    Tower ``k`` models the conditional probability of stage ``k`` given stage
+    ``k - 1`` (the CTR tower, then the CVR tower, ...). Training supervises
+    only the entire-space products, see :class:`skmtl.nn.EntireSpaceLoss`.
+
+    Parameters
+    ----------
+    cardinalities : sequence of int
+    n_numeric : int
+    n_stages : int, default=2
+        Length of the funnel (2: click, conversion).
+    embedding_dim : int, default=8
+    tower_units : sequence of int, default=(64, 32)
+    dropout : float, default=0.0
+    padding_codes : sequence of int, optional
+    """
+
+    def __init__(self, cardinalities, n_numeric, n_stages=2, *, embedding_dim=8,
+                 tower_units=(64, 32), dropout=0.0, padding_codes=None):
+        super().__init__()
+        if n_stages < 2:
+            raise ValueError(f"ESMM needs at least 2 stages, got {n_stages}")
+        self.n_stages = int(n_stages)
+        self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes)
+        self.towers = nn.ModuleList(
+            MLP(self.embedding.output_dim, tower_units, dropout, output_dim=1)
+            for _ in range(self.n_stages)
+        )
+
+    def forward(self, categorical, numeric):
+        """Return conditional logits of shape ``(batch, n_stages)``."""
+        x = self.embedding(categorical, numeric)
+        return torch.cat([tower(x) for tower in self.towers], dim=1)
+
+    def predict_proba(self, logits):
+        """Entire-space probabilities per stage, each ``(batch, 2)``: ``[1 - p, p]``."""
+        return _two_columns(torch.cumprod(torch.sigmoid(logits), dim=1))
+
+    def predict_conditional_proba(self, logits):
+        """Conditional probabilities per stage, each ``(batch, 2)``: ``[1 - p, p]``."""
+        return _two_columns(torch.sigmoid(logits))
+
+
+def _two_columns(positive):
+    return [torch.stack([1.0 - p, p], dim=1) for p in positive.unbind(dim=1)]

@@ -1,0 +1,179 @@
+"""Building blocks shared by the multi-task networks."""
+
+import math
+
+import torch
+from torch import nn
+
+
+class FeatureEmbedding(nn.Module):
+    """Embed categorical codes and pass dense numeric inputs through.
+
+    All categorical columns share one fused embedding table; column ``j``
+    owns the rows ``offsets[j] : offsets[j] + cardinalities[j]``, so a single
+    lookup embeds every column of a batch at once.
+
+    Parameters
+    ----------
+    cardinalities : sequence of int
+        Number of distinct codes per categorical column, reserved codes
+        included. Codes of column ``j`` lie in ``[0, cardinalities[j])``.
+    n_numeric : int
+        Number of dense numeric inputs.
+    embedding_dim : int
+        Size of each column's embedding vector.
+    padding_codes : sequence of int, optional
+        Per column, a code whose embedding starts at zero (the reserved
+        "unknown or missing" code). ``None`` leaves all rows random.
+
+    Attributes
+    ----------
+    output_dim : int
+        ``len(cardinalities) * embedding_dim + n_numeric``.
+    """
+
+    def __init__(self, cardinalities, n_numeric, embedding_dim, padding_codes=None):
+        super().__init__()
+        cardinalities = [int(c) for c in cardinalities]
+        if any(c < 1 for c in cardinalities):
+            raise ValueError(f"every cardinality must be >= 1, got {cardinalities}")
+        self.n_categorical = len(cardinalities)
+        self.n_numeric = int(n_numeric)
+        self.embedding_dim = int(embedding_dim)
+        offsets = [0]
+        for cardinality in cardinalities[:-1]:
+            offsets.append(offsets[-1] + cardinality)
+        self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.long), persistent=True)
+        self.embedding = (
+            nn.Embedding(sum(cardinalities), self.embedding_dim) if cardinalities else None
+        )
+        if self.embedding is not None:
+            nn.init.normal_(self.embedding.weight, std=0.05)
+            if padding_codes is not None:
+                with torch.no_grad():
+                    rows = torch.tensor(padding_codes, dtype=torch.long) + self.offsets
+                    self.embedding.weight[rows] = 0.0
+        self.output_dim = self.n_categorical * self.embedding_dim + self.n_numeric
+
+    def forward(self, categorical, numeric):
+        """Return the concatenated ``(batch, output_dim)`` representation.
+
+        Parameters
+        ----------
+        categorical : LongTensor of shape (batch, n_categorical)
+        numeric : FloatTensor of shape (batch, n_numeric)
+        """
+        parts = []
+        if self.embedding is not None:
+            embedded = self.embedding(categorical + self.offsets)
+            parts.append(embedded.flatten(start_dim=1))
+        if self.n_numeric:
+            parts.append(numeric)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
+class MLP(nn.Sequential):
+    """Stack of ``Linear -> ReLU -> Dropout`` blocks.
+
+    Parameters
+    ----------
+    input_dim : int
+    hidden_units : sequence of int
+        Width of each hidden layer; empty means identity.
+    dropout : float, default=0.0
+    output_dim : int, optional
+        If given, a final linear layer without activation.
+    """
+
+    def __init__(self, input_dim, hidden_units, dropout=0.0, output_dim=None):
+        layers = []
+        width = input_dim
+        for units in hidden_units:
+            layers += [nn.Linear(width, units), nn.ReLU()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            width = units
+        if output_dim is not None:
+            layers.append(nn.Linear(width, output_dim))
+            width = output_dim
+        super().__init__(*layers)
+        self.output_dim = width
+
+
+class ExpertBank(nn.Module):
+    """``n_experts`` MLPs of the same shape evaluated in one batched operation.
+
+    The first layers of all experts form one ``Linear`` (a single matrix
+    product); deeper layers are batched matrix products over the expert
+    dimension. There is no Python loop over experts.
+
+    Parameters
+    ----------
+    input_dim : int
+    n_experts : int
+    hidden_units : sequence of int
+        Layer widths of every expert (at least one layer).
+    dropout : float, default=0.0
+
+    Attributes
+    ----------
+    output_dim : int
+        Width of each expert's output.
+    """
+
+    def __init__(self, input_dim, n_experts, hidden_units, dropout=0.0):
+        super().__init__()
+        hidden_units = [int(u) for u in hidden_units]
+        if not hidden_units:
+            raise ValueError("experts need at least one hidden layer")
+        self.n_experts = int(n_experts)
+        # All experts' first layers as one Linear: a single GEMM per batch.
+        self.first = nn.Linear(int(input_dim), self.n_experts * hidden_units[0])
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.empty(self.n_experts, fan_in, fan_out))
+            for fan_in, fan_out in zip(hidden_units[:-1], hidden_units[1:])
+        )
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.empty(self.n_experts, 1, fan_out)) for fan_out in hidden_units[1:]
+        )
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.output_dim = hidden_units[-1]
+        self._reset_deep_layers()
+
+    def _reset_deep_layers(self):
+        # Same initialisation as nn.Linear, expert by expert.
+        for weight, bias in zip(self.weights, self.biases):
+            bound = 1.0 / math.sqrt(weight.shape[1])
+            nn.init.uniform_(weight, -bound, bound)
+            nn.init.uniform_(bias, -bound, bound)
+
+    def forward(self, x):
+        """Map ``(batch, input_dim)`` to ``(batch, n_experts, output_dim)``."""
+        h = self.first(x).view(x.shape[0], self.n_experts, -1).transpose(0, 1)
+        h = self.dropout(torch.relu(h))
+        for weight, bias in zip(self.weights, self.biases):
+            # (E, B, in) @ (E, in, out) + (E, 1, out)
+            h = self.dropout(torch.relu(torch.baddbmm(bias, h, weight)))
+        return h.transpose(0, 1)
+
+
+class TaskGates(nn.Module):
+    """One softmax gate per task over a bank of experts, computed together.
+
+    Parameters
+    ----------
+    input_dim : int
+    n_tasks : int
+    n_experts : int
+    """
+
+    def __init__(self, input_dim, n_tasks, n_experts):
+        super().__init__()
+        self.n_tasks = int(n_tasks)
+        self.n_experts = int(n_experts)
+        self.linear = nn.Linear(input_dim, self.n_tasks * self.n_experts)
+
+    def forward(self, x):
+        """Return gate weights of shape ``(batch, n_tasks, n_experts)``."""
+        logits = self.linear(x).view(x.shape[0], self.n_tasks, self.n_experts)
+        return torch.softmax(logits, dim=-1)

@@ -1,0 +1,75 @@
+"""Per-task training losses. Each returns one (weighted mean) loss per task."""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .esmm import entire_space_log_proba
+
+
+def _weighted_mean(losses, sample_weight):
+    """Mean over the batch (dim 0) of ``losses``, weighted by ``sample_weight``."""
+    if sample_weight is None:
+        return losses.mean(dim=0)
+    weight = sample_weight.unsqueeze(1)
+    return (losses * weight).sum(dim=0) / weight.sum().clamp(min=torch.finfo(losses.dtype).tiny)
+
+
+class MultiTaskLoss(nn.Module):
+    """Binary or multiclass cross-entropy per task.
+
+    Parameters
+    ----------
+    task_output_dims : sequence of int
+        1 for a binary task (a single logit, binary cross-entropy), the number
+        of classes for a multiclass task (softmax cross-entropy).
+    """
+
+    def __init__(self, task_output_dims):
+        super().__init__()
+        self.task_output_dims = [int(d) for d in task_output_dims]
+
+    def forward(self, logits, target, sample_weight=None):
+        """Return the per-task losses, shape ``(n_tasks,)``.
+
+        Parameters
+        ----------
+        logits : tuple of Tensors
+            Task ``t``'s logits, shape ``(batch, task_output_dims[t])``.
+        target : Tensor of shape (batch, n_tasks)
+            Class codes per task (``0 .. n_classes - 1``), as floats.
+        sample_weight : Tensor of shape (batch,), optional
+        """
+        per_sample = []
+        for t, task_logits in enumerate(logits):
+            if self.task_output_dims[t] == 1:
+                loss = F.binary_cross_entropy_with_logits(
+                    task_logits[:, 0], target[:, t], reduction="none")
+            else:
+                loss = F.cross_entropy(task_logits, target[:, t].long(), reduction="none")
+            per_sample.append(loss)
+        return _weighted_mean(torch.stack(per_sample, dim=1), sample_weight)
+
+
+class EntireSpaceLoss(nn.Module):
+    """ESMM's loss: binary cross-entropy of each stage's entire-space probability.
+
+    For two stages this is ``BCE(click, pCTR) + BCE(click & conversion, pCTCVR)``
+    over every impression; the conditional (CVR) probability is never
+    supervised directly.
+    """
+
+    def forward(self, logits, target, sample_weight=None):
+        """Return the per-stage losses, shape ``(n_stages,)``.
+
+        Parameters
+        ----------
+        logits : Tensor of shape (batch, n_stages)
+            Conditional logits from :class:`skmtl.nn.ESMM`.
+        target : Tensor of shape (batch, n_stages)
+            1 where the row reached that stage, else 0.
+        sample_weight : Tensor of shape (batch,), optional
+        """
+        log_reach, log_miss = entire_space_log_proba(logits)
+        losses = -(target * log_reach + (1.0 - target) * log_miss)
+        return _weighted_mean(losses, sample_weight)

@@ -1,0 +1,39 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def make_tasks(n_samples=2000, seed=0):
+    """Mixed-type features and two binary tasks that depend on them.
+
+    Task ``t1`` depends on ``num_a`` and ``color``; task ``t2`` on ``num_b`` and
+    ``shop``; ``click``/``conversion`` form an ESMM funnel on the same signals.
+    """
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({
+        "color": rng.choice(["red", "green", "blue", "black"], n_samples),
+        "num_a": rng.normal(size=n_samples),
+        "shop": pd.Categorical(rng.integers(0, 30, n_samples)),
+        "num_b": rng.normal(3.0, 10.0, size=n_samples),
+    })
+    # The effects are fixed across seeds, so every sample shares one ground truth.
+    shop_effect = np.random.default_rng(12345).normal(0, 1.5, 30)[X["shop"].to_numpy(int)]
+    logit_1 = 2.0 * X["num_a"] + np.where(X["color"] == "red", 2.0, -0.5)
+    logit_2 = -0.25 * (X["num_b"] - 3.0) + shop_effect
+    p_1 = 1 / (1 + np.exp(-logit_1))
+    p_2 = 1 / (1 + np.exp(-logit_2))
+    t1 = (rng.random(n_samples) < p_1).astype(int)
+    t2 = (rng.random(n_samples) < p_2).astype(int)
+    Y = pd.DataFrame({"t1": t1, "t2": t2})
+    funnel = pd.DataFrame({"click": t1, "conversion": t1 * t2})
+    return X, Y, funnel
+
+
+@pytest.fixture(scope="session")
+def tasks():
+    return make_tasks(2000, seed=0)
+
+
+@pytest.fixture(scope="session")
+def holdout():
+    return make_tasks(1000, seed=1)

@@ -1,0 +1,147 @@
+"""The PyTorch core on its own."""
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import skmtl.nn
+from skmtl.nn import (ESMM, MLP, EntireSpaceLoss, ExpertBank, FeatureEmbedding, MMoE,
+                      MultiTaskLoss, TaskGates, entire_space_log_proba)
+
+
+def test_nn_does_not_import_sklearn_or_skorch():
+    package = Path(skmtl.nn.__file__).parent
+    imported = set()
+    for source in package.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    assert "torch" in imported
+    assert not imported & {"sklearn", "skorch", "pandas"}
+
+
+def test_feature_embedding_uses_one_table_with_offsets():
+    emb = FeatureEmbedding([3, 5], n_numeric=2, embedding_dim=4)
+    assert emb.embedding.num_embeddings == 8
+    assert emb.offsets.tolist() == [0, 3]
+    categorical = torch.tensor([[1, 1], [2, 4]])
+    numeric = torch.tensor([[0.5, -1.0], [2.0, 3.0]])
+    out = emb(categorical, numeric)
+    assert out.shape == (2, 2 * 4 + 2)
+    table = emb.embedding.weight
+    torch.testing.assert_close(out[0, :4], table[1])
+    torch.testing.assert_close(out[0, 4:8], table[3 + 1])   # column 1 is offset by 3
+    torch.testing.assert_close(out[1, 4:8], table[3 + 4])
+    torch.testing.assert_close(out[:, 8:], numeric)
+
+
+def test_feature_embedding_zero_initialises_reserved_codes():
+    emb = FeatureEmbedding([3, 5], 0, 4, padding_codes=[0, 0])
+    assert torch.all(emb.embedding.weight[[0, 3]] == 0)
+    assert torch.any(emb.embedding.weight[[1, 2, 4]] != 0)
+
+
+@pytest.mark.parametrize("cardinalities, n_numeric", [([], 3), ([4], 0)])
+def test_feature_embedding_only_numeric_or_only_categorical(cardinalities, n_numeric):
+    emb = FeatureEmbedding(cardinalities, n_numeric, 2)
+    categorical = torch.zeros(5, len(cardinalities), dtype=torch.long)
+    numeric = torch.randn(5, n_numeric)
+    assert emb(categorical, numeric).shape == (5, emb.output_dim)
+
+
+def test_expert_bank_matches_independent_experts():
+    torch.manual_seed(0)
+    bank = ExpertBank(6, n_experts=3, hidden_units=[5, 4])
+    x = torch.randn(7, 6)
+    out = bank(x)
+    assert out.shape == (7, 3, 4)
+    for e in range(3):
+        first = nn.Linear(6, 5)
+        first.weight.data = bank.first.weight[e * 5:(e + 1) * 5]
+        first.bias.data = bank.first.bias[e * 5:(e + 1) * 5]
+        h = torch.relu(first(x))
+        h = torch.relu(h @ bank.weights[0][e] + bank.biases[0][e])
+        torch.testing.assert_close(out[:, e], h)
+
+
+def test_gates_are_distributions():
+    gates = TaskGates(6, n_tasks=2, n_experts=3)(torch.randn(4, 6))
+    assert gates.shape == (4, 2, 3)
+    torch.testing.assert_close(gates.sum(-1), torch.ones(4, 2))
+
+
+def test_mlp_shapes():
+    mlp = MLP(6, [8, 4], dropout=0.1, output_dim=2)
+    assert mlp(torch.randn(3, 6)).shape == (3, 2)
+    assert MLP(6, []).output_dim == 6
+
+
+def test_mmoe_outputs_and_loss():
+    model = MMoE([4, 3], 2, task_output_dims=[1, 3], n_experts=2, expert_units=(8,))
+    categorical = torch.tensor([[0, 1], [3, 2]])
+    numeric = torch.randn(2, 2)
+    logits = model(categorical, numeric)
+    assert [tuple(t.shape) for t in logits] == [(2, 1), (2, 3)]
+    probas = model.predict_proba(logits)
+    for p in probas:
+        torch.testing.assert_close(p.sum(1), torch.ones(2))
+    losses = MultiTaskLoss([1, 3])(logits, torch.tensor([[1.0, 2.0], [0.0, 0.0]]))
+    assert losses.shape == (2,)
+    losses.sum().backward()
+    assert model.experts.first.weight.grad is not None
+    assert model.gate_weights(categorical, numeric).shape == (2, 2, 2)
+
+
+def test_esmm_probability_is_product_of_conditionals():
+    model = ESMM([5], 1, n_stages=3)
+    logits = model(torch.tensor([[1], [4]]), torch.randn(2, 1))
+    reach = model.predict_proba(logits)
+    conditional = model.predict_conditional_proba(logits)
+    torch.testing.assert_close(reach[0], conditional[0])
+    torch.testing.assert_close(reach[1][:, 1], conditional[0][:, 1] * conditional[1][:, 1])
+    torch.testing.assert_close(
+        reach[2][:, 1], conditional[0][:, 1] * conditional[1][:, 1] * conditional[2][:, 1])
+
+
+def test_entire_space_loss_is_finite_and_has_gradients_at_extremes():
+    logits = torch.tensor([[40.0, 40.0], [-60.0, -60.0], [200.0, 200.0], [0.0, 0.0]],
+                          requires_grad=True)
+    target = torch.tensor([[0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0]])
+    log_reach, log_miss = entire_space_log_proba(logits)
+    assert torch.isfinite(log_reach).all() and torch.isfinite(log_miss).all()
+    assert (log_reach < 0).all() and (log_miss <= 0).all()
+    loss = EntireSpaceLoss()(logits, target)
+    assert torch.isfinite(loss).all()
+    loss.sum().backward()
+    assert torch.isfinite(logits.grad).all()
+    # A confident wrong click prediction still gets pushed down.
+    assert logits.grad[0, 0] > 0
+
+
+def test_entire_space_loss_matches_bce_of_product():
+    torch.manual_seed(0)
+    logits = torch.randn(50, 2)
+    target = torch.stack([torch.ones(50), (torch.rand(50) < 0.5).float()], 1)
+    p = torch.cumprod(torch.sigmoid(logits), dim=1)
+    expected = torch.stack([
+        nn.functional.binary_cross_entropy(p[:, k], target[:, k]) for k in range(2)])
+    torch.testing.assert_close(EntireSpaceLoss()(logits, target), expected)
+
+
+def test_weighted_loss_ignores_zero_weight_rows():
+    logits = (torch.tensor([[2.0], [-1.0], [0.5]]),)
+    target = torch.tensor([[1.0], [1.0], [0.0]])
+    loss = MultiTaskLoss([1])
+    weighted = loss(logits, target, torch.tensor([1.0, 0.0, 1.0]))
+    kept = loss((logits[0][[0, 2]],), target[[0, 2]])
+    torch.testing.assert_close(weighted, kept)
+
+
+def test_esmm_needs_two_stages():
+    with pytest.raises(ValueError, match="at least 2 stages"):
+        ESMM([3], 0, n_stages=1)
