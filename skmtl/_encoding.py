@@ -21,7 +21,8 @@ def _is_categorical_dtype(dtype):
 
 
 def _column_label(feature_names, index):
-    return repr(feature_names[index]) if feature_names is not None else f"at index {index}"
+    """A column's name, or its position when ``X`` has no names."""
+    return str(feature_names[index]) if feature_names is not None else int(index)
 
 
 def check_features(X, estimator_name):
@@ -166,7 +167,7 @@ class TabularEncoder:
         kinds = {_value_kind(v) for v in uniques}
         if len(kinds) > 1:
             raise TypeError(
-                f"Categorical column {_column_label(self.feature_names_in_, j)} mixes value "
+                f"Categorical column {_column_label(self.feature_names_in_, j)!r} mixes value "
                 f"types ({', '.join(sorted(kinds))}); convert it to one type, e.g. "
                 "X[col].astype(str).")
         try:
@@ -182,8 +183,8 @@ class TabularEncoder:
         self._check_columns(X)
         codes = np.empty((X.shape[0], len(self.categorical_indices_)), dtype=np.int64)
         for k, (j, categories) in enumerate(zip(self.categorical_indices_, self.categories_)):
-            codes[:, k] = pd.Categorical(_column(X, j), categories=categories).codes
-        codes += 1  # pandas marks unknown and missing with -1
+            codes[:, k] = _category_positions(_column(X, j), categories)
+        codes += 1  # unknown and missing values are at position -1
         numeric = self._numeric_block(X)
         if self.standardize and numeric.shape[1]:
             numeric -= self.mean_.astype(np.float32)
@@ -249,6 +250,16 @@ def _feature_names(X):
 
 def _column(X, j):
     return X.iloc[:, j] if isinstance(X, pd.DataFrame) else X[:, j]
+
+
+def _category_positions(values, categories):
+    """Position of each value in ``categories``; -1 for missing or unknown values."""
+    index = pd.Index(categories)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        # Map the (few) categories of the dtype, then the integer codes.
+        lookup = np.append(index.get_indexer(values.cat.categories), -1)
+        return lookup[values.cat.codes.to_numpy()]
+    return index.get_indexer(values)
 
 
 def _value_kind(value):

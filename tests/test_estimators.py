@@ -1,0 +1,411 @@
+"""The public estimators: outputs, scikit-learn integration, persistence, learning."""
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.compose import make_column_transformer
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OrdinalEncoder, StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skmtl import ESMMClassifier, MMOEClassifier
+
+FAST = dict(max_epochs=4, batch_size=128, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def mmoe(tasks):
+    X, Y, _ = tasks
+    return MMOEClassifier(**FAST).fit(X, Y)
+
+
+@pytest.fixture(scope="module")
+def esmm(tasks):
+    X, _, funnel = tasks
+    return ESMMClassifier(**FAST).fit(X, funnel)
+
+
+# -- outputs -------------------------------------------------------------------
+
+
+def test_mmoe_output_shapes_and_types(mmoe, holdout):
+    X, Y, _ = holdout
+    proba = mmoe.predict_proba(X)
+    assert isinstance(proba, list) and len(proba) == 2
+    for p in proba:
+        assert p.shape == (len(X), 2) and p.dtype == np.float64
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+    pred = mmoe.predict(X)
+    assert pred.shape == (len(X), 2)
+    for t in range(2):
+        np.testing.assert_array_equal(pred[:, t], mmoe.classes_[t][proba[t].argmax(1)])
+    assert [list(c) for c in mmoe.classes_] == [[0, 1], [0, 1]]
+    assert mmoe.task_names_ == ["t1", "t2"]
+    assert mmoe.n_features_in_ == 4
+    assert list(mmoe.feature_names_in_) == ["color", "num_a", "shop", "num_b"]
+    assert list(mmoe.is_categorical_) == [True, False, True, False]
+    assert 0.0 <= mmoe.score(X, Y) <= 1.0
+
+
+def test_mmoe_history_records_losses_per_task(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(early_stopping=True, **FAST).fit(X, Y)
+    history = model.history_
+    assert len(history) == model.n_iter_ <= 4
+    for key in ("train_loss", "train_loss_t1", "train_loss_t2", "valid_loss",
+                "valid_loss_t1", "valid_loss_t2", "valid_auc_t1", "valid_auc_t2"):
+        assert all(np.isfinite(history[:, key])), key
+    np.testing.assert_allclose(
+        history[:, "train_loss"],
+        np.add(history[:, "train_loss_t1"], history[:, "train_loss_t2"]), rtol=1e-5)
+    assert history[-1, "train_loss"] < history[0, "train_loss"]
+    without_validation = MMOEClassifier(early_stopping=False, **FAST).fit(X, Y)
+    assert "valid_loss" not in without_validation.history_[-1]
+
+
+def test_single_task_with_1d_y_follows_single_output_conventions(tasks):
+    X, Y, _ = tasks
+    y = np.where(Y["t1"] == 1, "yes", "no")
+    model = MMOEClassifier(**FAST).fit(X, y)
+    proba = model.predict_proba(X)
+    assert isinstance(proba, np.ndarray) and proba.shape == (len(X), 2)
+    assert list(model.classes_) == ["no", "yes"]
+    pred = model.predict(X)
+    assert pred.shape == (len(X),) and set(pred) <= {"no", "yes"}
+    assert model.score(X, y) > 0.6
+
+
+def test_multiclass_and_string_labels(tasks):
+    X, Y, _ = tasks
+    grade = np.select([X["num_a"] < -0.5, X["num_a"] < 0.5], ["low", "mid"], "high")
+    Y = pd.DataFrame({"grade": grade, "t2": Y["t2"]})
+    model = MMOEClassifier(**{**FAST, "max_epochs": 8}).fit(X, Y)
+    proba = model.predict_proba(X)
+    assert proba[0].shape == (len(X), 3) and proba[1].shape == (len(X), 2)
+    assert list(model.classes_[0]) == ["high", "low", "mid"]
+    pred = model.predict(X)
+    assert pred.dtype == object and set(pred[:, 0]) <= {"high", "low", "mid"}
+    assert np.mean(pred[:, 0] == grade) > 0.6
+
+
+def test_esmm_outputs_and_product_identity(esmm, holdout):
+    X, _, _ = holdout
+    reach = esmm.predict_proba(X)
+    conditional = esmm.predict_conditional_proba(X)
+    assert len(reach) == len(conditional) == 2
+    for p in reach + conditional:
+        assert p.shape == (len(X), 2)
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(reach[0], conditional[0])
+    np.testing.assert_allclose(reach[1][:, 1], conditional[0][:, 1] * conditional[1][:, 1],
+                               rtol=1e-6)
+    assert np.all(reach[1][:, 1] <= reach[0][:, 1])
+    assert esmm.predict(X).shape == (len(X), 2)
+    assert [list(c) for c in esmm.classes_] == [[0, 1], [0, 1]]
+    assert esmm.task_names_ == ["click", "conversion"]
+
+
+def test_esmm_chain_of_three_stages(tasks):
+    X, _, funnel = tasks
+    stages = funnel.assign(purchase=funnel["conversion"] * (X["num_a"] > 0).astype(int))
+    model = ESMMClassifier(**FAST).fit(X, stages)
+    reach = model.predict_proba(X)
+    conditional = model.predict_conditional_proba(X)
+    assert len(reach) == 3
+    np.testing.assert_allclose(
+        reach[2][:, 1], np.prod([c[:, 1] for c in conditional], axis=0), rtol=1e-5)
+
+
+# -- labels and input checks ---------------------------------------------------------
+
+
+def test_esmm_rejects_conversion_without_click(tasks):
+    X, _, funnel = tasks
+    bad = funnel.copy()
+    no_click = np.flatnonzero(bad["click"].to_numpy() == 0)[:7]
+    bad.loc[no_click, "conversion"] = 1
+    with pytest.raises(ValueError, match=r"7 row\(s\) have conversion=1 but click=0"):
+        ESMMClassifier(**FAST).fit(X, bad)
+
+
+@pytest.mark.parametrize("bad_value", [2, -1, 0.5, "yes"])
+def test_esmm_rejects_non_binary_labels(tasks, bad_value):
+    X, _, funnel = tasks
+    bad = funnel.astype(object)
+    bad.loc[3, "click"] = bad_value
+    with pytest.raises(ValueError, match="binary 0/1 labels; stage 'click'"):
+        ESMMClassifier(**FAST).fit(X, bad)
+
+
+def test_esmm_needs_two_stages(tasks):
+    X, _, funnel = tasks
+    with pytest.raises(ValueError, match="at least 2"):
+        ESMMClassifier(**FAST).fit(X, funnel["click"])
+    with pytest.raises(ValueError, match="at least 2"):
+        ESMMClassifier(**FAST).fit(X, funnel[["click"]])
+
+
+def test_esmm_accepts_boolean_labels(tasks):
+    X, _, funnel = tasks
+    model = ESMMClassifier(**{**FAST, "max_epochs": 1}).fit(X, funnel.astype(bool))
+    assert [list(c) for c in model.classes_] == [[0, 1], [0, 1]]
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_numeric_values_name_the_column(tasks, value):
+    X, Y, _ = tasks
+    bad = X.copy()
+    bad.loc[5, "num_b"] = value
+    with pytest.raises(ValueError, match=r"Numeric columns \['num_b'\] contain NaN or infinite"):
+        MMOEClassifier(**FAST).fit(bad, Y)
+
+
+def test_non_finite_at_predict_time(mmoe, holdout):
+    X = holdout[0].copy()
+    X.loc[0, "num_a"] = np.nan
+    with pytest.raises(ValueError, match="num_a"):
+        mmoe.predict_proba(X)
+
+
+def test_unseen_and_missing_categories_at_predict_time(mmoe, holdout):
+    X = holdout[0].copy()
+    reference = mmoe.predict_proba(X)
+    X["color"] = X["color"].astype(object)
+    X.loc[:9, "color"] = "ultraviolet"
+    X.loc[10:19, "color"] = None
+    X["shop"] = X["shop"].cat.add_categories([999])
+    X.loc[20:29, "shop"] = 999
+    proba = mmoe.predict_proba(X)
+    for p in proba:
+        assert np.all(np.isfinite(p))
+    np.testing.assert_allclose(proba[0][30:], reference[0][30:], rtol=1e-6)
+    # an unknown category is embedded like a missing value
+    np.testing.assert_allclose(proba[0][:10], mmoe.predict_proba(X.assign(
+        color=[None] * 10 + list(X["color"][10:])))[0][:10], rtol=1e-6)
+
+
+def test_categorical_features_specifications(tasks):
+    X, Y, _ = tasks
+    X = X.assign(shop=X["shop"].astype(int))
+    by_name = MMOEClassifier(categorical_features=["color", "shop"], **FAST).fit(X, Y)
+    by_index = MMOEClassifier(categorical_features=[0, 2], **FAST).fit(X, Y)
+    by_mask = MMOEClassifier(categorical_features=[True, False, True, False], **FAST).fit(X, Y)
+    for model in (by_name, by_index, by_mask):
+        assert list(model.is_categorical_) == [True, False, True, False]
+    np.testing.assert_allclose(by_name.predict_proba(X)[1], by_index.predict_proba(X)[1])
+    from_dtype = MMOEClassifier(**FAST).fit(X, Y)
+    assert list(from_dtype.is_categorical_) == [True, False, False, False]
+    with pytest.raises(ValueError, match=r"\['nope'\] are not columns"):
+        MMOEClassifier(categorical_features=["nope"], **FAST).fit(X, Y)
+    with pytest.raises(ValueError, match="out of range"):
+        MMOEClassifier(categorical_features=[7], **FAST).fit(X, Y)
+    with pytest.raises(ValueError, match="hold values that are not numbers"):
+        MMOEClassifier(categorical_features=None, **FAST).fit(X, Y)
+
+
+def test_numeric_array_input(tasks):
+    X, Y, _ = tasks
+    array = X[["num_a", "num_b"]].to_numpy()
+    model = MMOEClassifier(**FAST).fit(array, Y.to_numpy())
+    assert model.task_names_ == ["task_0", "task_1"]
+    assert not hasattr(model, "feature_names_in_")
+    assert model.predict(array).shape == (len(X), 2)
+    with pytest.raises(ValueError, match="X has 3 features, but MMOEClassifier was fitted with 2"):
+        model.predict(np.c_[array, array[:, :1]])
+
+
+def test_columns_must_match_fit(mmoe, holdout):
+    X = holdout[0]
+    with pytest.raises(ValueError, match=r"Missing: \['num_b'\]"):
+        mmoe.predict(X.drop(columns="num_b").assign(other=1.0))
+    with pytest.raises(ValueError, match="same order"):
+        mmoe.predict(X[X.columns[::-1]])
+
+
+def test_standardization_can_be_switched_off(tasks):
+    X, Y, _ = tasks
+    on = MMOEClassifier(**FAST).fit(X, Y)
+    off = MMOEClassifier(standardize_numeric=False, **FAST).fit(X, Y)
+    np.testing.assert_allclose(on._encoder.mean_, X[["num_a", "num_b"]].mean(), rtol=1e-5)
+    _, numeric = off._encoder.transform(X)
+    np.testing.assert_allclose(numeric, X[["num_a", "num_b"]].to_numpy(np.float32))
+    _, numeric = on._encoder.transform(X)
+    np.testing.assert_allclose(numeric.mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(numeric.std(0), 1.0, rtol=1e-4)
+
+
+def test_parameters_are_validated_at_fit_not_init(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(learning_rate=-1.0)
+    assert model.learning_rate == -1.0
+    with pytest.raises(InvalidParameterError, match="learning_rate"):
+        model.fit(X, Y)
+    with pytest.raises(InvalidParameterError, match="n_experts"):
+        MMOEClassifier(n_experts=0).fit(X, Y)
+    with pytest.raises(ValueError, match="expert_units"):
+        MMOEClassifier(expert_units=(8, 0)).fit(X, Y)
+
+
+def test_predict_before_fit_raises_not_fitted(holdout):
+    with pytest.raises(NotFittedError):
+        MMOEClassifier().predict(holdout[0])
+    with pytest.raises(NotFittedError):
+        ESMMClassifier().predict_conditional_proba(holdout[0])
+
+
+# -- training behaviour --------------------------------------------------------------
+
+
+def test_same_random_state_same_predictions(tasks, holdout):
+    X, Y, _ = tasks
+    first = MMOEClassifier(**FAST).fit(X, Y).predict_proba(holdout[0])
+    second = MMOEClassifier(**FAST).fit(X, Y).predict_proba(holdout[0])
+    other = MMOEClassifier(**{**FAST, "random_state": 1}).fit(X, Y).predict_proba(holdout[0])
+    for a, b, c in zip(first, second, other):
+        np.testing.assert_array_equal(a, b)
+        assert not np.allclose(a, c)
+
+
+def test_fit_does_not_disturb_the_global_torch_rng(tasks):
+    X, Y, _ = tasks
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    MMOEClassifier(**{**FAST, "max_epochs": 1}).fit(X, Y)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_early_stopping_restores_best_weights(tasks):
+    X, Y, _ = tasks
+    # A large learning rate makes the validation loss bounce, so the last epoch
+    # is rarely the best one.
+    model = MMOEClassifier(early_stopping=True, n_iter_no_change=3, max_epochs=30,
+                           learning_rate=0.05, batch_size=64, random_state=0).fit(X, Y)
+    valid_losses = model.history_[:, "valid_loss"]
+    assert len(valid_losses) < 30
+    best = int(np.argmin(valid_losses))
+    assert best < len(valid_losses) - 1
+    valid = model.net_.train_split.keywords["valid_ds"]
+    module = model.net_.module_.eval()
+    with torch.no_grad():
+        features, (target, _) = valid.batch(slice(None))
+        loss = model.net_.criterion_(module(**features), target).sum().item()
+    assert loss == pytest.approx(valid_losses[best], rel=1e-4)
+
+
+def test_early_stopping_auto_depends_on_sample_count(tasks):
+    X, Y, _ = tasks
+    assert MMOEClassifier()._early_stopping_enabled(len(X)) is False
+    assert MMOEClassifier()._early_stopping_enabled(20_000) is True
+    with pytest.raises(ValueError, match="validation_fraction"):
+        MMOEClassifier(early_stopping=True, validation_fraction=len(X)).fit(X, Y)
+
+
+def test_warm_start_continues_training(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(warm_start=True, **{**FAST, "max_epochs": 2}).fit(X, Y)
+    weights = model.net_.module_.experts.first.weight.detach().clone()
+    model.fit(X, Y)
+    assert model.n_iter_ == 4
+    assert model.net_.module_.experts.first.weight.shape == weights.shape
+    cold = MMOEClassifier(**{**FAST, "max_epochs": 2}).fit(X, Y)
+    # a cold fit restarts from the same initial weights: one epoch pair, not two
+    assert cold.n_iter_ == 2
+    with pytest.raises(ValueError, match="same tasks"):
+        model.fit(X, Y.rename(columns={"t2": "other"}))
+
+
+def test_sample_weight(tasks):
+    X, Y, _ = tasks
+    ones = MMOEClassifier(**FAST).fit(X, Y, sample_weight=np.ones(len(X)))
+    none = MMOEClassifier(**FAST).fit(X, Y)
+    for a, b in zip(ones.predict_proba(X), none.predict_proba(X)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # Up-weighting the positives of t1 raises the predicted rate of t1.
+    weight = np.where(Y["t1"] == 1, 10.0, 1.0)
+    heavy = MMOEClassifier(**FAST).fit(X, Y, sample_weight=weight)
+    assert heavy.predict_proba(X)[0][:, 1].mean() > none.predict_proba(X)[0][:, 1].mean() + 0.1
+    with pytest.raises(ValueError):
+        MMOEClassifier(**FAST).fit(X, Y, sample_weight=np.ones(3))
+
+
+def test_mmoe_learns_every_task(tasks, holdout):
+    X, Y, _ = tasks
+    X_test, Y_test, _ = holdout
+    model = MMOEClassifier(max_epochs=15, random_state=0).fit(X, Y)
+    proba = model.predict_proba(X_test)
+    aucs = [roc_auc_score(Y_test[name], p[:, 1]) for name, p in zip(Y.columns, proba)]
+    assert min(aucs) > 0.75, aucs
+
+
+def test_esmm_learns_click_and_conversion(tasks, holdout):
+    X, _, funnel = tasks
+    X_test, Y_test, funnel_test = holdout
+    model = ESMMClassifier(max_epochs=15, random_state=0).fit(X, funnel)
+    reach = model.predict_proba(X_test)
+    conditional = model.predict_conditional_proba(X_test)
+    assert roc_auc_score(funnel_test["click"], reach[0][:, 1]) > 0.8
+    assert roc_auc_score(funnel_test["conversion"], reach[1][:, 1]) > 0.75
+    # pCVR is judged on every row against the conversion propensity, clicked or not
+    assert roc_auc_score(Y_test["t2"], conditional[1][:, 1]) > 0.65
+
+
+# -- scikit-learn integration ------------------------------------------------------------
+
+
+def test_grid_search_with_roc_auc(tasks):
+    X, Y, _ = tasks
+    search = GridSearchCV(MMOEClassifier(max_epochs=3, random_state=0), {"n_experts": [2, 4]},
+                          scoring="roc_auc", cv=3).fit(X, Y)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.all((scores > 0.6) & (scores <= 1.0))
+    assert search.best_params_["n_experts"] in (2, 4)
+
+
+def test_cross_val_score_and_clone(tasks):
+    X, _, funnel = tasks
+    model = ESMMClassifier(max_epochs=3, random_state=0)
+    scores = cross_val_score(model, X, funnel, cv=3, scoring="roc_auc")
+    assert scores.shape == (3,) and np.all(scores > 0.6)
+    copy = clone(model.set_params(embedding_dim=4))
+    assert copy.get_params() == model.get_params()
+    assert not hasattr(copy, "net_")
+
+
+def test_pipeline_with_column_transformer(tasks):
+    X, Y, _ = tasks
+    categorical, numeric = ["color", "shop"], ["num_a", "num_b"]
+    pre = make_column_transformer(
+        (OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), categorical),
+        (StandardScaler(), numeric),
+        verbose_feature_names_out=False,
+    ).set_output(transform="pandas")
+    pipe = make_pipeline(pre, MMOEClassifier(categorical_features=categorical,
+                                             standardize_numeric=False, **FAST))
+    pipe.fit(X, Y)
+    assert list(pipe[-1].is_categorical_) == [True, True, False, False]
+    proba = pipe.predict_proba(X)
+    assert [p.shape for p in proba] == [(len(X), 2), (len(X), 2)]
+    pipe.set_params(mmoeclassifier__n_experts=2, mmoeclassifier__max_epochs=1)
+    assert pipe.get_params()["mmoeclassifier__n_experts"] == 2
+    pipe.fit(X, Y)
+    assert pipe[-1].net_.module_.experts.n_experts == 2
+    unseen = X.assign(color="ultraviolet")
+    assert np.all(np.isfinite(pipe.predict_proba(unseen)[0]))
+
+
+@pytest.mark.parametrize("name", ["mmoe", "esmm"])
+def test_joblib_round_trip(name, request, holdout, tmp_path):
+    model = request.getfixturevalue(name)
+    path = tmp_path / "model.joblib"
+    joblib.dump(model, path)
+    loaded = joblib.load(path)
+    for a, b in zip(model.predict_proba(holdout[0]), loaded.predict_proba(holdout[0])):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(model.predict(holdout[0]), loaded.predict(holdout[0]))
