@@ -244,7 +244,8 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         with torch.inference_mode():
             for features, _ in BatchIterator(data, PREDICT_BATCH_SIZE):
                 outputs = module(**{k: v.to(device) for k, v in features.items()})
-                chunks.append([p.to("cpu", torch.float64) for p in to_proba(outputs)])
+                # float64 rows summing to 1 at float64 precision, as scikit-learn expects
+                chunks.append([_normalized(p.to("cpu", torch.float64)) for p in to_proba(outputs)])
         probas = [torch.cat(task).numpy() for task in zip(*chunks)]
         return probas[0] if self._single_output else probas
 
@@ -302,6 +303,10 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         tags.input_tags.categorical = True
         tags.input_tags.string = True
         return tags
+
+
+def _normalized(proba):
+    return proba / proba.sum(dim=1, keepdim=True)
 
 
 @contextlib.contextmanager

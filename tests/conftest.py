@@ -1,6 +1,25 @@
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+
+# The real data sets lie beside the repository (CI sets SKMTL_DATA to it too).
+DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_data_home():
+    """Point SKMTL_DATA at the shared data folder (absolute) for the whole run.
+
+    Tests on real data fail, never skip, when the data is not there.
+    """
+    env = os.environ.get("SKMTL_DATA")
+    home = Path(os.path.abspath(env)) if env else DEFAULT_SHARED_DATA
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SKMTL_DATA", str(home))
+        yield home
 
 
 def make_tasks(n_samples=2000, seed=0):

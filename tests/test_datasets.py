@@ -9,7 +9,6 @@ HTTP server on 127.0.0.1; nothing goes to the internet.
 import gzip
 import hashlib
 import http.server
-import os
 import shutil
 import socket
 import threading
@@ -32,23 +31,6 @@ from skmtl.datasets import (
     make_multitask,
 )
 from skmtl.datasets._base import RemoteFile, fetch_file
-
-DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def _shared_data_home():
-    env = os.environ.get("SKMTL_DATA")
-    return Path(os.path.abspath(env)) if env else DEFAULT_SHARED_DATA
-
-
-@pytest.fixture(scope="module", autouse=True)
-def shared_data_home():
-    """Point SKMTL_DATA at the shared data folder (absolute) for this module."""
-    home = _shared_data_home()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SKMTL_DATA", str(home))
-        yield home
-
 
 @pytest.fixture
 def no_network(monkeypatch):

@@ -1,0 +1,30 @@
+"""Command line: ``python -m skmtl demo``."""
+
+import argparse
+import sys
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m skmtl", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo", help="fit MMoE on Census-Income and ESMM on Coat against single-task "
+                     "baselines, print the results and save plots")
+    demo.add_argument("--output", default="skmtl-demo-output",
+                      help="folder for the plots (default: %(default)s)")
+    demo.add_argument("--data-home", default=None,
+                      help="folder holding the data sets (default: $SKMTL_DATA, else "
+                           "~/skmtl_data)")
+    demo.add_argument("--no-download", action="store_true",
+                      help="never download: use synthetic data for missing data sets")
+    demo.add_argument("--random-state", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    from ._demo import run_demo
+    run_demo(args.output, data_home=args.data_home, download=not args.no_download,
+             random_state=args.random_state)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

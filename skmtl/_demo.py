@@ -1,0 +1,207 @@
+"""The demo: MMoE on Census-Income and ESMM on Coat, against single-task baselines.
+
+Run it with ``python -m skmtl demo``. Where the real data cannot be had
+(neither in the data home nor downloadable) it says so and uses the synthetic
+generators of :mod:`skmtl.datasets` instead.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import log_loss, roc_auc_score, roc_curve
+from sklearn.model_selection import train_test_split
+
+from . import ESMMClassifier, MMOEClassifier
+from .datasets import (fetch_census_income, fetch_coat, get_data_home, make_entire_space,
+                       make_multitask)
+
+
+def run_demo(output_dir="skmtl-demo-output", data_home=None, download=True, random_state=0,
+             print_fn=print):
+    """Fit both models, print the result tables and save the plots.
+
+    Parameters
+    ----------
+    output_dir : str or path-like
+        Folder for the plots (created if needed).
+    data_home : str, optional
+        Where the real data sets are; see :func:`skmtl.datasets.get_data_home`.
+    download : bool
+        Download missing data sets; if False, use synthetic data instead.
+    random_state : int
+    print_fn : callable
+        Receives every line of the report.
+
+    Returns
+    -------
+    results : dict
+        ``{"mmoe": [...rows...], "esmm": [...rows...], "plots": [paths]}``.
+    """
+    output_dir = Path(output_dir).resolve()
+    print_fn(f"skmtl demo — data home: {get_data_home(data_home)}")
+    load = dict(data_home=data_home, download_if_missing=download)
+    mmoe_rows, mmoe_curves = _mmoe_on_census(load, random_state, print_fn)
+    esmm_rows, esmm_curves = _esmm_on_coat(load, random_state, print_fn)
+    plots = _save_plots(output_dir, mmoe_curves + esmm_curves, print_fn)
+    return {"mmoe": mmoe_rows, "esmm": esmm_rows, "plots": plots}
+
+
+def _load(fetch, fallback, what, print_fn, load):
+    try:
+        return fetch(**load), True
+    except OSError as exc:
+        print_fn(f"\n{what} is not available ({exc})\n-> using synthetic data instead.")
+        return fallback(), False
+
+
+def _mmoe_on_census(load, random_state, print_fn):
+    bunch, real = _load(
+        lambda **load: fetch_census_income(subset="test", **load),
+        lambda: make_multitask(50_000, n_features=12, n_tasks=2, task_correlation=0.5,
+                               n_categorical=4, random_state=random_state),
+        "Census-Income", print_fn, load)
+    title = ("Census-Income (KDD) test file, 80/20 split" if real
+             else "Synthetic multi-task data (task correlation 0.5)")
+    print_fn(f"\n== MMoE: {title} — {bunch.data.shape[0]:,} rows, "
+             f"{bunch.data.shape[1]} features ==")
+    X_train, X_test, Y_train, Y_test = train_test_split(
+        bunch.data, bunch.target, test_size=0.2, random_state=random_state)
+
+    mmoe, mmoe_seconds = _timed_fit(MMOEClassifier(random_state=random_state), X_train, Y_train)
+    proba = mmoe.predict_proba(X_test)
+    rows, curves = [], []
+    for t, task in enumerate(mmoe.task_names_):
+        single, single_seconds = _timed_fit(MMOEClassifier(random_state=random_state),
+                                            X_train, Y_train[task])
+        single_proba = single.predict_proba(X_test)
+        y = Y_test[task].to_numpy()
+        rows.append({
+            "task": task, "positive rate": y.mean(),
+            "MMoE AUC": roc_auc_score(y, proba[t][:, 1]),
+            "single-task AUC": roc_auc_score(y, single_proba[:, 1]),
+            "MMoE log loss": log_loss(y, proba[t]),
+            "single-task log loss": log_loss(y, single_proba),
+            "single-task fit s": single_seconds,
+        })
+        curves.append(_curves(f"mmoe_{task}", f"MMoE — {task}", mmoe, task, y,
+                              {"MMoE": proba[t][:, 1], "single-task": single_proba[:, 1]}))
+    print_fn(f"MMOEClassifier(): {mmoe_seconds:.1f} s, {mmoe.n_iter_} epochs "
+             "(single-task baseline: the same network, one task at a time)")
+    _print_table(rows, print_fn)
+    return rows, curves
+
+
+def _esmm_on_coat(load, random_state, print_fn):
+    bunch, real = _load(
+        fetch_coat,
+        lambda: make_entire_space(60_000, random_state=random_state),
+        "Coat", print_fn, load)
+    stages = ["click", "conversion"]
+    if real:
+        X_train, Y_train = bunch.data, bunch.target[stages]
+        # Random-exposure ratings: conversion judged over the whole space.
+        X_test, y_test = bunch.test_data, bunch.test_target["conversion"].to_numpy()
+        title = ("Coat — self-selected ratings as clicks, rating >= 4 as conversions; "
+                 "judged on random-exposure ratings")
+    else:
+        X_train, X_test, Y_train, _, _, cvr_test = train_test_split(
+            bunch.data, bunch.target[stages], bunch.conversion_proba, test_size=0.3,
+            random_state=random_state)
+        # The true conversion propensity of every held-out impression, clicked or not.
+        y_test = (np.random.default_rng(random_state).random(len(cvr_test)) < cvr_test)
+        y_test = y_test.astype(int)
+        title = "Synthetic impressions -> clicks -> conversions (selection bias 1.0)"
+    print_fn(f"\n== ESMM: {title} — {len(X_train):,} impressions, "
+             f"{int(Y_train['click'].sum()):,} clicks ==")
+
+    esmm, esmm_seconds = _timed_fit(ESMMClassifier(random_state=random_state), X_train, Y_train)
+    esmm_cvr = esmm.predict_conditional_proba(X_test)[1][:, 1]
+    clicked = Y_train["click"].to_numpy() == 1
+    naive, naive_seconds = _timed_fit(MMOEClassifier(random_state=random_state),
+                                      X_train[clicked], Y_train["conversion"][clicked])
+    naive_cvr = naive.predict_proba(X_test)[:, 1]
+    rows = [
+        {"model": name, "pCVR AUC": roc_auc_score(y_test, cvr), "mean pCVR": cvr.mean(),
+         "observed rate": y_test.mean(), "log loss": log_loss(y_test, cvr), "fit s": seconds}
+        for name, cvr, seconds in [
+            ("ESMMClassifier, all impressions", esmm_cvr, esmm_seconds),
+            ("single-task, clicked rows only", naive_cvr, naive_seconds)]
+    ]
+    print_fn(f"ESMMClassifier(): {esmm.n_iter_} epochs")
+    _print_table(rows, print_fn)
+    curves = [_curves("esmm_conversion", "ESMM — p(conversion | click)", esmm, "conversion",
+                      y_test, {"ESMM": esmm_cvr, "clicked rows only": naive_cvr})]
+    return rows, curves
+
+
+def _timed_fit(model, X, Y):
+    start = time.perf_counter()
+    model.fit(X, Y)
+    return model, time.perf_counter() - start
+
+
+def _curves(filename, title, model, task, y_true, scores):
+    history = model.history_
+    learning = {key: history[:, key] for key in (f"train_loss_{task}", f"valid_loss_{task}",
+                                                  f"valid_auc_{task}")
+                if key in history[-1]}
+    return {"filename": filename, "title": title, "learning": learning,
+            "roc": {name: roc_curve(y_true, s)[:2] + (roc_auc_score(y_true, s),)
+                    for name, s in scores.items()}}
+
+
+def _print_table(rows, print_fn):
+    header = list(rows[0])
+    cells = [[_format(row[key]) for key in header] for row in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    print_fn("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print_fn("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for line in cells:
+        print_fn("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |")
+
+
+def _format(value):
+    return f"{value:.4f}" if isinstance(value, (float, np.floating)) else str(value)
+
+
+def _save_plots(output_dir, curves, print_fn):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print_fn("\nmatplotlib is not installed: no plots (pip install 'skmtl[plot]').")
+        return []
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for curve in curves:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+        epochs = np.arange(1, len(next(iter(curve["learning"].values()))) + 1)
+        for key, values in curve["learning"].items():
+            if "auc" not in key:
+                left.plot(epochs, values, marker="o", label=key)
+        left.set(xlabel="epoch", ylabel="log loss", title="Learning curve")
+        auc_key = next((k for k in curve["learning"] if "auc" in k), None)
+        if auc_key is not None:
+            twin = left.twinx()
+            twin.plot(epochs, curve["learning"][auc_key], color="gray", linestyle="--",
+                      label=auc_key)
+            twin.set_ylabel("validation AUC")
+            twin.legend(loc="center right")
+        left.legend(loc="upper right")
+        for name, (fpr, tpr, auc) in curve["roc"].items():
+            right.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
+        right.plot([0, 1], [0, 1], color="lightgray", linestyle=":")
+        right.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
+        right.legend(loc="lower right")
+        fig.suptitle(curve["title"])
+        fig.tight_layout()
+        path = output_dir / f"{curve['filename']}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+    print_fn(f"\nPlots (learning curve and ROC curve per task) saved in {output_dir}:")
+    for path in paths:
+        print_fn(f"  {path.name}")
+    return paths

@@ -1,0 +1,37 @@
+"""The demo, on real data and with the synthetic fallback, at one epoch per fit."""
+
+import functools
+
+import pytest
+
+from skmtl import ESMMClassifier, MMOEClassifier, _demo
+from skmtl.__main__ import main
+
+
+@pytest.fixture
+def one_epoch(monkeypatch):
+    for cls in (MMOEClassifier, ESMMClassifier):
+        monkeypatch.setattr(_demo, cls.__name__, functools.partial(cls, max_epochs=1))
+
+
+def test_demo_on_real_data(one_epoch, tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path / "out"), "--no-download"]) == 0
+    out = capsys.readouterr().out
+    assert "Census-Income (KDD) test file" in out and "Coat" in out
+    assert "synthetic" not in out
+    assert "income_50k" in out and "never_married" in out
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        "mmoe_income_50k.png", "mmoe_never_married.png", "esmm_conversion.png"}
+
+
+def test_demo_falls_back_to_synthetic_data(one_epoch, tmp_path):
+    lines = []
+    results = _demo.run_demo(tmp_path / "out", data_home=tmp_path / "empty", download=False,
+                             print_fn=lines.append)
+    text = "\n".join(lines)
+    assert text.count("using synthetic data instead") == 2
+    assert str(tmp_path / "empty") in text
+    assert [row["task"] for row in results["mmoe"]] == ["task_0", "task_1"]
+    for row in results["mmoe"]:
+        assert 0.5 < row["MMoE AUC"] <= 1.0
+    assert len(results["esmm"]) == 2 and len(results["plots"]) == 3
