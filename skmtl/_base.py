@@ -102,13 +102,13 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
     # -- fit ---------------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, Y, sample_weight=None):
-        """Fit the model to features ``X`` and labels ``Y``.
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to features ``X`` and labels ``y``.
 
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_samples, n_features)
-        Y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
+        y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
             One column per task; DataFrame column names become ``task_names_``.
         sample_weight : array-like of shape (n_samples,), optional
             Weights of the rows in every task's loss.
@@ -125,7 +125,7 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         categorical, numeric = encoder.transform(X)
         n_samples = categorical.shape[0]
 
-        columns, task_names, single_output = check_targets(Y, n_samples, name)
+        columns, task_names, single_output = check_targets(y, n_samples, name)
         columns = self._prepare_labels(columns, task_names, single_output)
         if warm and (task_names != self.task_names_ or single_output != self._single_output):
             raise ValueError(
@@ -283,15 +283,15 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
             out[:, t] = label
         return out
 
-    def score(self, X, Y, sample_weight=None):
+    def score(self, X, y, sample_weight=None):
         """Accuracy; with several tasks, the fraction of rows with every task right.
 
         This is scikit-learn's subset accuracy for multi-output predictions.
         """
         Y_pred = self.predict(X)
         if self._single_output:
-            return accuracy_score(Y, Y_pred, sample_weight=sample_weight)
-        hits = np.all(np.asarray(Y, dtype=object) == Y_pred.astype(object), axis=1)
+            return accuracy_score(y, Y_pred, sample_weight=sample_weight)
+        hits = np.all(np.asarray(y, dtype=object) == Y_pred.astype(object), axis=1)
         return float(np.average(hits, weights=sample_weight))
 
     def _classes_list(self):

@@ -170,6 +170,7 @@ def _save_plots(output_dir, curves, print_fn):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         print_fn("\nmatplotlib is not installed: no plots (pip install 'skmtl[plot]').")
         return []
@@ -182,14 +183,17 @@ def _save_plots(output_dir, curves, print_fn):
             if "auc" not in key:
                 left.plot(epochs, values, marker="o", label=key)
         left.set(xlabel="epoch", ylabel="log loss", title="Learning curve")
+        left.xaxis.set_major_locator(MaxNLocator(integer=True))
+        handles, labels = left.get_legend_handles_labels()
         auc_key = next((k for k in curve["learning"] if "auc" in k), None)
         if auc_key is not None:
             twin = left.twinx()
             twin.plot(epochs, curve["learning"][auc_key], color="gray", linestyle="--",
                       label=auc_key)
             twin.set_ylabel("validation AUC")
-            twin.legend(loc="center right")
-        left.legend(loc="upper right")
+            more_handles, more_labels = twin.get_legend_handles_labels()
+            handles, labels = handles + more_handles, labels + more_labels
+        left.legend(handles, labels, loc="center right", fontsize="small")
         for name, (fpr, tpr, auc) in curve["roc"].items():
             right.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
         right.plot([0, 1], [0, 1], color="lightgray", linestyle=":")

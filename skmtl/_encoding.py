@@ -6,6 +6,7 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from sklearn.utils.multiclass import type_of_target
 
 # Code reserved in every categorical column for missing values and for
 # categories not seen during fit; known categories get codes 1, 2, ...
@@ -43,15 +44,20 @@ def check_features(X, estimator_name):
         if X.ndim != 2:
             raise ValueError(
                 f"{estimator_name} expects a 2-D X of shape (n_samples, n_features); "
-                f"got an array with {X.ndim} dimension(s), shape {X.shape}. "
-                + ("Reshape a single feature with X.reshape(-1, 1)." if X.ndim == 1 else ""))
-        if X.dtype.kind not in "biufcOUS":
+                f"got an array with {X.ndim} dimension(s), shape {X.shape}. Reshape your data"
+                + (", e.g. X.reshape(-1, 1) for a single feature." if X.ndim == 1 else "."))
+        if X.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported: X has dtype {X.dtype}.")
+        if X.dtype.kind not in "biufOUS":
             raise TypeError(f"X has unsupported dtype {X.dtype}.")
     n_samples, n_features = X.shape
+    # Worded as scikit-learn's own checks word them.
     if n_samples == 0:
-        raise ValueError(f"X has 0 samples; {estimator_name} needs at least one.")
+        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 "
+                         f"is required by {estimator_name}.")
     if n_features == 0:
-        raise ValueError(f"X has 0 features; {estimator_name} needs at least one.")
+        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of "
+                         f"1 is required by {estimator_name}.")
     return X
 
 
@@ -196,8 +202,8 @@ class TabularEncoder:
         fitted = self.feature_names_in_
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X has {X.shape[1]} features, but {self.estimator_name} was fitted with "
-                f"{self.n_features_in_} features.")
+                f"X has {X.shape[1]} features, but {self.estimator_name} is expecting "
+                f"{self.n_features_in_} features as input.")
         if fitted is None and names is not None:
             warnings.warn(
                 f"X has feature names, but {self.estimator_name} was fitted without "
@@ -293,6 +299,9 @@ def check_targets(Y, n_samples, estimator_name):
     single_output : bool
         True when ``Y`` was one-dimensional.
     """
+    if Y is None:
+        raise ValueError(
+            f"{estimator_name} requires y to be passed, but the target y is None.")
     if sparse.issparse(Y):
         raise TypeError(f"{estimator_name} does not accept sparse targets; pass a dense array.")
     if isinstance(Y, pd.DataFrame):
@@ -326,6 +335,10 @@ def check_targets(Y, n_samples, estimator_name):
         if n_missing:
             raise ValueError(
                 f"Labels of task {name!r} contain {n_missing} missing value(s) (NaN/None).")
+        if type_of_target(column) == "continuous":
+            raise ValueError(
+                f"Unknown label type: continuous. Labels of task {name!r} are continuous "
+                "values; a classifier needs discrete classes.")
     return columns, task_names, single_output
 
 
@@ -347,7 +360,7 @@ def encode_labels(columns, task_names, classes=None):
                     "them to one type.") from None
             if len(task_classes) < 2:
                 raise ValueError(
-                    f"Task {name!r} has a single class ({task_classes[0]!r}) in the "
+                    f"Task {name!r} has only one class ({task_classes[0]!r}) in the "
                     "training labels; every task needs at least two classes.")
             classes.append(task_classes)
     elif len(classes) != len(columns):

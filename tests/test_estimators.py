@@ -216,7 +216,7 @@ def test_numeric_array_input(tasks):
     assert model.task_names_ == ["task_0", "task_1"]
     assert not hasattr(model, "feature_names_in_")
     assert model.predict(array).shape == (len(X), 2)
-    with pytest.raises(ValueError, match="X has 3 features, but MMOEClassifier was fitted with 2"):
+    with pytest.raises(ValueError, match="X has 3 features, but MMOEClassifier is expecting 2"):
         model.predict(np.c_[array, array[:, :1]])
 
 
