@@ -14,7 +14,8 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
 
-from ._encoding import UNKNOWN_CODE, TabularEncoder, check_targets, encode_labels
+from ._encoding import (UNKNOWN_CODE, TabularEncoder, check_features, check_targets,
+                        encode_labels)
 from ._training import BatchIterator, MultiTaskNet, TensorData
 
 # Rows per forward pass at prediction time: bounds the memory of predict_proba.
@@ -120,11 +121,8 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         self._check_hyperparameters()
         warm = self.warm_start and hasattr(self, "net_")
         name = type(self).__name__
-        encoder = (self._encoder if warm else
-                   TabularEncoder(self.categorical_features, self.standardize_numeric, name).fit(X))
-        categorical, numeric = encoder.transform(X)
-        n_samples = categorical.shape[0]
-
+        X = check_features(X, name)
+        n_samples = X.shape[0]
         columns, task_names, single_output = check_targets(y, n_samples, name)
         columns = self._prepare_labels(columns, task_names, single_output)
         if warm and (task_names != self.task_names_ or single_output != self._single_output):
@@ -134,8 +132,16 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         codes, classes = encode_labels(columns, task_names,
                                        self._classes_list() if warm else None)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, categorical, dtype=np.float32,
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32,
                                                  ensure_non_negative=True)
+
+        if warm:
+            encoder = self._encoder
+            categorical, numeric = encoder.transform(X)
+        else:
+            encoder = TabularEncoder(self.categorical_features, self.standardize_numeric, name)
+            categorical, numeric = encoder.fit_transform(X, sample_weight)
+        if sample_weight is not None:
             sample_weight = torch.from_numpy(sample_weight)
 
         data = TensorData(torch.from_numpy(categorical), torch.from_numpy(numeric),

@@ -89,8 +89,17 @@ class TabularEncoder:
 
     # -- fit -----------------------------------------------------------------
 
-    def fit(self, X):
+    def fit(self, X, sample_weight=None):
         """Learn the columns, the categories and the numeric scaling of ``X``."""
+        self.fit_transform(X, sample_weight)
+        return self
+
+    def fit_transform(self, X, sample_weight=None):
+        """Fit to ``X`` and return its encoding, as :meth:`transform` does.
+
+        ``sample_weight`` weights the rows in the numeric means and standard
+        deviations, so that a weight of 2 acts as a repeated row.
+        """
         X = check_features(X, self.estimator_name)
         self.n_features_in_ = X.shape[1]
         self.feature_names_in_ = _feature_names(X)
@@ -101,15 +110,16 @@ class TabularEncoder:
             self._learn_categories(_column(X, j), j) for j in self.categorical_indices_
         ]
         numeric = self._numeric_block(X)
+        self.mean_ = np.zeros(numeric.shape[1])
+        self.scale_ = np.ones(numeric.shape[1])
         if self.standardize and numeric.shape[1]:
-            self.mean_ = numeric.mean(axis=0, dtype=np.float64)
-            scale = numeric.std(axis=0, dtype=np.float64)
+            self.mean_ = np.average(numeric, axis=0, weights=sample_weight).astype(np.float64)
+            variance = np.average((numeric - self.mean_) ** 2, axis=0, weights=sample_weight)
+            scale = np.sqrt(variance)
             scale[scale == 0.0] = 1.0
             self.scale_ = scale
-        else:
-            self.mean_ = np.zeros(numeric.shape[1])
-            self.scale_ = np.ones(numeric.shape[1])
-        return self
+            self._standardize(numeric)
+        return self._codes(X), numeric
 
     @property
     def cardinalities(self):
@@ -187,15 +197,21 @@ class TabularEncoder:
         """Return ``(codes, numeric)``: int64 ``(n, n_categorical)``, float32 ``(n, n_numeric)``."""
         X = check_features(X, self.estimator_name)
         self._check_columns(X)
+        numeric = self._numeric_block(X)
+        if self.standardize and numeric.shape[1]:
+            self._standardize(numeric)
+        return self._codes(X), numeric
+
+    def _codes(self, X):
         codes = np.empty((X.shape[0], len(self.categorical_indices_)), dtype=np.int64)
         for k, (j, categories) in enumerate(zip(self.categorical_indices_, self.categories_)):
             codes[:, k] = _category_positions(_column(X, j), categories)
         codes += 1  # unknown and missing values are at position -1
-        numeric = self._numeric_block(X)
-        if self.standardize and numeric.shape[1]:
-            numeric -= self.mean_.astype(np.float32)
-            numeric /= self.scale_.astype(np.float32)
-        return codes, numeric
+        return codes
+
+    def _standardize(self, numeric):
+        numeric -= self.mean_.astype(np.float32)
+        numeric /= self.scale_.astype(np.float32)
 
     def _check_columns(self, X):
         names = _feature_names(X)
