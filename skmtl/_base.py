@@ -1,6 +1,8 @@
 """The estimator layer shared by every multi-task classifier."""
 
 import contextlib
+import copy
+import warnings
 from abc import abstractmethod
 from numbers import Integral, Real
 
@@ -16,7 +18,9 @@ from skorch.helper import predefined_split
 
 from ._encoding import (UNKNOWN_CODE, TabularEncoder, check_features, check_targets,
                         encode_labels)
+from . import _persistence
 from ._training import BatchIterator, MultiTaskNet, TensorData
+from .exceptions import TrainingInterruptedWarning
 
 # Rows per forward pass at prediction time: bounds the memory of predict_proba.
 PREDICT_BATCH_SIZE = 8192
@@ -158,14 +162,30 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
                 net.iterator_train__seed = seed
                 net.callbacks = self._callbacks(train, valid)
                 net.initialize_callbacks()
+                before = _training_state(net)
             else:
                 module = self._build_module(encoder.cardinalities, len(encoder.numeric_indices_),
                                             [UNKNOWN_CODE] * len(encoder.cardinalities),
                                             classes)
-                net = self._build_net(module, classes, task_names, train, valid, seed)
+                net = self._build_net(module, classes, task_names, self._callbacks(train, valid),
+                                      self._train_split(valid), seed)
                 net.initialize()
-            net.partial_fit(train)
+            try:
+                net.partial_fit(train)
+            except BaseException:
+                if warm:  # leave the model as it was before this fit
+                    _restore_training_state(net, before)
+                raise
+        if net.interrupted_:
+            kept = ("the best weights by validation loss" if valid is not None
+                    and self._early_stopping_enabled(n_samples) else "the latest weights")
+            warnings.warn(
+                f"fit was interrupted after {len(net.history)} complete epoch(s); the model "
+                f"is usable and keeps {kept}.", TrainingInterruptedWarning, stacklevel=2)
+        self._set_fitted(encoder, net, task_names, classes, single_output)
+        return self
 
+    def _set_fitted(self, encoder, net, task_names, classes, single_output):
         self._encoder = encoder
         self.net_ = net
         self.task_names_ = task_names
@@ -179,7 +199,37 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         self.is_categorical_ = encoder.is_categorical_
         self.history_ = net.history
         self.n_iter_ = len(net.history)
+
+    def _restore_fitted(self, *, encoder, task_names, classes, single_output, module_state,
+                        optimizer_state, history, device):
+        """Rebuild the fitted state from its saved parts (see :func:`skmtl.load`)."""
+        module = self._build_module(encoder.cardinalities, len(encoder.numeric_indices_),
+                                    [UNKNOWN_CODE] * len(encoder.cardinalities), classes)
+        module.load_state_dict(module_state)
+        net = self._build_net(module, classes, task_names, callbacks=[], train_split=None,
+                              seed=0)
+        net.set_params(device=device)
+        net.initialize()
+        net.optimizer_.load_state_dict(optimizer_state)
+        net.history = history
+        self._set_fitted(encoder, net, task_names, classes, single_output)
         return self
+
+    def save(self, path):
+        """Save the fitted estimator to ``path``, in a format that runs no code on load.
+
+        The file is a zip archive holding the configuration, encoders and
+        history as JSON (with the skmtl version that wrote it) and the weights
+        for ``torch.load(weights_only=True)``. Read it back with
+        :func:`skmtl.load`. ``joblib.dump`` works too, but loading a pickle
+        can run arbitrary code: use it only for files you trust.
+
+        Parameters
+        ----------
+        path : str or path-like
+        """
+        check_is_fitted(self)
+        _persistence.save(self, path)
 
     def _check_hyperparameters(self):
         """Checks beyond ``_parameter_constraints``; subclasses extend."""
@@ -207,7 +257,7 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
     def _train_split(self, valid):
         return None if valid is None else predefined_split(valid)
 
-    def _build_net(self, module, classes, task_names, train, valid, seed):
+    def _build_net(self, module, classes, task_names, callbacks, train_split, seed):
         return MultiTaskNet(
             module=module,
             criterion=self._build_criterion(classes),
@@ -220,8 +270,8 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
             iterator_train__shuffle=True,
             iterator_train__seed=seed,
             iterator_valid=BatchIterator,
-            train_split=self._train_split(valid),
-            callbacks=self._callbacks(train, valid),
+            train_split=train_split,
+            callbacks=callbacks,
             device=self.device,
             verbose=self.verbose,
             task_names=task_names,
@@ -309,6 +359,19 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         tags.input_tags.categorical = True
         tags.input_tags.string = True
         return tags
+
+
+def _training_state(net):
+    """Copies of the module's and the optimizer's state, and the history length."""
+    return (copy.deepcopy(net.module_.state_dict()), copy.deepcopy(net.optimizer_.state_dict()),
+            len(net.history))
+
+
+def _restore_training_state(net, state):
+    module_state, optimizer_state, n_epochs = state
+    net.module_.load_state_dict(module_state)
+    net.optimizer_.load_state_dict(optimizer_state)
+    del net.history[n_epochs:]
 
 
 def _normalized(proba):

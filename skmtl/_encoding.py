@@ -121,6 +121,45 @@ class TabularEncoder:
             self._standardize(numeric)
         return self._codes(X), numeric
 
+    def to_dict(self):
+        """The fitted state as plain JSON-compatible values (see :func:`array_to_json`)."""
+        categorical_features = self.categorical_features
+        if categorical_features is not None and not isinstance(categorical_features, str):
+            categorical_features = np.asarray(categorical_features).tolist()
+        names = self.feature_names_in_
+        return {
+            "categorical_features": categorical_features,
+            "standardize": bool(self.standardize),
+            "estimator_name": self.estimator_name,
+            "n_features_in": int(self.n_features_in_),
+            "feature_names_in": None if names is None else [str(n) for n in names],
+            "is_categorical": self.is_categorical_.tolist(),
+            "categories": [array_to_json(c) for c in self.categories_],
+            "mean": self.mean_.tolist(),
+            "scale": self.scale_.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, state):
+        """Rebuild a fitted encoder from :meth:`to_dict`'s output."""
+        encoder = cls(state["categorical_features"], state["standardize"],
+                      state["estimator_name"])
+        encoder.n_features_in_ = int(state["n_features_in"])
+        names = state["feature_names_in"]
+        encoder.feature_names_in_ = None if names is None else np.asarray(names, dtype=object)
+        encoder.is_categorical_ = np.asarray(state["is_categorical"], dtype=bool)
+        encoder.categorical_indices_ = np.flatnonzero(encoder.is_categorical_)
+        encoder.numeric_indices_ = np.flatnonzero(~encoder.is_categorical_)
+        encoder.categories_ = [array_from_json(c) for c in state["categories"]]
+        encoder.mean_ = np.asarray(state["mean"], dtype=np.float64)
+        encoder.scale_ = np.asarray(state["scale"], dtype=np.float64)
+        shapes = (len(encoder.is_categorical_), len(encoder.categories_), len(encoder.mean_),
+                  len(encoder.scale_))
+        if shapes != (encoder.n_features_in_, len(encoder.categorical_indices_),
+                      len(encoder.numeric_indices_), len(encoder.numeric_indices_)):
+            raise ValueError("inconsistent encoder state: the column counts do not agree.")
+        return encoder
+
     @property
     def cardinalities(self):
         """Number of codes per categorical column, the reserved code included."""
@@ -272,6 +311,42 @@ def _feature_names(X):
 
 def _column(X, j):
     return X.iloc[:, j] if isinstance(X, pd.DataFrame) else X[:, j]
+
+
+_JSON_KINDS = {"b": bool, "i": int, "u": int, "f": float, "U": str}
+
+
+def array_to_json(values):
+    """A 1-D array of labels or categories as ``{"dtype": ..., "values": [...]}``.
+
+    Only booleans, integers, floats and strings are supported, so that the
+    result is plain JSON and reading it back runs no code.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind == "O":
+        kinds = {type(v) for v in values.tolist()}
+        if not kinds <= {str, int, float, bool}:
+            raise TypeError(
+                f"cannot store values of type {sorted(k.__name__ for k in kinds)} as JSON; "
+                "use strings, numbers or booleans (or persist with joblib instead).")
+        return {"dtype": "object", "values": values.tolist()}
+    if values.dtype.kind not in _JSON_KINDS:
+        raise TypeError(f"cannot store values of dtype {values.dtype} as JSON.")
+    return {"dtype": values.dtype.str, "values": values.tolist()}
+
+
+def array_from_json(state):
+    """Inverse of :func:`array_to_json`."""
+    dtype = np.dtype(object if state["dtype"] == "object" else state["dtype"])
+    if dtype.kind not in _JSON_KINDS and dtype.kind != "O":
+        raise ValueError(f"unsupported dtype {state['dtype']!r}.")
+    values = state["values"]
+    if not isinstance(values, list) or not all(
+            isinstance(v, (str, int, float, bool)) for v in values):
+        raise ValueError("values must be a list of strings, numbers or booleans.")
+    array = np.empty(len(values), dtype=dtype)
+    array[:] = values
+    return array
 
 
 def _category_positions(values, categories):

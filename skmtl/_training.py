@@ -7,7 +7,9 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 from skorch import NeuralNet
-from skorch.callbacks import EpochTimer, PrintLog
+from skorch.callbacks import EarlyStopping, EpochTimer, PrintLog
+
+from .exceptions import DivergenceError
 
 
 class TensorData(torch.utils.data.Dataset):
@@ -90,10 +92,6 @@ class BatchIterator:
             yield self.dataset.batch(rows)
 
 
-class DivergenceError(FloatingPointError):
-    """Raised when a task's training loss becomes NaN or infinite."""
-
-
 class MultiTaskNet(NeuralNet):
     """skorch net for the multi-task modules.
 
@@ -117,6 +115,24 @@ class MultiTaskNet(NeuralNet):
     @property
     def _default_callbacks(self):
         return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """Train; on ``KeyboardInterrupt`` note whether the user (not early stopping) sent it.
+
+        skorch's ``partial_fit`` catches the interrupt and still runs
+        ``on_train_end``, where early stopping restores the best weights. An
+        epoch cut short is dropped from the history. ``interrupted_`` tells
+        the caller whether training was interrupted.
+        """
+        self.interrupted_ = False
+        try:
+            return super().fit_loop(X, y, epochs, **fit_params)
+        except KeyboardInterrupt:
+            stoppers = [cb for _, cb in self.callbacks_ if isinstance(cb, EarlyStopping)]
+            self.interrupted_ = not any(cb.misses_ >= cb.patience for cb in stoppers)
+            if len(self.history) and "dur" not in self.history[-1]:
+                self.history.pop()
+            raise
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
         # skorch opens a history entry per batch here; losses are recorded per
@@ -153,6 +169,9 @@ class MultiTaskNet(NeuralNet):
         if iterator is None:
             return
         loss_sum = torch.zeros(len(self.task_names), device=self.device)
+        # Tasks whose loss was the first to turn NaN/inf: once one task's loss
+        # is NaN, shared weights spread it to the others.
+        first_nonfinite = torch.zeros(len(self.task_names), dtype=torch.bool, device=self.device)
         weight_sum = 0.0
         scores, targets, weights = [], [], []
         n_batches = 0
@@ -162,6 +181,8 @@ class MultiTaskNet(NeuralNet):
             _, (target, weight) = batch
             batch_weight = len(target) if weight is None else float(weight.sum())
             loss_sum += step["task_losses"] * batch_weight
+            first_nonfinite = torch.where(first_nonfinite.any(), first_nonfinite,
+                                          ~torch.isfinite(step["task_losses"]))
             weight_sum += batch_weight
             if not training:
                 scores.append([p.cpu() for p in self.module_.predict_proba(step["y_pred"])])
@@ -170,9 +191,9 @@ class MultiTaskNet(NeuralNet):
             self.notify("on_batch_end", batch=batch, training=training, **step)
             n_batches += 1
         task_losses = (loss_sum / max(weight_sum, np.finfo(float).tiny)).tolist()
-        diverged = [name for name, loss in zip(self.task_names, task_losses)
-                    if not math.isfinite(loss)]
-        if diverged:
+        if not all(math.isfinite(loss) for loss in task_losses):
+            diverged = [name for name, bad in zip(self.task_names, first_nonfinite.tolist())
+                        if bad]
             raise DivergenceError(
                 f"The {prefix} loss of task(s) {diverged} became NaN or infinite at epoch "
                 f"{len(self.history)}; lower learning_rate or check the input scale.")

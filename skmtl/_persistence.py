@@ -1,0 +1,199 @@
+"""Saving and loading fitted estimators in a format that executes no code on load.
+
+A model file is a zip archive with two members:
+
+``skmtl.json``
+    The estimator's class and parameters, the fitted encoders, the tasks and
+    their classes, the training history, the skmtl and torch versions that
+    wrote it, the format version, and the SHA-256 of the weights.
+``weights.pt``
+    The module's and the optimizer's ``state_dict``, read back with
+    ``torch.load(weights_only=True)``, which only rebuilds tensors and plain
+    containers.
+
+Nothing is unpickled: a file crafted to run code fails to load.
+"""
+
+import hashlib
+import io
+import json
+import math
+import os
+import pickle
+import tempfile
+import warnings
+import zipfile
+
+import numpy as np
+import torch
+from skorch.history import History
+
+from ._encoding import TabularEncoder, array_from_json, array_to_json
+
+FORMAT = "skmtl-model"
+FORMAT_VERSION = 1
+_CONFIG = "skmtl.json"
+_WEIGHTS = "weights.pt"
+
+
+def save(estimator, path):
+    """Write a fitted estimator to ``path`` (see :meth:`MultiTaskClassifierBase.save`)."""
+    from . import __version__
+
+    net = estimator.net_
+    buffer = io.BytesIO()
+    torch.save({"module": _to_cpu(net.module_.state_dict()),
+                "optimizer": _to_cpu(net.optimizer_.state_dict())}, buffer)
+    weights = buffer.getvalue()
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "skmtl_version": __version__,
+        "torch_version": torch.__version__,
+        "estimator": type(estimator).__name__,
+        "params": _json_params(estimator.get_params(deep=False)),
+        "encoder": estimator._encoder.to_dict(),
+        "task_names": list(estimator.task_names_),
+        "single_output": bool(estimator._single_output),
+        "classes": [array_to_json(c) for c in estimator._classes_list()],
+        "history": _json_history(net.history),
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+    }
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, tmp_path = tempfile.mkstemp(dir=folder, prefix=".skmtl-", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(_CONFIG, json.dumps(config, indent=1, allow_nan=True))
+            zf.writestr(_WEIGHTS, weights)
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def load(path, device=None):
+    """Load an estimator written by ``save``.
+
+    Parameters
+    ----------
+    path : str or path-like
+    device : str or torch.device, optional
+        Where to put the network; default: the device it was trained on, or
+        the CPU (with a warning) when that device is not available here.
+
+    Returns
+    -------
+    estimator : MMOEClassifier or ESMMClassifier
+        Fitted, with the same predictions as the saved one.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a skmtl model, is truncated or tampered with, or
+        was written by an incompatible version.
+    """
+    from . import ESMMClassifier, MMOEClassifier
+
+    path = os.fspath(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            config_bytes = zf.read(_CONFIG)
+            weights = zf.read(_WEIGHTS)
+    except (zipfile.BadZipFile, KeyError, EOFError, zipfile.LargeZipFile) as exc:
+        raise ValueError(f"{path} is not a valid skmtl model file ({exc}).") from None
+    try:
+        config = json.loads(config_bytes)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: the model description is not valid JSON ({exc}).") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a skmtl model file.")
+    version = config.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} uses model format {version!r}, written by skmtl "
+            f"{config.get('skmtl_version')}; this skmtl reads format {FORMAT_VERSION} and older. "
+            "Upgrade skmtl to load it.")
+    if hashlib.sha256(weights).hexdigest() != config.get("weights_sha256"):
+        raise ValueError(f"{path}: the weights do not match their checksum; the file is "
+                         "corrupted or was modified.")
+    classes = {cls.__name__: cls for cls in (ESMMClassifier, MMOEClassifier)}
+    if config.get("estimator") not in classes:
+        raise ValueError(f"{path}: unknown estimator {config.get('estimator')!r}.")
+    try:
+        state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        raise ValueError(f"{path}: the weights cannot be read safely ({exc}).") from None
+    try:
+        estimator = classes[config["estimator"]](**_params_from_json(config["params"]))
+        estimator._validate_params()
+        estimator._check_hyperparameters()
+        return estimator._restore_fitted(
+            encoder=TabularEncoder.from_dict(config["encoder"]),
+            task_names=[str(name) for name in config["task_names"]],
+            classes=[array_from_json(c) for c in config["classes"]],
+            single_output=bool(config["single_output"]),
+            module_state=state["module"],
+            optimizer_state=state["optimizer"],
+            history=History(config["history"]),
+            device=_available_device(device if device is not None else estimator.device),
+        )
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise ValueError(f"{path}: the model description is invalid or does not match its "
+                         f"weights ({type(exc).__name__}: {exc}).") from None
+
+
+def _to_cpu(state):
+    if isinstance(state, torch.Tensor):
+        return state.detach().cpu()
+    if isinstance(state, dict):
+        return {key: _to_cpu(value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_to_cpu(value) for value in state)
+    return state
+
+
+def _json_params(params):
+    out = {}
+    for name, value in params.items():
+        if isinstance(value, torch.device):
+            value = str(value)
+        elif isinstance(value, (tuple, np.ndarray)):
+            value = np.asarray(value).tolist()
+        elif isinstance(value, np.random.RandomState):
+            warnings.warn("random_state is a RandomState instance; it is saved as None.",
+                          UserWarning, stacklevel=3)
+            value = None
+        elif isinstance(value, np.generic):
+            value = value.item()
+        if not isinstance(value, (str, int, float, bool, list, type(None))):
+            raise TypeError(f"cannot save parameter {name}={value!r} as JSON.")
+        out[name] = value
+    return out
+
+
+def _params_from_json(params):
+    if not isinstance(params, dict):
+        raise ValueError("params must be a mapping")
+    # Hidden-layer sizes are tuples in the estimators' signatures.
+    return {name: tuple(value) if name.endswith("_units") else value
+            for name, value in params.items()}
+
+
+def _json_history(history):
+    rows = []
+    for row in history:
+        rows.append({key: value for key, value in row.items()
+                     if key != "batches" and isinstance(value, (int, float, str))
+                     and not (isinstance(value, float) and math.isinf(value))})
+    return rows
+
+
+def _available_device(device):
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        warnings.warn(f"The model was trained on {device}, which is not available here; it "
+                      "is loaded on the CPU.", UserWarning, stacklevel=3)
+        return torch.device("cpu")
+    return device

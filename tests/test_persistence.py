@@ -1,0 +1,214 @@
+"""save/load: identical predictions, a format that runs no code, clear errors on bad files."""
+
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+
+import skmtl
+from skmtl import ESMMClassifier, MMOEClassifier, load
+
+FAST = dict(max_epochs=3, batch_size=128, random_state=0)
+
+
+def _outputs(model, X):
+    out = model.predict_proba(X)
+    out = list(out) if isinstance(out, list) else [out]
+    out.append(model.predict(X))
+    if isinstance(model, ESMMClassifier):
+        out += model.predict_conditional_proba(X)
+    return out
+
+
+def _fitted(kind, tasks):
+    X, Y, funnel = tasks
+    if kind == "mmoe":
+        labels = Y.assign(t2=np.where(Y["t2"] == 1, "buy", "skip"),
+                          grade=pd.cut(X["num_a"], [-np.inf, -0.5, 0.5, np.inf],
+                                       labels=[0, 1, 2]).astype(int))
+        return MMOEClassifier(early_stopping=True, **FAST).fit(X, labels)
+    if kind == "single":
+        return MMOEClassifier(**FAST).fit(X[["num_a", "num_b"]].to_numpy(), Y["t1"].to_numpy())
+    stages = funnel.assign(purchase=funnel["conversion"] * (X["num_b"] > 3).astype(int))
+    return ESMMClassifier(**FAST).fit(X, stages)
+
+
+@pytest.mark.parametrize("kind", ["mmoe", "single", "esmm"])
+def test_round_trip_gives_identical_predictions(kind, tasks, holdout, tmp_path):
+    model = _fitted(kind, tasks)
+    X_test = holdout[0] if kind != "single" else holdout[0][["num_a", "num_b"]].to_numpy()
+    model.save(tmp_path / "model.skmtl")
+    loaded = load(tmp_path / "model.skmtl")
+    assert type(loaded) is type(model)
+    assert loaded.get_params() == model.get_params()
+    for a, b in zip(_outputs(model, X_test), _outputs(loaded, X_test)):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.task_names_ == model.task_names_
+    if isinstance(model.classes_, list):
+        assert len(loaded.classes_) == len(model.classes_)
+        for a, b in zip(loaded.classes_, model.classes_):
+            np.testing.assert_array_equal(a, b)
+            assert a.dtype == b.dtype
+    else:
+        np.testing.assert_array_equal(loaded.classes_, model.classes_)
+    assert loaded.n_iter_ == model.n_iter_
+    assert loaded.history_[:, "train_loss"] == model.history_[:, "train_loss"]
+    assert hasattr(loaded, "feature_names_in_") == hasattr(model, "feature_names_in_")
+
+
+def test_loaded_model_continues_training(tasks, tmp_path):
+    X, Y, _ = tasks
+    model = MMOEClassifier(warm_start=True, **FAST).fit(X, Y)
+    model.save(tmp_path / "m.skmtl")
+    resumed = load(tmp_path / "m.skmtl").fit(X, Y)
+    continued = model.fit(X, Y)
+    assert resumed.n_iter_ == continued.n_iter_ == 6
+    for a, b in zip(resumed.predict_proba(X), continued.predict_proba(X)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_file_is_stamped_with_versions(tasks, tmp_path):
+    _fitted("esmm", tasks).save(tmp_path / "m.skmtl")
+    with zipfile.ZipFile(tmp_path / "m.skmtl") as zf:
+        assert sorted(zf.namelist()) == ["skmtl.json", "weights.pt"]
+        config = json.loads(zf.read("skmtl.json"))
+    assert config["skmtl_version"] == skmtl.__version__
+    assert config["torch_version"] == torch.__version__
+    assert config["format_version"] == 1 and config["estimator"] == "ESMMClassifier"
+
+
+def test_saving_an_unfitted_model():
+    with pytest.raises(NotFittedError):
+        MMOEClassifier().save("never.skmtl")
+
+
+# -- bad files ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved(tasks, tmp_path_factory):
+    path = tmp_path_factory.mktemp("saved") / "model.skmtl"
+    _fitted("mmoe", tasks).save(path)
+    with zipfile.ZipFile(path) as zf:
+        return path, json.loads(zf.read("skmtl.json")), zf.read("weights.pt")
+
+
+def _write(path, config, weights):
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("skmtl.json", config if isinstance(config, (str, bytes))
+                    else json.dumps(config))
+        zf.writestr("weights.pt", weights)
+    return path
+
+
+def test_truncated_file(saved, tmp_path):
+    data = saved[0].read_bytes()
+    (tmp_path / "cut.skmtl").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a valid skmtl model file"):
+        load(tmp_path / "cut.skmtl")
+
+
+def test_not_a_model_file(tmp_path):
+    (tmp_path / "x.skmtl").write_text("hello")
+    with pytest.raises(ValueError, match="not a valid skmtl model file"):
+        load(tmp_path / "x.skmtl")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
+        zf.writestr("readme.txt", "hi")
+    with pytest.raises(ValueError, match="not a valid skmtl model file"):
+        load(tmp_path / "other.zip")
+
+
+def test_tampered_weights(saved, tmp_path):
+    _, config, weights = saved
+    flipped = bytearray(weights)
+    flipped[len(flipped) // 2] ^= 0xFF
+    with pytest.raises(ValueError, match="do not match their checksum"):
+        load(_write(tmp_path / "t.skmtl", config, bytes(flipped)))
+
+
+def test_weights_of_the_wrong_shape(saved, tmp_path):
+    _, config, weights = saved
+    config = json.loads(json.dumps(config))
+    config["params"]["n_experts"] = 2
+    with pytest.raises(ValueError, match="does not match its weights"):
+        load(_write(tmp_path / "w.skmtl", config, weights))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c.update(format_version=99), "model format 99"),
+    (lambda c: c.update(format="something-else"), "not a skmtl model file"),
+    (lambda c: c.update(estimator="os.system"), "unknown estimator"),
+    (lambda c: c["params"].update(learning_rate=-1), "learning_rate"),
+    (lambda c: c["encoder"].update(mean=[0.0]), "column counts"),
+    (lambda c: c["classes"][0].update(dtype="<M8[ns]"), "unsupported dtype"),
+])
+def test_tampered_description(saved, tmp_path, change, message):
+    _, config, weights = saved
+    config = json.loads(json.dumps(config))
+    change(config)
+    with pytest.raises(ValueError, match=message):
+        load(_write(tmp_path / "d.skmtl", config, weights))
+
+
+def test_invalid_json(saved, tmp_path):
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load(_write(tmp_path / "j.skmtl", b"{not json", saved[2]))
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_file_crafted_to_run_code_executes_nothing(saved, tmp_path):
+    _, config, _ = saved
+    marker = tmp_path / "pwned"
+    buffer = io.BytesIO()
+    torch.save({"module": _RunsCode(str(marker)), "optimizer": {}}, buffer)
+    payload = buffer.getvalue()
+    config = dict(config, weights_sha256=hashlib.sha256(payload).hexdigest())
+    with pytest.raises(ValueError, match="cannot be read safely"):
+        load(_write(tmp_path / "evil.skmtl", config, payload))
+    assert not marker.exists()
+    # the payload is real: unpickling it without the safeguard does run the code
+    torch.load(io.BytesIO(payload), weights_only=False)
+    assert marker.exists()
+
+
+# -- determinism across processes ------------------------------------------------------------
+
+_FIT_AND_HASH = """
+import hashlib, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from conftest import make_tasks
+from skmtl import {cls}
+X, Y, funnel = make_tasks(1500, seed=3)
+target = funnel if {cls!r} == "ESMMClassifier" else Y
+model = {cls}(max_epochs=3, random_state=7).fit(X, target)
+digest = hashlib.sha256()
+for p in model.predict_proba(X):
+    digest.update(np.ascontiguousarray(p).tobytes())
+print(digest.hexdigest())
+"""
+
+
+@pytest.mark.parametrize("cls", ["MMOEClassifier", "ESMMClassifier"])
+def test_same_random_state_same_predictions_across_processes(cls):
+    code = _FIT_AND_HASH.format(tests=str(Path(__file__).parent), cls=cls)
+    digests = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True).stdout.strip() for _ in range(2)]
+    assert len(digests[0]) == 64
+    assert digests[0] == digests[1]

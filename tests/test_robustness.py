@@ -1,0 +1,220 @@
+"""Bad input, faults during training, and devices: clear errors, usable estimators."""
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import sparse
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from skmtl import ESMMClassifier, MMOEClassifier
+from skmtl._training import MultiTaskNet
+from skmtl.exceptions import DivergenceError, TrainingInterruptedWarning
+from skmtl.nn import MultiTaskLoss
+
+FAST = dict(max_epochs=3, batch_size=128, random_state=0)
+
+
+# -- bad input ----------------------------------------------------------------------
+
+
+def test_three_dimensional_input(tasks):
+    X, Y, _ = tasks
+    with pytest.raises(ValueError, match="2-D X .* 3 dimension"):
+        MMOEClassifier(**FAST).fit(np.zeros((10, 2, 2)), np.zeros(10))
+    with pytest.raises(ValueError, match="Y must be 1-D .* 3 dimensions"):
+        MMOEClassifier(**FAST).fit(X, np.zeros((len(X), 2, 2)))
+
+
+def test_sparse_input_is_refused_clearly(tasks):
+    X, Y, _ = tasks
+    matrix = sparse.csr_matrix(X[["num_a", "num_b"]].to_numpy())
+    with pytest.raises(TypeError, match="sparse input; convert it with X.toarray"):
+        MMOEClassifier(**FAST).fit(matrix, Y)
+    model = MMOEClassifier(**FAST).fit(matrix.toarray(), Y)
+    with pytest.raises(TypeError, match="sparse"):
+        model.predict(matrix)
+
+
+def test_length_mismatch_and_empty_input(tasks):
+    X, Y, _ = tasks
+    with pytest.raises(ValueError, match="different numbers of samples: 2000 and 1999"):
+        MMOEClassifier(**FAST).fit(X, Y.iloc[:-1])
+    with pytest.raises(ValueError, match="0 sample"):
+        MMOEClassifier(**FAST).fit(X.iloc[:0], Y.iloc[:0])
+    with pytest.raises(ValueError, match="0 feature"):
+        MMOEClassifier(**FAST).fit(X.iloc[:, :0], Y)
+    with pytest.raises(ValueError, match="requires y"):
+        MMOEClassifier(**FAST).fit(X, None)
+
+
+def test_missing_labels_name_task_and_count(tasks):
+    X, Y, _ = tasks
+    Y = Y.astype(float)
+    Y.loc[[3, 8, 9], "t2"] = np.nan
+    with pytest.raises(ValueError, match=r"task 't2' contain 3 missing"):
+        MMOEClassifier(**FAST).fit(X, Y)
+
+
+def test_continuous_labels(tasks):
+    X, _, _ = tasks
+    with pytest.raises(ValueError, match="continuous"):
+        MMOEClassifier(**FAST).fit(X, np.linspace(0, 1, len(X)))
+
+
+def test_object_column_with_mixed_types_names_the_column(tasks):
+    X, Y, _ = tasks
+    X = X.assign(color=X["color"].astype(object))
+    X.loc[5, "color"] = 7
+    with pytest.raises(TypeError, match=r"'color' mixes value types \(number, string\)"):
+        MMOEClassifier(**FAST).fit(X, Y)
+
+
+def test_boolean_columns_are_accepted(tasks):
+    X, Y, _ = tasks
+    X = X.assign(flag=X["num_a"] > 0, maybe=(X["num_b"] > 0).astype(object))
+    model = MMOEClassifier(**FAST).fit(X, Y)
+    # a bool column is numeric (0/1); an object column of booleans is categorical
+    assert list(model.is_categorical_[-2:]) == [False, True]
+    assert np.all(np.isfinite(model.predict_proba(X)[0]))
+
+
+def test_very_high_cardinality_categorical(tasks):
+    X, Y, _ = tasks
+    X = X.assign(user=[f"user-{i}" for i in range(len(X))])
+    model = MMOEClassifier(**FAST).fit(X, Y)
+    table = model.net_.module_.embedding.embedding
+    n_codes = (4 + 1) + (30 + 1) + (len(X) + 1)
+    assert table.num_embeddings == n_codes
+    # one table of n_codes x embedding_dim floats: memory grows linearly, ~64 kB here
+    assert table.weight.numel() == n_codes * model.embedding_dim
+    unseen = X.assign(user=[f"new-{i}" for i in range(len(X))])
+    assert np.all(np.isfinite(model.predict_proba(unseen)[1]))
+
+
+def test_wrong_task_count_for_the_model(tasks):
+    X, Y, funnel = tasks
+    model = MMOEClassifier(warm_start=True, **FAST).fit(X, Y)
+    with pytest.raises(ValueError, match="same tasks"):
+        model.fit(X, Y.assign(t3=Y["t1"]))
+    with pytest.raises(ValueError, match="at least 2"):
+        ESMMClassifier(**FAST).fit(X, funnel[["click"]])
+
+
+def test_numeric_column_with_text_names_the_column(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST).fit(X, Y)
+    bad = X.assign(num_a=X["num_a"].astype(object))
+    bad.loc[0, "num_a"] = "oops"
+    with pytest.raises(ValueError, match=r"Numeric columns \['num_a'\] hold values"):
+        model.predict(bad)
+
+
+def test_bad_labels_at_warm_start(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(warm_start=True, **FAST).fit(X, Y)
+    with pytest.raises(ValueError, match=r"labels not seen in the first fit: \[7\]"):
+        model.fit(X, Y.assign(t2=np.where(Y["t2"] == 1, 7, 0)))
+
+
+# -- faults during training ---------------------------------------------------------------
+
+
+def test_divergence_raises_and_leaves_no_fitted_model(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(learning_rate=1e12, **FAST)
+    with pytest.raises(DivergenceError, match=r"task\(s\) \['t1', 't2'\] became NaN"):
+        model.fit(X, Y)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(model)
+
+
+def test_divergence_names_the_task(tasks, monkeypatch):
+    X, Y, _ = tasks
+    forward = MultiTaskLoss.forward
+
+    def second_task_diverges(self, logits, target, sample_weight=None):
+        losses = forward(self, logits, target, sample_weight)
+        return losses * torch.tensor([1.0, float("nan")])
+
+    monkeypatch.setattr(MultiTaskLoss, "forward", second_task_diverges)
+    with pytest.raises(DivergenceError, match=r"task\(s\) \['t2'\]"):
+        MMOEClassifier(**FAST).fit(X, Y)
+
+
+def test_divergence_during_warm_start_keeps_the_previous_model(tasks, holdout):
+    X, Y, _ = tasks
+    model = MMOEClassifier(warm_start=True, **FAST).fit(X, Y)
+    before = model.predict_proba(holdout[0])
+    model.set_params(learning_rate=1e12)
+    model.net_.set_params(lr=1e12)
+    with pytest.raises(DivergenceError):
+        model.fit(X, Y)
+    for a, b in zip(before, model.predict_proba(holdout[0])):
+        np.testing.assert_array_equal(a, b)
+    assert model.n_iter_ == 3 and len(model.history_) == 3
+
+
+def _interrupt_after(monkeypatch, n_steps):
+    train_step = MultiTaskNet.train_step
+    calls = {"n": 0}
+
+    def interrupting_step(self, batch, **fit_params):
+        calls["n"] += 1
+        if calls["n"] > n_steps:
+            raise KeyboardInterrupt
+        return train_step(self, batch, **fit_params)
+
+    monkeypatch.setattr(MultiTaskNet, "train_step", interrupting_step)
+
+
+def test_keyboard_interrupt_keeps_best_weights(tasks, monkeypatch):
+    X, Y, _ = tasks
+    # 2000 rows at 64 per batch: 29 training steps per epoch; stop inside epoch 6.
+    _interrupt_after(monkeypatch, 29 * 5 + 10)
+    model = MMOEClassifier(early_stopping=True, max_epochs=50, batch_size=64,
+                           learning_rate=0.05, n_iter_no_change=50, random_state=0)
+    with pytest.warns(TrainingInterruptedWarning, match="after 5 complete epoch"):
+        model.fit(X, Y)
+    assert model.n_iter_ == 5
+    assert all("valid_loss" in row for row in model.history_)
+    valid = model.net_.train_split.keywords["valid_ds"]
+    with torch.no_grad():
+        features, (target, _) = valid.batch(slice(None))
+        loss = model.net_.criterion_(model.net_.module_.eval()(**features), target).sum()
+    assert loss.item() == pytest.approx(min(model.history_[:, "valid_loss"]), rel=1e-4)
+    assert np.all(np.isfinite(model.predict_proba(X)[0]))
+
+
+def test_early_stopping_is_not_reported_as_an_interrupt(tasks, recwarn):
+    X, Y, _ = tasks
+    model = MMOEClassifier(early_stopping=True, n_iter_no_change=1, max_epochs=50,
+                           learning_rate=0.05, random_state=0).fit(X, Y)
+    assert model.n_iter_ < 50
+    assert not [w for w in recwarn if issubclass(w.category, TrainingInterruptedWarning)]
+
+
+def test_model_trained_on_cuda_loads_on_cpu(tasks, holdout, tmp_path):
+    # No GPU here: mark a CPU-trained model as trained on "cuda" the way a GPU
+    # fit leaves it, then load it on this machine.
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST).fit(X, Y)
+    expected = model.predict_proba(holdout[0])
+    model.set_params(device="cuda")
+    model.net_.device = "cuda"
+    joblib.dump(model, tmp_path / "gpu.joblib")
+    if torch.cuda.is_available():
+        pytest.fail("this test assumes a machine without CUDA")
+    with pytest.warns(UserWarning, match="CUDA"):
+        loaded = joblib.load(tmp_path / "gpu.joblib")
+    for a, b in zip(expected, loaded.predict_proba(holdout[0])):
+        np.testing.assert_array_equal(a, b)
+    model.save(tmp_path / "gpu.skmtl")
+    from skmtl import load
+    with pytest.warns(UserWarning, match="not available here"):
+        loaded = load(tmp_path / "gpu.skmtl")
+    assert loaded.net_.device == torch.device("cpu")
+    for a, b in zip(expected, loaded.predict_proba(holdout[0])):
+        np.testing.assert_array_equal(a, b)
