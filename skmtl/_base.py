@@ -123,6 +123,7 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         self
         """
         self._check_hyperparameters()
+        self._check_device()
         warm = self.warm_start and hasattr(self, "net_")
         name = type(self).__name__
         X = check_features(X, name)
@@ -233,6 +234,16 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
 
     def _check_hyperparameters(self):
         """Checks beyond ``_parameter_constraints``; subclasses extend."""
+
+    def _check_device(self):
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device={self.device!r} is not a valid torch device, e.g. 'cpu' "
+                             "or 'cuda'.") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r}, but CUDA is not available on this "
+                             "machine; use device='cpu'.")
 
     def _early_stopping_enabled(self, n_samples):
         if self.early_stopping == "auto":

@@ -112,6 +112,23 @@ def test_numeric_column_with_text_names_the_column(tasks):
         model.predict(bad)
 
 
+@pytest.mark.parametrize("device, message", [("gpu", "not a valid torch device"),
+                                             ("cuda", "CUDA is not available")])
+def test_unusable_device(tasks, device, message):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.fail("this test assumes a machine without CUDA")
+    X, Y, _ = tasks
+    with pytest.raises(ValueError, match=message):
+        MMOEClassifier(device=device, **FAST).fit(X, Y)
+
+
+def test_unhashable_categories_name_the_column(tasks):
+    X, Y, _ = tasks
+    X = X.assign(tags=[["a", "b"]] * len(X))
+    with pytest.raises(TypeError, match="'tags' holds values that cannot be categories"):
+        MMOEClassifier(**FAST).fit(X, Y)
+
+
 def test_bad_labels_at_warm_start(tasks):
     X, Y, _ = tasks
     model = MMOEClassifier(warm_start=True, **FAST).fit(X, Y)
