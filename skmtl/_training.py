@@ -139,6 +139,12 @@ class MultiTaskNet(NeuralNet):
         # epoch instead, so there is nothing to keep per batch.
         pass
 
+    def _set_training(self, training=True):
+        # skorch switches the mode before every batch; walking the module tree
+        # each time is measurable on small models, so only switch on change.
+        if self.module_.training != training:
+            super()._set_training(training)
+
     def get_dataset(self, X, y=None):
         if not isinstance(X, TensorData):
             raise TypeError("MultiTaskNet trains on TensorData; encode the input first.")
