@@ -170,7 +170,7 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
                                             [UNKNOWN_CODE] * len(encoder.cardinalities),
                                             classes)
                 net = self._build_net(module, classes, task_names, self._callbacks(train, valid),
-                                      self._train_split(valid), seed)
+                                      self._train_split(valid), seed, self.device)
                 net.initialize()
             try:
                 net.partial_fit(train)
@@ -209,8 +209,7 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
                                     [UNKNOWN_CODE] * len(encoder.cardinalities), classes)
         module.load_state_dict(module_state)
         net = self._build_net(module, classes, task_names, callbacks=[], train_split=None,
-                              seed=0)
-        net.set_params(device=device)
+                              seed=0, device=device)
         net.initialize()
         net.optimizer_.load_state_dict(optimizer_state)
         net.history = history
@@ -269,14 +268,14 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
     def _train_split(self, valid):
         return None if valid is None else predefined_split(valid)
 
-    def _build_net(self, module, classes, task_names, callbacks, train_split, seed):
+    def _build_net(self, module, classes, task_names, callbacks, train_split, seed, device):
         return MultiTaskNet(
             module=module,
             criterion=self._build_criterion(classes),
             optimizer=torch.optim.Adam,
             lr=self.learning_rate,
             optimizer__weight_decay=self.weight_decay,
-            optimizer__fused=_fused_adam_available(self.device),
+            optimizer__fused=_fused_adam_available(device),
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
             iterator_train=BatchIterator,
@@ -285,7 +284,7 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
             iterator_valid=BatchIterator,
             train_split=train_split,
             callbacks=callbacks,
-            device=self.device,
+            device=device,
             verbose=self.verbose,
             task_names=task_names,
         )
@@ -302,17 +301,22 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
     # -- predict -----------------------------------------------------------------
 
     def _forward_proba(self, X, to_proba):
-        """Run the module over ``X`` in batches; ``to_proba`` maps outputs to probabilities."""
+        """Run the module over ``X``; ``to_proba`` maps its outputs to probabilities.
+
+        Rows are encoded and scored one batch at a time, so the memory used
+        beyond the returned probabilities is bounded by the batch size.
+        """
         check_is_fitted(self)
-        categorical, numeric = self._encoder.transform(X)
-        data = TensorData(torch.from_numpy(categorical), torch.from_numpy(numeric))
+        reader = self._encoder.reader(X)
         module = self.net_.module_
         module.eval()
         device = self.net_.device
         chunks = []
         with torch.inference_mode():
-            for features, _ in BatchIterator(data, PREDICT_BATCH_SIZE):
-                outputs = module(**{k: v.to(device) for k, v in features.items()})
+            for start, stop in reader.blocks(PREDICT_BATCH_SIZE):
+                categorical, numeric = reader.read(start, stop)
+                outputs = module(categorical=torch.from_numpy(categorical).to(device),
+                                 numeric=torch.from_numpy(numeric).to(device))
                 # float64 rows summing to 1 at float64 precision, as scikit-learn expects
                 chunks.append([_normalized(p.to("cpu", torch.float64)) for p in to_proba(outputs)])
         probas = [torch.cat(task).numpy() for task in zip(*chunks)]
@@ -379,7 +383,7 @@ def _fused_adam_available(device):
     """Whether this torch has a fused Adam kernel for ``device`` (much faster on small models)."""
     try:
         torch.optim.Adam([torch.zeros(1, device=device, requires_grad=True)], fused=True)
-    except (RuntimeError, TypeError, ValueError):
+    except (RuntimeError, TypeError, ValueError, AssertionError):
         return False
     return True
 

@@ -90,12 +90,7 @@ class TabularEncoder:
     # -- fit -----------------------------------------------------------------
 
     def fit(self, X, sample_weight=None):
-        """Learn the columns, the categories and the numeric scaling of ``X``."""
-        self.fit_transform(X, sample_weight)
-        return self
-
-    def fit_transform(self, X, sample_weight=None):
-        """Fit to ``X`` and return its encoding, as :meth:`transform` does.
+        """Learn the columns, the categories and the numeric scaling of ``X``.
 
         ``sample_weight`` weights the rows in the numeric means and standard
         deviations, so that a weight of 2 acts as a repeated row.
@@ -106,22 +101,20 @@ class TabularEncoder:
         self.is_categorical_ = self._categorical_mask(X)
         self.categorical_indices_ = np.flatnonzero(self.is_categorical_)
         self.numeric_indices_ = np.flatnonzero(~self.is_categorical_)
-        positions = np.empty((len(self.categorical_indices_), X.shape[0]), dtype=np.int32)
-        self.categories_ = []
-        for k, j in enumerate(self.categorical_indices_):
-            categories, positions[k] = self._fit_column(_column(X, j), j)
-            self.categories_.append(categories)
-        numeric = self._numeric_block(X)
-        self.mean_ = np.zeros(numeric.shape[1])
-        self.scale_ = np.ones(numeric.shape[1])
-        if self.standardize and numeric.shape[1]:
-            self.mean_ = np.average(numeric, axis=0, weights=sample_weight).astype(np.float64)
-            variance = np.average((numeric - self.mean_) ** 2, axis=0, weights=sample_weight)
-            scale = np.sqrt(variance)
+        self.categories_ = [self._fit_column(_column(X, j), j)
+                            for j in self.categorical_indices_]
+        self.mean_ = np.zeros(len(self.numeric_indices_))
+        self.scale_ = np.ones(len(self.numeric_indices_))
+        reader = _RowReader(self, X)
+        mean, scale = reader.numeric_moments(sample_weight)
+        if self.standardize:
             scale[scale == 0.0] = 1.0
-            self.scale_ = scale
-            self._standardize(numeric)
-        return _to_codes(positions), numeric
+            self.mean_, self.scale_ = mean, scale
+        return self
+
+    def fit_transform(self, X, sample_weight=None):
+        """Fit to ``X`` and return its encoding, as :meth:`transform` does."""
+        return self.fit(X, sample_weight).transform(X)
 
     def to_dict(self):
         """The fitted state as plain JSON-compatible values (see :func:`array_to_json`)."""
@@ -218,25 +211,18 @@ class TabularEncoder:
             f"{spec.dtype}.")
 
     def _fit_column(self, values, j):
-        """Return the categories of one column and each value's position among them.
-
-        The categories are the distinct non-missing values, sorted when they
-        can be; positions are -1 for missing values.
-        """
+        """The categories of one column: its distinct non-missing values, sorted if possible."""
         if isinstance(values.dtype, pd.CategoricalDtype):
             codes = values.cat.codes.to_numpy()
             seen = np.bincount(codes + 1, minlength=len(values.cat.categories) + 1)[1:] > 0
-            categories = np.asarray(values.cat.categories)[seen]
-            # old code -> new position; the appended entry maps code -1 to -1
-            renumber = np.append(np.cumsum(seen) - 1, -1)
-            return categories, renumber[codes]
+            return np.asarray(values.cat.categories)[seen]
         try:
-            codes, uniques = pd.factorize(values)
+            uniques = pd.unique(values if isinstance(values, pd.Series) else pd.Series(values))
         except TypeError as exc:
             raise TypeError(f"Categorical column {_column_label(self.feature_names_in_, j)!r} "
                             f"holds values that cannot be categories ({exc}).") from None
-        uniques = np.asarray(uniques, dtype=object if uniques.dtype.kind not in "biuf"
-                             else uniques.dtype)
+        uniques = np.asarray(uniques, dtype=None if uniques.dtype.kind in "biuf" else object)
+        uniques = uniques[~pd.isna(uniques)]
         kinds = {_value_kind(v) for v in uniques}
         if len(kinds) > 1:
             raise TypeError(
@@ -244,34 +230,31 @@ class TabularEncoder:
                 f"types ({', '.join(sorted(kinds))}); convert it to one type, e.g. "
                 "X[col].astype(str).")
         try:
-            order = np.argsort(uniques, kind="stable")
+            return np.sort(uniques, kind="stable")
         except TypeError:  # unorderable values of one kind: keep first-seen order
-            return uniques, codes
-        rank = np.empty(len(order) + 1, dtype=np.int64)
-        rank[order] = np.arange(len(order))
-        rank[-1] = -1  # missing values stay at -1
-        return uniques[order], rank[codes]
+            return uniques
 
     # -- transform -----------------------------------------------------------
 
     def transform(self, X):
         """Return ``(codes, numeric)``: int32 ``(n, n_categorical)``, float32 ``(n, n_numeric)``."""
+        reader = self.reader(X)
+        codes = np.empty((reader.n_samples, len(self.categorical_indices_)), dtype=np.int32)
+        numeric = np.empty((reader.n_samples, len(self.numeric_indices_)), dtype=np.float32)
+        reader.check_numeric_finite()
+        for start, stop in reader.blocks():
+            codes[start:stop], numeric[start:stop] = reader.read(start, stop)
+        return codes, numeric
+
+    def reader(self, X):
+        """Validate ``X`` against the fit and return a :class:`_RowReader` over its rows.
+
+        Reading a block of rows at a time keeps the memory of encoding
+        proportional to the block, not to ``X``.
+        """
         X = check_features(X, self.estimator_name)
         self._check_columns(X)
-        numeric = self._numeric_block(X)
-        if self.standardize and numeric.shape[1]:
-            self._standardize(numeric)
-        return self._codes(X), numeric
-
-    def _codes(self, X):
-        positions = np.empty((len(self.categorical_indices_), X.shape[0]), dtype=np.int32)
-        for k, (j, categories) in enumerate(zip(self.categorical_indices_, self.categories_)):
-            positions[k] = _category_positions(_column(X, j), categories)
-        return _to_codes(positions)
-
-    def _standardize(self, numeric):
-        numeric -= self.mean_.astype(np.float32)
-        numeric /= self.scale_.astype(np.float32)
+        return _RowReader(self, X)
 
     def _check_columns(self, X):
         names = _feature_names(X)
@@ -299,28 +282,6 @@ class TabularEncoder:
             if not unseen and not missing:
                 message += " They must be in the same order as in fit."
             raise ValueError(message)
-
-    def _numeric_block(self, X):
-        columns = self.numeric_indices_
-        try:
-            if isinstance(X, pd.DataFrame):
-                block = X.iloc[:, columns].to_numpy(dtype=np.float32, na_value=np.nan)
-            else:
-                block = X[:, columns].astype(np.float32)
-        except (TypeError, ValueError):
-            bad = [_column_label(self.feature_names_in_, j) for j in columns
-                   if not _converts_to_float(_column(X, j))]
-            raise ValueError(
-                f"Numeric columns {bad} hold values that are not numbers. Declare them in "
-                "categorical_features or convert them.") from None
-        finite = np.isfinite(block).all(axis=0)
-        if not finite.all():
-            bad = [_column_label(self.feature_names_in_, j) for j in columns[~finite]]
-            raise ValueError(
-                f"Numeric columns {bad} contain NaN or infinite values; impute them first "
-                "(e.g. sklearn.impute.SimpleImputer) or declare them categorical.")
-        return np.ascontiguousarray(block)
-
 
 def _feature_names(X):
     if isinstance(X, pd.DataFrame):
@@ -370,25 +331,115 @@ def array_from_json(state):
     return array
 
 
-def _to_codes(positions):
-    """Row-major ``(n_samples, n_categorical)`` int32 codes from per-column positions.
+class _RowReader:
+    """Encodes blocks of rows of a validated ``X`` with a fitted :class:`TabularEncoder`.
 
-    Columns are filled as contiguous rows of a ``(n_categorical, n_samples)``
-    array and transposed once: far faster than writing strided columns.
+    Categorical columns are mapped to codes one column at a time into a
+    ``(n_categorical, block)`` buffer that is transposed once per block: far
+    faster than writing the strided columns of a row-major array, and the
+    result is row-major, as the batches of training gather rows.
     """
-    codes = np.ascontiguousarray(positions.T)
-    codes += 1  # unknown and missing values are at position -1
-    return codes
+
+    block_size = 65536
+
+    def __init__(self, encoder, X):
+        self.encoder = encoder
+        self.n_samples = X.shape[0]
+        self._categorical = [_position_reader(_column(X, j), categories)
+                             for j, categories in zip(encoder.categorical_indices_,
+                                                      encoder.categories_)]
+        self._numeric = [_column(X, j) for j in encoder.numeric_indices_]
+        self._mean = encoder.mean_.astype(np.float32)
+        self._scale = encoder.scale_.astype(np.float32)
+
+    def blocks(self, block_size=None):
+        """``(start, stop)`` of consecutive blocks of rows."""
+        size = block_size or self.block_size
+        return [(start, min(start + size, self.n_samples))
+                for start in range(0, self.n_samples, size)]
+
+    def read(self, start, stop):
+        """Codes (int32) and standardised numeric values (float32) of rows ``start:stop``."""
+        positions = np.empty((len(self._categorical), stop - start), dtype=np.int32)
+        for k, positions_of in enumerate(self._categorical):
+            positions[k] = positions_of(start, stop)
+        codes = np.ascontiguousarray(positions.T)
+        codes += 1  # unknown and missing values are at position -1
+        numeric = self._numeric_rows(start, stop)
+        self._raise_if_not_finite(np.isfinite(numeric).all(axis=0))
+        numeric -= self._mean
+        numeric /= self._scale
+        return codes, numeric
+
+    def check_numeric_finite(self):
+        """Raise, naming every numeric column that holds NaN or infinity."""
+        finite = np.ones(len(self._numeric), dtype=bool)
+        for start, stop in self.blocks():
+            finite &= np.isfinite(self._numeric_rows(start, stop)).all(axis=0)
+        self._raise_if_not_finite(finite)
+
+    def numeric_moments(self, sample_weight=None):
+        """Weighted mean and standard deviation (float64) of each numeric column."""
+        self.check_numeric_finite()
+        weight_total = 0.0
+        total = np.zeros(len(self._numeric))
+        for start, stop, values, weight in self._weighted_blocks(sample_weight):
+            total += weight @ values
+            weight_total += weight.sum()
+        mean = total / weight_total
+        squares = np.zeros(len(self._numeric))
+        for start, stop, values, weight in self._weighted_blocks(sample_weight):
+            squares += weight @ (values - mean) ** 2
+        return mean, np.sqrt(squares / weight_total)
+
+    def _weighted_blocks(self, sample_weight):
+        for start, stop in self.blocks():
+            values = self._numeric_rows(start, stop).astype(np.float64)
+            weight = (np.ones(stop - start) if sample_weight is None
+                      else np.asarray(sample_weight[start:stop], dtype=np.float64))
+            yield start, stop, values, weight
+
+    def _numeric_rows(self, start, stop):
+        numeric = np.empty((stop - start, len(self._numeric)), dtype=np.float32)
+        for i, column in enumerate(self._numeric):
+            try:
+                numeric[:, i] = _as_float(column[start:stop])
+            except (TypeError, ValueError):
+                name = _column_label(self.encoder.feature_names_in_,
+                                     self.encoder.numeric_indices_[i])
+                raise ValueError(
+                    f"Numeric columns [{name!r}] hold values that are not numbers. Declare "
+                    "them in categorical_features or convert them.") from None
+        return numeric
+
+    def _raise_if_not_finite(self, finite):
+        if not finite.all():
+            names = self.encoder.feature_names_in_
+            bad = [_column_label(names, j) for j in self.encoder.numeric_indices_[~finite]]
+            raise ValueError(
+                f"Numeric columns {bad} contain NaN or infinite values; impute them first "
+                "(e.g. sklearn.impute.SimpleImputer) or declare them categorical.")
 
 
-def _category_positions(values, categories):
-    """Position of each value in ``categories``; -1 for missing or unknown values."""
+def _as_float(values):
+    if isinstance(values, pd.Series):
+        return values.to_numpy(dtype=np.float32, na_value=np.nan)
+    return np.asarray(values, dtype=np.float32)
+
+
+def _position_reader(values, categories):
+    """A function ``(start, stop) -> positions`` of those rows' values in ``categories``.
+
+    Positions are -1 for missing or unknown values.
+    """
     index = pd.Index(categories)
     if isinstance(values.dtype, pd.CategoricalDtype):
-        # Map the (few) categories of the dtype, then the integer codes.
-        lookup = np.append(index.get_indexer(values.cat.categories), -1)
-        return lookup[values.cat.codes.to_numpy()]
-    return index.get_indexer(values)
+        # Map the (few) categories of the dtype once, then index by the codes.
+        lookup = np.append(index.get_indexer(values.cat.categories), -1).astype(np.int32)
+        codes = values.cat.codes.to_numpy()
+        return lambda start, stop: lookup[codes[start:stop]]
+    array = values.array if isinstance(values, pd.Series) else values
+    return lambda start, stop: index.get_indexer(array[start:stop])
 
 
 def _value_kind(value):
@@ -399,14 +450,6 @@ def _value_kind(value):
     if isinstance(value, (Integral, float, np.number)):
         return "number"
     return type(value).__name__
-
-
-def _converts_to_float(values):
-    try:
-        np.asarray(values, dtype=np.float32)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 # -- labels --------------------------------------------------------------------

@@ -17,20 +17,25 @@ class TensorData(torch.utils.data.Dataset):
 
     Parameters
     ----------
-    categorical : LongTensor of shape (n_samples, n_categorical)
-    numeric : FloatTensor of shape (n_samples, n_numeric)
-    target : FloatTensor of shape (n_samples, n_tasks), optional
-    sample_weight : FloatTensor of shape (n_samples,), optional
+    categorical : IntTensor or LongTensor of shape (n_rows, n_categorical)
+    numeric : FloatTensor of shape (n_rows, n_numeric)
+    target : FloatTensor of shape (n_rows, n_tasks), optional
+    sample_weight : FloatTensor of shape (n_rows,), optional
+    rows : LongTensor, optional
+        The rows of the tensors that make up this data set (a training or
+        validation split), in order; all rows when None. Splits share the
+        tensors instead of copying them.
     """
 
-    def __init__(self, categorical, numeric, target=None, sample_weight=None):
+    def __init__(self, categorical, numeric, target=None, sample_weight=None, rows=None):
         self.categorical = categorical
         self.numeric = numeric
         self.target = target
         self.sample_weight = sample_weight
+        self.rows = rows
 
     def __len__(self):
-        return self.categorical.shape[0]
+        return self.categorical.shape[0] if self.rows is None else len(self.rows)
 
     def __getitem__(self, index):
         return self.batch(index)
@@ -38,19 +43,20 @@ class TensorData(torch.utils.data.Dataset):
     def batch(self, index):
         """Return ``(features, (target, sample_weight))`` for rows ``index``.
 
-        ``index`` is a slice (a view, no copy) or a tensor of row numbers.
+        ``index`` is a slice or a tensor of positions in this data set.
         """
+        if self.rows is not None:
+            index = self.rows[index]
         features = {"categorical": self.categorical[index], "numeric": self.numeric[index]}
         target = None if self.target is None else self.target[index]
         weight = None if self.sample_weight is None else self.sample_weight[index]
         return features, (target, weight)
 
-    def subset(self, indices):
-        """Return a new ``TensorData`` holding only the rows ``indices``."""
-        indices = torch.as_tensor(indices, dtype=torch.long)
-        return TensorData(*(None if t is None else t.index_select(0, indices)
-                            for t in (self.categorical, self.numeric, self.target,
-                                      self.sample_weight)))
+    def subset(self, positions):
+        """The data set made of rows ``positions`` of this one, sharing its tensors."""
+        positions = torch.as_tensor(positions, dtype=torch.long)
+        rows = positions if self.rows is None else self.rows[positions]
+        return TensorData(self.categorical, self.numeric, self.target, self.sample_weight, rows)
 
 
 class BatchIterator:
