@@ -311,15 +311,18 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         module = self.net_.module_
         module.eval()
         device = self.net_.device
-        chunks = []
+        probas = None
         with torch.inference_mode():
             for start, stop in reader.blocks(PREDICT_BATCH_SIZE):
                 categorical, numeric = reader.read(start, stop)
                 outputs = module(categorical=torch.from_numpy(categorical).to(device),
                                  numeric=torch.from_numpy(numeric).to(device))
-                # float64 rows summing to 1 at float64 precision, as scikit-learn expects
-                chunks.append([_normalized(p.to("cpu", torch.float64)) for p in to_proba(outputs)])
-        probas = [torch.cat(task).numpy() for task in zip(*chunks)]
+                batch = [p.to("cpu", torch.float64).numpy() for p in to_proba(outputs)]
+                if probas is None:
+                    probas = [np.empty((reader.n_samples, p.shape[1])) for p in batch]
+                for out, p in zip(probas, batch):
+                    # rows summing to 1 at float64 precision, as scikit-learn expects
+                    out[start:stop] = p / p.sum(axis=1, keepdims=True)
         return probas[0] if self._single_output else probas
 
     def predict_proba(self, X):
@@ -399,10 +402,6 @@ def _restore_training_state(net, state):
     net.module_.load_state_dict(module_state)
     net.optimizer_.load_state_dict(optimizer_state)
     del net.history[n_epochs:]
-
-
-def _normalized(proba):
-    return proba / proba.sum(dim=1, keepdim=True)
 
 
 @contextlib.contextmanager

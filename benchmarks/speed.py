@@ -1,0 +1,206 @@
+"""Speed and memory of skmtl against its own floor: encoding, prediction, fit memory.
+
+Each measurement runs in a fresh process, one after another::
+
+    python -m benchmarks.speed [--rows 1000000] [--memory-rows 2000000] [--threads N]
+
+* encoding: a DataFrame of ``--rows`` rows x 40 columns (30 categorical, 10
+  numeric) turned into tensors by the fitted encoder (``transform``), with the
+  categorical columns as pandas ``category`` and as strings;
+* prediction: ``MMOEClassifier().predict_proba`` from that DataFrame
+  (encoding included) against the bare ``skmtl.nn.MMoE`` module on pre-built
+  tensors, same batch size, ``torch.inference_mode``;
+* memory: peak resident memory during ``fit`` (one epoch) on ``--memory-rows``
+  rows, against the encoded data plus the model, and the extra memory of
+  ``predict_proba`` against the size of its output. Resident memory is sampled
+  every 5 ms from ``/proc/self/status`` (Linux).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+
+CARDINALITIES = (10, 100, 1_000, 10_000)
+
+
+def make_frame(n_rows, strings=False, seed=0):
+    """30 categorical columns (cardinalities 10 to 10,000) and 10 numeric ones."""
+    rng = np.random.default_rng(seed)
+    columns = {}
+    for j in range(30):
+        k = CARDINALITIES[j % len(CARDINALITIES)]
+        levels = np.array([f"v{i}" for i in range(k)], dtype=object)
+        codes = rng.integers(0, k, n_rows)
+        columns[f"cat_{j}"] = (levels[codes] if strings
+                               else pd.Categorical.from_codes(codes, levels))
+    for j in range(10):
+        columns[f"num_{j}"] = rng.normal(size=n_rows)
+    X = pd.DataFrame(columns)
+    logit = X["num_0"] + (X["cat_0"] == "v1") - 0.5
+    Y = pd.DataFrame({"a": (rng.random(n_rows) < 1 / (1 + np.exp(-logit))).astype(int),
+                      "b": (rng.random(n_rows) < 0.3).astype(int)})
+    return X, Y
+
+
+def current_rss():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("VmRSS not found in /proc/self/status")
+
+
+class PeakMemory:
+    """Sample the resident memory in a thread; ``peak`` is the maximum seen."""
+
+    def __enter__(self):
+        self.start = current_rss()
+        self.peak = self.start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, current_rss())
+            time.sleep(0.005)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, current_rss())
+
+    @property
+    def increase(self):
+        return self.peak - self.start
+
+
+# -- the measurements, each run in a child process -------------------------------------------
+
+
+def measure_encoding(rows, strings):
+    from skmtl._encoding import TabularEncoder
+    import torch
+
+    X, _ = make_frame(rows, strings=strings)
+    encoder = TabularEncoder()
+    start = time.perf_counter()
+    encoder.fit(X)
+    fit_seconds = time.perf_counter() - start
+    encoder.transform(X.iloc[:1000])  # warm up
+    start = time.perf_counter()
+    codes, numeric = encoder.transform(X)
+    tensors = torch.from_numpy(codes), torch.from_numpy(numeric)
+    transform_seconds = time.perf_counter() - start
+    del tensors
+    return {"rows": rows, "fit_s": fit_seconds, "transform_s": transform_seconds}
+
+
+def measure_prediction(rows):
+    import torch
+    from skmtl import MMOEClassifier
+    from skmtl._base import PREDICT_BATCH_SIZE
+
+    X, Y = make_frame(rows)
+    model = MMOEClassifier(max_epochs=1, random_state=0).fit(X.iloc[:20_000], Y.iloc[:20_000])
+    model.predict_proba(X.iloc[:PREDICT_BATCH_SIZE])  # warm up
+    start = time.perf_counter()
+    model.predict_proba(X)
+    skmtl_seconds = time.perf_counter() - start
+
+    codes, numeric = model._encoder.transform(X)
+    codes, numeric = torch.from_numpy(codes), torch.from_numpy(numeric)
+    module = model.net_.module_.eval()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for first in range(0, rows, PREDICT_BATCH_SIZE):
+            batch = slice(first, first + PREDICT_BATCH_SIZE)
+            module.predict_proba(module(codes[batch], numeric[batch]))
+    bare_seconds = time.perf_counter() - start
+    return {"rows": rows, "skmtl_rows_per_s": rows / skmtl_seconds,
+            "bare_rows_per_s": rows / bare_seconds, "ratio": bare_seconds / skmtl_seconds}
+
+
+def measure_memory(rows):
+    from skmtl import MMOEClassifier
+
+    X, Y = make_frame(rows)
+    model = MMOEClassifier(max_epochs=1, random_state=0)
+    with PeakMemory() as fit_memory:
+        model.fit(X, Y)
+    encoded = rows * (30 * 4 + 10 * 4 + 2 * 4)  # int32 codes, float32 numeric and targets
+    parameters = sum(p.numel() * p.element_size() for p in model.net_.module_.parameters())
+    # Adam keeps two moments per parameter; gradients one more copy.
+    model_bytes = parameters * 4
+    with PeakMemory() as predict_memory:
+        proba = model.predict_proba(X)
+    output = sum(p.nbytes for p in proba)
+    return {"rows": rows, "fit_peak_increase": fit_memory.increase, "encoded": encoded,
+            "model": model_bytes, "fit_ratio": fit_memory.increase / (encoded + model_bytes),
+            "predict_peak_increase": predict_memory.increase, "predict_output": output,
+            "predict_extra_over_output": predict_memory.increase - output}
+
+
+MEASUREMENTS = {"encoding": measure_encoding, "prediction": measure_prediction,
+                "memory": measure_memory}
+
+
+def _child(name, kwargs, threads):
+    import torch
+    if threads:
+        torch.set_num_threads(threads)
+    print(json.dumps(MEASUREMENTS[name](**kwargs)))
+
+
+def run(name, threads=None, **kwargs):
+    code = ("import json, sys; from benchmarks.speed import _child; "
+            f"_child({name!r}, json.loads(sys.argv[1]), {threads!r})")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--memory-rows", type=int, default=2_000_000)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in every child (default: torch's own)")
+    args = parser.parse_args(argv)
+    mb = 1 / 2**20
+
+    print(f"## Encoding: {args.rows:,} rows x 40 columns (30 categorical, 10 numeric)\n")
+    print("| categorical columns as | fit s | transform s (DataFrame -> tensors) |")
+    print("|---|---|---|")
+    for strings in (False, True):
+        r = run("encoding", args.threads, rows=args.rows, strings=strings)
+        print(f"| {'str' if strings else 'category'} | {r['fit_s']:.2f} | "
+              f"{r['transform_s']:.2f} |")
+
+    r = run("prediction", args.threads, rows=args.rows)
+    print(f"\n## predict_proba on {args.rows:,} rows, MMOEClassifier() defaults\n")
+    print("| skmtl from DataFrame (rows/s) | bare module on tensors (rows/s) | ratio |")
+    print("|---|---|---|")
+    print(f"| {r['skmtl_rows_per_s']:,.0f} | {r['bare_rows_per_s']:,.0f} | {r['ratio']:.2f} |")
+
+    r = run("memory", args.threads, rows=args.memory_rows)
+    print(f"\n## Memory, {args.memory_rows:,} rows x 40 columns, MMOEClassifier(max_epochs=1)\n")
+    print("| fit: peak RSS increase MB | encoded data MB | model (+grads, Adam) MB | ratio |")
+    print("|---|---|---|---|")
+    print(f"| {r['fit_peak_increase'] * mb:,.0f} | {r['encoded'] * mb:,.0f} | "
+          f"{r['model'] * mb:,.1f} | {r['fit_ratio']:.2f} |")
+    print("\n| predict_proba: peak RSS increase MB | output MB | extra beyond output MB |")
+    print("|---|---|---|")
+    print(f"| {r['predict_peak_increase'] * mb:,.0f} | {r['predict_output'] * mb:,.0f} | "
+          f"{r['predict_extra_over_output'] * mb:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
