@@ -1,0 +1,79 @@
+"""A picture of the report: test AUC and fit time per contender (needs matplotlib).
+
+    python -m benchmarks.figure RESULTS.json FIGURE.png
+
+``RESULTS.json`` is what ``python -m benchmarks.run --json`` writes;
+``python -m benchmarks.run --figure FIGURE.png`` draws it at the end of a run.
+"""
+
+import json
+import sys
+
+import numpy as np
+
+from .contenders import CONTENDERS
+
+_QUALITY = {"census": ["auc_income_50k", "auc_never_married"], "coat": ["auc_pcvr"]}
+
+
+def plot(records, path):
+    """Save one row of two panels per data set: AUC (mean ± std) and fit time (log)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = [d for d in _QUALITY
+                if any(r.get("status") == "ok" and CONTENDERS[r["contender"]].dataset == d
+                       for r in records)]
+    if not datasets:
+        raise ValueError("no successful run to plot")
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(13, 0.5 + 3.2 * len(datasets)),
+                             squeeze=False)
+    for (ax_auc, ax_fit), dataset in zip(axes, datasets):
+        keys = [k for k, c in CONTENDERS.items() if c.dataset == dataset and any(
+            r["contender"] == k and r.get("status") == "ok" for r in records)]
+        ok = {k: [r for r in records if r["contender"] == k and r.get("status") == "ok"]
+              for k in keys}
+        y = np.arange(len(keys))
+        metrics = _QUALITY[dataset]
+        height = 0.8 / len(metrics)
+        for m, metric in enumerate(metrics):
+            values = [[r[metric] for r in ok[k]] for k in keys]
+            ax_auc.barh(y + (m - (len(metrics) - 1) / 2) * height, [np.mean(v) for v in values],
+                        height, xerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in values],
+                        label=metric[4:])
+        low = min(min(r[m] for k in keys for r in ok[k]) for m in metrics)
+        ax_auc.set_xlim(max(0.0, low - 0.05), 1.0)
+        ax_auc.set_yticks(y, keys)
+        ax_auc.invert_yaxis()
+        ax_auc.set_xlabel("test ROC AUC (mean ± std over seeds)")
+        ax_auc.set_title(f"{dataset}: quality")
+        ax_auc.legend(loc="lower right", fontsize="small")
+        fit = [np.mean([r["fit_seconds"] for r in ok[k]]) for k in keys]
+        ax_fit.barh(y, fit, color="gray")
+        ax_fit.set_xscale("log")
+        ax_fit.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax_fit.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax_fit.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax_fit.set_yticks(y, keys)
+        ax_fit.invert_yaxis()
+        ax_fit.set_xlabel("fit time, s (log scale)")
+        ax_fit.set_title(f"{dataset}: cost")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    records_path, figure_path = argv
+    with open(records_path) as f:
+        plot(json.load(f), figure_path)
+    print(f"Written to {figure_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

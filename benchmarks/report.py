@@ -1,0 +1,284 @@
+"""Turn the workers' records into the markdown report."""
+
+import math
+import os
+import platform
+import subprocess
+from importlib import metadata
+
+import numpy as np
+
+from .contenders import CONTENDERS
+
+DISTRIBUTIONS = ("torch", "skorch", "scikit-learn", "numpy", "pandas", "torch-rechub",
+                 "deepctr-torch")
+
+
+def machine_info():
+    """CPU model, cores, RAM, load and package versions of this machine."""
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    ram_gib = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    ram_gib = int(line.split()[1]) / 1024 ** 2
+                    break
+    except OSError:
+        pass
+    versions = {"python": platform.python_version()}
+    for name in DISTRIBUTIONS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    try:
+        versions["skmtl"] = metadata.version("skmtl")
+    except metadata.PackageNotFoundError:
+        import skmtl
+
+        versions["skmtl"] = skmtl.__version__
+    versions["skmtl commit"] = _git_commit()
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": ram_gib, "versions": versions,
+            "platform": platform.platform(), "load_at_start": load}
+
+
+def _git_commit():
+    """The repository's HEAD (read only), or "unknown" outside a git work tree."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        out = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+# -- numbers -------------------------------------------------------------------
+
+
+def _values(records, key):
+    return [r[key] for r in records if r.get(key) is not None]
+
+
+def _mean(records, key):
+    values = _values(records, key)
+    return float(np.mean(values)) if values else None
+
+
+def mean_std(records, key, digits=4):
+    """``mean ± std`` over the seeds (sample std); just the mean for one seed."""
+    values = _values(records, key)
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
+
+
+def _ratio(value, reference):
+    if value is None or reference is None or reference == 0 or not math.isfinite(reference):
+        return "–"
+    return f"{value / reference:.2f}"
+
+
+def _fmt(value, digits=1):
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def _epochs(records):
+    """Epochs run: one number, or the range over the seeds."""
+    values = [r["epochs_run"] for r in records if r.get("epochs_run") is not None]
+    if not values:
+        return "–"
+    low, high = min(values), max(values)
+    return str(low) if low == high else f"{low}–{high}"
+
+
+# -- tables --------------------------------------------------------------------
+
+
+def _group(records, dataset):
+    """``{contender key: [records]}`` in registry order for ``dataset``."""
+    groups = {}
+    for key, contender in CONTENDERS.items():
+        if contender.dataset == dataset:
+            mine = [r for r in records if r["contender"] == key]
+            if mine:
+                groups[key] = mine
+    return groups
+
+
+def _status_line(records):
+    """Why a contender has no numbers: ``not installed: ...`` or ``failed: ...``."""
+    bad = [r for r in records if r.get("status") != "ok"]
+    if not bad:
+        return None
+    first = bad[0]
+    n_ok = len(records) - len(bad)
+    prefix = first["status"]
+    detail = first.get("error", "")
+    if n_ok:
+        return f"{prefix} on {len(bad)} of {len(records)} seeds: {detail}"
+    return f"{prefix}: {detail}"
+
+
+def _cost_columns(ok, reference):
+    fit = _mean(ok, "fit_seconds")
+    rate = _mean(ok, "predict_rows_per_second")
+    inc = _mean(ok, "rss_increment_mb")
+    return [
+        mean_std(ok, "fit_seconds", 1),
+        _ratio(fit, reference.get("fit")),
+        _fmt(_mean(ok, "prep_seconds"), 2),
+        _fmt(rate, 0),
+        _ratio(rate, reference.get("rate")),
+        _fmt(_mean(ok, "peak_rss_mb"), 0),
+        _fmt(inc, 0),
+        _ratio(inc, reference.get("increment")),
+    ]
+
+
+_COST_HEADER = ["fit s", "fit ×", "prep s", "predict rows/s", "predict ×", "peak RSS MB",
+                "Δ RSS MB", "Δ RSS ×"]
+
+
+def _reference(groups):
+    for key, records in groups.items():
+        if CONTENDERS[key].reference:
+            ok = [r for r in records if r.get("status") == "ok"]
+            if ok:
+                return {"fit": _mean(ok, "fit_seconds"),
+                        "rate": _mean(ok, "predict_rows_per_second"),
+                        "increment": _mean(ok, "rss_increment_mb")}
+    return {}
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def census_table(records, tasks=("income_50k", "never_married")):
+    groups = _group(records, "census")
+    reference = _reference(groups)
+    header = (["contender"] + [f"AUC {t}" for t in tasks] + [f"log loss {t}" for t in tasks]
+              + ["epochs"] + _COST_HEADER)
+    rows = []
+    for key, recs in groups.items():
+        label = f"{CONTENDERS[key].label} (`{key}`)"
+        ok = [r for r in recs if r.get("status") == "ok"]
+        status = _status_line(recs)
+        if not ok:
+            rows.append([label, status] + ["–"] * (len(header) - 2))
+            continue
+        if status:
+            label += f" — {status}"
+        rows.append([label] + [mean_std(ok, f"auc_{t}") for t in tasks]
+                    + [mean_std(ok, f"logloss_{t}") for t in tasks]
+                    + [_epochs(ok)] + _cost_columns(ok, reference))
+    return _table(header, rows)
+
+
+def coat_table(records):
+    groups = _group(records, "coat")
+    reference = _reference(groups)
+    header = (["contender", "trained on", "AUC pCVR", "mean pCVR", "observed rate",
+               "log loss pCVR", "epochs"] + _COST_HEADER)
+    rows = []
+    for key, recs in groups.items():
+        contender = CONTENDERS[key]
+        label = f"{contender.label} (`{key}`)"
+        ok = [r for r in recs if r.get("status") == "ok"]
+        status = _status_line(recs)
+        if not ok:
+            rows.append([label, contender.trained_on, status] + ["–"] * (len(header) - 3))
+            continue
+        if status:
+            label += f" — {status}"
+        rows.append([label, contender.trained_on, mean_std(ok, "auc_pcvr"),
+                     mean_std(ok, "mean_pcvr", 3), _fmt(_mean(ok, "observed_rate"), 3),
+                     mean_std(ok, "logloss_pcvr"), _epochs(ok)] + _cost_columns(ok, reference))
+    return _table(header, rows)
+
+
+def notes(records):
+    out = []
+    for key in CONTENDERS:
+        seen = []
+        for r in records:
+            if r["contender"] == key:
+                for note in r.get("notes", []):
+                    if note not in seen:
+                        seen.append(note)
+        if seen:
+            out.append(f"- `{key}`: " + "; ".join(seen))
+    return out
+
+
+def render(records, meta):
+    """The whole markdown report."""
+    info = meta["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    threads = sorted({r["torch_threads"] for r in records if r.get("torch_threads")})
+    load = info.get("load_at_start")
+    lines = [
+        "# skmtl side-by-side benchmark",
+        "",
+    ]
+    if meta.get("partial"):
+        lines += [f"**Partial report: {meta['partial']} done; the run is still going or "
+                  "was interrupted.**", ""]
+    lines += [
+        f"- command: `{meta['command']}`",
+        f"- date: {meta['date']} (took {meta['elapsed_minutes']:.0f} min)",
+        f"- machine: {info['cpu']}, {info['cores']} cores, "
+        + (f"{info['ram_gib']:.0f} GiB RAM" if info["ram_gib"] else "RAM unknown")
+        + (f"; load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}" if load
+           else ""),
+        f"- versions: {versions}",
+        f"- torch threads per worker: {'/'.join(map(str, threads)) or '–'} (torch's default, "
+        "not set by the suite)",
+        f"- seeds: {' '.join(map(str, meta['seeds']))}; epochs: {meta['epochs']}; "
+        f"Census rows: {meta['census_rows'] or 'all (99,762)'}; "
+        f"Coat impressions: {meta['coat_rows'] or 'all (87,000)'}",
+        "",
+        "Metrics are mean ± standard deviation over the seeds; costs are means. "
+        "Ratios (×) are against the row marked as reference of each table "
+        "(skmtl at the common configuration). `fit s` excludes `prep s`, the shared "
+        "encoding given to the peers and the hand-written loop (the skmtl estimators "
+        "encode the DataFrame inside fit and predict). `predict rows/s`: test rows "
+        "over the median time of repeated predictions of the test set. `peak RSS`: ru_maxrss of the "
+        "worker process; `Δ RSS`: peak during fit and predict over the resident set "
+        "after imports, data loading and preparation.",
+        "",
+    ]
+    if any(CONTENDERS[r["contender"]].dataset == "census" for r in records):
+        lines += ["## Census-Income (KDD): MMoE, tasks income_50k and never_married", "",
+                  f"Random 80/20 split per seed of the {meta['census_rows'] or '99,762'}-row "
+                  "test file; 10 % of the training part for validation. Reference: `skmtl`.",
+                  ""]
+        lines += census_table(records) + [""]
+    if any(CONTENDERS[r["contender"]].dataset == "coat" for r in records):
+        lines += ["## Coat: ESMM on all impressions against CVR models on clicked rows", "",
+                  "pCVR = p(conversion | click) scored on the random-exposure test "
+                  "ratings (conversion = rating ≥ 4); mean pCVR against the observed "
+                  "conversion rate there. Reference: `skmtl-esmm`.", ""]
+        lines += coat_table(records) + [""]
+    extra = notes(records)
+    if extra:
+        lines += ["Notes:", ""] + extra + [""]
+    return "\n".join(lines)
