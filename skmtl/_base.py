@@ -166,11 +166,9 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
                 net.initialize_callbacks()
                 before = _training_state(net)
             else:
-                module = self._build_module(encoder.cardinalities, len(encoder.numeric_indices_),
-                                            [UNKNOWN_CODE] * len(encoder.cardinalities),
-                                            classes)
-                net = self._build_net(module, classes, task_names, self._callbacks(train, valid),
-                                      self._train_split(valid), seed, self.device)
+                net = self._build_net(self._new_module(encoder, classes), classes, task_names,
+                                      self._callbacks(train, valid), self._train_split(valid),
+                                      seed, self.device)
                 net.initialize()
             try:
                 net.partial_fit(train)
@@ -179,13 +177,17 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
                     _restore_training_state(net, before)
                 raise
         if net.interrupted_:
-            kept = ("the best weights by validation loss" if valid is not None
-                    and self._early_stopping_enabled(n_samples) else "the latest weights")
+            kept = ("the latest weights" if not self._early_stopping_enabled(n_samples) else
+                    f"the best weights by {'training' if valid is None else 'validation'} loss")
             warnings.warn(
                 f"fit was interrupted after {len(net.history)} complete epoch(s); the model "
                 f"is usable and keeps {kept}.", TrainingInterruptedWarning, stacklevel=2)
         self._set_fitted(encoder, net, task_names, classes, single_output)
         return self
+
+    def _new_module(self, encoder, classes):
+        return self._build_module(encoder.cardinalities, len(encoder.numeric_indices_),
+                                  [UNKNOWN_CODE] * len(encoder.cardinalities), classes)
 
     def _set_fitted(self, encoder, net, task_names, classes, single_output):
         self._encoder = encoder
@@ -205,8 +207,7 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
     def _restore_fitted(self, *, encoder, task_names, classes, single_output, module_state,
                         optimizer_state, history, device):
         """Rebuild the fitted state from its saved parts (see :func:`skmtl.load`)."""
-        module = self._build_module(encoder.cardinalities, len(encoder.numeric_indices_),
-                                    [UNKNOWN_CODE] * len(encoder.cardinalities), classes)
+        module = self._new_module(encoder, classes)
         module.load_state_dict(module_state)
         net = self._build_net(module, classes, task_names, callbacks=[], train_split=None,
                               seed=0, device=device)

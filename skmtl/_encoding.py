@@ -383,12 +383,12 @@ class _RowReader:
         self.check_numeric_finite()
         weight_total = 0.0
         total = np.zeros(len(self._numeric))
-        for start, stop, values, weight in self._weighted_blocks(sample_weight):
+        for values, weight in self._weighted_blocks(sample_weight):
             total += weight @ values
             weight_total += weight.sum()
         mean = total / weight_total
         squares = np.zeros(len(self._numeric))
-        for start, stop, values, weight in self._weighted_blocks(sample_weight):
+        for values, weight in self._weighted_blocks(sample_weight):
             squares += weight @ (values - mean) ** 2
         return mean, np.sqrt(squares / weight_total)
 
@@ -397,7 +397,7 @@ class _RowReader:
             values = self._numeric_rows(start, stop).astype(np.float64)
             weight = (np.ones(stop - start) if sample_weight is None
                       else np.asarray(sample_weight[start:stop], dtype=np.float64))
-            yield start, stop, values, weight
+            yield values, weight
 
     def _numeric_rows(self, start, stop):
         numeric = np.empty((stop - start, len(self._numeric)), dtype=np.float32)
