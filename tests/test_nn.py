@@ -46,6 +46,23 @@ def test_feature_embedding_zero_initialises_reserved_codes():
     assert torch.any(emb.embedding.weight[[1, 2, 4]] != 0)
 
 
+@pytest.mark.parametrize("embedding_dim", [4, 48])   # summed in serial chunks / in one call
+def test_feature_embedding_gradient_matches_plain_lookup(embedding_dim):
+    torch.manual_seed(0)
+    cardinalities = [7, 50, 3]
+    emb = FeatureEmbedding(cardinalities, 0, embedding_dim)
+    # enough rows that the backward is split into several chunks
+    categorical = torch.stack([torch.randint(0, c, (20_000,)) for c in cardinalities], dim=1)
+    upstream = torch.randn(20_000, emb.output_dim)
+    (emb(categorical, torch.empty(20_000, 0)) * upstream).sum().backward()
+
+    table = emb.embedding.weight.detach().clone().requires_grad_()
+    plain = nn.functional.embedding(categorical + emb.offsets, table).view(20_000, -1)
+    (plain * upstream).sum().backward()
+    torch.testing.assert_close(emb.embedding.weight.grad, table.grad, rtol=1e-4, atol=1e-4)
+    assert emb.embedding.weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("cardinalities, n_numeric", [([], 3), ([4], 0)])
 def test_feature_embedding_only_numeric_or_only_categorical(cardinalities, n_numeric):
     emb = FeatureEmbedding(cardinalities, n_numeric, 2)

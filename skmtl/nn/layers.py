@@ -65,15 +65,57 @@ class FeatureEmbedding(nn.Module):
         """
         parts = []
         if self.embedding is not None:
-            # index_select rather than F.embedding: same values, but its
-            # backward (index_add) is several times faster on the CPU than
-            # embedding's sort-based dense backward.
             rows = (categorical + self.offsets).reshape(-1)
-            embedded = self.embedding.weight.index_select(0, rows)
+            embedded = _gather_rows(self.embedding.weight, rows)
             parts.append(embedded.view(categorical.shape[0], -1))
         if self.n_numeric:
             parts.append(numeric)
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
+# index_add_ calls of at most this many elements run on one thread (torch's
+# grain size for CPU parallelism).
+_SERIAL_CHUNK_ELEMENTS = 32_768
+# Rows narrower than this are summed serially: see _RowGather.
+_PARALLEL_MIN_WIDTH = 32
+
+
+class _RowGather(torch.autograd.Function):
+    """``table.index_select(0, rows)`` whose backward adds into the table in serial chunks.
+
+    The backward of ``index_select`` is one ``index_add_``, which torch
+    parallelises over the width of the rows. With embeddings narrower than
+    a few cache lines the threads then write the same lines, and the call
+    is several times slower than on one thread (1.6 ms against 0.27 ms for
+    32,768 rows of width 4 on 2 threads). Chunks of rows below torch's grain
+    size keep each call serial. It also beats ``F.embedding``, whose dense
+    backward sorts the indices.
+    """
+
+    @staticmethod
+    def forward(ctx, table, rows):
+        ctx.save_for_backward(rows)
+        ctx.table_shape = table.shape
+        return table.index_select(0, rows)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (rows,) = ctx.saved_tensors
+        grad = grad.contiguous()
+        table_grad = grad.new_zeros(ctx.table_shape)
+        width = ctx.table_shape[1]
+        if width >= _PARALLEL_MIN_WIDTH:
+            return table_grad.index_add_(0, rows, grad), None
+        chunk = max(1, _SERIAL_CHUNK_ELEMENTS // width)
+        for rows_chunk, grad_chunk in zip(rows.split(chunk), grad.split(chunk)):
+            table_grad.index_add_(0, rows_chunk, grad_chunk)
+        return table_grad, None
+
+
+def _gather_rows(table, rows):
+    if torch.is_grad_enabled() and table.requires_grad:
+        return _RowGather.apply(table, rows)
+    return table.index_select(0, rows)
 
 
 class MLP(nn.Sequential):
