@@ -13,6 +13,10 @@ Every neural contender runs exactly ``epochs`` epochs (default 10) with a
 validation pass after each one.
 """
 
+# Rows per forward pass when predicting the test set, for every contender
+# whose predict takes a batch size: the one skmtl uses internally.
+from skmtl._base import PREDICT_BATCH_SIZE  # noqa: F401 (part of the configuration)
+
 DEFAULT_EPOCHS = 10
 QUICK_EPOCHS = 2
 QUICK_CENSUS_ROWS = 20_000
@@ -23,7 +27,3 @@ TRAINING = {"batch_size": 1024, "learning_rate": 1e-3, "weight_decay": 1e-4}
 CENSUS_MMOE = {"n_experts": 8, "expert_units": (16,), "tower_units": (8,), "embedding_dim": 4}
 
 COAT_ESMM = {"tower_units": (16, 8), "embedding_dim": 16}
-
-# Rows per forward pass when predicting the test set, for every contender
-# whose predict takes a batch size (skmtl uses this value internally).
-PREDICT_BATCH_SIZE = 8192

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 CARDINALITIES = (10, 100, 1_000, 10_000)
+PREDICTION_PAIRS = 6
 
 
 def make_frame(n_rows, strings=False, seed=0):
@@ -120,20 +121,27 @@ def measure_prediction(rows):
                 batch = slice(first, first + PREDICT_BATCH_SIZE)
                 module.predict_proba(module(codes[batch], numeric[batch]))
 
-    # Alternate the two, after a warm-up of each, and keep the median of 3:
+    # Warm both up, then time them in pairs, alternating which goes first:
     # the first pass over a million rows is slower for both (page faults,
-    # allocator growth), so the order would otherwise decide.
+    # allocator growth), and the machine's speed drifts, so only times taken
+    # side by side are compared. The ratio is the median of the pairs' ratios.
+    runs = {"skmtl": lambda: model.predict_proba(X), "bare": bare}
+    for run in runs.values():
+        run()
     times = {"skmtl": [], "bare": []}
-    for repeat in range(4):
-        for name, run in (("skmtl", lambda: model.predict_proba(X)), ("bare", bare)):
+    for repeat in range(PREDICTION_PAIRS):
+        for name in (("skmtl", "bare") if repeat % 2 == 0 else ("bare", "skmtl")):
             start = time.perf_counter()
-            run()
-            if repeat:
-                times[name].append(time.perf_counter() - start)
-    skmtl_seconds = float(np.median(times["skmtl"]))
-    bare_seconds = float(np.median(times["bare"]))
-    return {"rows": rows, "skmtl_rows_per_s": rows / skmtl_seconds,
-            "bare_rows_per_s": rows / bare_seconds, "ratio": bare_seconds / skmtl_seconds}
+            runs[name]()
+            times[name].append(time.perf_counter() - start)
+    skmtl_seconds = np.array(times["skmtl"])
+    bare_seconds = np.array(times["bare"])
+    return {"rows": rows, "pairs": PREDICTION_PAIRS,
+            "skmtl_rows_per_s": rows / float(np.median(skmtl_seconds)),
+            "bare_rows_per_s": rows / float(np.median(bare_seconds)),
+            "ratio": float(np.median(bare_seconds / skmtl_seconds)),
+            "ratio_range": [float(np.min(bare_seconds / skmtl_seconds)),
+                            float(np.max(bare_seconds / skmtl_seconds))]}
 
 
 def measure_memory(rows):
@@ -194,9 +202,11 @@ def main(argv=None):
 
     r = run("prediction", args.threads, rows=args.rows)
     print(f"\n## predict_proba on {args.rows:,} rows, MMOEClassifier() defaults\n")
-    print("| skmtl from DataFrame (rows/s) | bare module on tensors (rows/s) | ratio |")
-    print("|---|---|---|")
-    print(f"| {r['skmtl_rows_per_s']:,.0f} | {r['bare_rows_per_s']:,.0f} | {r['ratio']:.2f} |")
+    print("| skmtl from DataFrame (rows/s) | bare module on tensors (rows/s) | ratio "
+          f"(median of {r['pairs']} pairs) | lowest, highest pair |")
+    print("|---|---|---|---|")
+    print(f"| {r['skmtl_rows_per_s']:,.0f} | {r['bare_rows_per_s']:,.0f} | {r['ratio']:.2f} | "
+          f"{r['ratio_range'][0]:.2f}, {r['ratio_range'][1]:.2f} |")
 
     r = run("memory", args.threads, rows=args.memory_rows)
     print(f"\n## Memory, {args.memory_rows:,} rows x 40 columns, MMOEClassifier(max_epochs=1)\n")

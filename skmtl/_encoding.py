@@ -103,6 +103,7 @@ class TabularEncoder:
         self.numeric_indices_ = np.flatnonzero(~self.is_categorical_)
         self.categories_ = [self._fit_column(_column(X, j), j)
                             for j in self.categorical_indices_]
+        self._indexes = None
         self.mean_ = np.zeros(len(self.numeric_indices_))
         self.scale_ = np.ones(len(self.numeric_indices_))
         reader = _RowReader(self, X)
@@ -115,6 +116,22 @@ class TabularEncoder:
     def fit_transform(self, X, sample_weight=None):
         """Fit to ``X`` and return its encoding, as :meth:`transform` does."""
         return self.fit(X, sample_weight).transform(X)
+
+    def category_indexes(self):
+        """One ``pd.Index`` of the categories per categorical column, built once and kept.
+
+        Its hash table maps values to codes; rebuilding it for every call of
+        ``transform`` or ``predict_proba`` cost more than encoding a few
+        thousand rows.
+        """
+        if getattr(self, "_indexes", None) is None:
+            self._indexes = [pd.Index(categories) for categories in self.categories_]
+        return self._indexes
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_indexes", None)  # a cache, rebuilt on first use
+        return state
 
     def to_dict(self):
         """The fitted state as plain JSON-compatible values (see :func:`array_to_json`)."""
@@ -243,7 +260,7 @@ class TabularEncoder:
         numeric = np.empty((reader.n_samples, len(self.numeric_indices_)), dtype=np.float32)
         reader.check_numeric_finite()
         for start, stop in reader.blocks():
-            codes[start:stop], numeric[start:stop] = reader.read(start, stop)
+            reader.read(start, stop, out=(codes[start:stop], numeric[start:stop]))
         return codes, numeric
 
     def reader(self, X):
@@ -345,12 +362,13 @@ class _RowReader:
     def __init__(self, encoder, X):
         self.encoder = encoder
         self.n_samples = X.shape[0]
-        self._categorical = [_position_reader(_column(X, j), categories)
-                             for j, categories in zip(encoder.categorical_indices_,
-                                                      encoder.categories_)]
-        self._numeric = [_column(X, j) for j in encoder.numeric_indices_]
+        self._categorical = [_code_reader(_column(X, j), index)
+                             for j, index in zip(encoder.categorical_indices_,
+                                                 encoder.category_indexes())]
+        self._numeric = [_numeric_values(_column(X, j)) for j in encoder.numeric_indices_]
         self._mean = encoder.mean_.astype(np.float32)
         self._scale = encoder.scale_.astype(np.float32)
+        self._by_column = np.empty((len(self._categorical), 0), dtype=np.int32)
 
     def blocks(self, block_size=None):
         """``(start, stop)`` of consecutive blocks of rows."""
@@ -358,14 +376,26 @@ class _RowReader:
         return [(start, min(start + size, self.n_samples))
                 for start in range(0, self.n_samples, size)]
 
-    def read(self, start, stop):
-        """Codes (int32) and standardised numeric values (float32) of rows ``start:stop``."""
-        positions = np.empty((len(self._categorical), stop - start), dtype=np.int32)
-        for k, positions_of in enumerate(self._categorical):
-            positions[k] = positions_of(start, stop)
-        codes = np.ascontiguousarray(positions.T)
-        codes += 1  # unknown and missing values are at position -1
-        numeric = self._numeric_rows(start, stop)
+    def read(self, start, stop, out=None):
+        """Codes (int32) and standardised numeric values (float32) of rows ``start:stop``.
+
+        ``out``, a pair of arrays of ``stop - start`` rows, receives the
+        result; reusing it from block to block spares an allocation per block.
+        """
+        n_rows = stop - start
+        if out is None:
+            out = (np.empty((n_rows, len(self._categorical)), dtype=np.int32),
+                   np.empty((n_rows, len(self._numeric)), dtype=np.float32))
+        codes, numeric = out
+        if self._by_column.shape[1] < n_rows:
+            # scratch space kept from block to block
+            self._by_column = np.empty((len(self._categorical), n_rows), dtype=np.int32)
+            self._positions = np.empty(n_rows, dtype=np.intp)
+        by_column = self._by_column[:, :n_rows]
+        for k, codes_of in enumerate(self._categorical):
+            codes_of(start, stop, by_column[k], self._positions[:n_rows])
+        np.copyto(codes, by_column.T)
+        self._numeric_rows(start, stop, numeric)
         self._raise_if_not_finite(np.isfinite(numeric).all(axis=0))
         numeric -= self._mean
         numeric /= self._scale
@@ -399,18 +429,19 @@ class _RowReader:
                       else np.asarray(sample_weight[start:stop], dtype=np.float64))
             yield values, weight
 
-    def _numeric_rows(self, start, stop):
-        numeric = np.empty((stop - start, len(self._numeric)), dtype=np.float32)
+    def _numeric_rows(self, start, stop, out=None):
+        if out is None:
+            out = np.empty((stop - start, len(self._numeric)), dtype=np.float32)
         for i, column in enumerate(self._numeric):
             try:
-                numeric[:, i] = _as_float(column[start:stop])
+                out[:, i] = _as_float(column[start:stop])
             except (TypeError, ValueError):
                 name = _column_label(self.encoder.feature_names_in_,
                                      self.encoder.numeric_indices_[i])
                 raise ValueError(
                     f"Numeric columns [{name!r}] hold values that are not numbers. Declare "
                     "them in categorical_features or convert them.") from None
-        return numeric
+        return out
 
     def _raise_if_not_finite(self, finite):
         if not finite.all():
@@ -421,25 +452,48 @@ class _RowReader:
                 "(e.g. sklearn.impute.SimpleImputer) or declare them categorical.")
 
 
+def _numeric_values(column):
+    """The column's NumPy array when it has one (no copy), else the column itself."""
+    if isinstance(column, pd.Series) and isinstance(column.dtype, np.dtype) \
+            and column.dtype.kind in "biuf":
+        return column.to_numpy()
+    return column
+
+
 def _as_float(values):
     if isinstance(values, pd.Series):
         return values.to_numpy(dtype=np.float32, na_value=np.nan)
+    if values.dtype.kind in "biuf":
+        return values  # the assignment casts it, with no temporary copy
     return np.asarray(values, dtype=np.float32)
 
 
-def _position_reader(values, categories):
-    """A function ``(start, stop) -> positions`` of those rows' values in ``categories``.
+def _code_reader(values, index):
+    """A function ``(start, stop, out, scratch)`` writing those rows' codes into ``out``.
 
-    Positions are -1 for missing or unknown values.
+    Known values get their position in the categories ``index`` plus one;
+    missing and unknown values get ``UNKNOWN_CODE``. ``scratch`` is an intp
+    array of ``stop - start`` elements the function may overwrite.
     """
-    index = pd.Index(categories)
     if isinstance(values.dtype, pd.CategoricalDtype):
-        # Map the (few) categories of the dtype once, then index by the codes.
-        lookup = np.append(index.get_indexer(values.cat.categories), -1).astype(np.int32)
-        codes = values.cat.codes.to_numpy()
-        return lambda start, stop: lookup[codes[start:stop]]
+        # Map the (few) categories of the dtype once, then index by the codes;
+        # the dtype's code -1 (missing) wraps round to the last entry.
+        lookup = np.append(index.get_indexer(values.cat.categories) + 1,
+                           UNKNOWN_CODE).astype(np.int32)
+        dtype_codes = values.cat.codes.to_numpy()
+
+        def codes_of_categorical(start, stop, out, scratch):
+            # np.take wants intp indices: widened in scratch, not a new array
+            np.copyto(scratch, dtype_codes[start:stop])
+            np.take(lookup, scratch, out=out, mode="wrap")
+        return codes_of_categorical
+
     array = values.array if isinstance(values, pd.Series) else values
-    return lambda start, stop: index.get_indexer(array[start:stop])
+
+    def codes_of_values(start, stop, out, scratch):
+        # get_indexer gives -1 for missing and unknown values, hence the + 1.
+        np.add(index.get_indexer(array[start:stop]), 1, out=out)
+    return codes_of_values
 
 
 def _value_kind(value):

@@ -1,5 +1,7 @@
 """The public estimators: outputs, scikit-learn integration, persistence, learning."""
 
+import pickle
+
 import joblib
 import numpy as np
 import pandas as pd
@@ -15,6 +17,8 @@ from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skmtl import ESMMClassifier, MMOEClassifier
+from skmtl import _base as skmtl_base
+from skmtl._encoding import TabularEncoder
 
 FAST = dict(max_epochs=4, batch_size=128, random_state=0)
 
@@ -188,6 +192,35 @@ def test_unseen_and_missing_categories_at_predict_time(mmoe, holdout):
     # an unknown category is embedded like a missing value
     np.testing.assert_allclose(proba[0][:10], mmoe.predict_proba(X.assign(
         color=[None] * 10 + list(X["color"][10:])))[0][:10], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["mmoe", "esmm"])
+def test_predictions_do_not_depend_on_block_and_batch_sizes(name, request, holdout,
+                                                            monkeypatch):
+    model = request.getfixturevalue(name)
+    X = holdout[0].iloc[:53]
+    reference = model.predict_proba(X)
+    monkeypatch.setattr(skmtl_base, "PREDICT_BLOCK_SIZE", 10)   # 6 blocks, the last short
+    monkeypatch.setattr(skmtl_base, "PREDICT_BATCH_SIZE", 4)    # 3 batches a block
+    for small, whole in zip(model.predict_proba(X), reference):
+        np.testing.assert_allclose(small, whole, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(small.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_encoder_category_index_is_a_cache(tasks):
+    X = tasks[0].iloc[:200]
+    encoder = TabularEncoder().fit(X)
+    codes, _ = encoder.transform(X)
+    # not carried in pickles, rebuilt on first use
+    restored = pickle.loads(pickle.dumps(encoder))
+    assert "_indexes" not in restored.__dict__
+    np.testing.assert_array_equal(restored.transform(X)[0], codes)
+    # a new fit forgets the old categories
+    other = X.assign(color=X["color"].map({"red": "cyan", "green": "cyan", "blue": "teal",
+                                           "black": "teal"}))
+    refit_codes, _ = encoder.fit(other).transform(other)
+    color = list(X.columns[encoder.categorical_indices_]).index("color")
+    assert set(refit_codes[:, color]) == {1, 2}   # cyan, teal: no unknown code 0
 
 
 def test_categorical_features_specifications(tasks):
