@@ -28,7 +28,7 @@ from .exceptions import TrainingInterruptedWarning
 # batch's intermediates then fit in the CPU's caches and in the memory the
 # allocator keeps, rather than being handed back to the system and faulted
 # in again batch after batch, as they were at 8192 rows.
-PREDICT_BLOCK_SIZE = 65536
+PREDICT_BLOCK_SIZE = 16384
 PREDICT_BATCH_SIZE = 4096
 
 

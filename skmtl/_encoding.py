@@ -396,7 +396,8 @@ class _RowReader:
             codes_of(start, stop, by_column[k], self._positions[:n_rows])
         np.copyto(codes, by_column.T)
         self._numeric_rows(start, stop, numeric)
-        self._raise_if_not_finite(np.isfinite(numeric).all(axis=0))
+        if not np.isfinite(numeric).all():  # far faster than per column, .all(axis=0)
+            self._raise_if_not_finite(np.isfinite(numeric).all(axis=0))
         numeric -= self._mean
         numeric /= self._scale
         return codes, numeric
