@@ -477,11 +477,19 @@ def _code_reader(values, index):
     array of ``stop - start`` elements the function may overwrite.
     """
     if isinstance(values.dtype, pd.CategoricalDtype):
+        positions = index.get_indexer(values.cat.categories)
+        dtype_codes = values.cat.codes.to_numpy()
+        if np.array_equal(positions, np.arange(len(positions))):
+            # The dtype's categories are the fitted ones, in order (the usual
+            # case): the code is the dtype's code + 1, and missing (-1) becomes
+            # UNKNOWN_CODE (0). Twice as fast as the lookup below.
+            def codes_of_same_categories(start, stop, out, scratch):
+                np.add(dtype_codes[start:stop], 1, out=out, dtype=np.int32)
+            return codes_of_same_categories
+
         # Map the (few) categories of the dtype once, then index by the codes;
         # the dtype's code -1 (missing) wraps round to the last entry.
-        lookup = np.append(index.get_indexer(values.cat.categories) + 1,
-                           UNKNOWN_CODE).astype(np.int32)
-        dtype_codes = values.cat.codes.to_numpy()
+        lookup = np.append(positions + 1, UNKNOWN_CODE).astype(np.int32)
 
         def codes_of_categorical(start, stop, out, scratch):
             # np.take wants intp indices: widened in scratch, not a new array

@@ -18,7 +18,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skmtl import ESMMClassifier, MMOEClassifier
 from skmtl import _base as skmtl_base
-from skmtl._encoding import TabularEncoder
+from skmtl._encoding import UNKNOWN_CODE, TabularEncoder
 
 FAST = dict(max_epochs=4, batch_size=128, random_state=0)
 
@@ -205,6 +205,19 @@ def test_predictions_do_not_depend_on_block_and_batch_sizes(name, request, holdo
     for small, whole in zip(model.predict_proba(X), reference):
         np.testing.assert_allclose(small, whole, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(small.sum(axis=1), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype_categories", [["a", "b", "c"],        # as fitted
+                                              ["a", "b"],             # a prefix
+                                              ["c", "a", "b"],        # reordered
+                                              ["a", "b", "c", "d"]])  # one unseen
+def test_encoder_codes_of_category_columns(dtype_categories):
+    fitted = pd.DataFrame({"x": pd.Categorical(["a", "b", "c", "a"])})
+    encoder = TabularEncoder().fit(fitted)
+    values = [v for v in ["c", "a", "b", "d"] if v in dtype_categories] + [None]
+    X = pd.DataFrame({"x": pd.Categorical(values, categories=dtype_categories)})
+    expected = [{"a": 1, "b": 2, "c": 3}.get(v, UNKNOWN_CODE) for v in values]
+    np.testing.assert_array_equal(encoder.transform(X)[0][:, 0], expected)
 
 
 def test_encoder_category_index_is_a_cache(tasks):
