@@ -24,10 +24,9 @@ from ._training import BatchIterator, MultiTaskNet, TensorData
 from .exceptions import TrainingInterruptedWarning
 
 # Prediction encodes PREDICT_BLOCK_SIZE rows at a time (this bounds its
-# memory) and feeds them to the network PREDICT_BATCH_SIZE rows at a time: a
-# batch's intermediates then fit in the CPU's caches and in the memory the
-# allocator keeps, rather than being handed back to the system and faulted
-# in again batch after batch, as they were at 8192 rows.
+# memory) and feeds them to the network PREDICT_BATCH_SIZE rows at a time.
+# With 8192-row batches glibc often handed the heap back to the system after
+# every batch and the next batch faulted it in again (see benchmarks/README).
 PREDICT_BLOCK_SIZE = 16384
 PREDICT_BATCH_SIZE = 4096
 

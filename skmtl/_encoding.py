@@ -120,9 +120,8 @@ class TabularEncoder:
     def category_indexes(self):
         """One ``pd.Index`` of the categories per categorical column, built once and kept.
 
-        Its hash table maps values to codes; rebuilding it for every call of
-        ``transform`` or ``predict_proba`` cost more than encoding a few
-        thousand rows.
+        Its hash table maps values to codes; rebuilt on every call, it made
+        ``predict_proba`` on 100 rows of 30 categorical columns twice as slow.
         """
         if getattr(self, "_indexes", None) is None:
             self._indexes = [pd.Index(categories) for categories in self.categories_]
@@ -368,7 +367,9 @@ class _RowReader:
         self._numeric = [_numeric_values(_column(X, j)) for j in encoder.numeric_indices_]
         self._mean = encoder.mean_.astype(np.float32)
         self._scale = encoder.scale_.astype(np.float32)
+        # scratch space for read, grown to the largest block and then reused
         self._by_column = np.empty((len(self._categorical), 0), dtype=np.int32)
+        self._positions = np.empty(0, dtype=np.intp)
 
     def blocks(self, block_size=None):
         """``(start, stop)`` of consecutive blocks of rows."""
@@ -388,7 +389,6 @@ class _RowReader:
                    np.empty((n_rows, len(self._numeric)), dtype=np.float32))
         codes, numeric = out
         if self._by_column.shape[1] < n_rows:
-            # scratch space kept from block to block
             self._by_column = np.empty((len(self._categorical), n_rows), dtype=np.int32)
             self._positions = np.empty(n_rows, dtype=np.intp)
         by_column = self._by_column[:, :n_rows]

@@ -113,6 +113,7 @@ class _RowGather(torch.autograd.Function):
 
 
 def _gather_rows(table, rows):
+    """Rows ``rows`` of ``table``; through :class:`_RowGather` when a gradient is needed."""
     if torch.is_grad_enabled() and table.requires_grad:
         return _RowGather.apply(table, rows)
     return table.index_select(0, rows)
