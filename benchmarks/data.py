@@ -84,11 +84,11 @@ def _subsample(frames, n_rows):
     return [frame.iloc[rows].reset_index(drop=True) for frame in frames]
 
 
-def load_census(seed, n_rows=None):
+def load_census(seed, n_rows=None, download_if_missing=True):
     """Census-Income (KDD) test file, random 80/20 split for ``seed``."""
     from skmtl.datasets import fetch_census_income
 
-    bunch = fetch_census_income(subset="test")
+    bunch = fetch_census_income(subset="test", download_if_missing=download_if_missing)
     X, Y = _subsample([bunch.data, bunch.target[list(CENSUS_TASKS)]], n_rows)
     X_train, X_test, Y_train, Y_test = train_test_split(
         X, Y, test_size=TEST_FRACTION, random_state=seed)
@@ -98,11 +98,11 @@ def load_census(seed, n_rows=None):
     return Problem("census", X_train, Y_train, valid, X_test, Y_test)
 
 
-def load_coat(seed, n_rows=None):
+def load_coat(seed, n_rows=None, download_if_missing=True):
     """All Coat impressions for training, the random-exposure ratings for testing."""
     from skmtl.datasets import fetch_coat
 
-    bunch = fetch_coat()
+    bunch = fetch_coat(download_if_missing=download_if_missing)
     X_train, Y_train = _subsample([bunch.data, bunch.target[["click", "conversion"]]], n_rows)
     Y_test = bunch.test_target[["conversion"]].reset_index(drop=True)
     return Problem("coat", X_train, Y_train, holdout_mask(len(X_train), VALIDATION_FRACTION, seed),

@@ -63,6 +63,8 @@ def parse_args(argv=None):
                         help="seconds before a worker is killed and reported as failed")
     parser.add_argument("--log-dir", type=Path, default=None,
                         help="keep the workers' output here (default: a temporary folder)")
+    parser.add_argument("--no-download", action="store_true",
+                        help="fail rather than download a data set missing from the data home")
     args = parser.parse_args(argv)
     if args.seeds is None:
         args.seeds = [0] if args.quick else [0, 1, 2]
@@ -96,7 +98,8 @@ def run_worker(contender, seed, args, log_dir):
     spec = {"contender": contender.key, "seed": seed, "epochs": args.epochs, "n_rows": n_rows,
             "predict_batch_size": config.PREDICT_BATCH_SIZE,
             "predict_repeats": args.predict_repeats,
-            "predict_min_seconds": args.predict_min_seconds}
+            "predict_min_seconds": args.predict_min_seconds,
+            "download_if_missing": not args.no_download}
     stem = log_dir / f"{contender.dataset}-{contender.key}-seed{seed}"
     spec_path, result_path, log_path = (stem.with_suffix(s) for s in (".spec.json", ".json",
                                                                        ".log"))

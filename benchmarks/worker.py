@@ -102,7 +102,8 @@ def run(spec):
     record["import_seconds"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    problem = LOADERS[contender.dataset](spec["seed"], spec.get("n_rows"))
+    problem = LOADERS[contender.dataset](spec["seed"], spec.get("n_rows"),
+                                         spec.get("download_if_missing", True))
     record["load_seconds"] = time.perf_counter() - start
     record["n_train"], record["n_test"] = len(problem.X_train), len(problem.X_test)
 

@@ -54,7 +54,7 @@ def test_suite_on_tiny_census(tmp_path, ghost_peer, capsys):
     output, raw = tmp_path / "results.md", tmp_path / "results.json"
     argv = ["--datasets", "census", "--census-rows", "2000", "--epochs", "1", "--seeds", "0",
             "--contenders", *RUN, GHOST, "--predict-min-seconds", "0.2",
-            "--output", str(output), "--json", str(raw)]
+            "--output", str(output), "--json", str(raw), "--no-download"]
     assert bench_run.main(argv) == 0
 
     markdown = output.read_text()
