@@ -18,7 +18,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skmtl import ESMMClassifier, MMOEClassifier
 from skmtl import _base as skmtl_base
-from skmtl._encoding import UNKNOWN_CODE, TabularEncoder
+from skmtl._encoding import UNKNOWN_CODE, TabularEncoder, _RowReader
 
 FAST = dict(max_epochs=4, batch_size=128, random_state=0)
 
@@ -218,6 +218,17 @@ def test_encoder_codes_of_category_columns(dtype_categories):
     X = pd.DataFrame({"x": pd.Categorical(values, categories=dtype_categories)})
     expected = [{"a": 1, "b": 2, "c": 3}.get(v, UNKNOWN_CODE) for v in values]
     np.testing.assert_array_equal(encoder.transform(X)[0][:, 0], expected)
+
+
+def test_encoder_names_every_non_finite_column_whatever_the_block(monkeypatch):
+    monkeypatch.setattr(_RowReader, "block_size", 4)
+    clean = pd.DataFrame({"a": np.arange(10.0), "b": np.arange(10.0), "c": np.arange(10.0)})
+    encoder = TabularEncoder().fit(clean)
+    X = clean.copy()
+    X.loc[1, "a"] = np.nan     # first block
+    X.loc[8, "c"] = np.inf     # third block
+    with pytest.raises(ValueError, match=r"Numeric columns \['a', 'c'\] contain NaN"):
+        encoder.transform(X)
 
 
 def test_encoder_category_index_is_a_cache(tasks):

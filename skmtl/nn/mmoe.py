@@ -44,7 +44,8 @@ class MMoE(nn.Module):
         x = self.embedding(categorical, numeric)
         experts = self.experts(x)                      # (B, E, d)
         gates = self.gates(x)                          # (B, T, E)
-        # (B, T, E, 1) * (B, 1, E, d) summed over E: faster than bmm's many tiny products
+        # (B, T, E, 1) * (B, 1, E, d) summed over E. Against bmm it depends on the
+        # shapes (on a CPU with MKL: faster at 8 experts of 16, 3x slower at 4 of 64).
         mixtures = (gates.unsqueeze(-1) * experts.unsqueeze(1)).sum(dim=2)   # (B, T, d)
         return tuple(tower(mixtures[:, t]) for t, tower in enumerate(self.towers))
 
