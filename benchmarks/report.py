@@ -140,7 +140,7 @@ def _cost_columns(ok, reference):
     rate = _mean(ok, "predict_rows_per_second")
     inc = _mean(ok, "rss_increment_mb")
     return [
-        mean_std(ok, "fit_seconds", 1),
+        mean_std(ok, "fit_seconds", 2),
         _ratio(fit, reference.get("fit")),
         _fmt(_mean(ok, "prep_seconds"), 2),
         _fmt(rate, 0),

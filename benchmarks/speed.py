@@ -7,10 +7,11 @@ Each measurement runs in a fresh process, one after another::
 * encoding: a DataFrame of ``--rows`` rows x 40 columns (30 categorical, 10
   numeric) turned into tensors by the fitted encoder (``transform``), with the
   categorical columns as pandas ``category`` and as strings;
-* prediction: ``MMOEClassifier().predict_proba`` from that DataFrame
-  (encoding included) against the bare ``skmtl.nn.MMoE`` module on pre-built
-  tensors, same batch size, ``torch.inference_mode``: both warmed up, then
-  timed in pairs, side by side; the ratio is the median of the pairs';
+* prediction: ``MMOEClassifier(numeric_encoding=...).predict_proba`` from
+  that DataFrame (encoding included) against the bare ``skmtl.nn.MMoE``
+  module on pre-built tensors, same batch size, ``torch.inference_mode``:
+  both warmed up, then timed in pairs, side by side; the ratio is the median
+  of the pairs'; once per numeric encoding (``--encodings``);
 * memory: peak resident memory during ``fit`` (one epoch) on ``--memory-rows``
   rows, against the encoded data plus the model, and the extra memory of
   ``predict_proba`` against the size of its output. Resident memory is sampled
@@ -105,13 +106,14 @@ def measure_encoding(rows, strings):
     return {"rows": rows, "fit_s": fit_seconds, "transform_s": transform_seconds}
 
 
-def measure_prediction(rows):
+def measure_prediction(rows, numeric_encoding="piecewise_linear"):
     import torch
     from skmtl import MMOEClassifier
     from skmtl._base import PREDICT_BATCH_SIZE
 
     X, Y = make_frame(rows)
-    model = MMOEClassifier(max_epochs=1, random_state=0).fit(X.iloc[:20_000], Y.iloc[:20_000])
+    model = MMOEClassifier(max_epochs=1, numeric_encoding=numeric_encoding,
+                           random_state=0).fit(X.iloc[:20_000], Y.iloc[:20_000])
     codes, numeric = model._encoder.transform(X)
     codes, numeric = torch.from_numpy(codes), torch.from_numpy(numeric)
     module = model.net_.module_.eval()
@@ -137,7 +139,7 @@ def measure_prediction(rows):
             times[name].append(time.perf_counter() - start)
     skmtl_seconds = np.array(times["skmtl"])
     bare_seconds = np.array(times["bare"])
-    return {"rows": rows, "pairs": PREDICTION_PAIRS,
+    return {"rows": rows, "pairs": PREDICTION_PAIRS, "numeric_encoding": numeric_encoding,
             "skmtl_rows_per_s": rows / float(np.median(skmtl_seconds)),
             "bare_rows_per_s": rows / float(np.median(bare_seconds)),
             "ratio": float(np.median(bare_seconds / skmtl_seconds)),
@@ -189,6 +191,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--memory-rows", type=int, default=2_000_000)
+    parser.add_argument("--encodings", nargs="+",
+                        default=["piecewise_linear", "periodic", "quantile", "standard"],
+                        help="numeric encodings of the prediction measurement")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads in every child (default: torch's own)")
     args = parser.parse_args(argv)
@@ -202,13 +207,16 @@ def main(argv=None):
         print(f"| {'str' if strings else 'category'} | {r['fit_s']:.2f} | "
               f"{r['transform_s']:.2f} |")
 
-    r = run("prediction", args.threads, rows=args.rows)
-    print(f"\n## predict_proba on {args.rows:,} rows, MMOEClassifier() defaults\n")
-    print("| skmtl from DataFrame (rows/s) | bare module on tensors (rows/s) | ratio "
-          f"(median of {r['pairs']} pairs) | lowest, highest pair | ratio of the best times |")
-    print("|---|---|---|---|---|")
-    print(f"| {r['skmtl_rows_per_s']:,.0f} | {r['bare_rows_per_s']:,.0f} | {r['ratio']:.2f} | "
-          f"{r['ratio_range'][0]:.2f}, {r['ratio_range'][1]:.2f} | {r['ratio_of_best']:.2f} |")
+    print(f"\n## predict_proba on {args.rows:,} rows, MMOEClassifier(numeric_encoding=...)\n")
+    print("| numeric_encoding | skmtl from DataFrame (rows/s) | bare module on tensors (rows/s) "
+          f"| ratio (median of {PREDICTION_PAIRS} pairs) | lowest, highest pair "
+          "| ratio of the best times |")
+    print("|---|---|---|---|---|---|")
+    for encoding in args.encodings:
+        r = run("prediction", args.threads, rows=args.rows, numeric_encoding=encoding)
+        print(f"| {encoding} | {r['skmtl_rows_per_s']:,.0f} | {r['bare_rows_per_s']:,.0f} | "
+              f"{r['ratio']:.2f} | {r['ratio_range'][0]:.2f}, {r['ratio_range'][1]:.2f} | "
+              f"{r['ratio_of_best']:.2f} |", flush=True)
 
     r = run("memory", args.threads, rows=args.memory_rows)
     print(f"\n## Memory, {args.memory_rows:,} rows x 40 columns, MMOEClassifier(max_epochs=1)\n")

@@ -2,7 +2,6 @@
 
 import contextlib
 import copy
-import functools
 import warnings
 from abc import abstractmethod
 from numbers import Integral, Real
@@ -17,10 +16,12 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
 
-from ._encoding import (UNKNOWN_CODE, TabularEncoder, check_features, check_targets,
-                        encode_labels)
+from ._encoding import (BIN_STRATEGIES, NUMERIC_ENCODINGS, UNKNOWN_CODE, TabularEncoder,
+                        check_features, check_targets, encode_labels)
 from . import _persistence
-from ._training import BatchIterator, MultiTaskNet, TensorData
+from ._optim import Adam
+from ._training import BatchIterator, LearningRateSchedule, MultiTaskNet, TensorData
+from .nn import PeriodicEmbedding, PiecewiseLinearEmbedding
 from .exceptions import TrainingInterruptedWarning
 
 # Prediction encodes PREDICT_BLOCK_SIZE rows at a time (this bounds its
@@ -29,6 +30,9 @@ from .exceptions import TrainingInterruptedWarning
 # every batch and the next batch faulted it in again (see benchmarks/README).
 PREDICT_BLOCK_SIZE = 16384
 PREDICT_BATCH_SIZE = 4096
+# batch_size="auto": 1/64 of the training rows, within this range, so that
+# small data sets still get enough steps and large ones a fast epoch.
+AUTO_BATCH_SIZE_RANGE = (128, 1024)
 
 
 def _check_units(name, units):
@@ -50,11 +54,14 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
     _parameter_constraints = {
         "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
-        "standardize_numeric": ["boolean"],
+        "numeric_encoding": [StrOptions(set(NUMERIC_ENCODINGS))],
+        "n_bins": [Interval(Integral, 2, None, closed="left")],
+        "bin_strategy": [StrOptions(set(BIN_STRATEGIES))],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_schedule": [StrOptions({"cosine", "constant"})],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": [StrOptions({"auto"}), "boolean"],
         "validation_fraction": [
@@ -74,15 +81,18 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
     # HistGradientBoostingClassifier.
     _AUTO_EARLY_STOPPING_MIN_SAMPLES = 10_000
 
-    def __init__(self, *, categorical_features, embedding_dim, standardize_numeric, dropout,
-                 learning_rate, weight_decay, batch_size, max_epochs, early_stopping,
-                 validation_fraction, n_iter_no_change, tol, random_state, device, verbose,
-                 warm_start):
+    def __init__(self, *, categorical_features, embedding_dim, numeric_encoding, n_bins,
+                 bin_strategy, dropout, learning_rate, learning_rate_schedule, weight_decay,
+                 batch_size, max_epochs, early_stopping, validation_fraction, n_iter_no_change,
+                 tol, random_state, device, verbose, warm_start):
         self.categorical_features = categorical_features
         self.embedding_dim = embedding_dim
-        self.standardize_numeric = standardize_numeric
+        self.numeric_encoding = numeric_encoding
+        self.n_bins = n_bins
+        self.bin_strategy = bin_strategy
         self.dropout = dropout
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -98,7 +108,8 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
     # -- what a model says about itself ----------------------------------------
 
     @abstractmethod
-    def _build_module(self, cardinalities, n_numeric, padding_codes, classes):
+    def _build_module(self, cardinalities, n_numeric, padding_codes, classes,
+                      numeric_embedding):
         """Return the ``torch.nn.Module`` for this fit."""
 
     @abstractmethod
@@ -145,34 +156,38 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32,
                                                  ensure_non_negative=True)
 
+        rng = check_random_state(self.random_state)
         if warm:
             encoder = self._encoder
             categorical, numeric = encoder.transform(X)
         else:
-            encoder = TabularEncoder(self.categorical_features, self.standardize_numeric, name)
-            categorical, numeric = encoder.fit_transform(X, sample_weight)
+            encoder = TabularEncoder(self.categorical_features, self.numeric_encoding,
+                                     self.n_bins, self.bin_strategy,
+                                     int(rng.randint(np.iinfo(np.int32).max)), name)
+            categorical, numeric = encoder.fit_transform(X, sample_weight, codes)
         if sample_weight is not None:
             sample_weight = torch.from_numpy(sample_weight)
 
         data = TensorData(torch.from_numpy(categorical), torch.from_numpy(numeric),
                           torch.from_numpy(codes), sample_weight)
-        rng = check_random_state(self.random_state)
         train, valid = self._split(data, rng)
+        batch_size = self._batch_size(len(train))
         seed = int(rng.randint(np.iinfo(np.int32).max))
 
         with _torch_seed(seed, self.device):
             if warm:
                 net = self.net_
                 net.max_epochs, net.verbose = self.max_epochs, self.verbose
+                net.batch_size = batch_size
                 net.train_split = self._train_split(valid)
                 net.iterator_train__seed = seed
-                net.callbacks = self._callbacks(train, valid)
+                net.callbacks = self._callbacks(train, valid, batch_size)
                 net.initialize_callbacks()
                 before = _training_state(net)
             else:
                 net = self._build_net(self._new_module(encoder, classes), classes, task_names,
-                                      self._callbacks(train, valid), self._train_split(valid),
-                                      seed, self.device)
+                                      self._callbacks(train, valid, batch_size),
+                                      self._train_split(valid), seed, self.device, batch_size)
                 net.initialize()
             try:
                 net.partial_fit(train)
@@ -191,7 +206,18 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
 
     def _new_module(self, encoder, classes):
         return self._build_module(encoder.cardinalities, len(encoder.numeric_indices_),
-                                  [UNKNOWN_CODE] * len(encoder.cardinalities), classes)
+                                  [UNKNOWN_CODE] * len(encoder.cardinalities), classes,
+                                  self._numeric_embedding(encoder))
+
+    def _numeric_embedding(self, encoder):
+        """The module embedding the numeric inputs, for the encodings that learn one."""
+        n_numeric = len(encoder.numeric_indices_)
+        encoding = encoder.numeric_.encoding
+        if n_numeric == 0 or encoding not in ("piecewise_linear", "periodic"):
+            return None
+        if encoding == "piecewise_linear":
+            return PiecewiseLinearEmbedding(encoder.numeric_.n_bins_, self.embedding_dim)
+        return PeriodicEmbedding(n_numeric, self.embedding_dim)
 
     def _set_fitted(self, encoder, net, task_names, classes, single_output):
         self._encoder = encoder
@@ -214,7 +240,7 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         module = self._new_module(encoder, classes)
         module.load_state_dict(module_state)
         net = self._build_net(module, classes, task_names, callbacks=[], train_split=None,
-                              seed=0, device=device)
+                              seed=0, device=device, batch_size=self._batch_size(0))
         net.initialize()
         net.optimizer_.load_state_dict(optimizer_state)
         net.history = history
@@ -273,16 +299,22 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
     def _train_split(self, valid):
         return None if valid is None else predefined_split(valid)
 
-    def _build_net(self, module, classes, task_names, callbacks, train_split, seed, device):
+    def _batch_size(self, n_train):
+        """``batch_size``, or for ``"auto"`` 1/64 of the training rows within [128, 1024]."""
+        if self.batch_size != "auto":
+            return self.batch_size
+        return int(np.clip(n_train // 64, AUTO_BATCH_SIZE_RANGE[0], AUTO_BATCH_SIZE_RANGE[1]))
+
+    def _build_net(self, module, classes, task_names, callbacks, train_split, seed, device,
+                   batch_size):
         return MultiTaskNet(
             module=module,
             criterion=self._build_criterion(classes),
-            optimizer=torch.optim.Adam,
+            optimizer=Adam,
             lr=self.learning_rate,
             optimizer__weight_decay=self.weight_decay,
-            optimizer__fused=_fused_adam_available(device),
             max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             iterator_train=BatchIterator,
             iterator_train__shuffle=True,
             iterator_train__seed=seed,
@@ -294,14 +326,16 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
             task_names=task_names,
         )
 
-    def _callbacks(self, train, valid):
-        if not self._early_stopping_enabled(len(train) + (0 if valid is None else len(valid))):
-            return []
-        stopper = EarlyStopping(
-            monitor="train_loss" if valid is None else "valid_loss",
-            patience=self.n_iter_no_change, threshold=self.tol, threshold_mode="abs",
-            load_best=True)
-        return [("early_stopping", stopper)]
+    def _callbacks(self, train, valid, batch_size):
+        steps = self.max_epochs * int(np.ceil(len(train) / batch_size))
+        callbacks = [("learning_rate_schedule", LearningRateSchedule(
+            self.learning_rate_schedule, self.learning_rate, steps))]
+        if self._early_stopping_enabled(len(train) + (0 if valid is None else len(valid))):
+            callbacks.append(("early_stopping", EarlyStopping(
+                monitor="train_loss" if valid is None else "valid_loss",
+                patience=self.n_iter_no_change, threshold=self.tol, threshold_mode="abs",
+                load_best=True)))
+        return callbacks
 
     # -- predict -----------------------------------------------------------------
 
@@ -401,16 +435,6 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         tags.input_tags.categorical = True
         tags.input_tags.string = True
         return tags
-
-
-@functools.cache
-def _fused_adam_available(device):
-    """Whether this torch has a fused Adam kernel for ``device`` (much faster on small models)."""
-    try:
-        torch.optim.Adam([torch.zeros(1, device=device, requires_grad=True)], fused=True)
-    except (RuntimeError, TypeError, ValueError, AssertionError):
-        return False
-    return True
 
 
 def _training_state(net):

@@ -31,7 +31,8 @@ from skorch.history import History
 from ._encoding import TabularEncoder, array_from_json, array_to_json
 
 FORMAT = "skmtl-model"
-FORMAT_VERSION = 1
+# 2: numeric encodings (the encoder's "numeric" state), skmtl's own Adam.
+FORMAT_VERSION = 2
 _CONFIG = "skmtl.json"
 _WEIGHTS = "weights.pt"
 
@@ -113,8 +114,14 @@ def load(path, device=None):
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(
             f"{path} uses model format {version!r}, written by skmtl "
-            f"{config.get('skmtl_version')}; this skmtl reads format {FORMAT_VERSION} and older. "
+            f"{config.get('skmtl_version')}; this skmtl reads format {FORMAT_VERSION}. "
             "Upgrade skmtl to load it.")
+    if version < FORMAT_VERSION:
+        # Format 1 was only written by development versions before numeric encodings.
+        raise ValueError(
+            f"{path} uses model format {version}, written by skmtl "
+            f"{config.get('skmtl_version')}, a development version whose models this skmtl "
+            f"cannot read (it reads format {FORMAT_VERSION}); fit the model again and save it.")
     if hashlib.sha256(weights).hexdigest() != config.get("weights_sha256"):
         raise ValueError(f"{path}: the weights do not match their checksum; the file is "
                          "corrupted or was modified.")

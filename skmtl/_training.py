@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, EpochTimer, PrintLog
+from skorch.callbacks import Callback, EarlyStopping, EpochTimer, PrintLog
 
 from .exceptions import DivergenceError
 
@@ -96,6 +96,59 @@ class BatchIterator:
             stop = min(start + self.batch_size, n_samples)
             rows = slice(start, stop) if order is None else order[start:stop]
             yield self.dataset.batch(rows)
+
+
+class LearningRateSchedule(Callback):
+    """Set the learning rate before every training batch.
+
+    ``"cosine"``: a linear warm-up over the first ``warmup_fraction`` of the
+    steps, then a cosine decay towards zero at the last step (Loshchilov & Hutter,
+    "SGDR", ICLR 2017). ``"constant"``: ``learning_rate`` throughout. Each
+    ``fit`` (also with ``warm_start``) runs the whole schedule over its
+    ``max_epochs``; early stopping may end it before the decay is complete.
+
+    Parameters
+    ----------
+    schedule : {"cosine", "constant"}
+    learning_rate : float
+        The peak learning rate.
+    total_steps : int
+        Training batches in the whole fit.
+    warmup_fraction : float, default=0.05
+    """
+
+    def __init__(self, schedule, learning_rate, total_steps, warmup_fraction=0.05):
+        self.schedule = schedule
+        self.learning_rate = learning_rate
+        self.total_steps = total_steps
+        self.warmup_fraction = warmup_fraction
+
+    def initialize(self):
+        self.step_ = 0
+        return self
+
+    def rate(self, step):
+        """The learning rate of training step ``step`` (counted from 0)."""
+        if self.schedule == "constant":
+            return self.learning_rate
+        warmup = max(1, int(self.warmup_fraction * self.total_steps))
+        if step < warmup:
+            return self.learning_rate * (step + 1) / warmup
+        # the first step after warm-up already decays; the last ends just above zero
+        progress = min(1.0, (step - warmup + 1) / (self.total_steps - warmup + 1))
+        return self.learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            rate = self.rate(self.step_)
+            for group in net.optimizer_.param_groups:
+                group["lr"] = rate
+            self.step_ += 1
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        # A saved or warm-started model resumes from the peak rate, not from ~0.
+        for group in net.optimizer_.param_groups:
+            group["lr"] = self.learning_rate
 
 
 class MultiTaskNet(NeuralNet):

@@ -27,8 +27,9 @@ class ESMMClassifier(MultiTaskClassifierBase):
     ----------
     tower_units : tuple of int, default=(64, 32)
         Hidden layer widths of every stage's tower.
-    categorical_features, embedding_dim, standardize_numeric, dropout, \
-learning_rate, weight_decay, batch_size, max_epochs, early_stopping, \
+    categorical_features, embedding_dim, numeric_encoding, n_bins, bin_strategy, \
+dropout, learning_rate, learning_rate_schedule, weight_decay, batch_size, \
+max_epochs, early_stopping, \
 validation_fraction, n_iter_no_change, tol, random_state, device, verbose, \
 warm_start
         As in :class:`skmtl.MMOEClassifier`.
@@ -59,14 +60,18 @@ warm_start
     }
 
     def __init__(self, *, tower_units=(64, 32), categorical_features="from_dtype",
-                 embedding_dim=8, standardize_numeric=True, dropout=0.0, learning_rate=1e-3,
-                 weight_decay=0.0, batch_size=256, max_epochs=30, early_stopping="auto",
-                 validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, random_state=None,
-                 device="cpu", verbose=0, warm_start=False):
+                 embedding_dim=8, numeric_encoding="piecewise_linear", n_bins=16,
+                 bin_strategy="target", dropout=0.0, learning_rate=6e-3,
+                 learning_rate_schedule="cosine", weight_decay=0.0, batch_size="auto",
+                 max_epochs=6, early_stopping="auto", validation_fraction=0.1,
+                 n_iter_no_change=5, tol=1e-4, random_state=None, device="cpu", verbose=0,
+                 warm_start=False):
         super().__init__(
             categorical_features=categorical_features, embedding_dim=embedding_dim,
-            standardize_numeric=standardize_numeric, dropout=dropout,
-            learning_rate=learning_rate, weight_decay=weight_decay, batch_size=batch_size,
+            numeric_encoding=numeric_encoding, n_bins=n_bins, bin_strategy=bin_strategy,
+            dropout=dropout, learning_rate=learning_rate,
+            learning_rate_schedule=learning_rate_schedule, weight_decay=weight_decay,
+            batch_size=batch_size,
             max_epochs=max_epochs, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
             tol=tol, random_state=random_state, device=device, verbose=verbose,
@@ -102,10 +107,12 @@ warm_start
                     f"be reached after the previous one (e.g. a conversion needs a click).")
         return stages
 
-    def _build_module(self, cardinalities, n_numeric, padding_codes, classes):
+    def _build_module(self, cardinalities, n_numeric, padding_codes, classes,
+                      numeric_embedding):
         return ESMM(cardinalities, n_numeric, n_stages=len(classes),
                     embedding_dim=self.embedding_dim, tower_units=self.tower_units,
-                    dropout=self.dropout, padding_codes=padding_codes)
+                    dropout=self.dropout, padding_codes=padding_codes,
+                    numeric_embedding=numeric_embedding)
 
     def _build_criterion(self, classes):
         return EntireSpaceLoss()

@@ -32,22 +32,50 @@ class MMOEClassifier(MultiTaskClassifierBase):
         columns; or give column names, indices or a boolean mask; ``None``
         means none. Categorical columns are embedded (missing values and
         categories unseen in ``fit`` share a reserved embedding); the others
-        are used as dense numeric inputs.
+        are numeric.
     embedding_dim : int, default=8
-        Size of each categorical column's embedding.
-    standardize_numeric : bool, default=True
-        Standardise numeric columns with the mean and standard deviation of
-        the training data.
+        Size of each categorical column's embedding, and of each numeric
+        column's with the ``"piecewise_linear"`` and ``"periodic"`` encodings.
+    numeric_encoding : {"piecewise_linear", "periodic", "quantile", "standard", \
+"passthrough"}, default="piecewise_linear"
+        How numeric columns enter the network (after Gorishniy et al., "On
+        Embeddings for Numerical Features in Tabular Deep Learning", NeurIPS
+        2022). ``"piecewise_linear"``: each column is cut into at most
+        ``n_bins`` bins; a value is encoded by how far it fills each bin,
+        then embedded by a small linear layer with ReLU per column.
+        ``"periodic"``: the column's rank-Gaussian value is embedded by
+        learned sines and cosines, then a linear layer with ReLU.
+        ``"quantile"``: the rank-Gaussian value itself (as
+        :class:`~sklearn.preprocessing.QuantileTransformer` with
+        ``output_distribution="normal"``). ``"standard"``: standardised with
+        the training mean and standard deviation. ``"passthrough"``: as
+        given. Bins and quantiles are learned in ``fit`` (sample-weighted, on
+        at most 200,000 rows drawn at random); values outside the training
+        range are treated as the nearest end of it, except by
+        ``"standard"`` and ``"passthrough"``.
+    n_bins : int, default=16
+        Largest number of bins per numeric column for ``"piecewise_linear"``
+        (a column with fewer distinct values gets fewer).
+    bin_strategy : {"target", "quantile"}, default="target"
+        Bin edges for ``"piecewise_linear"``: ``"target"`` takes the
+        thresholds of a decision tree of at most ``n_bins`` leaves fitted to
+        each task's labels on that column alone (pooled over tasks);
+        ``"quantile"`` takes equal-frequency bins.
     dropout : float, default=0.0
         Dropout rate after every hidden layer.
-    learning_rate : float, default=1e-3
-        Adam's learning rate.
+    learning_rate : float, default=6e-3
+        Adam's (peak) learning rate.
+    learning_rate_schedule : {"cosine", "constant"}, default="cosine"
+        ``"cosine"``: a linear warm-up over the first 5 % of the training
+        steps, then a cosine decay to zero at the end of ``max_epochs``.
     weight_decay : float, default=0.0
         Adam's L2 penalty.
-    batch_size : int, default=256
-        Rows per training step.
-    max_epochs : int, default=30
-        Maximum number of passes over the training data.
+    batch_size : int or "auto", default="auto"
+        Rows per training step; ``"auto"``: 1/64 of the training rows, at
+        least 128 and at most 1024.
+    max_epochs : int, default=6
+        Number of passes over the training data (fewer if early stopping
+        ends training).
     early_stopping : "auto" or bool, default="auto"
         Stop when the validation loss has not improved by ``tol`` for
         ``n_iter_no_change`` epochs, then restore the best weights. ``"auto"``
@@ -109,15 +137,19 @@ class MMOEClassifier(MultiTaskClassifierBase):
     }
 
     def __init__(self, *, n_experts=4, expert_units=(64,), tower_units=(32,),
-                 categorical_features="from_dtype", embedding_dim=8, standardize_numeric=True,
-                 dropout=0.0, learning_rate=1e-3, weight_decay=0.0, batch_size=256,
-                 max_epochs=30, early_stopping="auto", validation_fraction=0.1,
-                 n_iter_no_change=5, tol=1e-4, random_state=None, device="cpu", verbose=0,
+                 categorical_features="from_dtype", embedding_dim=8,
+                 numeric_encoding="piecewise_linear", n_bins=16, bin_strategy="target",
+                 dropout=0.0, learning_rate=6e-3, learning_rate_schedule="cosine",
+                 weight_decay=0.0, batch_size="auto", max_epochs=6, early_stopping="auto",
+                 validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, random_state=None,
+                 device="cpu", verbose=0,
                  warm_start=False):
         super().__init__(
             categorical_features=categorical_features, embedding_dim=embedding_dim,
-            standardize_numeric=standardize_numeric, dropout=dropout,
-            learning_rate=learning_rate, weight_decay=weight_decay, batch_size=batch_size,
+            numeric_encoding=numeric_encoding, n_bins=n_bins, bin_strategy=bin_strategy,
+            dropout=dropout, learning_rate=learning_rate,
+            learning_rate_schedule=learning_rate_schedule, weight_decay=weight_decay,
+            batch_size=batch_size,
             max_epochs=max_epochs, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
             tol=tol, random_state=random_state, device=device, verbose=verbose,
@@ -131,12 +163,14 @@ class MMOEClassifier(MultiTaskClassifierBase):
         if not _check_units("expert_units", self.expert_units):
             raise ValueError("expert_units needs at least one layer.")
 
-    def _build_module(self, cardinalities, n_numeric, padding_codes, classes):
+    def _build_module(self, cardinalities, n_numeric, padding_codes, classes,
+                      numeric_embedding):
         return MMoE(
             cardinalities, n_numeric, _output_dims(classes),
             embedding_dim=self.embedding_dim, n_experts=self.n_experts,
             expert_units=self.expert_units, tower_units=self.tower_units,
-            dropout=self.dropout, padding_codes=padding_codes)
+            dropout=self.dropout, padding_codes=padding_codes,
+            numeric_embedding=numeric_embedding)
 
     def _build_criterion(self, classes):
         return MultiTaskLoss(_output_dims(classes))

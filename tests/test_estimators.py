@@ -285,11 +285,12 @@ def test_columns_must_match_fit(mmoe, holdout):
         mmoe.predict(X[X.columns[::-1]])
 
 
-def test_standardization_can_be_switched_off(tasks):
+def test_standard_and_passthrough_numeric_encodings(tasks):
     X, Y, _ = tasks
-    on = MMOEClassifier(**FAST).fit(X, Y)
-    off = MMOEClassifier(standardize_numeric=False, **FAST).fit(X, Y)
-    np.testing.assert_allclose(on._encoder.mean_, X[["num_a", "num_b"]].mean(), rtol=1e-5)
+    on = MMOEClassifier(numeric_encoding="standard", **FAST).fit(X, Y)
+    off = MMOEClassifier(numeric_encoding="passthrough", **FAST).fit(X, Y)
+    np.testing.assert_allclose(on._encoder.numeric_.mean_, X[["num_a", "num_b"]].mean(),
+                               rtol=1e-5)
     _, numeric = off._encoder.transform(X)
     np.testing.assert_allclose(numeric, X[["num_a", "num_b"]].to_numpy(np.float32))
     _, numeric = on._encoder.transform(X)
@@ -444,7 +445,7 @@ def test_pipeline_with_column_transformer(tasks):
         verbose_feature_names_out=False,
     ).set_output(transform="pandas")
     pipe = make_pipeline(pre, MMOEClassifier(categorical_features=categorical,
-                                             standardize_numeric=False, **FAST))
+                                             numeric_encoding="passthrough", **FAST))
     pipe.fit(X, Y)
     assert list(pipe[-1].is_categorical_) == [True, True, False, False]
     proba = pipe.predict_proba(X)

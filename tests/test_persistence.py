@@ -16,6 +16,7 @@ from sklearn.exceptions import NotFittedError
 
 import skmtl
 from skmtl import ESMMClassifier, MMOEClassifier, load
+from skmtl._encoding import NUMERIC_ENCODINGS
 
 FAST = dict(max_epochs=3, batch_size=128, random_state=0)
 
@@ -31,6 +32,8 @@ def _outputs(model, X):
 
 def _fitted(kind, tasks):
     X, Y, funnel = tasks
+    if kind in NUMERIC_ENCODINGS:
+        return MMOEClassifier(numeric_encoding=kind, **FAST).fit(X, Y)
     if kind == "mmoe":
         labels = Y.assign(t2=np.where(Y["t2"] == 1, "buy", "skip"),
                           grade=pd.cut(X["num_a"], [-np.inf, -0.5, 0.5, np.inf],
@@ -42,7 +45,7 @@ def _fitted(kind, tasks):
     return ESMMClassifier(**FAST).fit(X, stages)
 
 
-@pytest.mark.parametrize("kind", ["mmoe", "single", "esmm"])
+@pytest.mark.parametrize("kind", ["mmoe", "single", "esmm", *NUMERIC_ENCODINGS])
 def test_round_trip_gives_identical_predictions(kind, tasks, holdout, tmp_path):
     model = _fitted(kind, tasks)
     X_test = holdout[0] if kind != "single" else holdout[0][["num_a", "num_b"]].to_numpy()
@@ -83,7 +86,7 @@ def test_file_is_stamped_with_versions(tasks, tmp_path):
         config = json.loads(zf.read("skmtl.json"))
     assert config["skmtl_version"] == skmtl.__version__
     assert config["torch_version"] == torch.__version__
-    assert config["format_version"] == 1 and config["estimator"] == "ESMMClassifier"
+    assert config["format_version"] == 2 and config["estimator"] == "ESMMClassifier"
 
 
 def test_saving_an_unfitted_model():
@@ -148,7 +151,9 @@ def test_weights_of_the_wrong_shape(saved, tmp_path):
     (lambda c: c.update(format="something-else"), "not a skmtl model file"),
     (lambda c: c.update(estimator="os.system"), "unknown estimator"),
     (lambda c: c["params"].update(learning_rate=-1), "learning_rate"),
-    (lambda c: c["encoder"].update(mean=[0.0]), "column counts"),
+    (lambda c: c["encoder"]["numeric"].update(knots=[[0.0]]), "column counts"),
+    (lambda c: c["encoder"]["numeric"]["knots"][0].reverse(), "invalid knots"),
+    (lambda c: c.update(format_version=1), "fit the model again"),
     (lambda c: c["classes"][0].update(dtype="<M8[ns]"), "unsupported dtype"),
 ])
 def test_tampered_description(saved, tmp_path, change, message):

@@ -7,6 +7,7 @@ from .esmm import ESMM, entire_space_log_proba
 from .layers import MLP, ExpertBank, FeatureEmbedding, TaskGates
 from .losses import EntireSpaceLoss, MultiTaskLoss
 from .mmoe import MMoE
+from .numeric import PeriodicEmbedding, PiecewiseLinearEmbedding
 
 __all__ = [
     "ESMM",
@@ -16,6 +17,8 @@ __all__ = [
     "ExpertBank",
     "FeatureEmbedding",
     "MultiTaskLoss",
+    "PeriodicEmbedding",
+    "PiecewiseLinearEmbedding",
     "TaskGates",
     "entire_space_log_proba",
 ]

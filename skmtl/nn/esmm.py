@@ -52,15 +52,18 @@ class ESMM(nn.Module):
     tower_units : sequence of int, default=(64, 32)
     dropout : float, default=0.0
     padding_codes : sequence of int, optional
+    numeric_embedding : nn.Module, optional
+        Embeds the numeric inputs (see :class:`FeatureEmbedding`).
     """
 
     def __init__(self, cardinalities, n_numeric, n_stages=2, *, embedding_dim=8,
-                 tower_units=(64, 32), dropout=0.0, padding_codes=None):
+                 tower_units=(64, 32), dropout=0.0, padding_codes=None, numeric_embedding=None):
         super().__init__()
         if n_stages < 2:
             raise ValueError(f"ESMM needs at least 2 stages, got {n_stages}")
         self.n_stages = int(n_stages)
-        self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes)
+        self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
+                                          numeric_embedding)
         self.towers = nn.ModuleList(
             MLP(self.embedding.output_dim, tower_units, dropout, output_dim=1)
             for _ in range(self.n_stages)

@@ -25,14 +25,20 @@ class FeatureEmbedding(nn.Module):
     padding_codes : sequence of int, optional
         Per column, a code whose embedding starts at zero (the reserved
         "unknown or missing" code). ``None`` leaves all rows random.
+    numeric_embedding : nn.Module, optional
+        Maps the ``(batch, n_numeric)`` inputs to ``(batch, output_dim)``
+        (e.g. :class:`PiecewiseLinearEmbedding`); its ``output_dim`` attribute
+        gives the width. ``None`` passes the numeric inputs through.
 
     Attributes
     ----------
     output_dim : int
-        ``len(cardinalities) * embedding_dim + n_numeric``.
+        ``len(cardinalities) * embedding_dim`` plus ``n_numeric``, or plus
+        the numeric embedding's ``output_dim``.
     """
 
-    def __init__(self, cardinalities, n_numeric, embedding_dim, padding_codes=None):
+    def __init__(self, cardinalities, n_numeric, embedding_dim, padding_codes=None,
+                 numeric_embedding=None):
         super().__init__()
         cardinalities = [int(c) for c in cardinalities]
         if any(c < 1 for c in cardinalities):
@@ -53,7 +59,10 @@ class FeatureEmbedding(nn.Module):
                 with torch.no_grad():
                     rows = torch.tensor(padding_codes, dtype=torch.long) + self.offsets
                     self.embedding.weight[rows] = 0.0
-        self.output_dim = self.n_categorical * self.embedding_dim + self.n_numeric
+        self.numeric_embedding = numeric_embedding if self.n_numeric else None
+        numeric_dim = (self.n_numeric if self.numeric_embedding is None
+                       else self.numeric_embedding.output_dim)
+        self.output_dim = self.n_categorical * self.embedding_dim + numeric_dim
 
     def forward(self, categorical, numeric):
         """Return the concatenated ``(batch, output_dim)`` representation.
@@ -68,7 +77,9 @@ class FeatureEmbedding(nn.Module):
             rows = (categorical + self.offsets).reshape(-1)
             embedded = _gather_rows(self.embedding.weight, rows)
             parts.append(embedded.view(categorical.shape[0], -1))
-        if self.n_numeric:
+        if self.numeric_embedding is not None:
+            parts.append(self.numeric_embedding(numeric))
+        elif self.n_numeric:
             parts.append(numeric)
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 

@@ -24,14 +24,17 @@ class MMoE(nn.Module):
     dropout : float, default=0.0
     padding_codes : sequence of int, optional
         Per categorical column, the reserved code whose embedding starts at zero.
+    numeric_embedding : nn.Module, optional
+        Embeds the numeric inputs (see :class:`FeatureEmbedding`).
     """
 
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
                  n_experts=4, expert_units=(64,), tower_units=(32,), dropout=0.0,
-                 padding_codes=None):
+                 padding_codes=None, numeric_embedding=None):
         super().__init__()
         self.task_output_dims = [int(d) for d in task_output_dims]
-        self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes)
+        self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
+                                          numeric_embedding)
         self.experts = ExpertBank(self.embedding.output_dim, n_experts, expert_units, dropout)
         self.gates = TaskGates(self.embedding.output_dim, len(self.task_output_dims), n_experts)
         self.towers = nn.ModuleList(

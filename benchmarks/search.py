@@ -1,0 +1,194 @@
+"""The search behind skmtl's default configuration.
+
+Every candidate configuration is fitted with the same settings on four
+problems, for several seeds, in one process, one fit at a time:
+
+* ``census``: ``MMOEClassifier`` on the Census-Income random 80/20 split of
+  the seed (``benchmarks.data.load_census``); test ROC AUC of both tasks and
+  the fit time, beside ``HistGradientBoostingClassifier`` (one per task) on
+  the same split in the same run.
+* ``coat``: ``ESMMClassifier`` on all Coat impressions; ROC AUC of
+  p(conversion | click) on the random-exposure ratings (rating >= 4).
+* ``multitask``: ``MMOEClassifier`` on ``make_multitask`` (20,000 rows, 10
+  numeric and 3 categorical features, task correlation 0.5); mean test AUC.
+* ``funnel``: ``ESMMClassifier`` on ``make_entire_space`` (50,000
+  impressions); AUC of the predicted pCVR against conversions drawn from the
+  true p(conversion | click) for every held-out impression, clicked or not.
+
+Run from the repository root::
+
+    SKMTL_DATA=../shared/data python -m benchmarks.search [--seeds 0 1 2] \\
+        [--candidates NAME ...] [--output benchmarks/search.md]
+
+Fit times are wall times in a warm process; the census ratio compares them
+with gradient boosting's in the same run.
+"""
+
+import argparse
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from skmtl import ESMMClassifier, MMOEClassifier
+from skmtl.datasets import make_entire_space, make_multitask
+
+from .data import load_census, load_coat
+
+# The settings before this search (skmtl 0.1.0.dev0's defaults), then the
+# candidates; each is a change of the estimators' defaults.
+PREVIOUS = {"numeric_encoding": "standard", "learning_rate_schedule": "constant",
+            "learning_rate": 1e-3, "batch_size": 256, "max_epochs": 30}
+CANDIDATES = {
+    "previous defaults": PREVIOUS,
+    "previous + cosine, 10 epochs, batch 1024, lr 6e-3": {
+        **PREVIOUS, "learning_rate_schedule": "cosine", "max_epochs": 10, "batch_size": 1024,
+        "learning_rate": 6e-3},
+    "quantile": {"numeric_encoding": "quantile"},
+    "periodic": {"numeric_encoding": "periodic"},
+    "piecewise, quantile bins": {"bin_strategy": "quantile"},
+    "piecewise, target bins (new defaults)": {},
+    "new defaults, 32 bins": {"n_bins": 32},
+    "new defaults, embedding 4": {"embedding_dim": 4},
+    "new defaults, 6 epochs": {"max_epochs": 6},
+    "new defaults, 16 epochs": {"max_epochs": 16},
+    "new defaults, batch 512, lr 3e-3": {"batch_size": 512, "learning_rate": 3e-3},
+    "new defaults, batch 2048, lr 1e-2": {"batch_size": 2048, "learning_rate": 1e-2},
+    "new defaults, weight decay 1e-5": {"weight_decay": 1e-5},
+    "new defaults, constant lr 1e-3": {"learning_rate_schedule": "constant",
+                                       "learning_rate": 1e-3},
+}
+
+
+def _timed_fit(model, X, Y):
+    start = time.perf_counter()
+    model.fit(X, Y)
+    return time.perf_counter() - start
+
+
+def census(params, seed):
+    problem = load_census(seed, download_if_missing=False)
+    model = MMOEClassifier(random_state=seed, **params)
+    seconds = _timed_fit(model, problem.X_train, problem.Y_train)
+    proba = model.predict_proba(problem.X_test)
+    aucs = [roc_auc_score(problem.Y_test[task], p[:, 1])
+            for task, p in zip(problem.Y_train.columns, proba)]
+    return {"auc income_50k": aucs[0], "auc never_married": aucs[1], "census fit s": seconds,
+            "epochs": model.n_iter_}
+
+
+def census_gradient_boosting(seed):
+    problem = load_census(seed, download_if_missing=False)
+    start = time.perf_counter()
+    models = [HistGradientBoostingClassifier(random_state=seed).fit(problem.X_train,
+                                                                     problem.Y_train[task])
+              for task in problem.Y_train.columns]
+    seconds = time.perf_counter() - start
+    aucs = [roc_auc_score(problem.Y_test[task], m.predict_proba(problem.X_test)[:, 1])
+            for task, m in zip(problem.Y_train.columns, models)]
+    return {"auc income_50k": aucs[0], "auc never_married": aucs[1], "census fit s": seconds}
+
+
+def coat(params, seed):
+    problem = load_coat(seed, download_if_missing=False)
+    model = ESMMClassifier(random_state=seed, **params)
+    seconds = _timed_fit(model, problem.X_train, problem.Y_train[["click", "conversion"]])
+    _, cvr = model.predict_conditional_proba(problem.X_test)
+    return {"coat auc pCVR": roc_auc_score(problem.Y_test["conversion"], cvr[:, 1]),
+            "coat fit s": seconds}
+
+
+def multitask(params, seed):
+    data = make_multitask(20_000, n_features=10, n_categorical=3, random_state=seed)
+    X_train, X_test, Y_train, Y_test = train_test_split(data.data, data.target,
+                                                        test_size=0.25, random_state=seed)
+    model = MMOEClassifier(random_state=seed, **params).fit(X_train, Y_train)
+    proba = model.predict_proba(X_test)
+    return {"multitask auc": np.mean([roc_auc_score(Y_test.iloc[:, t], p[:, 1])
+                                      for t, p in enumerate(proba)])}
+
+
+def funnel(params, seed):
+    data = make_entire_space(50_000, random_state=seed)
+    rows = np.arange(len(data.data))
+    train, test = train_test_split(rows, test_size=0.25, random_state=seed)
+    model = ESMMClassifier(random_state=seed, **params).fit(data.data.iloc[train],
+                                                            data.target.iloc[train])
+    _, cvr = model.predict_conditional_proba(data.data.iloc[test])
+    converts = np.random.default_rng(seed).random(len(test)) < data.conversion_proba[test]
+    return {"funnel auc pCVR": roc_auc_score(converts, cvr[:, 1])}
+
+
+PROBLEMS = (census, coat, multitask, funnel)
+COLUMNS = ("auc income_50k", "auc never_married", "census fit s", "fit / hgb", "epochs",
+           "coat auc pCVR", "coat fit s", "multitask auc", "funnel auc pCVR")
+
+
+def _summary(records):
+    keys = [k for k in COLUMNS if k in records[0]]
+    return {k: (np.mean([r[k] for r in records]), np.std([r[k] for r in records]))
+            for k in keys}
+
+
+def _cell(key, stats):
+    if stats is None:
+        return "–"
+    mean, std = stats
+    if key == "epochs":
+        return f"{mean:.1f}"
+    if key.endswith(" s") or key == "fit / hgb":
+        return f"{mean:.2f}"
+    return f"{mean:.4f} ± {std:.4f}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES),
+                        help="names of CANDIDATES to run (default: all)")
+    parser.add_argument("--output", default="benchmarks/search.md")
+    args = parser.parse_args(argv)
+    unknown = set(args.candidates) - set(CANDIDATES)
+    if unknown:
+        parser.error(f"unknown candidates {sorted(unknown)}; known: {list(CANDIDATES)}")
+
+    multitask({"max_epochs": 1}, 0)  # warm up torch and the caches of this process
+    started = datetime.now(timezone.utc)
+    hgb = [census_gradient_boosting(seed) for seed in args.seeds]
+    rows = {"HistGradientBoostingClassifier, one per task (census only)": _summary(hgb)}
+    for name in args.candidates:
+        records = []
+        for seed, reference in zip(args.seeds, hgb):
+            record = {}
+            for problem in PROBLEMS:
+                record.update(problem(CANDIDATES[name], seed))
+            record["fit / hgb"] = record["census fit s"] / reference["census fit s"]
+            records.append(record)
+        rows[name] = _summary(records)
+        print(f"{name}: " + ", ".join(f"{k} {_cell(k, v)}" for k, v in rows[name].items()),
+              flush=True)
+        _write(args, rows, started)
+
+
+def _write(args, rows, started):
+    lines = [
+        f"command: `python -m benchmarks.search {' '.join(sys.argv[1:])}`  ",
+        f"started: {started:%Y-%m-%d %H:%M} UTC; python {platform.python_version()}, "
+        f"{platform.processor() or platform.machine()}; seeds {args.seeds}",
+        "",
+        "| candidate | " + " | ".join(COLUMNS) + " |",
+        "|---|" + "---|" * len(COLUMNS),
+    ]
+    for name, stats in rows.items():
+        lines.append(f"| {name} | " + " | ".join(_cell(k, stats.get(k)) for k in COLUMNS) + " |")
+    with open(args.output, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

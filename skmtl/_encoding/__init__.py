@@ -1,0 +1,16 @@
+"""Turning user input into arrays: features to codes and floats, labels to codes.
+
+One module per concern: ``_tabular`` (the table and its blocks of rows),
+``_categorical`` (categories and codes), ``_numeric`` (numeric encodings),
+``_labels`` (targets).
+"""
+
+from ._categorical import UNKNOWN_CODE
+from ._common import array_from_json, array_to_json
+from ._labels import check_targets, encode_labels
+from ._numeric import BIN_STRATEGIES, NUMERIC_ENCODINGS, NumericEncoding
+from ._tabular import TabularEncoder, _RowReader, check_features
+
+__all__ = ["BIN_STRATEGIES", "NUMERIC_ENCODINGS", "UNKNOWN_CODE", "NumericEncoding",
+           "TabularEncoder", "array_from_json", "array_to_json", "check_features",
+           "check_targets", "encode_labels"]

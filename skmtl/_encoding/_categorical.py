@@ -1,0 +1,92 @@
+"""Categorical columns: their categories at fit, their integer codes at transform."""
+
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+
+# Code reserved in every categorical column for missing values and for
+# categories not seen during fit; known categories get codes 1, 2, ...
+UNKNOWN_CODE = 0
+
+
+def is_categorical_dtype(dtype):
+    """Whether ``categorical_features="from_dtype"`` treats a column of ``dtype`` as categorical."""
+    return (
+        isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_object_dtype(dtype)
+        or pd.api.types.is_string_dtype(dtype)
+    )
+
+
+def fit_categories(values, label):
+    """The categories of one column: its distinct non-missing values, sorted if possible.
+
+    ``label`` names the column in error messages.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        seen = np.bincount(codes + 1, minlength=len(values.cat.categories) + 1)[1:] > 0
+        return np.asarray(values.cat.categories)[seen]
+    try:
+        uniques = pd.unique(values if isinstance(values, pd.Series) else pd.Series(values))
+    except TypeError as exc:
+        raise TypeError(f"Categorical column {label!r} holds values that cannot be "
+                        f"categories ({exc}).") from None
+    uniques = np.asarray(uniques, dtype=None if uniques.dtype.kind in "biuf" else object)
+    uniques = uniques[~pd.isna(uniques)]
+    kinds = {_value_kind(v) for v in uniques}
+    if len(kinds) > 1:
+        raise TypeError(
+            f"Categorical column {label!r} mixes value types ({', '.join(sorted(kinds))}); "
+            "convert it to one type, e.g. X[col].astype(str).")
+    try:
+        return np.sort(uniques, kind="stable")
+    except TypeError:  # unorderable values of one kind: keep first-seen order
+        return uniques
+
+
+def code_reader(values, index):
+    """A function ``(start, stop, out, scratch)`` writing those rows' codes into ``out``.
+
+    Known values get their position in the categories ``index`` plus one;
+    missing and unknown values get ``UNKNOWN_CODE``. ``scratch`` is an intp
+    array of ``stop - start`` elements the function may overwrite.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        positions = index.get_indexer(values.cat.categories)
+        dtype_codes = values.cat.codes.to_numpy()
+        if np.array_equal(positions, np.arange(len(positions))):
+            # The dtype's categories are the fitted ones, in order (the usual
+            # case): the code is the dtype's code + 1, and missing (-1) becomes
+            # UNKNOWN_CODE (0). Twice as fast as the lookup below.
+            def codes_of_same_categories(start, stop, out, scratch):
+                np.add(dtype_codes[start:stop], 1, out=out, dtype=np.int32)
+            return codes_of_same_categories
+
+        # Map the (few) categories of the dtype once, then index by the codes;
+        # the dtype's code -1 (missing) wraps round to the last entry.
+        lookup = np.append(positions + 1, UNKNOWN_CODE).astype(np.int32)
+
+        def codes_of_categorical(start, stop, out, scratch):
+            # np.take wants intp indices: widened in scratch, not a new array
+            np.copyto(scratch, dtype_codes[start:stop])
+            np.take(lookup, scratch, out=out, mode="wrap")
+        return codes_of_categorical
+
+    array = values.array if isinstance(values, pd.Series) else values
+
+    def codes_of_values(start, stop, out, scratch):
+        # get_indexer gives -1 for missing and unknown values, hence the + 1.
+        np.add(index.get_indexer(array[start:stop]), 1, out=out)
+    return codes_of_values
+
+
+def _value_kind(value):
+    if isinstance(value, (str, bytes)):
+        return "string"
+    if isinstance(value, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(value, (Integral, float, np.number)):
+        return "number"
+    return type(value).__name__

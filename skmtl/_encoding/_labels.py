@@ -1,0 +1,96 @@
+"""Label columns: checks and encoding as class indices per task."""
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from sklearn.utils.multiclass import type_of_target
+
+
+def check_targets(Y, n_samples, estimator_name):
+    """Split ``Y`` into per-task label columns.
+
+    Returns
+    -------
+    columns : list of 1-D ndarrays
+    task_names : list of str
+    single_output : bool
+        True when ``Y`` was one-dimensional.
+    """
+    if Y is None:
+        raise ValueError(
+            f"{estimator_name} requires y to be passed, but the target y is None.")
+    if sparse.issparse(Y):
+        raise TypeError(f"{estimator_name} does not accept sparse targets; pass a dense array.")
+    if isinstance(Y, pd.DataFrame):
+        columns = [Y.iloc[:, t].to_numpy() for t in range(Y.shape[1])]
+        task_names = [str(c) for c in Y.columns]
+        single_output = False
+    elif isinstance(Y, pd.Series):
+        columns = [Y.to_numpy()]
+        task_names = [str(Y.name) if Y.name is not None else "task_0"]
+        single_output = True
+    else:
+        Y = np.asarray(Y)
+        if Y.ndim == 1:
+            columns, single_output = [Y], True
+        elif Y.ndim == 2:
+            columns, single_output = list(Y.T), False
+        else:
+            raise ValueError(
+                f"Y must be 1-D (one task) or 2-D (n_samples, n_tasks); got {Y.ndim} "
+                f"dimensions, shape {Y.shape}.")
+        task_names = [f"task_{t}" for t in range(len(columns))]
+    if not columns:
+        raise ValueError("Y has no columns; give at least one task.")
+    if len(set(task_names)) != len(task_names):
+        raise ValueError(f"Task names must be unique; got {task_names}.")
+    if len(columns[0]) != n_samples:
+        raise ValueError(
+            f"X and Y have different numbers of samples: {n_samples} and {len(columns[0])}.")
+    for name, column in zip(task_names, columns):
+        n_missing = int(pd.isna(column).sum())
+        if n_missing:
+            raise ValueError(
+                f"Labels of task {name!r} contain {n_missing} missing value(s) (NaN/None).")
+        if type_of_target(column) == "continuous":
+            raise ValueError(
+                f"Unknown label type: continuous. Labels of task {name!r} are continuous "
+                "values; a classifier needs discrete classes.")
+    return columns, task_names, single_output
+
+
+def encode_labels(columns, task_names, classes=None):
+    """Return ``(codes, classes)``: float32 ``(n, n_tasks)`` class indices per task.
+
+    With ``classes`` given (a refit with ``warm_start``), labels outside them
+    raise; otherwise each task's classes are its sorted distinct labels and a
+    task needs at least two.
+    """
+    if classes is None:
+        classes = []
+        for name, column in zip(task_names, columns):
+            try:
+                task_classes = np.unique(column)
+            except TypeError:
+                raise TypeError(
+                    f"Labels of task {name!r} mix types that cannot be compared; convert "
+                    "them to one type.") from None
+            if len(task_classes) < 2:
+                raise ValueError(
+                    f"Task {name!r} has only one class ({task_classes[0]!r}) in the "
+                    "training labels; every task needs at least two classes.")
+            classes.append(task_classes)
+    elif len(classes) != len(columns):
+        raise ValueError(
+            f"Y has {len(columns)} task(s), but the model was fitted with {len(classes)}.")
+    codes = np.empty((len(columns[0]), len(columns)), dtype=np.float32)
+    for t, (name, column, task_classes) in enumerate(zip(task_names, columns, classes)):
+        index = np.searchsorted(task_classes, column)
+        index = np.clip(index, 0, len(task_classes) - 1)
+        unknown = task_classes[index] != column
+        if np.any(unknown):
+            raise ValueError(
+                f"Task {name!r} has labels not seen in the first fit: "
+                f"{np.unique(column[unknown]).tolist()}.")
+        codes[:, t] = index
+    return codes, classes

@@ -1,0 +1,231 @@
+"""Numeric columns: how each becomes the network's input, learned in fit, applied in blocks."""
+
+import numpy as np
+from scipy.special import ndtri
+from sklearn.tree import DecisionTreeClassifier
+
+NUMERIC_ENCODINGS = ("piecewise_linear", "periodic", "quantile", "standard", "passthrough")
+BIN_STRATEGIES = ("quantile", "target")
+# Quantiles and bin edges are learned from at most this many rows, drawn at
+# random: it bounds the memory and time of fit on millions of rows (as the
+# subsample of QuantileTransformer and of gradient boosting's binning does).
+FIT_SUBSAMPLE_SIZE = 200_000
+# Target-aware bin edges come from trees grown on at most this many rows.
+TREE_SUBSAMPLE_SIZE = 50_000
+N_QUANTILES = 1000
+# Ranks are kept this far from 0 and 1 before the normal quantile function,
+# so that the extremes map to about +-5.2 rather than to infinity.
+_RANK_BOUND = 1e-7
+
+
+class NumericEncoding:
+    """The fitted map from each numeric column to the network's numeric input.
+
+    ``"standard"`` and ``"passthrough"`` are affine: ``(x - mean_) / scale_``
+    (the identity for passthrough). The other encodings are monotone
+    piecewise-linear maps ``np.interp(x, knots_[i], levels_[i])``, which clip
+    values outside the fitted range to its ends:
+
+    - ``"quantile"``: the weighted rank of ``x`` among the training values,
+      mapped through the normal quantile function (rank-Gaussian, like
+      :class:`~sklearn.preprocessing.QuantileTransformer`);
+    - ``"periodic"``: the same input, which the network then embeds with
+      learned periodic functions (:class:`skmtl.nn.PeriodicEmbedding`);
+    - ``"piecewise_linear"``: the position of ``x`` among its bin edges, a
+      number in ``[0, n_bins_[i]]`` (bin ``k`` covers ``[k, k + 1]``), from
+      which the network builds the piecewise-linear encoding
+      (:class:`skmtl.nn.PiecewiseLinearEmbedding`). The edges are weighted
+      quantiles (``bin_strategy="quantile"``) or the thresholds of a shallow
+      decision tree per column and task (``"target"``), after Gorishniy et
+      al., "On Embeddings for Numerical Features in Tabular Deep Learning",
+      NeurIPS 2022.
+
+    A constant column maps to a constant (0 bins for piecewise_linear).
+
+    Parameters
+    ----------
+    encoding : str, one of ``NUMERIC_ENCODINGS``
+    n_bins : int
+        Largest number of bins per column for ``"piecewise_linear"``.
+    bin_strategy : {"quantile", "target"}
+    random_state : int or None
+        Seeds the subsample of rows and the trees.
+    """
+
+    def __init__(self, encoding="standard", n_bins=16, bin_strategy="quantile",
+                 random_state=None):
+        self.encoding = encoding
+        self.n_bins = n_bins
+        self.bin_strategy = bin_strategy
+        self.random_state = random_state
+
+    @property
+    def is_affine(self):
+        return self.encoding in ("standard", "passthrough")
+
+    @property
+    def n_bins_(self):
+        """Bins of each column (``"piecewise_linear"``), empty otherwise."""
+        if self.encoding != "piecewise_linear":
+            return []
+        return [len(knots) - 1 for knots in self.knots_]
+
+    def fit(self, reader, sample_weight=None, targets=None):
+        """Learn the map of every numeric column.
+
+        Parameters
+        ----------
+        reader : _RowReader
+            Gives the moments of the numeric columns and samples of their rows.
+        sample_weight : ndarray of shape (n_samples,), optional
+        targets : ndarray of shape (n_samples, n_tasks), optional
+            Class indices per task; needed by ``bin_strategy="target"``.
+        """
+        if self.encoding not in NUMERIC_ENCODINGS:
+            raise ValueError(f"numeric_encoding must be one of {NUMERIC_ENCODINGS}; "
+                             f"got {self.encoding!r}.")
+        n_numeric = reader.n_numeric
+        self.mean_, self.scale_ = np.zeros(n_numeric), np.ones(n_numeric)
+        self.knots_, self.levels_ = [], []
+        if n_numeric == 0:
+            return self
+        if self.encoding == "standard":
+            mean, scale = reader.numeric_moments(sample_weight)
+            scale[scale == 0.0] = 1.0
+            self.mean_, self.scale_ = mean, scale
+            return self
+        if self.encoding == "passthrough":
+            reader.check_numeric_finite()
+            return self
+        rng = np.random.RandomState(self.random_state)
+        rows = _subsample(reader.n_samples, FIT_SUBSAMPLE_SIZE, rng)
+        values = reader.numeric_sample(rows)
+        weight = _usable_weight(None if sample_weight is None else sample_weight[rows])
+        for i in range(n_numeric):
+            if self.encoding == "piecewise_linear":
+                if self.bin_strategy == "target":
+                    if targets is None:
+                        raise ValueError('bin_strategy="target" needs the targets in fit.')
+                    knots = _tree_edges(values[:, i], weight, targets[rows], self.n_bins, rng)
+                else:
+                    knots = _quantile_edges(values[:, i], weight, self.n_bins)
+                levels = np.arange(len(knots), dtype=np.float64)
+            else:
+                knots, levels = _rank_map(values[:, i], weight)
+            self.knots_.append(knots)
+            self.levels_.append(levels)
+        return self
+
+    def apply(self, i, values):
+        """Encode float64 ``values`` of the ``i``-th numeric column (interpolated encodings)."""
+        encoded = np.interp(values, self.knots_[i], self.levels_[i])
+        if self.encoding != "piecewise_linear":
+            np.clip(encoded, _RANK_BOUND, 1.0 - _RANK_BOUND, out=encoded)
+            encoded = ndtri(encoded, out=encoded)
+        return encoded
+
+    def to_dict(self):
+        return {
+            "encoding": self.encoding,
+            "n_bins": int(self.n_bins),
+            "bin_strategy": self.bin_strategy,
+            "mean": self.mean_.tolist(),
+            "scale": self.scale_.tolist(),
+            "knots": [k.tolist() for k in self.knots_],
+            "levels": [v.tolist() for v in self.levels_],
+        }
+
+    @classmethod
+    def from_dict(cls, state, n_numeric):
+        encoding = cls(state["encoding"], state["n_bins"], state["bin_strategy"])
+        if encoding.encoding not in NUMERIC_ENCODINGS:
+            raise ValueError(f"unknown numeric encoding {encoding.encoding!r}.")
+        encoding.mean_ = np.asarray(state["mean"], dtype=np.float64)
+        encoding.scale_ = np.asarray(state["scale"], dtype=np.float64)
+        encoding.knots_ = [np.asarray(k, dtype=np.float64) for k in state["knots"]]
+        encoding.levels_ = [np.asarray(v, dtype=np.float64) for v in state["levels"]]
+        n_maps = 0 if encoding.is_affine else n_numeric
+        if (len(encoding.mean_), len(encoding.scale_)) != (n_numeric, n_numeric) \
+                or (len(encoding.knots_), len(encoding.levels_)) != (n_maps, n_maps):
+            raise ValueError("inconsistent encoder state: the numeric column counts do not agree.")
+        for knots, levels in zip(encoding.knots_, encoding.levels_):
+            if len(knots) == 0 or knots.shape != levels.shape or np.any(np.diff(knots) <= 0):
+                raise ValueError("inconsistent encoder state: invalid knots of a numeric column.")
+        return encoding
+
+
+def _subsample(n_samples, size, rng):
+    if n_samples <= size:
+        return np.arange(n_samples)
+    return np.sort(rng.choice(n_samples, size, replace=False))
+
+
+def _usable_weight(weight):
+    """Float64 weights, or None when there are none or all are zero."""
+    if weight is None:
+        return None
+    weight = np.asarray(weight, dtype=np.float64)
+    return weight if weight.sum() > 0 else None
+
+
+def weighted_quantiles(values, weight, levels):
+    """Quantiles of ``values`` at ``levels`` (in [0, 1]), each row counting ``weight`` times.
+
+    The inverse of the weighted empirical distribution function (numpy's
+    ``"inverted_cdf"``, the method ``np.quantile`` takes weights with): the
+    smallest value whose cumulative weight reaches the level, so that a
+    weight of 2 is exactly a repeated row.
+    """
+    if weight is not None:
+        keep = weight > 0
+        values, weight = values[keep], weight[keep]
+    order = np.argsort(values, kind="stable")
+    values = values[order]
+    if weight is None:
+        cumulative = np.arange(1, len(values) + 1) / len(values)
+    else:
+        cumulative = np.cumsum(weight[order])
+        cumulative /= cumulative[-1]
+    index = np.searchsorted(cumulative, levels, side="left")
+    return values[np.minimum(index, len(values) - 1)]
+
+
+def _rank_map(values, weight):
+    """Knots and their ranks in [0, 1]; a value shared by many rows gets their middle rank."""
+    levels = np.linspace(0.0, 1.0, N_QUANTILES)
+    quantiles = weighted_quantiles(values, weight, levels)
+    knots, which = np.unique(quantiles, return_inverse=True)
+    ranks = np.bincount(which, weights=levels) / np.bincount(which)
+    return knots, ranks
+
+
+def _quantile_edges(values, weight, n_bins):
+    return np.unique(weighted_quantiles(values, weight, np.linspace(0.0, 1.0, n_bins + 1)))
+
+
+def _tree_edges(values, weight, targets, n_bins, rng):
+    """Bin edges from a decision tree of at most ``n_bins`` leaves per task.
+
+    The thresholds of all tasks' trees are pooled; when there are more than
+    ``n_bins - 1``, an evenly spaced selection of them is kept.
+    """
+    low, high = (values.min(), values.max()) if weight is None else (
+        values[weight > 0].min(), values[weight > 0].max())
+    rows = _subsample(len(values), TREE_SUBSAMPLE_SIZE, rng)
+    x = values[rows].reshape(-1, 1)
+    tree_weight = None if weight is None else weight[rows]
+    thresholds = []
+    for target in np.asarray(targets)[rows].T:
+        if len(np.unique(target)) < 2:
+            continue
+        tree = DecisionTreeClassifier(
+            max_leaf_nodes=max(n_bins, 2), min_samples_leaf=max(1, len(rows) // (8 * n_bins)),
+            random_state=rng.randint(np.iinfo(np.int32).max))
+        tree.fit(x, target, sample_weight=tree_weight)
+        split = tree.tree_.feature >= 0
+        thresholds.append(tree.tree_.threshold[split])
+    inner = np.unique(np.concatenate(thresholds)) if thresholds else np.empty(0)
+    inner = inner[(inner > low) & (inner < high)]
+    if len(inner) > n_bins - 1:
+        inner = inner[np.unique(np.round(np.linspace(0, len(inner) - 1, n_bins - 1)).astype(int))]
+    return np.unique(np.concatenate([[low], inner, [high]]))

@@ -1,0 +1,106 @@
+"""Embeddings of numeric features (Gorishniy et al., "On Embeddings for Numerical
+Features in Tabular Deep Learning", NeurIPS 2022).
+
+Each maps ``(batch, n_features)`` to ``(batch, n_features * embedding_dim)``:
+every feature gets its own small network, and all features run as one batched
+matrix product.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+
+class _PerFeatureLinear(nn.Module):
+    """``n_features`` independent ``Linear(in_dim, out_dim)`` layers, then ReLU, batched."""
+
+    def __init__(self, n_features, in_dim, out_dim):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_features, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.empty(n_features, 1, out_dim))
+        bound = 1.0 / math.sqrt(in_dim)  # as nn.Linear
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x):
+        """Map ``(batch, n_features, in_dim)`` to ``(batch, n_features * out_dim)``."""
+        # (F, B, in) @ (F, in, out) + (F, 1, out)
+        h = torch.relu(torch.baddbmm(self.bias, x.transpose(0, 1), self.weight))
+        return h.transpose(0, 1).reshape(x.shape[0], -1)
+
+
+class PiecewiseLinearEmbedding(nn.Module):
+    """Piecewise-linear encoding of each feature, then a linear layer and ReLU per feature.
+
+    The input of feature ``j`` is its position among its bins, a number in
+    ``[0, n_bins[j]]``: bin ``k`` covers ``[k, k + 1]`` (the estimators'
+    encoder maps raw values there with the fitted bin edges). The encoding of
+    position ``u`` has one component per bin, ``clip(u - k, 0, 1)``: 1 for
+    the bins below ``u``, the fraction of its own bin covered, 0 above.
+    Features with fewer bins than the widest have zeros in the extra
+    components.
+
+    Parameters
+    ----------
+    n_bins : sequence of int
+        Number of bins of each feature (0 for a constant feature).
+    embedding_dim : int
+
+    Attributes
+    ----------
+    output_dim : int
+        ``len(n_bins) * embedding_dim``.
+    """
+
+    def __init__(self, n_bins, embedding_dim):
+        super().__init__()
+        n_bins = [int(b) for b in n_bins]
+        if any(b < 0 for b in n_bins):
+            raise ValueError(f"bin counts must be >= 0, got {n_bins}")
+        width = max(n_bins + [1])
+        self.n_features = len(n_bins)
+        self.register_buffer("bin_starts", torch.arange(width, dtype=torch.float32))
+        self.linear = _PerFeatureLinear(self.n_features, width, int(embedding_dim))
+        self.output_dim = self.n_features * int(embedding_dim)
+
+    def forward(self, positions):
+        """Embed ``(batch, n_features)`` bin positions."""
+        encoded = (positions.unsqueeze(-1) - self.bin_starts).clamp(0.0, 1.0)
+        return self.linear(encoded)
+
+
+class PeriodicEmbedding(nn.Module):
+    """Learned periodic features of each feature, then a linear layer and ReLU per feature.
+
+    Feature ``x`` becomes ``[cos(2 pi c x), sin(2 pi c x)]`` for
+    ``n_frequencies`` learned frequencies ``c``, initialised from
+    ``N(0, sigma^2)`` (the "PLR" embedding of the paper). Inputs on a scale
+    of about 1 suit the default ``sigma``.
+
+    Parameters
+    ----------
+    n_features : int
+    embedding_dim : int
+    n_frequencies : int, default=16
+    sigma : float, default=0.5
+        Scale of the initial frequencies: larger fits finer detail.
+
+    Attributes
+    ----------
+    output_dim : int
+        ``n_features * embedding_dim``.
+    """
+
+    def __init__(self, n_features, embedding_dim, n_frequencies=16, sigma=0.5):
+        super().__init__()
+        self.n_features = int(n_features)
+        self.frequencies = nn.Parameter(torch.randn(self.n_features, int(n_frequencies)) * sigma)
+        self.linear = _PerFeatureLinear(self.n_features, 2 * int(n_frequencies),
+                                        int(embedding_dim))
+        self.output_dim = self.n_features * int(embedding_dim)
+
+    def forward(self, x):
+        """Embed ``(batch, n_features)`` values."""
+        angles = (2.0 * math.pi) * x.unsqueeze(-1) * self.frequencies
+        return self.linear(torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1))

@@ -1,0 +1,271 @@
+"""Numeric encodings, the learning-rate schedule, the optimizer and the encoder's edges."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.preprocessing import QuantileTransformer
+
+from skmtl import ESMMClassifier, MMOEClassifier
+from skmtl._encoding import NUMERIC_ENCODINGS, TabularEncoder, _numeric
+from skmtl._encoding._numeric import weighted_quantiles
+from skmtl._optim import Adam
+from skmtl._training import LearningRateSchedule
+from skmtl.nn import PeriodicEmbedding, PiecewiseLinearEmbedding
+
+FAST = dict(max_epochs=3, batch_size=128, random_state=0)
+
+
+def _encoded_numeric(encoder, X):
+    return encoder.transform(X)[1]
+
+
+# -- the encodings -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", NUMERIC_ENCODINGS)
+@pytest.mark.parametrize("cls", [MMOEClassifier, ESMMClassifier])
+def test_every_encoding_fits_and_predicts(encoding, cls, tasks, holdout):
+    X, Y, funnel = tasks
+    model = cls(numeric_encoding=encoding, **FAST).fit(X, Y if cls is MMOEClassifier else funnel)
+    for p in model.predict_proba(holdout[0]):
+        assert np.all(np.isfinite(p))
+    embedding = model.net_.module_.embedding.numeric_embedding
+    expected = {"piecewise_linear": PiecewiseLinearEmbedding,
+                "periodic": PeriodicEmbedding}.get(encoding, type(None))
+    assert type(embedding) is expected
+
+
+def test_quantile_encoding_matches_quantile_transformer():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.lognormal(size=5000), "b": rng.normal(size=5000)})
+    ours = _encoded_numeric(TabularEncoder(numeric_encoding="quantile").fit(X), X)
+    theirs = QuantileTransformer(output_distribution="normal").fit_transform(X)
+    inside = np.abs(theirs).max(axis=1) < 2.5    # the sparse tails interpolate differently
+    np.testing.assert_allclose(ours[inside], theirs[inside], atol=0.02)
+
+
+def test_tied_values_share_their_middle_rank():
+    X = pd.DataFrame({"gain": np.r_[np.zeros(900), np.arange(1.0, 101.0)]})
+    encoded = _encoded_numeric(TabularEncoder(numeric_encoding="quantile").fit(X), X)[:, 0]
+    assert np.ptp(encoded[:900]) == 0
+    assert abs(encoded[0] - (-0.1257)) < 0.01       # ndtri(0.45): rank 0.45, the zeros' middle
+    assert np.all(np.diff(encoded[900:]) > 0)
+
+
+def test_piecewise_linear_positions_and_range():
+    X = pd.DataFrame({"x": np.arange(101.0)})
+    encoder = TabularEncoder(numeric_encoding="piecewise_linear", n_bins=4,
+                             bin_strategy="quantile").fit(X)
+    np.testing.assert_allclose(encoder.numeric_.knots_[0], [0, 25, 50, 75, 100])
+    assert encoder.numeric_.n_bins_ == [4]
+    outside = pd.DataFrame({"x": [-50.0, 0.0, 12.5, 60.0, 100.0, 1e300]})
+    np.testing.assert_allclose(_encoded_numeric(encoder, outside)[:, 0], [0, 0, 0.5, 2.4, 4, 4])
+
+
+@pytest.mark.parametrize("encoding", NUMERIC_ENCODINGS)
+def test_constant_columns(encoding):
+    X = pd.DataFrame({"c": np.full(50, 3.0), "x": np.arange(50.0)})
+    encoder = TabularEncoder(numeric_encoding=encoding).fit(X)
+    encoded = _encoded_numeric(encoder, X.assign(c=[3.0] * 49 + [7.0]))
+    assert np.all(np.isfinite(encoded))
+    if encoding != "passthrough":
+        assert np.ptp(encoded[:49, 0]) == 0
+    if encoding == "piecewise_linear":
+        assert encoder.numeric_.n_bins_[0] == 0 and encoded[-1, 0] == 0
+
+
+@pytest.mark.parametrize("encoding, strategy", [("quantile", "quantile"),
+                                                ("piecewise_linear", "quantile"),
+                                                ("piecewise_linear", "target")])
+def test_weight_two_acts_as_a_repeated_row(encoding, strategy):
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"x": rng.exponential(size=400)})
+    targets = (X[["x"]].to_numpy() + rng.normal(0, 0.5, (400, 1)) > 1).astype(np.float32)
+    weight = rng.integers(0, 3, 400).astype(float)
+    repeat = np.repeat(np.arange(400), weight.astype(int))
+    settings = dict(numeric_encoding=encoding, bin_strategy=strategy, n_bins=6, random_state=0)
+    weighted = TabularEncoder(**settings).fit(X, weight, targets)
+    repeated = TabularEncoder(**settings).fit(X.iloc[repeat], None, targets[repeat])
+    np.testing.assert_allclose(weighted.numeric_.knots_[0], repeated.numeric_.knots_[0])
+    np.testing.assert_allclose(_encoded_numeric(weighted, X), _encoded_numeric(repeated, X), atol=1e-6)
+
+
+def test_weighted_quantiles():
+    values = np.array([3.0, 1.0, 2.0, 4.0])
+    np.testing.assert_allclose(weighted_quantiles(values, None, [0, 0.25, 0.5, 0.51, 1]),
+                               [1, 1, 2, 3, 4])
+    # a zero weight removes the row; the others count as repeated rows
+    np.testing.assert_allclose(weighted_quantiles(values, np.array([1, 0, 3, 0.0]), [0.5]), [2])
+
+
+def test_target_bins_find_the_label_threshold():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.uniform(0, 10, 5000)})
+    targets = (X[["x"]].to_numpy() > 7.3).astype(np.float32)
+    target = TabularEncoder(numeric_encoding="piecewise_linear", n_bins=3,
+                            bin_strategy="target", random_state=0).fit(X, None, targets)
+    quantile = TabularEncoder(numeric_encoding="piecewise_linear", n_bins=3,
+                              bin_strategy="quantile").fit(X)
+    assert np.min(np.abs(target.numeric_.knots_[0] - 7.3)) < 0.05
+    assert np.min(np.abs(quantile.numeric_.knots_[0] - 7.3)) > 0.3
+    with pytest.raises(ValueError, match="needs the targets"):
+        TabularEncoder(numeric_encoding="piecewise_linear", bin_strategy="target").fit(X)
+
+
+def test_bins_and_quantiles_are_learned_on_a_bounded_sample(monkeypatch):
+    monkeypatch.setattr(_numeric, "FIT_SUBSAMPLE_SIZE", 100)
+    X = pd.DataFrame({"x": np.arange(1000.0)})
+    seen = []
+    original = _numeric._rank_map
+    monkeypatch.setattr(_numeric, "_rank_map",
+                        lambda values, weight: seen.append(len(values)) or original(values, weight))
+    first = TabularEncoder(numeric_encoding="quantile", random_state=0).fit(X)
+    again = TabularEncoder(numeric_encoding="quantile", random_state=0).fit(X)
+    assert seen == [100, 100]
+    np.testing.assert_array_equal(first.numeric_.knots_[0], again.numeric_.knots_[0])
+
+
+def test_piecewise_linear_embedding_module():
+    module = PiecewiseLinearEmbedding([3, 1, 0], embedding_dim=2)
+    positions = torch.tensor([[1.5, 1.0, 0.0], [3.0, 0.25, 0.0]])
+    encoded = (positions.unsqueeze(-1) - module.bin_starts).clamp(0, 1)
+    np.testing.assert_allclose(encoded[0].numpy(), [[1, 0.5, 0], [1, 0, 0], [0, 0, 0]])
+    np.testing.assert_allclose(encoded[1].numpy(), [[1, 1, 1], [0.25, 0, 0], [0, 0, 0]])
+    out = module(positions)
+    assert out.shape == (2, 6) and module.output_dim == 6
+    weight, bias = module.linear.weight, module.linear.bias
+    for f in range(3):
+        manual = torch.relu(encoded[:, f] @ weight[f] + bias[f])
+        torch.testing.assert_close(out[:, 2 * f:2 * f + 2], manual)
+    out.sum().backward()
+    assert weight.grad[0].abs().sum() > 0
+
+
+def test_periodic_embedding_module():
+    torch.manual_seed(0)
+    module = PeriodicEmbedding(2, embedding_dim=3, n_frequencies=4)
+    x = torch.randn(5, 2)
+    out = module(x)
+    assert out.shape == (5, 6)
+    angles = 2 * np.pi * x[:, 1:2] * module.frequencies[1]
+    features = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
+    manual = torch.relu(features @ module.linear.weight[1] + module.linear.bias[1])
+    torch.testing.assert_close(out[:, 3:], manual)
+    out.sum().backward()
+    assert module.frequencies.grad.abs().sum() > 0
+
+
+# -- training schedule and optimizer ---------------------------------------------------
+
+
+def test_cosine_schedule_warms_up_then_decays():
+    schedule = LearningRateSchedule("cosine", 0.01, total_steps=100, warmup_fraction=0.1)
+    rates = [schedule.rate(step) for step in range(100)]
+    np.testing.assert_allclose(rates[:10], np.arange(1, 11) / 10 * 0.01)
+    assert np.all(np.diff(rates[10:]) < 0) and rates[-1] < 1e-5
+    constant = LearningRateSchedule("constant", 0.01, total_steps=100)
+    assert {constant.rate(step) for step in range(100)} == {0.01}
+
+
+def test_fit_follows_the_schedule(tasks, monkeypatch):
+    X, Y, _ = tasks
+    seen = []
+    step = Adam.step
+    monkeypatch.setattr(Adam, "step", lambda self, closure=None: (
+        seen.append(self.param_groups[0]["lr"]), step(self, closure))[1])
+    model = MMOEClassifier(learning_rate=0.01, max_epochs=2, batch_size=100,
+                           random_state=0).fit(X, Y)   # 2000 rows: 20 steps an epoch
+    assert len(seen) == 40
+    assert seen[0] < seen[1] and seen[1] == pytest.approx(0.01)
+    assert all(a > b for a, b in zip(seen[1:], seen[2:]))
+    # a warm start or a saved model resumes from the peak rate
+    assert model.net_.optimizer_.param_groups[0]["lr"] == 0.01
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-3])
+def test_adam_matches_torch(fused, weight_decay):
+    torch.manual_seed(0)
+    ours_model = torch.nn.Sequential(torch.nn.Embedding(20, 4), torch.nn.Flatten(),
+                                     torch.nn.Linear(12, 2))
+    torch_model = torch.nn.Sequential(torch.nn.Embedding(20, 4), torch.nn.Flatten(),
+                                      torch.nn.Linear(12, 2))
+    torch_model.load_state_dict(ours_model.state_dict())
+    ours = Adam(ours_model.parameters(), lr=0.01, weight_decay=weight_decay, fused=fused)
+    theirs = torch.optim.Adam(torch_model.parameters(), lr=0.01, weight_decay=weight_decay,
+                              fused=fused or None, foreach=not fused)
+    for i in range(20):
+        x = torch.randint(0, 20, (8, 3))
+        for model, optimizer in ((ours_model, ours), (torch_model, theirs)):
+            optimizer.param_groups[0]["lr"] = 0.01 / (i + 1)
+            optimizer.zero_grad()
+            model(x).pow(2).mean().backward()
+            optimizer.step()
+    for a, b in zip(ours_model.parameters(), torch_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-7)
+    theirs.load_state_dict(ours.state_dict())   # state dicts go both ways
+    ours.load_state_dict(theirs.state_dict())
+
+
+def test_fit_does_not_import_torch_dynamo():
+    code = ("import sys; from skmtl import MMOEClassifier; from skmtl.datasets import "
+            "make_multitask; d = make_multitask(500, random_state=0); "
+            "MMOEClassifier(max_epochs=1).fit(d.data, d.target); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+# -- the encoder's edges ---------------------------------------------------------------
+
+
+def test_duplicate_column_names_are_refused(tasks):
+    X, Y, _ = tasks
+    X = X.rename(columns={"num_b": "num_a"})
+    with pytest.raises(ValueError, match=r"duplicate column names \['num_a'\]"):
+        MMOEClassifier(**FAST).fit(X, Y)
+
+
+@pytest.mark.parametrize("column", [
+    pd.Series(pd.date_range("2020-01-01", periods=2000, freq="h")),
+    pd.Series(pd.date_range("2020-01-01", periods=2000, freq="h", tz="UTC")),
+    pd.Series(pd.to_timedelta(np.arange(2000), unit="s")),
+    pd.Series(pd.period_range("2020-01", periods=2000, freq="D")),
+])
+def test_dates_and_durations_are_refused_as_numbers(tasks, column):
+    X, Y, _ = tasks
+    with pytest.raises(TypeError, match="Numeric column 'when' has dtype .*not converted"):
+        MMOEClassifier(**FAST).fit(X.assign(when=column.array), Y)
+
+
+@pytest.mark.parametrize("dtype", ["datetime64[s]", "timedelta64[s]"])
+def test_date_arrays_are_refused(tasks, dtype):
+    with pytest.raises(TypeError, match="dates and durations"):
+        MMOEClassifier(**FAST).fit(np.arange(2000).astype(dtype).reshape(-1, 1), tasks[1])
+
+
+def test_dates_may_be_declared_categorical(tasks):
+    X, Y, _ = tasks
+    X = X.assign(day=pd.date_range("2020-01-01", periods=len(X), freq="h").normalize())
+    model = MMOEClassifier(categorical_features=["color", "shop", "day"], **FAST).fit(X, Y)
+    assert model.is_categorical_[-1]
+
+
+def test_values_beyond_float32_are_named_as_such(tasks):
+    X, Y, _ = tasks
+    huge = X.copy()
+    huge.loc[3, "num_b"] = 1e39
+    with pytest.raises(ValueError, match=r"\['num_b'\] hold finite values beyond float32"):
+        MMOEClassifier(numeric_encoding="standard", **FAST).fit(huge, Y)
+    # the interpolated encodings clip such values to the fitted range
+    model = MMOEClassifier(numeric_encoding="quantile", **FAST).fit(X, Y)
+    assert np.all(np.isfinite(model.predict_proba(huge)[0]))
+    both = huge.copy()
+    both.loc[4, "num_a"] = np.nan
+    with pytest.raises(ValueError, match=r"\['num_a'\] contain NaN"):
+        MMOEClassifier(numeric_encoding="piecewise_linear", **FAST).fit(both, Y)
