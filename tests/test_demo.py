@@ -20,6 +20,7 @@ def test_demo_on_real_data(one_epoch, tmp_path, capsys):
     assert "Census-Income (KDD) test file" in out and "Coat" in out
     assert "synthetic" not in out
     assert "income_50k" in out and "never_married" in out
+    assert "boosting AUC" in out and "gradient boosting:" in out
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
         "mmoe_income_50k.png", "mmoe_never_married.png", "esmm_conversion.png"}
 
@@ -33,5 +34,5 @@ def test_demo_falls_back_to_synthetic_data(one_epoch, tmp_path):
     assert str(tmp_path / "empty") in text
     assert [row["task"] for row in results["mmoe"]] == ["task_0", "task_1"]
     for row in results["mmoe"]:
-        assert 0.5 < row["MMoE AUC"] <= 1.0
+        assert 0.5 < row["MMoE AUC"] <= 1.0 and 0.5 < row["boosting AUC"] <= 1.0
     assert len(results["esmm"]) == 2 and len(results["plots"]) == 3

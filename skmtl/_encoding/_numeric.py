@@ -11,7 +11,7 @@ BIN_STRATEGIES = ("quantile", "target")
 # subsample of QuantileTransformer and of gradient boosting's binning does).
 FIT_SUBSAMPLE_SIZE = 200_000
 # Target-aware bin edges come from trees grown on at most this many rows.
-TREE_SUBSAMPLE_SIZE = 50_000
+TREE_SUBSAMPLE_SIZE = 20_000
 N_QUANTILES = 1000
 # Ranks are kept this far from 0 and 1 before the normal quantile function,
 # so that the extremes map to about +-5.2 rather than to infinity.
@@ -209,21 +209,27 @@ def _tree_edges(values, weight, targets, n_bins, rng):
     The thresholds of all tasks' trees are pooled; when there are more than
     ``n_bins - 1``, an evenly spaced selection of them is kept.
     """
-    low, high = (values.min(), values.max()) if weight is None else (
-        values[weight > 0].min(), values[weight > 0].max())
+    if weight is not None:  # rows of weight 0 carry nothing, not even their values
+        values, targets, weight = values[weight > 0], targets[weight > 0], weight[weight > 0]
+    low, high = values.min(), values.max()
     rows = _subsample(len(values), TREE_SUBSAMPLE_SIZE, rng)
-    x = values[rows].reshape(-1, 1)
+    # The trees split the ranks of the distinct values (exact in float32,
+    # where scikit-learn's trees work, whatever the values' range); a
+    # threshold between ranks k and k + 1 becomes the middle of those values.
+    distinct, ranks = np.unique(values[rows], return_inverse=True)
+    x = ranks.reshape(-1, 1).astype(np.float32)
     tree_weight = None if weight is None else weight[rows]
     thresholds = []
-    for target in np.asarray(targets)[rows].T:
+    for target in targets[rows].T:
         if len(np.unique(target)) < 2:
             continue
+        # a share of the weight, not of the rows, so that a weight of 2 is a repeated row
         tree = DecisionTreeClassifier(
-            max_leaf_nodes=max(n_bins, 2), min_samples_leaf=max(1, len(rows) // (8 * n_bins)),
+            max_leaf_nodes=max(n_bins, 2), min_weight_fraction_leaf=1 / (8 * n_bins),
             random_state=rng.randint(np.iinfo(np.int32).max))
         tree.fit(x, target, sample_weight=tree_weight)
-        split = tree.tree_.feature >= 0
-        thresholds.append(tree.tree_.threshold[split])
+        below = np.floor(tree.tree_.threshold[tree.tree_.feature >= 0]).astype(np.intp)
+        thresholds.append((distinct[below] + distinct[below + 1]) / 2)
     inner = np.unique(np.concatenate(thresholds)) if thresholds else np.empty(0)
     inner = inner[(inner > low) & (inner < high)]
     if len(inner) > n_bins - 1:

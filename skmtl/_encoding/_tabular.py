@@ -108,13 +108,9 @@ class TabularEncoder:
         self.categories_ = [fit_categories(column(X, j), self._label(j))
                             for j in self.categorical_indices_]
         self._indexes = None
-        # Affine until fitted, so that the reader can compute the raw moments.
-        self.numeric_ = NumericEncoding("passthrough")
-        self.numeric_.mean_ = np.zeros(len(self.numeric_indices_))
-        self.numeric_.scale_ = np.ones(len(self.numeric_indices_))
         numeric = NumericEncoding(self.numeric_encoding, self.n_bins, self.bin_strategy,
                                   self.random_state)
-        self.numeric_ = numeric.fit(_RowReader(self, X), sample_weight, targets)
+        self.numeric_ = numeric.fit(_RowReader(self, X, numeric), sample_weight, targets)
         return self
 
     def fit_transform(self, X, sample_weight=None, targets=None):
@@ -289,7 +285,8 @@ class _RowReader:
 
     block_size = 65536
 
-    def __init__(self, encoder, X):
+    def __init__(self, encoder, X, numeric_encoding=None):
+        """``numeric_encoding``: the one being fitted, if not yet the encoder's ``numeric_``."""
         self.encoder = encoder
         self.n_samples = X.shape[0]
         self._categorical = [code_reader(column(X, j), index)
@@ -297,9 +294,8 @@ class _RowReader:
                                                  encoder.category_indexes())]
         self._numeric = [_numeric_values(column(X, j), encoder._label(j))
                          for j in encoder.numeric_indices_]
-        self._encoding = encoder.numeric_
-        self._mean = self._encoding.mean_.astype(np.float32)
-        self._scale = self._encoding.scale_.astype(np.float32)
+        self._encoding = numeric_encoding or encoder.numeric_
+        self._affine = None   # float32 (mean, scale), taken at the first read
         # scratch space for read, grown to the largest block and then reused
         self._by_column = np.empty((len(self._categorical), 0), dtype=np.int32)
         self._positions = np.empty(0, dtype=np.intp)
@@ -333,11 +329,14 @@ class _RowReader:
             codes_of(start, stop, by_column[k], self._positions[:n_rows])
         np.copyto(codes, by_column.T)
         if self._encoding.is_affine:
+            if self._affine is None:
+                self._affine = (self._encoding.mean_.astype(np.float32),
+                                self._encoding.scale_.astype(np.float32))
             self._numeric_rows(start, stop, numeric)
             if not np.isfinite(numeric).all():  # one check of the block: far faster than per column
                 self.check_numeric_finite()  # raises, naming every such column of X
-            numeric -= self._mean
-            numeric /= self._scale
+            numeric -= self._affine[0]
+            numeric /= self._affine[1]
         else:
             for i, values in enumerate(self._numeric):
                 values = self._as_float(i, values[start:stop], np.float64)

@@ -19,7 +19,7 @@ class MMoE(nn.Module):
         Logits per task: 1 for a binary task, the number of classes otherwise.
     embedding_dim : int, default=8
     n_experts : int, default=4
-    expert_units : sequence of int, default=(64,)
+    expert_units : sequence of int, default=(32,)
     tower_units : sequence of int, default=(32,)
     dropout : float, default=0.0
     padding_codes : sequence of int, optional
@@ -29,7 +29,7 @@ class MMoE(nn.Module):
     """
 
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
-                 n_experts=4, expert_units=(64,), tower_units=(32,), dropout=0.0,
+                 n_experts=4, expert_units=(32,), tower_units=(32,), dropout=0.0,
                  padding_codes=None, numeric_embedding=None):
         super().__init__()
         self.task_output_dims = [int(d) for d in task_output_dims]
