@@ -54,9 +54,10 @@ class MMOEClassifier(MultiTaskClassifierBase):
         at most 200,000 rows drawn at random); values outside the training
         range are treated as the nearest end of it, except by
         ``"standard"`` and ``"passthrough"``.
-    n_bins : int, default=16
+    n_bins : int, default=32
         Largest number of bins per numeric column for ``"piecewise_linear"``
-        (a column with fewer distinct values gets fewer).
+        (a column with fewer distinct values, or fewer useful splits, gets
+        fewer).
     bin_strategy : {"target", "quantile"}, default="target"
         Bin edges for ``"piecewise_linear"``: ``"target"`` takes the
         thresholds of a decision tree of at most ``n_bins`` leaves fitted to
@@ -139,7 +140,7 @@ class MMOEClassifier(MultiTaskClassifierBase):
 
     def __init__(self, *, n_experts=4, expert_units=(32,), tower_units=(32,),
                  categorical_features="from_dtype", embedding_dim=8,
-                 numeric_encoding="piecewise_linear", n_bins=16, bin_strategy="target",
+                 numeric_encoding="piecewise_linear", n_bins=32, bin_strategy="target",
                  dropout=0.0, learning_rate=6e-3, learning_rate_schedule="cosine",
                  weight_decay=0.0, batch_size="auto", max_epochs=6, early_stopping="auto",
                  validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, random_state=None,

@@ -16,6 +16,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch.nn import functional as F
 
+from skmtl._optim import Adam
 from skmtl.nn import ESMM, EntireSpaceLoss, MMoE
 
 from ..config import CENSUS_MMOE, COAT_ESMM, TRAINING
@@ -24,18 +25,16 @@ from .base import Runner
 
 
 def _adam(parameters):
-    """Adam at the common configuration, with torch's fused kernel where it has one.
+    """Adam at the common configuration: the optimiser the skmtl estimators use.
 
-    The skmtl estimators use the fused kernel when torch offers it for the
-    device, so the floor does too: the gap between them is then the loop
-    around the optimiser, not the optimiser. (torch-rechub and DeepCTR-Torch
-    keep torch's default, the ``foreach`` implementation.)
+    skmtl's Adam (``skmtl._optim``) runs torch's fused kernel and, unlike
+    ``torch.optim.Adam``, does not import ``torch._dynamo`` (about 1 s in a
+    fresh process). The floor uses it too, so the gap between the two is the
+    loop around the optimiser, not the optimiser. (torch-rechub and
+    DeepCTR-Torch keep ``torch.optim.Adam``'s default, the ``foreach``
+    implementation, and pay the import.)
     """
-    options = {"lr": TRAINING["learning_rate"], "weight_decay": TRAINING["weight_decay"]}
-    try:
-        return torch.optim.Adam(parameters, fused=True, **options)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(parameters, **options)
+    return Adam(parameters, lr=TRAINING["learning_rate"], weight_decay=TRAINING["weight_decay"])
 
 
 class _FloorLoop(Runner):

@@ -52,7 +52,7 @@ class NumericEncoding:
         Seeds the subsample of rows and the trees.
     """
 
-    def __init__(self, encoding="standard", n_bins=16, bin_strategy="quantile",
+    def __init__(self, encoding="standard", n_bins=32, bin_strategy="quantile",
                  random_state=None):
         self.encoding = encoding
         self.n_bins = n_bins

@@ -71,7 +71,7 @@ class TabularEncoder:
         array). Names need a DataFrame; a boolean mask has one entry per column.
     numeric_encoding : str, default="standard"
         How numeric columns are encoded, see :class:`NumericEncoding`.
-    n_bins : int, default=16
+    n_bins : int, default=32
         Largest number of bins per numeric column for ``"piecewise_linear"``.
     bin_strategy : {"quantile", "target"}, default="quantile"
     random_state : int or None, default=None
@@ -81,7 +81,7 @@ class TabularEncoder:
     """
 
     def __init__(self, categorical_features="from_dtype", numeric_encoding="standard",
-                 n_bins=16, bin_strategy="quantile", random_state=None,
+                 n_bins=32, bin_strategy="quantile", random_state=None,
                  estimator_name="estimator"):
         self.categorical_features = categorical_features
         self.numeric_encoding = numeric_encoding
