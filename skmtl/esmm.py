@@ -66,7 +66,7 @@ verbose, warm_start
     def __init__(self, *, tower_units=(64, 32), categorical_features="from_dtype",
                  embedding_dim=8, numeric_encoding="piecewise_linear", n_bins=32,
                  bin_strategy="target", dropout=0.0, learning_rate=6e-3,
-                 learning_rate_schedule="cosine", weight_decay=0.0, batch_size="auto",
+                 learning_rate_schedule="cosine", weight_decay=1e-5, batch_size="auto",
                  max_epochs=10, early_stopping="auto", validation_fraction=0.1,
                  n_iter_no_change=5, tol=1e-4, random_state=None, device="cpu", verbose=0,
                  warm_start=False):

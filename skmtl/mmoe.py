@@ -70,7 +70,7 @@ class MMOEClassifier(MultiTaskClassifierBase):
     learning_rate_schedule : {"cosine", "constant"}, default="cosine"
         ``"cosine"``: a linear warm-up over the first 5 % of the training
         steps, then a cosine decay to zero at the end of ``max_epochs``.
-    weight_decay : float, default=0.0
+    weight_decay : float, default=1e-5
         Adam's L2 penalty.
     batch_size : int or "auto", default="auto"
         Rows per training step; ``"auto"``: 1/64 of the training rows, at
@@ -142,7 +142,7 @@ class MMOEClassifier(MultiTaskClassifierBase):
                  categorical_features="from_dtype", embedding_dim=8,
                  numeric_encoding="piecewise_linear", n_bins=32, bin_strategy="target",
                  dropout=0.0, learning_rate=6e-3, learning_rate_schedule="cosine",
-                 weight_decay=0.0, batch_size="auto", max_epochs=6, early_stopping="auto",
+                 weight_decay=1e-5, batch_size="auto", max_epochs=6, early_stopping="auto",
                  validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, random_state=None,
                  device="cpu", verbose=0,
                  warm_start=False):

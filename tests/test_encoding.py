@@ -91,7 +91,8 @@ def test_weight_two_acts_as_a_repeated_row(encoding, strategy):
     weighted = TabularEncoder(**settings).fit(X, weight, targets)
     repeated = TabularEncoder(**settings).fit(X.iloc[repeat], None, targets[repeat])
     np.testing.assert_allclose(weighted.numeric_.knots_[0], repeated.numeric_.knots_[0])
-    np.testing.assert_allclose(_encoded_numeric(weighted, X), _encoded_numeric(repeated, X), atol=1e-6)
+    np.testing.assert_allclose(_encoded_numeric(weighted, X), _encoded_numeric(repeated, X),
+                               atol=1e-6)
 
 
 def test_weighted_quantiles():
@@ -185,6 +186,14 @@ def test_fit_follows_the_schedule(tasks, monkeypatch):
     assert all(a > b for a, b in zip(seen[1:], seen[2:]))
     # a warm start or a saved model resumes from the peak rate
     assert model.net_.optimizer_.param_groups[0]["lr"] == 0.01
+
+
+def test_auto_batch_size(tasks):
+    model = MMOEClassifier()
+    assert [model._batch_size(n) for n in (100, 20_000, 40_000, 10**6)] == [128, 312, 625, 1024]
+    X, Y, _ = tasks
+    assert MMOEClassifier(max_epochs=1).fit(X, Y).net_.batch_size == 128
+    assert MMOEClassifier(max_epochs=1, batch_size=50).fit(X, Y).net_.batch_size == 50
 
 
 @pytest.mark.parametrize("fused", [True, False])

@@ -18,7 +18,8 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skmtl import ESMMClassifier, MMOEClassifier
 from skmtl import _base as skmtl_base
-from skmtl._encoding import UNKNOWN_CODE, TabularEncoder, _RowReader
+from skmtl._encoding import UNKNOWN_CODE, TabularEncoder
+from skmtl._encoding._tabular import _RowReader
 
 FAST = dict(max_epochs=4, batch_size=128, random_state=0)
 

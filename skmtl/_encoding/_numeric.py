@@ -28,7 +28,8 @@ class NumericEncoding:
 
     - ``"quantile"``: the weighted rank of ``x`` among the training values,
       mapped through the normal quantile function (rank-Gaussian, like
-      :class:`~sklearn.preprocessing.QuantileTransformer`);
+      :class:`~sklearn.preprocessing.QuantileTransformer`): ``levels_`` are
+      the normal scores of 1,000 quantiles, interpolated in between;
     - ``"periodic"``: the same input, which the network then embeds with
       learned periodic functions (:class:`skmtl.nn.PeriodicEmbedding`);
     - ``"piecewise_linear"``: the position of ``x`` among its bin edges, a
@@ -111,18 +112,19 @@ class NumericEncoding:
                     knots = _quantile_edges(values[:, i], weight, self.n_bins)
                 levels = np.arange(len(knots), dtype=np.float64)
             else:
-                knots, levels = _rank_map(values[:, i], weight)
+                knots, ranks = _rank_map(values[:, i], weight)
+                # Normal scores of the knots' ranks: interpolating between them
+                # costs one np.interp per column at predict, not a quantile
+                # function per value (within 1/1000 of rank of interpolating
+                # the ranks first, as QuantileTransformer does).
+                levels = ndtri(np.clip(ranks, _RANK_BOUND, 1.0 - _RANK_BOUND))
             self.knots_.append(knots)
             self.levels_.append(levels)
         return self
 
     def apply(self, i, values):
         """Encode float64 ``values`` of the ``i``-th numeric column (interpolated encodings)."""
-        encoded = np.interp(values, self.knots_[i], self.levels_[i])
-        if self.encoding != "piecewise_linear":
-            np.clip(encoded, _RANK_BOUND, 1.0 - _RANK_BOUND, out=encoded)
-            encoded = ndtri(encoded, out=encoded)
-        return encoded
+        return np.interp(values, self.knots_[i], self.levels_[i])
 
     def to_dict(self):
         return {

@@ -274,6 +274,7 @@ class TabularEncoder:
                 message += " They must be in the same order as in fit."
             raise ValueError(message)
 
+
 class _RowReader:
     """Encodes blocks of rows of a validated ``X`` with a fitted :class:`TabularEncoder`.
 
@@ -294,7 +295,7 @@ class _RowReader:
                                                  encoder.category_indexes())]
         self._numeric = [_numeric_values(column(X, j), encoder._label(j))
                          for j in encoder.numeric_indices_]
-        self._encoding = numeric_encoding or encoder.numeric_
+        self._encoding = encoder.numeric_ if numeric_encoding is None else numeric_encoding
         self._affine = None   # float32 (mean, scale), taken at the first read
         # scratch space for read, grown to the largest block and then reused
         self._by_column = np.empty((len(self._categorical), 0), dtype=np.int32)
