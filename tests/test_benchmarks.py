@@ -119,3 +119,23 @@ def test_holdout_mask_is_a_seeded_tenth():
     assert mask.sum() == 101
     np.testing.assert_array_equal(mask, holdout_mask(1001, 0.1, seed=3))
     assert not np.array_equal(mask, holdout_mask(1001, 0.1, seed=4))
+
+
+def test_search_runs_a_candidate_on_every_problem(tmp_path, monkeypatch):
+    from benchmarks import search
+
+    # one short candidate keeps the smoke test short; the real run uses the defaults
+    monkeypatch.setitem(search.CANDIDATES, "short", {"max_epochs": 1})
+    output = tmp_path / "search.md"
+    search.main(["--seeds", "0", "--candidates", "short", "--output", str(output)])
+    lines = output.read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| candidate"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+            for line in lines if line.startswith("| ") and not line.startswith("| candidate")}
+    assert set(rows) == {"HistGradientBoostingClassifier, one per task (census only)", "short"}
+    cells = dict(zip(columns, rows["short"]))
+    for key in ("auc income_50k", "auc never_married", "coat auc pCVR", "multitask auc",
+                "funnel auc pCVR"):
+        assert 0.5 < _number(cells[key]) <= 1.0, (key, cells)
+    assert _number(cells["census fit s"]) > 0 and cells["epochs"] == "1.0"
