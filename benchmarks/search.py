@@ -59,8 +59,8 @@ CANDIDATES = {
     "defaults: piecewise-linear, target bins": {},
     "experts of 64": {"expert_units": (64,)},
     "8 experts of 16": {"n_experts": 8, "expert_units": (16,)},
-    "6 epochs (both)": {"max_epochs": 6},
-    "10 epochs (both)": {"max_epochs": 10},
+    "6 epochs (changes ESMM)": {"max_epochs": 6},
+    "10 epochs (changes MMoE)": {"max_epochs": 10},
     "16 bins": {"n_bins": 16},
     "embedding 16": {"embedding_dim": 16},
     "learning rate 3e-3": {"learning_rate": 3e-3},
@@ -183,12 +183,13 @@ def main(argv=None):
         rows[name] = _summary(records)
         print(f"{name}: " + ", ".join(f"{k} {_cell(k, v)}" for k, v in rows[name].items()),
               flush=True)
-        _write(args, rows, started)
+        _write(args, argv, rows, started)
 
 
-def _write(args, rows, started):
+def _write(args, argv, rows, started):
+    argv = sys.argv[1:] if argv is None else argv
     lines = [
-        f"command: `python -m benchmarks.search {' '.join(sys.argv[1:])}`  ",
+        f"command: `python -m benchmarks.search {' '.join(argv)}`  ",
         f"started: {started:%Y-%m-%d %H:%M} UTC; python {platform.python_version()}, "
         f"{platform.processor() or platform.machine()}; seeds {args.seeds}",
         "",

@@ -4,6 +4,6 @@ from ._persistence import load
 from .esmm import ESMMClassifier
 from .mmoe import MMOEClassifier
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.1.0.dev1"
 
 __all__ = ["ESMMClassifier", "MMOEClassifier", "load", "__version__"]

@@ -19,7 +19,7 @@ from skorch.helper import predefined_split
 from ._encoding import (BIN_STRATEGIES, NUMERIC_ENCODINGS, UNKNOWN_CODE, TabularEncoder,
                         check_features, check_targets, encode_labels)
 from . import _persistence
-from ._optim import Adam
+from ._optim import Adam, fused_adam_supported
 from ._training import BatchIterator, LearningRateSchedule, MultiTaskNet, TensorData
 from .nn import PeriodicEmbedding, PiecewiseLinearEmbedding
 from .exceptions import TrainingInterruptedWarning
@@ -80,6 +80,12 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
     # Early stopping "auto" turns on above this many samples, as in
     # HistGradientBoostingClassifier.
     _AUTO_EARLY_STOPPING_MIN_SAMPLES = 10_000
+    # Parameters that shape the fitted encoder and network; a subclass adds
+    # its own in _MODEL_NETWORK_PARAMS. A warm start keeps both, so they may
+    # not change between fits, and a saved model records the fitted values.
+    _NETWORK_PARAMS = ("categorical_features", "embedding_dim", "numeric_encoding", "n_bins",
+                       "bin_strategy", "dropout")
+    _MODEL_NETWORK_PARAMS = ()
 
     def __init__(self, *, categorical_features, embedding_dim, numeric_encoding, n_bins,
                  bin_strategy, dropout, learning_rate, learning_rate_schedule, weight_decay,
@@ -155,8 +161,14 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32,
                                                  ensure_non_negative=True)
+            if not sample_weight.any():
+                raise ValueError("sample_weight is zero for every row; at least one row "
+                                 "needs a positive weight.")
+        if warm:
+            self._check_network_unchanged()
 
         rng = check_random_state(self.random_state)
+        train_rows, valid_rows = self._split_rows(n_samples, rng)
         if warm:
             encoder = self._encoder
             categorical, numeric = encoder.transform(X)
@@ -164,13 +176,21 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
             encoder = TabularEncoder(self.categorical_features, self.numeric_encoding,
                                      self.n_bins, self.bin_strategy,
                                      int(rng.randint(np.iinfo(np.int32).max)), name)
-            categorical, numeric = encoder.fit_transform(X, sample_weight, codes)
+            # The validation rows weigh nothing in the numeric statistics: the
+            # target bins read labels, which early stopping must not have seen.
+            encoder_weight = sample_weight
+            if valid_rows is not None:
+                encoder_weight = (np.ones(n_samples, np.float32) if sample_weight is None
+                                  else sample_weight.copy())
+                encoder_weight[valid_rows] = 0.0
+            categorical, numeric = encoder.fit_transform(X, encoder_weight, codes)
         if sample_weight is not None:
             sample_weight = torch.from_numpy(sample_weight)
 
         data = TensorData(torch.from_numpy(categorical), torch.from_numpy(numeric),
                           torch.from_numpy(codes), sample_weight)
-        train, valid = self._split(data, rng)
+        train, valid = ((data, None) if valid_rows is None else
+                        (data.subset(train_rows), data.subset(valid_rows)))
         batch_size = self._batch_size(len(train))
         seed = int(rng.randint(np.iinfo(np.int32).max))
 
@@ -179,6 +199,8 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
                 net = self.net_
                 net.max_epochs, net.verbose = self.max_epochs, self.verbose
                 net.batch_size = batch_size
+                for group in net.optimizer_.param_groups:
+                    group["weight_decay"] = self.weight_decay
                 net.train_split = self._train_split(valid)
                 net.iterator_train__seed = seed
                 net.callbacks = self._callbacks(train, valid, batch_size)
@@ -187,7 +209,8 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
             else:
                 net = self._build_net(self._new_module(encoder, classes), classes, task_names,
                                       self._callbacks(train, valid, batch_size),
-                                      self._train_split(valid), seed, self.device, batch_size)
+                                      self._train_split(valid), seed, self.device,
+                                      batch_size)
                 net.initialize()
             try:
                 net.partial_fit(train)
@@ -203,6 +226,21 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
                 f"is usable and keeps {kept}.", TrainingInterruptedWarning, stacklevel=2)
         self._set_fitted(encoder, net, task_names, classes, single_output)
         return self
+
+    def _network_params(self):
+        """The current values of the parameters that shape the encoder and the network."""
+        return {name: copy.deepcopy(getattr(self, name))
+                for name in self._NETWORK_PARAMS + self._MODEL_NETWORK_PARAMS}
+
+    def _check_network_unchanged(self):
+        changed = [f"{name} was {fitted!r} and is now {now!r}"
+                   for (name, fitted), now in zip(self._fitted_network_params.items(),
+                                                  self._network_params().values())
+                   if _as_plain(fitted) != _as_plain(now)]
+        if changed:
+            raise ValueError(
+                "warm_start continues with the fitted encoder and network, but "
+                + "; ".join(changed) + ". Set them back, or fit with warm_start=False.")
 
     def _new_module(self, encoder, classes):
         return self._build_module(encoder.cardinalities, len(encoder.numeric_indices_),
@@ -220,6 +258,7 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         return PeriodicEmbedding(n_numeric, self.embedding_dim)
 
     def _set_fitted(self, encoder, net, task_names, classes, single_output):
+        self._fitted_network_params = self._network_params()  # a warm fit checked them
         self._encoder = encoder
         self.net_ = net
         self.task_names_ = task_names
@@ -243,6 +282,9 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
                               seed=0, device=device, batch_size=self._batch_size(0))
         net.initialize()
         net.optimizer_.load_state_dict(optimizer_state)
+        # The saved flag says where the model was trained; use what runs here.
+        for group in net.optimizer_.param_groups:
+            group["fused"] = fused_adam_supported(net.device)
         net.history = history
         self._set_fitted(encoder, net, task_names, classes, single_output)
         return self
@@ -281,11 +323,10 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
             return n_samples > self._AUTO_EARLY_STOPPING_MIN_SAMPLES
         return bool(self.early_stopping)
 
-    def _split(self, data, rng):
-        """Return ``(train, valid)``; ``valid`` is None without early stopping."""
-        n_samples = len(data)
+    def _split_rows(self, n_samples, rng):
+        """Return sorted ``(train_rows, valid_rows)``, or ``(None, None)`` without early stopping."""
         if not self._early_stopping_enabled(n_samples) or self.validation_fraction is None:
-            return data, None
+            return None, None
         n_valid = (self.validation_fraction if isinstance(self.validation_fraction, Integral)
                    else int(np.ceil(self.validation_fraction * n_samples)))
         if not 1 <= n_valid < n_samples:
@@ -294,7 +335,7 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
                 f"and {n_samples - n_valid} training rows out of {n_samples}; both need at "
                 "least one. Lower validation_fraction or set early_stopping=False.")
         order = rng.permutation(n_samples)
-        return data.subset(np.sort(order[n_valid:])), data.subset(np.sort(order[:n_valid]))
+        return np.sort(order[n_valid:]), np.sort(order[:n_valid])
 
     def _train_split(self, valid):
         return None if valid is None else predefined_split(valid)
@@ -448,6 +489,13 @@ def _restore_training_state(net, state):
     net.module_.load_state_dict(module_state)
     net.optimizer_.load_state_dict(optimizer_state)
     del net.history[n_epochs:]
+
+
+def _as_plain(value):
+    """Sequences and arrays as lists, so that parameter values compare by content."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return np.asarray(value, dtype=object).tolist()
+    return value
 
 
 @contextlib.contextmanager

@@ -52,7 +52,9 @@ def save(estimator, path):
         "skmtl_version": __version__,
         "torch_version": torch.__version__,
         "estimator": type(estimator).__name__,
-        "params": _json_params(estimator.get_params(deep=False)),
+        # the values the network was built with, if set_params changed them since
+        "params": _json_params({**estimator.get_params(deep=False),
+                                **estimator._fitted_network_params}),
         "encoder": estimator._encoder.to_dict(),
         "task_names": list(estimator.task_names_),
         "single_output": bool(estimator._single_output),

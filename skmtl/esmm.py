@@ -58,6 +58,7 @@ verbose, warm_start
     >>> ctr_, cvr = model.predict_conditional_proba(data.data)
     """
 
+    _MODEL_NETWORK_PARAMS = ("tower_units",)
     _parameter_constraints = {
         **MultiTaskClassifierBase._parameter_constraints,
         "tower_units": ["array-like"],

@@ -90,8 +90,9 @@ class MMOEClassifier(MultiTaskClassifierBase):
     tol : float, default=1e-4
         Smallest decrease of the monitored loss that counts as improvement.
     random_state : int, RandomState or None, default=None
-        Seeds weight initialisation, dropout, shuffling and the validation
-        split. A fixed value gives identical predictions on the CPU.
+        Seeds weight initialisation, dropout, shuffling, the validation
+        split, and the rows sampled to learn quantiles and bins and the
+        trees of ``bin_strategy="target"``. A fixed value gives identical predictions on the CPU.
     device : str or torch.device, default="cpu"
         Where the network is trained, e.g. ``"cuda"``.
     verbose : int, default=0
@@ -131,6 +132,7 @@ class MMOEClassifier(MultiTaskClassifierBase):
     [(2000, 2), (2000, 2)]
     """
 
+    _MODEL_NETWORK_PARAMS = ("n_experts", "expert_units", "tower_units")
     _parameter_constraints = {
         **MultiTaskClassifierBase._parameter_constraints,
         "n_experts": [Interval(Integral, 1, None, closed="left")],

@@ -281,3 +281,83 @@ def test_values_beyond_float32_are_named_as_such(tasks):
     both.loc[4, "num_a"] = np.nan
     with pytest.raises(ValueError, match=r"\['num_a'\] contain NaN"):
         MMOEClassifier(numeric_encoding="piecewise_linear", **FAST).fit(both, Y)
+
+
+# -- fitted state kept consistent --------------------------------------------------------
+
+
+def test_warm_start_refuses_a_changed_network(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(warm_start=True, **FAST).fit(X, Y)
+    model.set_params(embedding_dim=4, n_bins=8)
+    with pytest.raises(ValueError, match="embedding_dim was 8 and is now 4; n_bins was 32"):
+        model.fit(X, Y)
+    model.set_params(embedding_dim=8, n_bins=32, weight_decay=0.5).fit(X, Y)
+    assert model.net_.optimizer_.param_groups[0]["weight_decay"] == 0.5
+
+
+def test_saved_model_keeps_the_network_it_was_fitted_with(tasks, holdout, tmp_path):
+    from skmtl import load
+
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST).fit(X, Y)
+    model.set_params(embedding_dim=4, n_experts=2, dropout=0.5)
+    model.save(tmp_path / "m.skmtl")
+    loaded = load(tmp_path / "m.skmtl")
+    assert (loaded.embedding_dim, loaded.n_experts, loaded.dropout) == (8, 4, 0.0)
+    for a, b in zip(model.predict_proba(holdout[0]), loaded.predict_proba(holdout[0])):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_all_zero_sample_weight_is_refused(tasks):
+    X, Y, _ = tasks
+    # scikit-learn >= 1.8 says so itself; skmtl does for the versions before
+    with pytest.raises(ValueError, match="zero for every row|at least one non-zero"):
+        MMOEClassifier(**FAST).fit(X, Y, sample_weight=np.zeros(len(X)))
+
+
+def test_validation_rows_weigh_nothing_in_the_encoder(tasks, monkeypatch):
+    X, Y, _ = tasks
+    seen = {}
+    fit = TabularEncoder.fit
+    monkeypatch.setattr(TabularEncoder, "fit", lambda self, X, sample_weight=None, targets=None:
+                        seen.setdefault("weight", sample_weight) is None or
+                        fit(self, X, sample_weight, targets))
+    model = MMOEClassifier(early_stopping=True, validation_fraction=0.25, **FAST).fit(X, Y)
+    weight = seen["weight"]
+    assert (weight == 0).sum() == len(X) // 4 and np.all(weight[weight != 0] == 1)
+    assert "valid_loss" in model.history_[-1]
+    # and with sample weights, the training rows keep theirs
+    seen.clear()
+    sample_weight = np.arange(1, len(X) + 1, dtype=float)
+    MMOEClassifier(early_stopping=True, validation_fraction=0.25, **FAST).fit(
+        X, Y, sample_weight=sample_weight)
+    kept = seen["weight"] != 0
+    np.testing.assert_array_equal(seen["weight"][kept], sample_weight[kept])
+
+
+def test_target_bins_keep_the_split_that_matters_among_noisy_tasks():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.uniform(0, 1, 20_000)})
+    targets = np.c_[X["x"] > 0.5, rng.integers(0, 2, (20_000, 2))].astype(np.float32)
+    encoder = TabularEncoder(numeric_encoding="piecewise_linear", bin_strategy="target",
+                             random_state=0).fit(X, None, targets)
+    assert np.min(np.abs(encoder.numeric_.knots_[0] - 0.5)) < 1e-3
+
+
+def test_target_bins_of_values_near_the_float64_maximum():
+    X = pd.DataFrame({"x": np.r_[np.full(50, 1e308), np.full(50, 1.7e308)]})
+    targets = np.r_[np.zeros(50), np.ones(50)].astype(np.float32).reshape(-1, 1)
+    encoder = TabularEncoder(numeric_encoding="piecewise_linear", bin_strategy="target",
+                             random_state=0).fit(X, None, targets)
+    knots = encoder.numeric_.knots_[0]
+    assert np.all(np.isfinite(knots)) and len(knots) == 3
+
+
+def test_nullable_numeric_columns_are_read_by_position(tasks):
+    X, Y, _ = tasks
+    X = X.assign(count=pd.array(np.arange(len(X)) % 7, dtype="Int64"))
+    model = MMOEClassifier(**FAST).fit(X, Y)
+    shifted = X.set_axis(np.arange(len(X)) * 0.5 + 1000.25)   # a float index
+    for a, b in zip(model.predict_proba(X), model.predict_proba(shifted)):
+        np.testing.assert_array_equal(a, b)

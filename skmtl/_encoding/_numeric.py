@@ -206,34 +206,30 @@ def _quantile_edges(values, weight, n_bins):
 
 
 def _tree_edges(values, weight, targets, n_bins, rng):
-    """Bin edges from a decision tree of at most ``n_bins`` leaves per task.
+    """Bin edges from one decision tree of at most ``n_bins`` leaves over all tasks.
 
-    The thresholds of all tasks' trees are pooled; when there are more than
-    ``n_bins - 1``, an evenly spaced selection of them is kept.
+    The tree is multi-output (every task a column of ``targets``): a split
+    is chosen by its impurity decrease summed over the tasks, so the splits
+    that matter to some task win over noise from the others.
     """
     if weight is not None:  # rows of weight 0 carry nothing, not even their values
         values, targets, weight = values[weight > 0], targets[weight > 0], weight[weight > 0]
     low, high = values.min(), values.max()
     rows = _subsample(len(values), TREE_SUBSAMPLE_SIZE, rng)
-    # The trees split the ranks of the distinct values (exact in float32,
+    # The tree splits the ranks of the distinct values (exact in float32,
     # where scikit-learn's trees work, whatever the values' range); a
     # threshold between ranks k and k + 1 becomes the middle of those values.
     distinct, ranks = np.unique(values[rows], return_inverse=True)
-    x = ranks.reshape(-1, 1).astype(np.float32)
-    tree_weight = None if weight is None else weight[rows]
-    thresholds = []
-    for target in targets[rows].T:
-        if len(np.unique(target)) < 2:
-            continue
-        # a share of the weight, not of the rows, so that a weight of 2 is a repeated row
-        tree = DecisionTreeClassifier(
-            max_leaf_nodes=max(n_bins, 2), min_weight_fraction_leaf=1 / (8 * n_bins),
-            random_state=rng.randint(np.iinfo(np.int32).max))
-        tree.fit(x, target, sample_weight=tree_weight)
-        below = np.floor(tree.tree_.threshold[tree.tree_.feature >= 0]).astype(np.intp)
-        thresholds.append((distinct[below] + distinct[below + 1]) / 2)
-    inner = np.unique(np.concatenate(thresholds)) if thresholds else np.empty(0)
+    if len(distinct) < 2:
+        return np.unique([low, high])
+    # a share of the weight, not of the rows, so that a weight of 2 is a repeated row
+    tree = DecisionTreeClassifier(
+        max_leaf_nodes=max(n_bins, 2), min_weight_fraction_leaf=1 / (8 * n_bins),
+        random_state=rng.randint(np.iinfo(np.int32).max))
+    tree.fit(ranks.reshape(-1, 1).astype(np.float32), targets[rows],
+             sample_weight=None if weight is None else weight[rows])
+    below = np.floor(tree.tree_.threshold[tree.tree_.feature >= 0]).astype(np.intp)
+    # halves first: the sum of two values near the float64 maximum overflows
+    inner = distinct[below] / 2 + distinct[below + 1] / 2
     inner = inner[(inner > low) & (inner < high)]
-    if len(inner) > n_bins - 1:
-        inner = inner[np.unique(np.round(np.linspace(0, len(inner) - 1, n_bins - 1)).astype(int))]
     return np.unique(np.concatenate([[low], inner, [high]]))

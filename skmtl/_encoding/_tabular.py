@@ -340,7 +340,7 @@ class _RowReader:
             numeric /= self._affine[1]
         else:
             for i, values in enumerate(self._numeric):
-                values = self._as_float(i, values[start:stop], np.float64)
+                values = self._as_float(i, _rows(values, start, stop), np.float64)
                 if not np.isfinite(values).all():
                     self.check_numeric_finite()
                 numeric[:, i] = self._encoding.apply(i, values)
@@ -372,8 +372,8 @@ class _RowReader:
                 f"Numeric columns {self._labels(huge)} hold finite values beyond float32's "
                 f"range (|x| > {_FLOAT32_MAX:.3g}), which numeric_encoding="
                 f"{self._encoding.encoding!r} cannot represent; rescale them or use "
-                "numeric_encoding='quantile' or 'piecewise_linear', which clip to the fitted "
-                "range.")
+                "numeric_encoding='piecewise_linear', 'periodic' or 'quantile', which clip to "
+                "the fitted range.")
         if problems:
             raise ValueError(" ".join(problems))
 
@@ -411,7 +411,7 @@ class _RowReader:
         if out is None:
             out = np.empty((stop - start, len(self._numeric)), dtype=dtype)
         for i, values in enumerate(self._numeric):
-            out[:, i] = self._as_float(i, values[start:stop], out.dtype)
+            out[:, i] = self._as_float(i, _rows(values, start, stop), out.dtype)
         return out
 
     def _as_float(self, i, values, dtype):
@@ -430,6 +430,11 @@ class _RowReader:
     def _labels(self, numeric_positions):
         """Labels of numeric columns given by position (or mask) among the numeric columns."""
         return [self.encoder._label(j) for j in self.encoder.numeric_indices_[numeric_positions]]
+
+
+def _rows(values, start, stop):
+    """Rows ``start:stop`` by position (a Series' ``[a:b]`` follows labels in pandas < 3)."""
+    return values.iloc[start:stop] if isinstance(values, pd.Series) else values[start:stop]
 
 
 def _numeric_values(values, label):
