@@ -324,7 +324,7 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         return bool(self.early_stopping)
 
     def _split_rows(self, n_samples, rng):
-        """Return sorted ``(train_rows, valid_rows)``, or ``(None, None)`` without early stopping."""
+        """Sorted ``(train_rows, valid_rows)``; ``(None, None)`` without early stopping."""
         if not self._early_stopping_enabled(n_samples) or self.validation_fraction is None:
             return None, None
         n_valid = (self.validation_fraction if isinstance(self.validation_fraction, Integral)

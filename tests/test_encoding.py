@@ -320,15 +320,17 @@ def test_validation_rows_weigh_nothing_in_the_encoder(tasks, monkeypatch):
     X, Y, _ = tasks
     seen = {}
     fit = TabularEncoder.fit
-    monkeypatch.setattr(TabularEncoder, "fit", lambda self, X, sample_weight=None, targets=None:
-                        seen.setdefault("weight", sample_weight) is None or
-                        fit(self, X, sample_weight, targets))
+
+    def spy(self, X, sample_weight=None, targets=None):
+        seen["weight"] = sample_weight
+        return fit(self, X, sample_weight, targets)
+
+    monkeypatch.setattr(TabularEncoder, "fit", spy)
     model = MMOEClassifier(early_stopping=True, validation_fraction=0.25, **FAST).fit(X, Y)
     weight = seen["weight"]
     assert (weight == 0).sum() == len(X) // 4 and np.all(weight[weight != 0] == 1)
     assert "valid_loss" in model.history_[-1]
     # and with sample weights, the training rows keep theirs
-    seen.clear()
     sample_weight = np.arange(1, len(X) + 1, dtype=float)
     MMOEClassifier(early_stopping=True, validation_fraction=0.25, **FAST).fit(
         X, Y, sample_weight=sample_weight)
