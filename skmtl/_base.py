@@ -251,11 +251,11 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         """The module embedding the numeric inputs, for the encodings that learn one."""
         n_numeric = len(encoder.numeric_indices_)
         encoding = encoder.numeric_.encoding
-        if n_numeric == 0 or encoding not in ("piecewise_linear", "periodic"):
-            return None
-        if encoding == "piecewise_linear":
+        if n_numeric and encoding == "piecewise_linear":
             return PiecewiseLinearEmbedding(encoder.numeric_.n_bins_, self.embedding_dim)
-        return PeriodicEmbedding(n_numeric, self.embedding_dim)
+        if n_numeric and encoding == "periodic":
+            return PeriodicEmbedding(n_numeric, self.embedding_dim)
+        return None
 
     def _set_fitted(self, encoder, net, task_names, classes, single_output):
         self._fitted_network_params = self._network_params()  # a warm fit checked them

@@ -61,17 +61,16 @@ class Adam(Optimizer):
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"invalid Adam settings: lr={lr}, betas={betas}, eps={eps}, "
                              f"weight_decay={weight_decay}")
-        params = list(params)
-        if fused is None:
-            first = params[0]["params"] if params and isinstance(params[0], dict) else params
-            first = list(first)[:1]
-            fused = bool(first) and fused_adam_supported(first[0].device)
         # The keys of torch.optim.Adam's groups, so that state dicts go both ways.
         defaults = dict(lr=lr, betas=(float(betas[0]), float(betas[1])), eps=eps,
                         weight_decay=weight_decay, amsgrad=False, maximize=False, foreach=None,
                         capturable=False, differentiable=False, fused=fused,
                         decoupled_weight_decay=False)
         super().__init__(params, defaults)
+        if fused is None:  # the groups hold lists of tensors now, whatever params was
+            device = self.param_groups[0]["params"][0].device
+            for group in self.param_groups:
+                group["fused"] = fused_adam_supported(device)
 
     def add_param_group(self, param_group):
         _add_param_group(self, param_group)

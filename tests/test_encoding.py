@@ -221,6 +221,17 @@ def test_adam_matches_torch(fused, weight_decay):
     ours.load_state_dict(theirs.state_dict())
 
 
+def test_adam_takes_parameter_groups_of_generators():
+    model = torch.nn.Linear(3, 2)
+    optimizer = Adam([{"params": model.parameters()}], lr=0.1)
+    assert len(optimizer.param_groups[0]["params"]) == 2
+    assert optimizer.param_groups[0]["fused"] is not None
+    model(torch.ones(4, 3)).sum().backward()
+    before = model.weight.detach().clone()
+    optimizer.step()
+    assert not torch.equal(model.weight, before)
+
+
 def test_fit_does_not_import_torch_dynamo():
     code = ("import sys; from skmtl import MMOEClassifier; from skmtl.datasets import "
             "make_multitask; d = make_multitask(500, random_state=0); "
@@ -319,13 +330,13 @@ def test_all_zero_sample_weight_is_refused(tasks):
 def test_validation_rows_weigh_nothing_in_the_encoder(tasks, monkeypatch):
     X, Y, _ = tasks
     seen = {}
-    fit = TabularEncoder.fit
+    fit = TabularEncoder._fit
 
-    def spy(self, X, sample_weight=None, targets=None):
+    def spy(self, X, sample_weight, targets):
         seen["weight"] = sample_weight
         return fit(self, X, sample_weight, targets)
 
-    monkeypatch.setattr(TabularEncoder, "fit", spy)
+    monkeypatch.setattr(TabularEncoder, "_fit", spy)
     model = MMOEClassifier(early_stopping=True, validation_fraction=0.25, **FAST).fit(X, Y)
     weight = seen["weight"]
     assert (weight == 0).sum() == len(X) // 4 and np.all(weight[weight != 0] == 1)

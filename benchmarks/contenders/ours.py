@@ -7,7 +7,7 @@ from ..data import VALIDATION_FRACTION
 from .base import Runner
 
 
-def _fixed_epochs(epochs):
+def _as_the_peers(epochs):
     """Exactly ``epochs`` epochs with a validation pass each, like the peers.
 
     Early stopping on with a patience of ``epochs`` never stops before the
@@ -35,7 +35,7 @@ class _Census(Runner):
 
 class SkmtlMMoE(_Census):
     def make(self, seed):
-        return MMOEClassifier(**CENSUS_MMOE, **TRAINING, **_fixed_epochs(self.epochs),
+        return MMOEClassifier(**CENSUS_MMOE, **TRAINING, **_as_the_peers(self.epochs),
                               random_state=seed)
 
 
@@ -59,7 +59,7 @@ class _CoatESMM(Runner):
 
 class SkmtlESMM(_CoatESMM):
     def make(self, seed):
-        return ESMMClassifier(**COAT_ESMM, **TRAINING, **_fixed_epochs(self.epochs),
+        return ESMMClassifier(**COAT_ESMM, **TRAINING, **_as_the_peers(self.epochs),
                               random_state=seed)
 
 

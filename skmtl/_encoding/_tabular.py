@@ -99,6 +99,15 @@ class TabularEncoder:
         a weight of 2 acts as a repeated row. ``targets``, class indices of
         shape ``(n_samples, n_tasks)``, are needed by ``bin_strategy="target"``.
         """
+        self._fit(X, sample_weight, targets)
+        return self
+
+    def fit_transform(self, X, sample_weight=None, targets=None):
+        """Fit to ``X`` and return its encoding, as :meth:`transform` does."""
+        return self._encode(self._fit(X, sample_weight, targets))
+
+    def _fit(self, X, sample_weight, targets):
+        """Fit, and return the row reader of ``X`` used for it."""
         X = check_features(X, self.estimator_name)
         self.n_features_in_ = X.shape[1]
         self.feature_names_in_ = feature_names(X)
@@ -110,12 +119,9 @@ class TabularEncoder:
         self._indexes = None
         numeric = NumericEncoding(self.numeric_encoding, self.n_bins, self.bin_strategy,
                                   self.random_state)
-        self.numeric_ = numeric.fit(_RowReader(self, X, numeric), sample_weight, targets)
-        return self
-
-    def fit_transform(self, X, sample_weight=None, targets=None):
-        """Fit to ``X`` and return its encoding, as :meth:`transform` does."""
-        return self.fit(X, sample_weight, targets).transform(X)
+        reader = _RowReader(self, X, numeric)
+        self.numeric_ = numeric.fit(reader, sample_weight, targets)
+        return reader
 
     def category_indexes(self):
         """One ``pd.Index`` of the categories per categorical column, built once and kept.
@@ -230,7 +236,9 @@ class TabularEncoder:
 
     def transform(self, X):
         """Return ``(codes, numeric)``: int32 ``(n, n_categorical)``, float32 ``(n, n_numeric)``."""
-        reader = self.reader(X)
+        return self._encode(self.reader(X))
+
+    def _encode(self, reader):
         codes = np.empty((reader.n_samples, len(self.categorical_indices_)), dtype=np.int32)
         numeric = np.empty((reader.n_samples, len(self.numeric_indices_)), dtype=np.float32)
         for start, stop in reader.blocks():
