@@ -1,4 +1,4 @@
-"""The estimator layer shared by every multi-task classifier."""
+"""The estimator layer shared by every multi-task model: classifiers and regressors."""
 
 import contextlib
 import copy
@@ -8,7 +8,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
@@ -17,11 +17,13 @@ from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
 
 from ._encoding import (BIN_STRATEGIES, NUMERIC_ENCODINGS, UNKNOWN_CODE, TabularEncoder,
-                        check_features, check_targets, encode_labels)
+                        array_from_json, array_to_json, check_features, check_targets,
+                        encode_labels)
 from . import _persistence
 from ._optim import Adam, fused_adam_supported
 from ._training import BatchIterator, LearningRateSchedule, MultiTaskNet, TensorData
-from .nn import PeriodicEmbedding, PiecewiseLinearEmbedding
+from .nn import (MultiTaskLoss, MultiTaskSquaredLoss, PeriodicEmbedding,
+                 PiecewiseLinearEmbedding)
 from .exceptions import TrainingInterruptedWarning
 
 # Prediction encodes PREDICT_BLOCK_SIZE rows at a time (this bounds its
@@ -35,23 +37,48 @@ PREDICT_BATCH_SIZE = 4096
 AUTO_BATCH_SIZE_RANGE = (128, 1024)
 
 
-def _check_units(name, units):
+def _check_units(name, units, allow_empty=True):
+    if isinstance(units, (str, bytes, dict)) or not np.iterable(units):
+        raise ValueError(f"{name} must be a sequence of positive integers; got {units!r}.")
     units = tuple(units)
     if not all(isinstance(u, Integral) and not isinstance(u, bool) and u >= 1 for u in units):
         raise ValueError(f"{name} must be a sequence of positive integers; got {units!r}.")
-    return units
+    if not units and not allow_empty:
+        raise ValueError(f"{name} needs at least one layer; got {units!r}.")
+    return tuple(int(u) for u in units)
 
 
-class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
+def _check_tower_units(tower_units):
+    """``tower_units`` as ``("all", units)``, ``("list", [units, ...])`` or ``("dict", {...})``."""
+    message = ("tower_units must be a sequence of positive integers (the same tower for every "
+               "task), a list of such sequences (one per task) or a dict {task_name: "
+               f"sequence}}; got {tower_units!r}.")
+    if isinstance(tower_units, dict):
+        return "dict", {str(task): _check_units(f"tower_units[{task!r}]", units)
+                        for task, units in tower_units.items()}
+    if isinstance(tower_units, (str, bytes)) or not np.iterable(tower_units):
+        raise ValueError(message)
+    items = list(tower_units)
+    if all(isinstance(u, Integral) for u in items):
+        return "all", _check_units("tower_units", items)
+    if all(np.iterable(u) and not isinstance(u, (str, bytes, dict)) for u in items):
+        return "list", [_check_units(f"tower_units[{t}]", u) for t, u in enumerate(items)]
+    raise ValueError(message)
+
+
+class MultiTaskEstimatorBase(BaseEstimator):
     """Input validation, encoding, training and prediction shared by all models.
 
-    A subclass says only what is particular to it: its network
-    (:meth:`_build_module`), its loss (:meth:`_build_criterion`) and any
-    checks of its labels (:meth:`_prepare_labels`). See
+    Two layers of subclasses say the rest. A kind of estimator
+    (:class:`MultiTaskClassifierBase`, :class:`MultiTaskRegressorBase`) says
+    how targets are checked and encoded, which loss fits them and what
+    prediction returns. A model says its network (:meth:`_build_module`),
+    its parameters, and any rules of its labels. See
     :class:`skmtl.MMOEClassifier` for the parameters.
     """
 
     _parameter_constraints = {
+        "tower_units": ["array-like", dict],
         "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "numeric_encoding": [StrOptions(set(NUMERIC_ENCODINGS))],
@@ -80,17 +107,20 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
     # Early stopping "auto" turns on above this many samples, as in
     # HistGradientBoostingClassifier.
     _AUTO_EARLY_STOPPING_MIN_SAMPLES = 10_000
-    # Parameters that shape the fitted encoder and network; a subclass adds
-    # its own in _MODEL_NETWORK_PARAMS. A warm start keeps both, so they may
-    # not change between fits, and a saved model records the fitted values.
+    # Parameters that shape the fitted encoder and network; a model adds its
+    # own in _MODEL_NETWORK_PARAMS. A warm start keeps both, so they may not
+    # change between fits, and a saved model records the fitted values.
     _NETWORK_PARAMS = ("categorical_features", "embedding_dim", "numeric_encoding", "n_bins",
-                       "bin_strategy", "dropout")
+                       "bin_strategy", "dropout", "tower_units")
     _MODEL_NETWORK_PARAMS = ()
+    # What the validation pass scores per task ("auc" or "r2"), in history_.
+    _VALIDATION_METRIC = "auc"
 
-    def __init__(self, *, categorical_features, embedding_dim, numeric_encoding, n_bins,
-                 bin_strategy, dropout, learning_rate, learning_rate_schedule, weight_decay,
-                 batch_size, max_epochs, early_stopping, validation_fraction, n_iter_no_change,
-                 tol, random_state, device, verbose, warm_start):
+    def __init__(self, *, tower_units, categorical_features, embedding_dim, numeric_encoding,
+                 n_bins, bin_strategy, dropout, learning_rate, learning_rate_schedule,
+                 weight_decay, batch_size, max_epochs, early_stopping, validation_fraction,
+                 n_iter_no_change, tol, random_state, device, verbose, warm_start):
+        self.tower_units = tower_units
         self.categorical_features = categorical_features
         self.embedding_dim = embedding_dim
         self.numeric_encoding = numeric_encoding
@@ -114,23 +144,57 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
     # -- what a model says about itself ----------------------------------------
 
     @abstractmethod
-    def _build_module(self, cardinalities, n_numeric, padding_codes, classes,
-                      numeric_embedding):
-        """Return the ``torch.nn.Module`` for this fit."""
+    def _build_module(self, embedding, task_output_dims, tower_units):
+        """Return the ``torch.nn.Module`` for this fit.
 
-    @abstractmethod
-    def _build_criterion(self, classes):
-        """Return the loss module: ``(outputs, target, weight) -> per-task losses``."""
+        Parameters
+        ----------
+        embedding : dict
+            The keyword arguments of :class:`skmtl.nn.FeatureEmbedding`'s
+            inputs that every network in :mod:`skmtl.nn` takes
+            (``cardinalities``, ``n_numeric``, ``embedding_dim``,
+            ``padding_codes``, ``numeric_embedding``).
+        task_output_dims : list of int
+            Outputs per task (1 for a binary task or a regression target).
+        tower_units : list of tuples of int
+            Hidden layer widths of each task's tower.
+        """
 
     def _prepare_labels(self, columns, task_names, single_output):
         """Check model-specific label rules; return the label columns to encode."""
         return columns
 
+    # -- what a kind of estimator (classifier, regressor) says -------------------
+
+    @abstractmethod
+    def _encode_targets(self, columns, task_names, warm, sample_weight):
+        """Return ``(targets, target_state)``: float32 ``(n, n_tasks)`` and what fit learned.
+
+        ``sample_weight`` is the weight of each row in what is learned from
+        the targets (0 on the validation rows), or None.
+        """
+
+    @abstractmethod
+    def _task_output_dims(self, target_state):
+        """Outputs of the network per task."""
+
+    @abstractmethod
+    def _build_criterion(self, task_output_dims):
+        """Return the loss module: ``(outputs, target, weight) -> per-task losses``."""
+
+    @abstractmethod
+    def _set_target_state(self, target_state, single_output):
+        """Set the fitted attributes that describe the targets."""
+
+    @abstractmethod
+    def _target_state(self):
+        """What :meth:`_encode_targets` learned, as it returned it."""
+
     # -- fit ---------------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
-        """Fit the model to features ``X`` and labels ``y``.
+        """Fit the model to features ``X`` and targets ``y``.
 
         Parameters
         ----------
@@ -150,14 +214,15 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         name = type(self).__name__
         X = check_features(X, name)
         n_samples = X.shape[0]
-        columns, task_names, single_output = check_targets(y, n_samples, name)
+        columns, task_names, single_output = check_targets(
+            y, n_samples, name, regression=self._VALIDATION_METRIC == "r2")
         columns = self._prepare_labels(columns, task_names, single_output)
         if warm and (task_names != self.task_names_ or single_output != self._single_output):
             raise ValueError(
                 f"warm_start refit needs the same tasks as the first fit: "
                 f"{self.task_names_}, got {task_names}.")
-        codes, classes = encode_labels(columns, task_names,
-                                       self._classes_list() if warm else None)
+        if not warm:
+            self._tower_units_per_task(task_names)  # check the names before any work
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32,
                                                  ensure_non_negative=True)
@@ -169,6 +234,15 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
 
         rng = check_random_state(self.random_state)
         train_rows, valid_rows = self._split_rows(n_samples, rng)
+        # The validation rows weigh nothing in what is learned from the data
+        # before training (numeric bins read labels; target scaling): early
+        # stopping must not have seen them.
+        fit_weight = sample_weight
+        if valid_rows is not None:
+            fit_weight = (np.ones(n_samples, np.float32) if sample_weight is None
+                          else sample_weight.copy())
+            fit_weight[valid_rows] = 0.0
+        targets, target_state = self._encode_targets(columns, task_names, warm, fit_weight)
         if warm:
             encoder = self._encoder
             categorical, numeric = encoder.transform(X)
@@ -176,19 +250,13 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
             encoder = TabularEncoder(self.categorical_features, self.numeric_encoding,
                                      self.n_bins, self.bin_strategy,
                                      int(rng.randint(np.iinfo(np.int32).max)), name)
-            # The validation rows weigh nothing in the numeric statistics: the
-            # target bins read labels, which early stopping must not have seen.
-            encoder_weight = sample_weight
-            if valid_rows is not None:
-                encoder_weight = (np.ones(n_samples, np.float32) if sample_weight is None
-                                  else sample_weight.copy())
-                encoder_weight[valid_rows] = 0.0
-            categorical, numeric = encoder.fit_transform(X, encoder_weight, codes)
+            categorical, numeric = encoder.fit_transform(
+                X, fit_weight, targets, regression=self._VALIDATION_METRIC == "r2")
         if sample_weight is not None:
             sample_weight = torch.from_numpy(sample_weight)
 
         data = TensorData(torch.from_numpy(categorical), torch.from_numpy(numeric),
-                          torch.from_numpy(codes), sample_weight)
+                          torch.from_numpy(targets), sample_weight)
         train, valid = ((data, None) if valid_rows is None else
                         (data.subset(train_rows), data.subset(valid_rows)))
         batch_size = self._batch_size(len(train))
@@ -207,7 +275,8 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
                 net.initialize_callbacks()
                 before = _training_state(net)
             else:
-                net = self._build_net(self._new_module(encoder, classes), classes, task_names,
+                net = self._build_net(self._new_module(encoder, task_names, target_state),
+                                      self._task_output_dims(target_state), task_names,
                                       self._callbacks(train, valid, batch_size),
                                       self._train_split(valid), seed, self.device,
                                       batch_size)
@@ -224,7 +293,7 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
             warnings.warn(
                 f"fit was interrupted after {len(net.history)} complete epoch(s); the model "
                 f"is usable and keeps {kept}.", TrainingInterruptedWarning, stacklevel=2)
-        self._set_fitted(encoder, net, task_names, classes, single_output)
+        self._set_fitted(encoder, net, task_names, target_state, single_output)
         return self
 
     def _network_params(self):
@@ -242,10 +311,35 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
                 "warm_start continues with the fitted encoder and network, but "
                 + "; ".join(changed) + ". Set them back, or fit with warm_start=False.")
 
-    def _new_module(self, encoder, classes):
-        return self._build_module(encoder.cardinalities, len(encoder.numeric_indices_),
-                                  [UNKNOWN_CODE] * len(encoder.cardinalities), classes,
-                                  self._numeric_embedding(encoder))
+    def _tower_units_per_task(self, task_names):
+        """``tower_units`` resolved to one tuple of widths per task."""
+        kind, units = _check_tower_units(self.tower_units)
+        if kind == "all":
+            return [units] * len(task_names)
+        if kind == "list":
+            if len(units) != len(task_names):
+                raise ValueError(
+                    f"tower_units gives {len(units)} towers, one per task, but y has "
+                    f"{len(task_names)} task(s): {task_names}.")
+            return units
+        unknown = sorted(set(units) - set(task_names))
+        missing = [task for task in task_names if task not in units]
+        if unknown or missing:
+            raise ValueError(
+                f"tower_units is a dict by task name and needs exactly the tasks "
+                f"{task_names}; " + "; ".join(
+                    part for part in (f"missing {missing}" if missing else "",
+                                      f"unknown {unknown}" if unknown else "") if part) + ".")
+        return [units[task] for task in task_names]
+
+    def _new_module(self, encoder, task_names, target_state):
+        embedding = dict(cardinalities=encoder.cardinalities,
+                         n_numeric=len(encoder.numeric_indices_),
+                         embedding_dim=self.embedding_dim,
+                         padding_codes=[UNKNOWN_CODE] * len(encoder.cardinalities),
+                         numeric_embedding=self._numeric_embedding(encoder))
+        return self._build_module(embedding, self._task_output_dims(target_state),
+                                  self._tower_units_per_task(task_names))
 
     def _numeric_embedding(self, encoder):
         """The module embedding the numeric inputs, for the encodings that learn one."""
@@ -257,13 +351,13 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
             return PeriodicEmbedding(n_numeric, self.embedding_dim)
         return None
 
-    def _set_fitted(self, encoder, net, task_names, classes, single_output):
+    def _set_fitted(self, encoder, net, task_names, target_state, single_output):
         self._fitted_network_params = self._network_params()  # a warm fit checked them
         self._encoder = encoder
         self.net_ = net
         self.task_names_ = task_names
         self._single_output = single_output
-        self.classes_ = classes[0] if single_output else classes
+        self._set_target_state(target_state, single_output)
         self.n_features_in_ = encoder.n_features_in_
         if encoder.feature_names_in_ is not None:
             self.feature_names_in_ = encoder.feature_names_in_
@@ -273,20 +367,21 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         self.history_ = net.history
         self.n_iter_ = len(net.history)
 
-    def _restore_fitted(self, *, encoder, task_names, classes, single_output, module_state,
-                        optimizer_state, history, device):
+    def _restore_fitted(self, *, encoder, task_names, target_state, single_output,
+                        module_state, optimizer_state, history, device):
         """Rebuild the fitted state from its saved parts (see :func:`skmtl.load`)."""
-        module = self._new_module(encoder, classes)
+        module = self._new_module(encoder, task_names, target_state)
         module.load_state_dict(module_state)
-        net = self._build_net(module, classes, task_names, callbacks=[], train_split=None,
-                              seed=0, device=device, batch_size=self._batch_size(0))
+        net = self._build_net(module, self._task_output_dims(target_state), task_names,
+                              callbacks=[], train_split=None, seed=0, device=device,
+                              batch_size=self._batch_size(0))
         net.initialize()
         net.optimizer_.load_state_dict(optimizer_state)
         # The saved flag says where the model was trained; use what runs here.
         for group in net.optimizer_.param_groups:
             group["fused"] = fused_adam_supported(net.device)
         net.history = history
-        self._set_fitted(encoder, net, task_names, classes, single_output)
+        self._set_fitted(encoder, net, task_names, target_state, single_output)
         return self
 
     def save(self, path):
@@ -306,7 +401,8 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         _persistence.save(self, path)
 
     def _check_hyperparameters(self):
-        """Checks beyond ``_parameter_constraints``; subclasses extend."""
+        """Checks beyond ``_parameter_constraints``; models extend."""
+        _check_tower_units(self.tower_units)
 
     def _check_device(self):
         try:
@@ -346,11 +442,11 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
             return self.batch_size
         return int(np.clip(n_train // 64, AUTO_BATCH_SIZE_RANGE[0], AUTO_BATCH_SIZE_RANGE[1]))
 
-    def _build_net(self, module, classes, task_names, callbacks, train_split, seed, device,
-                   batch_size):
+    def _build_net(self, module, task_output_dims, task_names, callbacks, train_split, seed,
+                   device, batch_size):
         return MultiTaskNet(
             module=module,
-            criterion=self._build_criterion(classes),
+            criterion=self._build_criterion(task_output_dims),
             optimizer=Adam,
             lr=self.learning_rate,
             optimizer__weight_decay=self.weight_decay,
@@ -365,6 +461,7 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
             device=device,
             verbose=self.verbose,
             task_names=task_names,
+            validation_metric=self._VALIDATION_METRIC,
         )
 
     def _callbacks(self, train, valid, batch_size):
@@ -380,13 +477,16 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
 
     # -- predict -----------------------------------------------------------------
 
-    def _forward_proba(self, X, to_proba):
-        """Run the module over ``X``; ``to_proba`` maps its outputs to probabilities.
+    def _forward(self, X, compute, rows_sum_to_one=False):
+        """Run ``compute(categorical, numeric)`` over ``X``; one array per tensor it returns.
 
+        ``compute`` returns a list of tensors with one row per input row.
         Rows are encoded a block at a time into buffers reused from block to
         block, and each block goes through the module in batches, so the
-        memory used beyond the returned probabilities is bounded by the block
-        size, not by the number of rows.
+        memory used beyond the returned arrays is bounded by the block size,
+        not by the number of rows. With ``rows_sum_to_one``, each (2-D)
+        output's rows are divided by their sum at float64 precision, as
+        scikit-learn expects of probabilities.
         """
         check_is_fitted(self)
         reader = self._encoder.reader(X)
@@ -398,7 +498,7 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         numeric = np.empty((block_size, len(self._encoder.numeric_indices_)), np.float32)
         codes_tensor, numeric_tensor = torch.from_numpy(codes), torch.from_numpy(numeric)
         row_sums = np.empty(PREDICT_BATCH_SIZE)
-        probas = ones = None
+        outputs = ones = None
         with torch.inference_mode():
             for block_start, block_stop in reader.blocks(block_size):
                 reader.read(block_start, block_stop, out=(codes[:block_stop - block_start],
@@ -406,21 +506,64 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
                 for first in range(0, block_stop - block_start, PREDICT_BATCH_SIZE):
                     batch = slice(first, min(first + PREDICT_BATCH_SIZE,
                                              block_stop - block_start))
-                    outputs = module(categorical=codes_tensor[batch].to(device),
-                                     numeric=numeric_tensor[batch].to(device))
-                    batch_probas = [p.cpu().numpy() for p in to_proba(outputs)]
-                    if probas is None:
-                        probas = [np.empty((reader.n_samples, p.shape[1]))
-                                  for p in batch_probas]
-                        ones = [np.ones(p.shape[1]) for p in batch_probas]
-                    for out, p, ones_t in zip(probas, batch_probas, ones):
+                    batch_outputs = [o.cpu().numpy() for o in compute(
+                        codes_tensor[batch].to(device), numeric_tensor[batch].to(device))]
+                    if outputs is None:
+                        outputs = [np.empty((reader.n_samples,) + o.shape[1:])
+                                   for o in batch_outputs]
+                        ones = [np.ones(o.shape[1]) for o in batch_outputs]
+                    for out, o, ones_t in zip(outputs, batch_outputs, ones):
                         rows = out[block_start + batch.start:block_start + batch.stop]
-                        rows[...] = p
-                        # rows summing to 1 at float64 precision, as scikit-learn
-                        # expects (a product with ones: np.sum over 2 columns is slow)
-                        sums = np.matmul(rows, ones_t, out=row_sums[:len(rows)])
-                        rows /= sums[:, None]
-        return probas[0] if self._single_output else probas
+                        rows[...] = o
+                        if rows_sum_to_one:
+                            # a product with ones: np.sum over 2 columns is slow
+                            sums = np.matmul(rows, ones_t, out=row_sums[:len(rows)])
+                            rows /= sums[:, None]
+        return outputs
+
+    def _module_outputs(self, method):
+        """``compute`` for :meth:`_forward`: the module's forward pass, then ``method``."""
+        module = self.net_.module_
+        return lambda categorical, numeric: method(module(categorical=categorical,
+                                                          numeric=numeric))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        return tags
+
+
+class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
+    """A multi-task estimator whose tasks are binary or multiclass classifications."""
+
+    def _encode_targets(self, columns, task_names, warm, sample_weight):
+        return encode_labels(columns, task_names, self._classes_list() if warm else None)
+
+    def _task_output_dims(self, classes):
+        """One logit for a binary task, one per class otherwise."""
+        return [1 if len(task_classes) == 2 else len(task_classes) for task_classes in classes]
+
+    def _build_criterion(self, task_output_dims):
+        return MultiTaskLoss(task_output_dims)
+
+    def _set_target_state(self, classes, single_output):
+        self.classes_ = classes[0] if single_output else classes
+
+    def _target_state(self):
+        return self._classes_list()
+
+    def _classes_list(self):
+        return [self.classes_] if self._single_output else list(self.classes_)
+
+    @staticmethod
+    def _target_state_to_json(classes):
+        return {"classes": [array_to_json(c) for c in classes]}
+
+    @staticmethod
+    def _target_state_from_json(config):
+        return [array_from_json(c) for c in config["classes"]]
 
     def predict_proba(self, X):
         """Class probabilities per task.
@@ -435,7 +578,9 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
             A single ndarray when the model was fitted on a 1-D ``y``.
         """
         check_is_fitted(self)
-        return self._forward_proba(X, self.net_.module_.predict_proba)
+        probas = self._forward(X, self._module_outputs(self.net_.module_.predict_proba),
+                               rows_sum_to_one=True)
+        return probas[0] if self._single_output else probas
 
     def predict(self, X):
         """Most probable class per task.
@@ -467,15 +612,105 @@ class MultiTaskClassifierBase(ClassifierMixin, BaseEstimator):
         hits = np.all(np.asarray(y, dtype=object) == Y_pred.astype(object), axis=1)
         return float(np.average(hits, weights=sample_weight))
 
-    def _classes_list(self):
-        return [self.classes_] if self._single_output else list(self.classes_)
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        tags.input_tags.categorical = True
-        tags.input_tags.string = True
-        return tags
+class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
+    """A multi-task estimator whose tasks are real-valued targets.
+
+    The network fits standardised targets (each task's weighted mean and
+    standard deviation on the training rows) with a squared error per task;
+    :meth:`predict` maps its outputs back to the targets' scale.
+    """
+
+    _VALIDATION_METRIC = "r2"
+
+    def _encode_targets(self, columns, task_names, warm, sample_weight):
+        values = np.column_stack(columns).astype(np.float64)
+        if warm:
+            mean, scale = self._target_state()
+        else:
+            weights = None if sample_weight is None else sample_weight.astype(np.float64)
+            mean = np.average(values, axis=0, weights=weights)
+            scale = np.sqrt(np.average((values - mean) ** 2, axis=0, weights=weights))
+            scale[scale == 0] = 1.0  # a constant target stays constant
+        targets = ((values - mean) / scale).astype(np.float32)
+        if not np.isfinite(targets).all():
+            bad = [name for name, ok in zip(task_names, np.isfinite(targets).all(axis=0))
+                   if not ok]
+            raise ValueError(
+                f"The targets of task(s) {bad} are too large to standardise in float32 "
+                "(beyond about 3.4e38 standard deviations from their mean); rescale them.")
+        return targets, (mean, scale)
+
+    def _task_output_dims(self, target_state):
+        return [1] * len(target_state[0])
+
+    def _build_criterion(self, task_output_dims):
+        return MultiTaskSquaredLoss()
+
+    def _set_target_state(self, target_state, single_output):
+        self._target_mean, self._target_scale = target_state
+
+    def _target_state(self):
+        return self._target_mean, self._target_scale
+
+    @staticmethod
+    def _target_state_to_json(target_state):
+        mean, scale = target_state
+        return {"target_mean": mean.tolist(), "target_scale": scale.tolist()}
+
+    @staticmethod
+    def _target_state_from_json(config):
+        return (np.asarray(config["target_mean"], dtype=np.float64),
+                np.asarray(config["target_scale"], dtype=np.float64))
+
+    def predict(self, X):
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Y_pred : ndarray of shape (n_samples, n_tasks), or (n_samples,) when
+            the model was fitted on a 1-D ``y``.
+        """
+        check_is_fitted(self)
+        (standardised,) = self._forward(
+            X, self._module_outputs(lambda outputs: [torch.cat(outputs, dim=1)]))
+        Y_pred = standardised * self._target_scale + self._target_mean
+        return Y_pred[:, 0] if self._single_output else Y_pred
+
+
+class GateWeightsMixin:
+    """``gate_weights(X)`` for the models whose network has softmax gates over experts."""
+
+    # PLE returns a list of arrays, one per level; the others one array.
+    _GATE_WEIGHTS_PER_LEVEL = False
+
+    def gate_weights(self, X):
+        """The gates' mixture weights over the experts, for the rows of ``X``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples, n_gates, n_experts)
+            Each row of each gate sums to 1. For :class:`skmtl.PLEClassifier`
+            and :class:`skmtl.PLERegressor`, a list with one such array per
+            level (see their documentation).
+        """
+        check_is_fitted(self)
+        module = self.net_.module_
+
+        def compute(categorical, numeric):
+            weights = module.gate_weights(categorical, numeric)
+            return weights if isinstance(weights, list) else [weights]
+
+        weights = self._forward(X, compute)
+        return weights if self._GATE_WEIGHTS_PER_LEVEL else weights[0]
 
 
 def _training_state(net):
@@ -492,9 +727,13 @@ def _restore_training_state(net, state):
 
 
 def _as_plain(value):
-    """Sequences and arrays as lists, so that parameter values compare by content."""
+    """Sequences and arrays as (nested) lists, so that parameter values compare by content."""
     if isinstance(value, (list, tuple, np.ndarray)):
-        return np.asarray(value, dtype=object).tolist()
+        return [_as_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_plain(item) for key, item in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
     return value
 
 

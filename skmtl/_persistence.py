@@ -28,11 +28,14 @@ import numpy as np
 import torch
 from skorch.history import History
 
-from ._encoding import TabularEncoder, array_from_json, array_to_json
+from ._encoding import TabularEncoder
 
 FORMAT = "skmtl-model"
 # 2: numeric encodings (the encoder's "numeric" state), skmtl's own Adam.
-FORMAT_VERSION = 2
+# 3: the model family and regressors (targets' mean and scale), per-task
+#    tower_units. Format 2 files are read too (they hold classifiers only).
+FORMAT_VERSION = 3
+OLDEST_READABLE_FORMAT = 2
 _CONFIG = "skmtl.json"
 _WEIGHTS = "weights.pt"
 
@@ -58,7 +61,7 @@ def save(estimator, path):
         "encoder": estimator._encoder.to_dict(),
         "task_names": list(estimator.task_names_),
         "single_output": bool(estimator._single_output),
-        "classes": [array_to_json(c) for c in estimator._classes_list()],
+        **estimator._target_state_to_json(estimator._target_state()),
         "history": _json_history(net.history),
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
@@ -88,7 +91,7 @@ def load(path, device=None):
 
     Returns
     -------
-    estimator : MMOEClassifier or ESMMClassifier
+    estimator : a skmtl estimator (``MMOEClassifier``, ``PLERegressor``, ...)
         Fitted, with the same predictions as the saved one.
 
     Raises
@@ -97,8 +100,6 @@ def load(path, device=None):
         If the file is not a skmtl model, is truncated or tampered with, or
         was written by an incompatible version.
     """
-    from . import ESMMClassifier, MMOEClassifier
-
     path = os.fspath(path)
     try:
         with zipfile.ZipFile(path) as zf:
@@ -118,16 +119,17 @@ def load(path, device=None):
             f"{path} uses model format {version!r}, written by skmtl "
             f"{config.get('skmtl_version')}; this skmtl reads format {FORMAT_VERSION}. "
             "Upgrade skmtl to load it.")
-    if version < FORMAT_VERSION:
+    if version < OLDEST_READABLE_FORMAT:
         # Format 1 was only written by development versions before numeric encodings.
         raise ValueError(
             f"{path} uses model format {version}, written by skmtl "
             f"{config.get('skmtl_version')}, a development version whose models this skmtl "
-            f"cannot read (it reads format {FORMAT_VERSION}); fit the model again and save it.")
+            f"cannot read (it reads formats {OLDEST_READABLE_FORMAT} to {FORMAT_VERSION}); "
+            "fit the model again and save it.")
     if hashlib.sha256(weights).hexdigest() != config.get("weights_sha256"):
         raise ValueError(f"{path}: the weights do not match their checksum; the file is "
                          "corrupted or was modified.")
-    classes = {cls.__name__: cls for cls in (ESMMClassifier, MMOEClassifier)}
+    classes = _estimator_classes()
     if config.get("estimator") not in classes:
         raise ValueError(f"{path}: unknown estimator {config.get('estimator')!r}.")
     try:
@@ -135,13 +137,14 @@ def load(path, device=None):
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
         raise ValueError(f"{path}: the weights cannot be read safely ({exc}).") from None
     try:
-        estimator = classes[config["estimator"]](**_params_from_json(config["params"]))
+        estimator_class = classes[config["estimator"]]
+        estimator = estimator_class(**_params_from_json(config["params"]))
         estimator._validate_params()
         estimator._check_hyperparameters()
         return estimator._restore_fitted(
             encoder=TabularEncoder.from_dict(config["encoder"]),
             task_names=[str(name) for name in config["task_names"]],
-            classes=[array_from_json(c) for c in config["classes"]],
+            target_state=estimator_class._target_state_from_json(config),
             single_output=bool(config["single_output"]),
             module_state=state["module"],
             optimizer_state=state["optimizer"],
@@ -151,6 +154,15 @@ def load(path, device=None):
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         raise ValueError(f"{path}: the model description is invalid or does not match its "
                          f"weights ({type(exc).__name__}: {exc}).") from None
+
+
+def _estimator_classes():
+    """The public estimators of skmtl, by class name."""
+    import skmtl
+    from ._base import MultiTaskEstimatorBase
+
+    return {name: value for name, value in vars(skmtl).items()
+            if isinstance(value, type) and issubclass(value, MultiTaskEstimatorBase)}
 
 
 def _to_cpu(state):
@@ -168,26 +180,50 @@ def _json_params(params):
     for name, value in params.items():
         if isinstance(value, torch.device):
             value = str(value)
-        elif isinstance(value, (tuple, np.ndarray)):
-            value = np.asarray(value).tolist()
         elif isinstance(value, np.random.RandomState):
             warnings.warn("random_state is a RandomState instance; it is saved as None.",
                           UserWarning, stacklevel=3)
             value = None
-        elif isinstance(value, np.generic):
-            value = value.item()
-        if not isinstance(value, (str, int, float, bool, list, type(None))):
+        value = _json_value(value)
+        if not _is_json(value):
             raise TypeError(f"cannot save parameter {name}={value!r} as JSON.")
         out[name] = value
     return out
+
+
+def _json_value(value):
+    """Tuples and arrays as lists and numpy scalars as Python ones, recursively."""
+    if isinstance(value, (tuple, list, np.ndarray)):
+        return [_json_value(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _json_value(item) for key, item in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _is_json(value):
+    if isinstance(value, list):
+        return all(_is_json(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _is_json(item) for key, item in value.items())
+    return isinstance(value, (str, int, float, bool, type(None)))
 
 
 def _params_from_json(params):
     if not isinstance(params, dict):
         raise ValueError("params must be a mapping")
     # Hidden-layer sizes are tuples in the estimators' signatures.
-    return {name: tuple(value) if name.endswith("_units") else value
+    return {name: _units_from_json(value) if name.endswith("_units") else value
             for name, value in params.items()}
+
+
+def _units_from_json(value):
+    if isinstance(value, dict):
+        return {key: _units_from_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return tuple(_units_from_json(item) for item in value)
+    return value
 
 
 def _json_history(history):

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import r2_score, roc_auc_score
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, EpochTimer, PrintLog
 
@@ -156,20 +156,26 @@ class MultiTaskNet(NeuralNet):
 
     The criterion returns one loss per task; the net minimises their sum and
     records, per epoch, the mean loss per task (``{prefix}_loss_{task}``),
-    the total (``{prefix}_loss``) and, on validation, the ROC AUC per task
-    (``valid_auc_{task}``). Losses are accumulated on the device and read back
-    once per epoch, not once per batch.
+    the total (``{prefix}_loss``) and, on validation, a score per task:
+    the ROC AUC (``valid_auc_{task}``) or the R² (``valid_r2_{task}``).
+    Losses are accumulated on the device and read back once per epoch, not
+    once per batch.
 
     Parameters
     ----------
     task_names : list of str
+    validation_metric : {"auc", "r2"}, default="auc"
+        ``"auc"``: the module's ``predict_proba`` turns its outputs into
+        class probabilities. ``"r2"``: the outputs are one prediction per
+        task, compared with the targets as they are.
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
     """
 
-    def __init__(self, *args, task_names, **kwargs):
+    def __init__(self, *args, task_names, validation_metric="auc", **kwargs):
         super().__init__(*args, **kwargs)
         self.task_names = task_names
+        self.validation_metric = validation_metric
 
     @property
     def _default_callbacks(self):
@@ -250,7 +256,7 @@ class MultiTaskNet(NeuralNet):
                                           ~torch.isfinite(step["task_losses"]))
             weight_sum += batch_weight
             if not training:
-                scores.append([p.cpu() for p in self.module_.predict_proba(step["y_pred"])])
+                scores.append([p.cpu() for p in self._validation_scores(step["y_pred"])])
                 targets.append(target)
                 weights.append(weight)
             self.notify("on_batch_end", batch=batch, training=training, **step)
@@ -267,8 +273,14 @@ class MultiTaskNet(NeuralNet):
         for name, loss in zip(self.task_names, task_losses):
             self.history.record(f"{prefix}_loss_{name}", loss)
         if not training:
-            for name, auc in zip(self.task_names, _per_task_auc(scores, targets, weights)):
-                self.history.record(f"{prefix}_auc_{name}", auc)
+            per_task = _per_task_auc if self.validation_metric == "auc" else _per_task_r2
+            for name, score in zip(self.task_names, per_task(scores, targets, weights)):
+                self.history.record(f"{prefix}_{self.validation_metric}_{name}", score)
+
+    def _validation_scores(self, outputs):
+        if self.validation_metric == "auc":
+            return self.module_.predict_proba(outputs)
+        return [o[:, 0] for o in outputs]
 
 
 def _per_task_auc(scores, targets, weights):
@@ -291,3 +303,17 @@ def _per_task_auc(scores, targets, weights):
                 auc = float("nan")
         aucs.append(float(auc))
     return aucs
+
+
+def _per_task_r2(scores, targets, weights):
+    """R² per task; NaN where the targets are constant."""
+    target = torch.cat(targets).numpy()
+    weight = None if weights[0] is None else torch.cat(weights).numpy()
+    r2 = []
+    for t in range(target.shape[1]):
+        prediction = torch.cat([batch[t] for batch in scores]).numpy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r2.append(float(r2_score(target[:, t], prediction, sample_weight=weight,
+                                     force_finite=False)))
+    return r2

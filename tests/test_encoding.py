@@ -332,9 +332,9 @@ def test_validation_rows_weigh_nothing_in_the_encoder(tasks, monkeypatch):
     seen = {}
     fit = TabularEncoder._fit
 
-    def spy(self, X, sample_weight, targets):
+    def spy(self, X, sample_weight, *args):
         seen["weight"] = sample_weight
-        return fit(self, X, sample_weight, targets)
+        return fit(self, X, sample_weight, *args)
 
     monkeypatch.setattr(TabularEncoder, "_fit", spy)
     model = MMOEClassifier(early_stopping=True, validation_fraction=0.25, **FAST).fit(X, Y)

@@ -6,8 +6,11 @@ from scipy import sparse
 from sklearn.utils.multiclass import type_of_target
 
 
-def check_targets(Y, n_samples, estimator_name):
+def check_targets(Y, n_samples, estimator_name, regression=False):
     """Split ``Y`` into per-task label columns.
+
+    With ``regression``, every column must hold finite numbers; otherwise
+    (classification) no column may be continuous.
 
     Returns
     -------
@@ -52,11 +55,32 @@ def check_targets(Y, n_samples, estimator_name):
         if n_missing:
             raise ValueError(
                 f"Labels of task {name!r} contain {n_missing} missing value(s) (NaN/None).")
-        if type_of_target(column) == "continuous":
+        if regression:
+            _check_regression_target(name, column)
+        elif type_of_target(column) == "continuous":
             raise ValueError(
                 f"Unknown label type: continuous. Labels of task {name!r} are continuous "
                 "values; a classifier needs discrete classes.")
     return columns, task_names, single_output
+
+
+def _check_regression_target(name, column):
+    numeric = column.dtype.kind in "biuf"
+    if not numeric and column.dtype.kind == "O":
+        try:
+            column.astype(np.float64)
+            numeric = not any(isinstance(v, (str, bytes)) for v in column[:1000])
+        except (TypeError, ValueError):
+            numeric = False
+    if not numeric:
+        found = pd.unique(column.astype(object))[:5].tolist()
+        raise ValueError(
+            f"Targets of task {name!r} are not numeric (e.g. {found}); a regressor needs "
+            "real-valued targets. Use a classifier for categorical targets.")
+    values = column.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError(f"Targets of task {name!r} contain infinite values; a regressor "
+                         "needs finite targets.")
 
 
 def encode_labels(columns, task_names, classes=None):

@@ -2,7 +2,7 @@
 
 import numpy as np
 from scipy.special import ndtri
-from sklearn.tree import DecisionTreeClassifier
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 NUMERIC_ENCODINGS = ("piecewise_linear", "periodic", "quantile", "standard", "passthrough")
 BIN_STRATEGIES = ("quantile", "target")
@@ -71,7 +71,7 @@ class NumericEncoding:
             return []
         return [len(knots) - 1 for knots in self.knots_]
 
-    def fit(self, reader, sample_weight=None, targets=None):
+    def fit(self, reader, sample_weight=None, targets=None, regression=False):
         """Learn the map of every numeric column.
 
         Parameters
@@ -81,6 +81,9 @@ class NumericEncoding:
         sample_weight : ndarray of shape (n_samples,), optional
         targets : ndarray of shape (n_samples, n_tasks), optional
             Class indices per task; needed by ``bin_strategy="target"``.
+        regression : bool, default=False
+            ``targets`` are real values: the target bins come from a
+            regression tree.
         """
         if self.encoding not in NUMERIC_ENCODINGS:
             raise ValueError(f"numeric_encoding must be one of {NUMERIC_ENCODINGS}; "
@@ -107,7 +110,8 @@ class NumericEncoding:
                 if self.bin_strategy == "target":
                     if targets is None:
                         raise ValueError('bin_strategy="target" needs the targets in fit.')
-                    knots = _tree_edges(values[:, i], weight, targets[rows], self.n_bins, rng)
+                    knots = _tree_edges(values[:, i], weight, targets[rows], self.n_bins, rng,
+                                       regression)
                 else:
                     knots = _quantile_edges(values[:, i], weight, self.n_bins)
                 levels = np.arange(len(knots), dtype=np.float64)
@@ -205,7 +209,7 @@ def _quantile_edges(values, weight, n_bins):
     return np.unique(weighted_quantiles(values, weight, np.linspace(0.0, 1.0, n_bins + 1)))
 
 
-def _tree_edges(values, weight, targets, n_bins, rng):
+def _tree_edges(values, weight, targets, n_bins, rng, regression=False):
     """Bin edges from one decision tree of at most ``n_bins`` leaves over all tasks.
 
     The tree is multi-output (every task a column of ``targets``): a split
@@ -223,7 +227,7 @@ def _tree_edges(values, weight, targets, n_bins, rng):
     if len(distinct) < 2:
         return np.unique([low, high])
     # a share of the weight, not of the rows, so that a weight of 2 is a repeated row
-    tree = DecisionTreeClassifier(
+    tree = (DecisionTreeRegressor if regression else DecisionTreeClassifier)(
         max_leaf_nodes=max(n_bins, 2), min_weight_fraction_leaf=1 / (8 * n_bins),
         random_state=rng.randint(np.iinfo(np.int32).max))
     tree.fit(ranks.reshape(-1, 1).astype(np.float32), targets[rows],

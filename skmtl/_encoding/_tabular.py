@@ -92,21 +92,22 @@ class TabularEncoder:
 
     # -- fit -----------------------------------------------------------------
 
-    def fit(self, X, sample_weight=None, targets=None):
+    def fit(self, X, sample_weight=None, targets=None, regression=False):
         """Learn the columns, the categories and the numeric encoding of ``X``.
 
         ``sample_weight`` weights the rows in the numeric statistics, so that
-        a weight of 2 acts as a repeated row. ``targets``, class indices of
-        shape ``(n_samples, n_tasks)``, are needed by ``bin_strategy="target"``.
+        a weight of 2 acts as a repeated row. ``targets`` of shape
+        ``(n_samples, n_tasks)``, class indices (or, with ``regression``,
+        real values), are needed by ``bin_strategy="target"``.
         """
-        self._fit(X, sample_weight, targets)
+        self._fit(X, sample_weight, targets, regression)
         return self
 
-    def fit_transform(self, X, sample_weight=None, targets=None):
+    def fit_transform(self, X, sample_weight=None, targets=None, regression=False):
         """Fit to ``X`` and return its encoding, as :meth:`transform` does."""
-        return self._encode(self._fit(X, sample_weight, targets))
+        return self._encode(self._fit(X, sample_weight, targets, regression))
 
-    def _fit(self, X, sample_weight, targets):
+    def _fit(self, X, sample_weight, targets, regression):
         """Fit, and return the row reader of ``X`` used for it."""
         X = check_features(X, self.estimator_name)
         self.n_features_in_ = X.shape[1]
@@ -120,7 +121,7 @@ class TabularEncoder:
         numeric = NumericEncoding(self.numeric_encoding, self.n_bins, self.bin_strategy,
                                   self.random_state)
         reader = _RowReader(self, X, numeric)
-        self.numeric_ = numeric.fit(reader, sample_weight, targets)
+        self.numeric_ = numeric.fit(reader, sample_weight, targets, regression)
         return reader
 
     def category_indexes(self):

@@ -3,22 +3,34 @@
 Nothing in this sub-package imports scikit-learn.
 """
 
+from .aitm import AITM, AdaptiveInformationTransfer
 from .esmm import ESMM, entire_space_log_proba
-from .layers import MLP, ExpertBank, FeatureEmbedding, TaskGates
-from .losses import EntireSpaceLoss, MultiTaskLoss
-from .mmoe import MMoE
+from .layers import MLP, ExpertBank, FeatureEmbedding, TaskGates, TaskTowers
+from .losses import AITMLoss, EntireSpaceLoss, MultiTaskLoss, MultiTaskSquaredLoss
+from .mmoe import MMoE, OMoE
 from .numeric import PeriodicEmbedding, PiecewiseLinearEmbedding
+from .ple import PLE, ExtractionLevel
+from .shared_bottom import SharedBottom
 
 __all__ = [
+    "AITM",
+    "AITMLoss",
+    "AdaptiveInformationTransfer",
     "ESMM",
-    "MLP",
-    "MMoE",
     "EntireSpaceLoss",
     "ExpertBank",
+    "ExtractionLevel",
     "FeatureEmbedding",
+    "MLP",
+    "MMoE",
     "MultiTaskLoss",
+    "MultiTaskSquaredLoss",
+    "OMoE",
+    "PLE",
     "PeriodicEmbedding",
     "PiecewiseLinearEmbedding",
+    "SharedBottom",
     "TaskGates",
+    "TaskTowers",
     "entire_space_log_proba",
 ]

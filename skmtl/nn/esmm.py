@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import MLP, FeatureEmbedding
+from .layers import FeatureEmbedding, TaskTowers
 
 # log p is kept at most this, so 1 - p >= 1e-30 and log(1 - p) stays finite.
 # Only logits above ~69, where the sigmoid is saturated anyway, reach it.
@@ -49,7 +49,7 @@ class ESMM(nn.Module):
     n_stages : int, default=2
         Length of the funnel (2: click, conversion).
     embedding_dim : int, default=8
-    tower_units : sequence of int, default=(64, 32)
+    tower_units : sequence of int, or one sequence per stage, default=(64, 32)
     dropout : float, default=0.0
     padding_codes : sequence of int, optional
     numeric_embedding : nn.Module, optional
@@ -64,24 +64,23 @@ class ESMM(nn.Module):
         self.n_stages = int(n_stages)
         self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
                                           numeric_embedding)
-        self.towers = nn.ModuleList(
-            MLP(self.embedding.output_dim, tower_units, dropout, output_dim=1)
-            for _ in range(self.n_stages)
-        )
+        self.towers = TaskTowers(self.embedding.output_dim, tower_units, [1] * self.n_stages,
+                                 dropout)
 
     def forward(self, categorical, numeric):
         """Return conditional logits of shape ``(batch, n_stages)``."""
         x = self.embedding(categorical, numeric)
-        return torch.cat([tower(x) for tower in self.towers], dim=1)
+        return torch.cat(self.towers(x), dim=1)
 
     def predict_proba(self, logits):
         """Entire-space probabilities per stage, each ``(batch, 2)``: ``[1 - p, p]``."""
-        return _two_columns(torch.cumprod(torch.sigmoid(logits), dim=1))
+        return two_columns(torch.cumprod(torch.sigmoid(logits), dim=1))
 
     def predict_conditional_proba(self, logits):
         """Conditional probabilities per stage, each ``(batch, 2)``: ``[1 - p, p]``."""
-        return _two_columns(torch.sigmoid(logits))
+        return two_columns(torch.sigmoid(logits))
 
 
-def _two_columns(positive):
+def two_columns(positive):
+    """``[1 - p, p]`` per column of ``positive``, as a list of ``(batch, 2)`` tensors."""
     return [torch.stack([1.0 - p, p], dim=1) for p in positive.unbind(dim=1)]

@@ -1,6 +1,7 @@
 """Building blocks shared by the multi-task networks."""
 
 import math
+from numbers import Integral
 
 import torch
 from torch import nn
@@ -206,8 +207,19 @@ class ExpertBank(nn.Module):
             nn.init.uniform_(bias, -bound, bound)
 
     def forward(self, x):
-        """Map ``(batch, input_dim)`` to ``(batch, n_experts, output_dim)``."""
-        h = self.first(x).view(x.shape[0], self.n_experts, -1).transpose(0, 1)
+        """Map ``(batch, input_dim)`` to ``(batch, n_experts, output_dim)``.
+
+        ``x`` may also be ``(batch, n_experts, input_dim)``: a separate input
+        for each expert (PLE's task-specific experts read their own task's
+        representation), still one batched product.
+        """
+        if x.dim() == 2:
+            h = self.first(x).view(x.shape[0], self.n_experts, -1).transpose(0, 1)
+        else:
+            # The first layer's (E * h, in) weight seen as E matrices of (in, h).
+            weight = self.first.weight.view(self.n_experts, -1, x.shape[2]).transpose(1, 2)
+            bias = self.first.bias.view(self.n_experts, 1, -1)
+            h = torch.baddbmm(bias, x.transpose(0, 1), weight)
         h = self.dropout(torch.relu(h))
         for weight, bias in zip(self.weights, self.biases):
             # (E, B, in) @ (E, in, out) + (E, 1, out)
@@ -222,7 +234,9 @@ class TaskGates(nn.Module):
     ----------
     input_dim : int
     n_tasks : int
+        Number of gates.
     n_experts : int
+        Number of experts each gate mixes.
     """
 
     def __init__(self, input_dim, n_tasks, n_experts):
@@ -232,10 +246,91 @@ class TaskGates(nn.Module):
         self.linear = nn.Linear(input_dim, self.n_tasks * self.n_experts)
 
     def forward(self, x):
-        """Return gate weights of shape ``(batch, n_tasks, n_experts)``."""
-        logits = self.linear(x).view(x.shape[0], self.n_tasks, self.n_experts)
-        # A hand-written softmax: torch.softmax is slow on the CPU for a short
-        # last dimension. Shifting by the (detached) maximum changes nothing
-        # mathematically and keeps exp from overflowing.
-        weights = torch.exp(logits - logits.detach().amax(dim=-1, keepdim=True))
-        return weights / weights.sum(dim=-1, keepdim=True)
+        """Return gate weights of shape ``(batch, n_tasks, n_experts)``.
+
+        ``x`` is ``(batch, input_dim)``, read by every gate, or
+        ``(batch, n_tasks, input_dim)``, one input per gate.
+        """
+        if x.dim() == 2:
+            logits = self.linear(x).view(x.shape[0], self.n_tasks, self.n_experts)
+        else:
+            weight = self.linear.weight.view(self.n_tasks, self.n_experts, x.shape[2])
+            logits = torch.baddbmm(self.linear.bias.view(self.n_tasks, 1, self.n_experts),
+                                   x.transpose(0, 1), weight.transpose(1, 2)).transpose(0, 1)
+        return softmax(logits)
+
+
+def softmax(logits):
+    """Softmax over the last dimension.
+
+    Hand-written: ``torch.softmax`` is slow on the CPU for a short last
+    dimension. Shifting by the (detached) maximum changes nothing
+    mathematically and keeps ``exp`` from overflowing.
+    """
+    weights = torch.exp(logits - logits.detach().amax(dim=-1, keepdim=True))
+    return weights / weights.sum(dim=-1, keepdim=True)
+
+
+def per_task_units(tower_units, n_tasks):
+    """``tower_units`` as one tuple of widths per task.
+
+    Parameters
+    ----------
+    tower_units : sequence of int, or sequence of sequences of int
+        The same hidden layer widths for every task, or one sequence per task.
+    n_tasks : int
+    """
+    tower_units = list(tower_units)
+    if all(isinstance(units, Integral) for units in tower_units):
+        return [tuple(int(u) for u in tower_units)] * n_tasks
+    if len(tower_units) != n_tasks:
+        raise ValueError(f"tower_units gives {len(tower_units)} towers for {n_tasks} tasks")
+    return [tuple(int(u) for u in units) for units in tower_units]
+
+
+class TaskTowers(nn.ModuleList):
+    """One MLP per task, each ending in that task's logits.
+
+    Parameters
+    ----------
+    input_dim : int
+        Width of each tower's input.
+    tower_units : sequence of int, or sequence of sequences of int
+        Hidden layer widths, the same for every task or one sequence per
+        task (see :func:`per_task_units`).
+    task_output_dims : sequence of int
+        Outputs of each task's last layer.
+    dropout : float, default=0.0
+    """
+
+    def __init__(self, input_dim, tower_units, task_output_dims, dropout=0.0):
+        task_output_dims = [int(d) for d in task_output_dims]
+        super().__init__(
+            MLP(input_dim, units, dropout, output_dim=dim)
+            for units, dim in zip(per_task_units(tower_units, len(task_output_dims)),
+                                  task_output_dims))
+
+    def forward(self, x):
+        """Task outputs from ``(batch, input_dim)`` (shared) or ``(batch, n_tasks, input_dim)``.
+
+        Returns a tuple with one ``(batch, task_output_dims[t])`` tensor per task.
+        """
+        if x.dim() == 2:
+            return tuple(tower(x) for tower in self)
+        return tuple(tower(x[:, t]) for t, tower in enumerate(self))
+
+
+def task_probabilities(logits):
+    """Per-task class probabilities from per-task logits.
+
+    A single logit (binary task) becomes ``[1 - p, p]``; several go through
+    a softmax.
+    """
+    probas = []
+    for task_logits in logits:
+        if task_logits.shape[1] == 1:
+            positive = torch.sigmoid(task_logits)
+            probas.append(torch.cat([1.0 - positive, positive], dim=1))
+        else:
+            probas.append(torch.softmax(task_logits, dim=1))
+    return probas

@@ -51,6 +51,21 @@ class MultiTaskLoss(nn.Module):
         return _weighted_mean(torch.stack(per_sample, dim=1), sample_weight)
 
 
+class MultiTaskSquaredLoss(nn.Module):
+    """Mean squared error per task, for regression targets (one output per task)."""
+
+    def forward(self, outputs, target, sample_weight=None):
+        """Return the per-task losses, shape ``(n_tasks,)``.
+
+        Parameters
+        ----------
+        outputs : tuple of Tensors of shape (batch, 1)
+        target : Tensor of shape (batch, n_tasks)
+        sample_weight : Tensor of shape (batch,), optional
+        """
+        return _weighted_mean((torch.cat(outputs, dim=1) - target) ** 2, sample_weight)
+
+
 class EntireSpaceLoss(nn.Module):
     """ESMM's loss: binary cross-entropy of each stage's entire-space probability.
 
@@ -73,3 +88,36 @@ class EntireSpaceLoss(nn.Module):
         log_reach, log_miss = entire_space_log_proba(logits)
         losses = -(target * log_reach + (1.0 - target) * log_miss)
         return _weighted_mean(losses, sample_weight)
+
+
+class AITMLoss(nn.Module):
+    """AITM's loss: each stage's cross-entropy plus the behavioural expectation calibrator.
+
+    The calibrator adds ``calibration_weight * max(p_k - p_{k-1}, 0)`` (mean
+    over the batch) to stage ``k``'s loss: reaching a later stage cannot be
+    more likely than reaching the one before.
+
+    Parameters
+    ----------
+    calibration_weight : float, default=0.6
+    """
+
+    def __init__(self, calibration_weight=0.6):
+        super().__init__()
+        self.calibration_weight = float(calibration_weight)
+
+    def forward(self, logits, target, sample_weight=None):
+        """Return the per-stage losses, shape ``(n_stages,)``.
+
+        Parameters
+        ----------
+        logits : Tensor of shape (batch, n_stages)
+            Entire-space logits from :class:`AITM`.
+        target : Tensor of shape (batch, n_stages)
+        sample_weight : Tensor of shape (batch,), optional
+        """
+        losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        reach = torch.sigmoid(logits)
+        excess = (reach[:, 1:] - reach[:, :-1]).clamp(min=0.0)
+        penalty = torch.cat([torch.zeros_like(excess[:, :1]), excess], dim=1)
+        return _weighted_mean(losses + self.calibration_weight * penalty, sample_weight)

@@ -1,12 +1,49 @@
-"""Multi-gate Mixture-of-Experts network (Ma et al., KDD 2018)."""
+"""Mixtures of experts: multi-gate (MMoE, Ma et al., KDD 2018) and one-gate (OMoE)."""
 
-import torch
 from torch import nn
 
-from .layers import MLP, ExpertBank, FeatureEmbedding, TaskGates
+from .layers import ExpertBank, FeatureEmbedding, TaskGates, TaskTowers, task_probabilities
 
 
-class MMoE(nn.Module):
+class _MixtureOfExperts(nn.Module):
+    """Shared experts mixed by ``n_gates`` softmax gates, then one tower per task."""
+
+    def __init__(self, cardinalities, n_numeric, task_output_dims, n_gates, *, embedding_dim,
+                 n_experts, expert_units, tower_units, dropout, padding_codes,
+                 numeric_embedding):
+        super().__init__()
+        self.task_output_dims = [int(d) for d in task_output_dims]
+        self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
+                                          numeric_embedding)
+        self.experts = ExpertBank(self.embedding.output_dim, n_experts, expert_units, dropout)
+        self.gates = TaskGates(self.embedding.output_dim, n_gates, n_experts)
+        self.towers = TaskTowers(self.experts.output_dim, tower_units, self.task_output_dims,
+                                 dropout)
+
+    def forward(self, categorical, numeric):
+        """Return a tuple of per-task logits, task ``t`` of shape ``(batch, dims[t])``."""
+        x = self.embedding(categorical, numeric)
+        experts = self.experts(x)                      # (B, E, d)
+        gates = self.gates(x)                          # (B, G, E)
+        # (B, G, E, 1) * (B, 1, E, d) summed over E. Against bmm it depends on the
+        # shapes (on a CPU with MKL: faster at 8 experts of 16, 3x slower at 4 of 64).
+        mixtures = (gates.unsqueeze(-1) * experts.unsqueeze(1)).sum(dim=2)   # (B, G, d)
+        return self.towers(mixtures[:, 0] if mixtures.shape[1] == 1 else mixtures)
+
+    def gate_weights(self, categorical, numeric):
+        """Return the gates' mixture weights, shape ``(batch, n_gates, n_experts)``."""
+        return self.gates(self.embedding(categorical, numeric))
+
+    def predict_proba(self, logits):
+        """Per-task class probabilities from :meth:`forward`'s logits.
+
+        A binary task's single logit becomes ``[1 - p, p]``; a multiclass
+        task's logits go through a softmax.
+        """
+        return task_probabilities(logits)
+
+
+class MMoE(_MixtureOfExperts):
     """Shared experts, one softmax gate and one tower per task.
 
     Parameters
@@ -16,11 +53,12 @@ class MMoE(nn.Module):
     n_numeric : int
         Number of dense numeric inputs.
     task_output_dims : sequence of int
-        Logits per task: 1 for a binary task, the number of classes otherwise.
+        Outputs per task: 1 for a binary task (or a regression target), the
+        number of classes otherwise.
     embedding_dim : int, default=8
     n_experts : int, default=4
     expert_units : sequence of int, default=(32,)
-    tower_units : sequence of int, default=(32,)
+    tower_units : sequence of int, or one sequence per task, default=(32,)
     dropout : float, default=0.0
     padding_codes : sequence of int, optional
         Per categorical column, the reserved code whose embedding starts at zero.
@@ -31,42 +69,25 @@ class MMoE(nn.Module):
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
                  n_experts=4, expert_units=(32,), tower_units=(32,), dropout=0.0,
                  padding_codes=None, numeric_embedding=None):
-        super().__init__()
-        self.task_output_dims = [int(d) for d in task_output_dims]
-        self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
-                                          numeric_embedding)
-        self.experts = ExpertBank(self.embedding.output_dim, n_experts, expert_units, dropout)
-        self.gates = TaskGates(self.embedding.output_dim, len(self.task_output_dims), n_experts)
-        self.towers = nn.ModuleList(
-            MLP(self.experts.output_dim, tower_units, dropout, output_dim=dim)
-            for dim in self.task_output_dims
-        )
+        super().__init__(cardinalities, n_numeric, task_output_dims,
+                         n_gates=len(task_output_dims), embedding_dim=embedding_dim,
+                         n_experts=n_experts, expert_units=expert_units,
+                         tower_units=tower_units, dropout=dropout,
+                         padding_codes=padding_codes, numeric_embedding=numeric_embedding)
 
-    def forward(self, categorical, numeric):
-        """Return a tuple of per-task logits, task ``t`` of shape ``(batch, dims[t])``."""
-        x = self.embedding(categorical, numeric)
-        experts = self.experts(x)                      # (B, E, d)
-        gates = self.gates(x)                          # (B, T, E)
-        # (B, T, E, 1) * (B, 1, E, d) summed over E. Against bmm it depends on the
-        # shapes (on a CPU with MKL: faster at 8 experts of 16, 3x slower at 4 of 64).
-        mixtures = (gates.unsqueeze(-1) * experts.unsqueeze(1)).sum(dim=2)   # (B, T, d)
-        return tuple(tower(mixtures[:, t]) for t, tower in enumerate(self.towers))
 
-    def gate_weights(self, categorical, numeric):
-        """Return the gates' mixture weights, shape ``(batch, n_tasks, n_experts)``."""
-        return self.gates(self.embedding(categorical, numeric))
+class OMoE(_MixtureOfExperts):
+    """One-gate Mixture-of-Experts: a single softmax gate shared by every task.
 
-    def predict_proba(self, logits):
-        """Turn :meth:`forward`'s logits into per-task class probabilities.
+    The baseline of the MMoE paper: every task's tower reads the same
+    mixture of the experts. Parameters as :class:`MMoE`; :meth:`gate_weights`
+    has one gate, shape ``(batch, 1, n_experts)``.
+    """
 
-        A binary task's single logit becomes ``[1 - p, p]``; a multiclass
-        task's logits go through a softmax.
-        """
-        probas = []
-        for task_logits in logits:
-            if task_logits.shape[1] == 1:
-                positive = torch.sigmoid(task_logits)
-                probas.append(torch.cat([1.0 - positive, positive], dim=1))
-            else:
-                probas.append(torch.softmax(task_logits, dim=1))
-        return probas
+    def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
+                 n_experts=4, expert_units=(64,), tower_units=(32,), dropout=0.0,
+                 padding_codes=None, numeric_embedding=None):
+        super().__init__(cardinalities, n_numeric, task_output_dims, n_gates=1,
+                         embedding_dim=embedding_dim, n_experts=n_experts,
+                         expert_units=expert_units, tower_units=tower_units, dropout=dropout,
+                         padding_codes=padding_codes, numeric_embedding=numeric_embedding)

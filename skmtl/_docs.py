@@ -1,0 +1,131 @@
+"""Parameter and attribute descriptions shared by the estimators' docstrings.
+
+Each estimator's docstring is a template whose ``{name}`` fields
+:func:`fill` replaces with the texts below, so the shared parameters are
+described once.
+"""
+
+TOWER_UNITS = """\
+    tower_units : tuple of int, list of tuples or dict, default={tower_default}
+        Hidden layer widths of the task towers: one tuple for every task, a
+        list with one tuple per task (in ``y``'s column order), or a dict
+        ``{task_name: tuple}`` naming every task, so that a hard task can
+        get a bigger tower."""
+
+COMMON_PARAMETERS = """\
+    categorical_features : "from_dtype", array-like or None, default="from_dtype"
+        Which columns are categorical, as in
+        :class:`~sklearn.ensemble.HistGradientBoostingClassifier`:
+        ``"from_dtype"`` takes pandas ``category``, ``object`` and string
+        columns; or give column names, indices or a boolean mask; ``None``
+        means none. Categorical columns are embedded (missing values and
+        categories unseen in ``fit`` share a reserved embedding); the others
+        are numeric.
+    embedding_dim : int, default=8
+        Size of each categorical column's embedding, and of each numeric
+        column's with the ``"piecewise_linear"`` and ``"periodic"`` encodings.
+    numeric_encoding : {"piecewise_linear", "periodic", "quantile", "standard", \
+"passthrough"}, default="piecewise_linear"
+        How numeric columns enter the network (after Gorishniy et al., "On
+        Embeddings for Numerical Features in Tabular Deep Learning", NeurIPS
+        2022). ``"piecewise_linear"``: each column is cut into at most
+        ``n_bins`` bins; a value is encoded by how far it fills each bin,
+        then embedded by a small linear layer with ReLU per column.
+        ``"periodic"``: the column's rank-Gaussian value is embedded by
+        learned sines and cosines, then a linear layer with ReLU.
+        ``"quantile"``: the rank-Gaussian value itself (as
+        :class:`~sklearn.preprocessing.QuantileTransformer` with
+        ``output_distribution="normal"``). ``"standard"``: standardised with
+        the training mean and standard deviation. ``"passthrough"``: as
+        given. Bins and quantiles are learned in ``fit`` (sample-weighted, on
+        at most 200,000 rows drawn at random); values outside the training
+        range are treated as the nearest end of it, except by
+        ``"standard"`` and ``"passthrough"``.
+    n_bins : int, default=32
+        Largest number of bins per numeric column for ``"piecewise_linear"``
+        (a column with fewer distinct values, or fewer useful splits, gets
+        fewer).
+    bin_strategy : {"target", "quantile"}, default="target"
+        Bin edges for ``"piecewise_linear"``: ``"target"`` takes the
+        thresholds of a decision tree of at most ``n_bins`` leaves fitted to
+        each task's labels on that column alone (pooled over tasks);
+        ``"quantile"`` takes equal-frequency bins.
+    dropout : float, default=0.0
+        Dropout rate after every hidden layer.
+    learning_rate : float, default=6e-3
+        Adam's (peak) learning rate.
+    learning_rate_schedule : {"cosine", "constant"}, default="cosine"
+        ``"cosine"``: a linear warm-up over the first 5 % of the training
+        steps, then a cosine decay to zero at the end of ``max_epochs``.
+    weight_decay : float, default=1e-5
+        Adam's L2 penalty.
+    batch_size : int or "auto", default="auto"
+        Rows per training step; ``"auto"``: 1/64 of the training rows, at
+        least 128 and at most 1024.
+    max_epochs : int, default={max_epochs}
+        Number of passes over the training data (fewer if early stopping
+        ends training).{max_epochs_note}
+    early_stopping : "auto" or bool, default="auto"
+        Stop when the validation loss has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, then restore the best weights. ``"auto"``
+        turns it on when there are more than 10,000 samples.
+    validation_fraction : float, int or None, default=0.1
+        Share (or number) of the training rows held out for early stopping;
+        ``None`` stops on the training loss instead.
+    n_iter_no_change : int, default=5
+        Patience of early stopping, in epochs.
+    tol : float, default=1e-4
+        Smallest decrease of the monitored loss that counts as improvement.
+    random_state : int, RandomState or None, default=None
+        Seeds weight initialisation, dropout, shuffling, the validation
+        split, and the rows sampled to learn quantiles and bins and the
+        trees of ``bin_strategy="target"``. A fixed value gives identical predictions on the CPU.
+    device : str or torch.device, default="cpu"
+        Where the network is trained, e.g. ``"cuda"``.
+    verbose : int, default=0
+        Print a line per epoch when positive.
+    warm_start : bool, default=False
+        Keep the fitted network, encoders and targets' classes (or scaling),
+        and continue training for ``max_epochs`` more epochs on the next
+        ``fit``.
+"""
+
+_ATTRIBUTES_AFTER_TARGETS = """\
+    task_names_ : list of str
+        Names of the tasks: ``Y``'s columns when it is a DataFrame, else
+        ``task_0``, ``task_1``, ...
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined only when ``X`` has string column names.
+    is_categorical_ : ndarray of bool
+        Which input columns were treated as categorical.
+    history_ : skorch.History
+        One entry per epoch: ``train_loss`` and ``train_loss_<task>``; with
+        validation also ``valid_loss``, ``valid_loss_<task>`` and
+        ``valid_{metric}_<task>``; ``dur`` in seconds.
+    n_iter_ : int
+        Number of epochs run (over all fits with ``warm_start``).
+    net_ : skmtl._training.MultiTaskNet
+        The fitted skorch net; ``net_.module_`` is the :class:`skmtl.nn.{module}`."""
+
+CLASSIFIER_ATTRIBUTES = """\
+    classes_ : list of ndarrays
+        The classes of each task (a single ndarray when fitted on a 1-D ``y``).
+""" + _ATTRIBUTES_AFTER_TARGETS.replace("{metric}", "auc")
+
+REGRESSOR_ATTRIBUTES = _ATTRIBUTES_AFTER_TARGETS.replace("{metric}", "r2")
+
+
+def fill(**fields):
+    """Class decorator: replace ``{name}`` in the docstring by ``fields[name]``.
+
+    Fields are replaced one by one, in the order given, so a field's text
+    may itself contain later fields.
+    """
+    def decorate(cls):
+        doc = cls.__doc__
+        for name, text in fields.items():
+            doc = doc.replace("{" + name + "}", str(text))
+        cls.__doc__ = doc
+        return cls
+    return decorate

@@ -1,0 +1,89 @@
+"""Adaptive Information Transfer Multi-task classifier."""
+
+from numbers import Integral, Real
+
+from sklearn.utils._param_validation import Interval
+
+from . import _docs
+from ._funnel import FunnelClassifierBase
+from .nn import AITM, AITMLoss
+
+
+@_docs.fill(tower_units=_docs.TOWER_UNITS, tower_default="(64, 32)",
+            common_parameters=_docs.COMMON_PARAMETERS, attributes=_docs.CLASSIFIER_ATTRIBUTES,
+            module="AITM", max_epochs=10, max_epochs_note=" As for ESMM.")
+class AITMClassifier(FunnelClassifierBase):
+    """Adaptive Information Transfer Multi-task model for a funnel of binary stages.
+
+    Xi et al., "Modeling the Sequential Dependence among Audience Multi-step
+    Conversions with Multi-task Learning in Targeted Display Advertising",
+    KDD 2021. Each stage (click, conversion, ...) has a tower over a shared
+    embedding; from the second stage on, what the previous stage learned is
+    passed through a transfer layer and weighed against the stage's own
+    representation by attention, so a stage with few positives borrows from
+    the one before. Each stage's output is its *entire-space* probability,
+    trained on that stage's label over all rows; a calibrator adds
+    ``calibration_weight * max(p_k - p_{k-1}, 0)`` to the loss, since
+    reaching a later stage cannot be more likely than reaching the one
+    before.
+
+    ``Y`` has one 0/1 column per stage, in funnel order, as for
+    :class:`ESMMClassifier`. :meth:`predict_proba` gives each stage's
+    entire-space probability; :meth:`predict_conditional_proba` the ratio
+    ``p_k / p_{k-1}`` (at most 1).
+
+    Parameters
+    ----------
+{tower_units}
+    transfer_units : int, default=32
+        Width of the attention space and of what one stage passes to the next.
+    calibration_weight : float, default=0.6
+        Weight of the calibrator (the paper's alpha; 0 turns it off).
+{common_parameters}
+
+    Attributes
+    ----------
+{attributes}
+
+    Examples
+    --------
+    >>> from skmtl import AITMClassifier
+    >>> from skmtl.datasets import make_entire_space
+    >>> data = make_entire_space(5000, random_state=0)
+    >>> model = AITMClassifier(max_epochs=5, random_state=0).fit(data.data, data.target)
+    >>> ctr, ctcvr = model.predict_proba(data.data)
+    >>> ctr_, cvr = model.predict_conditional_proba(data.data)
+    """
+
+    _MODEL_NETWORK_PARAMS = ("transfer_units",)
+    _parameter_constraints = {
+        **FunnelClassifierBase._parameter_constraints,
+        "transfer_units": [Interval(Integral, 1, None, closed="left")],
+        "calibration_weight": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(self, *, tower_units=(64, 32), transfer_units=32, calibration_weight=0.6,
+                 categorical_features="from_dtype", embedding_dim=8,
+                 numeric_encoding="piecewise_linear", n_bins=32, bin_strategy="target",
+                 dropout=0.0, learning_rate=6e-3, learning_rate_schedule="cosine",
+                 weight_decay=1e-5, batch_size="auto", max_epochs=10,
+                 early_stopping="auto", validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
+                 random_state=None, device="cpu", verbose=0, warm_start=False):
+        super().__init__(
+            tower_units=tower_units, categorical_features=categorical_features,
+            embedding_dim=embedding_dim, numeric_encoding=numeric_encoding, n_bins=n_bins,
+            bin_strategy=bin_strategy, dropout=dropout, learning_rate=learning_rate,
+            learning_rate_schedule=learning_rate_schedule, weight_decay=weight_decay,
+            batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            tol=tol, random_state=random_state, device=device, verbose=verbose,
+            warm_start=warm_start)
+        self.transfer_units = transfer_units
+        self.calibration_weight = calibration_weight
+
+    def _build_module(self, embedding, task_output_dims, tower_units):
+        return AITM(**embedding, n_stages=len(task_output_dims), tower_units=tower_units,
+                    transfer_units=self.transfer_units, dropout=self.dropout)
+
+    def _build_criterion(self, task_output_dims):
+        return AITMLoss(self.calibration_weight)

@@ -1,0 +1,116 @@
+"""Adaptive Information Transfer Multi-task network (Xi et al., KDD 2021)."""
+
+import math
+
+import torch
+from torch import nn
+
+from .esmm import two_columns
+from .layers import MLP, FeatureEmbedding, per_task_units, softmax
+
+
+class AdaptiveInformationTransfer(nn.Module):
+    """Attention over a stage's own representation and what the previous stage passes on.
+
+    For the two inputs ``u`` (the transferred ``p`` and the stage's own
+    ``q``) the weight is the softmax over ``u`` of ``<h1(u), h2(u)> / sqrt(d)``
+    and the output ``sum_u w_u h3(u)``, with ``h1, h2, h3`` linear maps to
+    ``d = transfer_units`` dimensions.
+
+    Parameters
+    ----------
+    input_dim : int
+    transfer_units : int
+    """
+
+    def __init__(self, input_dim, transfer_units):
+        super().__init__()
+        self.transfer_units = int(transfer_units)
+        # h1, h2, h3 as one linear map
+        self.projections = nn.Linear(input_dim, 3 * self.transfer_units)
+
+    def forward(self, transferred, own):
+        """Combine two ``(batch, input_dim)`` tensors into ``(batch, transfer_units)``."""
+        inputs = torch.stack([transferred, own], dim=1)                       # (B, 2, in)
+        h1, h2, h3 = self.projections(inputs).split(self.transfer_units, dim=2)
+        weights = softmax((h1 * h2).sum(dim=2) / math.sqrt(self.transfer_units))  # (B, 2)
+        return (weights.unsqueeze(2) * h3).sum(dim=1)
+
+
+class AITM(nn.Module):
+    """AITM for a funnel of binary stages (impression → click → conversion → ...).
+
+    Each stage has a tower over a shared embedding. From the second stage
+    on, the previous stage's representation is passed through a transfer
+    layer and combined with the stage's own tower output by
+    :class:`AdaptiveInformationTransfer`; a linear head gives the stage's
+    logit. Unlike :class:`ESMM`, each logit is the *entire-space*
+    probability of reaching that stage, trained directly on that stage's
+    label (see :class:`AITMLoss`, which also penalises a stage more likely
+    than the one before).
+
+    Parameters
+    ----------
+    cardinalities : sequence of int
+    n_numeric : int
+    n_stages : int, default=2
+    embedding_dim : int, default=8
+    tower_units : sequence of int, or one sequence per stage, default=(64, 32)
+    transfer_units : int, default=32
+        Width of the attention space and of the representations passed on.
+    dropout : float, default=0.0
+    padding_codes : sequence of int, optional
+    numeric_embedding : nn.Module, optional
+    """
+
+    def __init__(self, cardinalities, n_numeric, n_stages=2, *, embedding_dim=8,
+                 tower_units=(64, 32), transfer_units=32, dropout=0.0, padding_codes=None,
+                 numeric_embedding=None):
+        super().__init__()
+        if n_stages < 2:
+            raise ValueError(f"AITM needs at least 2 stages, got {n_stages}")
+        self.n_stages = int(n_stages)
+        self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
+                                          numeric_embedding)
+        self.towers = nn.ModuleList(
+            MLP(self.embedding.output_dim, units, dropout)
+            for units in per_task_units(tower_units, self.n_stages))
+        widths = [tower.output_dim for tower in self.towers]
+        # stage k's representation: its tower's output for k = 0, the AIT output after
+        representation = [widths[0]] + [int(transfer_units)] * (self.n_stages - 1)
+        self.transfers = nn.ModuleList(
+            nn.Sequential(nn.Linear(representation[k - 1], widths[k]), nn.ReLU())
+            for k in range(1, self.n_stages))
+        self.attentions = nn.ModuleList(
+            AdaptiveInformationTransfer(widths[k], transfer_units)
+            for k in range(1, self.n_stages))
+        self.heads = nn.ModuleList(nn.Linear(width, 1) for width in representation)
+
+    def forward(self, categorical, numeric):
+        """Return the stages' entire-space logits, shape ``(batch, n_stages)``."""
+        x = self.embedding(categorical, numeric)
+        z = self.towers[0](x)
+        logits = [self.heads[0](z)]
+        for k in range(1, self.n_stages):
+            transferred = self.transfers[k - 1](z)
+            z = self.attentions[k - 1](transferred, self.towers[k](x))
+            logits.append(self.heads[k](z))
+        return torch.cat(logits, dim=1)
+
+    def predict_proba(self, logits):
+        """Entire-space probabilities per stage, each ``(batch, 2)``: ``[1 - p, p]``."""
+        return two_columns(torch.sigmoid(logits))
+
+    def predict_conditional_proba(self, logits):
+        """Each stage's probability given the previous one, each ``(batch, 2)``.
+
+        ``p(stage k) / p(stage k - 1)``, at most 1 (the calibrator of
+        :class:`AITMLoss` keeps the ratio below 1 in training, but does not
+        guarantee it).
+        """
+        reach = torch.sigmoid(logits)
+        conditional = torch.cat(
+            [reach[:, :1],
+             (reach[:, 1:] / reach[:, :-1].clamp(min=torch.finfo(reach.dtype).tiny)).clamp(
+                 max=1.0)], dim=1)
+        return two_columns(conditional)

@@ -1,0 +1,45 @@
+"""Shared-Bottom network: hard parameter sharing (Caruana, 1997)."""
+
+from torch import nn
+
+from .layers import MLP, FeatureEmbedding, TaskTowers, task_probabilities
+
+
+class SharedBottom(nn.Module):
+    """One bottom MLP shared by every task, then one tower per task.
+
+    Parameters
+    ----------
+    cardinalities : sequence of int
+        Codes per categorical column (see :class:`FeatureEmbedding`).
+    n_numeric : int
+    task_output_dims : sequence of int
+        Outputs per task: 1 for a binary task (or a regression target), the
+        number of classes otherwise.
+    embedding_dim : int, default=8
+    bottom_units : sequence of int, default=(128, 64)
+        Hidden layer widths of the shared bottom.
+    tower_units : sequence of int, or one sequence per task, default=(32,)
+    dropout : float, default=0.0
+    padding_codes : sequence of int, optional
+    numeric_embedding : nn.Module, optional
+    """
+
+    def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
+                 bottom_units=(128, 64), tower_units=(32,), dropout=0.0, padding_codes=None,
+                 numeric_embedding=None):
+        super().__init__()
+        self.task_output_dims = [int(d) for d in task_output_dims]
+        self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
+                                          numeric_embedding)
+        self.bottom = MLP(self.embedding.output_dim, bottom_units, dropout)
+        self.towers = TaskTowers(self.bottom.output_dim, tower_units, self.task_output_dims,
+                                 dropout)
+
+    def forward(self, categorical, numeric):
+        """Return a tuple of per-task logits, task ``t`` of shape ``(batch, dims[t])``."""
+        return self.towers(self.bottom(self.embedding(categorical, numeric)))
+
+    def predict_proba(self, logits):
+        """Per-task class probabilities from :meth:`forward`'s logits."""
+        return task_probabilities(logits)

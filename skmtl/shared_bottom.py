@@ -1,0 +1,99 @@
+"""Shared-Bottom estimators: hard parameter sharing."""
+
+from . import _docs
+from ._base import (MultiTaskClassifierBase, MultiTaskEstimatorBase, MultiTaskRegressorBase,
+                    _check_units)
+from .nn import SharedBottom
+
+
+class _SharedBottom(MultiTaskEstimatorBase):
+    _MODEL_NETWORK_PARAMS = ("bottom_units",)
+    _parameter_constraints = {
+        **MultiTaskEstimatorBase._parameter_constraints,
+        "bottom_units": ["array-like"],
+    }
+
+    def __init__(self, *, bottom_units=(128, 64), tower_units=(32,),
+                 categorical_features="from_dtype", embedding_dim=8,
+                 numeric_encoding="piecewise_linear", n_bins=32, bin_strategy="target",
+                 dropout=0.0, learning_rate=6e-3, learning_rate_schedule="cosine",
+                 weight_decay=1e-5, batch_size="auto", max_epochs=6,
+                 early_stopping="auto", validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
+                 random_state=None, device="cpu", verbose=0, warm_start=False):
+        super().__init__(
+            tower_units=tower_units, categorical_features=categorical_features,
+            embedding_dim=embedding_dim, numeric_encoding=numeric_encoding, n_bins=n_bins,
+            bin_strategy=bin_strategy, dropout=dropout, learning_rate=learning_rate,
+            learning_rate_schedule=learning_rate_schedule, weight_decay=weight_decay,
+            batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            tol=tol, random_state=random_state, device=device, verbose=verbose,
+            warm_start=warm_start)
+        self.bottom_units = bottom_units
+
+    def _check_hyperparameters(self):
+        super()._check_hyperparameters()
+        _check_units("bottom_units", self.bottom_units)
+
+    def _build_module(self, embedding, task_output_dims, tower_units):
+        return SharedBottom(**embedding, task_output_dims=task_output_dims,
+                            bottom_units=self.bottom_units, tower_units=tower_units,
+                            dropout=self.dropout)
+
+
+_PARAMETERS = """\
+    bottom_units : tuple of int, default=(128, 64)
+        Hidden layer widths of the bottom network shared by every task.
+{tower_units}
+{common_parameters}"""
+
+
+@_docs.fill(parameters=_PARAMETERS, tower_units=_docs.TOWER_UNITS, tower_default="(32,)",
+            common_parameters=_docs.COMMON_PARAMETERS, attributes=_docs.CLASSIFIER_ATTRIBUTES,
+            module="SharedBottom", max_epochs=6, max_epochs_note="")
+class SharedBottomClassifier(MultiTaskClassifierBase, _SharedBottom):
+    """Shared-Bottom network for several classification tasks at once.
+
+    Hard parameter sharing (Caruana, "Multitask Learning", 1997): one
+    bottom network over the embedded features, shared by every task, and a
+    tower per task on top. The simplest multi-task model, and the baseline
+    the gated models (:class:`MMOEClassifier`, :class:`PLEClassifier`) are
+    measured against.
+
+    Parameters
+    ----------
+{parameters}
+
+    Attributes
+    ----------
+{attributes}
+
+    Examples
+    --------
+    >>> from skmtl import SharedBottomClassifier
+    >>> from skmtl.datasets import make_multitask
+    >>> data = make_multitask(2000, random_state=0)
+    >>> model = SharedBottomClassifier(max_epochs=5, random_state=0)
+    >>> [p.shape for p in model.fit(data.data, data.target).predict_proba(data.data)]
+    [(2000, 2), (2000, 2)]
+    """
+
+
+@_docs.fill(parameters=_PARAMETERS, tower_units=_docs.TOWER_UNITS, tower_default="(32,)",
+            common_parameters=_docs.COMMON_PARAMETERS, attributes=_docs.REGRESSOR_ATTRIBUTES,
+            module="SharedBottom", max_epochs=6, max_epochs_note="")
+class SharedBottomRegressor(MultiTaskRegressorBase, _SharedBottom):
+    """Shared-Bottom network for several regression targets at once.
+
+    The network of :class:`SharedBottomClassifier` with one real-valued
+    output per task; targets are standardised inside the estimator and
+    predictions mapped back.
+
+    Parameters
+    ----------
+{parameters}
+
+    Attributes
+    ----------
+{attributes}
+    """
