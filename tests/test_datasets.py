@@ -632,13 +632,110 @@ def test_make_entire_space_selection_bias():
         ({"click_rate": 1.5}, "click_rate"),
         ({"conversion_rate": 1.0}, "conversion_rate"),
         ({"n_categories": 1}, "n_categories"),
-        ({"n_numeric": 1, "n_categorical": 0}, "two directions"),
+        ({"n_numeric": 1, "n_categorical": 0}, "at least 2 directions"),
+        ({"n_stages": 1}, "n_stages"),
+        ({"n_stages": 4, "n_numeric": 3, "n_categorical": 0}, "at least 4 directions"),
+        ({"n_stages": 3, "conversion_rate": (0.2, 0.3, 0.4)}, "2 numbers"),
+        ({"n_stages": 3, "conversion_rate": (0.2, 1.0)}, r"conversion_rate\[1\]"),
+        ({"n_stages": 3, "conversion_rate": 0.0}, "conversion_rate"),
         ({"selection_bias": float("nan")}, "selection_bias"),
     ],
 )
 def test_make_entire_space_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_entire_space(**kwargs)
+
+
+def test_make_entire_space_type_errors():
+    with pytest.raises(TypeError, match="n_stages"):
+        make_entire_space(n_stages=3.0)
+    with pytest.raises(TypeError, match="conversion_rate"):
+        make_entire_space(conversion_rate="0.2")
+
+
+def test_make_entire_space_default_output_is_pinned():
+    """The two-stage output is what it was before ``n_stages`` existed, draw for draw."""
+    ds = make_entire_space(2000, random_state=0)
+    target = np.ascontiguousarray(ds.target.to_numpy())
+    assert target.sum(axis=0).tolist() == [218, 75]
+    assert hashlib.sha256(target.tobytes()).hexdigest() == (
+        "f623283ed8d21139b508b9555954162da10c6ff93094118a836528314e129561")
+    np.testing.assert_allclose(
+        ds.click_proba[:3], [0.07714400699012067, 0.01471134924410611, 0.06464227326535531],
+        rtol=1e-12)
+    np.testing.assert_allclose(
+        ds.conversion_proba[:3], [0.16625977747728943, 0.10975915456264589, 0.4542812635110997],
+        rtol=1e-12)
+    assert ds.data.iloc[0, -3:].tolist() == ["v0", "v4", "v1"]
+    assert ds.data.iloc[0, 0] == pytest.approx(1.764052345967664, rel=1e-15)
+
+    ds = make_entire_space(2000, n_numeric=0, n_categorical=2, selection_bias=-0.5,
+                           click_rate=0.3, conversion_rate=0.05, random_state=3)
+    target = np.ascontiguousarray(ds.target.to_numpy())
+    assert target.sum(axis=0).tolist() == [609, 25]
+    assert hashlib.sha256(target.tobytes()).hexdigest() == (
+        "8f14c35a73898e4b7826e095e8ed882c3f03a58c78aed7fcf0044f1078237e0a")
+    np.testing.assert_allclose(
+        ds.conversion_proba[:3], [0.08748812291840476, 0.20571139196415864,
+                                  0.035266645219448056], rtol=1e-12)
+
+
+def test_make_entire_space_two_stages_explicitly():
+    default = make_entire_space(500, random_state=4)
+    explicit = make_entire_space(500, n_stages=2, conversion_rate=[0.2], random_state=4)
+    pd.testing.assert_frame_equal(default.data, explicit.data)
+    pd.testing.assert_frame_equal(default.target, explicit.target)
+    for bunch in (default, explicit):
+        np.testing.assert_array_equal(
+            bunch.conditional_proba, np.column_stack([default.click_proba,
+                                                      default.conversion_proba]))
+        np.testing.assert_allclose(bunch.entire_space_proba[:, 1],
+                                   default.click_proba * default.conversion_proba)
+
+
+def test_make_entire_space_four_stages():
+    rates = (0.3, 0.4, 0.5)
+    ds = make_entire_space(60000, n_stages=4, click_rate=0.15, conversion_rate=rates,
+                           random_state=0)
+    names = ["click", "stage_2", "stage_3", "stage_4"]
+    assert list(ds.target.columns) == ds.target_names == names
+    assert ds.conditional_proba.shape == ds.entire_space_proba.shape == (60000, 4)
+    np.testing.assert_array_equal(ds.conditional_proba[:, 0], ds.click_proba)
+    np.testing.assert_array_equal(ds.conditional_proba[:, 1], ds.conversion_proba)
+    np.testing.assert_allclose(ds.entire_space_proba,
+                               np.cumprod(ds.conditional_proba, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(ds.conditional_proba.mean(axis=0), (0.15,) + rates, atol=1e-6)
+
+    reached = ds.target.to_numpy()
+    assert set(np.unique(reached)) == {0, 1}
+    assert (np.diff(reached, axis=1) <= 0).all()       # a stage needs the one before
+    for k in range(1, 4):
+        # among the rows that reached stage k - 1, stage k follows its true probability
+        before = reached[:, k - 1] == 1
+        p = ds.conditional_proba[before, k]
+        se = np.sqrt(p.mean() * (1 - p.mean()) / before.sum())
+        assert abs(reached[before, k].mean() - p.mean()) < 4 * se
+        # selection bias: rows that reached stage k - 1 are likelier to pass stage k
+        assert p.mean() > ds.conditional_proba[~before, k].mean() + 0.05
+        # consecutive stage scores correlate by r / sqrt(1 + r**2) (r = 1 by default)
+        logits = np.log(ds.conditional_proba / (1 - ds.conditional_proba))
+        assert np.corrcoef(logits[:, k - 1], logits[:, k])[0, 1] == pytest.approx(
+            1 / np.sqrt(2), abs=0.03)
+    # the entire-space rate of each stage matches its labels
+    se = np.sqrt(ds.entire_space_proba.mean(axis=0) / len(reached))
+    assert (np.abs(reached.mean(axis=0) - ds.entire_space_proba.mean(axis=0)) < 4 * se).all()
+
+    arrays = make_entire_space(60000, n_stages=4, click_rate=0.15, conversion_rate=rates,
+                               random_state=0, as_frame=False)
+    np.testing.assert_array_equal(arrays.target, reached)
+    np.testing.assert_array_equal(arrays.conditional_proba, ds.conditional_proba)
+
+
+def test_make_entire_space_one_rate_for_every_later_stage():
+    one = make_entire_space(2000, n_stages=3, conversion_rate=0.25, random_state=1)
+    listed = make_entire_space(2000, n_stages=3, conversion_rate=[0.25, 0.25], random_state=1)
+    pd.testing.assert_frame_equal(one.target, listed.target)
+    np.testing.assert_allclose(one.conditional_proba[:, 1:].mean(axis=0), 0.25, atol=1e-6)
 
 
 def test_make_entire_space_only_categorical():

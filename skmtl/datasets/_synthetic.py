@@ -29,6 +29,7 @@ def make_entire_space(
     click_rate=0.1,
     conversion_rate=0.2,
     selection_bias=1.0,
+    n_stages=2,
     random_state=None,
     as_frame=True,
 ):
@@ -40,17 +41,23 @@ def make_entire_space(
     ``p(conversion | click, x)`` are returned for every row, so that the bias
     of a pCVR estimate can be measured on rows that were never clicked.
 
+    ``n_stages > 2`` makes a longer funnel (impression -> click -> cart ->
+    purchase ...): each stage is only reached from the one before, and the
+    true conditional probability of every stage is returned for every row.
+    With the default ``n_stages=2`` the output is the same, draw for draw,
+    as before the option existed.
+
     Generating process:
 
     1. Features. ``n_numeric`` numeric columns ``num_j`` drawn i.i.d. from
        N(0, 1) and ``n_categorical`` categorical columns ``cat_j`` drawn
        uniformly from ``n_categories`` levels ``"v0"``, ``"v1"``, ...
-    2. Scores. Two standardised scores (mean 0, variance 1 over the feature
-       distribution), each the sum of a linear function of the numeric
-       features and one random effect per categorical level:
-       ``s_click`` and ``s_own``. Their coefficients are drawn at random
-       and then made orthogonal, so the two scores are uncorrelated
-       (and, in their numeric part, independent).
+    2. Scores. ``n_stages`` standardised scores (mean 0, variance 1 over the
+       feature distribution), each the sum of a linear function of the
+       numeric features and one random effect per categorical level:
+       ``s_click`` and, for each later stage ``k``, ``s_own_k``. Their
+       coefficients are drawn at random and then made orthogonal, so the
+       scores are uncorrelated (and, in their numeric part, independent).
     3. Click. ``logit p(click | x) = b_click + 1.5 * s_click``; the
        intercept ``b_click`` is solved for so that the mean of
        ``click_proba`` over the generated rows is ``click_rate``.
@@ -59,9 +66,15 @@ def make_entire_space(
        with the click score is ``r / sqrt(1 + r**2)``, and
        ``logit p(conversion | click, x) = b_conv + 1.5 * s_conv``, ``b_conv``
        solved for so that the mean of ``conversion_proba`` over all rows is
+       ``conversion_rate``. Each further stage ``k`` follows from stage
+       ``k - 1`` in the same way: its score is ``(s_own_k + r * s_{k-1}) /
+       sqrt(1 + r**2)`` (variance 1 again), with ``s_{k-1}`` the score of
+       stage ``k - 1``, and its intercept is solved for the ``k``-th rate of
        ``conversion_rate``.
     5. Labels. ``click ~ Bernoulli(click_proba)``; ``conversion ~
-       Bernoulli(conversion_proba)`` where ``click == 1``, else 0.
+       Bernoulli(conversion_proba)`` where ``click == 1``, else 0; each
+       further stage is drawn from its conditional probability where the
+       stage before is 1, else 0.
 
     With ``selection_bias=0`` the conversion score is uncorrelated with the
     click score (independent of it when all features are numeric), and the
@@ -69,7 +82,7 @@ def make_entire_space(
     ``selection_bias > 0``, rows likely to be clicked are also likely to
     convert, so a conversion model fitted on clicked rows only overestimates
     the conversion probability of the rest (negative values give the opposite
-    bias).
+    bias). The same holds between any two consecutive stages.
 
     Parameters
     ----------
@@ -83,12 +96,19 @@ def make_entire_space(
         Number of levels of each categorical feature (at least 2).
     click_rate : float, default=0.1
         Mean click probability, in (0, 1).
-    conversion_rate : float, default=0.2
+    conversion_rate : float or sequence of float, default=0.2
         Mean of ``p(conversion | click, x)`` over all impressions, in (0, 1).
         The conversion rate among clicked rows differs from it when
-        ``selection_bias`` is not 0.
+        ``selection_bias`` is not 0. With ``n_stages > 2``, the mean of each
+        later stage's probability given the stage before: one number for
+        all of them, or ``n_stages - 1`` numbers in funnel order.
     selection_bias : float, default=1.0
-        Weight of the click score in the conversion score; see above.
+        Weight of the click score in the conversion score (of each stage's
+        score in the next one's); see above.
+    n_stages : int, default=2
+        Length of the funnel, click included (at least 2). Needs
+        ``n_numeric + n_categorical * (n_categories - 1) >= n_stages``
+        (one direction in feature space per stage score).
     random_state : int, RandomState instance or None, default=None
         Seed or generator; pass an int for reproducible output.
     as_frame : bool, default=True
@@ -104,16 +124,25 @@ def make_entire_space(
         data : DataFrame of shape (n_samples, n_numeric + n_categorical) or ndarray
             Numeric columns (float) ``num_0``, ... then categorical columns
             (``category`` dtype) ``cat_0``, ...
-        target : DataFrame of shape (n_samples, 2) or ndarray
-            Int columns ``click`` and ``conversion`` (0 wherever click is 0).
+        target : DataFrame of shape (n_samples, n_stages) or ndarray
+            Int columns ``click`` and ``conversion`` (0 wherever click is 0);
+            with ``n_stages > 2``, ``click``, ``stage_2``, ``stage_3``, ...,
+            each 0 wherever the stage before is 0.
         click_proba : ndarray of shape (n_samples,)
             True ``p(click | x)``.
         conversion_proba : ndarray of shape (n_samples,)
-            True ``p(conversion | click, x)``, for every row, clicked or not.
+            True ``p(conversion | click, x)``, for every row, clicked or not
+            (with ``n_stages > 2``: of the second stage).
+        conditional_proba : ndarray of shape (n_samples, n_stages)
+            True probability of each stage given the stage before, for every
+            row (column 0 is ``click_proba``, column 1 ``conversion_proba``).
+        entire_space_proba : ndarray of shape (n_samples, n_stages)
+            True probability of reaching each stage from the impression: the
+            running product of ``conditional_proba`` (pCTR, pCTCVR, ...).
         feature_names : list of str
             Names of the feature columns.
         target_names : list of str
-            ``["click", "conversion"]``.
+            ``["click", "conversion"]``, or ``["click", "stage_2", ...]``.
         categorical_features : ndarray of bool of shape (n_features,)
             Mask of the categorical features.
 
@@ -123,20 +152,25 @@ def make_entire_space(
     >>> ds = make_entire_space(1000, random_state=0)
     >>> ds.data.shape, list(ds.target.columns)
     ((1000, 8), ['click', 'conversion'])
+    >>> funnel = make_entire_space(1000, n_stages=4, conversion_rate=(0.3, 0.4, 0.5),
+    ...                            random_state=0)
+    >>> list(funnel.target.columns), funnel.entire_space_proba.shape
+    (['click', 'stage_2', 'stage_3', 'stage_4'], (1000, 4))
     """
     n_samples = _check_int(n_samples, "n_samples", minimum=1)
     n_numeric = _check_int(n_numeric, "n_numeric", minimum=0)
     n_categorical = _check_int(n_categorical, "n_categorical", minimum=0)
     n_categories = _check_int(n_categories, "n_categories", minimum=2)
-    if n_numeric + n_categorical * (n_categories - 1) < 2:
+    n_stages = _check_int(n_stages, "n_stages", minimum=2)
+    if n_numeric + n_categorical * (n_categories - 1) < n_stages:
         raise ValueError(
-            "Two uncorrelated scores need at least two directions in feature "
-            "space: n_numeric + n_categorical * (n_categories - 1) must be at "
-            f"least 2; got n_numeric={n_numeric}, n_categorical={n_categorical}, "
-            f"n_categories={n_categories}."
+            f"{n_stages} uncorrelated scores (one per stage) need at least {n_stages} "
+            "directions in feature space: n_numeric + n_categorical * (n_categories - 1) "
+            f"must be at least {n_stages}; got n_numeric={n_numeric}, "
+            f"n_categorical={n_categorical}, n_categories={n_categories}."
         )
     click_rate = _check_probability(click_rate, "click_rate")
-    conversion_rate = _check_probability(conversion_rate, "conversion_rate")
+    stage_rates = [click_rate] + _conversion_rates(conversion_rate, n_stages)
     selection_bias = _check_real(selection_bias, "selection_bias")
     rng = check_random_state(random_state)
 
@@ -144,46 +178,57 @@ def make_entire_space(
     codes = rng.randint(n_categories, size=(n_samples, n_categorical))
 
     # Each score is numeric @ w + sum_j effects[j, codes[:, j]]. Stack the
-    # numeric weights and the level effects of both scores as the rows of a
-    # 2 x n_coefficients matrix and orthonormalise it: the scores then have
-    # variance 1 and are uncorrelated (features are independent, numeric ones
-    # standard normal, levels uniform with centred effects).
-    weights = rng.standard_normal((2, n_numeric))
-    effects = rng.standard_normal((2, n_categorical, n_categories))
+    # numeric weights and the level effects of the n_stages scores as the
+    # rows of an n_stages x n_coefficients matrix and orthonormalise it: the
+    # scores then have variance 1 and are uncorrelated (features are
+    # independent, numeric ones standard normal, levels uniform with centred
+    # effects).
+    weights = rng.standard_normal((n_stages, n_numeric))
+    effects = rng.standard_normal((n_stages, n_categorical, n_categories))
     effects -= effects.mean(axis=2, keepdims=True)
     # Under uniform levels, the variance of an effect term is mean(effect**2):
     # scale by 1/sqrt(n_categories) so a plain dot product gives variances.
     coefficients = np.hstack(
-        [weights, effects.reshape(2, -1) / np.sqrt(n_categories)]
+        [weights, effects.reshape(n_stages, -1) / np.sqrt(n_categories)]
     )
     coefficients = _orthonormal_rows(coefficients)
     weights = coefficients[:, :n_numeric]
-    effects = coefficients[:, n_numeric:].reshape(2, n_categorical, n_categories)
+    effects = coefficients[:, n_numeric:].reshape(n_stages, n_categorical, n_categories)
     effects *= np.sqrt(n_categories)
 
     columns = np.arange(n_categorical)
-    s_click, s_own = (
-        numeric @ weights[k] + effects[k][columns, codes].sum(axis=1) for k in range(2)
-    )
-    s_conv = (s_own + selection_bias * s_click) / np.sqrt(1.0 + selection_bias**2)
+    own_scores = [
+        numeric @ weights[k] + effects[k][columns, codes].sum(axis=1) for k in range(n_stages)
+    ]
+    # Stage k's score leans on stage k - 1's by selection_bias, and keeps
+    # variance 1: the previous score is a unit-variance combination of the
+    # earlier own scores, all uncorrelated with s_own_k.
+    stage_scores = [own_scores[0]]
+    for own in own_scores[1:]:
+        stage_scores.append(
+            (own + selection_bias * stage_scores[-1]) / np.sqrt(1.0 + selection_bias**2)
+        )
 
-    click_logit = _LOGIT_SCALE * s_click
-    click_proba = _sigmoid(_solve_intercept(click_logit, click_rate) + click_logit)
-    conversion_logit = _LOGIT_SCALE * s_conv
-    conversion_proba = _sigmoid(
-        _solve_intercept(conversion_logit, conversion_rate) + conversion_logit
-    )
-    click = (rng.uniform(size=n_samples) < click_proba).astype(np.int64)
-    conversion = click * (rng.uniform(size=n_samples) < conversion_proba)
+    conditional_proba = np.empty((n_samples, n_stages))
+    for k, (score, rate) in enumerate(zip(stage_scores, stage_rates)):
+        logit = _LOGIT_SCALE * score
+        conditional_proba[:, k] = _sigmoid(_solve_intercept(logit, rate) + logit)
+    # Each stage is drawn where the stage before was reached (the click
+    # everywhere), one uniform per row and stage, in funnel order.
+    reached = np.empty((n_samples, n_stages), dtype=np.int64)
+    reached[:, 0] = rng.uniform(size=n_samples) < conditional_proba[:, 0]
+    for k in range(1, n_stages):
+        reached[:, k] = reached[:, k - 1] * (rng.uniform(size=n_samples) < conditional_proba[:, k])
 
     numeric_names = [f"num_{j}" for j in range(n_numeric)]
     categorical_names = [f"cat_{j}" for j in range(n_categorical)]
     feature_names = numeric_names + categorical_names
-    target_names = ["click", "conversion"]
+    target_names = (["click", "conversion"] if n_stages == 2
+                    else ["click"] + [f"stage_{k}" for k in range(2, n_stages + 1)])
     categorical_features = np.array(
         [False] * n_numeric + [True] * n_categorical, dtype=bool
     )
-    target = np.column_stack([click, conversion]).astype(np.int64)
+    target = reached
 
     if as_frame:
         levels = [f"v{k}" for k in range(n_categories)]
@@ -202,8 +247,10 @@ def make_entire_space(
     return Bunch(
         data=data,
         target=target,
-        click_proba=click_proba,
-        conversion_proba=conversion_proba,
+        click_proba=conditional_proba[:, 0].copy(),
+        conversion_proba=conditional_proba[:, 1].copy(),
+        conditional_proba=conditional_proba,
+        entire_space_proba=np.cumprod(conditional_proba, axis=1),
         feature_names=feature_names,
         target_names=target_names,
         categorical_features=categorical_features,
@@ -414,14 +461,17 @@ def _solve_intercept(logits, rate):
 
 
 def _orthonormal_rows(matrix):
-    """Gram-Schmidt on the rows of a 2 x n matrix.
+    """Gram-Schmidt (modified) on the rows of a k x n matrix, k <= n.
 
     The result rows are linear combinations of the input rows, so blocks of
     coefficients that sum to 0 (centred level effects) still do.
     """
-    first = matrix[0] / np.linalg.norm(matrix[0])
-    second = matrix[1] - (matrix[1] @ first) * first
-    return np.vstack([first, second / np.linalg.norm(second)])
+    rows = []
+    for row in matrix:
+        for done in rows:
+            row = row - (row @ done) * done
+        rows.append(row / np.linalg.norm(row))
+    return np.vstack(rows)
 
 
 def _cholesky_psd(gram):
@@ -455,6 +505,19 @@ def _check_real(value, name):
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite; got {value}.")
     return float(value)
+
+
+def _conversion_rates(conversion_rate, n_stages):
+    """The rates of the stages after the click: a list of ``n_stages - 1`` probabilities."""
+    if isinstance(conversion_rate, (str, bytes)) or not np.iterable(conversion_rate):
+        return [_check_probability(conversion_rate, "conversion_rate")] * (n_stages - 1)
+    rates = list(conversion_rate)
+    if len(rates) != n_stages - 1:
+        raise ValueError(
+            f"conversion_rate must be one number or n_stages - 1 = {n_stages - 1} numbers "
+            f"(one per stage after the click); got {len(rates)}."
+        )
+    return [_check_probability(rate, f"conversion_rate[{k}]") for k, rate in enumerate(rates)]
 
 
 def _check_probability(value, name):
