@@ -9,6 +9,11 @@ A *problem* is a data set split the same way for every contender of a seed:
   fixed random subsample of them), the random-exposure ratings
   (``test_data``) for testing, and a random 10 % of the training rows marked
   as the validation rows.
+* funnel4: ``make_entire_space`` with four nested stages (100,000
+  impressions generated once with a fixed seed; optionally a fixed random
+  subsample), a random 80/20 train/test split per seed and a random 10 % of
+  the training part as the validation rows; the test rows come with the
+  generator's true probability of each stage given the one before.
 
 Contenders that take a validation set from the caller (torch-rechub,
 DeepCTR-Torch, the hand-written loop) train on the other 90 % and validate
@@ -44,16 +49,22 @@ class Problem:
 
     Attributes
     ----------
-    name : {"census", "coat"}
+    name : {"census", "coat", "funnel4"}
     X_train : DataFrame
         The whole training part, validation rows included.
     Y_train : DataFrame
-        Census: ``income_50k``, ``never_married``. Coat: ``click``, ``conversion``.
+        Census: ``income_50k``, ``never_married``. Coat: ``click``,
+        ``conversion``. funnel4: ``click``, ``stage_2``, ``stage_3``,
+        ``stage_4`` (each 0 where the stage before is 0).
     valid_mask : ndarray of bool
         The validation rows of ``X_train`` for contenders given a validation set.
     X_test : DataFrame
     Y_test : DataFrame
-        Census: both tasks. Coat: ``conversion`` of the random-exposure ratings.
+        Census: both tasks. Coat: ``conversion`` of the random-exposure
+        ratings. funnel4: the four stages.
+    test_proba : ndarray of shape (n_test, n_stages) or None
+        funnel4 only: the true probability of each stage given the stage
+        before, for every test row (what the contenders are scored against).
     """
 
     name: str
@@ -62,6 +73,7 @@ class Problem:
     valid_mask: np.ndarray
     X_test: pd.DataFrame
     Y_test: pd.DataFrame
+    test_proba: np.ndarray = None
 
     @property
     def fit_mask(self):
@@ -109,7 +121,35 @@ def load_coat(seed, n_rows=None, download_if_missing=True):
                    bunch.test_data.reset_index(drop=True), Y_test)
 
 
-LOADERS = {"census": load_census, "coat": load_coat}
+def load_funnel4(seed, n_rows=None, download_if_missing=True):
+    """A four-stage funnel with known probabilities, random 80/20 split for ``seed``.
+
+    ``make_entire_space(100_000, n_stages=4, click_rate=0.15,
+    conversion_rate=(0.3, 0.4, 0.5))`` with a fixed generator seed (the same
+    data for every seed; ``download_if_missing`` is not used: nothing is
+    downloaded).
+    """
+    from skmtl.datasets import make_entire_space
+
+    from .config import (FUNNEL_CLICK_RATE, FUNNEL_CONVERSION_RATES, FUNNEL_DATA_SEED,
+                         FUNNEL_ROWS)
+
+    bunch = make_entire_space(FUNNEL_ROWS, n_stages=len(FUNNEL_CONVERSION_RATES) + 1,
+                              click_rate=FUNNEL_CLICK_RATE,
+                              conversion_rate=FUNNEL_CONVERSION_RATES,
+                              random_state=FUNNEL_DATA_SEED)
+    proba = pd.DataFrame(bunch.conditional_proba, columns=bunch.target_names)
+    X, Y, proba = _subsample([bunch.data, bunch.target, proba], n_rows)
+    X_train, X_test, Y_train, Y_test, _, proba_test = train_test_split(
+        X, Y, proba, test_size=TEST_FRACTION, random_state=seed)
+    X_train, X_test, Y_train, Y_test = (
+        frame.reset_index(drop=True) for frame in (X_train, X_test, Y_train, Y_test))
+    valid = holdout_mask(len(X_train), VALIDATION_FRACTION, seed)
+    return Problem("funnel4", X_train, Y_train, valid, X_test, Y_test,
+                   test_proba=proba_test.to_numpy())
+
+
+LOADERS = {"census": load_census, "coat": load_coat, "funnel4": load_funnel4}
 
 
 def is_categorical(dtype):

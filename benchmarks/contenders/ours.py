@@ -1,8 +1,12 @@
 """skmtl's estimators, fed the raw DataFrames (they encode inside ``fit``/``predict``)."""
 
-from skmtl import ESMMClassifier, MMOEClassifier
+import numpy as np
 
-from ..config import CENSUS_MMOE, COAT_ESMM, TRAINING
+from skmtl import (AITMClassifier, ESMMClassifier, MMOEClassifier, OMOEClassifier, PLEClassifier,
+                   SharedBottomClassifier)
+
+from ..config import (AITM, CENSUS_MMOE, CENSUS_OMOE, CENSUS_PLE, CENSUS_SHARED_BOTTOM,
+                      COAT_ESMM, TRAINING)
 from ..data import VALIDATION_FRACTION
 from .base import Runner
 
@@ -18,6 +22,9 @@ def _as_the_peers(epochs):
     return {"max_epochs": epochs, "early_stopping": True,
             "validation_fraction": VALIDATION_FRACTION, "n_iter_no_change": epochs,
             "numeric_encoding": "standard", "learning_rate_schedule": "constant"}
+
+
+# -- Census: one binary output per task ------------------------------------------
 
 
 class _Census(Runner):
@@ -44,7 +51,45 @@ class SkmtlMMoEDefaults(_Census):
         return MMOEClassifier(random_state=seed)
 
 
-class _CoatESMM(Runner):
+class SkmtlSharedBottom(_Census):
+    def make(self, seed):
+        return SharedBottomClassifier(**CENSUS_SHARED_BOTTOM, **TRAINING,
+                                      **_as_the_peers(self.epochs), random_state=seed)
+
+
+class SkmtlSharedBottomDefaults(_Census):
+    def make(self, seed):
+        return SharedBottomClassifier(random_state=seed)
+
+
+class SkmtlOMoE(_Census):
+    def make(self, seed):
+        return OMOEClassifier(**CENSUS_OMOE, **TRAINING, **_as_the_peers(self.epochs),
+                              random_state=seed)
+
+
+class SkmtlOMoEDefaults(_Census):
+    def make(self, seed):
+        return OMOEClassifier(random_state=seed)
+
+
+class SkmtlPLE(_Census):
+    def make(self, seed):
+        return PLEClassifier(**CENSUS_PLE, **TRAINING, **_as_the_peers(self.epochs),
+                             random_state=seed)
+
+
+class SkmtlPLEDefaults(_Census):
+    def make(self, seed):
+        return PLEClassifier(random_state=seed)
+
+
+# -- Coat: click -> conversion, scored on p(conversion | click) ------------------
+
+
+class _CoatFunnel(Runner):
+    """A funnel estimator on Coat's click and conversion; pCVR from its conditional output."""
+
     def make(self, seed):
         raise NotImplementedError
 
@@ -57,15 +102,26 @@ class _CoatESMM(Runner):
         return {"pcvr": cvr[:, 1]}
 
 
-class SkmtlESMM(_CoatESMM):
+class SkmtlESMM(_CoatFunnel):
     def make(self, seed):
         return ESMMClassifier(**COAT_ESMM, **TRAINING, **_as_the_peers(self.epochs),
                               random_state=seed)
 
 
-class SkmtlESMMDefaults(_CoatESMM):
+class SkmtlESMMDefaults(_CoatFunnel):
     def make(self, seed):
         return ESMMClassifier(random_state=seed)
+
+
+class SkmtlAITM(_CoatFunnel):
+    def make(self, seed):
+        return AITMClassifier(**AITM, **TRAINING, **_as_the_peers(self.epochs),
+                              random_state=seed)
+
+
+class SkmtlAITMDefaults(_CoatFunnel):
+    def make(self, seed):
+        return AITMClassifier(random_state=seed)
 
 
 class SkmtlClickedCVR(Runner):
@@ -79,3 +135,45 @@ class SkmtlClickedCVR(Runner):
 
     def predict(self, problem):
         return {"pcvr": self.model.predict_proba(problem.X_test)[:, 1]}
+
+
+# -- funnel4: four nested stages against the generator's probabilities -------------
+
+
+class _Funnel4(Runner):
+    """A funnel estimator on all four stages; both of its outputs are scored."""
+
+    def make(self, seed):
+        raise NotImplementedError
+
+    def fit(self, problem, seed):
+        self.model = self.make(seed).fit(problem.X_train, problem.Y_train)
+        self.epochs_run = self.model.n_iter_
+
+    def predict(self, problem):
+        conditional = self.model.predict_conditional_proba(problem.X_test)
+        entire_space = self.model.predict_proba(problem.X_test)
+        return {"conditional": np.column_stack([p[:, 1] for p in conditional]),
+                "entire_space": np.column_stack([p[:, 1] for p in entire_space])}
+
+
+class SkmtlESMMFunnel4(_Funnel4):
+    def make(self, seed):
+        return ESMMClassifier(**COAT_ESMM, **TRAINING, **_as_the_peers(self.epochs),
+                              random_state=seed)
+
+
+class SkmtlESMMDefaultsFunnel4(_Funnel4):
+    def make(self, seed):
+        return ESMMClassifier(random_state=seed)
+
+
+class SkmtlAITMFunnel4(_Funnel4):
+    def make(self, seed):
+        return AITMClassifier(**AITM, **TRAINING, **_as_the_peers(self.epochs),
+                              random_state=seed)
+
+
+class SkmtlAITMDefaultsFunnel4(_Funnel4):
+    def make(self, seed):
+        return AITMClassifier(random_state=seed)
