@@ -42,7 +42,7 @@ DEFAULT_EPOCHS = 10
 QUICK_EPOCHS = 2
 QUICK_CENSUS_ROWS = 20_000
 QUICK_COAT_ROWS = 30_000
-QUICK_FUNNEL_ROWS = 30_000
+QUICK_FUNNEL4_ROWS = 30_000
 
 TRAINING = {"batch_size": 1024, "learning_rate": 1e-3, "weight_decay": 1e-4}
 
@@ -60,12 +60,12 @@ COAT_ESMM = {"tower_units": (16, 8), "embedding_dim": 16}
 # torch-rechub's AITM: bottom_params={"dims": [32, 16]} (skmtl's tower_units),
 # its attention of the last bottom width, tower_params_list=[{"dims": [8]}, ...]
 # after the attention (AITM_RECHUB_TOWER_UNITS; skmtl's head is linear).
-AITM = {"tower_units": (32, 16), "transfer_units": 16, "embedding_dim": 4}
+AITM_SIZES = {"tower_units": (32, 16), "transfer_units": 16, "embedding_dim": 4}
 AITM_RECHUB_TOWER_UNITS = (8,)
 
 # funnel4: make_entire_space with four nested stages (impression -> click ->
 # three further stages), generated once with a fixed seed; see data.load_funnel4.
-FUNNEL_ROWS = 100_000
-FUNNEL_CLICK_RATE = 0.15
-FUNNEL_CONVERSION_RATES = (0.3, 0.4, 0.5)
-FUNNEL_DATA_SEED = 2026
+FUNNEL4_ROWS = 100_000
+FUNNEL4_CLICK_RATE = 0.15
+FUNNEL4_CONVERSION_RATES = (0.3, 0.4, 0.5)
+FUNNEL4_DATA_SEED = 2026

@@ -131,13 +131,13 @@ def load_funnel4(seed, n_rows=None, download_if_missing=True):
     """
     from skmtl.datasets import make_entire_space
 
-    from .config import (FUNNEL_CLICK_RATE, FUNNEL_CONVERSION_RATES, FUNNEL_DATA_SEED,
-                         FUNNEL_ROWS)
+    from .config import (FUNNEL4_CLICK_RATE, FUNNEL4_CONVERSION_RATES, FUNNEL4_DATA_SEED,
+                         FUNNEL4_ROWS)
 
-    bunch = make_entire_space(FUNNEL_ROWS, n_stages=len(FUNNEL_CONVERSION_RATES) + 1,
-                              click_rate=FUNNEL_CLICK_RATE,
-                              conversion_rate=FUNNEL_CONVERSION_RATES,
-                              random_state=FUNNEL_DATA_SEED)
+    bunch = make_entire_space(FUNNEL4_ROWS, n_stages=len(FUNNEL4_CONVERSION_RATES) + 1,
+                              click_rate=FUNNEL4_CLICK_RATE,
+                              conversion_rate=FUNNEL4_CONVERSION_RATES,
+                              random_state=FUNNEL4_DATA_SEED)
     proba = pd.DataFrame(bunch.conditional_proba, columns=bunch.target_names)
     X, Y, proba = _subsample([bunch.data, bunch.target, proba], n_rows)
     X_train, X_test, Y_train, Y_test, _, proba_test = train_test_split(

@@ -13,7 +13,10 @@ import numpy as np
 
 from .contenders import CONTENDERS
 
-_QUALITY = {"census": ["auc_income_50k", "auc_never_married"], "coat": ["auc_pcvr"]}
+_QUALITY = {"census": ["auc_income_50k", "auc_never_married"], "coat": ["auc_pcvr"],
+            "funnel4": ["auc_cond_1", "auc_cond_2", "auc_cond_3", "auc_cond_4"]}
+_AUC_LABEL = {"funnel4": "expected test ROC AUC of p(stage k | stage k - 1) under the true "
+                         "probabilities (mean ± std over seeds)"}
 
 
 def plot(records, path):
@@ -47,7 +50,7 @@ def plot(records, path):
         ax_auc.set_xlim(max(0.0, low - 0.05), 1.0)
         ax_auc.set_yticks(y, keys)
         ax_auc.invert_yaxis()
-        ax_auc.set_xlabel("test ROC AUC (mean ± std over seeds)")
+        ax_auc.set_xlabel(_AUC_LABEL.get(dataset, "test ROC AUC (mean ± std over seeds)"))
         ax_auc.set_title(f"{dataset}: quality")
         ax_auc.legend(loc="lower right", fontsize="small")
         fit = [np.mean([r["fit_seconds"] for r in ok[k]]) for k in keys]

@@ -110,15 +110,35 @@ def _epochs(records):
 # -- tables --------------------------------------------------------------------
 
 
-def _group(records, dataset):
-    """``{contender key: [records]}`` in registry order for ``dataset``."""
+def _group(records, dataset, table):
+    """``{contender key: [records]}`` in registry order for one table of ``dataset``."""
     groups = {}
     for key, contender in CONTENDERS.items():
-        if contender.dataset == dataset:
+        if contender.dataset == dataset and contender.table == table:
             mine = [r for r in records if r["contender"] == key]
             if mine:
                 groups[key] = mine
     return groups
+
+
+def tables_of(records, dataset):
+    """The tables of ``dataset`` that have records, in registry order."""
+    present = {r["contender"] for r in records}
+    tables = []
+    for key, contender in CONTENDERS.items():
+        if (contender.dataset == dataset and key in present
+                and contender.table not in tables):
+            tables.append(contender.table)
+    return tables
+
+
+def reference_key(table_of_dataset):
+    """The key of the reference contender of ``(dataset, table)``, or None."""
+    dataset, table = table_of_dataset
+    for key, contender in CONTENDERS.items():
+        if contender.dataset == dataset and contender.table == table and contender.reference:
+            return key
+    return None
 
 
 def _status_line(records):
@@ -172,14 +192,18 @@ def _table(header, rows):
     return lines
 
 
-def census_table(records, tasks=("income_50k", "never_married")):
-    groups = _group(records, "census")
+def _label(key):
+    return f"{CONTENDERS[key].label} (`{key}`)"
+
+
+def census_table(records, table="MMoE", tasks=("income_50k", "never_married")):
+    groups = _group(records, "census", table)
     reference = _reference(groups)
     header = (["contender"] + [f"AUC {t}" for t in tasks] + [f"log loss {t}" for t in tasks]
               + ["epochs"] + _COST_HEADER)
     rows = []
     for key, recs in groups.items():
-        label = f"{CONTENDERS[key].label} (`{key}`)"
+        label = _label(key)
         ok = [r for r in recs if r.get("status") == "ok"]
         status = _status_line(recs)
         if not ok:
@@ -193,8 +217,8 @@ def census_table(records, tasks=("income_50k", "never_married")):
     return _table(header, rows)
 
 
-def coat_table(records):
-    groups = _group(records, "coat")
+def coat_table(records, table="ESMM"):
+    groups = _group(records, "coat", table)
     reference = _reference(groups)
     header = (["contender", "trained on", "AUC pCVR", "mean pCVR", "observed rate",
                "log loss pCVR", "epochs"] + _COST_HEADER)
@@ -213,6 +237,71 @@ def coat_table(records):
                      mean_std(ok, "mean_pcvr", 3), _fmt(_mean(ok, "observed_rate"), 3),
                      mean_std(ok, "logloss_pcvr"), _epochs(ok)] + _cost_columns(ok, reference))
     return _table(header, rows)
+
+
+# funnel4: stage k's conditional probability is "k|k-1" (stage 1: the click)
+def _stage(k):
+    return "1" if k == 1 else f"{k}|{k - 1}"
+
+
+def funnel_stages(records):
+    """Number of stages scored in the funnel4 records (0 if none)."""
+    stages = 0
+    for r in records:
+        while f"auc_cond_{stages + 1}" in r:
+            stages += 1
+        if stages:
+            break
+    return stages
+
+
+def _millinats(ok, key):
+    scaled = [{key: r[key] * 1000.0} for r in ok if r.get(key) is not None]
+    return mean_std(scaled, key, 2)
+
+
+def _calibration(ok, stages):
+    """Mean predicted over mean true conditional probability, per stage: ``a / b / ...``."""
+    cells = []
+    for k in range(1, stages + 1):
+        ratios = [r[f"mean_cond_{k}"] / r[f"true_mean_cond_{k}"] for r in ok]
+        cells.append(f"{np.mean(ratios):.2f}")
+    return " / ".join(cells)
+
+
+def funnel_tables(records, table="ESMM and AITM"):
+    """Three tables: conditional probabilities, entire-space probabilities, costs."""
+    groups = _group(records, "funnel4", table)
+    stages = funnel_stages([r for recs in groups.values() for r in recs
+                            if r.get("status") == "ok"])
+    reference = _reference(groups)
+    conditional_header = (["contender"] + [f"AUC {_stage(k)}" for k in range(1, stages + 1)]
+                          + [f"KL {_stage(k)} (mnat)" for k in range(1, stages + 1)]
+                          + ["mean / true, per stage"])
+    reach_header = (["contender"] + [f"AUC reach {k}" for k in range(1, stages + 1)]
+                    + [f"KL reach {k} (mnat)" for k in range(1, stages + 1)])
+    cost_header = ["contender", "epochs"] + _COST_HEADER
+    conditional_rows, reach_rows, cost_rows = [], [], []
+    for key, recs in groups.items():
+        label = _label(key)
+        ok = [r for r in recs if r.get("status") == "ok"]
+        status = _status_line(recs)
+        if not ok or not stages:
+            for rows, header in ((conditional_rows, conditional_header),
+                                 (reach_rows, reach_header), (cost_rows, cost_header)):
+                rows.append([label, status] + ["–"] * (len(header) - 2))
+            continue
+        if status:
+            label += f" — {status}"
+        steps = range(1, stages + 1)
+        conditional_rows.append([label] + [mean_std(ok, f"auc_cond_{k}") for k in steps]
+                                + [_millinats(ok, f"kl_cond_{k}") for k in steps]
+                                + [_calibration(ok, stages)])
+        reach_rows.append([label] + [mean_std(ok, f"auc_reach_{k}") for k in steps]
+                          + [_millinats(ok, f"kl_reach_{k}") for k in steps])
+        cost_rows.append([label, _epochs(ok)] + _cost_columns(ok, reference))
+    return (_table(conditional_header, conditional_rows), _table(reach_header, reach_rows),
+            _table(cost_header, cost_rows))
 
 
 def notes(records):
@@ -254,11 +343,13 @@ def render(records, meta):
         "not set by the suite)",
         f"- seeds: {' '.join(map(str, meta['seeds']))}; epochs: {meta['epochs']}; "
         f"Census rows: {meta['census_rows'] or 'all (99,762)'}; "
-        f"Coat impressions: {meta['coat_rows'] or 'all (87,000)'}",
+        f"Coat impressions: {meta['coat_rows'] or 'all (87,000)'}; "
+        f"funnel4 impressions: {meta.get('funnel4_rows') or 'all (100,000)'}",
         "",
         "Metrics are mean ± standard deviation over the seeds; costs are means. "
         "Ratios (×) are against the row marked as reference of each table "
-        "(skmtl at the common configuration). `fit s` excludes `prep s`, the shared "
+        "(skmtl's estimator of that table's model at the common configuration). "
+        "`fit s` excludes `prep s`, the shared "
         "encoding given to the peers and the hand-written loop (the skmtl estimators "
         "encode the DataFrame inside fit and predict). `predict rows/s`: test rows "
         "over the median time of repeated predictions of the test set. `peak RSS`: ru_maxrss of the "
@@ -266,18 +357,42 @@ def render(records, meta):
         "after imports, data loading and preparation.",
         "",
     ]
-    if any(CONTENDERS[r["contender"]].dataset == "census" for r in records):
-        lines += ["## Census-Income (KDD): MMoE, tasks income_50k and never_married", "",
+    census_tables = tables_of(records, "census")
+    if census_tables:
+        lines += ["## Census-Income (KDD): tasks income_50k and never_married", "",
                   f"Random 80/20 split per seed of the {meta['census_rows'] or '99,762'}-row "
-                  "test file; 10 % of the training part for validation. Reference: `skmtl`.",
-                  ""]
-        lines += census_table(records) + [""]
-    if any(CONTENDERS[r["contender"]].dataset == "coat" for r in records):
-        lines += ["## Coat: ESMM on all impressions against CVR models on clicked rows", "",
+                  "test file; 10 % of the training part for validation.", ""]
+        for table in census_tables:
+            lines += [f"### Census: {table}", "",
+                      f"Reference: `{reference_key(('census', table))}`.", ""]
+            lines += census_table(records, table) + [""]
+    coat_tables = tables_of(records, "coat")
+    if coat_tables:
+        lines += ["## Coat: funnel models on all impressions (ESMM, AITM) against CVR models "
+                  "on clicked rows", "",
                   "pCVR = p(conversion | click) scored on the random-exposure test "
                   "ratings (conversion = rating ≥ 4); mean pCVR against the observed "
-                  "conversion rate there. Reference: `skmtl-esmm`.", ""]
-        lines += coat_table(records) + [""]
+                  "conversion rate there.", ""]
+        for table in coat_tables:
+            lines += [f"### Coat: {table}", "",
+                      f"Reference: `{reference_key(('coat', table))}`.", ""]
+            lines += coat_table(records, table) + [""]
+    for table in tables_of(records, "funnel4"):
+        conditional, reach, costs = funnel_tables(records, table)
+        lines += [f"## funnel4: {table} on four nested stages against the true probabilities",
+                  "",
+                  f"`make_entire_space(n_stages=4)`, {meta.get('funnel4_rows') or '100,000'} "
+                  "impressions, random 80/20 split per seed; 10 % of the training part for "
+                  "validation. Every test row is scored against the generator's probabilities: "
+                  "AUC expected under labels drawn from them (each row a positive with weight "
+                  "p, a negative with weight 1 − p) and the mean KL divergence from them, in "
+                  "millinats (0 for the truth). Reference of the costs: "
+                  f"`{reference_key(('funnel4', table))}`.", "",
+                  "Conditional probabilities, p(stage k | stage k − 1), on every test row "
+                  "(reached stage k − 1 or not); `mean / true`: mean predicted over mean true "
+                  "probability, stage by stage:", ""]
+        lines += conditional + ["", "Entire-space probabilities, p(stage k reached):", ""]
+        lines += reach + ["", "Costs:", ""] + costs + [""]
     extra = notes(records)
     if extra:
         lines += ["Notes:", ""] + extra + [""]

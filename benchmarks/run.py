@@ -29,7 +29,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run",
         description="Side-by-side benchmark of skmtl against torch-rechub, DeepCTR-Torch, "
-                    "gradient boosting and a hand-written PyTorch loop.")
+                    "gradient boosting, a hand-written PyTorch loop and, on a synthetic "
+                    "funnel, the true probabilities.")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="seeds (default: 0 1 2; with --quick: 0)")
     parser.add_argument("--epochs", type=int, default=None,
@@ -38,6 +39,7 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help=f"a fast check: {config.QUICK_CENSUS_ROWS} Census rows, "
                              f"{config.QUICK_COAT_ROWS} Coat impressions, "
+                             f"{config.QUICK_FUNNEL4_ROWS} funnel4 impressions, "
                              f"{config.QUICK_EPOCHS} epochs, seed 0")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
                         help="markdown file to write (default: %(default)s)")
@@ -53,6 +55,9 @@ def parse_args(argv=None):
                         help="a fixed random subsample of the Census rows")
     parser.add_argument("--coat-rows", type=int, default=None,
                         help="a fixed random subsample of the Coat training impressions")
+    parser.add_argument("--funnel4-rows", type=int, default=None,
+                        help=f"a fixed random subsample of the {config.FUNNEL4_ROWS:,} funnel4 "
+                             "impressions (before the train/test split)")
     parser.add_argument("--predict-repeats", type=int, default=3,
                         help="predict the test set at least this many times (default: "
                              "%(default)s); the median time counts")
@@ -73,6 +78,7 @@ def parse_args(argv=None):
     if args.quick:
         args.census_rows = args.census_rows or config.QUICK_CENSUS_ROWS
         args.coat_rows = args.coat_rows or config.QUICK_COAT_ROWS
+        args.funnel4_rows = args.funnel4_rows or config.QUICK_FUNNEL4_ROWS
     return args
 
 
@@ -94,7 +100,8 @@ def worker_env(contender):
 
 def run_worker(contender, seed, args, log_dir):
     """One contender, one seed, in a fresh Python process; returns its record."""
-    n_rows = args.census_rows if contender.dataset == "census" else args.coat_rows
+    n_rows = {"census": args.census_rows, "coat": args.coat_rows,
+              "funnel4": args.funnel4_rows}[contender.dataset]
     spec = {"contender": contender.key, "seed": seed, "epochs": args.epochs, "n_rows": n_rows,
             "predict_batch_size": config.PREDICT_BATCH_SIZE,
             "predict_repeats": args.predict_repeats,
@@ -174,6 +181,7 @@ def run_suite(args, print_fn=print, on_record=None):
         meta = {"command": "python -m benchmarks.run " + shlex.join(args.argv),
                 "date": date, "machine": machine, "seeds": args.seeds, "epochs": args.epochs,
                 "census_rows": args.census_rows, "coat_rows": args.coat_rows,
+                "funnel4_rows": args.funnel4_rows,
                 "elapsed_minutes": (time.perf_counter() - started) / 60,
                 "partial": partial}
         return render(records, meta)

@@ -6,7 +6,8 @@ The steps, in order: import the contender's packages; load and split the
 data; ``prepare`` (timed: ``prep_seconds``); take the memory baseline;
 ``fit`` (timed: ``fit_seconds``); ``predict`` the test rows at least
 ``predict_repeats`` times and for at least ``predict_min_seconds`` in all
-(``predict_seconds`` is the median of those times); score.
+(``predict_seconds`` is the median of those times); score (funnel4: against
+the generator's true probabilities, see :func:`score_funnel`).
 
 Memory. ``peak_rss_mb`` is ``getrusage(RUSAGE_SELF).ru_maxrss``, the peak
 resident set of the whole process (imports and data included).
@@ -63,13 +64,82 @@ def _reset_high_water_mark():
         return False
 
 
-def score(dataset, Y_test, predictions):
-    """Per-task AUC and log loss (Census); pCVR AUC, mean and log loss (Coat)."""
+def expected_auc(true_proba, score):
+    """ROC AUC of ``score`` expected under labels drawn from ``true_proba``.
+
+    Each row counts as a positive with weight ``p`` and as a negative with
+    weight ``1 - p``: the AUC over all (positive, negative) pairs weighted by
+    their probability, free of the noise of one draw of the labels. (The
+    pairs of a row with itself add a tie of weight ``p (1 - p)``, negligible
+    beside the ``n**2`` others.)
+    """
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    n = len(true_proba)
+    labels = np.concatenate([np.ones(n), np.zeros(n)])
+    return float(roc_auc_score(labels, np.concatenate([score, score]),
+                               sample_weight=np.concatenate([true_proba, 1.0 - true_proba])))
+
+
+# predictions are clipped to [EPSILON, 1 - EPSILON] in the divergence
+EPSILON = 1e-7
+
+
+def mean_kl_divergence(true_proba, predicted):
+    """Mean over rows of KL(Bernoulli(true) || Bernoulli(predicted)), in nats.
+
+    The expected log loss of ``predicted`` under labels drawn from
+    ``true_proba``, minus that of the true probabilities: 0 for the truth.
+    """
+    import numpy as np
+    from scipy.special import xlogy
+
+    p = np.asarray(true_proba, dtype=np.float64)
+    q = np.clip(np.asarray(predicted, dtype=np.float64), EPSILON, 1.0 - EPSILON)
+    return float(np.mean(xlogy(p, p) - xlogy(p, q) + xlogy(1.0 - p, 1.0 - p)
+                         - xlogy(1.0 - p, 1.0 - q)))
+
+
+def score_funnel(test_proba, predictions):
+    """Each stage's conditional and entire-space probabilities against the true ones.
+
+    Stage ``k`` (1-based): ``auc_cond_k`` / ``kl_cond_k`` score the predicted
+    p(stage k | stage k - 1) against the true one, on every test row (reached
+    the stage before or not); ``auc_reach_k`` / ``kl_reach_k`` the predicted
+    probability of reaching stage k from the impression against the true
+    product; ``mean_cond_k`` and ``true_mean_cond_k`` are the means of the
+    predicted and true conditional probabilities (calibration).
+    """
+    import numpy as np
+
+    true_conditional = np.asarray(test_proba, dtype=np.float64)
+    true_reach = np.cumprod(true_conditional, axis=1)
+    conditional = np.asarray(predictions["conditional"], dtype=np.float64)
+    reach = np.asarray(predictions["entire_space"], dtype=np.float64)
+    metrics = {}
+    for k in range(true_conditional.shape[1]):
+        stage = k + 1
+        metrics[f"auc_cond_{stage}"] = expected_auc(true_conditional[:, k], conditional[:, k])
+        metrics[f"kl_cond_{stage}"] = mean_kl_divergence(true_conditional[:, k],
+                                                         conditional[:, k])
+        metrics[f"auc_reach_{stage}"] = expected_auc(true_reach[:, k], reach[:, k])
+        metrics[f"kl_reach_{stage}"] = mean_kl_divergence(true_reach[:, k], reach[:, k])
+        metrics[f"mean_cond_{stage}"] = float(conditional[:, k].mean())
+        metrics[f"true_mean_cond_{stage}"] = float(true_conditional[:, k].mean())
+    return metrics
+
+
+def score(dataset, Y_test, predictions, test_proba=None):
+    """Per-task AUC and log loss (Census); pCVR AUC, mean and log loss (Coat);
+    each stage against the true probabilities ``test_proba`` (funnel4)."""
     import numpy as np
     from sklearn.metrics import log_loss, roc_auc_score
 
     metrics = {}
-    if dataset == "census":
+    if dataset == "funnel4":
+        metrics = score_funnel(test_proba, predictions)
+    elif dataset == "census":
         for task in Y_test.columns:
             y, p = Y_test[task].to_numpy(), np.asarray(predictions[task], dtype=np.float64)
             metrics[f"auc_{task}"] = float(roc_auc_score(y, p))
@@ -148,7 +218,7 @@ def run(spec):
         record["rss_increment_mb"] = max(0, peak_kb - baseline_maxrss_kb) / 1024
         record["memory_method"] = "ru_maxrss growth"
 
-    metrics, finite = score(contender.dataset, problem.Y_test, predictions)
+    metrics, finite = score(contender.dataset, problem.Y_test, predictions, problem.test_proba)
     record.update(metrics)
     record["epochs_run"] = runner.epochs_run
     record["notes"] = list(runner.notes)

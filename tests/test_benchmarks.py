@@ -4,20 +4,28 @@ Runs ``python -m benchmarks.run``'s code path on 2,000 Census rows for one
 epoch and one seed, for the contenders that need no optional package (skmtl,
 the hand-written loop, gradient boosting), each in its own worker process,
 plus a peer whose package cannot be imported, which must be reported as not
-installed instead of crashing the suite.
+installed instead of crashing the suite. The same for the contenders of the
+model family (Shared-Bottom, OMoE, PLE on Census; AITM on Coat; ESMM and
+AITM on the four-stage funnel). The peers' contenders run only where their
+package is installed (the ``bench`` extra; CI does not install it).
 """
 
 import dataclasses
+import importlib.util
 import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from benchmarks import run as bench_run
 from benchmarks.contenders import CONTENDERS
-from benchmarks.data import SharedEncoding, holdout_mask
+from benchmarks.contenders.base import conditional_from_entire_space
+from benchmarks.data import SharedEncoding, holdout_mask, load_funnel4
+from benchmarks.report import funnel_stages
+from benchmarks.worker import expected_auc, mean_kl_divergence
 
 RUN = ["skmtl", "floor", "hgb"]
 GHOST = "ghost-peer"
@@ -139,3 +147,148 @@ def test_search_runs_a_candidate_on_every_problem(tmp_path, monkeypatch):
                 "funnel auc pCVR"):
         assert 0.5 < _number(cells[key]) <= 1.0, (key, cells)
     assert _number(cells["census fit s"]) > 0 and cells["epochs"] == "1.0"
+
+
+# -- the model family (issue 9) ----------------------------------------------------
+
+FAMILY_CENSUS = ["skmtl-sharedbottom", "floor-sharedbottom", "skmtl-omoe", "floor-omoe",
+                 "skmtl-ple", "floor-ple"]
+FAMILY_COAT = ["skmtl-aitm", "floor-aitm"]
+FAMILY_FUNNEL = ["truth-funnel4", "skmtl-aitm-funnel4", "skmtl-esmm-funnel4"]
+TINY = ["--census-rows", "2000", "--coat-rows", "2000", "--funnel4-rows", "3000",
+        "--epochs", "1", "--seeds", "0", "--predict-min-seconds", "0.1", "--predict-repeats", "1",
+        "--no-download"]
+
+
+def _run_tiny(tmp_path, datasets, contenders):
+    """Run ``contenders`` on tiny data; return (markdown, records)."""
+    output, raw = tmp_path / "results.md", tmp_path / "results.json"
+    argv = ["--datasets", *datasets, "--contenders", *contenders, *TINY,
+            "--output", str(output), "--json", str(raw)]
+    assert bench_run.main(argv) == 0
+    return output.read_text(), json.loads(raw.read_text())
+
+
+def _check_records(records, contenders):
+    assert sorted(r["contender"] for r in records) == sorted(contenders)
+    for record in records:
+        assert record["status"] == "ok", record
+        assert record["fit_seconds"] >= 0 and record["predict_rows_per_second"] > 0
+        aucs = [v for k, v in record.items() if k.startswith("auc_")]
+        assert aucs and all(0.0 <= v <= 1.0 for v in aucs), record
+
+
+def _check_funnel_records(records):
+    """Scores against the truth: KL >= 0 (0 for the truth), no AUC above the truth's."""
+    by_key = {r["contender"]: r for r in records}
+    truth = by_key.get("truth-funnel4")
+    for record in records:
+        for stage in range(1, 5):
+            for kind in ("cond", "reach"):
+                assert record[f"kl_{kind}_{stage}"] >= 0.0
+                if truth is not None:
+                    # ranking by the true probability maximises the expected AUC
+                    assert record[f"auc_{kind}_{stage}"] <= truth[f"auc_{kind}_{stage}"] + 1e-12
+            assert 0.0 <= record[f"mean_cond_{stage}"] <= 1.0
+    if truth is not None:
+        assert all(truth[f"kl_cond_{k}"] == pytest.approx(0.0, abs=1e-12) for k in range(1, 5))
+        assert truth["epochs_run"] is None
+
+
+def test_model_family_contenders_on_tiny_data(tmp_path):
+    contenders = FAMILY_CENSUS + FAMILY_COAT + FAMILY_FUNNEL
+    markdown, records = _run_tiny(tmp_path, ["census", "coat", "funnel4"], contenders)
+    _check_records(records, contenders)
+    _check_funnel_records([r for r in records if r["dataset"] == "funnel4"])
+    for record in records:
+        if record["contender"] != "truth-funnel4":
+            assert record["epochs_run"] == 1, record
+
+    # one table per model, each with its own reference
+    for heading in ("### Census: Shared-Bottom", "### Census: OMoE", "### Census: PLE",
+                    "### Coat: AITM", "## funnel4: ESMM and AITM"):
+        assert heading in markdown
+    assert "### Census: MMoE" not in markdown and "### Coat: ESMM" not in markdown
+    rows = _rows(markdown)
+    assert set(contenders) <= set(rows)
+    for reference in ("skmtl-sharedbottom", "skmtl-omoe", "skmtl-ple", "skmtl-aitm",
+                      "skmtl-aitm-funnel4"):
+        assert "1.00" in rows[reference], reference     # fit × against itself
+    assert "Conditional probabilities" in markdown and "Entire-space probabilities" in markdown
+    assert "| AUC 1 | AUC 2|1 | AUC 3|2 | AUC 4|3 |" in markdown
+
+
+_PEERS = {
+    "torch_rechub": (["census", "coat", "funnel4"],
+                     ["torch-rechub-sharedbottom", "torch-rechub-ple", "torch-rechub-aitm",
+                      "torch-rechub-aitm-funnel4"]),
+    "deepctr_torch": (["census"], ["deepctr-torch-sharedbottom", "deepctr-torch-ple"]),
+}
+
+
+@pytest.mark.parametrize("package", sorted(_PEERS))
+def test_peer_model_family_contenders_on_tiny_data(tmp_path, package):
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed (pip install -e \".[bench]\")")
+    datasets, contenders = _PEERS[package]
+    for key in contenders:
+        assert CONTENDERS[key].requires == (package,)
+    _, records = _run_tiny(tmp_path, datasets, contenders)
+    _check_records(records, contenders)
+    _check_funnel_records([r for r in records if r["dataset"] == "funnel4"])
+
+
+def test_registry_tables_have_one_reference_each():
+    tables = {}
+    for contender in CONTENDERS.values():
+        tables.setdefault((contender.dataset, contender.table), []).append(contender)
+    for (dataset, table), members in tables.items():
+        assert sum(c.reference for c in members) == 1, (dataset, table)
+        reference = next(c for c in members if c.reference)
+        assert reference.key.startswith("skmtl") and not reference.requires
+
+
+def test_load_funnel4_splits_one_data_set():
+    first, second = load_funnel4(0, n_rows=5000), load_funnel4(1, n_rows=5000)
+    for problem in (first, second):
+        assert problem.name == "funnel4"
+        assert len(problem.X_train) == 4000 and len(problem.X_test) == 1000
+        assert list(problem.Y_train.columns) == ["click", "stage_2", "stage_3", "stage_4"]
+        assert problem.test_proba.shape == (1000, 4)
+        assert problem.valid_mask.sum() == 400
+        reached = problem.Y_test.to_numpy()
+        assert (np.diff(reached, axis=1) <= 0).all()
+        assert ((problem.test_proba > 0) & (problem.test_proba < 1)).all()
+    # the same 5,000 impressions, split differently per seed
+    both = pd.concat([first.X_train, first.X_test]).sort_values("num_0", ignore_index=True)
+    again = pd.concat([second.X_train, second.X_test]).sort_values("num_0", ignore_index=True)
+    pd.testing.assert_frame_equal(both, again)
+    assert not first.X_test["num_0"].equals(second.X_test["num_0"])
+    # each test row keeps its own true probabilities: the labels follow them
+    stage_1 = first.Y_test["click"].to_numpy()
+    assert roc_auc_score(stage_1, first.test_proba[:, 0]) > 0.7
+
+
+def test_expected_auc_and_divergence():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 200)
+    score = rng.random(200)
+    # hard probabilities: the expected AUC is the AUC of those labels
+    assert expected_auc(labels.astype(float), score) == pytest.approx(
+        roc_auc_score(labels, score))
+    p = rng.uniform(0.05, 0.95, 500)
+    assert expected_auc(p, p) > expected_auc(p, rng.random(500))
+    assert expected_auc(p, p) == pytest.approx(1 - expected_auc(p, -p))
+    assert mean_kl_divergence(p, p) == pytest.approx(0.0, abs=1e-15)
+    q = np.clip(p + 0.05, 0, 1)
+    manual = np.mean(p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q)))
+    assert mean_kl_divergence(p, q) == pytest.approx(manual)
+    assert np.isfinite(mean_kl_divergence(p, np.zeros_like(p)))
+
+
+def test_conditional_from_entire_space():
+    reach = np.array([[0.5, 0.25, 0.05], [0.2, 0.3, 0.1], [0.0, 0.0, 0.0]])
+    conditional, n_above_one = conditional_from_entire_space(reach)
+    np.testing.assert_allclose(conditional, [[0.5, 0.5, 0.2], [0.2, 1.0, 1 / 3], [0.0, 0.0, 0.0]])
+    assert n_above_one == 1
+    assert funnel_stages([{"auc_cond_1": 0.5, "auc_cond_2": 0.5}]) == 2

@@ -1,4 +1,6 @@
-"""What every contender implements."""
+"""What every contender implements, and a helper the funnel contenders share."""
+
+import numpy as np
 
 
 class Runner:
@@ -36,5 +38,29 @@ class Runner:
         raise NotImplementedError
 
     def predict(self, data):
-        """Census: ``{task: p(task = 1)}``. Coat: ``{"pcvr": p(conversion | click)}``."""
+        """The test rows' probabilities.
+
+        Census: ``{task: p(task = 1)}``. Coat: ``{"pcvr": p(conversion |
+        click)}``. funnel4: ``{"conditional": p(stage k | stage k - 1),
+        "entire_space": p(stage k reached)}``, each ``(n_test, n_stages)``.
+        """
         raise NotImplementedError
+
+
+def conditional_from_entire_space(reach):
+    """p(stage k | stage k - 1) from the entire-space probabilities, ``(n, n_stages)``.
+
+    Stage 0 is kept; later stages are ``reach[:, k] / reach[:, k - 1]``,
+    clipped to [0, 1] (a model without a calibrator can rank a later stage
+    above the one before), and 0 where the previous stage has probability 0.
+
+    Returns
+    -------
+    conditional : ndarray of shape (n, n_stages)
+    n_above_one : int
+        Ratios clipped from above 1, over all stages.
+    """
+    previous, later = reach[:, :-1], reach[:, 1:]
+    ratio = np.divide(later, previous, out=np.zeros_like(later), where=previous > 0)
+    n_above_one = int(np.sum(ratio > 1.0))
+    return np.column_stack([reach[:, :1], np.clip(ratio, 0.0, 1.0)]), n_above_one

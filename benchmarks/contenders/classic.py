@@ -1,4 +1,4 @@
-"""Non-neural baselines: gradient boosting and a one-hot logistic regression."""
+"""Non-neural baselines: gradient boosting, a one-hot logistic regression, the ground truth."""
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -86,3 +86,19 @@ class HGBClickedCVR(Runner):
     def predict(self, data):
         return {"pcvr": self.model.predict_proba(data["X_test"])[:, 1]}
 
+
+
+class GroundTruth(Runner):
+    """funnel4: the generator's own probabilities, the best any model can score.
+
+    Nothing is fitted; ``predict`` returns the true probability of each stage
+    given the one before for the test rows, and their running product (the
+    entire-space probabilities).
+    """
+
+    def fit(self, problem, seed):
+        pass
+
+    def predict(self, problem):
+        return {"conditional": problem.test_proba,
+                "entire_space": np.cumprod(problem.test_proba, axis=1)}

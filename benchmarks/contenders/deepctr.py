@@ -1,4 +1,4 @@
-"""DeepCTR-Torch: its MMOE and ESMM with the Keras-like ``compile``/``fit``.
+"""DeepCTR-Torch: its MMOE, SharedBottom, PLE and ESMM with the Keras-like ``compile``/``fit``.
 
 Fed a dict ``{feature name: array}`` of the shared encoding, with
 ``SparseFeat``/``DenseFeat`` columns, and validated on the same held-out rows
@@ -19,7 +19,12 @@ Matching the configuration:
   skmtl and the hand-written loop do).
 * Gates: ``gate_dnn_hidden_units=()`` makes each gate one linear layer and a
   softmax, as in the paper and the other contenders (its gate layer has no
-  bias).
+  bias), for MMOE and PLE.
+* PLE builds ``specific_expert_num`` shared experts per level whatever
+  ``shared_expert_num`` is, and uses the first ``shared_expert_num`` of
+  them: with 1 shared and 2 task experts one shared expert per level is
+  never used (no gradient, so Adam leaves it alone). It also computes the
+  shared gate and its mixture on the last level, where nothing reads them.
 * Its initialisation is kept: all weights normal with ``init_std=1e-4``.
 * ``verbose=0``: no per-batch training metrics or progress bar.
 * ESMM outputs ``[pCTR, pCTCVR]``; pCVR is recovered as ``pCTCVR / pCTR``
@@ -29,10 +34,10 @@ Matching the configuration:
 import numpy as np
 import torch
 from deepctr_torch.inputs import DenseFeat, SparseFeat
-from deepctr_torch.models import ESMM, MMOE
+from deepctr_torch.models import ESMM, MMOE, PLE, SharedBottom
 from torch.nn import functional as F
 
-from ..config import CENSUS_MMOE, COAT_ESMM, TRAINING
+from ..config import CENSUS_MMOE, CENSUS_PLE, CENSUS_SHARED_BOTTOM, COAT_ESMM, TRAINING
 from ..data import encode
 from .base import Runner
 
@@ -67,23 +72,63 @@ class _DeepCTR(Runner):
 _NO_L2 = {"l2_reg_linear": 0.0, "l2_reg_embedding": 0.0, "l2_reg_dnn": 0.0}
 
 
-class DeepCTRMMoE(_DeepCTR):
+def _columns(enc, dim):
+    """A ``SparseFeat`` of width ``dim`` per categorical column, a ``DenseFeat`` per numeric."""
+    return ([SparseFeat(name, vocabulary_size=card, embedding_dim=dim)
+             for name, card in zip(enc.train.categorical_names, enc.cardinalities)]
+            + [DenseFeat(name, 1) for name in enc.train.numeric_names])
+
+
+class _DeepCTRCensus(_DeepCTR):
+    """A Census model: one binary output per task."""
+
+    def build(self, columns, task_types, task_names, seed):
+        raise NotImplementedError
+
     def fit(self, enc, seed):
-        dim = CENSUS_MMOE["embedding_dim"]
-        columns = ([SparseFeat(name, vocabulary_size=card, embedding_dim=dim)
-                    for name, card in zip(enc.train.categorical_names, enc.cardinalities)]
-                   + [DenseFeat(name, 1) for name in enc.train.numeric_names])
         n_tasks = len(enc.task_names)
-        model = MMOE(columns, num_experts=CENSUS_MMOE["n_experts"],
-                     expert_dnn_hidden_units=CENSUS_MMOE["expert_units"],
-                     gate_dnn_hidden_units=(), tower_dnn_hidden_units=CENSUS_MMOE["tower_units"],
-                     task_types=("binary",) * n_tasks, task_names=tuple(enc.task_names),
-                     seed=seed, device="cpu", **_NO_L2)
+        model = self.build(_columns(enc, self.embedding_dim), ("binary",) * n_tasks,
+                           tuple(enc.task_names), seed)
         self.train(model, enc)
 
     def predict(self, enc):
         proba = self.predict_matrix(enc)
         return {task: proba[:, t] for t, task in enumerate(enc.task_names)}
+
+
+class DeepCTRMMoE(_DeepCTRCensus):
+    embedding_dim = CENSUS_MMOE["embedding_dim"]
+
+    def build(self, columns, task_types, task_names, seed):
+        return MMOE(columns, num_experts=CENSUS_MMOE["n_experts"],
+                    expert_dnn_hidden_units=CENSUS_MMOE["expert_units"],
+                    gate_dnn_hidden_units=(), tower_dnn_hidden_units=CENSUS_MMOE["tower_units"],
+                    task_types=task_types, task_names=task_names,
+                    seed=seed, device="cpu", **_NO_L2)
+
+
+class DeepCTRSharedBottom(_DeepCTRCensus):
+    embedding_dim = CENSUS_SHARED_BOTTOM["embedding_dim"]
+
+    def build(self, columns, task_types, task_names, seed):
+        return SharedBottom(columns,
+                            bottom_dnn_hidden_units=CENSUS_SHARED_BOTTOM["bottom_units"],
+                            tower_dnn_hidden_units=CENSUS_SHARED_BOTTOM["tower_units"],
+                            task_types=task_types, task_names=task_names,
+                            seed=seed, device="cpu", **_NO_L2)
+
+
+class DeepCTRPLE(_DeepCTRCensus):
+    embedding_dim = CENSUS_PLE["embedding_dim"]
+
+    def build(self, columns, task_types, task_names, seed):
+        return PLE(columns, shared_expert_num=CENSUS_PLE["n_shared_experts"],
+                   specific_expert_num=CENSUS_PLE["n_task_experts"],
+                   num_levels=CENSUS_PLE["n_levels"],
+                   expert_dnn_hidden_units=CENSUS_PLE["expert_units"],
+                   gate_dnn_hidden_units=(), tower_dnn_hidden_units=CENSUS_PLE["tower_units"],
+                   task_types=task_types, task_names=task_names,
+                   seed=seed, device="cpu", **_NO_L2)
 
 
 class DeepCTRESMM(_DeepCTR):

@@ -5,10 +5,12 @@ fit time); each epoch draws a permutation, slices batches out of those
 tensors, takes one Adam step per batch (torch's fused Adam where it has one,
 as the estimators use) and ends with a validation pass (loss
 and ROC AUC per task, batches of ``batch_size`` rows). The networks are
-skmtl's own modules (:class:`skmtl.nn.MMoE`, :class:`skmtl.nn.ESMM`), so the
-gap between this loop and the skmtl estimators is the cost of everything
-around the network: input checks, encoding of the DataFrame, skorch,
-callbacks and the history. The weights of the last epoch are kept.
+skmtl's own modules (:class:`skmtl.nn.MMoE`, :class:`skmtl.nn.OMoE`,
+:class:`skmtl.nn.SharedBottom`, :class:`skmtl.nn.PLE`, :class:`skmtl.nn.ESMM`,
+:class:`skmtl.nn.AITM`) with the estimators' losses, so the gap between this
+loop and the skmtl estimators is the cost of everything around the network:
+input checks, encoding of the DataFrame, skorch, callbacks and the history.
+The weights of the last epoch are kept.
 """
 
 import numpy as np
@@ -17,9 +19,10 @@ from sklearn.metrics import roc_auc_score
 from torch.nn import functional as F
 
 from skmtl._optim import Adam
-from skmtl.nn import ESMM, EntireSpaceLoss, MMoE
+from skmtl.nn import AITM, ESMM, PLE, AITMLoss, EntireSpaceLoss, MMoE, OMoE, SharedBottom
 
-from ..config import CENSUS_MMOE, COAT_ESMM, TRAINING
+from ..config import (AITM_SIZES, CENSUS_MMOE, CENSUS_OMOE, CENSUS_PLE, CENSUS_SHARED_BOTTOM,
+                      COAT_ESMM, TRAINING)
 from ..data import UNKNOWN_CODE, encode
 from .base import Runner
 
@@ -114,12 +117,11 @@ class _FloorLoop(Runner):
                 for s in range(0, categorical.shape[0], batch_size)]).numpy()
 
 
-class FloorMMoE(_FloorLoop):
-    """MMoE at the Census configuration; binary cross-entropy per task, summed."""
+class _FloorCensus(_FloorLoop):
+    """A Census network; binary cross-entropy per task, summed."""
 
     def build(self, data):
-        return MMoE(data["cardinalities"], data["n_numeric"], [1] * len(data["tasks"]),
-                    **CENSUS_MMOE, padding_codes=[UNKNOWN_CODE] * len(data["cardinalities"]))
+        raise NotImplementedError
 
     def task_losses(self, outputs, target):
         return torch.stack([F.binary_cross_entropy_with_logits(logits[:, 0], target[:, t])
@@ -131,6 +133,44 @@ class FloorMMoE(_FloorLoop):
     def predict(self, data):
         proba = self.forward_test(data)
         return {task: proba[:, t].astype(np.float64) for t, task in enumerate(data["tasks"])}
+
+
+def _census_inputs(data):
+    """The positional arguments and padding codes every Census network takes."""
+    return ((data["cardinalities"], data["n_numeric"], [1] * len(data["tasks"])),
+            {"padding_codes": [UNKNOWN_CODE] * len(data["cardinalities"])})
+
+
+class FloorMMoE(_FloorCensus):
+    """MMoE at the Census configuration."""
+
+    def build(self, data):
+        args, padding = _census_inputs(data)
+        return MMoE(*args, **CENSUS_MMOE, **padding)
+
+
+class FloorOMoE(_FloorCensus):
+    """OMoE (one gate for every task) at MMoE's Census configuration."""
+
+    def build(self, data):
+        args, padding = _census_inputs(data)
+        return OMoE(*args, **CENSUS_OMOE, **padding)
+
+
+class FloorSharedBottom(_FloorCensus):
+    """Shared-Bottom at the Census configuration."""
+
+    def build(self, data):
+        args, padding = _census_inputs(data)
+        return SharedBottom(*args, **CENSUS_SHARED_BOTTOM, **padding)
+
+
+class FloorPLE(_FloorCensus):
+    """PLE (one level: CGC) at the Census configuration."""
+
+    def build(self, data):
+        args, padding = _census_inputs(data)
+        return PLE(*args, **CENSUS_PLE, **padding)
 
 
 class FloorESMM(_FloorLoop):
@@ -158,3 +198,34 @@ class FloorESMM(_FloorLoop):
                                             numeric[s:s + batch_size])
                                 for s in range(0, categorical.shape[0], batch_size)])
         return {"pcvr": torch.sigmoid(logits[:, 1]).numpy().astype(np.float64)}
+
+
+class FloorAITM(_FloorLoop):
+    """AITM at the AITM configuration on Coat; skmtl's AITM loss (calibrator weight 0.6).
+
+    0.6 is ``AITMClassifier``'s default ``calibration_weight`` (the paper's).
+    """
+
+    loss = AITMLoss(calibration_weight=0.6)
+
+    def build(self, data):
+        return AITM(data["cardinalities"], data["n_numeric"], n_stages=2, **AITM_SIZES,
+                    padding_codes=[UNKNOWN_CODE] * len(data["cardinalities"]))
+
+    def task_losses(self, outputs, target):
+        return self.loss(outputs, target)
+
+    def probabilities(self, outputs):
+        # entire-space probabilities: pCTR, pCTCVR (what the loss supervises)
+        return torch.sigmoid(outputs)
+
+    def predict(self, data):
+        categorical, numeric = data["test"]
+        self.module.eval()
+        batch_size = self.predict_batch_size
+        with torch.inference_mode():
+            logits = torch.cat([self.module(categorical[s:s + batch_size],
+                                            numeric[s:s + batch_size])
+                                for s in range(0, categorical.shape[0], batch_size)])
+            _, cvr = self.module.predict_conditional_proba(logits)
+        return {"pcvr": cvr[:, 1].numpy().astype(np.float64)}

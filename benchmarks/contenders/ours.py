@@ -5,7 +5,7 @@ import numpy as np
 from skmtl import (AITMClassifier, ESMMClassifier, MMOEClassifier, OMOEClassifier, PLEClassifier,
                    SharedBottomClassifier)
 
-from ..config import (AITM, CENSUS_MMOE, CENSUS_OMOE, CENSUS_PLE, CENSUS_SHARED_BOTTOM,
+from ..config import (AITM_SIZES, CENSUS_MMOE, CENSUS_OMOE, CENSUS_PLE, CENSUS_SHARED_BOTTOM,
                       COAT_ESMM, TRAINING)
 from ..data import VALIDATION_FRACTION
 from .base import Runner
@@ -115,7 +115,7 @@ class SkmtlESMMDefaults(_CoatFunnel):
 
 class SkmtlAITM(_CoatFunnel):
     def make(self, seed):
-        return AITMClassifier(**AITM, **TRAINING, **_as_the_peers(self.epochs),
+        return AITMClassifier(**AITM_SIZES, **TRAINING, **_as_the_peers(self.epochs),
                               random_state=seed)
 
 
@@ -170,7 +170,7 @@ class SkmtlESMMDefaultsFunnel4(_Funnel4):
 
 class SkmtlAITMFunnel4(_Funnel4):
     def make(self, seed):
-        return AITMClassifier(**AITM, **TRAINING, **_as_the_peers(self.epochs),
+        return AITMClassifier(**AITM_SIZES, **TRAINING, **_as_the_peers(self.epochs),
                               random_state=seed)
 
 
