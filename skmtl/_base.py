@@ -629,16 +629,19 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
             mean, scale = self._target_state()
         else:
             weights = None if sample_weight is None else sample_weight.astype(np.float64)
-            mean = np.average(values, axis=0, weights=weights)
-            scale = np.sqrt(np.average((values - mean) ** 2, axis=0, weights=weights))
+            with np.errstate(over="ignore", invalid="ignore"):
+                mean = np.average(values, axis=0, weights=weights)
+                scale = np.sqrt(np.average((values - mean) ** 2, axis=0, weights=weights))
             scale[scale == 0] = 1.0  # a constant target stays constant
-        targets = ((values - mean) / scale).astype(np.float32)
-        if not np.isfinite(targets).all():
-            bad = [name for name, ok in zip(task_names, np.isfinite(targets).all(axis=0))
-                   if not ok]
+        with np.errstate(over="ignore", invalid="ignore"):
+            targets = ((values - mean) / scale).astype(np.float32)
+        finite = np.isfinite(targets).all(axis=0) & np.isfinite(mean) & np.isfinite(scale)
+        if not finite.all():
+            bad = [name for name, ok in zip(task_names, finite) if not ok]
             raise ValueError(
-                f"The targets of task(s) {bad} are too large to standardise in float32 "
-                "(beyond about 3.4e38 standard deviations from their mean); rescale them.")
+                f"The targets of task(s) {bad} are too large to standardise (their mean or "
+                "spread overflows float64, or they lie beyond float32's range in standard "
+                "deviations); rescale them.")
         return targets, (mean, scale)
 
     def _task_output_dims(self, target_state):

@@ -164,6 +164,28 @@ def test_tampered_description(saved, tmp_path, change, message):
         load(_write(tmp_path / "d.skmtl", config, weights))
 
 
+def test_format_2_files_still_load(saved, holdout, tmp_path):
+    # Format 2 (before the model family) held classifiers with the same fields.
+    path, config, weights = saved
+    model = load(path)
+    config = json.loads(json.dumps(config))
+    config["format_version"] = 2
+    loaded = load(_write(tmp_path / "v2.skmtl", config, weights))
+    for a, b in zip(_outputs(model, holdout[0]), _outputs(loaded, holdout[0])):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_regressor_file_without_its_target_scaling(tasks, tmp_path):
+    X, Y, _ = tasks
+    skmtl.MMOERegressor(**FAST).fit(X, X["num_a"] * 2 + 1).save(tmp_path / "r.skmtl")
+    with zipfile.ZipFile(tmp_path / "r.skmtl") as zf:
+        config, weights = json.loads(zf.read("skmtl.json")), zf.read("weights.pt")
+    assert config["target_mean"] and config["target_scale"]
+    del config["target_scale"]
+    with pytest.raises(ValueError, match="target_scale"):
+        load(_write(tmp_path / "bad.skmtl", config, weights))
+
+
 def test_invalid_json(saved, tmp_path):
     with pytest.raises(ValueError, match="not valid JSON"):
         load(_write(tmp_path / "j.skmtl", b"{not json", saved[2]))

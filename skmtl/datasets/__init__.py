@@ -16,8 +16,9 @@ The loaders read their files from a data home (``data_home=``, else the
 Generators
 ----------
 make_entire_space
-    Impressions, clicks and conversions with known true probabilities and a
-    tunable selection bias (for ESMM).
+    Impressions, clicks and conversions (or a longer funnel of nested
+    stages) with known true probabilities and a tunable selection bias (for
+    ESMM and AITM).
 make_multitask
     Binary tasks whose relatedness is a cosine similarity you choose (after
     the synthetic experiment of the MMoE paper).
