@@ -1,7 +1,9 @@
 """The demo: MMoE on Census-Income and ESMM on Coat, against single-task baselines.
 
 MMoE is also compared with gradient boosting (``HistGradientBoostingClassifier``,
-one per task), the comparison a new user makes first.
+one per task), the comparison a new user makes first, and with the rest of the
+model family at their defaults (Shared-Bottom, OMoE, PLE on Census; AITM
+beside ESMM on Coat).
 
 Run it with ``python -m skmtl demo``. Where the real data cannot be had
 (neither in the data home nor downloadable) it says so and uses the synthetic
@@ -16,7 +18,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import log_loss, roc_auc_score, roc_curve
 from sklearn.model_selection import train_test_split
 
-from . import ESMMClassifier, MMOEClassifier
+from . import (AITMClassifier, ESMMClassifier, MMOEClassifier, OMOEClassifier, PLEClassifier,
+               SharedBottomClassifier)
 from .datasets import (fetch_census_income, fetch_coat, get_data_home, make_entire_space,
                        make_multitask)
 
@@ -40,15 +43,16 @@ def run_demo(output_dir="skmtl-demo-output", data_home=None, download=True, rand
     Returns
     -------
     results : dict
-        ``{"mmoe": [...rows...], "esmm": [...rows...], "plots": [paths]}``.
+        ``{"mmoe": [...rows...], "family": [...rows...], "esmm": [...rows...],
+        "plots": [paths]}``.
     """
     output_dir = Path(output_dir).resolve()
     print_fn(f"skmtl demo — data home: {get_data_home(data_home)}")
     load = dict(data_home=data_home, download_if_missing=download)
-    mmoe_rows, mmoe_curves = _mmoe_on_census(load, random_state, print_fn)
+    mmoe_rows, family_rows, mmoe_curves = _mmoe_on_census(load, random_state, print_fn)
     esmm_rows, esmm_curves = _esmm_on_coat(load, random_state, print_fn)
     plots = _save_plots(output_dir, mmoe_curves + esmm_curves, print_fn)
-    return {"mmoe": mmoe_rows, "esmm": esmm_rows, "plots": plots}
+    return {"mmoe": mmoe_rows, "family": family_rows, "esmm": esmm_rows, "plots": plots}
 
 
 def _load(fetch, fallback, what, print_fn, load):
@@ -101,7 +105,28 @@ def _mmoe_on_census(load, random_state, print_fn):
              f"gradient boosting: {boosting_seconds:.1f} s for both\n(single-task: the same "
              "network, one task at a time; boosting: HistGradientBoostingClassifier() per task)")
     _print_table(rows, print_fn)
-    return rows, curves
+    family = _family_on_census(mmoe, mmoe_seconds, X_train, Y_train, X_test, Y_test,
+                               random_state, print_fn)
+    return rows, family, curves
+
+
+def _family_on_census(mmoe, mmoe_seconds, X_train, Y_train, X_test, Y_test, random_state,
+                      print_fn):
+    """Every multi-task model of the package at its defaults, on the same split."""
+    rows = []
+    for model, seconds in [(mmoe, mmoe_seconds)] + [
+            _timed_fit(cls(random_state=random_state), X_train, Y_train)
+            for cls in (PLEClassifier, OMOEClassifier, SharedBottomClassifier)]:
+        row = {"model": f"{type(model).__name__}()"}
+        for task, proba in zip(model.task_names_, model.predict_proba(X_test)):
+            row[f"{task} AUC"] = roc_auc_score(Y_test[task], proba[:, 1])
+        row["fit s"] = seconds
+        row["epochs"] = model.n_iter_
+        rows.append(row)
+    print_fn("\nThe model family at its defaults, same split (swap one for another in a "
+             "GridSearchCV to choose):")
+    _print_table(rows, print_fn)
+    return rows
 
 
 def _esmm_on_coat(load, random_state, print_fn):
@@ -129,6 +154,8 @@ def _esmm_on_coat(load, random_state, print_fn):
 
     esmm, esmm_seconds = _timed_fit(ESMMClassifier(random_state=random_state), X_train, Y_train)
     esmm_cvr = esmm.predict_conditional_proba(X_test)[1][:, 1]
+    aitm, aitm_seconds = _timed_fit(AITMClassifier(random_state=random_state), X_train, Y_train)
+    aitm_cvr = aitm.predict_conditional_proba(X_test)[1][:, 1]
     clicked = Y_train["click"].to_numpy() == 1
     naive, naive_seconds = _timed_fit(MMOEClassifier(random_state=random_state),
                                       X_train[clicked], Y_train["conversion"][clicked])
@@ -138,12 +165,15 @@ def _esmm_on_coat(load, random_state, print_fn):
          "observed rate": y_test.mean(), "log loss": log_loss(y_test, cvr), "fit s": seconds}
         for name, cvr, seconds in [
             ("ESMMClassifier, all impressions", esmm_cvr, esmm_seconds),
+            ("AITMClassifier, all impressions", aitm_cvr, aitm_seconds),
             ("single-task, clicked rows only", naive_cvr, naive_seconds)]
     ]
-    print_fn(f"ESMMClassifier(): {esmm.n_iter_} epochs")
+    print_fn(f"ESMMClassifier(): {esmm.n_iter_} epochs; AITMClassifier(): {aitm.n_iter_} "
+             "epochs")
     _print_table(rows, print_fn)
     curves = [_curves("esmm_conversion", "ESMM — p(conversion | click)", esmm, "conversion",
-                      y_test, {"ESMM": esmm_cvr, "clicked rows only": naive_cvr})]
+                      y_test, {"ESMM": esmm_cvr, "AITM": aitm_cvr,
+                               "clicked rows only": naive_cvr})]
     return rows, curves
 
 

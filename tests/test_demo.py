@@ -4,13 +4,15 @@ import functools
 
 import pytest
 
-from skmtl import ESMMClassifier, MMOEClassifier, _demo
+from skmtl import (AITMClassifier, ESMMClassifier, MMOEClassifier, OMOEClassifier,
+                   PLEClassifier, SharedBottomClassifier, _demo)
 from skmtl.__main__ import main
 
 
 @pytest.fixture
 def one_epoch(monkeypatch):
-    for cls in (MMOEClassifier, ESMMClassifier):
+    for cls in (MMOEClassifier, ESMMClassifier, AITMClassifier, OMOEClassifier, PLEClassifier,
+                SharedBottomClassifier):
         monkeypatch.setattr(_demo, cls.__name__, functools.partial(cls, max_epochs=1))
 
 
@@ -21,6 +23,9 @@ def test_demo_on_real_data(one_epoch, tmp_path, capsys):
     assert "synthetic" not in out
     assert "income_50k" in out and "never_married" in out
     assert "boosting AUC" in out and "gradient boosting:" in out
+    for name in ("MMOEClassifier()", "PLEClassifier()", "OMOEClassifier()",
+                 "SharedBottomClassifier()", "AITMClassifier, all impressions"):
+        assert name in out
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
         "mmoe_income_50k.png", "mmoe_never_married.png", "esmm_conversion.png"}
 
@@ -35,4 +40,8 @@ def test_demo_falls_back_to_synthetic_data(one_epoch, tmp_path):
     assert [row["task"] for row in results["mmoe"]] == ["task_0", "task_1"]
     for row in results["mmoe"]:
         assert 0.5 < row["MMoE AUC"] <= 1.0 and 0.5 < row["boosting AUC"] <= 1.0
-    assert len(results["esmm"]) == 2 and len(results["plots"]) == 3
+    assert [row["model"] for row in results["family"]] == [
+        "MMOEClassifier()", "PLEClassifier()", "OMOEClassifier()", "SharedBottomClassifier()"]
+    for row in results["family"]:
+        assert 0.5 < row["task_0 AUC"] <= 1.0 and row["epochs"] == 1
+    assert len(results["esmm"]) == 3 and len(results["plots"]) == 3
