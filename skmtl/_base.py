@@ -8,7 +8,8 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.base import (BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context,
+                          is_regressor)
 from sklearn.metrics import accuracy_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
@@ -215,7 +216,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         X = check_features(X, name)
         n_samples = X.shape[0]
         columns, task_names, single_output = check_targets(
-            y, n_samples, name, regression=self._VALIDATION_METRIC == "r2")
+            y, n_samples, name, regression=is_regressor(self))
         columns = self._prepare_labels(columns, task_names, single_output)
         if warm and (task_names != self.task_names_ or single_output != self._single_output):
             raise ValueError(
@@ -251,7 +252,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                                      self.n_bins, self.bin_strategy,
                                      int(rng.randint(np.iinfo(np.int32).max)), name)
             categorical, numeric = encoder.fit_transform(
-                X, fit_weight, targets, regression=self._VALIDATION_METRIC == "r2")
+                X, fit_weight, targets, regression=is_regressor(self))
         if sample_weight is not None:
             sample_weight = torch.from_numpy(sample_weight)
 

@@ -334,7 +334,9 @@ def test_gate_weights_follow_the_module(fitted, holdout):
 
 @pytest.mark.parametrize("bad, message", [
     (["a", "b"], "not numeric"),
-    (pd.Categorical(["low", "high"]), "not numeric"),
+    (["1.5", "2"], "not numeric"),
+    (pd.Categorical(["low", "high"]), "categorical"),
+    (pd.Categorical([1, 2]), "categorical"),
     ([np.inf, 1.0], "infinite"),
     ([np.nan, 1.0], "missing"),
 ])

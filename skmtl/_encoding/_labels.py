@@ -24,6 +24,13 @@ def check_targets(Y, n_samples, estimator_name, regression=False):
             f"{estimator_name} requires y to be passed, but the target y is None.")
     if sparse.issparse(Y):
         raise TypeError(f"{estimator_name} does not accept sparse targets; pass a dense array.")
+    if regression and isinstance(Y, (pd.DataFrame, pd.Series)):
+        frame = Y.to_frame() if isinstance(Y, pd.Series) else Y
+        for name, dtype in frame.dtypes.items():
+            if isinstance(dtype, pd.CategoricalDtype):
+                raise ValueError(
+                    f"Targets of task {name!r} are categorical; a regressor needs real-valued "
+                    "targets. Use a classifier, or convert the column to numbers.")
     if isinstance(Y, pd.DataFrame):
         columns = [Y.iloc[:, t].to_numpy() for t in range(Y.shape[1])]
         task_names = [str(c) for c in Y.columns]
@@ -65,13 +72,9 @@ def check_targets(Y, n_samples, estimator_name, regression=False):
 
 
 def _check_regression_target(name, column):
-    numeric = column.dtype.kind in "biuf"
-    if not numeric and column.dtype.kind == "O":
-        try:
-            column.astype(np.float64)
-            numeric = not any(isinstance(v, (str, bytes)) for v in column[:1000])
-        except (TypeError, ValueError):
-            numeric = False
+    numeric = column.dtype.kind in "biuf" or (
+        column.dtype.kind == "O" and pd.api.types.infer_dtype(column, skipna=True) in
+        ("integer", "floating", "mixed-integer-float", "decimal", "boolean"))
     if not numeric:
         found = pd.unique(column.astype(object))[:5].tolist()
         raise ValueError(
