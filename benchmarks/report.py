@@ -239,9 +239,10 @@ def coat_table(records, table="ESMM"):
     return _table(header, rows)
 
 
-# funnel4: stage k's conditional probability is "k|k-1" (stage 1: the click)
+# funnel4: stage k's conditional probability is "k∣k-1" (stage 1: the click), with
+# U+2223 (divides), not "|", which would split a markdown table's cell
 def _stage(k):
-    return "1" if k == 1 else f"{k}|{k - 1}"
+    return "1" if k == 1 else f"{k}\u2223{k - 1}"
 
 
 def funnel_stages(records):

@@ -215,7 +215,7 @@ def test_model_family_contenders_on_tiny_data(tmp_path):
                       "skmtl-aitm-funnel4"):
         assert "1.00" in rows[reference], reference     # fit × against itself
     assert "Conditional probabilities" in markdown and "Entire-space probabilities" in markdown
-    assert "| AUC 1 | AUC 2|1 | AUC 3|2 | AUC 4|3 |" in markdown
+    assert "| AUC 1 | AUC 2\u22231 | AUC 3\u22232 | AUC 4\u22233 |" in markdown
 
 
 _PEERS = {
