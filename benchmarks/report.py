@@ -40,12 +40,11 @@ def machine_info():
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
-    try:
-        versions["skmtl"] = metadata.version("skmtl")
-    except metadata.PackageNotFoundError:
-        import skmtl
+    # the skmtl the workers import (the repository's, put first on their
+    # PYTHONPATH), not the metadata of whichever copy pip installed
+    import skmtl
 
-        versions["skmtl"] = skmtl.__version__
+    versions["skmtl"] = skmtl.__version__
     versions["skmtl commit"] = _git_commit()
     try:
         load = os.getloadavg()
