@@ -23,9 +23,9 @@ class AITMClassifier(FunnelClassifierBase):
     representation by attention, so a stage with few positives borrows from
     the one before. Each stage's output is its *entire-space* probability,
     trained on that stage's label over all rows; a calibrator adds
-    ``calibration_weight * max(p_k - p_{k-1}, 0)`` to the loss, since
-    reaching a later stage cannot be more likely than reaching the one
-    before.
+    ``calibration_weight * max(p_k - p_{k-1}, 0)``, summed over the rows of
+    each batch, to the loss (the mean cross-entropy), since reaching a later
+    stage cannot be more likely than reaching the one before.
 
     ``Y`` has one 0/1 column per stage, in funnel order, as for
     :class:`ESMMClassifier`. :meth:`predict_proba` gives each stage's
@@ -38,7 +38,10 @@ class AITMClassifier(FunnelClassifierBase):
     transfer_units : int, default=32
         Width of the attention space and of what one stage passes to the next.
     calibration_weight : float, default=0.6
-        Weight of the calibrator (the paper's alpha; 0 turns it off).
+        Weight of the calibrator (the paper's alpha; 0 turns it off). Summed
+        over a batch's rows as in the authors' code, so it is strong: on
+        Coat the default left almost no row with ``p_2 > p_1`` and gave pCVR
+        a lower log loss than 100 times less.
 {common_parameters}
 
     Attributes

@@ -126,8 +126,11 @@ def test_aitm_loss_adds_the_calibration_to_the_later_stage():
     target = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
     without = skmtl.nn.AITMLoss(0.0)(logits, target)
     with_penalty = skmtl.nn.AITMLoss(0.5)(logits, target)
-    excess = (torch.sigmoid(torch.tensor(2.0)) - 0.5) / 2   # only row 0 violates, mean of 2
+    excess = torch.sigmoid(torch.tensor(2.0)) - 0.5   # only row 0 violates; summed over rows
     torch.testing.assert_close(with_penalty - without, torch.tensor([0.0, 0.5 * excess]))
+    weighted = skmtl.nn.AITMLoss(0.5)(logits, target, torch.tensor([3.0, 1.0]))
+    unweighted_bce = skmtl.nn.AITMLoss(0.0)(logits, target, torch.tensor([3.0, 1.0]))
+    torch.testing.assert_close(weighted - unweighted_bce, torch.tensor([0.0, 1.5 * excess]))
 
 
 def test_four_stage_funnel(tasks):
