@@ -243,6 +243,13 @@ class MultiTaskEstimatorBase(BaseEstimator):
             fit_weight = (np.ones(n_samples, np.float32) if sample_weight is None
                           else sample_weight.copy())
             fit_weight[valid_rows] = 0.0
+        if sample_weight is not None and valid_rows is not None:
+            for part, rows in (("training", train_rows), ("validation", valid_rows)):
+                if not sample_weight[rows].any():
+                    raise ValueError(
+                        f"sample_weight is zero on every {part} row of the early-stopping "
+                        "split; give more rows a positive weight, or change "
+                        "validation_fraction or random_state.")
         targets, target_state = self._encode_targets(columns, task_names, warm, fit_weight)
         if warm:
             encoder = self._encoder
@@ -272,6 +279,10 @@ class MultiTaskEstimatorBase(BaseEstimator):
                     group["weight_decay"] = self.weight_decay
                 net.train_split = self._train_split(valid)
                 net.iterator_train__seed = seed
+                # the loss may read parameters a warm fit can change (AITM's
+                # calibration_weight)
+                net.criterion = self._build_criterion(self._task_output_dims(target_state))
+                net.initialize_criterion()
                 net.callbacks = self._callbacks(train, valid, batch_size)
                 net.initialize_callbacks()
                 before = _training_state(net)
@@ -306,7 +317,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         changed = [f"{name} was {fitted!r} and is now {now!r}"
                    for (name, fitted), now in zip(self._fitted_network_params.items(),
                                                   self._network_params().values())
-                   if _as_plain(fitted) != _as_plain(now)]
+                   if _persistence.json_value(fitted) != _persistence.json_value(now)]
         if changed:
             raise ValueError(
                 "warm_start continues with the fitted encoder and network, but "
@@ -728,17 +739,6 @@ def _restore_training_state(net, state):
     net.module_.load_state_dict(module_state)
     net.optimizer_.load_state_dict(optimizer_state)
     del net.history[n_epochs:]
-
-
-def _as_plain(value):
-    """Sequences and arrays as (nested) lists, so that parameter values compare by content."""
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_as_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _as_plain(item) for key, item in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 @contextlib.contextmanager

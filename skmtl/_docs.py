@@ -47,9 +47,10 @@ COMMON_PARAMETERS = """\
         fewer).
     bin_strategy : {"target", "quantile"}, default="target"
         Bin edges for ``"piecewise_linear"``: ``"target"`` takes the
-        thresholds of a decision tree of at most ``n_bins`` leaves fitted to
-        each task's labels on that column alone (pooled over tasks);
-        ``"quantile"`` takes equal-frequency bins.
+        thresholds of one decision tree of at most ``n_bins`` leaves fitted
+        to all tasks' targets on that column alone (a classification tree on
+        the labels; for the regressors a regression tree on the
+        standardised targets); ``"quantile"`` takes equal-frequency bins.
     dropout : float, default=0.0
         Dropout rate after every hidden layer.
     learning_rate : float, default=6e-3

@@ -184,19 +184,23 @@ def _json_params(params):
             warnings.warn("random_state is a RandomState instance; it is saved as None.",
                           UserWarning, stacklevel=3)
             value = None
-        value = _json_value(value)
+        value = json_value(value)
         if not _is_json(value):
             raise TypeError(f"cannot save parameter {name}={value!r} as JSON.")
         out[name] = value
     return out
 
 
-def _json_value(value):
-    """Tuples and arrays as lists and numpy scalars as Python ones, recursively."""
+def json_value(value):
+    """Tuples and arrays as lists, numpy scalars as Python ones and dict keys as strings.
+
+    Applied recursively; parameter values that are equal in content come out
+    equal (the warm-start check compares them so).
+    """
     if isinstance(value, (tuple, list, np.ndarray)):
-        return [_json_value(item) for item in value]
+        return [json_value(item) for item in value]
     if isinstance(value, dict):
-        return {key: _json_value(item) for key, item in value.items()}
+        return {str(key): json_value(item) for key, item in value.items()}
     if isinstance(value, np.generic):
         return value.item()
     return value

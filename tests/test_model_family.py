@@ -413,3 +413,34 @@ def test_new_estimators_validate_their_own_parameters(tasks):
         AITMClassifier(calibration_weight=-1.0, **FAST).fit(X, funnel)
     with pytest.raises(ValueError, match="n_experts"):
         OMOERegressor(n_experts=0, **FAST).fit(X, _regression_targets(X))
+
+
+def test_warm_start_uses_a_changed_calibration_weight(tasks):
+    X, _, funnel = tasks
+    model = AITMClassifier(warm_start=True, **FAST).fit(X, funnel)
+    assert model.net_.criterion_.calibration_weight == 0.6
+    model.set_params(calibration_weight=0.0).fit(X, funnel)
+    assert model.net_.criterion_.calibration_weight == 0.0
+
+
+def test_tower_units_dict_with_non_string_task_names_saves(tasks, tmp_path):
+    X, Y, _ = tasks
+    Y = Y.set_axis([0, 1], axis=1)   # integer column names: tasks "0" and "1"
+    model = MMOEClassifier(tower_units={0: (8,), 1: (4,)}, **FAST).fit(X, Y)
+    assert _tower_widths(model.net_.module_) == [(8,), (4,)]
+    model.save(tmp_path / "m.skmtl")
+    loaded = skmtl.load(tmp_path / "m.skmtl")
+    for a, b in zip(model.predict_proba(X), loaded.predict_proba(X)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cls", [MMOEClassifier, MMOERegressor], ids=lambda c: c.__name__)
+def test_weights_on_one_side_of_the_validation_split(cls, tasks):
+    X, Y = _data(cls, tasks)
+    params = dict(early_stopping=True, validation_fraction=0.5, **FAST)
+    train, valid = cls(**params)._split_rows(len(X), np.random.RandomState(FAST["random_state"]))
+    for rows, part in ((valid, "training"), (train, "validation")):
+        weight = np.zeros(len(X))
+        weight[rows] = 1.0
+        with pytest.raises(ValueError, match=f"zero on every {part} row"):
+            cls(**params).fit(X, Y, sample_weight=weight)
