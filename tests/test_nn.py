@@ -162,3 +162,55 @@ def test_weighted_loss_ignores_zero_weight_rows():
 def test_esmm_needs_two_stages():
     with pytest.raises(ValueError, match="at least 2 stages"):
         ESMM([3], 0, n_stages=1)
+
+
+def test_ple_matches_a_loop_over_experts_and_gates():
+    """Every gate and expert of every level, one at a time, as the paper describes them."""
+    torch.manual_seed(0)
+    n_tasks, n_shared, n_own = 3, 2, 2
+    ple = skmtl.nn.PLE([5, 7], 3, [1, 1, 2], embedding_dim=4, n_levels=3,
+                       n_shared_experts=n_shared, n_task_experts=n_own, expert_units=(6, 5),
+                       tower_units=(4,)).eval()
+    categorical = torch.stack([torch.randint(0, 5, (9,)), torch.randint(0, 7, (9,))], dim=1)
+    numeric = torch.randn(9, 3)
+    with torch.no_grad():
+        x = ple.embedding(categorical, numeric)
+        task_inputs, shared_input = [x] * n_tasks, x
+        for level in ple.levels:
+            bank = level.experts
+
+            def expert(e, inputs):
+                weight = bank.first.weight.view(bank.n_experts, -1, inputs.shape[1])[e]
+                first = torch.relu(inputs @ weight.T + bank.first.bias.view(bank.n_experts, -1)[e])
+                return torch.relu(first @ bank.weights[0][e] + bank.biases[0][e])
+
+            shared = [expert(e, shared_input) for e in range(n_shared)]
+            own = [[expert(n_shared + t * n_own + k, task_inputs[t]) for k in range(n_own)]
+                   for t in range(n_tasks)]
+            gate_w = level.task_gates.linear.weight.view(n_tasks, n_shared + n_own, -1)
+            gate_b = level.task_gates.linear.bias.view(n_tasks, n_shared + n_own)
+            outputs = []
+            for t in range(n_tasks):
+                weights = torch.softmax(task_inputs[t] @ gate_w[t].T + gate_b[t], dim=1)
+                candidates = torch.stack(shared + own[t], dim=1)
+                outputs.append((weights.unsqueeze(2) * candidates).sum(dim=1))
+            if level.shared_gate is not None:
+                weights = torch.softmax(level.shared_gate.linear(shared_input), dim=1)
+                candidates = torch.stack(shared + [o for task in own for o in task], dim=1)
+                shared_input = (weights.unsqueeze(2) * candidates).sum(dim=1)
+            task_inputs = outputs
+        expected = [tower(task_inputs[t]) for t, tower in enumerate(ple.towers)]
+        for got, want in zip(ple(categorical, numeric), expected):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_adaptive_information_transfer_follows_the_paper():
+    torch.manual_seed(0)
+    ait = skmtl.nn.AdaptiveInformationTransfer(6, 4)
+    p, q = torch.randn(5, 6), torch.randn(5, 6)
+    weights, biases = ait.projections.weight.split(4), ait.projections.bias.split(4)
+    h = [lambda u, w=w, b=b: u @ w.T + b for w, b in zip(weights, biases)]
+    scores = torch.stack([(h[0](u) * h[1](u)).sum(1) / 2.0 for u in (p, q)], dim=1)
+    w = torch.softmax(scores, dim=1)
+    expected = w[:, :1] * h[2](p) + w[:, 1:] * h[2](q)
+    torch.testing.assert_close(ait(p, q), expected)
