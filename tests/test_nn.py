@@ -176,7 +176,8 @@ def test_ple_matches_a_loop_over_experts_and_gates():
     with torch.no_grad():
         x = ple.embedding(categorical, numeric)
         task_inputs, shared_input = [x] * n_tasks, x
-        for level in ple.levels:
+        gate_weights = ple.gate_weights(categorical, numeric)
+        for level, level_gates in zip(ple.levels, gate_weights):
             bank = level.experts
 
             def expert(e, inputs):
@@ -192,10 +193,13 @@ def test_ple_matches_a_loop_over_experts_and_gates():
             outputs = []
             for t in range(n_tasks):
                 weights = torch.softmax(task_inputs[t] @ gate_w[t].T + gate_b[t], dim=1)
+                seen = list(range(n_shared)) + [n_shared + t * n_own + k for k in range(n_own)]
+                torch.testing.assert_close(level_gates[:, t, seen], weights)
                 candidates = torch.stack(shared + own[t], dim=1)
                 outputs.append((weights.unsqueeze(2) * candidates).sum(dim=1))
             if level.shared_gate is not None:
                 weights = torch.softmax(level.shared_gate.linear(shared_input), dim=1)
+                torch.testing.assert_close(level_gates[:, n_tasks], weights)
                 candidates = torch.stack(shared + [o for task in own for o in task], dim=1)
                 shared_input = (weights.unsqueeze(2) * candidates).sum(dim=1)
             task_inputs = outputs

@@ -54,8 +54,7 @@ class ExtractionLevel(nn.Module):
         task's representation and the shared one. The output holds each
         task's mixture and, except on the last level, the shared mixture.
         """
-        out, _ = self._mix(x)
-        return out
+        return self._mix(x)[0]
 
     def gates(self, x):
         """Gate weights over all the level's experts, ``(batch, n_tasks [+ 1], n_experts)``.
@@ -63,9 +62,16 @@ class ExtractionLevel(nn.Module):
         Row ``t`` is task ``t``'s gate (0 on the experts it does not see);
         the last row, except on the last level, is the shared gate.
         """
-        _, (task_gates, shared_gate) = self._mix(x, experts=False)
-        full = task_gates.new_zeros(task_gates.shape[0], self.n_tasks,
-                                    self.experts.n_experts)
+        _, task_gates, shared_gate = self._mix(x, experts=False)
+        return self._all_experts(task_gates, shared_gate)
+
+    def forward_with_gates(self, x):
+        """``(forward(x), gates(x))`` in one pass."""
+        out, task_gates, shared_gate = self._mix(x)
+        return out, self._all_experts(task_gates, shared_gate)
+
+    def _all_experts(self, task_gates, shared_gate):
+        full = task_gates.new_zeros(task_gates.shape[0], self.n_tasks, self.experts.n_experts)
         full.scatter_(2, self.visible.expand(task_gates.shape[0], -1, -1), task_gates)
         return full if shared_gate is None else torch.cat([full, shared_gate], dim=1)
 
@@ -75,14 +81,14 @@ class ExtractionLevel(nn.Module):
         shared_input = x if first else x[:, self.n_tasks]
         shared_gate = None if self.shared_gate is None else self.shared_gate(shared_input)
         if not experts:
-            return None, (task_gates, shared_gate)
+            return None, task_gates, shared_gate
         expert_out = self.experts(x if first else x[:, self.expert_input])   # (B, E, d)
         visible = expert_out[:, self.visible]                                  # (B, T, S + K, d)
         out = (task_gates.unsqueeze(-1) * visible).sum(dim=2)                 # (B, T, d)
         if shared_gate is not None:                                            # (B, 1, E)
             shared = (shared_gate.unsqueeze(-1) * expert_out.unsqueeze(1)).sum(dim=2)
             out = torch.cat([out, shared], dim=1)
-        return out, (task_gates, shared_gate)
+        return out, task_gates, shared_gate
 
 
 class PLE(nn.Module):
@@ -145,10 +151,10 @@ class PLE(nn.Module):
         """
         x = self.embedding(categorical, numeric)
         weights = []
-        for level in self.levels:
-            weights.append(level.gates(x))
-            x = level(x)
-        return weights
+        for level in self.levels[:-1]:
+            x, gates = level.forward_with_gates(x)
+            weights.append(gates)
+        return weights + [self.levels[-1].gates(x)]  # the last level's output is not needed
 
     def predict_proba(self, logits):
         """Per-task class probabilities from :meth:`forward`'s logits."""
