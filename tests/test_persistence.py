@@ -164,15 +164,20 @@ def test_tampered_description(saved, tmp_path, change, message):
         load(_write(tmp_path / "d.skmtl", config, weights))
 
 
-def test_format_2_files_still_load(saved, holdout, tmp_path):
-    # Format 2 (before the model family) held classifiers with the same fields.
-    path, config, weights = saved
-    model = load(path)
-    config = json.loads(json.dumps(config))
-    config["format_version"] = 2
-    loaded = load(_write(tmp_path / "v2.skmtl", config, weights))
-    for a, b in zip(_outputs(model, holdout[0]), _outputs(loaded, holdout[0])):
-        np.testing.assert_array_equal(a, b)
+@pytest.mark.parametrize("name", ["mmoe", "esmm"])
+def test_format_2_files_still_load(name):
+    # Written by skmtl at commit a14e750 (format 2, before the model family)
+    # from this data; the file's predictions were recorded then.
+    rng = np.random.default_rng(7)
+    X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.exponential(size=200),
+                      "c": rng.choice(["x", "y", "z"], 200)})
+    folder = Path(__file__).parent / "data"
+    with zipfile.ZipFile(folder / f"format2_{name}.skmtl") as zf:
+        assert json.loads(zf.read("skmtl.json"))["format_version"] == 2
+    model = load(folder / f"format2_{name}.skmtl")
+    expected = json.loads((folder / "format2_predictions.json").read_text())[name]
+    for proba, positive in zip(model.predict_proba(X), expected):
+        np.testing.assert_allclose(proba[:, 1], positive, rtol=1e-6, atol=1e-9)
 
 
 def test_regressor_file_without_its_target_scaling(tasks, tmp_path):
