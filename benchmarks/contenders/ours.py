@@ -24,6 +24,18 @@ def _as_the_peers(epochs):
             "numeric_encoding": "standard", "learning_rate_schedule": "constant"}
 
 
+def _own_training(epochs):
+    """The peers' sizes and epochs, but skmtl's own training and numeric encoding.
+
+    Exactly ``epochs`` epochs as :func:`_as_the_peers`, with the estimators'
+    default learning rate, cosine schedule, weight decay, ``batch_size="auto"``
+    and piecewise-linear numeric embeddings: what a user of skmtl gets at
+    those sizes.
+    """
+    return {"max_epochs": epochs, "early_stopping": True,
+            "validation_fraction": VALIDATION_FRACTION, "n_iter_no_change": epochs}
+
+
 # -- Census: one binary output per task ------------------------------------------
 
 
@@ -51,6 +63,11 @@ class SkmtlMMoEDefaults(_Census):
         return MMOEClassifier(random_state=seed)
 
 
+class SkmtlMMoEOwnTraining(_Census):
+    def make(self, seed):
+        return MMOEClassifier(**CENSUS_MMOE, **_own_training(self.epochs), random_state=seed)
+
+
 class SkmtlSharedBottom(_Census):
     def make(self, seed):
         return SharedBottomClassifier(**CENSUS_SHARED_BOTTOM, **TRAINING,
@@ -60,6 +77,12 @@ class SkmtlSharedBottom(_Census):
 class SkmtlSharedBottomDefaults(_Census):
     def make(self, seed):
         return SharedBottomClassifier(random_state=seed)
+
+
+class SkmtlSharedBottomOwnTraining(_Census):
+    def make(self, seed):
+        return SharedBottomClassifier(**CENSUS_SHARED_BOTTOM, **_own_training(self.epochs),
+                                      random_state=seed)
 
 
 class SkmtlOMoE(_Census):
@@ -82,6 +105,11 @@ class SkmtlPLE(_Census):
 class SkmtlPLEDefaults(_Census):
     def make(self, seed):
         return PLEClassifier(random_state=seed)
+
+
+class SkmtlPLEOwnTraining(_Census):
+    def make(self, seed):
+        return PLEClassifier(**CENSUS_PLE, **_own_training(self.epochs), random_state=seed)
 
 
 # -- Coat: click -> conversion, scored on p(conversion | click) ------------------
@@ -113,6 +141,11 @@ class SkmtlESMMDefaults(_CoatFunnel):
         return ESMMClassifier(random_state=seed)
 
 
+class SkmtlESMMOwnTraining(_CoatFunnel):
+    def make(self, seed):
+        return ESMMClassifier(**COAT_ESMM, **_own_training(self.epochs), random_state=seed)
+
+
 class SkmtlAITM(_CoatFunnel):
     def make(self, seed):
         return AITMClassifier(**AITM_SIZES, **TRAINING, **_as_the_peers(self.epochs),
@@ -122,6 +155,11 @@ class SkmtlAITM(_CoatFunnel):
 class SkmtlAITMDefaults(_CoatFunnel):
     def make(self, seed):
         return AITMClassifier(random_state=seed)
+
+
+class SkmtlAITMOwnTraining(_CoatFunnel):
+    def make(self, seed):
+        return AITMClassifier(**AITM_SIZES, **_own_training(self.epochs), random_state=seed)
 
 
 class SkmtlClickedCVR(Runner):
