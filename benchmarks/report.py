@@ -352,8 +352,8 @@ def render(records, meta):
         "`fit s` excludes `prep s`, the shared "
         "encoding given to the peers and the hand-written loop (the skmtl estimators "
         "encode the DataFrame inside fit and predict). `predict rows/s`: test rows "
-        "over the median time of repeated predictions of the test set. `peak RSS`: ru_maxrss of the "
-        "worker process; `Δ RSS`: peak during fit and predict over the resident set "
+        "over the median time of repeated predictions of the test set. `peak RSS`: "
+        "ru_maxrss of the worker process; `Δ RSS`: peak during fit and predict over the resident set "
         "after imports, data loading and preparation.",
         "",
     ]
