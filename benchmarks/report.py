@@ -353,8 +353,8 @@ def render(records, meta):
         "encoding given to the peers and the hand-written loop (the skmtl estimators "
         "encode the DataFrame inside fit and predict). `predict rows/s`: test rows "
         "over the median time of repeated predictions of the test set. `peak RSS`: "
-        "ru_maxrss of the worker process; `Δ RSS`: peak during fit and predict over the resident set "
-        "after imports, data loading and preparation.",
+        "ru_maxrss of the worker process; `Δ RSS`: peak during fit and predict over the "
+        "resident set after imports, data loading and preparation.",
         "",
     ]
     census_tables = tables_of(records, "census")
