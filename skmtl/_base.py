@@ -117,30 +117,15 @@ class MultiTaskEstimatorBase(BaseEstimator):
     # What the validation pass scores per task ("auc" or "r2"), in history_.
     _VALIDATION_METRIC = "auc"
 
-    def __init__(self, *, tower_units, categorical_features, embedding_dim, numeric_encoding,
-                 n_bins, bin_strategy, dropout, learning_rate, learning_rate_schedule,
-                 weight_decay, batch_size, max_epochs, early_stopping, validation_fraction,
-                 n_iter_no_change, tol, random_state, device, verbose, warm_start):
-        self.tower_units = tower_units
-        self.categorical_features = categorical_features
-        self.embedding_dim = embedding_dim
-        self.numeric_encoding = numeric_encoding
-        self.n_bins = n_bins
-        self.bin_strategy = bin_strategy
-        self.dropout = dropout
-        self.learning_rate = learning_rate
-        self.learning_rate_schedule = learning_rate_schedule
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
-        self.warm_start = warm_start
+    def _set_init_params(self, values):
+        """Store a model's ``__init__`` arguments (its ``locals()``) as attributes.
+
+        scikit-learn reads the parameters from each model's ``__init__``
+        signature, which therefore lists them all; this spares every model
+        from repeating them once more in the body.
+        """
+        for name in self._get_param_names():
+            setattr(self, name, values[name])
 
     # -- what a model says about itself ----------------------------------------
 

@@ -52,15 +52,7 @@ class ESMMClassifier(FunnelClassifierBase):
                  weight_decay=1e-5, batch_size="auto", max_epochs=10,
                  early_stopping="auto", validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
                  random_state=None, device="cpu", verbose=0, warm_start=False):
-        super().__init__(
-            tower_units=tower_units, categorical_features=categorical_features,
-            embedding_dim=embedding_dim, numeric_encoding=numeric_encoding, n_bins=n_bins,
-            bin_strategy=bin_strategy, dropout=dropout, learning_rate=learning_rate,
-            learning_rate_schedule=learning_rate_schedule, weight_decay=weight_decay,
-            batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            tol=tol, random_state=random_state, device=device, verbose=verbose,
-            warm_start=warm_start)
+        self._set_init_params(locals())
 
     def _build_module(self, embedding, task_output_dims, tower_units):
         return ESMM(**embedding, n_stages=len(task_output_dims), tower_units=tower_units,

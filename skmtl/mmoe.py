@@ -24,13 +24,17 @@ class _MixtureOfExperts(GateWeightsMixin, MultiTaskEstimatorBase):
         super()._check_hyperparameters()
         _check_units("expert_units", self.expert_units, allow_empty=False)
 
-    def _network_kwargs(self, embedding, task_output_dims, tower_units):
-        return dict(**embedding, task_output_dims=task_output_dims, n_experts=self.n_experts,
-                    expert_units=self.expert_units, tower_units=tower_units,
-                    dropout=self.dropout)
+    _NETWORK = None  # the skmtl.nn module
+
+    def _build_module(self, embedding, task_output_dims, tower_units):
+        return self._NETWORK(**embedding, task_output_dims=task_output_dims,
+                             n_experts=self.n_experts, expert_units=self.expert_units,
+                             tower_units=tower_units, dropout=self.dropout)
 
 
 class _MMoE(_MixtureOfExperts):
+    _NETWORK = MMoE
+
     def __init__(self, *, n_experts=4, expert_units=(32,), tower_units=(32,),
                  categorical_features="from_dtype", embedding_dim=8,
                  numeric_encoding="piecewise_linear", n_bins=32, bin_strategy="target",
@@ -38,23 +42,12 @@ class _MMoE(_MixtureOfExperts):
                  weight_decay=1e-5, batch_size="auto", max_epochs=6,
                  early_stopping="auto", validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
                  random_state=None, device="cpu", verbose=0, warm_start=False):
-        super().__init__(
-            tower_units=tower_units, categorical_features=categorical_features,
-            embedding_dim=embedding_dim, numeric_encoding=numeric_encoding, n_bins=n_bins,
-            bin_strategy=bin_strategy, dropout=dropout, learning_rate=learning_rate,
-            learning_rate_schedule=learning_rate_schedule, weight_decay=weight_decay,
-            batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            tol=tol, random_state=random_state, device=device, verbose=verbose,
-            warm_start=warm_start)
-        self.n_experts = n_experts
-        self.expert_units = expert_units
-
-    def _build_module(self, embedding, task_output_dims, tower_units):
-        return MMoE(**self._network_kwargs(embedding, task_output_dims, tower_units))
+        self._set_init_params(locals())
 
 
 class _OMoE(_MixtureOfExperts):
+    _NETWORK = OMoE
+
     def __init__(self, *, n_experts=4, expert_units=(64,), tower_units=(32,),
                  categorical_features="from_dtype", embedding_dim=8,
                  numeric_encoding="piecewise_linear", n_bins=32, bin_strategy="target",
@@ -62,20 +55,7 @@ class _OMoE(_MixtureOfExperts):
                  weight_decay=1e-5, batch_size="auto", max_epochs=6,
                  early_stopping="auto", validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
                  random_state=None, device="cpu", verbose=0, warm_start=False):
-        super().__init__(
-            tower_units=tower_units, categorical_features=categorical_features,
-            embedding_dim=embedding_dim, numeric_encoding=numeric_encoding, n_bins=n_bins,
-            bin_strategy=bin_strategy, dropout=dropout, learning_rate=learning_rate,
-            learning_rate_schedule=learning_rate_schedule, weight_decay=weight_decay,
-            batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            tol=tol, random_state=random_state, device=device, verbose=verbose,
-            warm_start=warm_start)
-        self.n_experts = n_experts
-        self.expert_units = expert_units
-
-    def _build_module(self, embedding, task_output_dims, tower_units):
-        return OMoE(**self._network_kwargs(embedding, task_output_dims, tower_units))
+        self._set_init_params(locals())
 
 
 _MMOE_PARAMETERS = """\

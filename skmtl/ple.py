@@ -28,19 +28,7 @@ class _PLE(GateWeightsMixin, MultiTaskEstimatorBase):
                  weight_decay=1e-5, batch_size="auto", max_epochs=6,
                  early_stopping="auto", validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
                  random_state=None, device="cpu", verbose=0, warm_start=False):
-        super().__init__(
-            tower_units=tower_units, categorical_features=categorical_features,
-            embedding_dim=embedding_dim, numeric_encoding=numeric_encoding, n_bins=n_bins,
-            bin_strategy=bin_strategy, dropout=dropout, learning_rate=learning_rate,
-            learning_rate_schedule=learning_rate_schedule, weight_decay=weight_decay,
-            batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            tol=tol, random_state=random_state, device=device, verbose=verbose,
-            warm_start=warm_start)
-        self.n_levels = n_levels
-        self.n_shared_experts = n_shared_experts
-        self.n_task_experts = n_task_experts
-        self.expert_units = expert_units
+        self._set_init_params(locals())
 
     def _check_hyperparameters(self):
         super()._check_hyperparameters()
