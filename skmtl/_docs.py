@@ -120,13 +120,31 @@ REGRESSOR_ATTRIBUTES = _ATTRIBUTES_AFTER_TARGETS.replace("{metric}", "r2")
 def fill(**fields):
     """Class decorator: replace ``{name}`` in the docstring by ``fields[name]``.
 
-    Fields are replaced one by one, in the order given, so a field's text
-    may itself contain later fields.
+    A field's text may itself hold fields; replacing repeats until none is
+    left.
     """
     def decorate(cls):
         doc = cls.__doc__
-        for name, text in fields.items():
-            doc = doc.replace("{" + name + "}", str(text))
+        for _ in range(len(fields) + 1):
+            before = doc
+            for name, text in fields.items():
+                doc = doc.replace("{" + name + "}", str(text))
+            if doc == before:
+                break
         cls.__doc__ = doc
         return cls
     return decorate
+
+
+def estimator(module, *, regressor=False, tower_default="(32,)", max_epochs=6,
+              max_epochs_note="", **fields):
+    """:func:`fill` with the shared texts of an estimator's docstring.
+
+    ``{tower_units}``, ``{common_parameters}`` and ``{attributes}`` (of a
+    classifier, or with ``regressor`` of a regressor) are filled in; the
+    model's network is :class:`skmtl.nn.<module>`.
+    """
+    return fill(**fields, tower_units=TOWER_UNITS, common_parameters=COMMON_PARAMETERS,
+                attributes=REGRESSOR_ATTRIBUTES if regressor else CLASSIFIER_ATTRIBUTES,
+                module=module, tower_default=tower_default, max_epochs=max_epochs,
+                max_epochs_note=max_epochs_note)

@@ -9,9 +9,8 @@ from ._funnel import FunnelClassifierBase
 from .nn import AITM, AITMLoss
 
 
-@_docs.fill(tower_units=_docs.TOWER_UNITS, tower_default="(64, 32)",
-            common_parameters=_docs.COMMON_PARAMETERS, attributes=_docs.CLASSIFIER_ATTRIBUTES,
-            module="AITM", max_epochs=10, max_epochs_note=" As for ESMM.")
+@_docs.estimator("AITM", tower_default="(64, 32)", max_epochs=10,
+                 max_epochs_note=" As for ESMM.")
 class AITMClassifier(FunnelClassifierBase):
     """Adaptive Information Transfer Multi-task model for a funnel of binary stages.
 

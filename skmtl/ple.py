@@ -73,10 +73,7 @@ _DESCRIPTION = """\
     last row."""
 
 
-@_docs.fill(description=_DESCRIPTION, parameters=_PARAMETERS, tower_units=_docs.TOWER_UNITS,
-            tower_default="(32,)", common_parameters=_docs.COMMON_PARAMETERS,
-            attributes=_docs.CLASSIFIER_ATTRIBUTES, module="PLE", max_epochs=6,
-            max_epochs_note="")
+@_docs.estimator("PLE", description=_DESCRIPTION, parameters=_PARAMETERS)
 class PLEClassifier(MultiTaskClassifierBase, _PLE):
     """Progressive Layered Extraction for several classification tasks at once.
 
@@ -101,10 +98,7 @@ class PLEClassifier(MultiTaskClassifierBase, _PLE):
     """
 
 
-@_docs.fill(description=_DESCRIPTION, parameters=_PARAMETERS, tower_units=_docs.TOWER_UNITS,
-            tower_default="(32,)", common_parameters=_docs.COMMON_PARAMETERS,
-            attributes=_docs.REGRESSOR_ATTRIBUTES, module="PLE", max_epochs=6,
-            max_epochs_note="")
+@_docs.estimator("PLE", regressor=True, description=_DESCRIPTION, parameters=_PARAMETERS)
 class PLERegressor(MultiTaskRegressorBase, _PLE):
     """Progressive Layered Extraction for several regression targets at once.
 

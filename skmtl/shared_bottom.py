@@ -39,9 +39,7 @@ _PARAMETERS = """\
 {common_parameters}"""
 
 
-@_docs.fill(parameters=_PARAMETERS, tower_units=_docs.TOWER_UNITS, tower_default="(32,)",
-            common_parameters=_docs.COMMON_PARAMETERS, attributes=_docs.CLASSIFIER_ATTRIBUTES,
-            module="SharedBottom", max_epochs=6, max_epochs_note="")
+@_docs.estimator("SharedBottom", parameters=_PARAMETERS)
 class SharedBottomClassifier(MultiTaskClassifierBase, _SharedBottom):
     """Shared-Bottom network for several classification tasks at once.
 
@@ -70,9 +68,7 @@ class SharedBottomClassifier(MultiTaskClassifierBase, _SharedBottom):
     """
 
 
-@_docs.fill(parameters=_PARAMETERS, tower_units=_docs.TOWER_UNITS, tower_default="(32,)",
-            common_parameters=_docs.COMMON_PARAMETERS, attributes=_docs.REGRESSOR_ATTRIBUTES,
-            module="SharedBottom", max_epochs=6, max_epochs_note="")
+@_docs.estimator("SharedBottom", regressor=True, parameters=_PARAMETERS)
 class SharedBottomRegressor(MultiTaskRegressorBase, _SharedBottom):
     """Shared-Bottom network for several regression targets at once.
 
