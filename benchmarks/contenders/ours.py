@@ -36,13 +36,33 @@ def _own_training(epochs):
             "validation_fraction": VALIDATION_FRACTION, "n_iter_no_change": epochs}
 
 
+class _Skmtl(Runner):
+    """An skmtl estimator, built from its class, its sizes and how it trains.
+
+    ``training``: ``"peers"`` (the sizes and :func:`_as_the_peers` with the
+    common optimiser settings), ``"own"`` (the sizes and
+    :func:`_own_training`) or ``"defaults"`` (the estimator's defaults, sizes
+    included).
+    """
+
+    estimator = None
+    sizes = {}
+    training = "defaults"
+
+    def make(self, seed):
+        if self.training == "peers":
+            params = {**self.sizes, **TRAINING, **_as_the_peers(self.epochs)}
+        elif self.training == "own":
+            params = {**self.sizes, **_own_training(self.epochs)}
+        else:
+            params = {}
+        return self.estimator(**params, random_state=seed)
+
+
 # -- Census: one binary output per task ------------------------------------------
 
 
-class _Census(Runner):
-    def make(self, seed):
-        raise NotImplementedError
-
+class _Census(_Skmtl):
     def fit(self, problem, seed):
         self.model = self.make(seed).fit(problem.X_train, problem.Y_train)
         self.epochs_run = self.model.n_iter_
@@ -53,73 +73,61 @@ class _Census(Runner):
 
 
 class SkmtlMMoE(_Census):
-    def make(self, seed):
-        return MMOEClassifier(**CENSUS_MMOE, **TRAINING, **_as_the_peers(self.epochs),
-                              random_state=seed)
+    estimator = MMOEClassifier
+    sizes, training = CENSUS_MMOE, "peers"
 
 
 class SkmtlMMoEDefaults(_Census):
-    def make(self, seed):
-        return MMOEClassifier(random_state=seed)
+    estimator = MMOEClassifier
 
 
 class SkmtlMMoEOwnTraining(_Census):
-    def make(self, seed):
-        return MMOEClassifier(**CENSUS_MMOE, **_own_training(self.epochs), random_state=seed)
+    estimator = MMOEClassifier
+    sizes, training = CENSUS_MMOE, "own"
 
 
 class SkmtlSharedBottom(_Census):
-    def make(self, seed):
-        return SharedBottomClassifier(**CENSUS_SHARED_BOTTOM, **TRAINING,
-                                      **_as_the_peers(self.epochs), random_state=seed)
+    estimator = SharedBottomClassifier
+    sizes, training = CENSUS_SHARED_BOTTOM, "peers"
 
 
 class SkmtlSharedBottomDefaults(_Census):
-    def make(self, seed):
-        return SharedBottomClassifier(random_state=seed)
+    estimator = SharedBottomClassifier
 
 
 class SkmtlSharedBottomOwnTraining(_Census):
-    def make(self, seed):
-        return SharedBottomClassifier(**CENSUS_SHARED_BOTTOM, **_own_training(self.epochs),
-                                      random_state=seed)
+    estimator = SharedBottomClassifier
+    sizes, training = CENSUS_SHARED_BOTTOM, "own"
 
 
 class SkmtlOMoE(_Census):
-    def make(self, seed):
-        return OMOEClassifier(**CENSUS_OMOE, **TRAINING, **_as_the_peers(self.epochs),
-                              random_state=seed)
+    estimator = OMOEClassifier
+    sizes, training = CENSUS_OMOE, "peers"
 
 
 class SkmtlOMoEDefaults(_Census):
-    def make(self, seed):
-        return OMOEClassifier(random_state=seed)
+    estimator = OMOEClassifier
 
 
 class SkmtlPLE(_Census):
-    def make(self, seed):
-        return PLEClassifier(**CENSUS_PLE, **TRAINING, **_as_the_peers(self.epochs),
-                             random_state=seed)
+    estimator = PLEClassifier
+    sizes, training = CENSUS_PLE, "peers"
 
 
 class SkmtlPLEDefaults(_Census):
-    def make(self, seed):
-        return PLEClassifier(random_state=seed)
+    estimator = PLEClassifier
 
 
 class SkmtlPLEOwnTraining(_Census):
-    def make(self, seed):
-        return PLEClassifier(**CENSUS_PLE, **_own_training(self.epochs), random_state=seed)
+    estimator = PLEClassifier
+    sizes, training = CENSUS_PLE, "own"
 
 
 # -- Coat: click -> conversion, scored on p(conversion | click) ------------------
 
 
-class _CoatFunnel(Runner):
+class _CoatFunnel(_Skmtl):
     """A funnel estimator on Coat's click and conversion; pCVR from its conditional output."""
-
-    def make(self, seed):
-        raise NotImplementedError
 
     def fit(self, problem, seed):
         self.model = self.make(seed).fit(problem.X_train, problem.Y_train[["click", "conversion"]])
@@ -131,35 +139,31 @@ class _CoatFunnel(Runner):
 
 
 class SkmtlESMM(_CoatFunnel):
-    def make(self, seed):
-        return ESMMClassifier(**COAT_ESMM, **TRAINING, **_as_the_peers(self.epochs),
-                              random_state=seed)
+    estimator = ESMMClassifier
+    sizes, training = COAT_ESMM, "peers"
 
 
 class SkmtlESMMDefaults(_CoatFunnel):
-    def make(self, seed):
-        return ESMMClassifier(random_state=seed)
+    estimator = ESMMClassifier
 
 
 class SkmtlESMMOwnTraining(_CoatFunnel):
-    def make(self, seed):
-        return ESMMClassifier(**COAT_ESMM, **_own_training(self.epochs), random_state=seed)
+    estimator = ESMMClassifier
+    sizes, training = COAT_ESMM, "own"
 
 
 class SkmtlAITM(_CoatFunnel):
-    def make(self, seed):
-        return AITMClassifier(**AITM_SIZES, **TRAINING, **_as_the_peers(self.epochs),
-                              random_state=seed)
+    estimator = AITMClassifier
+    sizes, training = AITM_SIZES, "peers"
 
 
 class SkmtlAITMDefaults(_CoatFunnel):
-    def make(self, seed):
-        return AITMClassifier(random_state=seed)
+    estimator = AITMClassifier
 
 
 class SkmtlAITMOwnTraining(_CoatFunnel):
-    def make(self, seed):
-        return AITMClassifier(**AITM_SIZES, **_own_training(self.epochs), random_state=seed)
+    estimator = AITMClassifier
+    sizes, training = AITM_SIZES, "own"
 
 
 class SkmtlClickedCVR(Runner):
@@ -178,11 +182,8 @@ class SkmtlClickedCVR(Runner):
 # -- funnel4: four nested stages against the generator's probabilities -------------
 
 
-class _Funnel4(Runner):
+class _Funnel4(_Skmtl):
     """A funnel estimator on all four stages; both of its outputs are scored."""
-
-    def make(self, seed):
-        raise NotImplementedError
 
     def fit(self, problem, seed):
         self.model = self.make(seed).fit(problem.X_train, problem.Y_train)
@@ -196,22 +197,18 @@ class _Funnel4(Runner):
 
 
 class SkmtlESMMFunnel4(_Funnel4):
-    def make(self, seed):
-        return ESMMClassifier(**COAT_ESMM, **TRAINING, **_as_the_peers(self.epochs),
-                              random_state=seed)
+    estimator = ESMMClassifier
+    sizes, training = COAT_ESMM, "peers"
 
 
 class SkmtlESMMDefaultsFunnel4(_Funnel4):
-    def make(self, seed):
-        return ESMMClassifier(random_state=seed)
+    estimator = ESMMClassifier
 
 
 class SkmtlAITMFunnel4(_Funnel4):
-    def make(self, seed):
-        return AITMClassifier(**AITM_SIZES, **TRAINING, **_as_the_peers(self.epochs),
-                              random_state=seed)
+    estimator = AITMClassifier
+    sizes, training = AITM_SIZES, "peers"
 
 
 class SkmtlAITMDefaultsFunnel4(_Funnel4):
-    def make(self, seed):
-        return AITMClassifier(random_state=seed)
+    estimator = AITMClassifier
