@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from sklearn.base import (BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context,
                           is_regressor)
-from sklearn.metrics import accuracy_score
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
@@ -19,7 +19,7 @@ from skorch.helper import predefined_split
 
 from ._encoding import (BIN_STRATEGIES, NUMERIC_ENCODINGS, UNKNOWN_CODE, TabularEncoder,
                         array_from_json, array_to_json, check_features, check_targets,
-                        encode_labels)
+                        encode_labels, known_labels)
 from . import _persistence
 from ._optim import Adam, fused_adam_supported
 from ._training import BatchIterator, LearningRateSchedule, MultiTaskNet, TensorData
@@ -235,6 +235,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                         f"sample_weight is zero on every {part} row of the early-stopping "
                         "split; give more rows a positive weight, or change "
                         "validation_fraction or random_state.")
+        _check_known_labels(columns, task_names, fit_weight)
         targets, target_state = self._encode_targets(columns, task_names, warm, fit_weight)
         if warm:
             encoder = self._encoder
@@ -602,12 +603,20 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
         """Accuracy; with several tasks, the fraction of rows with every task right.
 
         This is scikit-learn's subset accuracy for multi-output predictions.
+        Missing labels (NaN, None) are left out: a row counts when every
+        task known for it is right, and rows with no known label do not
+        count.
         """
         Y_pred = self.predict(X)
+        y = np.asarray(y, dtype=object)
         if self._single_output:
-            return accuracy_score(y, Y_pred, sample_weight=sample_weight)
-        hits = np.all(np.asarray(y, dtype=object) == Y_pred.astype(object), axis=1)
-        return float(np.average(hits, weights=sample_weight))
+            known = known_labels(y)
+            return accuracy_score(y[known].astype(Y_pred.dtype), Y_pred[known],
+                                  sample_weight=_rows(sample_weight, known))
+        known = known_labels(y.ravel()).reshape(y.shape)
+        hits = np.all((y == Y_pred.astype(object)) | ~known, axis=1)
+        rows = known.any(axis=1)
+        return float(np.average(hits[rows], weights=_rows(sample_weight, rows)))
 
 
 class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
@@ -621,18 +630,22 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
     _VALIDATION_METRIC = "r2"
 
     def _encode_targets(self, columns, task_names, warm, sample_weight):
-        values = np.column_stack(columns).astype(np.float64)
+        values = np.column_stack(columns).astype(np.float64)  # NaN where missing
         if warm:
             mean, scale = self._target_state()
         else:
-            weights = None if sample_weight is None else sample_weight.astype(np.float64)
-            with np.errstate(over="ignore", invalid="ignore"):
-                mean = np.average(values, axis=0, weights=weights)
-                scale = np.sqrt(np.average((values - mean) ** 2, axis=0, weights=weights))
+            known = ~np.isnan(values)
+            weights = known * (1.0 if sample_weight is None else sample_weight[:, None])
+            filled = np.where(known, values, 0.0)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                total = weights.sum(axis=0)
+                mean = (weights * filled).sum(axis=0) / total
+                scale = np.sqrt((weights * (filled - mean) ** 2).sum(axis=0) / total)
             scale[scale == 0] = 1.0  # a constant target stays constant
         with np.errstate(over="ignore", invalid="ignore"):
             targets = ((values - mean) / scale).astype(np.float32)
-        finite = np.isfinite(targets).all(axis=0) & np.isfinite(mean) & np.isfinite(scale)
+        finite = ((np.isfinite(targets) | np.isnan(values)).all(axis=0) & np.isfinite(mean)
+                  & np.isfinite(scale))
         if not finite.all():
             bad = [name for name, ok in zip(task_names, finite) if not ok]
             raise ValueError(
@@ -682,6 +695,27 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
         return Y_pred[:, 0] if self._single_output else Y_pred
 
 
+    def score(self, X, y, sample_weight=None):
+        """R², averaged uniformly over the tasks, each over the rows where its target is known.
+
+        Without missing targets this is :meth:`sklearn.base.RegressorMixin.score`.
+        """
+        Y_pred = self.predict(X)
+        y = np.asarray(y, dtype=np.float64)
+        if self._single_output:
+            y, Y_pred = y.reshape(-1, 1), Y_pred.reshape(-1, 1)
+        scores = []
+        for t in range(y.shape[1]):
+            known = ~np.isnan(y[:, t])
+            scores.append(r2_score(y[known, t], Y_pred[known, t],
+                                   sample_weight=_rows(sample_weight, known)))
+        return float(np.mean(scores))
+
+
+def _rows(sample_weight, rows):
+    return None if sample_weight is None else np.asarray(sample_weight)[rows]
+
+
 class GateWeightsMixin:
     """``gate_weights(X)`` for the models whose network has softmax gates over experts."""
 
@@ -711,6 +745,19 @@ class GateWeightsMixin:
 
         weights = self._forward(X, compute)
         return weights if self._GATE_WEIGHTS_PER_LEVEL else weights[0]
+
+
+def _check_known_labels(columns, task_names, fit_weight):
+    """Every task needs a known label on a training row of positive weight."""
+    for name, column in zip(task_names, columns):
+        known = known_labels(column)
+        if fit_weight is not None:
+            known &= fit_weight > 0
+        if not known.any():
+            raise ValueError(
+                f"Task {name!r} has no known label on a training row of positive weight (the "
+                "early-stopping validation rows do not count); give it known labels, or "
+                "change sample_weight, validation_fraction or random_state.")
 
 
 def _training_state(net):

@@ -4,6 +4,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import MultiTaskClassifierBase
+from ._encoding import known_labels
 
 
 class FunnelClassifierBase(MultiTaskClassifierBase):
@@ -18,6 +19,11 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
     """
 
     def _prepare_labels(self, columns, task_names, single_output):
+        """Each stage as 0.0 / 1.0, NaN where unknown, with what the funnel implies filled in.
+
+        A missing stage after a stage the row did not reach is 0; a missing
+        stage before one it reached is 1.
+        """
         name = type(self).__name__
         if single_output or len(columns) < 2:
             raise ValueError(
@@ -25,16 +31,22 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
                 "click and conversion).")
         stages = []
         for task, column in zip(task_names, columns):
+            known = known_labels(column)
+            values = np.full(len(column), np.nan)
             try:
-                values = np.asarray(column, dtype=np.float64)
+                values[known] = np.asarray(column[known], dtype=np.float64)
             except (TypeError, ValueError):
-                values = None
-            if values is None or not np.isin(values, (0.0, 1.0)).all():
-                found = np.unique(np.asarray(column, dtype=object).astype(str))[:5].tolist()
+                values[known] = -1.0  # reported below
+            if not np.isin(values[known], (0.0, 1.0)).all():
+                found = np.unique(np.asarray(column[known], dtype=object).astype(str))[:5]
                 raise ValueError(
-                    f"{name} needs binary 0/1 labels; stage {task!r} has other values "
-                    f"(e.g. {found}).")
-            stages.append(values.astype(np.int64))
+                    f"{name} needs binary 0/1 labels (or missing ones); stage {task!r} has "
+                    f"other values (e.g. {found.tolist()}).")
+            stages.append(values)
+        for earlier, later in zip(stages[-2::-1], stages[:0:-1]):
+            earlier[np.isnan(earlier) & (later == 1)] = 1.0
+        for earlier, later in zip(stages[:-1], stages[1:]):
+            later[np.isnan(later) & (earlier == 0)] = 0.0
         for (before, earlier), (task, later) in zip(zip(task_names, stages),
                                                     zip(task_names[1:], stages[1:])):
             n_bad = int(np.sum((later == 1) & (earlier == 0)))
@@ -44,6 +56,14 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
                     "only be reached after the previous one (e.g. a conversion needs a "
                     "click).")
         return stages
+
+    def _encode_targets(self, columns, task_names, warm, sample_weight):
+        for task, stage in zip(task_names, columns):
+            if not (stage == 0).any() or not (stage == 1).any():
+                raise ValueError(
+                    f"Stage {task!r} has only one class among its known labels; every stage "
+                    "needs rows that reached it and rows that did not.")
+        return np.column_stack(columns).astype(np.float32), [np.array([0, 1])] * len(columns)
 
     def predict_proba(self, X):
         """Entire-space probability of reaching each stage.

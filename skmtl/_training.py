@@ -10,6 +10,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, EpochTimer, PrintLog
 
 from .exceptions import DivergenceError
+from .nn import known_targets
 
 
 class TensorData(torch.utils.data.Dataset):
@@ -243,14 +244,17 @@ class MultiTaskNet(NeuralNet):
         # Tasks whose loss was the first to turn NaN/inf: once one task's loss
         # is NaN, shared weights spread it to the others.
         first_nonfinite = torch.zeros(len(self.task_names), dtype=torch.bool, device=self.device)
-        weight_sum = 0.0
+        weight_sum = torch.zeros(len(self.task_names), device=self.device)
         scores, targets, weights = [], [], []
         n_batches = 0
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             _, (target, weight) = batch
-            batch_weight = len(target) if weight is None else float(weight.sum())
+            # each task's loss is a mean over the rows where its label is known
+            _, known = known_targets(target)
+            batch_weight = (known.sum(dim=0) if weight is None else
+                            weight @ known).to(self.device)
             loss_sum += step["task_losses"] * batch_weight
             first_nonfinite = torch.where(first_nonfinite.any(), first_nonfinite,
                                           ~torch.isfinite(step["task_losses"]))
@@ -261,7 +265,7 @@ class MultiTaskNet(NeuralNet):
                 weights.append(weight)
             self.notify("on_batch_end", batch=batch, training=training, **step)
             n_batches += 1
-        task_losses = (loss_sum / max(weight_sum, np.finfo(float).tiny)).tolist()
+        task_losses = (loss_sum / weight_sum.clamp(min=np.finfo(np.float32).tiny)).tolist()
         if not all(math.isfinite(loss) for loss in task_losses):
             diverged = [name for name, bad in zip(self.task_names, first_nonfinite.tolist())
                         if bad]
@@ -284,20 +288,26 @@ class MultiTaskNet(NeuralNet):
 
 
 def _per_task_auc(scores, targets, weights):
-    """ROC AUC per task (one-vs-rest macro for multiclass); NaN where undefined."""
+    """ROC AUC per task over its known labels (one-vs-rest macro for multiclass).
+
+    NaN where undefined.
+    """
     target = torch.cat(targets).numpy()
     weight = None if weights[0] is None else torch.cat(weights).numpy()
     aucs = []
     for t in range(target.shape[1]):
-        proba = torch.cat([batch[t] for batch in scores]).numpy()
-        labels = target[:, t].astype(np.int64)
+        known = ~np.isnan(target[:, t])
+        proba = torch.cat([batch[t] for batch in scores]).numpy()[known]
+        labels = target[known, t].astype(np.int64)
+        task_weight = None if weight is None else weight[known]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 if proba.shape[1] == 2:
-                    auc = roc_auc_score(labels, proba[:, 1], sample_weight=weight)
+                    auc = roc_auc_score(labels, proba[:, 1], sample_weight=task_weight)
                 else:
-                    auc = roc_auc_score(labels, proba, multi_class="ovr", sample_weight=weight,
+                    auc = roc_auc_score(labels, proba, multi_class="ovr",
+                                        sample_weight=task_weight,
                                         labels=np.arange(proba.shape[1]))
             except ValueError:  # a class absent from the validation rows
                 auc = float("nan")
@@ -306,14 +316,19 @@ def _per_task_auc(scores, targets, weights):
 
 
 def _per_task_r2(scores, targets, weights):
-    """R² per task; NaN where the targets are constant."""
+    """R² per task over its known targets; NaN where they are constant or absent."""
     target = torch.cat(targets).numpy()
     weight = None if weights[0] is None else torch.cat(weights).numpy()
     r2 = []
     for t in range(target.shape[1]):
-        prediction = torch.cat([batch[t] for batch in scores]).numpy()
+        known = ~np.isnan(target[:, t])
+        prediction = torch.cat([batch[t] for batch in scores]).numpy()[known]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            r2.append(float(r2_score(target[:, t], prediction, sample_weight=weight,
-                                     force_finite=False)))
+            try:
+                r2.append(float(r2_score(target[known, t], prediction,
+                                         sample_weight=None if weight is None else weight[known],
+                                         force_finite=False)))
+            except ValueError:  # no known target among the validation rows
+                r2.append(float("nan"))
     return r2

@@ -144,7 +144,7 @@ def test_esmm_rejects_non_binary_labels(tasks, bad_value):
     X, _, funnel = tasks
     bad = funnel.astype(object)
     bad.loc[3, "click"] = bad_value
-    with pytest.raises(ValueError, match="binary 0/1 labels; stage 'click'"):
+    with pytest.raises(ValueError, match=r"binary 0/1 labels \(or missing ones\); stage .click."):
         ESMMClassifier(**FAST).fit(X, bad)
 
 

@@ -9,8 +9,10 @@ from sklearn.utils.multiclass import type_of_target
 def check_targets(Y, n_samples, estimator_name, regression=False):
     """Split ``Y`` into per-task label columns.
 
-    With ``regression``, every column must hold finite numbers; otherwise
-    (classification) no column may be continuous.
+    A missing value (NaN, None, ``pd.NA``) is a label not known for that
+    row; each task needs at least one known label. With ``regression``, the
+    known values must be finite numbers; otherwise (classification) no
+    column may be continuous.
 
     Returns
     -------
@@ -58,17 +60,23 @@ def check_targets(Y, n_samples, estimator_name, regression=False):
         raise ValueError(
             f"X and Y have different numbers of samples: {n_samples} and {len(columns[0])}.")
     for name, column in zip(task_names, columns):
-        n_missing = int(pd.isna(column).sum())
-        if n_missing:
+        known = column[known_labels(column)]
+        if not len(known):
             raise ValueError(
-                f"Labels of task {name!r} contain {n_missing} missing value(s) (NaN/None).")
+                f"Every label of task {name!r} is missing (NaN/None); a task needs at least "
+                "one known label.")
         if regression:
-            _check_regression_target(name, column)
-        elif type_of_target(column) == "continuous":
+            _check_regression_target(name, known)
+        elif type_of_target(known) == "continuous":
             raise ValueError(
                 f"Unknown label type: continuous. Labels of task {name!r} are continuous "
                 "values; a classifier needs discrete classes.")
     return columns, task_names, single_output
+
+
+def known_labels(column):
+    """Boolean mask of the entries of ``column`` that are not missing (NaN, None, ``pd.NA``)."""
+    return ~np.asarray(pd.isna(column), dtype=bool)
 
 
 def _check_regression_target(name, column):
@@ -89,10 +97,13 @@ def _check_regression_target(name, column):
 def encode_labels(columns, task_names, classes=None):
     """Return ``(codes, classes)``: float32 ``(n, n_tasks)`` class indices per task.
 
-    With ``classes`` given (a refit with ``warm_start``), labels outside them
-    raise; otherwise each task's classes are its sorted distinct labels and a
-    task needs at least two.
+    A missing label is NaN in ``codes``. With ``classes`` given (a refit
+    with ``warm_start``), labels outside them raise; otherwise each task's
+    classes are its sorted distinct known labels and a task needs at least
+    two.
     """
+    known = [known_labels(column) for column in columns]
+    columns = [column[mask] for column, mask in zip(columns, known)]
     if classes is None:
         classes = []
         for name, column in zip(task_names, columns):
@@ -110,7 +121,7 @@ def encode_labels(columns, task_names, classes=None):
     elif len(classes) != len(columns):
         raise ValueError(
             f"Y has {len(columns)} task(s), but the model was fitted with {len(classes)}.")
-    codes = np.empty((len(columns[0]), len(columns)), dtype=np.float32)
+    codes = np.full((len(known[0]), len(columns)), np.nan, dtype=np.float32)
     for t, (name, column, task_classes) in enumerate(zip(task_names, columns, classes)):
         index = np.searchsorted(task_classes, column)
         index = np.clip(index, 0, len(task_classes) - 1)
@@ -119,5 +130,5 @@ def encode_labels(columns, task_names, classes=None):
             raise ValueError(
                 f"Task {name!r} has labels not seen in the first fit: "
                 f"{np.unique(column[unknown]).tolist()}.")
-        codes[:, t] = index
+        codes[known[t], t] = index
     return codes, classes

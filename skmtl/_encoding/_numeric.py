@@ -226,14 +226,43 @@ def _tree_edges(values, weight, targets, n_bins, rng, regression=False):
     distinct, ranks = np.unique(values[rows], return_inverse=True)
     if len(distinct) < 2:
         return np.unique([low, high])
+    targets, weight = targets[rows], None if weight is None else weight[rows]
+    missing = np.isnan(targets)
+    if missing.any():
+        targets, regression = _imputed_tree_targets(targets, missing, weight, regression), True
     # a share of the weight, not of the rows, so that a weight of 2 is a repeated row
     tree = (DecisionTreeRegressor if regression else DecisionTreeClassifier)(
         max_leaf_nodes=max(n_bins, 2), min_weight_fraction_leaf=1 / (8 * n_bins),
         random_state=rng.randint(np.iinfo(np.int32).max))
-    tree.fit(ranks.reshape(-1, 1).astype(np.float32), targets[rows],
-             sample_weight=None if weight is None else weight[rows])
+    tree.fit(ranks.reshape(-1, 1).astype(np.float32), targets, sample_weight=weight)
     below = np.floor(tree.tree_.threshold[tree.tree_.feature >= 0]).astype(np.intp)
     # halves first: the sum of two values near the float64 maximum overflows
     inner = distinct[below] / 2 + distinct[below + 1] / 2
     inner = inner[(inner > low) & (inner < high)]
     return np.unique(np.concatenate([[low], inner, [high]]))
+
+
+def _imputed_tree_targets(targets, missing, weight, regression):
+    """Regression-tree targets for labels with missing entries.
+
+    Class codes become one indicator column per class: a regression tree's
+    squared error summed over them equals the Gini impurity a classifier
+    tree splits on. A missing entry becomes its column's mean over the known
+    rows, which adds no impurity decrease to any split.
+    """
+    columns, known_masks = [], []
+    for t in range(targets.shape[1]):
+        known = ~missing[:, t]
+        if regression:
+            blocks = targets[:, t:t + 1]
+        else:
+            classes = np.unique(targets[known, t])
+            blocks = (targets[:, t:t + 1] == classes).astype(np.float64)
+        columns.append(blocks)
+        known_masks.append(np.repeat(known[:, None], blocks.shape[1], axis=1))
+    values, known = np.hstack(columns).astype(np.float64), np.hstack(known_masks)
+    row_weight = np.ones(len(values)) if weight is None else weight
+    weights = known * row_weight[:, None]
+    means = (np.where(known, values, 0.0) * weights).sum(axis=0) / np.maximum(
+        weights.sum(axis=0), np.finfo(float).tiny)
+    return np.where(known, values, means)

@@ -6,7 +6,8 @@ Nothing in this sub-package imports scikit-learn.
 from .aitm import AITM, AdaptiveInformationTransfer
 from .esmm import ESMM, entire_space_log_proba
 from .layers import MLP, ExpertBank, FeatureEmbedding, TaskGates, TaskTowers
-from .losses import AITMLoss, EntireSpaceLoss, MultiTaskLoss, MultiTaskSquaredLoss
+from .losses import (AITMLoss, EntireSpaceLoss, MultiTaskLoss, MultiTaskSquaredLoss,
+                     known_targets)
 from .mmoe import MMoE, OMoE
 from .numeric import PeriodicEmbedding, PiecewiseLinearEmbedding
 from .ple import PLE, ExtractionLevel
@@ -33,4 +34,5 @@ __all__ = [
     "TaskGates",
     "TaskTowers",
     "entire_space_log_proba",
+    "known_targets",
 ]

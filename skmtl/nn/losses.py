@@ -7,12 +7,23 @@ from torch.nn import functional as F
 from .esmm import entire_space_log_proba
 
 
-def _weighted_mean(losses, sample_weight):
-    """Mean over the batch (dim 0) of ``losses``, weighted by ``sample_weight``."""
-    if sample_weight is None:
-        return losses.mean(dim=0)
-    weight = sample_weight.unsqueeze(1)
-    return (losses * weight).sum(dim=0) / weight.sum().clamp(min=torch.finfo(losses.dtype).tiny)
+def known_targets(target):
+    """``(filled, known)``: ``target`` with missing (NaN) labels set to 0, and where it is known.
+
+    ``known`` is a float mask of the same shape, 1 where the label is known.
+    """
+    known = target == target  # False exactly where NaN
+    return torch.where(known, target, torch.zeros((), dtype=target.dtype)), known.to(target.dtype)
+
+
+def _weighted_mean(losses, known, sample_weight):
+    """Per-column mean over the batch (dim 0) of ``losses`` on the rows where it is ``known``.
+
+    Rows are weighted by ``sample_weight``; a column with no known row is 0.
+    """
+    weight = known if sample_weight is None else known * sample_weight.unsqueeze(1)
+    return ((losses * weight).sum(dim=0)
+            / weight.sum(dim=0).clamp(min=torch.finfo(losses.dtype).tiny))
 
 
 class MultiTaskLoss(nn.Module):
@@ -37,9 +48,11 @@ class MultiTaskLoss(nn.Module):
         logits : tuple of Tensors
             Task ``t``'s logits, shape ``(batch, task_output_dims[t])``.
         target : Tensor of shape (batch, n_tasks)
-            Class codes per task (``0 .. n_classes - 1``), as floats.
+            Class codes per task (``0 .. n_classes - 1``), as floats; NaN
+            where the label is missing.
         sample_weight : Tensor of shape (batch,), optional
         """
+        target, known = known_targets(target)
         per_sample = []
         for t, task_logits in enumerate(logits):
             if self.task_output_dims[t] == 1:
@@ -48,7 +61,7 @@ class MultiTaskLoss(nn.Module):
             else:
                 loss = F.cross_entropy(task_logits, target[:, t].long(), reduction="none")
             per_sample.append(loss)
-        return _weighted_mean(torch.stack(per_sample, dim=1), sample_weight)
+        return _weighted_mean(torch.stack(per_sample, dim=1), known, sample_weight)
 
 
 class MultiTaskSquaredLoss(nn.Module):
@@ -61,9 +74,11 @@ class MultiTaskSquaredLoss(nn.Module):
         ----------
         outputs : tuple of Tensors of shape (batch, 1)
         target : Tensor of shape (batch, n_tasks)
+            NaN where the target is missing.
         sample_weight : Tensor of shape (batch,), optional
         """
-        return _weighted_mean((torch.cat(outputs, dim=1) - target) ** 2, sample_weight)
+        target, known = known_targets(target)
+        return _weighted_mean((torch.cat(outputs, dim=1) - target) ** 2, known, sample_weight)
 
 
 class EntireSpaceLoss(nn.Module):
@@ -82,12 +97,14 @@ class EntireSpaceLoss(nn.Module):
         logits : Tensor of shape (batch, n_stages)
             Conditional logits from :class:`skmtl.nn.ESMM`.
         target : Tensor of shape (batch, n_stages)
-            1 where the row reached that stage, else 0.
+            1 where the row reached that stage, 0 where it did not, NaN
+            where it is not known.
         sample_weight : Tensor of shape (batch,), optional
         """
+        target, known = known_targets(target)
         log_reach, log_miss = entire_space_log_proba(logits)
         losses = -(target * log_reach + (1.0 - target) * log_miss)
-        return _weighted_mean(losses, sample_weight)
+        return _weighted_mean(losses, known, sample_weight)
 
 
 class AITMLoss(nn.Module):
@@ -119,10 +136,13 @@ class AITMLoss(nn.Module):
         logits : Tensor of shape (batch, n_stages)
             Entire-space logits from :class:`AITM`.
         target : Tensor of shape (batch, n_stages)
+            NaN where the label is not known (the calibrator still applies).
         sample_weight : Tensor of shape (batch,), optional
         """
+        target, known = known_targets(target)
         losses = _weighted_mean(
-            F.binary_cross_entropy_with_logits(logits, target, reduction="none"), sample_weight)
+            F.binary_cross_entropy_with_logits(logits, target, reduction="none"), known,
+            sample_weight)
         reach = torch.sigmoid(logits)
         excess = (reach[:, 1:] - reach[:, :-1]).clamp(min=0.0)
         if sample_weight is not None:
