@@ -2,6 +2,7 @@
 
 import contextlib
 import copy
+import functools
 import warnings
 from abc import abstractmethod
 from numbers import Integral, Real
@@ -25,6 +26,7 @@ from ._optim import Adam, fused_adam_supported
 from ._training import BatchIterator, LearningRateSchedule, MultiTaskNet, TensorData
 from .nn import (MultiTaskLoss, MultiTaskSquaredLoss, PeriodicEmbedding,
                  PiecewiseLinearEmbedding)
+from .nn.weighting import LOSS_WEIGHTINGS
 from .exceptions import TrainingInterruptedWarning
 
 # Prediction encodes PREDICT_BLOCK_SIZE rows at a time (this bounds its
@@ -99,6 +101,10 @@ class MultiTaskEstimatorBase(BaseEstimator):
         ],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "scoring": [StrOptions({"loss", "roc_auc", "r2"})],  # by kind: _SCORINGS
+        "task_weights": ["array-like", dict, None],
+        "loss_weighting": [StrOptions(set(LOSS_WEIGHTINGS))],
+        "gradnorm_alpha": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
         "device": [str, torch.device],
         "verbose": ["verbose"],
@@ -112,10 +118,12 @@ class MultiTaskEstimatorBase(BaseEstimator):
     # own in _MODEL_NETWORK_PARAMS. A warm start keeps both, so they may not
     # change between fits, and a saved model records the fitted values.
     _NETWORK_PARAMS = ("categorical_features", "embedding_dim", "numeric_encoding", "n_bins",
-                       "bin_strategy", "dropout", "tower_units")
+                       "bin_strategy", "dropout", "tower_units", "loss_weighting")
     _MODEL_NETWORK_PARAMS = ()
-    # What the validation pass scores per task ("auc" or "r2"), in history_.
+    # What the validation pass scores per task ("auc" or "r2"), in history_,
+    # and the values of ``scoring`` (the mean of those scores, or the loss).
     _VALIDATION_METRIC = "auc"
+    _SCORINGS = ("loss", "roc_auc")
 
     def _set_init_params(self, values):
         """Store a model's ``__init__`` arguments (its ``locals()``) as attributes.
@@ -209,6 +217,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 f"{self.task_names_}, got {task_names}.")
         if not warm:
             self._tower_units_per_task(task_names)  # check the names before any work
+        task_weights = self._task_weights(task_names)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32,
                                                  ensure_non_negative=True)
@@ -220,6 +229,11 @@ class MultiTaskEstimatorBase(BaseEstimator):
 
         rng = check_random_state(self.random_state)
         train_rows, valid_rows = self._split_rows(n_samples, rng)
+        if (self.scoring != "loss" and valid_rows is None
+                and self._early_stopping_enabled(n_samples)):
+            raise ValueError(f"scoring={self.scoring!r} early-stops on validation rows, but "
+                             "validation_fraction=None holds none out; set validation_fraction "
+                             "or use scoring='loss'.")
         # The validation rows weigh nothing in what is learned from the data
         # before training (numeric bins read labels; target scaling): early
         # stopping must not have seen them.
@@ -237,6 +251,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                         "validation_fraction or random_state.")
         _check_known_labels(columns, task_names, fit_weight)
         targets, target_state = self._encode_targets(columns, task_names, warm, fit_weight)
+        scoring_weights = self._scoring_weights(task_weights, target_state, valid_rows)
         if warm:
             encoder = self._encoder
             categorical, numeric = encoder.transform(X)
@@ -268,6 +283,10 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 # the loss may read parameters a warm fit can change (AITM's
                 # calibration_weight)
                 net.criterion = self._build_criterion(self._task_output_dims(target_state))
+                net.loss_weighting_.task_weights.copy_(torch.from_numpy(task_weights))
+                if hasattr(net.loss_weighting_, "alpha"):
+                    net.loss_weighting_.alpha = float(self.gradnorm_alpha)
+                net.scoring, net.scoring_weights = self._net_scoring(scoring_weights)
                 net.initialize_criterion()
                 net.callbacks = self._callbacks(train, valid, batch_size)
                 net.initialize_callbacks()
@@ -277,7 +296,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                                       self._task_output_dims(target_state), task_names,
                                       self._callbacks(train, valid, batch_size),
                                       self._train_split(valid), seed, self.device,
-                                      batch_size)
+                                      batch_size, task_weights, scoring_weights)
                 net.initialize()
             try:
                 net.partial_fit(train)
@@ -287,12 +306,62 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 raise
         if net.interrupted_:
             kept = ("the latest weights" if not self._early_stopping_enabled(n_samples) else
-                    f"the best weights by {'training' if valid is None else 'validation'} loss")
+                    f"the best weights by {self._monitored(valid)}")
             warnings.warn(
                 f"fit was interrupted after {len(net.history)} complete epoch(s); the model "
                 f"is usable and keeps {kept}.", TrainingInterruptedWarning, stacklevel=2)
         self._set_fitted(encoder, net, task_names, target_state, single_output)
         return self
+
+    def _task_weights(self, task_names):
+        """``task_weights`` as float32 ``(n_tasks,)``; ones when None."""
+        weights = self.task_weights
+        if weights is None:
+            return np.ones(len(task_names), np.float32)
+        if isinstance(weights, dict):
+            unknown = sorted(str(task) for task in set(weights) - set(task_names))
+            if unknown:
+                raise ValueError(f"task_weights names unknown task(s) {unknown}; the tasks "
+                                 f"are {task_names}.")
+            values = [weights.get(task, 1.0) for task in task_names]
+        else:
+            values = weights
+        try:
+            values = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"task_weights must hold numbers; got {weights!r}.") from None
+        if values.ndim != 1 or len(values) != len(task_names):
+            given = (f"{values.size} weight(s)" if values.ndim == 1 else
+                     f"an array of shape {values.shape}")
+            raise ValueError(f"task_weights needs one weight per task of y, "
+                             f"{len(task_names)} for {task_names}; got {given}.")
+        if not np.isfinite(values).all() or (values < 0).any() or not values.any():
+            raise ValueError(f"task_weights must be finite and non-negative, with at least "
+                             f"one positive weight; got {weights!r}.")
+        return values.astype(np.float32)
+
+    def _scoring_weights(self, task_weights, target_state, valid_rows):
+        """Weights of the tasks' validation scores in ``scoring``'s mean; None for the loss."""
+        if self.scoring == "loss":
+            return None
+        scored = self._scored_tasks(target_state)
+        if not scored.any():
+            raise ValueError(f"scoring={self.scoring!r} averages the ROC AUC of the binary "
+                             "tasks, but no task is binary; use scoring='loss'.")
+        return task_weights * scored
+
+    def _scored_tasks(self, target_state):
+        """Which tasks ``scoring`` averages over (boolean per task)."""
+        return np.ones(len(self._task_output_dims(target_state)), dtype=bool)
+
+    def _net_scoring(self, scoring_weights):
+        return (None, None) if scoring_weights is None else (self.scoring, scoring_weights)
+
+    def _monitored(self, valid):
+        """What early stopping watches, in words."""
+        if valid is None:
+            return "training loss"
+        return "validation loss" if self.scoring == "loss" else f"validation {self.scoring}"
 
     def _network_params(self):
         """The current values of the parameters that shape the encoder and the network."""
@@ -366,14 +435,19 @@ class MultiTaskEstimatorBase(BaseEstimator):
         self.n_iter_ = len(net.history)
 
     def _restore_fitted(self, *, encoder, task_names, target_state, single_output,
-                        module_state, optimizer_state, history, device):
+                        module_state, optimizer_state, history, device,
+                        loss_weighting_state=None):
         """Rebuild the fitted state from its saved parts (see :func:`skmtl.load`)."""
         module = self._new_module(encoder, task_names, target_state)
         module.load_state_dict(module_state)
         net = self._build_net(module, self._task_output_dims(target_state), task_names,
                               callbacks=[], train_split=None, seed=0, device=device,
-                              batch_size=self._batch_size(0))
+                              batch_size=self._batch_size(0),
+                              task_weights=self._task_weights(task_names),
+                              scoring_weights=None)
         net.initialize()
+        if loss_weighting_state is not None:
+            net.loss_weighting_.load_state_dict(loss_weighting_state)
         net.optimizer_.load_state_dict(optimizer_state)
         # The saved flag says where the model was trained; use what runs here.
         for group in net.optimizer_.param_groups:
@@ -401,6 +475,9 @@ class MultiTaskEstimatorBase(BaseEstimator):
     def _check_hyperparameters(self):
         """Checks beyond ``_parameter_constraints``; models extend."""
         _check_tower_units(self.tower_units)
+        if self.scoring not in self._SCORINGS:
+            raise ValueError(f"The 'scoring' parameter of {type(self).__name__} must be one of "
+                             f"{list(self._SCORINGS)}; got {self.scoring!r}.")
 
     def _check_device(self):
         try:
@@ -440,8 +517,16 @@ class MultiTaskEstimatorBase(BaseEstimator):
             return self.batch_size
         return int(np.clip(n_train // 64, AUTO_BATCH_SIZE_RANGE[0], AUTO_BATCH_SIZE_RANGE[1]))
 
+    def _loss_weighting_factory(self, task_weights):
+        """A callable building the :mod:`skmtl.nn.weighting` module of ``loss_weighting``."""
+        kind = LOSS_WEIGHTINGS[self.loss_weighting]
+        if self.loss_weighting == "gradnorm":
+            return functools.partial(kind, task_weights, alpha=self.gradnorm_alpha)
+        return functools.partial(kind, task_weights)
+
     def _build_net(self, module, task_output_dims, task_names, callbacks, train_split, seed,
-                   device, batch_size):
+                   device, batch_size, task_weights, scoring_weights):
+        scoring, scoring_weights = self._net_scoring(scoring_weights)
         return MultiTaskNet(
             module=module,
             criterion=self._build_criterion(task_output_dims),
@@ -459,7 +544,10 @@ class MultiTaskEstimatorBase(BaseEstimator):
             device=device,
             verbose=self.verbose,
             task_names=task_names,
+            loss_weighting=self._loss_weighting_factory(task_weights),
             validation_metric=self._VALIDATION_METRIC,
+            scoring=scoring,
+            scoring_weights=scoring_weights,
         )
 
     def _callbacks(self, train, valid, batch_size):
@@ -467,8 +555,11 @@ class MultiTaskEstimatorBase(BaseEstimator):
         callbacks = [("learning_rate_schedule", LearningRateSchedule(
             self.learning_rate_schedule, self.learning_rate, steps))]
         if self._early_stopping_enabled(len(train) + (0 if valid is None else len(valid))):
+            by_score = valid is not None and self.scoring != "loss"
             callbacks.append(("early_stopping", EarlyStopping(
-                monitor="train_loss" if valid is None else "valid_loss",
+                monitor=(f"valid_{self.scoring}" if by_score else
+                         "train_loss" if valid is None else "valid_loss"),
+                lower_is_better=not by_score,
                 patience=self.n_iter_no_change, threshold=self.tol, threshold_mode="abs",
                 load_best=True)))
         return callbacks
@@ -545,6 +636,10 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
 
     def _build_criterion(self, task_output_dims):
         return MultiTaskLoss(task_output_dims)
+
+    def _scored_tasks(self, target_state):
+        """``scoring="roc_auc"`` averages over the binary tasks."""
+        return np.array([len(task_classes) == 2 for task_classes in target_state])
 
     def _set_target_state(self, classes, single_output):
         self.classes_ = classes[0] if single_output else classes
@@ -628,6 +723,7 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
     """
 
     _VALIDATION_METRIC = "r2"
+    _SCORINGS = ("loss", "r2")
 
     def _encode_targets(self, columns, task_names, warm, sample_weight):
         values = np.column_stack(columns).astype(np.float64)  # NaN where missing

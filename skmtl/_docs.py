@@ -67,8 +67,9 @@ COMMON_PARAMETERS = """\
         Number of passes over the training data (fewer if early stopping
         ends training).{max_epochs_note}
     early_stopping : "auto" or bool, default="auto"
-        Stop when the validation loss has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs, then restore the best weights. ``"auto"``
+        Stop when the validation loss (or ``scoring``) has not improved by
+        ``tol`` for ``n_iter_no_change`` epochs, then restore the best
+        weights. ``"auto"``
         turns it on when there are more than 10,000 samples.
     validation_fraction : float, int or None, default=0.1
         Share (or number) of the training rows held out for early stopping;
@@ -76,7 +77,32 @@ COMMON_PARAMETERS = """\
     n_iter_no_change : int, default=5
         Patience of early stopping, in epochs.
     tol : float, default=1e-4
-        Smallest decrease of the monitored loss that counts as improvement.
+        Smallest improvement of the monitored quantity that counts.
+{scoring}
+    task_weights : array-like, dict or None, default=None
+        A non-negative weight per task scaling its loss: one per task in
+        ``y``'s column order, or ``{task_name: weight}`` (tasks not named
+        weigh 1). ``None`` weighs every task 1. The recorded
+        ``train_loss``/``valid_loss`` are the losses' sum under these
+        weights.
+    loss_weighting : {"equal", "uncertainty", "gradnorm", "dwa", "pcgrad"}, \
+default="equal"
+        How the tasks' losses are balanced on top of ``task_weights``.
+        ``"equal"``: fixed weights. ``"uncertainty"``: a learned
+        log-variance ``s_t`` per task, minimising ``exp(-s_t) L_t + s_t``
+        (Kendall et al., CVPR 2018). ``"gradnorm"``: weights learned to
+        balance the norms of the tasks' gradients of the shared parameters
+        (Chen et al., ICML 2018; see ``gradnorm_alpha``). ``"dwa"``: dynamic
+        weight average, each epoch from the ratio of the tasks' last two
+        training losses (Liu et al., CVPR 2019). ``"pcgrad"``: projecting
+        conflicting gradients of the shared parameters (Yu et al., NeurIPS
+        2020). ``history_`` records each epoch's weights as
+        ``task_weight_<task>``. ``"gradnorm"`` and ``"pcgrad"`` compute every
+        task's gradient of the shared parameters at each step, which costs
+        time (see ``benchmarks/README.md``).
+    gradnorm_alpha : float, default=1.5
+        GradNorm's ``alpha``: how strongly a task that trains slower than the
+        others gets a larger gradient; used by ``loss_weighting="gradnorm"``.
     random_state : int, RandomState or None, default=None
         Seeds weight initialisation, dropout, shuffling, the validation
         split, and the rows sampled to learn quantiles and bins and the
@@ -101,9 +127,11 @@ _ATTRIBUTES_AFTER_TARGETS = """\
     is_categorical_ : ndarray of bool
         Which input columns were treated as categorical.
     history_ : skorch.History
-        One entry per epoch: ``train_loss`` and ``train_loss_<task>``; with
-        validation also ``valid_loss``, ``valid_loss_<task>`` and
-        ``valid_{metric}_<task>``; ``dur`` in seconds.
+        One entry per epoch: ``train_loss``, ``train_loss_<task>`` (over the
+        rows where that task's label is known) and ``task_weight_<task>``;
+        with validation also ``valid_loss``, ``valid_loss_<task>`` and
+        ``valid_{metric}_<task>``, and ``valid_{scoring}`` with
+        ``scoring="{scoring}"``; ``dur`` in seconds.
     n_iter_ : int
         Number of epochs run (over all fits with ``warm_start``).
     net_ : skmtl._training.MultiTaskNet
@@ -112,9 +140,24 @@ _ATTRIBUTES_AFTER_TARGETS = """\
 CLASSIFIER_ATTRIBUTES = """\
     classes_ : list of ndarrays
         The classes of each task (a single ndarray when fitted on a 1-D ``y``).
-""" + _ATTRIBUTES_AFTER_TARGETS.replace("{metric}", "auc")
+""" + _ATTRIBUTES_AFTER_TARGETS.replace("{metric}", "auc").replace("{scoring}", "roc_auc")
 
-REGRESSOR_ATTRIBUTES = _ATTRIBUTES_AFTER_TARGETS.replace("{metric}", "r2")
+REGRESSOR_ATTRIBUTES = _ATTRIBUTES_AFTER_TARGETS.replace("{metric}", "r2").replace(
+    "{scoring}", "r2")
+
+CLASSIFIER_SCORING = """\
+    scoring : {"loss", "roc_auc"}, default="loss"
+        What early stopping watches on the validation rows: the loss, or
+        ``"roc_auc"``, the mean ROC AUC of the binary tasks (weighted by
+        ``task_weights``), higher being better; the best epoch's weights are
+        restored. Needs ``validation_fraction`` when early stopping is on."""
+
+REGRESSOR_SCORING = """\
+    scoring : {"loss", "r2"}, default="loss"
+        What early stopping watches on the validation rows: the loss, or
+        ``"r2"``, the mean R² of the tasks (weighted by ``task_weights``),
+        higher being better; the best epoch's weights are restored. Needs
+        ``validation_fraction`` when early stopping is on."""
 
 
 def fill(**fields):
@@ -146,5 +189,6 @@ def estimator(module, *, regressor=False, tower_default="(32,)", max_epochs=6,
     """
     return fill(**fields, tower_units=TOWER_UNITS, common_parameters=COMMON_PARAMETERS,
                 attributes=REGRESSOR_ATTRIBUTES if regressor else CLASSIFIER_ATTRIBUTES,
+                scoring=REGRESSOR_SCORING if regressor else CLASSIFIER_SCORING,
                 module=module, tower_default=tower_default, max_epochs=max_epochs,
                 max_epochs_note=max_epochs_note)

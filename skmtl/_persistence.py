@@ -7,7 +7,7 @@ A model file is a zip archive with two members:
     their classes, the training history, the skmtl and torch versions that
     wrote it, the format version, and the SHA-256 of the weights.
 ``weights.pt``
-    The module's and the optimizer's ``state_dict``, read back with
+    The module's, the optimizer's and the loss weighting's ``state_dict``, read back with
     ``torch.load(weights_only=True)``, which only rebuilds tensors and plain
     containers.
 
@@ -34,7 +34,9 @@ FORMAT = "skmtl-model"
 # 2: numeric encodings (the encoder's "numeric" state), skmtl's own Adam.
 # 3: the model family and regressors (targets' mean and scale), per-task
 #    tower_units. Format 2 files are read too (they hold classifiers only).
-FORMAT_VERSION = 3
+# 4: the loss weighting's learned state; objectives' parameters (task_weights,
+#    loss_weighting, scoring, ...), their defaults for older files.
+FORMAT_VERSION = 4
 OLDEST_READABLE_FORMAT = 2
 _CONFIG = "skmtl.json"
 _WEIGHTS = "weights.pt"
@@ -47,7 +49,8 @@ def save(estimator, path):
     net = estimator.net_
     buffer = io.BytesIO()
     torch.save({"module": _to_cpu(net.module_.state_dict()),
-                "optimizer": _to_cpu(net.optimizer_.state_dict())}, buffer)
+                "optimizer": _to_cpu(net.optimizer_.state_dict()),
+                "loss_weighting": _to_cpu(net.loss_weighting_.state_dict())}, buffer)
     weights = buffer.getvalue()
     config = {
         "format": FORMAT,
@@ -148,6 +151,7 @@ def load(path, device=None):
             single_output=bool(config["single_output"]),
             module_state=state["module"],
             optimizer_state=state["optimizer"],
+            loss_weighting_state=state.get("loss_weighting"),
             history=History(config["history"]),
             device=_available_device(device if device is not None else estimator.device),
         )

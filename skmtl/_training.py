@@ -11,6 +11,7 @@ from skorch.callbacks import Callback, EarlyStopping, EpochTimer, PrintLog
 
 from .exceptions import DivergenceError
 from .nn import known_targets
+from .nn.weighting import split_parameters
 
 
 class TensorData(torch.utils.data.Dataset):
@@ -155,28 +156,49 @@ class LearningRateSchedule(Callback):
 class MultiTaskNet(NeuralNet):
     """skorch net for the multi-task modules.
 
-    The criterion returns one loss per task; the net minimises their sum and
-    records, per epoch, the mean loss per task (``{prefix}_loss_{task}``),
-    the total (``{prefix}_loss``) and, on validation, a score per task:
-    the ROC AUC (``valid_auc_{task}``) or the R² (``valid_r2_{task}``).
-    Losses are accumulated on the device and read back once per epoch, not
-    once per batch.
+    The criterion returns one loss per task; ``loss_weighting`` combines
+    them into the training step. The net records, per epoch, the mean loss
+    per task (``{prefix}_loss_{task}``), their sum weighted by the fixed task
+    weights (``{prefix}_loss``), the weight of each task's loss in force
+    (``task_weight_{task}``) and, on validation, a score per task: the ROC
+    AUC (``valid_auc_{task}``) or the R² (``valid_r2_{task}``), and with
+    ``scoring`` their mean. Losses are accumulated on the device and read
+    back once per epoch, not once per batch.
 
     Parameters
     ----------
     task_names : list of str
+    loss_weighting : callable
+        Returns the :class:`skmtl.nn.weighting.LossWeighting` that runs each
+        batch's backward pass from the per-task losses (``loss_weighting_``).
     validation_metric : {"auc", "r2"}, default="auc"
         ``"auc"``: the module's ``predict_proba`` turns its outputs into
         class probabilities. ``"r2"``: the outputs are one prediction per
         task, compared with the targets as they are.
+    scoring : str, optional
+        Also record ``valid_{scoring}``, the mean of the per-task validation
+        scores weighted by ``scoring_weights`` (tasks of weight 0 left out).
+    scoring_weights : sequence of float, optional
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
     """
 
-    def __init__(self, *args, task_names, validation_metric="auc", **kwargs):
+    def __init__(self, *args, task_names, loss_weighting, validation_metric="auc",
+                 scoring=None, scoring_weights=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.task_names = task_names
+        self.loss_weighting = loss_weighting
         self.validation_metric = validation_metric
+        self.scoring = scoring
+        self.scoring_weights = scoring_weights
+
+    def initialize_criterion(self):
+        super().initialize_criterion()
+        # Registered as a criterion, its learned weights join the optimizer and
+        # follow the device. A warm start rebuilds the criterion but keeps it.
+        if not hasattr(self, "loss_weighting_"):
+            self.loss_weighting_ = self.loss_weighting()
+        return self
 
     @property
     def _default_callbacks(self):
@@ -191,6 +213,7 @@ class MultiTaskNet(NeuralNet):
         the caller whether training was interrupted.
         """
         self.interrupted_ = False
+        self.parameter_split_ = split_parameters(self.module_)
         try:
             return super().fit_loop(X, y, epochs, **fit_params)
         except KeyboardInterrupt:
@@ -227,8 +250,7 @@ class MultiTaskNet(NeuralNet):
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         y_pred, task_losses = self._batch_loss(batch)
-        loss = task_losses.sum()
-        loss.backward()
+        loss = self.loss_weighting_.backward(task_losses, *self.parameter_split_)
         return {"loss": loss, "y_pred": y_pred, "task_losses": task_losses.detach()}
 
     def validation_step(self, batch, **fit_params):
@@ -273,18 +295,36 @@ class MultiTaskNet(NeuralNet):
                 f"The {prefix} loss of task(s) {diverged} became NaN or infinite at epoch "
                 f"{len(self.history)}; lower learning_rate or check the input scale.")
         self.history.record(prefix + "_batch_count", n_batches)
-        self.history.record(prefix + "_loss", float(sum(task_losses)))
+        fixed_weights = self.loss_weighting_.task_weights.tolist()
+        self.history.record(prefix + "_loss", float(np.dot(fixed_weights, task_losses)))
         for name, loss in zip(self.task_names, task_losses):
             self.history.record(f"{prefix}_loss_{name}", loss)
-        if not training:
+        if training:
+            for name, weight in zip(self.task_names, self.loss_weighting_.weights().tolist()):
+                self.history.record(f"task_weight_{name}", weight)
+            self.loss_weighting_.end_epoch(task_losses)
+        else:
             per_task = _per_task_auc if self.validation_metric == "auc" else _per_task_r2
-            for name, score in zip(self.task_names, per_task(scores, targets, weights)):
+            task_scores = per_task(scores, targets, weights)
+            for name, score in zip(self.task_names, task_scores):
                 self.history.record(f"{prefix}_{self.validation_metric}_{name}", score)
+            if self.scoring is not None:
+                self.history.record(f"{prefix}_{self.scoring}",
+                                    _weighted_score(task_scores, self.scoring_weights))
 
     def _validation_scores(self, outputs):
         if self.validation_metric == "auc":
             return self.module_.predict_proba(outputs)
         return [o[:, 0] for o in outputs]
+
+
+def _weighted_score(task_scores, task_weights):
+    """Mean of the defined (non-NaN) scores of the tasks of positive weight, weighted."""
+    scores, weights = np.asarray(task_scores), np.asarray(task_weights, dtype=np.float64)
+    counted = (weights > 0) & ~np.isnan(scores)
+    if not counted.any():
+        return float("nan")
+    return float(np.average(scores[counted], weights=weights[counted]))
 
 
 def _per_task_auc(scores, targets, weights):

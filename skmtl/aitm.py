@@ -73,6 +73,7 @@ class AITMClassifier(FunnelClassifierBase):
                  dropout=0.0, learning_rate=6e-3, learning_rate_schedule="cosine",
                  weight_decay=1e-5, batch_size="auto", max_epochs=10,
                  early_stopping="auto", validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
+                 scoring="loss", task_weights=None, loss_weighting="equal", gradnorm_alpha=1.5,
                  random_state=None, device="cpu", verbose=0, warm_start=False):
         self._set_init_params(locals())
 

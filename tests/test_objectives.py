@@ -238,3 +238,296 @@ def test_every_classifier_accepts_missing_labels(tasks, cls):
     hidden, _ = _hide(Y, "t1", 0.5)
     model = cls(**FAST).fit(X, hidden)
     assert np.isfinite(model.history_[:, "train_loss_t1"]).all()
+
+
+# -- task weights and loss weighting: the modules ------------------------------------
+
+
+from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
+
+import skmtl  # noqa: E402
+from skmtl.nn import MMoE  # noqa: E402
+from skmtl.nn.weighting import (DynamicWeightAverage, GradNorm, LossWeighting,  # noqa: E402
+                                PCGrad, UncertaintyWeighting, project_conflicting,
+                                split_parameters, task_gradients)
+
+
+def _network_and_losses(seed=0):
+    torch.manual_seed(seed)
+    module = MMoE([20, 30], 3, [1, 1], embedding_dim=4, n_experts=3, expert_units=(8,),
+                  tower_units=(4,))
+    categorical = torch.randint(0, 20, (64, 2))
+    numeric = torch.randn(64, 3)
+    target = torch.randint(0, 2, (64, 2)).float()
+    logits = module(categorical, numeric)
+    return module, MultiTaskLoss([1, 1])(logits, target)
+
+
+def test_split_parameters_follows_the_networks_task_specific_parts():
+    module, _ = _network_and_losses()
+    shared, specific = split_parameters(module)
+    names = {id(p): n for n, p in module.named_parameters()}
+    assert {names[id(p)].split(".")[0] for p in shared} == {"embedding", "experts"}
+    assert {names[id(p)].split(".")[0] for p in specific} == {"gates", "towers"}
+
+
+def test_task_gradients_are_each_tasks_own_gradient():
+    module, losses = _network_and_losses()
+    shared, _ = split_parameters(module)
+    batched = task_gradients(losses, shared)
+    for t in range(2):
+        one = torch.autograd.grad(losses[t], shared, retain_graph=True)
+        torch.testing.assert_close(batched[t], torch.cat([g.reshape(-1) for g in one]))
+
+
+def test_project_conflicting_removes_only_conflicts():
+    g = torch.tensor([[1.0, 0.0], [-1.0, 1.0], [0.0, 2.0]])
+    projected = project_conflicting(g)
+    # rows 0 and 1 conflict: after projection neither points against the other
+    assert projected[0] @ g[1] >= -1e-6 and projected[1] @ g[0] >= -1e-6
+    torch.testing.assert_close(projected[2], g[2])  # conflicts with nobody
+    torch.testing.assert_close(project_conflicting(g[[0, 2]]), g[[0, 2]])
+
+
+@pytest.mark.parametrize("kind", [LossWeighting, UncertaintyWeighting, DynamicWeightAverage,
+                                  GradNorm, PCGrad])
+def test_every_weighting_fills_every_gradient(kind):
+    module, losses = _network_and_losses()
+    weighting = kind([1.0, 2.0])
+    weighting.backward(losses, *split_parameters(module))
+    assert all(p.grad is not None and torch.isfinite(p.grad).all()
+               for p in module.parameters())
+
+
+def test_fixed_and_pcgrad_task_specific_gradients_are_ordinary():
+    module, losses = _network_and_losses()
+    expected = torch.autograd.grad((torch.tensor([1.0, 2.0]) * losses).sum(),
+                                   list(module.parameters()), retain_graph=True)
+    PCGrad([1.0, 2.0]).backward(losses, *split_parameters(module))
+    _, specific = split_parameters(module)
+    ids = {id(p) for p in specific}
+    for p, g in zip(module.parameters(), expected):
+        if id(p) in ids:
+            torch.testing.assert_close(p.grad, g)
+
+
+def test_pcgrad_shared_gradient_is_the_sum_of_projected_task_gradients():
+    module, losses = _network_and_losses(seed=3)
+    shared, specific = split_parameters(module)
+    per_task = torch.tensor([1.0, 2.0])[:, None] * task_gradients(losses, shared)
+    torch.manual_seed(0)
+    expected = project_conflicting(per_task).sum(dim=0)
+    torch.manual_seed(0)
+    PCGrad([1.0, 2.0]).backward(losses, shared, specific)
+    torch.testing.assert_close(torch.cat([p.grad.reshape(-1) for p in shared]), expected)
+
+
+def test_dwa_weights_follow_the_ratio_of_the_last_two_losses():
+    dwa = DynamicWeightAverage([1.0, 1.0], temperature=2.0)
+    dwa.end_epoch([1.0, 1.0])
+    torch.testing.assert_close(dwa.weights(), torch.ones(2))
+    dwa.end_epoch([0.5, 0.9])
+    ratio = torch.tensor([0.5, 0.9])
+    torch.testing.assert_close(dwa.weights(), 2 * torch.softmax(ratio / 2.0, dim=0))
+    assert dwa.weights()[1] > dwa.weights()[0]  # the slower task gets more
+
+
+def test_gradnorm_shifts_weight_to_the_task_with_the_smaller_gradient():
+    gradnorm = GradNorm([1.0, 1.0], alpha=1.5, learning_rate=0.05)
+    for _ in range(20):
+        gradnorm._update_balance(torch.tensor([1.0, 1.0]), torch.tensor([10.0, 1.0]))
+    weights = gradnorm.weights()
+    assert weights[1] > 1.2 > 0.8 > weights[0]
+    assert float(weights.sum()) == pytest.approx(2.0)
+
+
+def test_uncertainty_weighting_objective():
+    weighting = UncertaintyWeighting([1.0, 2.0])
+    with torch.no_grad():
+        weighting.log_variance.copy_(torch.tensor([0.5, -1.0]))
+    losses = torch.tensor([2.0, 3.0])
+    expected = (np.exp(-0.5) * 2 + 0.5) + 2 * (np.exp(1.0) * 3 - 1.0)
+    assert float(weighting.objective(losses).detach()) == pytest.approx(expected, rel=1e-6)
+    torch.testing.assert_close(weighting.weights(),
+                               torch.tensor([np.exp(-0.5), 2 * np.exp(1.0)]).float())
+
+
+# -- task weights and loss weighting: the estimators ---------------------------------
+
+
+def test_task_weights_scale_each_tasks_loss(tasks, holdout):
+    X, Y, _ = tasks
+    X_test, Y_test, _ = holdout
+    as_list = MMOEClassifier(**FAST, task_weights=[1.0, 0.5]).fit(X, Y)
+    as_dict = MMOEClassifier(**FAST, task_weights={"t2": 0.5}).fit(X, Y)
+    for a, b in zip(as_list.predict_proba(X_test), as_dict.predict_proba(X_test)):
+        np.testing.assert_array_equal(a, b)
+    history = as_list.history_[-1]
+    assert history["train_loss"] == pytest.approx(
+        history["train_loss_t1"] + 0.5 * history["train_loss_t2"], rel=1e-6)
+    assert history["task_weight_t2"] == 0.5
+    plain = MMOEClassifier(**FAST).fit(X, Y)
+    ignored = MMOEClassifier(**FAST, task_weights=[1.0, 0.0]).fit(X, Y)
+    auc = [roc_auc_score(Y_test["t2"], m.predict_proba(X_test)[1][:, 1]) for m in (plain, ignored)]
+    assert auc[0] > auc[1] + 0.1
+
+
+@pytest.mark.parametrize("weights, message", [
+    ([1.0, -1.0], "non-negative"), ([1.0, np.nan], "finite"), ([0.0, 0.0], "positive"),
+    ([1.0], "1 weight"), ([1.0, 2.0, 3.0], "3 weight"), ({"t3": 1.0}, "unknown task"),
+    (["a", "b"], "numbers"), ([[1.0, 2.0]], r"shape \(1, 2\)"),
+])
+def test_bad_task_weights(tasks, weights, message):
+    X, Y, _ = tasks
+    with pytest.raises(ValueError, match=f"task_weights.*{message}"):
+        MMOEClassifier(**FAST, task_weights=weights).fit(X, Y)
+
+
+def test_bad_loss_weighting_and_scoring(tasks):
+    X, Y, _ = tasks
+    with pytest.raises(InvalidParameterError, match="loss_weighting"):
+        MMOEClassifier(**FAST, loss_weighting="mgda").fit(X, Y)
+    with pytest.raises(InvalidParameterError, match="scoring"):
+        MMOEClassifier(**FAST, scoring="accuracy").fit(X, Y)
+    with pytest.raises(ValueError, match="'scoring' parameter of MMOEClassifier"):
+        MMOEClassifier(**FAST, scoring="r2").fit(X, Y)
+    with pytest.raises(ValueError, match="'scoring' parameter of MMOERegressor"):
+        MMOERegressor(**FAST, scoring="roc_auc").fit(X, Y.astype(float))
+    with pytest.raises(InvalidParameterError, match="gradnorm_alpha"):
+        MMOEClassifier(**FAST, gradnorm_alpha=-1.0).fit(X, Y)
+
+
+
+WEIGHTINGS = ["equal", "uncertainty", "gradnorm", "dwa", "pcgrad"]
+
+
+@pytest.mark.parametrize("loss_weighting", WEIGHTINGS)
+def test_each_loss_weighting_trains_and_records_its_weights(tasks, holdout, loss_weighting):
+    X, Y, _ = tasks
+    X_test, Y_test, _ = holdout
+    model = MMOEClassifier(**{**FAST, "max_epochs": 4}, loss_weighting=loss_weighting,
+                           task_weights=[1.0, 2.0]).fit(X, Y)
+    weights = np.array([[row["task_weight_t1"], row["task_weight_t2"]]
+                        for row in model.history_])
+    assert np.isfinite(weights).all() and (weights > 0).all()
+    if loss_weighting in ("equal", "pcgrad"):
+        np.testing.assert_array_equal(weights, [[1.0, 2.0]] * 4)
+    elif loss_weighting == "dwa":
+        np.testing.assert_array_equal(weights[:2], [[1.0, 2.0]] * 2)
+        assert not np.allclose(weights[2:] / [1.0, 2.0], 1.0)
+    else:
+        assert not np.allclose(weights[-1], [1.0, 2.0])
+    if loss_weighting == "gradnorm":
+        np.testing.assert_allclose((weights / [1.0, 2.0]).sum(axis=1), 2.0, rtol=1e-5)
+    proba = model.predict_proba(X_test)
+    for t, task in enumerate(["t1", "t2"]):
+        assert roc_auc_score(Y_test[task], proba[t][:, 1]) > 0.7
+
+
+@pytest.mark.parametrize("cls", [PLEClassifier, SharedBottomClassifier, ESMMClassifier,
+                                 AITMClassifier, PLERegressor])
+@pytest.mark.parametrize("loss_weighting", ["uncertainty", "gradnorm", "pcgrad"])
+def test_loss_weightings_on_every_model(tasks, cls, loss_weighting):
+    X, Y, funnel = tasks
+    y = (funnel if cls in (ESMMClassifier, AITMClassifier) else
+         Y.astype(float) if cls is PLERegressor else Y)
+    model = cls(**FAST, loss_weighting=loss_weighting).fit(X, y)
+    assert np.isfinite(model.history_[:, "train_loss"]).all()
+
+
+@pytest.mark.parametrize("loss_weighting", ["uncertainty", "gradnorm", "dwa"])
+def test_learned_weights_survive_save_load_and_warm_start(tasks, holdout, tmp_path,
+                                                         loss_weighting):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST, loss_weighting=loss_weighting, warm_start=True).fit(X, Y)
+    learned = {k: v.clone() for k, v in model.net_.loss_weighting_.state_dict().items()}
+    model.save(tmp_path / "model.skmtl")
+    loaded = skmtl.load(tmp_path / "model.skmtl")
+    for key, value in loaded.net_.loss_weighting_.state_dict().items():
+        torch.testing.assert_close(value, learned[key], equal_nan=True)
+    for a, b in zip(model.predict_proba(holdout[0]), loaded.predict_proba(holdout[0])):
+        np.testing.assert_array_equal(a, b)
+    # a warm start continues from the learned weights rather than from 1
+    last = [model.history_[-1, f"task_weight_{t}"] for t in ("t1", "t2")]
+    model.fit(X, Y)
+    first_after = [model.history_[3, f"task_weight_{t}"] for t in ("t1", "t2")]
+    if loss_weighting == "dwa":
+        assert not np.allclose(first_after, 1.0)
+    else:
+        assert not np.allclose(first_after, 1.0) and np.allclose(first_after, last, rtol=0.5)
+    with pytest.raises(ValueError, match="loss_weighting was"):
+        model.set_params(loss_weighting="equal").fit(X, Y)
+
+
+def test_a_warm_start_takes_new_task_weights(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST, warm_start=True).fit(X, Y)
+    model.set_params(task_weights=[1.0, 3.0]).fit(X, Y)
+    assert model.history_[-1, "task_weight_t2"] == 3.0
+
+
+# -- scoring -----------------------------------------------------------------------------
+
+
+def _validation_auc(model, task_weights):
+    valid = model.net_.train_split.keywords["valid_ds"]
+    features, (target, _) = valid.batch(slice(None))
+    with torch.no_grad():
+        proba = model.net_.module_.eval().predict_proba(model.net_.module_(**features))
+    aucs = [roc_auc_score(target[:, t].numpy(), proba[t][:, 1].numpy()) for t in range(2)]
+    return np.average(aucs, weights=task_weights)
+
+
+def test_scoring_roc_auc_restores_the_best_epoch_by_auc(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(max_epochs=12, batch_size=64, learning_rate=0.03, random_state=0,
+                           early_stopping=True, n_iter_no_change=12, scoring="roc_auc",
+                           task_weights=[1.0, 3.0]).fit(X, Y)
+    history = model.history_
+    for row in history:
+        assert row["valid_roc_auc"] == pytest.approx(
+            np.average([row["valid_auc_t1"], row["valid_auc_t2"]], weights=[1.0, 3.0]))
+    best = max(history[:, "valid_roc_auc"])
+    assert best > history[-1, "valid_roc_auc"]  # the last epoch was not the best
+    assert _validation_auc(model, [1.0, 3.0]) == pytest.approx(best, abs=1e-6)
+    stopper = dict(model.net_.callbacks_)["early_stopping"]
+    assert stopper.monitor == "valid_roc_auc" and not stopper.lower_is_better
+
+
+def test_scoring_roc_auc_skips_multiclass_tasks_and_needs_a_binary_one(tasks):
+    X, Y, _ = tasks
+    Y3 = Y.assign(t3=(X["num_a"] > 0).astype(int) + (X["num_a"] > 1))
+    model = MMOEClassifier(**FAST, early_stopping=True, scoring="roc_auc").fit(X, Y3)
+    row = model.history_[-1]
+    assert row["valid_roc_auc"] == pytest.approx(
+        np.mean([row["valid_auc_t1"], row["valid_auc_t2"]]))
+    with pytest.raises(ValueError, match="scoring='roc_auc'.*no task is binary"):
+        MMOEClassifier(**FAST, early_stopping=True, scoring="roc_auc").fit(X, Y3[["t3"]])
+    with pytest.raises(ValueError, match="scoring='roc_auc'.*validation_fraction=None"):
+        MMOEClassifier(**FAST, early_stopping=True, validation_fraction=None,
+                       scoring="roc_auc").fit(X, Y)
+
+
+def test_regressor_scoring_r2(tasks):
+    X, Y, _ = tasks
+    Yr = pd.DataFrame({"a": X["num_a"] * 2.0, "b": X["num_b"]})
+    model = MMOERegressor(**FAST, early_stopping=True, scoring="r2").fit(X, Yr)
+    row = model.history_[-1]
+    assert row["valid_r2"] == pytest.approx(np.mean([row["valid_r2_a"], row["valid_r2_b"]]))
+
+
+def test_interrupt_warning_names_the_monitored_score(tasks, monkeypatch):
+    from skmtl._training import MultiTaskNet
+    from skmtl.exceptions import TrainingInterruptedWarning
+
+    train_step, calls = MultiTaskNet.train_step, {"n": 0}
+
+    def interrupting_step(self, batch, **fit_params):
+        calls["n"] += 1
+        if calls["n"] > 30:
+            raise KeyboardInterrupt
+        return train_step(self, batch, **fit_params)
+
+    monkeypatch.setattr(MultiTaskNet, "train_step", interrupting_step)
+    with pytest.warns(TrainingInterruptedWarning, match="best weights by validation roc_auc"):
+        MMOEClassifier(**FAST, early_stopping=True, scoring="roc_auc").fit(*tasks[:2])

@@ -86,7 +86,7 @@ def test_file_is_stamped_with_versions(tasks, tmp_path):
         config = json.loads(zf.read("skmtl.json"))
     assert config["skmtl_version"] == skmtl.__version__
     assert config["torch_version"] == torch.__version__
-    assert config["format_version"] == 3 and config["estimator"] == "ESMMClassifier"
+    assert config["format_version"] == 4 and config["estimator"] == "ESMMClassifier"
 
 
 def test_saving_an_unfitted_model():

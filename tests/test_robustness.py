@@ -49,14 +49,6 @@ def test_length_mismatch_and_empty_input(tasks):
         MMOEClassifier(**FAST).fit(X, None)
 
 
-def test_missing_labels_name_task_and_count(tasks):
-    X, Y, _ = tasks
-    Y = Y.astype(float)
-    Y.loc[[3, 8, 9], "t2"] = np.nan
-    with pytest.raises(ValueError, match=r"task 't2' contain 3 missing"):
-        MMOEClassifier(**FAST).fit(X, Y)
-
-
 def test_continuous_labels(tasks):
     X, _, _ = tasks
     with pytest.raises(ValueError, match="continuous"):

@@ -63,6 +63,10 @@ class AITM(nn.Module):
     numeric_embedding : nn.Module, optional
     """
 
+    # parameters that one stage (and the ones after it) train, not every stage
+    # (see skmtl.nn.weighting.split_parameters)
+    task_specific = ("towers", "transfers", "attentions", "heads")
+
     def __init__(self, cardinalities, n_numeric, n_stages=2, *, embedding_dim=8,
                  tower_units=(64, 32), transfer_units=32, dropout=0.0, padding_codes=None,
                  numeric_embedding=None):

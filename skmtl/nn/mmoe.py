@@ -66,6 +66,9 @@ class MMoE(_MixtureOfExperts):
         Embeds the numeric inputs (see :class:`FeatureEmbedding`).
     """
 
+    # parameters that one task trains alone (see skmtl.nn.weighting.split_parameters)
+    task_specific = ("gates", "towers")
+
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
                  n_experts=4, expert_units=(32,), tower_units=(32,), dropout=0.0,
                  padding_codes=None, numeric_embedding=None):
@@ -83,6 +86,8 @@ class OMoE(_MixtureOfExperts):
     mixture of the experts. Parameters as :class:`MMoE`; :meth:`gate_weights`
     has one gate, shape ``(batch, 1, n_experts)``.
     """
+
+    task_specific = ("towers",)  # the single gate is shared
 
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
                  n_experts=4, expert_units=(64,), tower_units=(32,), dropout=0.0,

@@ -117,6 +117,10 @@ class PLE(nn.Module):
     numeric_embedding : nn.Module, optional
     """
 
+    # parameters that one task trains alone (see skmtl.nn.weighting.split_parameters);
+    # a level's task experts share one ExpertBank with the shared experts
+    task_specific = ("task_gates", "towers")
+
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
                  n_levels=2, n_shared_experts=2, n_task_experts=2, expert_units=(64,),
                  tower_units=(32,), dropout=0.0, padding_codes=None, numeric_embedding=None):

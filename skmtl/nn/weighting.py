@@ -1,0 +1,260 @@
+"""Ways to combine per-task losses into one training step: fixed, learned or projected weights.
+
+Every class here takes the per-task losses of a batch and runs the backward
+pass (:meth:`LossWeighting.backward`), so that the methods that need each
+task's own gradient of the shared parameters (GradNorm, PCGrad) can compute
+it. :meth:`LossWeighting.weights` gives the weights in force, for the record.
+"""
+
+import torch
+from torch import nn
+
+# Parameter-name components of the parts of a network that belong to one task;
+# a network may name others in a ``task_specific`` attribute.
+DEFAULT_TASK_SPECIFIC = ("towers",)
+
+
+def split_parameters(module):
+    """``(shared, task_specific)``: the parameters of ``module`` that several tasks train.
+
+    A parameter is task-specific when a component of its dotted name is
+    listed in ``module.task_specific`` (default ``("towers",)``).
+    """
+    specific_names = set(getattr(module, "task_specific", DEFAULT_TASK_SPECIFIC))
+    shared, specific = [], []
+    for name, parameter in module.named_parameters():
+        if parameter.requires_grad:
+            part = specific if specific_names & set(name.split(".")) else shared
+            part.append(parameter)
+    return shared, specific
+
+
+def task_gradients(task_losses, parameters):
+    """Each task's gradient of ``parameters``, flattened: ``(n_tasks, n_parameters)``.
+
+    One batched backward pass (``is_grads_batched``) computes every task's
+    gradient; the graph is kept for the backward pass that follows.
+    """
+    n_tasks = task_losses.shape[0]
+    eye = torch.eye(n_tasks, dtype=task_losses.dtype, device=task_losses.device)
+    grads = torch.autograd.grad(task_losses, parameters, grad_outputs=eye,
+                                is_grads_batched=True, retain_graph=True, allow_unused=True)
+    return torch.cat([(torch.zeros((n_tasks, p.numel()), dtype=p.dtype, device=p.device)
+                       if g is None else g.reshape(n_tasks, -1))
+                      for g, p in zip(grads, parameters)], dim=1)
+
+
+def _set_gradients(parameters, flat):
+    """Add the flat gradient ``flat`` to the ``.grad`` of ``parameters``."""
+    for parameter, grad in zip(parameters, torch.split(flat, [p.numel() for p in parameters])):
+        grad = grad.view_as(parameter)
+        if parameter.grad is None:
+            parameter.grad = grad.clone()
+        else:
+            parameter.grad.add_(grad)
+
+
+class LossWeighting(nn.Module):
+    """Fixed task weights: minimise ``sum_t task_weights[t] * loss_t``.
+
+    Parameters
+    ----------
+    task_weights : sequence of float
+        One non-negative weight per task.
+    """
+
+    def __init__(self, task_weights):
+        super().__init__()
+        self.register_buffer("task_weights", torch.as_tensor(task_weights, dtype=torch.float32))
+
+    @property
+    def n_tasks(self):
+        return self.task_weights.shape[0]
+
+    def weights(self):
+        """The weight of each task's loss in force now, shape ``(n_tasks,)``."""
+        return self.task_weights
+
+    def objective(self, task_losses):
+        """The scalar to minimise for these per-task losses."""
+        return (self.weights() * task_losses).sum()
+
+    def backward(self, task_losses, shared, specific):
+        """Accumulate the gradients of one batch into ``.grad``; return the objective.
+
+        Parameters
+        ----------
+        task_losses : Tensor of shape (n_tasks,)
+        shared, specific : lists of Parameters
+            The network's parameters, split by :func:`split_parameters`.
+        """
+        objective = self.objective(task_losses)
+        objective.backward()
+        return objective
+
+    def end_epoch(self, task_losses):
+        """Called with each task's mean training loss at the end of an epoch."""
+
+
+class UncertaintyWeighting(LossWeighting):
+    """Homoscedastic uncertainty weighting (Kendall, Gal & Cipolla, CVPR 2018).
+
+    Minimises ``sum_t task_weights[t] * (exp(-s_t) * loss_t + s_t)`` with a
+    learned log-variance ``s_t`` per task (trained with the network), so a
+    task's weight ``exp(-s_t)`` settles near the inverse of its loss.
+    """
+
+    def __init__(self, task_weights):
+        super().__init__(task_weights)
+        self.log_variance = nn.Parameter(torch.zeros(self.n_tasks))
+
+    def weights(self):
+        return self.task_weights * torch.exp(-self.log_variance.detach())
+
+    def objective(self, task_losses):
+        precision = torch.exp(-self.log_variance)
+        return (self.task_weights * (precision * task_losses + self.log_variance)).sum()
+
+
+class DynamicWeightAverage(LossWeighting):
+    """Dynamic weight average (Liu, Johns & Davison, CVPR 2019).
+
+    Each epoch's weights are ``n_tasks * softmax(r / temperature)`` with
+    ``r_t`` the ratio of task ``t``'s mean training loss in the last two
+    epochs: a task whose loss fell least gets more weight. The first two
+    epochs weigh every task 1.
+
+    Parameters
+    ----------
+    task_weights : sequence of float
+    temperature : float, default=2.0
+    """
+
+    def __init__(self, task_weights, temperature=2.0):
+        super().__init__(task_weights)
+        self.temperature = float(temperature)
+        self.register_buffer("balance", torch.ones(self.n_tasks))
+        # the mean training loss per task of the last two epochs, oldest first
+        self.register_buffer("recent_losses", torch.full((2, self.n_tasks), float("nan")))
+
+    def weights(self):
+        return self.task_weights * self.balance
+
+    def end_epoch(self, task_losses):
+        losses = torch.as_tensor(task_losses, dtype=torch.float32,
+                                 device=self.recent_losses.device)
+        self.recent_losses.copy_(torch.stack([self.recent_losses[1], losses]))
+        if not torch.isnan(self.recent_losses).any():
+            ratio = self.recent_losses[1] / self.recent_losses[0].clamp(
+                min=torch.finfo(torch.float32).tiny)
+            self.balance.copy_(self.n_tasks * torch.softmax(ratio / self.temperature, dim=0))
+
+
+class GradNorm(LossWeighting):
+    """GradNorm (Chen et al., ICML 2018): weights that balance the tasks' gradient norms.
+
+    After each batch, the weight ``w_t`` moves (by Adam, at ``learning_rate``)
+    to bring the norm of task ``t``'s weighted gradient of the shared
+    parameters towards the mean norm times ``r_t ** alpha``, where ``r_t``
+    is the task's loss relative to its first batch's, divided by the mean of
+    those ratios: a task that trains slower gets a larger gradient. The
+    weights are then renormalised to sum to ``n_tasks``.
+
+    Parameters
+    ----------
+    task_weights : sequence of float
+    alpha : float, default=1.5
+        Strength of the pull towards equal training rates.
+    learning_rate : float, default=0.025
+    """
+
+    def __init__(self, task_weights, alpha=1.5, learning_rate=0.025):
+        super().__init__(task_weights)
+        self.alpha = float(alpha)
+        self.learning_rate = float(learning_rate)
+        self.register_buffer("balance", torch.ones(self.n_tasks))
+        self.register_buffer("initial_losses", torch.full((self.n_tasks,), float("nan")))
+        # Adam's moments and step count for the balance
+        self.register_buffer("moments", torch.zeros(2, self.n_tasks))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def weights(self):
+        return self.task_weights * self.balance
+
+    def backward(self, task_losses, shared, specific):
+        weights = self.weights()
+        objective = (weights * task_losses).sum()
+        if not shared:
+            objective.backward()
+            return objective
+        gradients = task_gradients(task_losses, shared)
+        if specific:
+            torch.autograd.backward(objective, inputs=specific)
+        _set_gradients(shared, weights @ gradients)
+        self._update_balance(task_losses.detach(), gradients.norm(dim=1))
+        return objective
+
+    def _update_balance(self, losses, gradient_norms):
+        if torch.isnan(self.initial_losses).any():
+            self.initial_losses.copy_(losses)
+        weighted_norms = self.weights() * gradient_norms
+        ratios = losses / self.initial_losses.clamp(min=torch.finfo(losses.dtype).tiny)
+        relative = ratios / ratios.mean().clamp(min=torch.finfo(losses.dtype).tiny)
+        targets = weighted_norms.mean() * relative ** self.alpha
+        # gradient of sum_t |weighted_norm_t - target_t| with respect to the balance
+        grad = torch.sign(weighted_norms - targets) * self.task_weights * gradient_norms
+        self.steps += 1
+        beta1, beta2 = 0.9, 0.999
+        self.moments[0].mul_(beta1).add_((1 - beta1) * grad)
+        self.moments[1].mul_(beta2).add_((1 - beta2) * grad * grad)
+        step = int(self.steps)
+        first = self.moments[0] / (1 - beta1 ** step)
+        second = self.moments[1] / (1 - beta2 ** step)
+        balance = (self.balance - self.learning_rate * first / (second.sqrt() + 1e-8)).clamp(
+            min=1e-3)
+        self.balance.copy_(balance * self.n_tasks / balance.sum())
+
+
+class PCGrad(LossWeighting):
+    """Projecting conflicting gradients (Yu et al., "Gradient Surgery", NeurIPS 2020).
+
+    For the shared parameters, each task's weighted gradient is projected,
+    task by task in a random order, onto the normal plane of every other
+    task's gradient it conflicts with (negative inner product); the
+    projected gradients are summed. Task-specific parameters get their
+    ordinary gradient.
+    """
+
+    def backward(self, task_losses, shared, specific):
+        weights = self.weights()
+        objective = (weights * task_losses).sum()
+        if not shared:
+            objective.backward()
+            return objective
+        gradients = weights[:, None] * task_gradients(task_losses, shared)
+        if specific:
+            torch.autograd.backward(objective, inputs=specific)
+        _set_gradients(shared, project_conflicting(gradients).sum(dim=0))
+        return objective
+
+
+def project_conflicting(gradients):
+    """PCGrad's projection of each row of ``gradients`` (``(n_tasks, n)``) against the others.
+
+    The other tasks are visited in a random order (torch's global generator).
+    """
+    n_tasks = gradients.shape[0]
+    squared_norms = (gradients * gradients).sum(dim=1).clamp(
+        min=torch.finfo(gradients.dtype).tiny)
+    projected = gradients.clone()
+    for i in range(n_tasks):
+        for j in torch.randperm(n_tasks).tolist():
+            if j == i:
+                continue
+            conflict = (projected[i] @ gradients[j]).clamp(max=0.0)  # 0 when none
+            projected[i] -= (conflict / squared_norms[j]) * gradients[j]
+    return projected
+
+
+LOSS_WEIGHTINGS = {"equal": LossWeighting, "uncertainty": UncertaintyWeighting,
+                   "dwa": DynamicWeightAverage, "gradnorm": GradNorm, "pcgrad": PCGrad}
