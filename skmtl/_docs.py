@@ -12,6 +12,23 @@ TOWER_UNITS = """\
         ``{task_name: tuple}`` naming every task, so that a hard task can
         get a bigger tower."""
 
+COUNTERFACTUAL = """\
+    counterfactual : {None, "ips", "dr"}, default=None
+        Debias each later stage's conditional probability (pCVR) as ESCM²
+        does (Wang et al., SIGIR 2022): add ``counterfactual_weight`` times
+        a counterfactual risk over all impressions to the stage's loss, with
+        the model's own probability of reaching the previous stage (pCTR) as
+        the propensity. ``"ips"``: the inverse-propensity-weighted
+        cross-entropy of the reached rows. ``"dr"``: doubly robust, with an
+        imputation tower per later stage (sized as that stage's tower) that
+        predicts the label where it is not observed. ``None`` turns it off.
+        A row whose label is missing is left out of the observed part.
+    counterfactual_weight : float, default=1.0
+        Weight of the counterfactual risk in the later stages' losses.
+    propensity_clip : float, default=0.05
+        Propensities below it are raised to it, bounding the inverse
+        weights by ``1 / propensity_clip``."""
+
 COMMON_PARAMETERS = """\
     categorical_features : "from_dtype", array-like or None, default="from_dtype"
         Which columns are categorical, as in
@@ -188,6 +205,7 @@ def estimator(module, *, regressor=False, tower_default="(32,)", max_epochs=6,
     model's network is :class:`skmtl.nn.<module>`.
     """
     return fill(**fields, tower_units=TOWER_UNITS, common_parameters=COMMON_PARAMETERS,
+                counterfactual=COUNTERFACTUAL,
                 attributes=REGRESSOR_ATTRIBUTES if regressor else CLASSIFIER_ATTRIBUTES,
                 scoring=REGRESSOR_SCORING if regressor else CLASSIFIER_SCORING,
                 module=module, tower_default=tower_default, max_epochs=max_epochs,

@@ -1,6 +1,9 @@
 """What the funnel models (ESMM, AITM) share: nested binary stages."""
 
+from numbers import Real
+
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import MultiTaskClassifierBase
@@ -15,8 +18,24 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
     the entire-space probability of reaching each stage,
     :meth:`predict_conditional_proba` each stage's probability given the
     previous one. The network's ``predict_conditional_proba`` maps its
-    outputs to the latter.
+    outputs to the latter. ``counterfactual`` adds ESCM²'s risk of the
+    conditional probabilities to the loss; ``"dr"`` adds imputation towers
+    to the network (the model's ``_build_module`` passes ``imputation``).
     """
+
+    _MODEL_NETWORK_PARAMS = ("counterfactual",)
+    _parameter_constraints = {
+        **MultiTaskClassifierBase._parameter_constraints,
+        "counterfactual": [StrOptions({"ips", "dr"}), None],
+        "counterfactual_weight": [Interval(Real, 0, None, closed="left")],
+        "propensity_clip": [Interval(Real, 0, 1, closed="right")],
+    }
+
+    def _counterfactual_params(self):
+        """The loss's keyword arguments for ``counterfactual``."""
+        return dict(counterfactual=self.counterfactual,
+                    counterfactual_weight=self.counterfactual_weight,
+                    propensity_clip=self.propensity_clip)
 
     def _prepare_labels(self, columns, task_names, single_output):
         """Each stage as 0.0 / 1.0, NaN where unknown, with what the funnel implies filled in.

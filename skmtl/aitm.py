@@ -44,6 +44,7 @@ class AITMClassifier(FunnelClassifierBase):
         many repeated rows). On Coat the default left almost no row with
         ``p_2 > p_1`` and gave pCVR a log loss of about 0.43, against
         0.56-0.64 with a batch mean (a weight ``batch_size`` times smaller).
+{counterfactual}
 {common_parameters}
 
     Attributes
@@ -60,7 +61,7 @@ class AITMClassifier(FunnelClassifierBase):
     >>> ctr_, cvr = model.predict_conditional_proba(data.data)
     """
 
-    _MODEL_NETWORK_PARAMS = ("transfer_units",)
+    _MODEL_NETWORK_PARAMS = ("transfer_units", "counterfactual")
     _parameter_constraints = {
         **FunnelClassifierBase._parameter_constraints,
         "transfer_units": [Interval(Integral, 1, None, closed="left")],
@@ -68,6 +69,7 @@ class AITMClassifier(FunnelClassifierBase):
     }
 
     def __init__(self, *, tower_units=(64, 32), transfer_units=32, calibration_weight=0.6,
+                 counterfactual=None, counterfactual_weight=1.0, propensity_clip=0.05,
                  categorical_features="from_dtype", embedding_dim=8,
                  numeric_encoding="piecewise_linear", n_bins=32, bin_strategy="target",
                  dropout=0.0, learning_rate=6e-3, learning_rate_schedule="cosine",
@@ -79,7 +81,8 @@ class AITMClassifier(FunnelClassifierBase):
 
     def _build_module(self, embedding, task_output_dims, tower_units):
         return AITM(**embedding, n_stages=len(task_output_dims), tower_units=tower_units,
-                    transfer_units=self.transfer_units, dropout=self.dropout)
+                    transfer_units=self.transfer_units, dropout=self.dropout,
+                    imputation=self.counterfactual == "dr")
 
     def _build_criterion(self, task_output_dims):
-        return AITMLoss(self.calibration_weight)
+        return AITMLoss(self.calibration_weight, **self._counterfactual_params())

@@ -28,6 +28,7 @@ class ESMMClassifier(FunnelClassifierBase):
     Parameters
     ----------
 {tower_units}
+{counterfactual}
 {common_parameters}
 
     Attributes
@@ -44,7 +45,8 @@ class ESMMClassifier(FunnelClassifierBase):
     >>> ctr_, cvr = model.predict_conditional_proba(data.data)
     """
 
-    def __init__(self, *, tower_units=(64, 32), categorical_features="from_dtype", embedding_dim=8,
+    def __init__(self, *, tower_units=(64, 32), counterfactual=None, counterfactual_weight=1.0,
+                 propensity_clip=0.05, categorical_features="from_dtype", embedding_dim=8,
                  numeric_encoding="piecewise_linear", n_bins=32, bin_strategy="target",
                  dropout=0.0, learning_rate=6e-3, learning_rate_schedule="cosine",
                  weight_decay=1e-5, batch_size="auto", max_epochs=10,
@@ -55,7 +57,7 @@ class ESMMClassifier(FunnelClassifierBase):
 
     def _build_module(self, embedding, task_output_dims, tower_units):
         return ESMM(**embedding, n_stages=len(task_output_dims), tower_units=tower_units,
-                    dropout=self.dropout)
+                    dropout=self.dropout, imputation=self.counterfactual == "dr")
 
     def _build_criterion(self, task_output_dims):
-        return EntireSpaceLoss()
+        return EntireSpaceLoss(**self._counterfactual_params())

@@ -531,3 +531,145 @@ def test_interrupt_warning_names_the_monitored_score(tasks, monkeypatch):
     monkeypatch.setattr(MultiTaskNet, "train_step", interrupting_step)
     with pytest.warns(TrainingInterruptedWarning, match="best weights by validation roc_auc"):
         MMOEClassifier(**FAST, early_stopping=True, scoring="roc_auc").fit(*tasks[:2])
+
+
+# -- counterfactual (ESCM²) -----------------------------------------------------------
+
+
+from skmtl.nn import ESMM  # noqa: E402
+from skmtl.nn.counterfactual import (CounterfactualRisk,  # noqa: E402
+                                     conditional_log_proba_from_reach)
+from torch.nn import functional as F  # noqa: E402
+
+
+def _funnel_batch(seed=0, n=32):
+    g = torch.Generator().manual_seed(seed)
+    click = (torch.rand(n, generator=g) < 0.5).float()
+    conversion = click * (torch.rand(n, generator=g) < 0.5).float()
+    target = torch.stack([click, conversion], dim=1)
+    logits = torch.randn(n, 2, generator=g, requires_grad=True)
+    return target, logits
+
+
+def test_ips_risk_by_hand():
+    target, logits = _funnel_batch()
+    risk = CounterfactualRisk("ips", propensity_clip=0.2)
+    log_reach = torch.cumsum(F.logsigmoid(logits), dim=1)
+    value = risk((F.logsigmoid(logits), F.logsigmoid(-logits)), log_reach, target,
+                 torch.ones_like(target))
+    ctr = torch.sigmoid(logits[:, 0]).clamp(min=0.2)
+    bce = F.binary_cross_entropy_with_logits(logits[:, 1], target[:, 1], reduction="none")
+    expected = (target[:, 0] * bce / ctr).mean()
+    assert value[0] == 0
+    torch.testing.assert_close(value[1], expected)
+
+
+def test_counterfactual_risk_does_not_train_the_propensity():
+    target, logits = _funnel_batch()
+    for method, imputation in (("ips", None), ("dr", torch.randn(32, 1, requires_grad=True))):
+        log_reach = torch.cumsum(F.logsigmoid(logits), dim=1)
+        value = CounterfactualRisk(method)(
+            (F.logsigmoid(logits), F.logsigmoid(-logits)), log_reach, target,
+            torch.ones_like(target), imputation_logits=imputation)
+        (grad,) = torch.autograd.grad(value.sum(), logits)
+        assert torch.all(grad[:, 0] == 0) and torch.any(grad[:, 1] != 0)
+
+
+def test_dr_risk_is_the_observed_risk_when_every_row_is_observed():
+    # every row reached the previous stage with propensity ~1: the imputed
+    # terms cancel, leaving the mean cross-entropy (plus the imputation loss)
+    target, logits = _funnel_batch()
+    target[:, 0] = 1.0
+    reach_logits = torch.stack([torch.full((32,), 30.0), logits[:, 1].detach()], dim=1)
+    log_reach = torch.cumsum(F.logsigmoid(reach_logits), dim=1)
+    imputation = (target[:, 1:] * 2 - 1) * 30.0  # imputes the labels themselves
+    conditional = (F.logsigmoid(reach_logits), F.logsigmoid(-reach_logits))
+    dr = CounterfactualRisk("dr")(conditional, log_reach, target, torch.ones_like(target),
+                                  imputation_logits=imputation)
+    ips = CounterfactualRisk("ips")(conditional, log_reach, target, torch.ones_like(target))
+    torch.testing.assert_close(dr, ips, atol=1e-4, rtol=1e-4)
+
+
+def test_dr_imputation_loss_trains_only_the_imputation():
+    target, logits = _funnel_batch()
+    imputation = torch.randn(32, 1, requires_grad=True)
+    log_reach = torch.cumsum(F.logsigmoid(logits), dim=1)
+    conditional = (F.logsigmoid(logits), F.logsigmoid(-logits))
+    dr = CounterfactualRisk("dr")(conditional, log_reach, target, torch.ones_like(target),
+                                  imputation_logits=imputation)
+    grad_logits, grad_imputation = torch.autograd.grad(dr[1], [logits, imputation],
+                                                       retain_graph=True)
+    assert torch.any(grad_imputation != 0)
+    # the prediction's gradient is that of the DR estimate with the imputation fixed
+    imputed = torch.sigmoid(imputation.detach())
+    log_q, log_not_q = conditional[0][:, 1:], conditional[1][:, 1:]
+    error = -(target[:, 1:] * log_q + (1 - target[:, 1:]) * log_not_q)
+    imputed_error = -(imputed * log_q + (1 - imputed) * log_not_q)
+    propensity = torch.exp(log_reach[:, :1].detach()).clamp(min=0.05)
+    estimate = (imputed_error + target[:, :1] * (error - imputed_error) / propensity).mean()
+    (expected,) = torch.autograd.grad(estimate, logits)
+    torch.testing.assert_close(grad_logits, expected)
+
+
+def test_aitm_conditional_log_proba_is_the_capped_ratio():
+    reach = torch.tensor([[0.5, 0.2], [0.1, 0.3]])
+    log_q, log_not_q = conditional_log_proba_from_reach(torch.log(reach))
+    torch.testing.assert_close(torch.exp(log_q), torch.tensor([[0.5, 0.4], [0.1, 1.0]]))
+    assert torch.isfinite(log_not_q).all()
+
+
+def test_entire_space_loss_adds_the_weighted_risk_to_later_stages():
+    target, logits = _funnel_batch()
+    plain = EntireSpaceLoss()(logits, target)
+    with_ips = EntireSpaceLoss("ips", counterfactual_weight=0.5)(logits, target)
+    log_reach = torch.cumsum(F.logsigmoid(logits), dim=1)
+    risk = CounterfactualRisk("ips")((F.logsigmoid(logits), F.logsigmoid(-logits)), log_reach,
+                                     target, torch.ones_like(target))
+    torch.testing.assert_close(with_ips, plain + 0.5 * risk)
+    with pytest.raises(ValueError, match="imputation=True"):
+        EntireSpaceLoss("dr")(logits, target)
+
+
+@pytest.mark.parametrize("cls", [ESMMClassifier, AITMClassifier])
+@pytest.mark.parametrize("counterfactual", ["ips", "dr"])
+def test_counterfactual_funnels_fit_save_and_predict(tasks, holdout, tmp_path, cls,
+                                                     counterfactual):
+    X, _, funnel = tasks
+    model = cls(**FAST, counterfactual=counterfactual, counterfactual_weight=0.5).fit(X, funnel)
+    module = model.net_.module_
+    assert (module.imputation_towers is not None) == (counterfactual == "dr")
+    X_test, _, funnel_test = holdout
+    proba, conditional = model.predict_proba(X_test), model.predict_conditional_proba(X_test)
+    assert [p.shape for p in proba + conditional] == [(len(X_test), 2)] * 4
+    assert roc_auc_score(funnel_test["conversion"], proba[1][:, 1]) > 0.75
+    model.save(tmp_path / "model.skmtl")
+    loaded = skmtl.load(tmp_path / "model.skmtl")
+    assert loaded.counterfactual == counterfactual
+    for a, b in zip(conditional, loaded.predict_conditional_proba(X_test)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_counterfactual_with_missing_conversions(tasks):
+    X, _, funnel = tasks
+    hidden = funnel.astype(float)
+    hidden.loc[np.flatnonzero(funnel["click"] == 1)[::3], "conversion"] = np.nan
+    model = ESMMClassifier(**FAST, counterfactual="dr").fit(X, hidden)
+    assert np.isfinite(model.history_[:, "train_loss_conversion"]).all()
+
+
+def test_counterfactual_bad_input(tasks):
+    X, Y, funnel = tasks
+    with pytest.raises(InvalidParameterError, match="counterfactual"):
+        ESMMClassifier(**FAST, counterfactual="snips").fit(X, funnel)
+    with pytest.raises(InvalidParameterError, match="propensity_clip"):
+        ESMMClassifier(**FAST, counterfactual="ips", propensity_clip=0.0).fit(X, funnel)
+    with pytest.raises(InvalidParameterError, match="counterfactual_weight"):
+        AITMClassifier(**FAST, counterfactual="ips", counterfactual_weight=-1).fit(X, funnel)
+    # models without a funnel have no such parameter
+    with pytest.raises(TypeError, match="counterfactual"):
+        MMOEClassifier(counterfactual="ips")
+    with pytest.raises(ValueError, match="Invalid parameter 'counterfactual'"):
+        MMOEClassifier().set_params(counterfactual="ips")
+    model = ESMMClassifier(**FAST, warm_start=True).fit(X, funnel)
+    with pytest.raises(ValueError, match="counterfactual was None and is now 'dr'"):
+        model.set_params(counterfactual="dr").fit(X, funnel)

@@ -5,7 +5,7 @@ import math
 import torch
 from torch import nn
 
-from .esmm import two_columns
+from .esmm import imputation_towers, two_columns
 from .layers import MLP, FeatureEmbedding, per_task_units, softmax
 
 
@@ -61,15 +61,18 @@ class AITM(nn.Module):
     dropout : float, default=0.0
     padding_codes : sequence of int, optional
     numeric_embedding : nn.Module, optional
+    imputation : bool, default=False
+        Add imputation towers for the doubly robust counterfactual risk, as
+        in :class:`ESMM`.
     """
 
     # parameters that one stage (and the ones after it) train, not every stage
     # (see skmtl.nn.weighting.split_parameters)
-    task_specific = ("towers", "transfers", "attentions", "heads")
+    task_specific = ("towers", "transfers", "attentions", "heads", "imputation_towers")
 
     def __init__(self, cardinalities, n_numeric, n_stages=2, *, embedding_dim=8,
                  tower_units=(64, 32), transfer_units=32, dropout=0.0, padding_codes=None,
-                 numeric_embedding=None):
+                 numeric_embedding=None, imputation=False):
         super().__init__()
         if n_stages < 2:
             raise ValueError(f"AITM needs at least 2 stages, got {n_stages}")
@@ -89,9 +92,15 @@ class AITM(nn.Module):
             AdaptiveInformationTransfer(widths[k], transfer_units)
             for k in range(1, self.n_stages))
         self.heads = nn.ModuleList(nn.Linear(width, 1) for width in representation)
+        self.imputation_towers = imputation_towers(
+            self.embedding.output_dim, tower_units, self.n_stages, dropout) if imputation else None
 
     def forward(self, categorical, numeric):
-        """Return the stages' entire-space logits, shape ``(batch, n_stages)``."""
+        """Return the stages' entire-space logits, shape ``(batch, n_stages)``.
+
+        With ``imputation``, ``(batch, 2 * n_stages - 1)``: the imputation
+        towers' logits follow.
+        """
         x = self.embedding(categorical, numeric)
         z = self.towers[0](x)
         logits = [self.heads[0](z)]
@@ -99,11 +108,13 @@ class AITM(nn.Module):
             transferred = self.transfers[k - 1](z)
             z = self.attentions[k - 1](transferred, self.towers[k](x))
             logits.append(self.heads[k](z))
+        if self.imputation_towers is not None:
+            logits.extend(self.imputation_towers(x))
         return torch.cat(logits, dim=1)
 
     def predict_proba(self, logits):
         """Entire-space probabilities per stage, each ``(batch, 2)``: ``[1 - p, p]``."""
-        return two_columns(torch.sigmoid(logits))
+        return two_columns(torch.sigmoid(logits[:, :self.n_stages]))
 
     def predict_conditional_proba(self, logits):
         """Each stage's probability given the previous one, each ``(batch, 2)``.
@@ -112,7 +123,7 @@ class AITM(nn.Module):
         :class:`AITMLoss` keeps the ratio below 1 in training, but does not
         guarantee it).
         """
-        reach = torch.sigmoid(logits)
+        reach = torch.sigmoid(logits[:, :self.n_stages])
         conditional = torch.cat(
             [reach[:, :1],
              (reach[:, 1:] / reach[:, :-1].clamp(min=torch.finfo(reach.dtype).tiny)).clamp(

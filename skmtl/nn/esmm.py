@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import FeatureEmbedding, TaskTowers
+from .layers import FeatureEmbedding, TaskTowers, per_task_units
 
 # log p is kept at most this, so 1 - p >= 1e-30 and log(1 - p) stays finite.
 # Only logits above ~69, where the sigmoid is saturated anyway, reach it.
@@ -54,10 +54,18 @@ class ESMM(nn.Module):
     padding_codes : sequence of int, optional
     numeric_embedding : nn.Module, optional
         Embeds the numeric inputs (see :class:`FeatureEmbedding`).
+    imputation : bool, default=False
+        Add an imputation tower per later stage (the towers of stages 2, 3,
+        ...'s sizes) for the doubly robust counterfactual risk (see
+        :mod:`skmtl.nn.counterfactual`); its logits follow the stages'.
     """
 
+    # parameters that one stage trains alone (see skmtl.nn.weighting.split_parameters)
+    task_specific = ("towers", "imputation_towers")
+
     def __init__(self, cardinalities, n_numeric, n_stages=2, *, embedding_dim=8,
-                 tower_units=(64, 32), dropout=0.0, padding_codes=None, numeric_embedding=None):
+                 tower_units=(64, 32), dropout=0.0, padding_codes=None, numeric_embedding=None,
+                 imputation=False):
         super().__init__()
         if n_stages < 2:
             raise ValueError(f"ESMM needs at least 2 stages, got {n_stages}")
@@ -66,19 +74,34 @@ class ESMM(nn.Module):
                                           numeric_embedding)
         self.towers = TaskTowers(self.embedding.output_dim, tower_units, [1] * self.n_stages,
                                  dropout)
+        self.imputation_towers = imputation_towers(
+            self.embedding.output_dim, tower_units, self.n_stages, dropout) if imputation else None
 
     def forward(self, categorical, numeric):
-        """Return conditional logits of shape ``(batch, n_stages)``."""
+        """Return conditional logits of shape ``(batch, n_stages)``.
+
+        With ``imputation``, ``(batch, 2 * n_stages - 1)``: the imputation
+        towers' logits follow.
+        """
         x = self.embedding(categorical, numeric)
-        return torch.cat(self.towers(x), dim=1)
+        logits = self.towers(x)
+        if self.imputation_towers is not None:
+            logits = logits + self.imputation_towers(x)
+        return torch.cat(logits, dim=1)
 
     def predict_proba(self, logits):
         """Entire-space probabilities per stage, each ``(batch, 2)``: ``[1 - p, p]``."""
-        return two_columns(torch.cumprod(torch.sigmoid(logits), dim=1))
+        return two_columns(torch.cumprod(torch.sigmoid(logits[:, :self.n_stages]), dim=1))
 
     def predict_conditional_proba(self, logits):
         """Conditional probabilities per stage, each ``(batch, 2)``: ``[1 - p, p]``."""
-        return two_columns(torch.sigmoid(logits))
+        return two_columns(torch.sigmoid(logits[:, :self.n_stages]))
+
+
+def imputation_towers(input_dim, tower_units, n_stages, dropout):
+    """The doubly robust risk's imputation towers: one per later stage, sized as its tower."""
+    return TaskTowers(input_dim, per_task_units(tower_units, n_stages)[1:], [1] * (n_stages - 1),
+                      dropout)
 
 
 def two_columns(positive):

@@ -4,6 +4,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .counterfactual import (CounterfactualRisk, conditional_log_proba_from_reach,
+                             imputation_logits_of)
 from .esmm import entire_space_log_proba
 
 
@@ -81,12 +83,43 @@ class MultiTaskSquaredLoss(nn.Module):
         return _weighted_mean((torch.cat(outputs, dim=1) - target) ** 2, known, sample_weight)
 
 
-class EntireSpaceLoss(nn.Module):
+class _FunnelLoss(nn.Module):
+    """A funnel's per-stage losses, optionally with ESCM²'s counterfactual risk.
+
+    Parameters
+    ----------
+    counterfactual : {None, "ips", "dr"}, default=None
+        Add ``counterfactual_weight`` times the IPS or DR risk of each later
+        stage's conditional probability to that stage's loss (see
+        :mod:`skmtl.nn.counterfactual`). ``"dr"`` needs the network's
+        imputation towers.
+    counterfactual_weight : float, default=1.0
+    propensity_clip : float, default=0.05
+    """
+
+    def __init__(self, counterfactual=None, counterfactual_weight=1.0, propensity_clip=0.05):
+        super().__init__()
+        self.counterfactual_weight = float(counterfactual_weight)
+        self.counterfactual = (None if counterfactual is None else
+                               CounterfactualRisk(counterfactual, propensity_clip))
+
+    def _add_counterfactual(self, losses, log_conditional, log_reach, target, known,
+                            sample_weight, imputation_logits):
+        if self.counterfactual is None:
+            return losses
+        if self.counterfactual.method == "dr" and imputation_logits is None:
+            raise ValueError("counterfactual='dr' needs a network built with imputation=True")
+        return losses + self.counterfactual_weight * self.counterfactual(
+            log_conditional, log_reach, target, known, sample_weight, imputation_logits)
+
+
+class EntireSpaceLoss(_FunnelLoss):
     """ESMM's loss: binary cross-entropy of each stage's entire-space probability.
 
     For two stages this is ``BCE(click, pCTR) + BCE(click & conversion, pCTCVR)``
-    over every impression; the conditional (CVR) probability is never
-    supervised directly.
+    over every impression; the conditional (CVR) probability is not
+    supervised directly, unless a ``counterfactual`` risk is added (see
+    :class:`_FunnelLoss` for the parameters).
     """
 
     def forward(self, logits, target, sample_weight=None):
@@ -95,19 +128,24 @@ class EntireSpaceLoss(nn.Module):
         Parameters
         ----------
         logits : Tensor of shape (batch, n_stages)
-            Conditional logits from :class:`skmtl.nn.ESMM`.
+            Conditional logits from :class:`skmtl.nn.ESMM` (followed by the
+            imputation towers' logits, with ``imputation``).
         target : Tensor of shape (batch, n_stages)
             1 where the row reached that stage, 0 where it did not, NaN
             where it is not known.
         sample_weight : Tensor of shape (batch,), optional
         """
+        logits, imputation_logits = imputation_logits_of(logits, target.shape[1])
         target, known = known_targets(target)
         log_reach, log_miss = entire_space_log_proba(logits)
         losses = -(target * log_reach + (1.0 - target) * log_miss)
-        return _weighted_mean(losses, known, sample_weight)
+        return self._add_counterfactual(
+            _weighted_mean(losses, known, sample_weight),
+            (F.logsigmoid(logits), F.logsigmoid(-logits)), log_reach, target, known,
+            sample_weight, imputation_logits)
 
 
-class AITMLoss(nn.Module):
+class AITMLoss(_FunnelLoss):
     """AITM's loss: each stage's cross-entropy plus the behavioural expectation calibrator.
 
     The calibrator adds ``calibration_weight * sum_i max(p_k - p_{k-1}, 0)``
@@ -119,13 +157,19 @@ class AITMLoss(nn.Module):
     left almost no row with ``p_2 > p_1`` and a better-calibrated pCVR than
     a batch mean of the penalty did.
 
+    The ``counterfactual`` risk, when asked for, applies to the conditional
+    probabilities ``p_k / p_{k-1}`` (capped at 1).
+
     Parameters
     ----------
     calibration_weight : float, default=0.6
+    counterfactual, counterfactual_weight, propensity_clip
+        As for :class:`EntireSpaceLoss`.
     """
 
-    def __init__(self, calibration_weight=0.6):
-        super().__init__()
+    def __init__(self, calibration_weight=0.6, counterfactual=None, counterfactual_weight=1.0,
+                 propensity_clip=0.05):
+        super().__init__(counterfactual, counterfactual_weight, propensity_clip)
         self.calibration_weight = float(calibration_weight)
 
     def forward(self, logits, target, sample_weight=None):
@@ -134,11 +178,13 @@ class AITMLoss(nn.Module):
         Parameters
         ----------
         logits : Tensor of shape (batch, n_stages)
-            Entire-space logits from :class:`AITM`.
+            Entire-space logits from :class:`AITM` (followed by the
+            imputation towers' logits, with ``imputation``).
         target : Tensor of shape (batch, n_stages)
             NaN where the label is not known (the calibrator still applies).
         sample_weight : Tensor of shape (batch,), optional
         """
+        logits, imputation_logits = imputation_logits_of(logits, target.shape[1])
         target, known = known_targets(target)
         losses = _weighted_mean(
             F.binary_cross_entropy_with_logits(logits, target, reduction="none"), known,
@@ -149,4 +195,10 @@ class AITMLoss(nn.Module):
             excess = excess * sample_weight.unsqueeze(1)
         # a weight of 2 counts as a repeated row, in the sum as in the mean
         penalty = torch.cat([excess.new_zeros(1), excess.sum(dim=0)])
-        return losses + self.calibration_weight * penalty
+        losses = losses + self.calibration_weight * penalty
+        if self.counterfactual is None:
+            return losses
+        log_reach = F.logsigmoid(logits)
+        return self._add_counterfactual(
+            losses, conditional_log_proba_from_reach(log_reach), log_reach, target, known,
+            sample_weight, imputation_logits)

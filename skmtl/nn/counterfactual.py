@@ -1,0 +1,104 @@
+"""Counterfactual regularisers of a funnel's conditional probabilities (ESCM², SIGIR 2022).
+
+ESMM fits the entire-space probabilities of a funnel; its conditional
+probability (pCVR, conversion given click) is still biased towards the rows
+that were clicked. Wang et al., "ESCM²: Entire Space Counterfactual
+Multi-Task Model for Post-Click Conversion Rate Estimation" (SIGIR 2022),
+add a counterfactual risk of the conditional probability over the whole
+space, with the model's own entire-space probability of the previous stage
+as the propensity:
+
+- IPS: ``mean_i o_i e_i / ô_i``, where ``o_i`` says whether row ``i``
+  reached the previous stage, ``e_i`` is the cross-entropy of the stage's
+  label and its conditional probability, and ``ô_i`` the propensity.
+- DR (doubly robust): ``mean_i [ê_i + o_i (e_i - ê_i) / ô_i]``, where
+  ``ê_i`` is the cross-entropy against the label imputed by a separate
+  imputation tower, trained to predict ``e_i`` on the reached rows
+  (``mean_i o_i (e_i - ê_i)^2 / ô_i``).
+"""
+
+import torch
+from torch import nn
+
+from .esmm import _LOG_PROBA_CEILING
+
+
+def conditional_log_proba_from_reach(log_reach):
+    """``(log q, log (1 - q))`` of ``q_k = p_k / p_{k-1}`` (at most 1) from entire-space ``log p``.
+
+    Stage 0's conditional probability is its entire-space one.
+    """
+    log_q = torch.cat([log_reach[:, :1], log_reach[:, 1:] - log_reach[:, :-1]], dim=1)
+    log_q = log_q.clamp(max=_LOG_PROBA_CEILING)
+    return log_q, torch.log(-torch.expm1(log_q))
+
+
+class CounterfactualRisk(nn.Module):
+    """The IPS or DR risk of each later stage's conditional probability.
+
+    Parameters
+    ----------
+    method : {"ips", "dr"}
+    propensity_clip : float, default=0.05
+        Propensities below it are raised to it, which bounds the inverse
+        weights by ``1 / propensity_clip``.
+    """
+
+    def __init__(self, method, propensity_clip=0.05):
+        super().__init__()
+        if method not in ("ips", "dr"):
+            raise ValueError(f"method must be 'ips' or 'dr', got {method!r}")
+        self.method = method
+        self.propensity_clip = float(propensity_clip)
+
+    def forward(self, log_conditional, log_reach, target, known, sample_weight=None,
+                imputation_logits=None):
+        """Return the risk per stage, shape ``(n_stages,)`` (0 for the first stage).
+
+        Parameters
+        ----------
+        log_conditional : pair of Tensors of shape (batch, n_stages)
+            ``log q`` and ``log (1 - q)`` of each stage given the previous one.
+        log_reach : Tensor of shape (batch, n_stages)
+            ``log p`` of reaching each stage; the propensities (no gradient
+            flows through them).
+        target, known : Tensors of shape (batch, n_stages)
+            Labels (0 where missing) and 1 where they are known.
+        sample_weight : Tensor of shape (batch,), optional
+        imputation_logits : Tensor of shape (batch, n_stages - 1)
+            The imputation towers' logits of each later stage's label; DR only.
+        """
+        log_q, log_not_q = log_conditional[0][:, 1:], log_conditional[1][:, 1:]
+        propensity = torch.exp(log_reach[:, :-1].detach()).clamp(min=self.propensity_clip)
+        reached, label = target[:, :-1], target[:, 1:]
+        # a row counts as observed when it reached the previous stage and its label is known
+        observed = reached * known[:, :-1] * known[:, 1:]
+        error = -(label * log_q + (1.0 - label) * log_not_q)
+        weight = (torch.ones_like(log_q[:, :1]) if sample_weight is None
+                  else sample_weight.unsqueeze(1))
+        total = weight.sum().clamp(min=torch.finfo(log_q.dtype).tiny)
+        if self.method == "ips":
+            risk = (weight * observed * error / propensity).sum(dim=0) / total
+        else:
+            imputed = torch.sigmoid(imputation_logits)
+            # the imputed error, as the prediction's loss (the imputation held fixed) ...
+            imputed_error = -(imputed.detach() * log_q + (1.0 - imputed.detach()) * log_not_q)
+            # ... and as the imputation's (the prediction held fixed)
+            imputation_error = -(imputed * log_q.detach() + (1.0 - imputed) * log_not_q.detach())
+            # rows whose correction term is defined: previous stage known, and
+            # the label known where the previous stage was reached
+            defined = known[:, :-1] * (1.0 - reached + observed)
+            risk = (weight * (imputed_error + defined * reached * (error - imputed_error)
+                              / propensity)).sum(dim=0) / total
+            imputation_loss = (weight * observed * (error.detach() - imputation_error) ** 2
+                               / propensity).sum(dim=0) / total
+            risk = risk + imputation_loss
+        return torch.cat([risk.new_zeros(1), risk])
+
+
+def imputation_logits_of(outputs, n_stages):
+    """Split a funnel network's outputs into ``(stage_logits, imputation_logits or None)``."""
+    if outputs.shape[1] == n_stages:
+        return outputs, None
+    return outputs[:, :n_stages], outputs[:, n_stages:]
+
