@@ -673,3 +673,27 @@ def test_counterfactual_bad_input(tasks):
     model = ESMMClassifier(**FAST, warm_start=True).fit(X, funnel)
     with pytest.raises(ValueError, match="counterfactual was None and is now 'dr'"):
         model.set_params(counterfactual="dr").fit(X, funnel)
+
+
+# -- as a user would: pipelines and searches ----------------------------------------------
+
+
+def test_search_over_objectives_with_missing_labels(tasks):
+    from sklearn.compose import make_column_transformer
+    from sklearn.model_selection import GridSearchCV, KFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OrdinalEncoder, StandardScaler
+
+    X, Y, _ = tasks
+    hidden, _ = _hide(Y, "t2", 0.5)
+    pre = make_column_transformer(
+        (OrdinalEncoder(), ["color", "shop"]), (StandardScaler(), ["num_a", "num_b"]),
+        verbose_feature_names_out=False).set_output(transform="pandas")
+    pipe = make_pipeline(pre, MMOEClassifier(categorical_features=["color", "shop"], **FAST))
+    search = GridSearchCV(pipe, {
+        "mmoeclassifier__loss_weighting": ["equal", "uncertainty", "pcgrad"],
+        "mmoeclassifier__task_weights": [None, {"t2": 2.0}],
+    }, cv=KFold(2)).fit(X, hidden)  # a stratified split cannot read NaN labels
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert search.best_estimator_[-1].history_[-1, "task_weight_t1"] > 0
+
