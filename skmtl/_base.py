@@ -251,7 +251,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                         "validation_fraction or random_state.")
         _check_known_labels(columns, task_names, fit_weight)
         targets, target_state = self._encode_targets(columns, task_names, warm, fit_weight)
-        scoring_weights = self._scoring_weights(task_weights, target_state, valid_rows)
+        scoring_weights = self._scoring_weights(task_weights, target_state)
         if warm:
             encoder = self._encoder
             categorical, numeric = encoder.transform(X)
@@ -340,7 +340,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                              f"one positive weight; got {weights!r}.")
         return values.astype(np.float32)
 
-    def _scoring_weights(self, task_weights, target_state, valid_rows):
+    def _scoring_weights(self, task_weights, target_state):
         """Weights of the tasks' validation scores in ``scoring``'s mean; None for the loss."""
         if self.scoring == "loss":
             return None

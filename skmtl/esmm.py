@@ -45,8 +45,8 @@ class ESMMClassifier(FunnelClassifierBase):
     >>> ctr_, cvr = model.predict_conditional_proba(data.data)
     """
 
-    def __init__(self, *, tower_units=(64, 32), counterfactual=None, counterfactual_weight=1.0,
-                 propensity_clip=0.05, categorical_features="from_dtype", embedding_dim=8,
+    def __init__(self, *, tower_units=(64, 32), counterfactual=None, counterfactual_weight=0.3,
+                 propensity_clip=0.2, categorical_features="from_dtype", embedding_dim=8,
                  numeric_encoding="piecewise_linear", n_bins=32, bin_strategy="target",
                  dropout=0.0, learning_rate=6e-3, learning_rate_schedule="cosine",
                  weight_decay=1e-5, batch_size="auto", max_epochs=10,

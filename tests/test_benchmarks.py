@@ -292,3 +292,95 @@ def test_conditional_from_entire_space():
     np.testing.assert_allclose(conditional, [[0.5, 0.5, 0.2], [0.2, 1.0, 1 / 3], [0.0, 0.0, 0.0]])
     assert n_above_one == 1
     assert funnel_stages([{"auc_cond_1": 0.5, "auc_cond_2": 0.5}]) == 2
+
+
+# -- the training objectives (benchmarks/objectives.py) ----------------------------
+
+
+def _tables_by_heading(markdown):
+    """``{heading: [{column: cell}]}`` of the markdown tables, each under its last heading."""
+    tables, heading, columns = {}, None, None
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            heading, columns = line.lstrip("#").strip(), None
+        elif line.startswith("|---"):
+            continue
+        elif line.startswith("| "):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if columns is None:
+                columns = cells
+            else:
+                tables.setdefault(heading, []).append(dict(zip(columns, cells)))
+    return tables
+
+
+def test_objectives_on_tiny_data(tmp_path, capsys):
+    from benchmarks import objectives
+
+    out = tmp_path / "results" / "objectives.json"
+    weights = ["0.5", "1"]
+    argv = ["--seeds", "0", "--census-rows", "3000", "--coat-rows", "3000", "--synthetic-rows",
+            "3000", "--max-epochs", "1", "--counterfactual-weights", *weights,
+            "--propensity-clips", "0.2", "--out", str(out), "--no-download"]
+    assert objectives.main(argv) == 0
+    markdown = capsys.readouterr().out
+    assert "python -m benchmarks.objectives --seeds 0 --census-rows 3000" in markdown
+    assert "torch 2" in markdown and "skmtl 0." in markdown
+
+    data = json.loads(out.read_text())
+    assert data["meta"]["partial"] is None
+    records = data["records"]
+    assert [r for r in records if r["status"] != "ok"] == []
+    for record in records:
+        assert record["fit_seconds"] > 0 and all(n >= 1 for n in record["n_iter"]), record
+    pcvr_labels = list(objectives.pcvr_contenders([float(w) for w in weights], [0.2]))
+    assert len(pcvr_labels) == 2 * (1 + 2 * len(weights)) + 2
+    expected = {
+        "missing": {(0.0, "every label known")} | {
+            (f, c) for f in objectives.MISSING_FRACTIONS
+            for c in ("masked (NaN)", "drop rows", "single-task")},
+        "weighting": {(d, o) for d in ("census", "coat") for o in objectives.LOSS_WEIGHTINGS},
+        "counterfactual": {("coat", c) for c in pcvr_labels},
+        "synthetic": {("synthetic", c) for c in pcvr_labels},
+    }
+    for section, keys in expected.items():
+        found = [(r["fraction"] if section == "missing" else r["dataset"], r["contender"])
+                 for r in records if r["section"] == section]
+        assert sorted(found, key=str) == sorted(keys, key=str), section
+    for record in records:
+        if record["contender"] == "single-task":
+            assert record["n_iter"] == [1, 1]     # one model per task
+        elif "HistGradientBoosting" not in record["contender"]:
+            assert record["n_iter"] == [1]        # --max-epochs
+
+    tables = _tables_by_heading(markdown)
+    labels = {"Missing labels (Census-Income)": ("hidden never_married", "contender"),
+              "Census-Income: MMOEClassifier": ("loss_weighting",),
+              "Coat: ESMMClassifier": ("loss_weighting",),
+              "Counterfactual pCVR on Coat": ("contender",),
+              "Counterfactual pCVR against the truth (make_entire_space)": ("contender",)}
+    assert set(tables) == set(labels)
+    rows = {heading: {tuple(row[c] for c in columns): row for row in tables[heading]}
+            for heading, columns in labels.items()}
+    assert set(rows["Missing labels (Census-Income)"]) == {
+        (f"{f:.0%}", c) for f, c in expected["missing"]}
+    assert set(rows["Census-Income: MMOEClassifier"]) == {
+        (o,) for o in objectives.LOSS_WEIGHTINGS}
+    assert set(rows["Coat: ESMMClassifier"]) == {(o,) for o in objectives.LOSS_WEIGHTINGS}
+    for heading in ("Counterfactual pCVR on Coat",
+                    "Counterfactual pCVR against the truth (make_entire_space)"):
+        assert set(rows[heading]) == {(c,) for c in pcvr_labels}
+    for heading, table in rows.items():
+        for key, row in table.items():
+            for column, cell in row.items():
+                if column in labels[heading] or column == "n_iter_":
+                    continue
+                values = ([float(v) for v in cell.split(" / ")] if column.startswith("task weights")
+                          else [_number(cell)])
+                assert all(math.isfinite(v) for v in values), (heading, key, column, cell)
+                if column.startswith(("AUC", "MAE")):
+                    assert 0.0 <= values[0] <= 1.0, (heading, key, column, cell)
+    for heading in ("Census-Income: MMOEClassifier", "Coat: ESMMClassifier"):
+        assert rows[heading][("equal",)]["× equal"] == "1.00"
+        assert rows[heading][("equal",)][next(c for c in tables[heading][0]
+                                               if c.startswith("task weights"))] == "1.000 / 1.000"

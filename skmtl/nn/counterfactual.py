@@ -39,12 +39,12 @@ class CounterfactualRisk(nn.Module):
     Parameters
     ----------
     method : {"ips", "dr"}
-    propensity_clip : float, default=0.05
+    propensity_clip : float, default=0.2
         Propensities below it are raised to it, which bounds the inverse
         weights by ``1 / propensity_clip``.
     """
 
-    def __init__(self, method, propensity_clip=0.05):
+    def __init__(self, method, propensity_clip=0.2):
         super().__init__()
         if method not in ("ips", "dr"):
             raise ValueError(f"method must be 'ips' or 'dr', got {method!r}")

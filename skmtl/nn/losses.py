@@ -93,11 +93,11 @@ class _FunnelLoss(nn.Module):
         stage's conditional probability to that stage's loss (see
         :mod:`skmtl.nn.counterfactual`). ``"dr"`` needs the network's
         imputation towers.
-    counterfactual_weight : float, default=1.0
-    propensity_clip : float, default=0.05
+    counterfactual_weight : float, default=0.3
+    propensity_clip : float, default=0.2
     """
 
-    def __init__(self, counterfactual=None, counterfactual_weight=1.0, propensity_clip=0.05):
+    def __init__(self, counterfactual=None, counterfactual_weight=0.3, propensity_clip=0.2):
         super().__init__()
         self.counterfactual_weight = float(counterfactual_weight)
         self.counterfactual = (None if counterfactual is None else
@@ -167,8 +167,8 @@ class AITMLoss(_FunnelLoss):
         As for :class:`EntireSpaceLoss`.
     """
 
-    def __init__(self, calibration_weight=0.6, counterfactual=None, counterfactual_weight=1.0,
-                 propensity_clip=0.05):
+    def __init__(self, calibration_weight=0.6, counterfactual=None, counterfactual_weight=0.3,
+                 propensity_clip=0.2):
         super().__init__(counterfactual, counterfactual_weight, propensity_clip)
         self.calibration_weight = float(calibration_weight)
 
