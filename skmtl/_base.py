@@ -252,6 +252,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         _check_known_labels(columns, task_names, fit_weight)
         targets, target_state = self._encode_targets(columns, task_names, warm, fit_weight)
         scoring_weights = self._scoring_weights(task_weights, target_state)
+        missing_labels = bool(np.isnan(targets).any())
         if warm:
             encoder = self._encoder
             categorical, numeric = encoder.transform(X)
@@ -287,6 +288,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 if hasattr(net.loss_weighting_, "alpha"):
                     net.loss_weighting_.alpha = float(self.gradnorm_alpha)
                 net.scoring, net.scoring_weights = self._net_scoring(scoring_weights)
+                net.missing_labels = missing_labels
                 net.initialize_criterion()
                 net.callbacks = self._callbacks(train, valid, batch_size)
                 net.initialize_callbacks()
@@ -296,7 +298,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
                                       self._task_output_dims(target_state), task_names,
                                       self._callbacks(train, valid, batch_size),
                                       self._train_split(valid), seed, self.device,
-                                      batch_size, task_weights, scoring_weights)
+                                      batch_size, task_weights, scoring_weights,
+                                      missing_labels)
                 net.initialize()
             try:
                 net.partial_fit(train)
@@ -525,7 +528,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         return functools.partial(kind, task_weights)
 
     def _build_net(self, module, task_output_dims, task_names, callbacks, train_split, seed,
-                   device, batch_size, task_weights, scoring_weights):
+                   device, batch_size, task_weights, scoring_weights, missing_labels=True):
         scoring, scoring_weights = self._net_scoring(scoring_weights)
         return MultiTaskNet(
             module=module,
@@ -548,6 +551,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
             validation_metric=self._VALIDATION_METRIC,
             scoring=scoring,
             scoring_weights=scoring_weights,
+            missing_labels=missing_labels,
         )
 
     def _callbacks(self, train, valid, batch_size):

@@ -179,13 +179,17 @@ class MultiTaskNet(NeuralNet):
         Also record ``valid_{scoring}``, the mean of the per-task validation
         scores weighted by ``scoring_weights`` (tasks of weight 0 left out).
     scoring_weights : sequence of float, optional
+    missing_labels : bool, default=True
+        Whether some targets are NaN (missing). False lets the criterion and
+        the per-epoch means skip the masking.
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
     """
 
     def __init__(self, *args, task_names, loss_weighting, validation_metric="auc",
-                 scoring=None, scoring_weights=None, **kwargs):
+                 scoring=None, scoring_weights=None, missing_labels=True, **kwargs):
         super().__init__(*args, **kwargs)
+        self.missing_labels = missing_labels
         self.task_names = task_names
         self.loss_weighting = loss_weighting
         self.validation_metric = validation_metric
@@ -194,6 +198,7 @@ class MultiTaskNet(NeuralNet):
 
     def initialize_criterion(self):
         super().initialize_criterion()
+        self.criterion_.missing_labels = self.missing_labels
         # Registered as a criterion, its learned weights join the optimizer and
         # follow the device. A warm start rebuilds the criterion but keeps it.
         if not hasattr(self, "loss_weighting_"):
@@ -273,10 +278,13 @@ class MultiTaskNet(NeuralNet):
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             _, (target, weight) = batch
-            # each task's loss is a mean over the rows where its label is known
-            _, known = known_targets(target)
-            batch_weight = (known.sum(dim=0) if weight is None else
-                            weight @ known).to(self.device)
+            if self.missing_labels:
+                # each task's loss is a mean over the rows where its label is known
+                _, known = known_targets(target)
+                batch_weight = (known.sum(dim=0) if weight is None else
+                                weight @ known).to(self.device)
+            else:
+                batch_weight = len(target) if weight is None else float(weight.sum())
             loss_sum += step["task_losses"] * batch_weight
             first_nonfinite = torch.where(first_nonfinite.any(), first_nonfinite,
                                           ~torch.isfinite(step["task_losses"]))

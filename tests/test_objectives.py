@@ -689,3 +689,21 @@ def test_search_over_objectives_with_missing_labels(tasks):
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert search.best_estimator_[-1].history_[-1, "task_weight_t1"] > 0
 
+
+
+def test_masking_is_switched_on_only_for_missing_labels(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST, warm_start=True).fit(X, Y)
+    assert model.net_.criterion_.missing_labels is False
+    hidden, _ = _hide(Y, "t2", 0.5)
+    model.fit(X, hidden)  # a warm fit on labels with holes masks them
+    assert model.net_.criterion_.missing_labels is True
+    assert np.isfinite(model.history_[:, "train_loss_t2"]).all()
+
+
+@pytest.mark.parametrize("loss_weighting", ["gradnorm", "pcgrad", "uncertainty", "dwa"])
+def test_loss_weighting_with_a_single_task(tasks, loss_weighting):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST, loss_weighting=loss_weighting).fit(X, Y["t1"])
+    assert model.predict_proba(X).shape == (len(X), 2)
+    assert np.isfinite(model.history_[:, "task_weight_t1"]).all()

@@ -22,13 +22,34 @@ def _weighted_mean(losses, known, sample_weight):
     """Per-column mean over the batch (dim 0) of ``losses`` on the rows where it is ``known``.
 
     Rows are weighted by ``sample_weight``; a column with no known row is 0.
+    ``known=None`` means every label is known.
     """
+    tiny = torch.finfo(losses.dtype).tiny
+    if known is None:
+        if sample_weight is None:
+            return losses.mean(dim=0)
+        weight = sample_weight.unsqueeze(1)
+        return (losses * weight).sum(dim=0) / weight.sum().clamp(min=tiny)
     weight = known if sample_weight is None else known * sample_weight.unsqueeze(1)
-    return ((losses * weight).sum(dim=0)
-            / weight.sum(dim=0).clamp(min=torch.finfo(losses.dtype).tiny))
+    return (losses * weight).sum(dim=0) / weight.sum(dim=0).clamp(min=tiny)
 
 
-class MultiTaskLoss(nn.Module):
+class _PerTaskLoss(nn.Module):
+    """A loss returning one value per task, which leaves missing (NaN) labels out.
+
+    ``missing_labels = False`` (set by whoever knows the targets are
+    complete) skips the masking, which costs as much again as a small
+    loss's own arithmetic.
+    """
+
+    missing_labels = True
+
+    def _known(self, target):
+        """``(target, known)`` as :func:`known_targets`, or ``(target, None)``."""
+        return known_targets(target) if self.missing_labels else (target, None)
+
+
+class MultiTaskLoss(_PerTaskLoss):
     """Binary or multiclass cross-entropy per task.
 
     Parameters
@@ -54,7 +75,7 @@ class MultiTaskLoss(nn.Module):
             where the label is missing.
         sample_weight : Tensor of shape (batch,), optional
         """
-        target, known = known_targets(target)
+        target, known = self._known(target)
         per_sample = []
         for t, task_logits in enumerate(logits):
             if self.task_output_dims[t] == 1:
@@ -66,7 +87,7 @@ class MultiTaskLoss(nn.Module):
         return _weighted_mean(torch.stack(per_sample, dim=1), known, sample_weight)
 
 
-class MultiTaskSquaredLoss(nn.Module):
+class MultiTaskSquaredLoss(_PerTaskLoss):
     """Mean squared error per task, for regression targets (one output per task)."""
 
     def forward(self, outputs, target, sample_weight=None):
@@ -79,11 +100,11 @@ class MultiTaskSquaredLoss(nn.Module):
             NaN where the target is missing.
         sample_weight : Tensor of shape (batch,), optional
         """
-        target, known = known_targets(target)
+        target, known = self._known(target)
         return _weighted_mean((torch.cat(outputs, dim=1) - target) ** 2, known, sample_weight)
 
 
-class _FunnelLoss(nn.Module):
+class _FunnelLoss(_PerTaskLoss):
     """A funnel's per-stage losses, optionally with ESCM²'s counterfactual risk.
 
     Parameters
@@ -109,6 +130,8 @@ class _FunnelLoss(nn.Module):
             return losses
         if self.counterfactual.method == "dr" and imputation_logits is None:
             raise ValueError("counterfactual='dr' needs a network built with imputation=True")
+        if known is None:
+            known = torch.ones_like(target)
         return losses + self.counterfactual_weight * self.counterfactual(
             log_conditional, log_reach, target, known, sample_weight, imputation_logits)
 
@@ -136,7 +159,7 @@ class EntireSpaceLoss(_FunnelLoss):
         sample_weight : Tensor of shape (batch,), optional
         """
         logits, imputation_logits = imputation_logits_of(logits, target.shape[1])
-        target, known = known_targets(target)
+        target, known = self._known(target)
         log_reach, log_miss = entire_space_log_proba(logits)
         losses = -(target * log_reach + (1.0 - target) * log_miss)
         return self._add_counterfactual(
@@ -185,7 +208,7 @@ class AITMLoss(_FunnelLoss):
         sample_weight : Tensor of shape (batch,), optional
         """
         logits, imputation_logits = imputation_logits_of(logits, target.shape[1])
-        target, known = known_targets(target)
+        target, known = self._known(target)
         losses = _weighted_mean(
             F.binary_cross_entropy_with_logits(logits, target, reduction="none"), known,
             sample_weight)
