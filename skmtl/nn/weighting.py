@@ -150,7 +150,31 @@ class DynamicWeightAverage(LossWeighting):
             self.balance.copy_(self.n_tasks * torch.softmax(ratio / self.temperature, dim=0))
 
 
-class GradNorm(LossWeighting):
+class _SharedGradientWeighting(LossWeighting):
+    """A weighting that sets the shared parameters' gradient from each task's own.
+
+    Subclasses say how, in :meth:`_shared_gradient`; the task-specific
+    parameters get the ordinary gradient of the weighted sum.
+    """
+
+    def backward(self, task_losses, shared, specific):
+        weights = self.weights()
+        objective = (weights * task_losses).sum()
+        if not shared:
+            objective.backward()
+            return objective
+        gradients = task_gradients(task_losses, shared)
+        if specific:
+            torch.autograd.backward(objective, inputs=specific)
+        _set_gradients(shared, self._shared_gradient(gradients, weights, task_losses.detach()))
+        return objective
+
+    def _shared_gradient(self, gradients, weights, task_losses):
+        """The shared parameters' flat gradient from the tasks' ``(n_tasks, n)`` ones."""
+        raise NotImplementedError
+
+
+class GradNorm(_SharedGradientWeighting):
     """GradNorm (Chen et al., ICML 2018): weights that balance the tasks' gradient norms.
 
     After each batch, the weight ``w_t`` moves (by Adam, at ``learning_rate``)
@@ -181,18 +205,9 @@ class GradNorm(LossWeighting):
     def weights(self):
         return self.task_weights * self.balance
 
-    def backward(self, task_losses, shared, specific):
-        weights = self.weights()
-        objective = (weights * task_losses).sum()
-        if not shared:
-            objective.backward()
-            return objective
-        gradients = task_gradients(task_losses, shared)
-        if specific:
-            torch.autograd.backward(objective, inputs=specific)
-        _set_gradients(shared, weights @ gradients)
-        self._update_balance(task_losses.detach(), gradients.norm(dim=1))
-        return objective
+    def _shared_gradient(self, gradients, weights, task_losses):
+        self._update_balance(task_losses, gradients.norm(dim=1))
+        return weights @ gradients  # the weights in force before the update
 
     def _update_balance(self, losses, gradient_norms):
         if torch.isnan(self.initial_losses).any():
@@ -215,7 +230,7 @@ class GradNorm(LossWeighting):
         self.balance.copy_(balance * self.n_tasks / balance.sum())
 
 
-class PCGrad(LossWeighting):
+class PCGrad(_SharedGradientWeighting):
     """Projecting conflicting gradients (Yu et al., "Gradient Surgery", NeurIPS 2020).
 
     For the shared parameters, each task's weighted gradient is projected,
@@ -225,17 +240,8 @@ class PCGrad(LossWeighting):
     ordinary gradient.
     """
 
-    def backward(self, task_losses, shared, specific):
-        weights = self.weights()
-        objective = (weights * task_losses).sum()
-        if not shared:
-            objective.backward()
-            return objective
-        gradients = weights[:, None] * task_gradients(task_losses, shared)
-        if specific:
-            torch.autograd.backward(objective, inputs=specific)
-        _set_gradients(shared, project_conflicting(gradients).sum(dim=0))
-        return objective
+    def _shared_gradient(self, gradients, weights, task_losses):
+        return project_conflicting(weights[:, None] * gradients).sum(dim=0)
 
 
 def project_conflicting(gradients):
