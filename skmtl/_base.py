@@ -83,6 +83,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
     _parameter_constraints = {
         "tower_units": ["array-like", dict],
         "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
+        "categories": [dict, None],
+        "hash_buckets": [Interval(Integral, 1, None, closed="left"), dict, None],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "numeric_encoding": [StrOptions(set(NUMERIC_ENCODINGS))],
         "n_bins": [Interval(Integral, 2, None, closed="left")],
@@ -117,8 +119,9 @@ class MultiTaskEstimatorBase(BaseEstimator):
     # Parameters that shape the fitted encoder and network; a model adds its
     # own in _MODEL_NETWORK_PARAMS. A warm start keeps both, so they may not
     # change between fits, and a saved model records the fitted values.
-    _NETWORK_PARAMS = ("categorical_features", "embedding_dim", "numeric_encoding", "n_bins",
-                       "bin_strategy", "dropout", "tower_units", "loss_weighting")
+    _NETWORK_PARAMS = ("categorical_features", "categories", "hash_buckets", "embedding_dim",
+                       "numeric_encoding", "n_bins", "bin_strategy", "dropout", "tower_units",
+                       "loss_weighting")
     _MODEL_NETWORK_PARAMS = ()
     # What the validation pass scores per task ("auc" or "r2"), in history_,
     # and the values of ``scoring`` (the mean of those scores, or the loss).
@@ -259,7 +262,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
         else:
             encoder = TabularEncoder(self.categorical_features, self.numeric_encoding,
                                      self.n_bins, self.bin_strategy,
-                                     int(rng.randint(np.iinfo(np.int32).max)), name)
+                                     int(rng.randint(np.iinfo(np.int32).max)), name,
+                                     self.categories, self.hash_buckets)
             categorical, numeric = encoder.fit_transform(
                 X, fit_weight, targets, regression=is_regressor(self))
         if sample_weight is not None:
@@ -315,6 +319,132 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 f"is usable and keeps {kept}.", TrainingInterruptedWarning, stacklevel=2)
         self._set_fitted(encoder, net, task_names, target_state, single_output)
         return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train for one pass over the chunk ``X, y``; the first call also builds the model.
+
+        For data that comes in chunks (too big for memory, or arriving over
+        time). The first call fixes the tasks, the classes (from ``classes``
+        or this chunk's labels), the encoders and, for regressors, the
+        targets' scaling; later calls must have the same columns and tasks.
+        Categorical vocabularies cannot be learned from one chunk: every
+        categorical column needs a pandas ``category`` dtype (its whole
+        category list is taken), a vocabulary in ``categories``, or
+        ``hash_buckets``. The numeric encodings (scaling, quantiles, bins)
+        are learned from the first chunk and then fixed: make it
+        representative, or ``fit`` on a sample first and continue with
+        ``partial_fit`` (which then keeps ``fit``'s encoders). Training uses
+        the constant ``learning_rate`` (the cosine schedule needs the whole
+        run's length), no early stopping, and ``batch_size`` ("auto": from
+        each chunk's size). ``warm_start`` plays no part.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
+        classes : list of array-like, or array-like, optional
+            Classifiers: the classes of each task (one array per task, or
+            one array for a 1-D ``y``), when a chunk may lack some. Only on
+            the first call.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self
+        """
+        self._check_hyperparameters()
+        self._check_device()
+        first = not hasattr(self, "net_")
+        name = type(self).__name__
+        X = check_features(X, name)
+        n_samples = X.shape[0]
+        columns, task_names, single_output = check_targets(
+            y, n_samples, name, regression=is_regressor(self))
+        columns = self._prepare_labels(columns, task_names, single_output)
+        if not first:
+            if task_names != self.task_names_ or single_output != self._single_output:
+                raise ValueError(f"partial_fit needs the same tasks in every chunk: "
+                                 f"{self.task_names_}, got {task_names}.")
+            if classes is not None and not _same_classes(classes, self._target_state(),
+                                                         single_output):
+                raise ValueError("classes differ from those of the first partial_fit call; "
+                                 "the classes are fixed by the first call.")
+            self._check_network_unchanged()
+        else:
+            self._tower_units_per_task(task_names)
+        task_weights = self._task_weights(task_names)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32,
+                                                 ensure_non_negative=True)
+            if not sample_weight.any():
+                raise ValueError("sample_weight is zero for every row; at least one row "
+                                 "needs a positive weight.")
+        rng = check_random_state(self.random_state)
+        if first:
+            _check_known_labels(columns, task_names, sample_weight)
+            targets, target_state = self._first_chunk_targets(columns, task_names, classes,
+                                                              single_output, sample_weight)
+            encoder = TabularEncoder(self.categorical_features, self.numeric_encoding,
+                                     self.n_bins, self.bin_strategy,
+                                     int(rng.randint(np.iinfo(np.int32).max)), name,
+                                     self.categories, self.hash_buckets)
+            categorical, numeric = encoder.fit_transform(
+                X, sample_weight, targets, regression=is_regressor(self), first_chunk=True)
+        else:
+            targets, target_state = self._encode_targets(columns, task_names, True, None)
+            encoder = self._encoder
+            categorical, numeric = encoder.transform(X)
+        data = TensorData(torch.from_numpy(categorical), torch.from_numpy(numeric),
+                          torch.from_numpy(targets),
+                          None if sample_weight is None else torch.from_numpy(sample_weight))
+        batch_size = self._batch_size(n_samples)
+        # a new seed per chunk: a fixed random_state gives a reproducible sequence
+        seed = int(np.random.SeedSequence(
+            [int(rng.randint(np.iinfo(np.int32).max)),
+             0 if first else len(self.net_.history)]).generate_state(1)[0] >> 1)
+        missing_labels = bool(np.isnan(targets).any())
+        with _torch_seed(seed, self.device):
+            if first:
+                net = self._build_net(self._new_module(encoder, task_names, target_state),
+                                      self._task_output_dims(target_state), task_names,
+                                      callbacks=[], train_split=None, seed=seed,
+                                      device=self.device, batch_size=batch_size,
+                                      task_weights=task_weights, scoring_weights=None,
+                                      missing_labels=missing_labels)
+                net.initialize()
+            else:
+                net = self.net_
+                net.verbose, net.batch_size = self.verbose, batch_size
+                net.iterator_train__seed = seed
+                net.train_split, net.callbacks = None, []
+                net.initialize_callbacks()
+                net.criterion = self._build_criterion(self._task_output_dims(target_state))
+                net.loss_weighting_.task_weights.copy_(torch.from_numpy(task_weights))
+                net.scoring, net.scoring_weights = None, None
+                net.missing_labels = missing_labels
+                net.initialize_criterion()
+                for group in net.optimizer_.param_groups:
+                    group["lr"], group["weight_decay"] = self.learning_rate, self.weight_decay
+                before = _training_state(net)
+            try:
+                net.partial_fit(data, epochs=1)
+            except BaseException:
+                if not first:
+                    _restore_training_state(net, before)
+                raise
+        if net.interrupted_:
+            warnings.warn("partial_fit was interrupted; the chunk's epoch was cut short and "
+                          "the model keeps the latest weights.", TrainingInterruptedWarning,
+                          stacklevel=2)
+        self._set_fitted(encoder, net, task_names, target_state, single_output)
+        return self
+
+    def _first_chunk_targets(self, columns, task_names, classes, single_output, sample_weight):
+        """The first ``partial_fit`` chunk's targets and target state (classes or scaling)."""
+        if classes is not None:
+            raise ValueError(f"classes is for classifiers; {type(self).__name__} is a regressor.")
+        return self._encode_targets(columns, task_names, False, sample_weight)
 
     def _task_weights(self, task_names):
         """``task_weights`` as float32 ``(n_tasks,)``; ones when None."""
@@ -641,6 +771,27 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
     def _build_criterion(self, task_output_dims):
         return MultiTaskLoss(task_output_dims)
 
+    def _first_chunk_targets(self, columns, task_names, classes, single_output, sample_weight):
+        if classes is None:
+            for task, column in zip(task_names, columns):
+                if len(np.unique(column[known_labels(column)])) < 2:
+                    raise ValueError(
+                        f"Task {task!r} has fewer than two classes in the first partial_fit "
+                        "chunk; pass classes=[...] (one array per task) on the first call.")
+            return self._encode_targets(columns, task_names, False, sample_weight)
+        given = [classes] if single_output else list(classes)
+        if len(given) != len(task_names):
+            raise ValueError(f"classes gives {len(given)} arrays of classes for "
+                             f"{len(task_names)} task(s): {task_names}.")
+        fixed = []
+        for task, task_classes in zip(task_names, given):
+            task_classes = np.unique(np.asarray(task_classes))
+            if len(task_classes) < 2:
+                raise ValueError(f"classes of task {task!r} must hold at least two classes; "
+                                 f"got {task_classes.tolist()}.")
+            fixed.append(task_classes)
+        return encode_labels(columns, task_names, fixed)
+
     def _scored_tasks(self, target_state):
         """``scoring="roc_auc"`` averages over the binary tasks."""
         return np.array([len(task_classes) == 2 for task_classes in target_state])
@@ -845,6 +996,12 @@ class GateWeightsMixin:
 
         weights = self._forward(X, compute)
         return weights if self._GATE_WEIGHTS_PER_LEVEL else weights[0]
+
+
+def _same_classes(classes, fitted, single_output):
+    given = [classes] if single_output else list(classes)
+    return len(given) == len(fitted) and all(
+        np.array_equal(np.sort(np.asarray(g)), np.asarray(f)) for g, f in zip(given, fitted))
 
 
 def _check_known_labels(columns, task_names, fit_weight):

@@ -47,6 +47,19 @@ COMMON_PARAMETERS = """\
         means none. Categorical columns are embedded (missing values and
         categories unseen in ``fit`` share a reserved embedding); the others
         are numeric.
+    categories : dict or None, default=None
+        ``{column: list_of_values}`` fixes a categorical column's vocabulary
+        up front instead of learning it from ``X`` (other values are
+        unknown). Needed by :meth:`partial_fit` for string columns that are
+        not hashed.
+    hash_buckets : int, dict or None, default=None
+        Hash a categorical column's values into that many buckets instead of
+        learning a vocabulary: an int for every categorical column, or
+        ``{column: n}``. The hash (pandas' ``hash_array``) is the same in
+        every process and on every machine, and values need not have been
+        seen in ``fit``: the usual answer for ids with millions of values.
+        Values hash as typed (``1`` and ``"1"`` differ); colliding values
+        share an embedding.
     embedding_dim : int, default=8
         Size of each categorical column's embedding, and of each numeric
         column's with the ``"piecewise_linear"`` and ``"periodic"`` encodings.

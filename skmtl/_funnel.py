@@ -78,11 +78,19 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
 
     def _encode_targets(self, columns, task_names, warm, sample_weight):
         for task, stage in zip(task_names, columns):
-            if not (stage == 0).any() or not (stage == 1).any():
+            if not warm and (not (stage == 0).any() or not (stage == 1).any()):
                 raise ValueError(
                     f"Stage {task!r} has only one class among its known labels; every stage "
                     "needs rows that reached it and rows that did not.")
         return np.column_stack(columns).astype(np.float32), [np.array([0, 1])] * len(columns)
+
+    def _first_chunk_targets(self, columns, task_names, classes, single_output, sample_weight):
+        # the classes are 0 and 1; given, a chunk may lack one of them
+        if classes is not None and not all(
+                set(np.asarray(c).tolist()) == {0, 1} for c in classes):
+            raise ValueError(f"{type(self).__name__}'s stages have the classes 0 and 1; got "
+                             f"classes={classes!r}.")
+        return self._encode_targets(columns, task_names, classes is not None, sample_weight)
 
     def predict_proba(self, X):
         """Entire-space probability of reaching each stage.

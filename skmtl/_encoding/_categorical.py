@@ -82,6 +82,41 @@ def code_reader(values, index):
     return codes_of_values
 
 
+def hashed_code_reader(values, n_buckets):
+    """As :func:`code_reader`, for a column hashed into ``n_buckets`` buckets.
+
+    A value's code is ``1 + hash(value) % n_buckets`` with pandas'
+    ``hash_array`` (SipHash with a fixed key: the same code in every process
+    and on every machine); missing values get ``UNKNOWN_CODE``. Values hash
+    as they are typed: ``1``, ``1.0`` and ``"1"`` fall in different buckets.
+    A ``category`` column hashes its categories, not its integer codes.
+    """
+    n_buckets = np.uint64(n_buckets)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = np.asarray(values.cat.categories)
+        if categories.dtype.kind not in "biuf":
+            categories = categories.astype(object)
+        lookup = np.append((pd.util.hash_array(categories) % n_buckets + 1).astype(np.int32),
+                           UNKNOWN_CODE).astype(np.int32)
+        dtype_codes = values.cat.codes.to_numpy()
+
+        def hashed_codes_of_categorical(start, stop, out, scratch):
+            np.copyto(scratch, dtype_codes[start:stop])
+            np.take(lookup, scratch, out=out, mode="wrap")
+        return hashed_codes_of_categorical
+
+    array = values.array if isinstance(values, pd.Series) else values
+
+    def hashed_codes_of_values(start, stop, out, scratch):
+        block = np.asarray(array[start:stop])
+        if block.dtype.kind not in "biuf":
+            block = block.astype(object)
+        missing = pd.isna(block)
+        np.add(pd.util.hash_array(block) % n_buckets, 1, out=out, casting="unsafe")
+        out[missing] = UNKNOWN_CODE
+    return hashed_codes_of_values
+
+
 def _value_kind(value):
     if isinstance(value, (str, bytes)):
         return "string"

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._categorical import code_reader, fit_categories, is_categorical_dtype
+from ._categorical import (code_reader, fit_categories, hashed_code_reader,
+                           is_categorical_dtype)
 from ._common import array_from_json, array_to_json, column, column_label, feature_names
 from ._numeric import NumericEncoding
 
@@ -60,8 +61,9 @@ class TabularEncoder:
     """Encode a DataFrame or array into categorical codes and numeric floats.
 
     Categorical columns become integer codes: 0 for missing or unseen
-    values, ``1..K`` for the ``K`` categories seen in :meth:`fit`. Numeric
-    columns become float32 through the fitted :class:`NumericEncoding`.
+    values, ``1..K`` for the ``K`` categories seen in :meth:`fit` (or given
+    in ``categories``), or ``1..n`` for a column hashed into ``n`` buckets.
+    Numeric columns become float32 through the fitted :class:`NumericEncoding`.
 
     Parameters
     ----------
@@ -78,36 +80,50 @@ class TabularEncoder:
         Seeds the rows sampled to learn quantiles and bins.
     estimator_name : str
         Used in error messages.
+    categories : dict or None, default=None
+        ``{column: values}``: a categorical column's vocabulary, fixed up
+        front instead of learned from ``X`` (column names, or positions for
+        an array).
+    hash_buckets : int, dict or None, default=None
+        Hash every categorical column (an int), or the named ones
+        (``{column: n}``), into that many buckets instead of learning a
+        vocabulary (see :func:`hashed_code_reader`).
     """
 
     def __init__(self, categorical_features="from_dtype", numeric_encoding="standard",
                  n_bins=32, bin_strategy="quantile", random_state=None,
-                 estimator_name="estimator"):
+                 estimator_name="estimator", categories=None, hash_buckets=None):
         self.categorical_features = categorical_features
         self.numeric_encoding = numeric_encoding
         self.n_bins = n_bins
         self.bin_strategy = bin_strategy
         self.random_state = random_state
         self.estimator_name = estimator_name
+        self.categories = categories
+        self.hash_buckets = hash_buckets
 
     # -- fit -----------------------------------------------------------------
 
-    def fit(self, X, sample_weight=None, targets=None, regression=False):
+    def fit(self, X, sample_weight=None, targets=None, regression=False, first_chunk=False):
         """Learn the columns, the categories and the numeric encoding of ``X``.
 
         ``sample_weight`` weights the rows in the numeric statistics, so that
         a weight of 2 acts as a repeated row. ``targets`` of shape
         ``(n_samples, n_tasks)``, class indices (or, with ``regression``,
-        real values), are needed by ``bin_strategy="target"``.
+        real values), are needed by ``bin_strategy="target"``. With
+        ``first_chunk``, ``X`` is the first of several chunks: a vocabulary
+        may not come from its values, only from ``categories``, hashing or a
+        ``category`` dtype (whose whole category list is taken).
         """
-        self._fit(X, sample_weight, targets, regression)
+        self._fit(X, sample_weight, targets, regression, first_chunk)
         return self
 
-    def fit_transform(self, X, sample_weight=None, targets=None, regression=False):
+    def fit_transform(self, X, sample_weight=None, targets=None, regression=False,
+                      first_chunk=False):
         """Fit to ``X`` and return its encoding, as :meth:`transform` does."""
-        return self._encode(self._fit(X, sample_weight, targets, regression))
+        return self._encode(self._fit(X, sample_weight, targets, regression, first_chunk))
 
-    def _fit(self, X, sample_weight, targets, regression):
+    def _fit(self, X, sample_weight, targets, regression, first_chunk=False):
         """Fit, and return the row reader of ``X`` used for it."""
         X = check_features(X, self.estimator_name)
         self.n_features_in_ = X.shape[1]
@@ -115,8 +131,16 @@ class TabularEncoder:
         self.is_categorical_ = self._categorical_mask(X)
         self.categorical_indices_ = np.flatnonzero(self.is_categorical_)
         self.numeric_indices_ = np.flatnonzero(~self.is_categorical_)
-        self.categories_ = [fit_categories(column(X, j), self._label(j))
-                            for j in self.categorical_indices_]
+        given = self._per_column("categories", self.categories)
+        buckets = self._per_column("hash_buckets", self.hash_buckets)
+        both = sorted(str(self._label(j)) for j in set(given) & set(buckets))
+        if both:
+            raise ValueError(f"Columns {both} are named in both categories and hash_buckets; "
+                             "a column either has a vocabulary or is hashed.")
+        self.hash_buckets_ = [_bucket_count(buckets[j], self._label(j)) if j in buckets else 0
+                              for j in self.categorical_indices_]
+        self.categories_ = [self._vocabulary(X, j, given, first_chunk) if j not in buckets
+                            else np.empty(0, dtype=object) for j in self.categorical_indices_]
         self._indexes = None
         numeric = NumericEncoding(self.numeric_encoding, self.n_bins, self.bin_strategy,
                                   self.random_state)
@@ -139,6 +163,49 @@ class TabularEncoder:
         state.pop("_indexes", None)  # a cache, rebuilt on first use
         return state
 
+    def _per_column(self, name, spec):
+        """``spec`` (None, a dict by column, or for hash_buckets an int) by column position."""
+        if spec is None:
+            return {}
+        if not isinstance(spec, dict):
+            return dict.fromkeys(self.categorical_indices_, spec)
+        names = self.feature_names_in_
+        positions = {}
+        for key, value in spec.items():
+            if names is not None and key in set(names):
+                j = int(np.flatnonzero(names == key)[0])
+            elif names is None and isinstance(key, (int, np.integer)) and \
+                    0 <= key < self.n_features_in_:
+                j = int(key)
+            else:
+                raise ValueError(f"{name} names {key!r}, which is not a column of X.")
+            if not self.is_categorical_[j]:
+                raise ValueError(f"{name} names column {key!r}, which is not categorical; add "
+                                 "it to categorical_features (or give it a category or string "
+                                 "dtype).")
+            positions[j] = value
+        return positions
+
+    def _vocabulary(self, X, j, given, first_chunk):
+        """The categories of categorical column ``j``: given, learned, or from its dtype."""
+        label = self._label(j)
+        if j in given:
+            values = given[j]
+            if isinstance(values, (str, bytes)) or not np.iterable(values):
+                raise ValueError(f"categories[{label!r}] must be a list of values; got "
+                                 f"{values!r}.")
+            return fit_categories(pd.Series(list(values), dtype=object), label)
+        values = column(X, j)
+        if not first_chunk:
+            return fit_categories(values, label)
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            return np.asarray(values.cat.categories)
+        raise ValueError(
+            f"Categorical column {label!r} has no vocabulary known before the first chunk: "
+            "partial_fit cannot learn one from a chunk of rows. Give it a pandas 'category' "
+            f"dtype listing every value, a fixed vocabulary with categories={{{label!r}: "
+            f"[...]}}, or hash it with hash_buckets={{{label!r}: n}}.")
+
     def to_dict(self):
         """The fitted state as plain JSON-compatible values (see :func:`array_to_json`)."""
         categorical_features = self.categorical_features
@@ -152,6 +219,7 @@ class TabularEncoder:
             "feature_names_in": None if names is None else [str(n) for n in names],
             "is_categorical": self.is_categorical_.tolist(),
             "categories": [array_to_json(c) for c in self.categories_],
+            "hash_buckets": [int(n) for n in self.hash_buckets_],
             "numeric": self.numeric_.to_dict(),
         }
 
@@ -169,6 +237,8 @@ class TabularEncoder:
         encoder.categorical_indices_ = np.flatnonzero(encoder.is_categorical_)
         encoder.numeric_indices_ = np.flatnonzero(~encoder.is_categorical_)
         encoder.categories_ = [array_from_json(c) for c in state["categories"]]
+        encoder.hash_buckets_ = [int(n) for n in state.get("hash_buckets",
+                                                           [0] * len(encoder.categories_))]
         if (len(encoder.is_categorical_), len(encoder.categories_)) != (
                 encoder.n_features_in_, len(encoder.categorical_indices_)):
             raise ValueError("inconsistent encoder state: the column counts do not agree.")
@@ -181,7 +251,8 @@ class TabularEncoder:
     @property
     def cardinalities(self):
         """Number of codes per categorical column, the reserved code included."""
-        return [len(categories) + 1 for categories in self.categories_]
+        return [(n_buckets or len(categories)) + 1
+                for categories, n_buckets in zip(self.categories_, self.hash_buckets_)]
 
     def _categorical_mask(self, X):
         spec = self.categorical_features
@@ -299,9 +370,11 @@ class _RowReader:
         """``numeric_encoding``: the one being fitted, if not yet the encoder's ``numeric_``."""
         self.encoder = encoder
         self.n_samples = X.shape[0]
-        self._categorical = [code_reader(column(X, j), index)
-                             for j, index in zip(encoder.categorical_indices_,
-                                                 encoder.category_indexes())]
+        self._categorical = [
+            hashed_code_reader(column(X, j), n_buckets) if n_buckets else
+            code_reader(column(X, j), index)
+            for j, index, n_buckets in zip(encoder.categorical_indices_,
+                                           encoder.category_indexes(), encoder.hash_buckets_)]
         self._numeric = [_numeric_values(column(X, j), encoder._label(j))
                          for j in encoder.numeric_indices_]
         self._encoding = encoder.numeric_ if numeric_encoding is None else numeric_encoding
@@ -458,3 +531,11 @@ def _numeric_values(values, label):
     if isinstance(values, pd.Series) and isinstance(dtype, np.dtype) and dtype.kind in "biuf":
         return values.to_numpy()
     return values
+
+
+def _bucket_count(n_buckets, label):
+    if isinstance(n_buckets, (bool, np.bool_)) or not isinstance(n_buckets, (int, np.integer)) \
+            or n_buckets < 1:
+        raise ValueError(f"hash_buckets for column {label!r} must be a positive integer; got "
+                         f"{n_buckets!r}.")
+    return int(n_buckets)

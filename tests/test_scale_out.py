@@ -1,0 +1,247 @@
+"""Scaling out: hashed and fixed vocabularies, partial_fit on chunks."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import r2_score, roc_auc_score
+from sklearn.utils._param_validation import InvalidParameterError
+
+import skmtl
+from skmtl import (AITMClassifier, ESMMClassifier, MMOEClassifier, MMOERegressor, PLEClassifier,
+                   SharedBottomClassifier)
+from skmtl._encoding._categorical import hashed_code_reader
+
+FAST = dict(max_epochs=3, batch_size=128, random_state=0)
+COLORS = ["red", "green", "blue", "black"]
+
+
+def _codes(values, n_buckets):
+    values = pd.Series(values)
+    out = np.empty(len(values), np.int32)
+    hashed_code_reader(values, n_buckets)(0, len(values), out, np.empty(len(values), np.intp))
+    return out
+
+
+def _with_color_dtype(X):
+    return X.assign(color=X["color"].astype(pd.CategoricalDtype(COLORS)))
+
+
+# -- hashing ---------------------------------------------------------------------
+
+
+def test_hashed_codes_are_the_same_in_another_process():
+    values = ["user_1", "user_2", None, "user_1", "ünïcode", ""]
+    here = _codes(values, 1000).tolist()
+    script = ("import numpy as np, pandas as pd; from skmtl._encoding._categorical import "
+              "hashed_code_reader as h; v = pd.Series(%r); o = np.empty(len(v), np.int32); "
+              "h(v, 1000)(0, len(v), o, np.empty(len(v), np.intp)); print(o.tolist())" % values)
+    there = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True, env={"PYTHONHASHSEED": "123", "PATH": ""},
+                           cwd=".").stdout
+    assert eval(there) == here
+    assert here[2] == 0 and here[0] == here[3] and all(1 <= c <= 1000 for c in here if c)
+
+
+def test_hashed_codes_of_a_category_column_equal_those_of_its_values():
+    values = ["a", "b", None, "c", "a"]
+    np.testing.assert_array_equal(_codes(values, 7),
+                                  _codes(pd.Series(values, dtype="category"), 7))
+
+
+def test_hash_buckets_in_fit(tasks, holdout):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST, hash_buckets={"shop": 8}).fit(X, Y)
+    encoder = model._encoder
+    assert encoder.hash_buckets_ == [0, 8]  # color learned, shop hashed
+    assert encoder.cardinalities == [5, 9]
+    everything = MMOEClassifier(**FAST, hash_buckets=64).fit(X, Y)
+    assert everything._encoder.hash_buckets_ == [64, 64]
+    X_test, Y_test, _ = holdout
+    # a value never seen in fit still lands in a bucket, not in the unknown code
+    unseen = X_test.assign(color="purple")
+    codes, _ = everything._encoder.transform(unseen)
+    assert (codes[:, 0] > 0).all()
+    auc = roc_auc_score(Y_test["t1"], everything.predict_proba(X_test)[0][:, 1])
+    assert auc > 0.8
+
+
+@pytest.mark.parametrize("buckets, message", [
+    ({"shop": 0}, "positive integer"), ({"shop": 2.5}, "positive integer"),
+    ({"shop": True}, "positive integer"), ({"num_a": 4}, "not categorical"),
+    ({"nope": 4}, "not a column"),
+])
+def test_bad_hash_buckets(tasks, buckets, message):
+    X, Y, _ = tasks
+    with pytest.raises(ValueError, match=message):
+        MMOEClassifier(**FAST, hash_buckets=buckets).fit(X, Y)
+
+
+def test_hash_buckets_below_one_is_an_invalid_parameter(tasks):
+    X, Y, _ = tasks
+    with pytest.raises(InvalidParameterError, match="hash_buckets"):
+        MMOEClassifier(**FAST, hash_buckets=0).fit(X, Y)
+
+
+def test_fixed_categories(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST, categories={"color": ["red", "green", "red"]}).fit(X, Y)
+    np.testing.assert_array_equal(model._encoder.categories_[0], ["green", "red"])
+    codes, _ = model._encoder.transform(X)
+    np.testing.assert_array_equal(codes[:, 0] == 0, ~X["color"].isin(["red", "green"]))
+    with pytest.raises(ValueError, match="both categories and hash_buckets"):
+        MMOEClassifier(**FAST, categories={"color": ["red"]},
+                       hash_buckets={"color": 4}).fit(X, Y)
+    with pytest.raises(ValueError, match="must be a list of values"):
+        MMOEClassifier(**FAST, categories={"color": "red"}).fit(X, Y)
+
+
+def test_hashed_and_fixed_vocabularies_save_and_load(tasks, holdout, tmp_path):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST, hash_buckets={"shop": 8},
+                           categories={"color": COLORS}).fit(X, Y)
+    model.save(tmp_path / "model.skmtl")
+    loaded = skmtl.load(tmp_path / "model.skmtl")
+    assert loaded.hash_buckets == {"shop": 8} and loaded._encoder.hash_buckets_ == [0, 8]
+    for a, b in zip(model.predict_proba(holdout[0]), loaded.predict_proba(holdout[0])):
+        np.testing.assert_array_equal(a, b)
+
+
+# -- partial_fit ---------------------------------------------------------------------
+
+
+def _chunks(X, Y, size):
+    return [(X.iloc[i:i + size], Y.iloc[i:i + size]) for i in range(0, len(X), size)]
+
+
+@pytest.mark.parametrize("cls", [MMOEClassifier, PLEClassifier, SharedBottomClassifier])
+def test_partial_fit_learns_from_chunks(tasks, holdout, cls):
+    X, Y, _ = tasks
+    X_test, Y_test, _ = holdout
+    model = cls(random_state=0)
+    for _ in range(3):
+        for X_chunk, Y_chunk in _chunks(_with_color_dtype(X), Y, 400):
+            model.partial_fit(X_chunk, Y_chunk)
+    assert model.n_iter_ == 15 and len(model.history_) == 15
+    proba = model.predict_proba(_with_color_dtype(X_test))
+    assert roc_auc_score(Y_test["t1"], proba[0][:, 1]) > 0.85
+    assert roc_auc_score(Y_test["t2"], proba[1][:, 1]) > 0.75
+
+
+def test_partial_fit_is_reproducible(tasks):
+    X, Y, _ = tasks
+    X = _with_color_dtype(X)
+    runs = []
+    for _ in range(2):
+        model = MMOEClassifier(random_state=3)
+        for X_chunk, Y_chunk in _chunks(X, Y, 500):
+            model.partial_fit(X_chunk, Y_chunk)
+        runs.append(model.predict_proba(X)[1])
+    np.testing.assert_array_equal(*runs)
+
+
+def test_partial_fit_takes_the_whole_category_list_of_the_dtype(tasks):
+    X, Y, _ = tasks
+    X = _with_color_dtype(X)
+    first = X[X["color"] != "black"].iloc[:500]
+    model = MMOEClassifier(random_state=0).partial_fit(first, Y.loc[first.index])
+    np.testing.assert_array_equal(model._encoder.categories_[0], COLORS)
+    codes, _ = model._encoder.transform(X[X["color"] == "black"].iloc[:5])
+    assert (codes[:, 0] == COLORS.index("black") + 1).all()
+
+
+def test_partial_fit_needs_a_vocabulary_for_string_columns(tasks):
+    X, Y, _ = tasks
+    with pytest.raises(ValueError, match=r"'color'.*category.*categories=.*hash_buckets="):
+        MMOEClassifier().partial_fit(X, Y)
+    MMOEClassifier(hash_buckets={"color": 16}, random_state=0).partial_fit(X, Y)
+    MMOEClassifier(categories={"color": COLORS}, random_state=0).partial_fit(X, Y)
+
+
+def test_partial_fit_classes(tasks):
+    X, Y, _ = tasks
+    X = _with_color_dtype(X)
+    only_zeros = Y["t2"] == 0
+    with pytest.raises(ValueError, match="fewer than two classes.*pass classes"):
+        MMOEClassifier().partial_fit(X[only_zeros], Y[only_zeros])
+    model = MMOEClassifier(random_state=0).partial_fit(X[only_zeros], Y[only_zeros],
+                                                       classes=[[0, 1], [0, 1]])
+    assert [list(c) for c in model.classes_] == [[0, 1], [0, 1]]
+    model.partial_fit(X, Y)
+    with pytest.raises(ValueError, match="fixed by the first call"):
+        model.partial_fit(X, Y, classes=[[0, 1], [0, 1, 2]])
+    with pytest.raises(ValueError, match="labels not seen"):
+        model.partial_fit(X, Y.assign(t2=Y["t2"] * 2))
+    with pytest.raises(ValueError, match="at least two classes"):
+        MMOEClassifier().partial_fit(X, Y, classes=[[0, 1], [1]])
+    with pytest.raises(ValueError, match="2 arrays of classes for 1 task"):
+        MMOEClassifier().partial_fit(X, Y[["t1"]], classes=[[0, 1], [0, 1]])
+    single = MMOEClassifier(random_state=0).partial_fit(X, Y["t1"], classes=[0, 1])
+    assert list(single.classes_) == [0, 1]
+
+
+def test_partial_fit_checks_later_chunks(tasks):
+    X, Y, _ = tasks
+    X = _with_color_dtype(X)
+    model = MMOEClassifier(random_state=0).partial_fit(X, Y)
+    with pytest.raises(ValueError, match="same tasks"):
+        model.partial_fit(X, Y.rename(columns={"t2": "other"}))
+    with pytest.raises(ValueError, match="Not seen in fit: \\['extra'\\]"):
+        model.partial_fit(X.assign(extra=1.0).drop(columns="num_b"), Y)
+    with pytest.raises(ValueError, match="X has 5 features"):
+        model.partial_fit(X.assign(extra=1.0), Y)
+    n_iter = model.n_iter_
+    model.set_params(n_bins=8)
+    with pytest.raises(ValueError, match="n_bins was 32 and is now 8"):
+        model.partial_fit(X, Y)
+    assert model.n_iter_ == n_iter
+
+
+def test_partial_fit_after_fit_keeps_fits_encoders(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST).fit(X, Y)   # string column: vocabulary from fit
+    encoder = model._encoder
+    model.partial_fit(X.iloc[:500], Y.iloc[:500])
+    assert model._encoder is encoder and model.n_iter_ == 4
+
+
+def test_partial_fit_funnels_and_regressors(tasks, holdout):
+    X, Y, funnel = tasks
+    X = _with_color_dtype(X)
+    X_test, Y_test, funnel_test = holdout
+    no_conversion = funnel["conversion"] == 0
+    for cls in (ESMMClassifier, AITMClassifier):
+        with pytest.raises(ValueError, match="only one class"):
+            cls().partial_fit(X[no_conversion], funnel[no_conversion])
+        model = cls(random_state=0).partial_fit(X[no_conversion], funnel[no_conversion],
+                                                classes=[[0, 1], [0, 1]])
+        for _ in range(3):
+            for X_chunk, Y_chunk in _chunks(X, funnel, 500):
+                model.partial_fit(X_chunk, Y_chunk)
+        ctcvr = model.predict_proba(_with_color_dtype(X_test))[1][:, 1]
+        assert roc_auc_score(funnel_test["conversion"], ctcvr) > 0.75
+    rng = np.random.default_rng(0)
+    targets = pd.DataFrame({"a": 3.0 * X["num_a"] + rng.normal(size=len(X)),
+                            "b": X["num_b"] + rng.normal(size=len(X))})
+    regressor = MMOERegressor(random_state=0)
+    with pytest.raises(ValueError, match="classes is for classifiers"):
+        regressor.partial_fit(X, targets, classes=[[0, 1], [0, 1]])
+    for _ in range(3):
+        for X_chunk, Y_chunk in _chunks(X, targets, 500):
+            regressor.partial_fit(X_chunk, Y_chunk)
+    assert regressor._target_mean[0] == pytest.approx(targets["a"][:500].mean())
+    assert r2_score(targets, regressor.predict(X)) > 0.6
+
+
+def test_partial_fit_model_saves_and_loads(tasks, tmp_path):
+    X, Y, _ = tasks
+    model = MMOEClassifier(random_state=0, hash_buckets=32)
+    for X_chunk, Y_chunk in _chunks(X, Y, 500):
+        model.partial_fit(X_chunk, Y_chunk)
+    model.save(tmp_path / "model.skmtl")
+    loaded = skmtl.load(tmp_path / "model.skmtl")
+    np.testing.assert_array_equal(model.predict_proba(X)[0], loaded.predict_proba(X)[0])
+    loaded.partial_fit(X.iloc[:500], Y.iloc[:500])
+    assert loaded.n_iter_ == model.n_iter_ + 1
