@@ -384,3 +384,16 @@ def test_objectives_on_tiny_data(tmp_path, capsys):
         assert rows[heading][("equal",)]["× equal"] == "1.00"
         assert rows[heading][("equal",)][next(c for c in tables[heading][0]
                                                if c.startswith("task weights"))] == "1.000 / 1.000"
+
+
+def test_scale_out_hashing_on_tiny_data(capsys):
+    from benchmarks import scale_out
+
+    assert scale_out.main(["--seeds", "0", "--buckets", "8", "--census-rows", "2000",
+                           "--coat-rows", "2000"]) == 0
+    tables = _tables_by_heading(capsys.readouterr().out)
+    census = tables["Census-Income: MMOEClassifier"]
+    assert [row["hash_buckets"] for row in census] == ["exact vocabularies", "8"]
+    assert census[0]["Δ income_50k"] == "+0.0000"
+    coat = tables["Coat: ESMMClassifier (pCVR on the random-exposure ratings)"]
+    assert all(0.0 <= float(row["AUC pcvr"]) <= 1.0 for row in coat)
