@@ -8,10 +8,11 @@ from abc import abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import (BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context,
                           is_regressor)
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
@@ -285,6 +286,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                     group["weight_decay"] = self.weight_decay
                 net.train_split = self._train_split(valid)
                 net.iterator_train__seed = seed
+                before = _training_state(net)
                 # the loss may read parameters a warm fit can change (AITM's
                 # calibration_weight)
                 net.criterion = self._build_criterion(self._task_output_dims(target_state))
@@ -296,7 +298,6 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 net.initialize_criterion()
                 net.callbacks = self._callbacks(train, valid, batch_size)
                 net.initialize_callbacks()
-                before = _training_state(net)
             else:
                 net = self._build_net(self._new_module(encoder, task_names, target_state),
                                       self._task_output_dims(target_state), task_names,
@@ -415,6 +416,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 net.initialize()
             else:
                 net = self.net_
+                before = _training_state(net)
                 net.verbose, net.batch_size = self.verbose, batch_size
                 net.iterator_train__seed = seed
                 net.train_split, net.callbacks = None, []
@@ -426,7 +428,6 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 net.initialize_criterion()
                 for group in net.optimizer_.param_groups:
                     group["lr"], group["weight_decay"] = self.learning_rate, self.weight_decay
-                before = _training_state(net)
             try:
                 net.partial_fit(data, epochs=1)
             except BaseException:
@@ -451,6 +452,9 @@ class MultiTaskEstimatorBase(BaseEstimator):
         weights = self.task_weights
         if weights is None:
             return np.ones(len(task_names), np.float32)
+        if isinstance(weights, (pd.Series, pd.DataFrame)):
+            raise TypeError("task_weights must be a list or a dict {task_name: weight}; for a "
+                            "pandas Series, pass task_weights=series.to_dict().")
         if isinstance(weights, dict):
             unknown = sorted(str(task) for task in set(weights) - set(task_names))
             if unknown:
@@ -481,6 +485,9 @@ class MultiTaskEstimatorBase(BaseEstimator):
         if not scored.any():
             raise ValueError(f"scoring={self.scoring!r} averages the ROC AUC of the binary "
                              "tasks, but no task is binary; use scoring='loss'.")
+        if not (task_weights * scored).any():
+            raise ValueError(f"scoring={self.scoring!r} averages the scores of the tasks "
+                             "weighted by task_weights, but every task it scores has weight 0.")
         return task_weights * scored
 
     def _scored_tasks(self, target_state):
@@ -861,8 +868,8 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
         y = np.asarray(y, dtype=object)
         if self._single_output:
             known = known_labels(y)
-            return accuracy_score(y[known].astype(Y_pred.dtype), Y_pred[known],
-                                  sample_weight=_rows(sample_weight, known))
+            hits = y[known] == Y_pred[known].astype(object)
+            return float(np.average(hits, weights=_rows(sample_weight, known)))
         known = known_labels(y.ravel()).reshape(y.shape)
         hits = np.all((y == Y_pred.astype(object)) | ~known, axis=1)
         rows = known.any(axis=1)
@@ -952,13 +959,16 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
         Without missing targets this is :meth:`sklearn.base.RegressorMixin.score`.
         """
         Y_pred = self.predict(X)
-        y = np.asarray(y, dtype=np.float64)
+        y = np.asarray(y, dtype=object)
         if self._single_output:
             y, Y_pred = y.reshape(-1, 1), Y_pred.reshape(-1, 1)
         scores = []
         for t in range(y.shape[1]):
-            known = ~np.isnan(y[:, t])
-            scores.append(r2_score(y[known, t], Y_pred[known, t],
+            known = known_labels(y[:, t])
+            if not known.any():
+                raise ValueError(f"Task {self.task_names_[t]!r} has no known target in y; "
+                                 "score needs at least one per task.")
+            scores.append(r2_score(y[known, t].astype(np.float64), Y_pred[known, t],
                                    sample_weight=_rows(sample_weight, known)))
         return float(np.mean(scores))
 
@@ -1018,15 +1028,17 @@ def _check_known_labels(columns, task_names, fit_weight):
 
 
 def _training_state(net):
-    """Copies of the module's and the optimizer's state, and the history length."""
+    """Copies of the module's, the optimizer's and the loss weighting's state, and the history
+    length."""
     return (copy.deepcopy(net.module_.state_dict()), copy.deepcopy(net.optimizer_.state_dict()),
-            len(net.history))
+            copy.deepcopy(net.loss_weighting_.state_dict()), len(net.history))
 
 
 def _restore_training_state(net, state):
-    module_state, optimizer_state, n_epochs = state
+    module_state, optimizer_state, weighting_state, n_epochs = state
     net.module_.load_state_dict(module_state)
     net.optimizer_.load_state_dict(optimizer_state)
+    net.loss_weighting_.load_state_dict(weighting_state)
     del net.history[n_epochs:]
 
 

@@ -159,8 +159,9 @@ class MultiTaskNet(NeuralNet):
     The criterion returns one loss per task; ``loss_weighting`` combines
     them into the training step. The net records, per epoch, the mean loss
     per task (``{prefix}_loss_{task}``), their sum weighted by the fixed task
-    weights (``{prefix}_loss``), the weight of each task's loss in force
-    (``task_weight_{task}``) and, on validation, a score per task: the ROC
+    weights (``{prefix}_loss``), the weight of each task's loss at the end of
+    the epoch (``task_weight_{task}``: for DWA the epoch's, for the weights
+    learned step by step the last step's) and, on validation, a score per task: the ROC
     AUC (``valid_auc_{task}``) or the R² (``valid_r2_{task}``), and with
     ``scoring`` their mean. Losses are accumulated on the device and read
     back once per epoch, not once per batch.

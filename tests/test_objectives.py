@@ -567,21 +567,6 @@ def test_counterfactual_risk_does_not_train_the_propensity():
         assert torch.all(grad[:, 0] == 0) and torch.any(grad[:, 1] != 0)
 
 
-def test_dr_risk_is_the_observed_risk_when_every_row_is_observed():
-    # every row reached the previous stage with propensity ~1: the imputed
-    # terms cancel, leaving the mean cross-entropy (plus the imputation loss)
-    target, logits = _funnel_batch()
-    target[:, 0] = 1.0
-    reach_logits = torch.stack([torch.full((32,), 30.0), logits[:, 1].detach()], dim=1)
-    log_reach = torch.cumsum(F.logsigmoid(reach_logits), dim=1)
-    imputation = (target[:, 1:] * 2 - 1) * 30.0  # imputes the labels themselves
-    conditional = (F.logsigmoid(reach_logits), F.logsigmoid(-reach_logits))
-    dr = CounterfactualRisk("dr")(conditional, log_reach, target, torch.ones_like(target),
-                                  imputation_logits=imputation)
-    ips = CounterfactualRisk("ips")(conditional, log_reach, target, torch.ones_like(target))
-    torch.testing.assert_close(dr, ips, atol=1e-4, rtol=1e-4)
-
-
 def test_dr_imputation_loss_trains_only_the_imputation():
     target, logits = _funnel_batch()
     imputation = torch.randn(32, 1, requires_grad=True)
@@ -606,8 +591,37 @@ def test_dr_imputation_loss_trains_only_the_imputation():
 def test_aitm_conditional_log_proba_is_the_capped_ratio():
     reach = torch.tensor([[0.5, 0.2], [0.1, 0.3]])
     log_q, log_not_q = conditional_log_proba_from_reach(torch.log(reach))
-    torch.testing.assert_close(torch.exp(log_q), torch.tensor([[0.5, 0.4], [0.1, 1.0]]))
-    assert torch.isfinite(log_not_q).all()
+    torch.testing.assert_close(torch.exp(log_q), torch.tensor([[0.5, 0.4], [0.1, 1 - 1e-4]]))
+    assert log_not_q.min() == pytest.approx(np.log(1e-4), rel=1e-3)
+
+
+@pytest.mark.parametrize("method", ["ips", "dr"])
+def test_aitm_counterfactual_risk_does_not_train_the_previous_stage(method):
+    target, logits = _funnel_batch()
+    log_reach = F.logsigmoid(logits)  # AITM: entire-space logits
+    imputation = torch.randn(32, 1) if method == "dr" else None
+    value = CounterfactualRisk(method)(conditional_log_proba_from_reach(log_reach), log_reach,
+                                       target, torch.ones_like(target),
+                                       imputation_logits=imputation)
+    (grad,) = torch.autograd.grad(value.sum(), logits)
+    assert torch.all(grad[:, 0] == 0) and torch.any(grad[:, 1] != 0)
+
+
+def test_dr_risk_by_hand():
+    target, logits = _funnel_batch(seed=4)
+    imputation = torch.randn(32, 1)
+    log_reach = torch.cumsum(F.logsigmoid(logits), dim=1)
+    conditional = (F.logsigmoid(logits), F.logsigmoid(-logits))
+    value = CounterfactualRisk("dr", propensity_clip=0.3)(
+        conditional, log_reach, target, torch.ones_like(target), imputation_logits=imputation)
+    q, r = torch.sigmoid(logits[:, 1]), torch.sigmoid(imputation[:, 0])
+    click, conversion = target[:, 0], target[:, 1]
+    error = -(conversion * torch.log(q) + (1 - conversion) * torch.log(1 - q))
+    imputed_error = -(r * torch.log(q) + (1 - r) * torch.log(1 - q))
+    propensity = torch.sigmoid(logits[:, 0]).clamp(min=0.3)
+    estimate = (imputed_error + click * (error - imputed_error) / propensity).mean()
+    imputation_loss = (click * (error - imputed_error) ** 2 / propensity).mean()
+    torch.testing.assert_close(value[1], estimate + imputation_loss, rtol=1e-5, atol=1e-6)
 
 
 def test_entire_space_loss_adds_the_weighted_risk_to_later_stages():
@@ -707,3 +721,50 @@ def test_loss_weighting_with_a_single_task(tasks, loss_weighting):
     model = MMOEClassifier(**FAST, loss_weighting=loss_weighting).fit(X, Y["t1"])
     assert model.predict_proba(X).shape == (len(X), 2)
     assert np.isfinite(model.history_[:, "task_weight_t1"]).all()
+
+
+def test_gradnorm_waits_for_a_task_absent_from_the_first_batch():
+    gradnorm = GradNorm([1.0, 1.0])
+    gradnorm._update_balance(torch.tensor([0.0, 0.7]), torch.tensor([0.0, 2.0]))
+    assert torch.isnan(gradnorm.initial_losses[0]) and gradnorm.initial_losses[1] == 0.7
+    torch.testing.assert_close(gradnorm.weights(), torch.ones(2))  # nothing to balance yet
+    for _ in range(50):
+        gradnorm._update_balance(torch.tensor([0.6, 0.6]), torch.tensor([1.0, 1.0]))
+    assert gradnorm.initial_losses[0] == pytest.approx(0.6)
+    assert 0.5 < float(gradnorm.weights()[0]) < 1.5  # no runaway from a zero initial loss
+
+
+def test_scoring_needs_a_scored_task_of_positive_weight(tasks):
+    X, Y, _ = tasks
+    Y3 = Y.assign(t3=(X["num_a"] > 0).astype(int) + (X["num_a"] > 1))
+    with pytest.raises(ValueError, match="every task it scores has weight 0"):
+        MMOEClassifier(**FAST, early_stopping=True, scoring="roc_auc",
+                       task_weights={"t1": 0.0, "t2": 0.0}).fit(X, Y3)
+
+
+def test_task_weights_as_a_series_is_refused(tasks):
+    X, Y, _ = tasks
+    with pytest.raises(TypeError, match="series.to_dict"):
+        MMOEClassifier(**FAST, task_weights=pd.Series({"t1": 1.0, "t2": 2.0})).fit(X, Y)
+
+
+def test_a_failed_warm_fit_restores_the_learned_weights(tasks):
+    from skmtl.exceptions import DivergenceError
+
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST, loss_weighting="uncertainty", warm_start=True).fit(X, Y)
+    learned = model.net_.loss_weighting_.log_variance.detach().clone()
+    model.set_params(task_weights=[1.0, 5.0], learning_rate=1e30)
+    with pytest.raises(DivergenceError):
+        model.fit(X, Y)
+    torch.testing.assert_close(model.net_.loss_weighting_.log_variance.detach(), learned)
+    torch.testing.assert_close(model.net_.loss_weighting_.task_weights, torch.ones(2))
+
+
+def test_single_task_score_compares_labels_as_they_are(tasks):
+    X, Y, _ = tasks
+    labels = np.where(Y["t1"] == 1, "yes", "no")
+    model = MMOEClassifier(**FAST).fit(X, labels)
+    pred = model.predict(X)
+    wrong = np.where(pred == "yes", "yesss", "no").astype(object)  # "yesss" is not "yes"
+    assert model.score(X, wrong) == pytest.approx(np.mean(pred == "no"))

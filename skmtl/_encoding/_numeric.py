@@ -248,7 +248,8 @@ def _imputed_tree_targets(targets, missing, weight, regression):
     Class codes become one indicator column per class: a regression tree's
     squared error summed over them equals the Gini impurity a classifier
     tree splits on. A missing entry becomes its column's mean over the known
-    rows, which adds no impurity decrease to any split.
+    rows: it adds no impurity decrease of its own, though it dilutes that of
+    the known rows (a task's gain shrinks with its share of missing labels).
     """
     columns, known_masks = [], []
     for t in range(targets.shape[1]):

@@ -17,19 +17,27 @@ as the propensity:
   (``mean_i o_i (e_i - ê_i)^2 / ô_i``).
 """
 
+import math
+
 import torch
 from torch import nn
 
-from .esmm import _LOG_PROBA_CEILING
+
+# The conditional probability p_k / p_{k-1} of an entire-space model is kept
+# at most this: a row where p_k >= p_{k-1} (which AITM's calibrator
+# penalises) would otherwise add log(1e-30) ~ -69 to a risk it cannot train.
+_CONDITIONAL_CEILING = math.log1p(-1e-4)
 
 
 def conditional_log_proba_from_reach(log_reach):
-    """``(log q, log (1 - q))`` of ``q_k = p_k / p_{k-1}`` (at most 1) from entire-space ``log p``.
+    """``(log q, log (1 - q))`` of ``q_k = p_k / p_{k-1}`` from entire-space ``log p``.
 
+    ``q_k`` is capped at ``1 - 1e-4``. The previous stage's ``p_{k-1}``, the
+    propensity, enters as a constant: gradients reach stage ``k`` only.
     Stage 0's conditional probability is its entire-space one.
     """
-    log_q = torch.cat([log_reach[:, :1], log_reach[:, 1:] - log_reach[:, :-1]], dim=1)
-    log_q = log_q.clamp(max=_LOG_PROBA_CEILING)
+    log_q = torch.cat([log_reach[:, :1], log_reach[:, 1:] - log_reach[:, :-1].detach()], dim=1)
+    log_q = log_q.clamp(max=_CONDITIONAL_CEILING)
     return log_q, torch.log(-torch.expm1(log_q))
 
 
@@ -85,10 +93,7 @@ class CounterfactualRisk(nn.Module):
             imputed_error = -(imputed.detach() * log_q + (1.0 - imputed.detach()) * log_not_q)
             # ... and as the imputation's (the prediction held fixed)
             imputation_error = -(imputed * log_q.detach() + (1.0 - imputed) * log_not_q.detach())
-            # rows whose correction term is defined: previous stage known, and
-            # the label known where the previous stage was reached
-            defined = known[:, :-1] * (1.0 - reached + observed)
-            risk = (weight * (imputed_error + defined * reached * (error - imputed_error)
+            risk = (weight * (imputed_error + observed * (error - imputed_error)
                               / propensity)).sum(dim=0) / total
             imputation_loss = (weight * observed * (error.detach() - imputation_error) ** 2
                                / propensity).sum(dim=0) / total

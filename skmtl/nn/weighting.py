@@ -182,7 +182,11 @@ class GradNorm(_SharedGradientWeighting):
     parameters towards the mean norm times ``r_t ** alpha``, where ``r_t``
     is the task's loss relative to its first batch's, divided by the mean of
     those ratios: a task that trains slower gets a larger gradient. The
-    weights are then renormalised to sum to ``n_tasks``.
+    weights are then renormalised to sum to ``n_tasks``. A task with no
+    known label in a batch (a zero gradient) sits that batch out. The norms
+    are taken over every shared parameter (the paper takes the last shared
+    layer), so the per-task gradients hold ``n_tasks`` times the shared
+    parameters, embedding tables included.
 
     Parameters
     ----------
@@ -210,14 +214,22 @@ class GradNorm(_SharedGradientWeighting):
         return weights @ gradients  # the weights in force before the update
 
     def _update_balance(self, losses, gradient_norms):
-        if torch.isnan(self.initial_losses).any():
-            self.initial_losses.copy_(losses)
+        # A task without a known label in the batch has no gradient: it takes
+        # no part in this update, and its initial loss waits for a batch with one.
+        present = gradient_norms > 0
+        self.initial_losses.copy_(torch.where(torch.isnan(self.initial_losses) & present,
+                                              losses, self.initial_losses))
+        counted = present & ~torch.isnan(self.initial_losses)
+        if not counted.any():
+            return
+        tiny = torch.finfo(losses.dtype).tiny
         weighted_norms = self.weights() * gradient_norms
-        ratios = losses / self.initial_losses.clamp(min=torch.finfo(losses.dtype).tiny)
-        relative = ratios / ratios.mean().clamp(min=torch.finfo(losses.dtype).tiny)
-        targets = weighted_norms.mean() * relative ** self.alpha
+        ratios = losses / self.initial_losses.clamp(min=tiny)
+        relative = ratios / ratios[counted].mean().clamp(min=tiny)
+        targets = weighted_norms[counted].mean() * relative ** self.alpha
         # gradient of sum_t |weighted_norm_t - target_t| with respect to the balance
-        grad = torch.sign(weighted_norms - targets) * self.task_weights * gradient_norms
+        grad = torch.where(counted, torch.sign(weighted_norms - targets)
+                           * self.task_weights * gradient_norms, torch.zeros_like(losses))
         self.steps += 1
         beta1, beta2 = 0.9, 0.999
         self.moments[0].mul_(beta1).add_((1 - beta1) * grad)
