@@ -1,0 +1,246 @@
+"""Train on and predict Parquet data bigger than memory, streamed with pyarrow.
+
+Needs the ``parquet`` extra (``pip install skmtl[parquet]``, i.e. pyarrow).
+Training goes through the estimators' :meth:`partial_fit`: each frame of
+``batch_rows`` rows is one call, so every categorical column needs a
+vocabulary known in advance (``categories``, for which
+:func:`parquet_categories` collects the values of a whole data set, or
+``hash_buckets``), and the numeric encodings are learned from the first
+frame (see ``partial_fit``). Memory is bounded by ``shuffle_buffer`` rows,
+not by the size of the data.
+"""
+
+import numpy as np
+import pandas as pd
+
+
+def _pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.dataset
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise ImportError("skmtl.parquet needs pyarrow: pip install 'skmtl[parquet]'.") from None
+    return pyarrow
+
+
+def _dataset(source):
+    """A ``pyarrow.dataset.Dataset`` of a Parquet file, a folder of them, or a list of files."""
+    pa = _pyarrow()
+    try:
+        return pa.dataset.dataset(source, format="parquet")
+    except (FileNotFoundError, pa.ArrowInvalid) as exc:
+        raise ValueError(f"{source!r} is not a readable Parquet file or folder ({exc}).") \
+            from None
+
+
+def _to_pandas(batch):
+    """A DataFrame of a record batch with dictionary-encoded columns decoded to their values.
+
+    pyarrow makes a dictionary column a ``category`` of only the dictionary
+    of its batch; decoded, it is an ordinary string (or number) column.
+    """
+    pa = _pyarrow()
+    columns = [column.cast(column.type.value_type) if pa.types.is_dictionary(column.type)
+               else column for column in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names).to_pandas()
+
+
+def iter_frames(source, columns=None, *, batch_rows=65_536, shuffle_buffer=None,
+                random_state=None):
+    """Stream a Parquet data set as DataFrames of ``batch_rows`` rows (the last may be shorter).
+
+    Parameters
+    ----------
+    source : str, path-like or list of them
+        A Parquet file, a folder of Parquet files, or a list of files.
+    columns : list of str, optional
+        The columns to read (default: all).
+    batch_rows : int, default=65536
+    shuffle_buffer : int, optional
+        Shuffle: visit the files in a random order and the rows in a random
+        order within a buffer of this many rows (filled from consecutive
+        record batches); memory grows with the buffer. ``None`` keeps the
+        data set's order.
+    random_state : int, numpy Generator or None
+        Seeds the shuffling.
+
+    Yields
+    ------
+    frame : DataFrame
+    """
+    if batch_rows < 1 or (shuffle_buffer is not None and shuffle_buffer < 1):
+        raise ValueError("batch_rows and shuffle_buffer must be positive numbers of rows.")
+    dataset = _dataset(source)
+    rng = np.random.default_rng(random_state)
+    fragments = list(dataset.get_fragments())
+    if shuffle_buffer is not None:
+        fragments = [fragments[i] for i in rng.permutation(len(fragments))]
+    # Files may differ in their physical types (a dictionary-encoded column in
+    # one, plain in another): each batch becomes a DataFrame on its own.
+    buffer_rows = max(shuffle_buffer or batch_rows, batch_rows)
+    shuffle = rng if shuffle_buffer else None
+    pending, n_pending = [], 0
+    for fragment in fragments:
+        for batch in fragment.to_batches(columns=columns, batch_size=batch_rows):
+            pending.append(_to_pandas(batch))
+            n_pending += batch.num_rows
+            if n_pending >= buffer_rows:
+                frame = _buffered(pending, shuffle)
+                full = len(frame) - len(frame) % batch_rows
+                for start in range(0, full, batch_rows):
+                    yield frame.iloc[start:start + batch_rows]
+                # the rows short of a whole frame wait for the next buffer
+                pending = [frame.iloc[full:]] if full < len(frame) else []
+                n_pending = len(frame) - full
+    if n_pending:
+        frame = _buffered(pending, shuffle)
+        for start in range(0, len(frame), batch_rows):
+            yield frame.iloc[start:start + batch_rows]
+
+
+def _buffered(pending, rng):
+    """The pending frames as one, shuffled by ``rng`` (unless None), with a fresh index."""
+    frame = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+    if rng is not None:
+        frame = frame.take(rng.permutation(len(frame)))
+    return frame.reset_index(drop=True)
+
+
+def parquet_categories(source, columns):
+    """The distinct non-missing values of each of ``columns`` over a whole Parquet data set.
+
+    Reads only those columns, one record batch at a time; pass the result
+    as an estimator's ``categories``.
+
+    Returns
+    -------
+    categories : dict
+        ``{column: sorted list of values}``.
+    """
+    pa = _pyarrow()
+    import pyarrow.compute as pc
+
+    seen = {name: set() for name in columns}
+    for batch in _dataset(source).to_batches(columns=list(columns)):
+        for name in columns:
+            values = batch.column(name)
+            if pa.types.is_dictionary(values.type):
+                values = values.cast(values.type.value_type)
+            seen[name].update(v for v in pc.unique(values).to_pylist() if v is not None)
+    return {name: sorted(values) for name, values in seen.items()}
+
+
+def fit_parquet(estimator, source, targets, *, features=None, epochs=1, batch_rows=65_536,
+                shuffle_buffer=262_144, classes=None, weight_column=None, random_state=None):
+    """Train ``estimator`` on a Parquet data set with :meth:`partial_fit`, ``epochs`` times over.
+
+    Parameters
+    ----------
+    estimator : a skmtl estimator
+        Unfitted (the first frame then builds the model), or fitted (training
+        continues).
+    source : str, path-like or list of them
+    targets : str or list of str
+        The label columns (one per task, in order); a single name gives a 1-D
+        ``y``.
+    features : list of str, optional
+        The feature columns; default: every column but the targets and
+        ``weight_column``. Only these, the targets and the weights are read.
+    epochs : int, default=1
+        Passes over the whole data set.
+    batch_rows : int, default=65536
+        Rows per ``partial_fit`` call.
+    shuffle_buffer : int or None, default=262144
+        See :func:`iter_frames`; each pass is shuffled anew.
+    classes : list of array-like, optional
+        Passed to the first ``partial_fit`` call (classifiers).
+    weight_column : str, optional
+        A column of sample weights.
+    random_state : int or None
+        Seeds the shuffling of every pass.
+
+    Returns
+    -------
+    estimator
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1; got {epochs}.")
+    single = isinstance(targets, str)
+    target_names = [targets] if single else list(targets)
+    others = target_names + ([] if weight_column is None else [weight_column])
+    available = _dataset(source).schema.names
+    missing = [name for name in others + list(features or []) if name not in available]
+    if missing:
+        raise ValueError(f"Columns {missing} are not in the Parquet data set.")
+    if features is None:
+        features = [name for name in available if name not in others]
+    columns = list(features) + others
+    rng = np.random.default_rng(random_state)
+    first = not hasattr(estimator, "net_")
+    for _ in range(epochs):
+        for frame in iter_frames(source, columns, batch_rows=batch_rows,
+                                 shuffle_buffer=shuffle_buffer, random_state=rng):
+            y = frame[target_names[0]] if single else frame[target_names]
+            weight = None if weight_column is None else frame[weight_column].to_numpy()
+            estimator.partial_fit(frame[list(features)], y,
+                                  classes=classes if first else None, sample_weight=weight)
+            first = False
+    return estimator
+
+
+def predict_parquet(estimator, source, destination, *, batch_rows=65_536, keep_columns=()):
+    """Predict a Parquet data set block by block into a Parquet file.
+
+    The output has, per task: for a classifier ``proba_<task>``, the
+    probability of the positive class of a binary task, or
+    ``proba_<task>_<class>`` per class of a multiclass one; for a regressor
+    ``prediction_<task>``. ``keep_columns`` are copied from the input (ids,
+    say) and are not features.
+
+    Parameters
+    ----------
+    estimator : a fitted skmtl estimator
+    source : str, path-like or list of them
+    destination : str or path-like
+        The Parquet file to write.
+    batch_rows : int, default=65536
+    keep_columns : sequence of str, default=()
+    """
+    pa = _pyarrow()
+    keep_columns = list(keep_columns)
+    writer = None
+    try:
+        for frame in iter_frames(source, batch_rows=batch_rows):
+            output = frame[keep_columns].reset_index(drop=True)
+            features = frame.drop(columns=keep_columns)
+            for name, values in _prediction_columns(estimator, features):
+                output[name] = values
+            table = pa.Table.from_pandas(output, preserve_index=False)
+            if writer is None:
+                writer = pa.parquet.ParquetWriter(destination, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _prediction_columns(estimator, X):
+    tasks = estimator.task_names_
+    if not hasattr(estimator, "predict_proba"):
+        predictions = np.asarray(estimator.predict(X)).reshape(len(X), -1)
+        return [(f"prediction_{task}", predictions[:, t]) for t, task in enumerate(tasks)]
+    probas = estimator.predict_proba(X)
+    classes = estimator.classes_
+    if estimator._single_output:
+        probas, classes = [probas], [classes]
+    columns = []
+    for task, proba, task_classes in zip(tasks, probas, classes):
+        if proba.shape[1] == 2:
+            columns.append((f"proba_{task}", proba[:, 1]))
+        else:
+            columns += [(f"proba_{task}_{c}", proba[:, k]) for k, c in enumerate(task_classes)]
+    return columns
+
+
+__all__ = ["fit_parquet", "iter_frames", "parquet_categories", "predict_parquet"]
