@@ -2,8 +2,9 @@
 
     SKMTL_DATA=../shared/data python -m benchmarks.scale_out [--seeds 0 1 2] \\
         [--buckets 16 64 256 1024] [--census-rows N] [--coat-rows N]
+    python -m benchmarks.scale_out --streaming 2000000 20000000 [--epochs 1] [--folder DIR]
 
-Run from the repository root. One section so far:
+Run from the repository root. Two sections so far:
 
 hashing
     ``hash_buckets=n`` (every categorical column hashed into ``n`` buckets)
@@ -17,12 +18,28 @@ hashing
 
 Mean ± standard deviation over the seeds, and the change of each AUC
 against the exact vocabularies of the same seed.
+
+streaming (``--streaming N ...``)
+    ``skmtl.parquet.fit_parquet`` on a folder of Parquet files of N
+    synthetic rows (``benchmarks.speed.make_frame``: 30 categorical columns
+    of 10 to 10,000 levels, the 10,000-level "ids" hashed into 16,384
+    buckets, the others with their vocabularies given; 10 numeric columns;
+    two tasks), written in chunks of 500,000 rows, against ``fit`` on the
+    same rows read into memory (the smallest N only; both with
+    ``--epochs`` epochs, ``fit`` without early stopping, at its cosine
+    schedule and at the constant learning rate ``partial_fit`` uses). Each
+    fit runs in its own process: peak resident memory during the fit
+    (sampled every 5 ms), rows per second, and test ROC AUC of task ``a``
+    (the one that depends on the features) on 200,000 fresh rows.
 """
 
 import argparse
+import json
 import shlex
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -90,6 +107,124 @@ def report(records, buckets):
     return lines
 
 
+# -- streaming ---------------------------------------------------------------------------
+
+STREAM_CHUNK_ROWS = 500_000
+ID_BUCKETS = 16_384
+TEST_ROWS = 200_000
+
+
+def _streaming_estimator(epochs, schedule="constant", early_stopping=False):
+    from skmtl import MMOEClassifier
+
+    from .speed import CARDINALITIES
+
+    ids = [f"cat_{j}" for j in range(30) if CARDINALITIES[j % len(CARDINALITIES)] == 10_000]
+    categories = {f"cat_{j}": [f"v{i}" for i in range(CARDINALITIES[j % len(CARDINALITIES)])]
+                  for j in range(30) if f"cat_{j}" not in ids}
+    return MMOEClassifier(max_epochs=epochs, categories=categories,
+                          hash_buckets=dict.fromkeys(ids, ID_BUCKETS),
+                          learning_rate_schedule=schedule, early_stopping=early_stopping,
+                          random_state=0)
+
+
+def write_folder(folder, n_rows):
+    """``n_rows`` rows of ``make_frame`` as Parquet files of 500,000 rows each."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .speed import make_frame
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, start in enumerate(range(0, n_rows, STREAM_CHUNK_ROWS)):
+        X, Y = make_frame(min(STREAM_CHUNK_ROWS, n_rows - start), seed=k + 1)
+        table = pa.Table.from_pandas(X.assign(a=Y["a"], b=Y["b"]), preserve_index=False)
+        pq.write_table(table, folder / f"part-{k:04d}.parquet")
+
+
+def _test_auc(model):
+    from sklearn.metrics import roc_auc_score
+
+    from .speed import make_frame
+
+    X, Y = make_frame(TEST_ROWS, strings=True, seed=0)
+    return float(roc_auc_score(Y["a"], model.predict_proba(X)[0][:, 1]))
+
+
+def measure_streamed(folder, epochs):
+    from skmtl.parquet import fit_parquet
+
+    from .speed import PeakMemory
+
+    model = _streaming_estimator(epochs)
+    start = time.perf_counter()
+    with PeakMemory() as memory:
+        fit_parquet(model, folder, ["a", "b"], epochs=epochs, random_state=0)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "peak_increase": memory.increase, "auc_a": _test_auc(model)}
+
+
+def measure_in_memory(folder, epochs, schedule):
+    import pandas as pd
+
+    from skmtl.parquet import iter_frames
+
+    from .speed import PeakMemory
+
+    frame = pd.concat(iter_frames(folder, batch_rows=STREAM_CHUNK_ROWS), ignore_index=True)
+    X, Y = frame.drop(columns=["a", "b"]), frame[["a", "b"]]
+    del frame
+    model = _streaming_estimator(epochs, schedule)
+    start = time.perf_counter()
+    with PeakMemory() as memory:
+        model.fit(X, Y)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "peak_increase": memory.increase, "auc_a": _test_auc(model)}
+
+
+def _in_child(function, **kwargs):
+    code = ("import json, sys; from benchmarks import scale_out; "
+            f"print(json.dumps(scale_out.{function}(**json.loads(sys.argv[1]))))")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def streaming(sizes, epochs, folder):
+    """Records of the streamed fits at every size and the in-memory fits at the smallest."""
+    records = []
+    for n_rows in sorted(sizes):
+        path = Path(folder) / f"rows-{n_rows}"
+        if not path.exists():
+            write_folder(path, n_rows)
+        runs = [("streamed (fit_parquet)", "measure_streamed", {})]
+        if n_rows == min(sizes):
+            runs += [(f"in memory (fit, {schedule} schedule)", "measure_in_memory",
+                      {"schedule": schedule}) for schedule in ("cosine", "constant")]
+        for label, function, kwargs in runs:
+            result = _in_child(function, folder=str(path), epochs=epochs, **kwargs)
+            records.append({"rows": n_rows, "contender": label, **result,
+                            "rows_per_second": n_rows * epochs / result["seconds"]})
+            print(f"  {n_rows:,} rows {label}: {records[-1]}", file=sys.stderr, flush=True)
+    return records
+
+
+def streaming_report(records, epochs):
+    mib = 1 / 2 ** 20
+    reference = next((r for r in records if r["contender"].startswith("in memory")
+                      and "cosine" in r["contender"]), None)
+    rows = [[f"{r['rows']:,}", r["contender"], f"{r['peak_increase'] * mib:,.0f}",
+             f"{r['rows_per_second']:,.0f}",
+             "–" if reference is None else
+             f"{r['rows_per_second'] / reference['rows_per_second']:.2f}",
+             f"{r['auc_a']:.4f}",
+             "–" if reference is None else f"{r['auc_a'] - reference['auc_a']:+.4f}"]
+            for r in records]
+    header = ["rows", "contender", "peak RSS increase (MiB)", "rows/s", "× in memory",
+              "test AUC a", "Δ AUC"]
+    return [f"### Streaming from Parquet ({epochs} epoch(s))", "", *_table(header, rows), ""]
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale_out",
                                      description=__doc__.split("\n")[0])
@@ -97,6 +232,11 @@ def parse_args(argv):
     parser.add_argument("--buckets", type=int, nargs="+", default=list(DEFAULT_BUCKETS))
     parser.add_argument("--census-rows", type=int, default=None)
     parser.add_argument("--coat-rows", type=int, default=None)
+    parser.add_argument("--streaming", type=int, nargs="+", default=None,
+                        help="run the streaming section at these numbers of rows instead")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs of the streaming fits")
+    parser.add_argument("--folder", type=Path, default=Path("/tmp/skmtl-streaming"),
+                        help="where the streaming section writes its Parquet folders")
     return parser.parse_args(argv)
 
 
@@ -106,6 +246,16 @@ def main(argv=None):
     started = time.perf_counter()
     machine = machine_info()
     versions = machine["versions"]
+    if args.streaming:
+        records = streaming(args.streaming, args.epochs, args.folder)
+        print("\n".join([
+            "# skmtl scale-out: streaming from Parquet", "",
+            f"- command: `python -m benchmarks.scale_out {shlex.join(argv)}`",
+            f"- machine: {machine['cpu']}, {machine['cores']} cores; torch {versions['torch']}, "
+            f"skmtl {versions['skmtl']} (commit {versions.get('skmtl commit', '?')})",
+            f"- took {(time.perf_counter() - started) / 60:.1f} min", "",
+            *streaming_report(records, args.epochs)]))
+        return 0
     records = hashing(args.seeds, args.buckets, args.census_rows, args.coat_rows)
     print("\n".join([
         "# skmtl scale-out: hashed against exact vocabularies", "",
