@@ -397,3 +397,17 @@ def test_scale_out_hashing_on_tiny_data(capsys):
     assert census[0]["Δ income_50k"] == "+0.0000"
     coat = tables["Coat: ESMMClassifier (pCVR on the random-exposure ratings)"]
     assert all(0.0 <= float(row["AUC pcvr"]) <= 1.0 for row in coat)
+
+
+def test_scale_out_streaming_on_tiny_data(tmp_path, capsys):
+    from benchmarks import scale_out
+
+    assert scale_out.main(["--streaming", "20000", "--folder", str(tmp_path)]) == 0
+    rows = _tables_by_heading(capsys.readouterr().out)["Streaming from Parquet (1 epoch(s))"]
+    assert [row["contender"] for row in rows] == [
+        "streamed (fit_parquet)", "in memory (fit, cosine schedule)",
+        "in memory (fit, constant schedule)"]
+    assert len(list((tmp_path / "rows-20000").glob("*.parquet"))) == 1
+    for row in rows:
+        assert float(row["rows/s"].replace(",", "")) > 0
+        assert 0.5 < float(row["test AUC a"]) <= 1.0
