@@ -13,6 +13,8 @@ not by the size of the data.
 import numpy as np
 import pandas as pd
 
+from ._outputs import prediction_columns
+
 
 def _pyarrow():
     try:
@@ -214,7 +216,7 @@ def predict_parquet(estimator, source, destination, *, batch_rows=65_536, keep_c
         for frame in iter_frames(source, batch_rows=batch_rows):
             output = frame[keep_columns].reset_index(drop=True)
             features = frame.drop(columns=keep_columns)
-            for name, values in _prediction_columns(estimator, features):
+            for name, values in prediction_columns(estimator, features):
                 output[name] = values
             table = pa.Table.from_pandas(output, preserve_index=False)
             if writer is None:
@@ -223,24 +225,6 @@ def predict_parquet(estimator, source, destination, *, batch_rows=65_536, keep_c
     finally:
         if writer is not None:
             writer.close()
-
-
-def _prediction_columns(estimator, X):
-    tasks = estimator.task_names_
-    if not hasattr(estimator, "predict_proba"):
-        predictions = np.asarray(estimator.predict(X)).reshape(len(X), -1)
-        return [(f"prediction_{task}", predictions[:, t]) for t, task in enumerate(tasks)]
-    probas = estimator.predict_proba(X)
-    classes = estimator.classes_
-    if estimator._single_output:
-        probas, classes = [probas], [classes]
-    columns = []
-    for task, proba, task_classes in zip(tasks, probas, classes):
-        if proba.shape[1] == 2:
-            columns.append((f"proba_{task}", proba[:, 1]))
-        else:
-            columns += [(f"proba_{task}_{c}", proba[:, k]) for k, c in enumerate(task_classes)]
-    return columns
 
 
 __all__ = ["fit_parquet", "iter_frames", "parquet_categories", "predict_parquet"]

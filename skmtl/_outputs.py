@@ -1,0 +1,34 @@
+"""Predictions as named columns, for outputs written as tables (Parquet, Dask)."""
+
+import numpy as np
+
+
+def prediction_column_names(estimator):
+    """The column names of :func:`prediction_columns` for a fitted estimator.
+
+    Classifiers: ``proba_<task>`` (the positive class of a binary task) or
+    ``proba_<task>_<class>`` per class of a multiclass one; regressors:
+    ``prediction_<task>``.
+    """
+    if not hasattr(estimator, "predict_proba"):
+        return [f"prediction_{task}" for task in estimator.task_names_]
+    classes = [estimator.classes_] if estimator._single_output else estimator.classes_
+    names = []
+    for task, task_classes in zip(estimator.task_names_, classes):
+        if len(task_classes) == 2:
+            names.append(f"proba_{task}")
+        else:
+            names += [f"proba_{task}_{c}" for c in task_classes]
+    return names
+
+
+def prediction_columns(estimator, X):
+    """``[(name, values), ...]``: the estimator's predictions for ``X`` as named columns."""
+    if not hasattr(estimator, "predict_proba"):
+        values = np.asarray(estimator.predict(X)).reshape(len(X), -1).T
+    else:
+        probas = estimator.predict_proba(X)
+        probas = [probas] if estimator._single_output else probas
+        values = [column for proba in probas
+                  for column in ([proba[:, 1]] if proba.shape[1] == 2 else proba.T)]
+    return list(zip(prediction_column_names(estimator), values))
