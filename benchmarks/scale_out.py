@@ -3,8 +3,9 @@
     SKMTL_DATA=../shared/data python -m benchmarks.scale_out [--seeds 0 1 2] \\
         [--buckets 16 64 256 1024] [--census-rows N] [--coat-rows N]
     python -m benchmarks.scale_out --streaming 2000000 20000000 [--epochs 1] [--folder DIR]
+    SKMTL_DATA=../shared/data python -m benchmarks.scale_out --dask [--census-rows N]
 
-Run from the repository root. Two sections so far:
+Run from the repository root. Three sections so far:
 
 hashing
     ``hash_buckets=n`` (every categorical column hashed into ``n`` buckets)
@@ -31,6 +32,14 @@ streaming (``--streaming N ...``)
     fit runs in its own process: peak resident memory during the fit
     (sampled every 5 ms), rows per second, and test ROC AUC of task ``a``
     (the one that depends on the features) on 200,000 fresh rows.
+
+dask (``--dask``)
+    ``GridSearchCV(MMOEClassifier(random_state=0), 4 candidates, cv=3)`` on
+    Census-Income (seed 0's training part, ``--census-rows`` of it) under
+    ``joblib.parallel_backend("dask")`` with a ``LocalCluster`` of 2 worker
+    processes (one thread each), against the default backend with
+    ``n_jobs=None`` (one process) and with ``n_jobs=2`` (loky): wall time,
+    best parameters and whether every mean test score is the same.
 """
 
 import argparse
@@ -225,6 +234,51 @@ def streaming_report(records, epochs):
     return [f"### Streaming from Parquet ({epochs} epoch(s))", "", *_table(header, rows), ""]
 
 
+# -- dask ---------------------------------------------------------------------------------
+
+DASK_GRID = {"n_experts": [2, 4], "learning_rate": [3e-3, 6e-3]}
+
+
+def dask_search(census_rows):
+    """Records of the same search on the default backend, on loky and on Dask workers."""
+    import joblib
+    from distributed import Client, LocalCluster
+    from sklearn.model_selection import GridSearchCV
+
+    from skmtl import MMOEClassifier
+
+    problem = load_census(0, census_rows)
+
+    def search(n_jobs=None):
+        start = time.perf_counter()
+        result = GridSearchCV(MMOEClassifier(random_state=0), DASK_GRID, cv=3,
+                              n_jobs=n_jobs).fit(problem.X_train, problem.Y_train)
+        return result, time.perf_counter() - start
+
+    runs = {"default backend (n_jobs=None)": search(),
+            "loky, n_jobs=2": search(n_jobs=2)}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster):
+        with joblib.parallel_backend("dask"):
+            runs["dask, LocalCluster of 2 processes"] = search()
+    reference = runs["default backend (n_jobs=None)"][0]
+    return [{"contender": label, "seconds": seconds, "best_params": result.best_params_,
+             "best_score": float(result.best_score_),
+             "same_scores": bool(np.allclose(result.cv_results_["mean_test_score"],
+                                             reference.cv_results_["mean_test_score"]))}
+            for label, (result, seconds) in runs.items()]
+
+
+def dask_report(records, n_rows):
+    rows = [[r["contender"], f"{r['seconds']:.1f}",
+             f"{r['seconds'] / records[0]['seconds']:.2f}", str(r["best_params"]),
+             f"{r['best_score']:.4f}", "yes" if r["same_scores"] else "no"] for r in records]
+    header = ["backend", "wall s", "× default", "best parameters", "best score",
+              "same scores as default"]
+    return [f"### GridSearchCV on Dask ({n_rows:,} Census training rows, 4 candidates × 3 folds)",
+            "", *_table(header, rows), ""]
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale_out",
                                      description=__doc__.split("\n")[0])
@@ -237,6 +291,8 @@ def parse_args(argv):
     parser.add_argument("--epochs", type=int, default=1, help="epochs of the streaming fits")
     parser.add_argument("--folder", type=Path, default=Path("/tmp/skmtl-streaming"),
                         help="where the streaming section writes its Parquet folders")
+    parser.add_argument("--dask", action="store_true",
+                        help="run the Dask search section instead")
     return parser.parse_args(argv)
 
 
@@ -246,25 +302,28 @@ def main(argv=None):
     started = time.perf_counter()
     machine = machine_info()
     versions = machine["versions"]
-    if args.streaming:
-        records = streaming(args.streaming, args.epochs, args.folder)
-        print("\n".join([
-            "# skmtl scale-out: streaming from Parquet", "",
-            f"- command: `python -m benchmarks.scale_out {shlex.join(argv)}`",
-            f"- machine: {machine['cpu']}, {machine['cores']} cores; torch {versions['torch']}, "
-            f"skmtl {versions['skmtl']} (commit {versions.get('skmtl commit', '?')})",
-            f"- took {(time.perf_counter() - started) / 60:.1f} min", "",
-            *streaming_report(records, args.epochs)]))
-        return 0
-    records = hashing(args.seeds, args.buckets, args.census_rows, args.coat_rows)
+    if args.dask:
+        title = "searches on Dask"
+        records = dask_search(args.census_rows)
+        tables = dask_report(records, len(load_census(0, args.census_rows).X_train))
+        note = ""
+    elif args.streaming:
+        title = "streaming from Parquet"
+        tables = streaming_report(streaming(args.streaming, args.epochs, args.folder),
+                                  args.epochs)
+        note = ""
+    else:
+        title = "hashed against exact vocabularies"
+        tables = report(hashing(args.seeds, args.buckets, args.census_rows, args.coat_rows),
+                        args.buckets)
+        note = (f"; mean ± std over seeds {' '.join(map(str, args.seeds))}; Δ: against the "
+                "exact vocabularies of the same seed")
     print("\n".join([
-        "# skmtl scale-out: hashed against exact vocabularies", "",
+        f"# skmtl scale-out: {title}", "",
         f"- command: `python -m benchmarks.scale_out {shlex.join(argv)}`",
         f"- machine: {machine['cpu']}, {machine['cores']} cores; torch {versions['torch']}, "
         f"skmtl {versions['skmtl']} (commit {versions.get('skmtl commit', '?')})",
-        f"- took {(time.perf_counter() - started) / 60:.1f} min; mean ± std over seeds "
-        f"{' '.join(map(str, args.seeds))}; Δ: against the exact vocabularies of the same seed",
-        "", *report(records, args.buckets)]))
+        f"- took {(time.perf_counter() - started) / 60:.1f} min{note}", "", *tables]))
     return 0
 
 

@@ -411,3 +411,14 @@ def test_scale_out_streaming_on_tiny_data(tmp_path, capsys):
     for row in rows:
         assert float(row["rows/s"].replace(",", "")) > 0
         assert 0.5 < float(row["test AUC a"]) <= 1.0
+
+
+def test_scale_out_dask_search_on_tiny_data(capsys):
+    from benchmarks import scale_out
+
+    assert scale_out.main(["--dask", "--census-rows", "1500"]) == 0
+    tables = _tables_by_heading(capsys.readouterr().out)
+    rows = next(rows for heading, rows in tables.items() if heading.startswith("GridSearchCV"))
+    assert [row["backend"] for row in rows] == [
+        "default backend (n_jobs=None)", "loky, n_jobs=2", "dask, LocalCluster of 2 processes"]
+    assert {row["same scores as default"] for row in rows} == {"yes"}
