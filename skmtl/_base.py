@@ -222,12 +222,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         if not warm:
             self._tower_units_per_task(task_names)  # check the names before any work
         task_weights = self._task_weights(task_names)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32,
-                                                 ensure_non_negative=True)
-            if not sample_weight.any():
-                raise ValueError("sample_weight is zero for every row; at least one row "
-                                 "needs a positive weight.")
+        sample_weight = _checked_sample_weight(sample_weight, X)
         if warm:
             self._check_network_unchanged()
 
@@ -261,10 +256,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
             encoder = self._encoder
             categorical, numeric = encoder.transform(X)
         else:
-            encoder = TabularEncoder(self.categorical_features, self.numeric_encoding,
-                                     self.n_bins, self.bin_strategy,
-                                     int(rng.randint(np.iinfo(np.int32).max)), name,
-                                     self.categories, self.hash_buckets)
+            encoder = self._new_encoder(rng)
             categorical, numeric = encoder.fit_transform(
                 X, fit_weight, targets, regression=is_regressor(self))
         if sample_weight is not None:
@@ -279,25 +271,10 @@ class MultiTaskEstimatorBase(BaseEstimator):
 
         with _torch_seed(seed, self.device):
             if warm:
-                net = self.net_
-                net.max_epochs, net.verbose = self.max_epochs, self.verbose
-                net.batch_size = batch_size
-                for group in net.optimizer_.param_groups:
-                    group["weight_decay"] = self.weight_decay
-                net.train_split = self._train_split(valid)
-                net.iterator_train__seed = seed
-                before = _training_state(net)
-                # the loss may read parameters a warm fit can change (AITM's
-                # calibration_weight)
-                net.criterion = self._build_criterion(self._task_output_dims(target_state))
-                net.loss_weighting_.task_weights.copy_(torch.from_numpy(task_weights))
-                if hasattr(net.loss_weighting_, "alpha"):
-                    net.loss_weighting_.alpha = float(self.gradnorm_alpha)
-                net.scoring, net.scoring_weights = self._net_scoring(scoring_weights)
-                net.missing_labels = missing_labels
-                net.initialize_criterion()
-                net.callbacks = self._callbacks(train, valid, batch_size)
-                net.initialize_callbacks()
+                net, before = self._continue_net(
+                    target_state, task_weights, scoring_weights, missing_labels,
+                    batch_size=batch_size, seed=seed, train_split=self._train_split(valid),
+                    callbacks=self._callbacks(train, valid, batch_size))
             else:
                 net = self._build_net(self._new_module(encoder, task_names, target_state),
                                       self._task_output_dims(target_state), task_names,
@@ -375,21 +352,13 @@ class MultiTaskEstimatorBase(BaseEstimator):
         else:
             self._tower_units_per_task(task_names)
         task_weights = self._task_weights(task_names)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32,
-                                                 ensure_non_negative=True)
-            if not sample_weight.any():
-                raise ValueError("sample_weight is zero for every row; at least one row "
-                                 "needs a positive weight.")
+        sample_weight = _checked_sample_weight(sample_weight, X)
         rng = check_random_state(self.random_state)
         if first:
             _check_known_labels(columns, task_names, sample_weight)
             targets, target_state = self._first_chunk_targets(columns, task_names, classes,
                                                               single_output, sample_weight)
-            encoder = TabularEncoder(self.categorical_features, self.numeric_encoding,
-                                     self.n_bins, self.bin_strategy,
-                                     int(rng.randint(np.iinfo(np.int32).max)), name,
-                                     self.categories, self.hash_buckets)
+            encoder = self._new_encoder(rng)
             categorical, numeric = encoder.fit_transform(
                 X, sample_weight, targets, regression=is_regressor(self), first_chunk=True)
         else:
@@ -415,19 +384,11 @@ class MultiTaskEstimatorBase(BaseEstimator):
                                       missing_labels=missing_labels)
                 net.initialize()
             else:
-                net = self.net_
-                before = _training_state(net)
-                net.verbose, net.batch_size = self.verbose, batch_size
-                net.iterator_train__seed = seed
-                net.train_split, net.callbacks = None, []
-                net.initialize_callbacks()
-                net.criterion = self._build_criterion(self._task_output_dims(target_state))
-                net.loss_weighting_.task_weights.copy_(torch.from_numpy(task_weights))
-                net.scoring, net.scoring_weights = None, None
-                net.missing_labels = missing_labels
-                net.initialize_criterion()
-                for group in net.optimizer_.param_groups:
-                    group["lr"], group["weight_decay"] = self.learning_rate, self.weight_decay
+                net, before = self._continue_net(
+                    target_state, task_weights, None, missing_labels, batch_size=batch_size,
+                    seed=seed, train_split=None, callbacks=[])
+                for group in net.optimizer_.param_groups:  # no schedule sets it
+                    group["lr"] = self.learning_rate
             try:
                 net.partial_fit(data, epochs=1)
             except BaseException:
@@ -440,6 +401,38 @@ class MultiTaskEstimatorBase(BaseEstimator):
                           stacklevel=2)
         self._set_fitted(encoder, net, task_names, target_state, single_output)
         return self
+
+    def _new_encoder(self, rng):
+        """An unfitted :class:`TabularEncoder` with this estimator's parameters."""
+        return TabularEncoder(self.categorical_features, self.numeric_encoding, self.n_bins,
+                              self.bin_strategy, int(rng.randint(np.iinfo(np.int32).max)),
+                              type(self).__name__, self.categories, self.hash_buckets)
+
+    def _continue_net(self, target_state, task_weights, scoring_weights, missing_labels, *,
+                      batch_size, seed, train_split, callbacks):
+        """The fitted net, set up for more training (``warm_start``, ``partial_fit``).
+
+        Returns the net and its state before, to restore if training fails.
+        """
+        net = self.net_
+        before = _training_state(net)
+        net.max_epochs, net.verbose, net.batch_size = self.max_epochs, self.verbose, batch_size
+        net.iterator_train__seed = seed
+        net.train_split = train_split
+        for group in net.optimizer_.param_groups:
+            group["weight_decay"] = self.weight_decay
+        # the loss may read parameters that may change between fits (AITM's
+        # calibration_weight, the counterfactual's weight)
+        net.criterion = self._build_criterion(self._task_output_dims(target_state))
+        net.loss_weighting_.task_weights.copy_(torch.from_numpy(task_weights))
+        if hasattr(net.loss_weighting_, "alpha"):
+            net.loss_weighting_.alpha = float(self.gradnorm_alpha)
+        net.scoring, net.scoring_weights = self._net_scoring(scoring_weights)
+        net.missing_labels = missing_labels
+        net.initialize_criterion()
+        net.callbacks = callbacks
+        net.initialize_callbacks()
+        return net, before
 
     def _first_chunk_targets(self, columns, task_names, classes, single_output, sample_weight):
         """The first ``partial_fit`` chunk's targets and target state (classes or scaling)."""
@@ -1006,6 +999,18 @@ class GateWeightsMixin:
 
         weights = self._forward(X, compute)
         return weights if self._GATE_WEIGHTS_PER_LEVEL else weights[0]
+
+
+def _checked_sample_weight(sample_weight, X):
+    """``sample_weight`` as float32, non-negative and not zero everywhere; None stays None."""
+    if sample_weight is None:
+        return None
+    sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32,
+                                         ensure_non_negative=True)
+    if not sample_weight.any():
+        raise ValueError("sample_weight is zero for every row; at least one row needs a "
+                         "positive weight.")
+    return sample_weight
 
 
 def _same_classes(classes, fitted, single_output):
