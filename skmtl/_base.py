@@ -206,15 +206,9 @@ class MultiTaskEstimatorBase(BaseEstimator):
         -------
         self
         """
-        self._check_hyperparameters()
-        self._check_device()
         warm = self.warm_start and hasattr(self, "net_")
-        name = type(self).__name__
-        X = check_features(X, name)
+        X, columns, task_names, single_output = self._checked_input(X, y)
         n_samples = X.shape[0]
-        columns, task_names, single_output = check_targets(
-            y, n_samples, name, regression=is_regressor(self))
-        columns = self._prepare_labels(columns, task_names, single_output)
         if warm and (task_names != self.task_names_ or single_output != self._single_output):
             raise ValueError(
                 f"warm_start refit needs the same tasks as the first fit: "
@@ -331,15 +325,9 @@ class MultiTaskEstimatorBase(BaseEstimator):
         -------
         self
         """
-        self._check_hyperparameters()
-        self._check_device()
         first = not hasattr(self, "net_")
-        name = type(self).__name__
-        X = check_features(X, name)
+        X, columns, task_names, single_output = self._checked_input(X, y)
         n_samples = X.shape[0]
-        columns, task_names, single_output = check_targets(
-            y, n_samples, name, regression=is_regressor(self))
-        columns = self._prepare_labels(columns, task_names, single_output)
         if not first:
             if task_names != self.task_names_ or single_output != self._single_output:
                 raise ValueError(f"partial_fit needs the same tasks in every chunk: "
@@ -401,6 +389,18 @@ class MultiTaskEstimatorBase(BaseEstimator):
                           stacklevel=2)
         self._set_fitted(encoder, net, task_names, target_state, single_output)
         return self
+
+    def _checked_input(self, X, y):
+        """Check the parameters and the data of a fit: ``(X, label columns, task names,
+        single_output)``."""
+        self._check_hyperparameters()
+        self._check_device()
+        name = type(self).__name__
+        X = check_features(X, name)
+        columns, task_names, single_output = check_targets(
+            y, X.shape[0], name, regression=is_regressor(self))
+        return X, self._prepare_labels(columns, task_names, single_output), task_names, \
+            single_output
 
     def _new_encoder(self, rng):
         """An unfitted :class:`TabularEncoder` with this estimator's parameters."""
