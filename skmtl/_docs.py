@@ -24,7 +24,8 @@ COUNTERFACTUAL = """\
         predicts the label where it is not observed. ``None`` (the default)
         turns it off. A row whose label is missing is left out of the
         observed part. The risk is part of the stage's training and
-        validation loss, so early stopping watches it too. It corrects a
+        validation loss, so early stopping watches it too (DR's imputation
+        loss trains its towers but is left out of it). It corrects a
         bias explained by the features (on ``make_entire_space``, ``"ips"``
         lowered the error of pCVR against the truth by about an eighth); it
         cannot correct one driven by the label itself: on Coat, where users

@@ -63,6 +63,9 @@ class CounterfactualRisk(nn.Module):
                 imputation_logits=None):
         """Return the risk per stage, shape ``(n_stages,)`` (0 for the first stage).
 
+        For DR, the imputation loss is added by its gradient only: it trains
+        the imputation towers without counting in the returned value.
+
         Parameters
         ----------
         log_conditional : pair of Tensors of shape (batch, n_stages)
@@ -97,7 +100,9 @@ class CounterfactualRisk(nn.Module):
                               / propensity)).sum(dim=0) / total
             imputation_loss = (weight * observed * (error.detach() - imputation_error) ** 2
                                / propensity).sum(dim=0) / total
-            risk = risk + imputation_loss
+            # Its gradient trains the imputation towers; its value stays out of
+            # the stage's loss, which the history records and early stopping watches.
+            risk = risk + (imputation_loss - imputation_loss.detach())
         return torch.cat([risk.new_zeros(1), risk])
 
 
