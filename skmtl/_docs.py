@@ -31,13 +31,14 @@ COUNTERFACTUAL = """\
         cannot correct one driven by the label itself: on Coat, where users
         choose what they rate, every setting raised the mean pCVR further
         above the rate observed on random exposures (see
-        ``benchmarks/README.md``). ``"dr"`` was the less stable of the two.
+        ``benchmarks/README.md``). ``"dr"`` did not beat plain ESMM on
+        ``make_entire_space``.
     counterfactual_weight : float, default=0.3
         Weight of the counterfactual risk in the later stages' losses.
     propensity_clip : float, default=0.2
         Propensities below it are raised to it, bounding the inverse
         weights by ``1 / propensity_clip``. 0.05 (inverse weights up to 20)
-        made pCVR noisier on ``make_entire_space`` and Coat than 0.2."""
+        made ESMM's IPS pCVR noisier on ``make_entire_space`` and Coat than 0.2."""
 
 COMMON_PARAMETERS = """\
     categorical_features : "from_dtype", array-like or None, default="from_dtype"
