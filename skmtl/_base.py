@@ -19,10 +19,11 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
 
-from ._encoding import (BIN_STRATEGIES, NUMERIC_ENCODINGS, UNKNOWN_CODE, TabularEncoder,
+from ._encoding import (BIN_STRATEGIES, NUMERIC_ENCODINGS, UNKNOWN_CODE, NumericEncoding,
+                        TabularEncoder,
                         array_from_json, array_to_json, check_features, check_targets,
                         encode_labels, known_labels)
-from . import _persistence
+from . import _distributed, _persistence
 from ._optim import Adam, fused_adam_supported
 from ._training import BatchIterator, LearningRateSchedule, MultiTaskNet, TensorData
 from .nn import (MultiTaskLoss, MultiTaskSquaredLoss, PeriodicEmbedding,
@@ -207,43 +208,58 @@ class MultiTaskEstimatorBase(BaseEstimator):
         self
         """
         warm = self.warm_start and hasattr(self, "net_")
-        X, columns, task_names, single_output = self._checked_input(X, y)
-        n_samples = X.shape[0]
-        if warm and (task_names != self.task_names_ or single_output != self._single_output):
-            raise ValueError(
-                f"warm_start refit needs the same tasks as the first fit: "
-                f"{self.task_names_}, got {task_names}.")
-        if not warm:
-            self._tower_units_per_task(task_names)  # check the names before any work
-        task_weights = self._task_weights(task_names)
-        sample_weight = _checked_sample_weight(sample_weight, X)
-        if warm:
-            self._check_network_unchanged()
+        ranks = _distributed.world()
+        if ranks and warm:
+            raise ValueError("warm_start is not supported under torch.distributed yet; fit "
+                             "with warm_start=False.")
+        if ranks and self.loss_weighting in ("gradnorm", "pcgrad"):
+            raise ValueError(f"loss_weighting={self.loss_weighting!r} is not supported under "
+                             "torch.distributed yet (each rank would balance its own "
+                             "gradients); use 'equal', 'uncertainty' or 'dwa'.")
+        # under torch.distributed, an error on one rank is raised on every rank
+        with _distributed.agreement(ranks) as agreed:
+            X, columns, task_names, single_output = self._checked_input(X, y)
+            n_samples = X.shape[0]
+            if warm and (task_names != self.task_names_ or single_output != self._single_output):
+                raise ValueError(
+                    f"warm_start refit needs the same tasks as the first fit: "
+                    f"{self.task_names_}, got {task_names}.")
+            if not warm:
+                self._tower_units_per_task(task_names)  # check the names before any work
+            task_weights = self._task_weights(task_names)
+            sample_weight = _checked_sample_weight(sample_weight, X)
+            if warm:
+                self._check_network_unchanged()
 
-        rng = check_random_state(self.random_state)
-        train_rows, valid_rows = self._split_rows(n_samples, rng)
-        if (self.scoring != "loss" and valid_rows is None
-                and self._early_stopping_enabled(n_samples)):
-            raise ValueError(f"scoring={self.scoring!r} early-stops on validation rows, but "
-                             "validation_fraction=None holds none out; set validation_fraction "
-                             "or use scoring='loss'.")
-        # The validation rows weigh nothing in what is learned from the data
-        # before training (numeric bins read labels; target scaling): early
-        # stopping must not have seen them.
-        fit_weight = sample_weight
-        if valid_rows is not None:
-            fit_weight = (np.ones(n_samples, np.float32) if sample_weight is None
-                          else sample_weight.copy())
-            fit_weight[valid_rows] = 0.0
-        if sample_weight is not None and valid_rows is not None:
-            for part, rows in (("training", train_rows), ("validation", valid_rows)):
-                if not sample_weight[rows].any():
-                    raise ValueError(
-                        f"sample_weight is zero on every {part} row of the early-stopping "
-                        "split; give more rows a positive weight, or change "
-                        "validation_fraction or random_state.")
-        _check_known_labels(columns, task_names, fit_weight)
-        targets, target_state = self._encode_targets(columns, task_names, warm, fit_weight)
+            rng = check_random_state(self.random_state)
+            train_rows, valid_rows = self._split_rows(n_samples, rng)
+            if (self.scoring != "loss" and valid_rows is None
+                    and self._early_stopping_enabled(n_samples)):
+                raise ValueError(f"scoring={self.scoring!r} early-stops on validation rows, but "
+                                 "validation_fraction=None holds none out; set validation_fraction "
+                                 "or use scoring='loss'.")
+            # The validation rows weigh nothing in what is learned from the data
+            # before training (numeric bins read labels; target scaling): early
+            # stopping must not have seen them.
+            fit_weight = sample_weight
+            if valid_rows is not None:
+                fit_weight = (np.ones(n_samples, np.float32) if sample_weight is None
+                              else sample_weight.copy())
+                fit_weight[valid_rows] = 0.0
+            if sample_weight is not None and valid_rows is not None:
+                for part, rows in (("training", train_rows), ("validation", valid_rows)):
+                    if not sample_weight[rows].any():
+                        raise ValueError(
+                            f"sample_weight is zero on every {part} row of the early-stopping "
+                            "split; give more rows a positive weight, or change "
+                            "validation_fraction or random_state.")
+            _check_known_labels(columns, task_names, fit_weight)
+            agreed.signature = (X.shape[1], list(map(str, getattr(X, "columns", []))),
+                                task_names, single_output, valid_rows is None)
+        if ranks:
+            targets, target_state = self._agreed_targets(columns, task_names, fit_weight)
+        else:
+            targets, target_state = self._encode_targets(columns, task_names, warm, fit_weight)
         scoring_weights = self._scoring_weights(task_weights, target_state)
         missing_labels = bool(np.isnan(targets).any())
         if warm:
@@ -253,6 +269,9 @@ class MultiTaskEstimatorBase(BaseEstimator):
             encoder = self._new_encoder(rng)
             categorical, numeric = encoder.fit_transform(
                 X, fit_weight, targets, regression=is_regressor(self))
+            if ranks:
+                encoder = _agreed_encoder(encoder)
+                categorical, numeric = encoder.transform(X)
         if sample_weight is not None:
             sample_weight = torch.from_numpy(sample_weight)
 
@@ -262,21 +281,31 @@ class MultiTaskEstimatorBase(BaseEstimator):
                         (data.subset(train_rows), data.subset(valid_rows)))
         batch_size = self._batch_size(len(train))
         seed = int(rng.randint(np.iinfo(np.int32).max))
+        steps_per_epoch = int(np.ceil(len(train) / batch_size))
+        if ranks:
+            batch_size = _distributed.from_rank_zero(batch_size)
+            # every rank takes as many steps as the smallest shard allows
+            steps_per_epoch = _distributed.smallest(np.ceil(len(train) / batch_size))
+            seed += ranks[0]  # each rank shuffles its shard its own way
 
         with _torch_seed(seed, self.device):
             if warm:
                 net, before = self._continue_net(
                     target_state, task_weights, scoring_weights, missing_labels,
                     batch_size=batch_size, seed=seed, train_split=self._train_split(valid),
-                    callbacks=self._callbacks(train, valid, batch_size))
+                    callbacks=self._callbacks(train, valid, steps_per_epoch))
             else:
                 net = self._build_net(self._new_module(encoder, task_names, target_state),
                                       self._task_output_dims(target_state), task_names,
-                                      self._callbacks(train, valid, batch_size),
+                                      self._callbacks(train, valid, steps_per_epoch),
                                       self._train_split(valid), seed, self.device,
                                       batch_size, task_weights, scoring_weights,
                                       missing_labels)
                 net.initialize()
+                if ranks:
+                    _distributed.broadcast_module(net.module_)
+                    net.distributed = True
+                    net.iterator_train__max_batches = steps_per_epoch
             try:
                 net.partial_fit(train)
             except BaseException:
@@ -684,8 +713,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
             missing_labels=missing_labels,
         )
 
-    def _callbacks(self, train, valid, batch_size):
-        steps = self.max_epochs * int(np.ceil(len(train) / batch_size))
+    def _callbacks(self, train, valid, steps_per_epoch):
+        steps = self.max_epochs * steps_per_epoch
         callbacks = [("learning_rate_schedule", LearningRateSchedule(
             self.learning_rate_schedule, self.learning_rate, steps))]
         if self._early_stopping_enabled(len(train) + (0 if valid is None else len(valid))):
@@ -770,6 +799,18 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
 
     def _build_criterion(self, task_output_dims):
         return MultiTaskLoss(task_output_dims)
+
+    def _agreed_targets(self, columns, task_names, fit_weight):
+        """Targets encoded with the classes of every rank's shard (distributed fit)."""
+        local = [np.unique(column[known_labels(column)]) for column in columns]
+        gathered = _distributed.gather(local)
+        classes = [_distributed.union([rank[t] for rank in gathered])
+                   for t in range(len(columns))]
+        for task, task_classes in zip(task_names, classes):
+            if len(task_classes) < 2:
+                raise ValueError(f"Task {task!r} has only one class over every rank's labels; "
+                                 "every task needs at least two classes.")
+        return encode_labels(columns, task_names, classes)
 
     def _first_chunk_targets(self, columns, task_names, classes, single_output, sample_weight):
         if classes is None:
@@ -880,6 +921,13 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
     _VALIDATION_METRIC = "r2"
     _SCORINGS = ("loss", "r2")
 
+    def _agreed_targets(self, columns, task_names, fit_weight):
+        """Targets standardised with rank 0's scaling (distributed fit)."""
+        _, target_state = self._encode_targets(columns, task_names, False, fit_weight)
+        mean, scale = _distributed.from_rank_zero(target_state)
+        return _standardised(np.column_stack(columns).astype(np.float64), mean, scale,
+                             task_names), (mean, scale)
+
     def _encode_targets(self, columns, task_names, warm, sample_weight):
         values = np.column_stack(columns).astype(np.float64)  # NaN where missing
         if warm:
@@ -893,17 +941,7 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
                 mean = (weights * filled).sum(axis=0) / total
                 scale = np.sqrt((weights * (filled - mean) ** 2).sum(axis=0) / total)
             scale[scale == 0] = 1.0  # a constant target stays constant
-        with np.errstate(over="ignore", invalid="ignore"):
-            targets = ((values - mean) / scale).astype(np.float32)
-        finite = ((np.isfinite(targets) | np.isnan(values)).all(axis=0) & np.isfinite(mean)
-                  & np.isfinite(scale))
-        if not finite.all():
-            bad = [name for name, ok in zip(task_names, finite) if not ok]
-            raise ValueError(
-                f"The targets of task(s) {bad} are too large to standardise (their mean or "
-                "spread overflows float64, or they lie beyond float32's range in standard "
-                "deviations); rescale them.")
-        return targets, (mean, scale)
+        return _standardised(values, mean, scale, task_names), (mean, scale)
 
     def _task_output_dims(self, target_state):
         return [1] * len(target_state[0])
@@ -999,6 +1037,34 @@ class GateWeightsMixin:
 
         weights = self._forward(X, compute)
         return weights if self._GATE_WEIGHTS_PER_LEVEL else weights[0]
+
+
+def _standardised(values, mean, scale, task_names):
+    """float32 ``(values - mean) / scale``; an error naming the tasks it overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        targets = ((values - mean) / scale).astype(np.float32)
+    finite = ((np.isfinite(targets) | np.isnan(values)).all(axis=0) & np.isfinite(mean)
+              & np.isfinite(scale))
+    if not finite.all():
+        bad = [name for name, ok in zip(task_names, finite) if not ok]
+        raise ValueError(
+            f"The targets of task(s) {bad} are too large to standardise (their mean or spread "
+            "overflows float64, or they lie beyond float32's range in standard deviations); "
+            "rescale them.")
+    return targets
+
+
+def _agreed_encoder(encoder):
+    """``encoder`` with every rank's categories and rank 0's numeric encoding (distributed fit)."""
+    gathered = _distributed.gather(encoder.categories_)
+    encoder.categories_ = [
+        categories if n_buckets else _distributed.union([rank[k] for rank in gathered])
+        for k, (categories, n_buckets) in enumerate(zip(encoder.categories_,
+                                                        encoder.hash_buckets_))]
+    encoder._indexes = None
+    encoder.numeric_ = NumericEncoding.from_dict(
+        _distributed.from_rank_zero(encoder.numeric_.to_dict()), len(encoder.numeric_indices_))
+    return encoder
 
 
 def _checked_sample_weight(sample_weight, X):

@@ -84,6 +84,10 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
                     "needs rows that reached it and rows that did not.")
         return np.column_stack(columns).astype(np.float32), [np.array([0, 1])] * len(columns)
 
+    def _agreed_targets(self, columns, task_names, fit_weight):
+        # the classes are 0 and 1 on every rank; a shard may lack one of them
+        return self._encode_targets(columns, task_names, True, fit_weight)
+
     def _first_chunk_targets(self, columns, task_names, classes, single_output, sample_weight):
         # the classes are 0 and 1; given, a chunk may lack one of them
         if classes is not None and not all(

@@ -9,6 +9,7 @@ from sklearn.metrics import r2_score, roc_auc_score
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, EpochTimer, PrintLog
 
+from . import _distributed
 from .exceptions import DivergenceError
 from .nn import known_targets
 from .nn.weighting import split_parameters
@@ -76,12 +77,16 @@ class BatchIterator:
     seed : int, optional
         Seed of the permutations; the iterator owns its generator, so the
         global torch RNG is not touched.
+    max_batches : int, optional
+        Stop each pass after this many batches (the ranks of a distributed
+        fit take the same number of steps).
     """
 
-    def __init__(self, dataset, batch_size, shuffle=False, seed=None):
+    def __init__(self, dataset, batch_size, shuffle=False, seed=None, max_batches=None):
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
+        self.max_batches = max_batches
         self.generator = torch.Generator()
         if seed is not None:
             self.generator.manual_seed(int(seed))
@@ -89,12 +94,13 @@ class BatchIterator:
             self.generator.seed()
 
     def __len__(self):
-        return math.ceil(len(self.dataset) / self.batch_size)
+        n_batches = math.ceil(len(self.dataset) / self.batch_size)
+        return n_batches if self.max_batches is None else min(n_batches, self.max_batches)
 
     def __iter__(self):
         n_samples = len(self.dataset)
         order = torch.randperm(n_samples, generator=self.generator) if self.shuffle else None
-        for start in range(0, n_samples, self.batch_size):
+        for start in range(0, min(n_samples, len(self) * self.batch_size), self.batch_size):
             stop = min(start + self.batch_size, n_samples)
             rows = slice(start, stop) if order is None else order[start:stop]
             yield self.dataset.batch(rows)
@@ -191,6 +197,7 @@ class MultiTaskNet(NeuralNet):
                  scoring=None, scoring_weights=None, missing_labels=True, **kwargs):
         super().__init__(*args, **kwargs)
         self.missing_labels = missing_labels
+        self.distributed = False  # set by a fit under torch.distributed, see skmtl._distributed
         self.task_names = task_names
         self.loss_weighting = loss_weighting
         self.validation_metric = validation_metric
@@ -257,6 +264,9 @@ class MultiTaskNet(NeuralNet):
         self._set_training(True)
         y_pred, task_losses = self._batch_loss(batch)
         loss = self.loss_weighting_.backward(task_losses, *self.parameter_split_)
+        if self.distributed:
+            _distributed.average_gradients(list(self.module_.parameters())
+                                           + list(self.loss_weighting_.parameters()))
         return {"loss": loss, "y_pred": y_pred, "task_losses": task_losses.detach()}
 
     def validation_step(self, batch, **fit_params):
@@ -296,6 +306,14 @@ class MultiTaskNet(NeuralNet):
                 weights.append(weight)
             self.notify("on_batch_end", batch=batch, training=training, **step)
             n_batches += 1
+        if self.distributed:  # the epoch's numbers over every rank's rows
+            loss_sum = _distributed.sum_over_ranks(loss_sum)
+            weight_sum = _distributed.sum_over_ranks(weight_sum)
+            first_nonfinite = _distributed.sum_over_ranks(first_nonfinite.float()) > 0
+            if not training:
+                gathered = _distributed.gather((scores, targets, weights))
+                scores, targets, weights = ([part for rank in gathered for part in rank[k]]
+                                            for k in range(3))
         task_losses = (loss_sum / weight_sum.clamp(min=np.finfo(np.float32).tiny)).tolist()
         if not all(math.isfinite(loss) for loss in task_losses):
             diverged = [name for name, bad in zip(self.task_names, first_nonfinite.tolist())

@@ -1,6 +1,10 @@
 """The code examples of the docs run as they are."""
 
+import os
 import re
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,11 +20,30 @@ def _examples(page):
 SCALING_OUT = _examples("scaling_out.md")
 
 
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_the_scaling_out_page_has_its_examples():
-    assert len(SCALING_OUT) == 4
+    assert len(SCALING_OUT) == 5
 
 
-@pytest.mark.parametrize("code", SCALING_OUT, ids=["hashing", "partial_fit", "parquet", "dask"])
+@pytest.mark.parametrize("code", SCALING_OUT[:4],
+                         ids=["hashing", "partial_fit", "parquet", "dask"])
 def test_scaling_out_example_runs(code, capsys):
     exec(compile(code, "docs/scaling_out.md", "exec"), {"__name__": "docs_example"})
     assert capsys.readouterr().out.strip()  # every example prints what it shows
+
+
+def test_scaling_out_torchrun_example_runs(tmp_path):
+    script = tmp_path / "train_ddp.py"
+    script.write_text(SCALING_OUT[4])
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", str(_free_port()), str(script)], cwd=tmp_path, capture_output=True,
+        text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(DOCS.parent)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "esmm_ddp.skmtl").exists()
+    assert len(result.stdout.strip().splitlines()) == 1  # only rank 0 prints

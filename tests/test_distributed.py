@@ -1,0 +1,98 @@
+"""Data-parallel fit under torch.distributed: 2 CPU processes on gloo, spawned by the test."""
+
+import datetime
+import os
+import pickle
+import socket
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from conftest import make_tasks
+
+TIMEOUT_SECONDS = 120
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _shard(rank, case):
+    X, Y, _ = make_tasks(3000, seed=0)
+    X, Y = X.iloc[rank::2].reset_index(drop=True), Y.iloc[rank::2].reset_index(drop=True)
+    if rank == 1:
+        X.loc[:20, "color"] = "purple"  # a category only rank 1 has
+        if case == "other columns":
+            X = X.assign(extra=1.0)
+    return X, Y
+
+
+def _worker(rank, world_size, port, out_dir, case):
+    from torch import distributed as dist
+
+    from skmtl import MMOEClassifier
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size,
+                            timeout=datetime.timedelta(seconds=TIMEOUT_SECONDS))
+    try:
+        X, Y = _shard(rank, case)
+        model = MMOEClassifier(max_epochs=4, batch_size=128, early_stopping=True,
+                               n_iter_no_change=2, random_state=rank)
+        try:
+            model.fit(X, Y)
+        except ValueError as exc:
+            result = {"error": str(exc)}
+        else:
+            result = {"state": {k: v.numpy() for k, v in model.net_.module_.state_dict().items()},
+                      "history": [dict(row) for row in model.history_],
+                      "categories": [list(c) for c in model._encoder.categories_],
+                      "proba": model.predict_proba(make_tasks(500, seed=1)[0])[0]}
+        with open(os.path.join(out_dir, f"rank{rank}.pkl"), "wb") as f:
+            pickle.dump(result, f)
+    finally:
+        dist.destroy_process_group()
+
+
+def _run(tmp_path, case):
+    context = mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path), case),
+                                 nprocs=2, join=False, start_method="spawn")
+    deadline = time.monotonic() + TIMEOUT_SECONDS + 30
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the ranks did not finish in time")
+    results = []
+    for rank in range(2):
+        with open(tmp_path / f"rank{rank}.pkl", "rb") as f:
+            results.append(pickle.load(f))
+    return results
+
+
+def test_two_ranks_end_with_the_same_model(tmp_path):
+    first, second = _run(tmp_path, "same columns")
+    assert first.keys() == second.keys() and "error" not in first
+    for key, value in first["state"].items():
+        np.testing.assert_array_equal(value, second["state"][key], err_msg=key)
+    # the same epochs, losses and validation scores, over both shards
+    for a, b in zip(first["history"], second["history"]):
+        for key in ("train_loss", "valid_loss", "valid_auc_t1", "valid_auc_t2"):
+            assert a[key] == b[key], key
+    assert len(first["history"]) == len(second["history"])
+    assert "purple" in first["categories"][0] and first["categories"] == second["categories"]
+    np.testing.assert_array_equal(first["proba"], second["proba"])
+    assert first["history"][-1]["valid_auc_t1"] > 0.8
+
+
+def test_a_rank_with_other_columns_fails_on_every_rank(tmp_path):
+    results = _run(tmp_path, "other columns")
+    for result in results:
+        assert "error" in result
+        assert "rank(s) [1] have other columns or tasks than rank 0" in result["error"]
