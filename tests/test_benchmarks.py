@@ -422,3 +422,14 @@ def test_scale_out_dask_search_on_tiny_data(capsys):
     assert [row["backend"] for row in rows] == [
         "default backend (n_jobs=None)", "loky, n_jobs=2", "dask, LocalCluster of 2 processes"]
     assert {row["same scores as default"] for row in rows} == {"yes"}
+
+
+def test_scale_out_ddp_on_tiny_data(capsys):
+    from benchmarks import scale_out
+
+    assert scale_out.main(["--ddp", "--census-rows", "2000"]) == 0
+    rows = _tables_by_heading(capsys.readouterr().out)[
+        "Data-parallel fit under torch.distributed (Census-Income)"]
+    assert [row["run"] for row in rows] == ["1 process, 2 threads", "1 process, 1 thread",
+                                            "2 processes (gloo), 1 thread each"]
+    assert all(0.5 < float(row["AUC never_married"]) <= 1.0 for row in rows)
