@@ -285,7 +285,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
         if ranks:
             batch_size = _distributed.from_rank_zero(batch_size)
             # every rank takes as many steps as the smallest shard allows
-            steps_per_epoch = _distributed.smallest(np.ceil(len(train) / batch_size))
+            steps_per_epoch = _distributed.smallest(np.ceil(len(train) / batch_size),
+                                                    self.device)
             seed += ranks[0]  # each rank shuffles its shard its own way
 
         with _torch_seed(seed, self.device):

@@ -82,9 +82,10 @@ def union(arrays):
     return np.unique(np.concatenate([np.asarray(a) for a in arrays]))
 
 
-def smallest(value):
-    """The smallest of every rank's integer ``value``."""
-    tensor = torch.tensor([int(value)])
+def smallest(value, device="cpu"):
+    """The smallest of every rank's integer ``value`` (``device``: where the backend works,
+    the GPU for NCCL)."""
+    tensor = torch.tensor([int(value)], device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
     return int(tensor.item())
 
