@@ -32,10 +32,17 @@ def _shard(rank, case):
     return X, Y
 
 
+def _prediction(model):
+    X = make_tasks(500, seed=1)[0]
+    if hasattr(model, "predict_proba"):
+        return model.predict_proba(X)[0]
+    return model.predict(X[model.feature_names_in_])
+
+
 def _worker(rank, world_size, port, out_dir, case):
     from torch import distributed as dist
 
-    from skmtl import MMOEClassifier
+    from skmtl import MMOEClassifier, PLERegressor
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -43,8 +50,12 @@ def _worker(rank, world_size, port, out_dir, case):
                             timeout=datetime.timedelta(seconds=TIMEOUT_SECONDS))
     try:
         X, Y = _shard(rank, case)
-        model = MMOEClassifier(max_epochs=4, batch_size=128, early_stopping=True,
-                               n_iter_no_change=2, random_state=rank)
+        kind = PLERegressor if case == "regressor" else MMOEClassifier
+        if case == "regressor":
+            Y = X[["num_a", "num_b"]] * [3.0, 0.5] + rank  # the shards' scales differ
+            X = X.drop(columns=["num_a"])
+        model = kind(max_epochs=4, batch_size=128, early_stopping=True, n_iter_no_change=2,
+                     random_state=rank, loss_weighting="uncertainty")
         try:
             model.fit(X, Y)
         except ValueError as exc:
@@ -53,7 +64,8 @@ def _worker(rank, world_size, port, out_dir, case):
             result = {"state": {k: v.numpy() for k, v in model.net_.module_.state_dict().items()},
                       "history": [dict(row) for row in model.history_],
                       "categories": [list(c) for c in model._encoder.categories_],
-                      "proba": model.predict_proba(make_tasks(500, seed=1)[0])[0]}
+                      "weighting": model.net_.loss_weighting_.log_variance.detach().numpy(),
+                      "proba": _prediction(model)}
         with open(os.path.join(out_dir, f"rank{rank}.pkl"), "wb") as f:
             pickle.dump(result, f)
     finally:
@@ -76,19 +88,25 @@ def _run(tmp_path, case):
     return results
 
 
-def test_two_ranks_end_with_the_same_model(tmp_path):
-    first, second = _run(tmp_path, "same columns")
+@pytest.mark.parametrize("case", ["same columns", "regressor"])
+def test_two_ranks_end_with_the_same_model(tmp_path, case):
+    first, second = _run(tmp_path, case)
     assert first.keys() == second.keys() and "error" not in first
     for key, value in first["state"].items():
         np.testing.assert_array_equal(value, second["state"][key], err_msg=key)
     # the same epochs, losses and validation scores, over both shards
     for a, b in zip(first["history"], second["history"]):
-        for key in ("train_loss", "valid_loss", "valid_auc_t1", "valid_auc_t2"):
+        for key in ("train_loss", "valid_loss", "task_weight_" + ("t1" if case != "regressor"
+                                                                   else "num_a")):
             assert a[key] == b[key], key
     assert len(first["history"]) == len(second["history"])
     assert "purple" in first["categories"][0] and first["categories"] == second["categories"]
+    np.testing.assert_array_equal(first["weighting"], second["weighting"])
     np.testing.assert_array_equal(first["proba"], second["proba"])
-    assert first["history"][-1]["valid_auc_t1"] > 0.8
+    if case == "regressor":
+        assert first["history"][-1]["valid_r2_num_b"] > 0.5
+    else:
+        assert first["history"][-1]["valid_auc_t1"] > 0.8
 
 
 def test_a_rank_with_other_columns_fails_on_every_rank(tmp_path):
