@@ -355,6 +355,9 @@ class MultiTaskEstimatorBase(BaseEstimator):
         -------
         self
         """
+        if _distributed.world():
+            raise ValueError("partial_fit is not supported under torch.distributed yet; call "
+                             "fit on each rank's shard.")
         first = not hasattr(self, "net_")
         X, columns, task_names, single_output = self._checked_input(X, y)
         n_samples = X.shape[0]
@@ -446,6 +449,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
         """
         net = self.net_
         before = _training_state(net)
+        # neither continues under torch.distributed: undo what a distributed fit set
+        net.distributed, net.iterator_train__max_batches = False, None
         net.max_epochs, net.verbose, net.batch_size = self.max_epochs, self.verbose, batch_size
         net.iterator_train__seed = seed
         net.train_split = train_split

@@ -61,15 +61,24 @@ def _worker(rank, world_size, port, out_dir, case):
         except ValueError as exc:
             result = {"error": str(exc)}
         else:
-            result = {"state": {k: v.numpy() for k, v in model.net_.module_.state_dict().items()},
+            result = {"state": {k: v.numpy().copy()
+                                for k, v in model.net_.module_.state_dict().items()},
                       "history": [dict(row) for row in model.history_],
                       "categories": [list(c) for c in model._encoder.categories_],
-                      "weighting": model.net_.loss_weighting_.log_variance.detach().numpy(),
+                      "weighting": model.net_.loss_weighting_.log_variance.detach().numpy().copy(),
                       "proba": _prediction(model)}
-        with open(os.path.join(out_dir, f"rank{rank}.pkl"), "wb") as f:
-            pickle.dump(result, f)
+            try:
+                model.partial_fit(X, Y)
+            except ValueError as exc:
+                result["partial_fit_error"] = str(exc)
     finally:
         dist.destroy_process_group()
+    if "error" not in result:
+        # outside the group the fitted model trains on alone, on every batch
+        model.partial_fit(X, Y)
+        result["batches_after"] = model.history_[-1, "train_batch_count"]
+    with open(os.path.join(out_dir, f"rank{rank}.pkl"), "wb") as f:
+        pickle.dump(result, f)
 
 
 def _run(tmp_path, case):
@@ -103,6 +112,8 @@ def test_two_ranks_end_with_the_same_model(tmp_path, case):
     assert "purple" in first["categories"][0] and first["categories"] == second["categories"]
     np.testing.assert_array_equal(first["weighting"], second["weighting"])
     np.testing.assert_array_equal(first["proba"], second["proba"])
+    assert "not supported under torch.distributed" in first["partial_fit_error"]
+    assert first["batches_after"] == int(np.ceil(1500 / 128))
     if case == "regressor":
         assert first["history"][-1]["valid_r2_num_b"] > 0.5
     else:
