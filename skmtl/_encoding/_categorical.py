@@ -64,15 +64,8 @@ def code_reader(values, index):
                 np.add(dtype_codes[start:stop], 1, out=out, dtype=np.int32)
             return codes_of_same_categories
 
-        # Map the (few) categories of the dtype once, then index by the codes;
-        # the dtype's code -1 (missing) wraps round to the last entry.
-        lookup = np.append(positions + 1, UNKNOWN_CODE).astype(np.int32)
-
-        def codes_of_categorical(start, stop, out, scratch):
-            # np.take wants intp indices: widened in scratch, not a new array
-            np.copyto(scratch, dtype_codes[start:stop])
-            np.take(lookup, scratch, out=out, mode="wrap")
-        return codes_of_categorical
+        # Map the (few) categories of the dtype once, then index by the codes.
+        return _category_lookup_reader(dtype_codes, positions + 1)
 
     array = values.array if isinstance(values, pd.Series) else values
 
@@ -96,14 +89,8 @@ def hashed_code_reader(values, n_buckets):
         categories = np.asarray(values.cat.categories)
         if categories.dtype.kind not in "biuf":
             categories = categories.astype(object)
-        lookup = np.append((pd.util.hash_array(categories) % n_buckets + 1).astype(np.int32),
-                           UNKNOWN_CODE).astype(np.int32)
-        dtype_codes = values.cat.codes.to_numpy()
-
-        def hashed_codes_of_categorical(start, stop, out, scratch):
-            np.copyto(scratch, dtype_codes[start:stop])
-            np.take(lookup, scratch, out=out, mode="wrap")
-        return hashed_codes_of_categorical
+        return _category_lookup_reader(values.cat.codes.to_numpy(),
+                                       pd.util.hash_array(categories) % n_buckets + 1)
 
     array = values.array if isinstance(values, pd.Series) else values
 
@@ -115,6 +102,20 @@ def hashed_code_reader(values, n_buckets):
         np.add(pd.util.hash_array(block) % n_buckets, 1, out=out, casting="unsafe")
         out[missing] = UNKNOWN_CODE
     return hashed_codes_of_values
+
+
+def _category_lookup_reader(dtype_codes, codes_of_categories):
+    """A reader of a ``category`` column whose k-th category has code ``codes_of_categories[k]``.
+
+    The dtype's code -1 (missing) wraps round to the ``UNKNOWN_CODE`` appended last.
+    """
+    lookup = np.append(codes_of_categories, UNKNOWN_CODE).astype(np.int32)
+
+    def codes_of_categorical(start, stop, out, scratch):
+        # np.take wants intp indices: widened in scratch, not a new array
+        np.copyto(scratch, dtype_codes[start:stop])
+        np.take(lookup, scratch, out=out, mode="wrap")
+    return codes_of_categorical
 
 
 def _value_kind(value):
