@@ -91,7 +91,12 @@ class ESMM(nn.Module):
 
     def predict_proba(self, logits):
         """Entire-space probabilities per stage, each ``(batch, 2)``: ``[1 - p, p]``."""
-        return two_columns(torch.cumprod(torch.sigmoid(logits[:, :self.n_stages]), dim=1))
+        conditional = torch.sigmoid(logits[:, :self.n_stages]).unbind(dim=1)
+        # A running product, as torch.cumprod computes it; torch's ONNX exporter has no cumprod.
+        reach = [conditional[0]]
+        for stage in conditional[1:]:
+            reach.append(reach[-1] * stage)
+        return two_columns(torch.stack(reach, dim=1))
 
     def predict_conditional_proba(self, logits):
         """Conditional probabilities per stage, each ``(batch, 2)``: ``[1 - p, p]``."""

@@ -1,0 +1,716 @@
+"""Export a fitted estimator to ONNX: the raw columns in, per-task predictions out.
+
+One file holds the whole estimator: the categorical vocabularies (an
+``ai.onnx.ml`` ``LabelEncoder`` per column) and hashing, the fitted numeric
+encoding, the network (exported by :func:`torch.onnx.export`) and the
+mapping of its outputs to probabilities, labels or targets. A serving
+runtime (onnxruntime in Java, C++, C#, JavaScript, ...) then needs nothing
+re-implemented by hand.
+
+Needs the ``onnx`` extra (``pip install "skmtl[onnx]"``): onnx, onnxruntime,
+onnxscript (which torch's exporter uses) and skl2onnx (for :func:`register`).
+"""
+
+import contextlib
+import copy
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+
+try:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("skmtl.onnx needs the 'onnx' extra: pip install 'skmtl[onnx]'.") from exc
+from sklearn.utils.validation import check_is_fitted
+
+from . import __version__
+from ._base import GateWeightsMixin, MultiTaskEstimatorBase, MultiTaskRegressorBase
+from ._encoding import UNKNOWN_CODE, check_features
+from ._encoding._common import column
+from ._funnel import FunnelClassifierBase
+
+__all__ = ["onnx_inputs", "register", "save_onnx", "to_onnx"]
+
+# torch's exporter writes operator sets from 18 on (and hashing needs
+# BitwiseXor, new in 18).
+MIN_OPSET = 18
+_ML_DOMAIN = "ai.onnx.ml"
+# np.interp's search of a value's segment is a count of the knots below it:
+# over every knot up to this many per column, else in two levels (a count of
+# blocks of knots, then of the knots in the block).
+_SINGLE_LEVEL_KNOTS = 64
+# pandas' hash_array finishes every 64-bit value with these shifts and
+# multipliers (the finaliser of splitmix64).
+_HASH_MIX = ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB), (31, None))
+
+
+def to_onnx(estimator, X_sample, *, target_opset=None):
+    """The fitted estimator as one ONNX model, from raw columns to per-task outputs.
+
+    Parameters
+    ----------
+    estimator : fitted skmtl estimator
+    X_sample : DataFrame or array-like of shape (n_samples, n_features)
+        Rows like those the model will serve (a few suffice). Its columns
+        must be those seen in ``fit``; their dtypes set the inputs' types.
+    target_opset : int, optional
+        Version of the default ONNX operator set (at least 18); by default
+        the one torch's exporter writes.
+
+    Returns
+    -------
+    model : onnx.ModelProto
+        Inputs: one per column of ``X``, named as the column (``x0``,
+        ``x1``, ... for an array), of shape ``(n, 1)``: strings for a string
+        or ``category`` column of strings, else numbers of the column's
+        dtype. A missing value of a string column is any string outside
+        the fitted categories, e.g. ``""`` (:func:`onnx_inputs` builds the
+        inputs of a DataFrame). Outputs, per task:
+
+        - classifiers: ``proba_<task>`` (n, n_classes) float, as
+          ``predict_proba``, and ``label_<task>`` (n,), as ``predict``;
+        - ESMM and AITM: also ``conditional_proba_<task>``, as
+          ``predict_conditional_proba``;
+        - regressors: ``prediction_<task>`` (n, 1) double, as ``predict``;
+        - models with gates: ``gate_weights`` (n, n_gates, n_experts), as
+          ``gate_weights``; for PLE ``gate_weights_<level>``, one per level.
+
+    Raises
+    ------
+    NotImplementedError
+        For a column hashed from strings or floats (``hash_buckets``):
+        ONNX has no operator to reproduce pandas' hash of them.
+    """
+    _check_exportable(estimator)
+    X = check_features(X_sample, type(estimator).__name__)
+    encoder = estimator._encoder
+    if encoder.feature_names_in_ is not None and not isinstance(X, pd.DataFrame):
+        raise ValueError(f"{type(estimator).__name__} was fitted on a DataFrame; X_sample must "
+                         "be a DataFrame with the same columns (they name the model's inputs).")
+    encoder._check_columns(X)
+    encoder.transform(X)  # the errors predict would raise on these rows
+    names = (list(encoder.feature_names_in_) if encoder.feature_names_in_ is not None
+             else [f"x{j}" for j in range(X.shape[1])])
+    hashed = {j for j, n_buckets in zip(encoder.categorical_indices_, encoder.hash_buckets_)
+              if n_buckets}
+    sources = [(name, _column_type(column(X, j), name, j in hashed), 1)
+               for j, name in enumerate(names)]
+    return _estimator_model(estimator, sources, target_opset)
+
+
+def save_onnx(estimator, path, X_sample, *, target_opset=None):
+    """Write :func:`to_onnx`'s model of ``estimator`` to ``path``; return the model."""
+    model = to_onnx(estimator, X_sample, target_opset=target_opset)
+    onnx.save_model(model, path)
+    return model
+
+
+def onnx_inputs(model, X):
+    """The inputs of an exported model for the rows of ``X``, for onnxruntime's ``run``.
+
+    Parameters
+    ----------
+    model : onnx.ModelProto or onnxruntime.InferenceSession
+        A model written by :func:`to_onnx`.
+    X : DataFrame or array-like of shape (n_samples, n_features)
+
+    Returns
+    -------
+    inputs : dict
+        ``{input name: (n_samples, 1) array}`` of the input's type; missing
+        values of a string column become ``""``.
+    """
+    specs = _input_specs(model)
+    X = check_features(X, "onnx_inputs")
+    if X.shape[1] != len(specs):
+        raise ValueError(f"X has {X.shape[1]} columns; the model has {len(specs)} inputs "
+                         f"{[name for name, _ in specs]}.")
+    if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+        differ = [(c, name) for c, (name, _) in zip(X.columns, specs) if c != name]
+        if differ:
+            raise ValueError(f"The columns of X differ from the model's inputs (column, input): "
+                             f"{differ}.")
+    inputs = {}
+    for j, (name, dtype) in enumerate(specs):
+        values = column(X, j)
+        if dtype.kind == "O":
+            values = np.array(values, dtype=object)
+            values[pd.isna(values)] = ""
+        else:
+            values = pd.Series(values)
+            if values.isna().any() and dtype.kind != "f":
+                raise ValueError(f"Column {name!r} has missing values, which its {dtype} "
+                                 "input cannot hold.")
+            values = values.to_numpy(dtype=dtype)
+        inputs[name] = values.reshape(-1, 1)
+    return inputs
+
+
+def register():
+    """Register skmtl's estimators with skl2onnx, so that pipelines ending in one convert.
+
+    After it, ``skl2onnx.to_onnx(pipeline, X_sample)`` converts a
+    :class:`~sklearn.pipeline.Pipeline` whose last step is a skmtl estimator
+    (with, say, a :class:`~sklearn.compose.ColumnTransformer` of
+    ``OrdinalEncoder`` and ``StandardScaler`` in front). The model's outputs
+    are those of :func:`to_onnx`; skl2onnx's usual ``label`` and
+    ``probabilities`` outputs do not apply to several tasks. Ordinal codes
+    arrive as floats: declare those columns in ``categorical_features``
+    (by position).
+    """
+    from skl2onnx import update_registered_converter
+
+    from . import (AITMClassifier, ESMMClassifier, MMOEClassifier, MMOERegressor,
+                   OMOEClassifier, OMOERegressor, PLEClassifier, PLERegressor,
+                   SharedBottomClassifier, SharedBottomRegressor)
+    for estimator_class in (AITMClassifier, ESMMClassifier, MMOEClassifier, MMOERegressor,
+                            OMOEClassifier, OMOERegressor, PLEClassifier, PLERegressor,
+                            SharedBottomClassifier, SharedBottomRegressor):
+        update_registered_converter(estimator_class, f"Skmtl{estimator_class.__name__}",
+                                    _skl2onnx_shapes, _skl2onnx_convert, parser=_skl2onnx_parse)
+
+
+# -- the whole model ---------------------------------------------------------------
+
+def _check_exportable(estimator):
+    if not isinstance(estimator, MultiTaskEstimatorBase):
+        raise TypeError(
+            f"to_onnx exports a skmtl estimator; got {type(estimator).__name__}. For a "
+            "scikit-learn Pipeline ending in one, call skmtl.onnx.register() and convert it "
+            "with skl2onnx.to_onnx.")
+    check_is_fitted(estimator)
+
+
+def _estimator_model(estimator, sources, target_opset):
+    """The ONNX model of a fitted estimator whose ``X`` arrives as ``sources``.
+
+    ``sources``: ``[(input name, ONNX element type, width), ...]``; their
+    columns, in order, are the columns of ``X``.
+    """
+    if target_opset is not None and target_opset < MIN_OPSET:
+        raise ValueError(f"target_opset must be at least {MIN_OPSET} (torch's ONNX exporter "
+                         f"writes no older operator set); got {target_opset}.")
+    encoder = estimator._encoder
+    width = sum(w for _, _, w in sources)
+    if width != encoder.n_features_in_:
+        raise ValueError(f"The inputs hold {width} columns; {type(estimator).__name__} was "
+                         f"fitted on {encoder.n_features_in_}.")
+    network = _ServedNetwork(estimator)
+    network_model = network.export(target_opset)
+    opset = _default_opset(network_model)
+
+    graph = _Graph()
+    columns = []
+    for name, elem_type, source_width in sources:
+        graph.inputs.append(helper.make_tensor_value_info(name, elem_type, [None, source_width]))
+        if source_width == 1:
+            columns.append((name, elem_type))
+        else:
+            parts = graph.node("Split", [name, graph.constant(np.ones(source_width, np.int64))],
+                               n_outputs=source_width, axis=1)
+            columns += [(part, elem_type) for part in parts]
+    network_inputs = []
+    if len(encoder.categorical_indices_):
+        network_inputs.append(_categorical_codes(graph, encoder, columns))
+    if len(encoder.numeric_indices_):
+        network_inputs.append(_numeric_inputs(graph, encoder, columns))
+    outputs = graph.inline(network_model, network_inputs)
+    _served_outputs(graph, estimator, network, outputs)
+
+    model = helper.make_model(
+        helper.make_graph(graph.nodes, f"skmtl_{type(estimator).__name__}", graph.inputs,
+                          graph.outputs, initializer=graph.initializers),
+        opset_imports=[helper.make_opsetid("", opset)] + (
+            [helper.make_opsetid(_ML_DOMAIN, graph.ml_opset)] if graph.ml_opset else []),
+        ir_version=network_model.ir_version, producer_name="skmtl",
+        producer_version=__version__,
+        doc_string=f"{type(estimator).__name__} exported by skmtl.onnx.to_onnx")
+    helper.set_model_props(model, {"skmtl_estimator": type(estimator).__name__,
+                                   "skmtl_tasks": ",".join(estimator.task_names_)})
+    onnx.checker.check_model(model)
+    return model
+
+
+def _default_opset(model):
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def _served_outputs(graph, estimator, network, tensors):
+    """The model's outputs from the network's: probabilities and labels, or targets."""
+    by_name = dict(zip(network.output_names, tensors))
+    if isinstance(estimator, MultiTaskRegressorBase):
+        standardised = graph.node("Cast", [by_name.pop("standardised")], to=TensorProto.DOUBLE)
+        # float64 as predict: a target's mean may be far larger than its spread
+        targets = graph.node("Add", [graph.node("Mul", [standardised, graph.constant(
+            estimator._target_scale)]), graph.constant(estimator._target_mean)])
+        n_tasks = len(estimator.task_names_)
+        parts = graph.node("Split", [targets, graph.constant(np.ones(n_tasks, np.int64))],
+                           n_outputs=n_tasks, axis=1)
+        for task, part in zip(estimator.task_names_, parts):
+            graph.output(graph.node("Identity", [part], output=f"prediction_{task}"),
+                         TensorProto.DOUBLE, [None, 1])
+    else:
+        for task, classes in zip(estimator.task_names_, estimator._classes_list()):
+            proba = by_name[f"proba_{task}"]
+            index = graph.node("ArgMax", [proba], axis=1, keepdims=0)
+            labels = graph.constant(_label_array(classes))
+            graph.output(graph.node("Gather", [labels, index], output=f"label_{task}"),
+                         _onnx_type(_label_array(classes).dtype), [None])
+    for name, tensor in by_name.items():
+        graph.output(graph.node("Identity", [tensor], output=name), TensorProto.FLOAT,
+                     [None] + network.output_shapes[name])
+
+
+def _label_array(classes):
+    classes = np.asarray(classes)
+    if classes.dtype.kind in "OUS":
+        return np.array([str(c) for c in classes], dtype=object)
+    return classes
+
+
+# -- the network ----------------------------------------------------------------------
+
+class _ServedNetwork(torch.nn.Module):
+    """The fitted network with the outputs the model serves, for torch's exporter.
+
+    Its inputs are the categorical codes (int64) and the encoded numeric
+    columns (float32), each only when ``X`` has such columns; its outputs,
+    in order, those named in ``output_names``.
+    """
+
+    def __init__(self, estimator):
+        super().__init__()
+        module = estimator.net_.module_
+        self.module = copy.deepcopy(module).cpu().eval() if estimator.net_.device != "cpu" \
+            else module.eval()
+        encoder = estimator._encoder
+        self.n_categorical = len(encoder.categorical_indices_)
+        self.n_numeric = len(encoder.numeric_indices_)
+        self.regression = isinstance(estimator, MultiTaskRegressorBase)
+        self.funnel = isinstance(estimator, FunnelClassifierBase)
+        self.gates = isinstance(estimator, GateWeightsMixin)
+        # One row of zeros (unknown categories) names and shapes the outputs.
+        with torch.no_grad():
+            outputs = self(*self.example_inputs(1))
+        tasks = estimator.task_names_
+        names = (["standardised"] if self.regression else [f"proba_{t}" for t in tasks])
+        if self.funnel:
+            names += [f"conditional_proba_{t}" for t in tasks]
+        n_gate_outputs = len(outputs) - len(names)
+        if self.gates:
+            names += (["gate_weights"] if not estimator._GATE_WEIGHTS_PER_LEVEL
+                      else [f"gate_weights_{level}" for level in range(n_gate_outputs)])
+        self.output_names = names
+        self.output_shapes = {name: list(o.shape[1:]) for name, o in zip(names, outputs)}
+
+    def example_inputs(self, n_rows):
+        inputs = []
+        if self.n_categorical:
+            inputs.append(torch.zeros(n_rows, self.n_categorical, dtype=torch.long))
+        if self.n_numeric:
+            inputs.append(torch.zeros(n_rows, self.n_numeric))
+        return tuple(inputs)
+
+    def forward(self, *inputs):
+        inputs = list(inputs)
+        categorical = inputs.pop(0) if self.n_categorical else None
+        numeric = inputs.pop(0) if self.n_numeric else None
+        logits = self.module(categorical, numeric)
+        if self.regression:
+            outputs = [torch.cat(logits, dim=1)]
+        else:
+            outputs = list(self.module.predict_proba(logits))
+            if self.funnel:
+                outputs += self.module.predict_conditional_proba(logits)
+        if self.gates:
+            weights = self.module.gate_weights(categorical, numeric)
+            outputs += weights if isinstance(weights, list) else [weights]
+        return tuple(outputs)
+
+    def export(self, opset):
+        """The network as an ONNX model with a dynamic number of rows."""
+        input_names = ["categorical"] * bool(self.n_categorical) + ["numeric"] * bool(
+            self.n_numeric)
+        batch = torch.export.Dim("batch")
+        with _quiet_exporter(), torch.no_grad():
+            program = torch.onnx.export(
+                self, self.example_inputs(3), dynamo=True, opset_version=opset,
+                input_names=input_names, output_names=self.output_names,
+                dynamic_shapes=(tuple({0: batch} for _ in input_names),), verbose=False)
+        model = program.model_proto
+        if len(model.functions):
+            model = onnx.inliner.inline_local_functions(model)
+        return model
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Silence the exporter's progress and its warnings about torch internals."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+# -- the encoding of X -------------------------------------------------------------------
+
+def _categorical_codes(graph, encoder, columns):
+    """``(n, n_categorical)`` int64 codes of the categorical columns, as the encoder reads them."""
+    codes = []
+    for j, categories, n_buckets in zip(encoder.categorical_indices_, encoder.categories_,
+                                        encoder.hash_buckets_):
+        name, elem_type = columns[j]
+        label = encoder._label(j)
+        if n_buckets:
+            codes.append(_hashed_codes(graph, name, elem_type, n_buckets, label))
+        else:
+            codes.append(_vocabulary_codes(graph, name, elem_type, categories, label))
+    return codes[0] if len(codes) == 1 else graph.node("Concat", codes, axis=1)
+
+
+def _vocabulary_codes(graph, name, elem_type, categories, label):
+    """A LabelEncoder from the categories to ``1..K``; anything else to the reserved code."""
+    kinds = {_value_kind(value) for value in np.asarray(categories, dtype=object)}
+    kind = kinds.pop() if kinds else None
+    codes = np.arange(1, len(categories) + 1, dtype=np.int64)
+    if elem_type == TensorProto.STRING:
+        if kind not in ("string", None):
+            raise TypeError(f"Column {label!r} of X_sample holds strings, but the model learned "
+                            f"{kind} categories for it.")
+        keys = [str(c) for c in categories] or [""]  # no category: a key to the reserved code
+        return graph.node("LabelEncoder", [name], domain=_ML_DOMAIN, keys_strings=keys,
+                          values_int64s=codes.tolist() or [UNKNOWN_CODE],
+                          default_int64=UNKNOWN_CODE)
+    if kind == "string":
+        raise TypeError(f"Column {label!r} of X_sample holds numbers, but the model learned "
+                        "string categories for it.")
+    if kind in ("integer", None) or _integral(categories):
+        keys = np.asarray(categories, dtype=np.float64).astype(np.int64)
+        integer = graph.node("Cast", [name], to=TensorProto.INT64)
+        codes = graph.node("LabelEncoder", [integer], domain=_ML_DOMAIN,
+                           keys_int64s=keys.tolist() or [0],
+                           values_int64s=codes.tolist() or [UNKNOWN_CODE],
+                           default_int64=UNKNOWN_CODE)
+        if not _is_float(elem_type):
+            return codes
+        # A float matches an integer key only if it is that integer (NaN is none).
+        whole = graph.node("Equal", [graph.node("Cast", [integer], to=elem_type), name])
+        return graph.node("Mul", [codes, graph.node("Cast", [whole], to=TensorProto.INT64)])
+    # Other floats: the tensor keys of LabelEncoder 4 hold doubles (NaN matches no key).
+    graph.ml_opset = max(graph.ml_opset, 4)
+    keys = np.asarray(categories, dtype=np.float64)
+    return graph.node(
+        "LabelEncoder", [graph.node("Cast", [name], to=TensorProto.DOUBLE)], domain=_ML_DOMAIN,
+        keys_tensor=numpy_helper.from_array(keys if len(keys) else np.zeros(1)),
+        values_tensor=numpy_helper.from_array(codes if len(codes) else np.zeros(1, np.int64)),
+        default_tensor=numpy_helper.from_array(np.array([UNKNOWN_CODE], np.int64)))
+
+
+def _hashed_codes(graph, name, elem_type, n_buckets, label):
+    """``1 + hash % n_buckets`` with the hash of :func:`pandas.util.hash_array` of integers."""
+    dtype = helper.tensor_dtype_to_np_dtype(elem_type) if elem_type != TensorProto.STRING \
+        else np.dtype(object)
+    if dtype.kind not in "biu":
+        kind = "float" if dtype.kind == "f" else "string"
+        raise NotImplementedError(
+            f"Column {label!r} is hashed (hash_buckets) from {kind} values, which cannot be "
+            "exported to ONNX yet: ONNX has no operator to "
+            "reproduce pandas' hash of them. Hash integer ids instead, or give the column a "
+            f"vocabulary with categories={{{label!r}: [...]}}.")
+    # As hash_array: a value's bits, zero-extended to 64, then mixed.
+    if dtype.kind == "i":
+        name = graph.node("Cast", [name], to=helper.np_dtype_to_tensor_dtype(
+            np.dtype(f"u{dtype.itemsize}")))
+    hashed = graph.node("Cast", [name], to=TensorProto.UINT64)
+    for shift, multiplier in _HASH_MIX:
+        shifted = graph.node("BitShift", [hashed, graph.constant(np.uint64(shift))],
+                             direction="RIGHT")
+        hashed = graph.node("BitwiseXor", [hashed, shifted])
+        if multiplier is not None:
+            hashed = graph.node("Mul", [hashed, graph.constant(np.uint64(multiplier))])
+    bucket = graph.node("Mod", [hashed, graph.constant(np.uint64(n_buckets))])
+    return graph.node("Add", [graph.node("Cast", [bucket], to=TensorProto.INT64),
+                              graph.constant(np.int64(1))])
+
+
+def _numeric_inputs(graph, encoder, columns):
+    """``(n, n_numeric)`` float32 network inputs of the numeric columns, as the encoder's."""
+    encoding = encoder.numeric_
+    # float32 for the affine encodings, float64 for the interpolated: as predict reads them
+    as_type = TensorProto.FLOAT if encoding.is_affine else TensorProto.DOUBLE
+    values = [graph.node("Cast", [columns[j][0]], to=as_type) for j in encoder.numeric_indices_]
+    values = values[0] if len(values) == 1 else graph.node("Concat", values, axis=1)
+    if encoding.is_affine:
+        return graph.node("Div", [graph.node("Sub", [values, graph.constant(
+            encoding.mean_.astype(np.float32))]), graph.constant(
+            encoding.scale_.astype(np.float32))])
+    return graph.node("Cast", [_interpolated(graph, values, encoding.knots_, encoding.levels_)],
+                      to=TensorProto.FLOAT)
+
+
+def _interpolated(graph, x, knots, levels):
+    """``np.interp(x[:, i], knots[i], levels[i])`` for every column ``i`` of ``(n, F)`` ``x``.
+
+    The segment ``k`` of a value is the number of knots after the first at
+    or below it (capped at the last segment); then the value, clipped to
+    the knots' range, gives ``levels[k] + slope[k] * (x - knots[k])`` as
+    NumPy computes it. Padding knots are infinite and never counted.
+    """
+    n_knots = [len(k) for k in knots]
+    single_level = max(n_knots) <= _SINGLE_LEVEL_KNOTS
+    block = int(np.ceil(np.sqrt(max(n_knots))))
+    width = max(n_knots) if single_level else block * int(np.ceil(max(n_knots) / block))
+    table = np.full((len(knots), width), np.inf)
+    table_levels = np.zeros((len(knots), width))
+    slopes = np.zeros((len(knots), width))
+    for i, (k, v) in enumerate(zip(knots, levels)):
+        table[i, :len(k)], table_levels[i, :len(v)] = k, v
+        slopes[i, :len(k) - 1] = np.diff(v) / np.diff(k)
+    offsets = graph.constant(np.arange(len(knots), dtype=np.int64) * width)
+    expanded = graph.node("Unsqueeze", [x, graph.constant(np.array([2], np.int64))])
+
+    def count_at_or_below(bounds):  # (n, F): the bounds at or below each value
+        at_or_below = graph.node("Cast", [graph.node("GreaterOrEqual", [expanded, bounds])],
+                                 to=TensorProto.INT64)
+        return graph.node("ReduceSum", [at_or_below, graph.constant(np.array([2], np.int64))],
+                          keepdims=0)
+
+    flat_table = graph.constant(table.ravel())
+    if single_level:
+        segment = count_at_or_below(graph.constant(table[None, :, 1:]))
+    else:
+        blocks = count_at_or_below(graph.constant(table[None, :, block::block]))
+        first = graph.node("Mul", [blocks, graph.constant(np.int64(block))])
+        inside = graph.node("Add", [graph.node("Unsqueeze", [
+            graph.node("Add", [first, offsets]), graph.constant(np.array([2], np.int64))]),
+            graph.constant(np.arange(1, block, dtype=np.int64))])
+        segment = graph.node("Add", [first, count_at_or_below(
+            graph.node("Gather", [flat_table, inside]))])
+    last_segment = np.maximum(np.array(n_knots) - 2, 0).astype(np.int64)
+    index = graph.node("Add", [graph.node("Min", [segment, graph.constant(last_segment)]),
+                               offsets])
+    low = np.array([k[0] for k in knots])
+    high = np.array([k[-1] for k in knots])
+    clipped = graph.node("Max", [graph.node("Min", [x, graph.constant(high)]),
+                                 graph.constant(low)])
+    start = graph.node("Gather", [flat_table, index])
+    slope = graph.node("Gather", [graph.constant(slopes.ravel()), index])
+    level = graph.node("Gather", [graph.constant(table_levels.ravel()), index])
+    return graph.node("Add", [graph.node("Mul", [
+        slope, graph.node("Sub", [clipped, start])]), level])
+
+
+def _column_type(values, name, hashed=False):
+    """The ONNX element type of a column's input, from its values in X_sample.
+
+    NumPy numbers keep their type. Numbers in a column that can also hold
+    missing values (a ``category``, nullable or object column) are doubles,
+    so that NaN can say "missing"; except in a hashed column, whose hash
+    depends on the values' integer type.
+    """
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        values, dtype = dtype.categories, dtype.categories.dtype
+        if dtype.kind in "biuf":
+            return helper.np_dtype_to_tensor_dtype(dtype) if hashed else TensorProto.DOUBLE
+    numpy_dtype = getattr(dtype, "numpy_dtype", None)  # pandas' nullable numbers
+    if numpy_dtype is not None and numpy_dtype.kind in "biuf":
+        return helper.np_dtype_to_tensor_dtype(numpy_dtype) if hashed else TensorProto.DOUBLE
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        return helper.np_dtype_to_tensor_dtype(dtype)
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind in ("string", "empty"):
+        return TensorProto.STRING
+    if kind in ("integer", "boolean", "floating", "mixed-integer-float"):
+        return TensorProto.DOUBLE
+    raise TypeError(f"Column {name!r} holds {kind} values, which have no ONNX input type; "
+                    "convert them to strings or numbers.")
+
+
+def _value_kind(value):
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (bool, np.bool_, int, np.integer)):
+        return "integer"
+    return "float"
+
+
+def _integral(values):
+    """Whether the numbers ``values`` are all whole and within int64's range."""
+    values = np.asarray(values, dtype=np.float64)
+    return bool(np.all((values == np.round(values)) & (np.abs(values) < 2.0 ** 62)))
+
+
+def _is_float(elem_type):
+    return elem_type in (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16)
+
+
+def _onnx_type(dtype):
+    return TensorProto.STRING if dtype.kind == "O" else helper.np_dtype_to_tensor_dtype(dtype)
+
+
+def _input_specs(model):
+    """``[(name, NumPy dtype)]`` of a model's or an onnxruntime session's inputs."""
+    if isinstance(model, onnx.ModelProto):
+        return [(i.name, np.dtype(object) if i.type.tensor_type.elem_type == TensorProto.STRING
+                 else helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type))
+                for i in model.graph.input]
+    types = {"tensor(string)": np.dtype(object), "tensor(double)": np.dtype(np.float64),
+             "tensor(float)": np.dtype(np.float32), "tensor(bool)": np.dtype(bool)}
+    specs = []
+    for i in model.get_inputs():
+        if i.type in types:
+            specs.append((i.name, types[i.type]))
+        else:  # tensor(int64), tensor(uint8), ...
+            specs.append((i.name, np.dtype(i.type[len("tensor("):-1])))
+    return specs
+
+
+# -- building the graph -----------------------------------------------------------------
+
+class _Graph:
+    """The nodes, constants, inputs and outputs of the model being built, with unique names."""
+
+    def __init__(self):
+        self.nodes, self.initializers, self.inputs, self.outputs = [], [], [], []
+        self.ml_opset = 0
+        self._count = 0
+
+    def _name(self, hint):
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def constant(self, value):
+        value = np.asarray(value)
+        name = self._name("const")
+        if value.dtype == object:
+            tensor = helper.make_tensor(name, TensorProto.STRING, value.shape,
+                                        [str(v).encode() for v in value.ravel()])
+        else:
+            tensor = numpy_helper.from_array(value, name)
+        self.initializers.append(tensor)
+        return name
+
+    def node(self, op_type, inputs, n_outputs=None, domain="", output=None, **attributes):
+        """Add a node; return its output's name (``output`` if given), or ``n_outputs`` names."""
+        if domain == _ML_DOMAIN:
+            self.ml_opset = max(self.ml_opset, 3)
+        outputs = [output or self._name(op_type)] if n_outputs is None else [
+            self._name(op_type) for _ in range(n_outputs)]
+        self.nodes.append(helper.make_node(op_type, inputs, outputs, name=self._name(op_type),
+                                           domain=domain, **attributes))
+        return outputs[0] if n_outputs is None else outputs
+
+    def output(self, name, elem_type, shape):
+        self.outputs.append(helper.make_tensor_value_info(name, elem_type, shape))
+
+    def inline(self, model, inputs):
+        """Add ``model``'s graph with its inputs bound to ``inputs``; return its outputs."""
+        graph = model.graph
+        renamed = {i.name: bound for i, bound in zip(graph.input, inputs)}
+        renamed[""] = ""
+        prefix = self._name("network")
+        for tensor in graph.initializer:
+            copied = onnx.TensorProto()
+            copied.CopyFrom(tensor)
+            copied.name = renamed[tensor.name] = f"{prefix}/{tensor.name}"
+            self.initializers.append(copied)
+        for node in graph.node:
+            if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                   for a in node.attribute):
+                raise NotImplementedError("the exported network has control flow, which "
+                                          "skmtl.onnx cannot compose yet.")
+            copied = onnx.NodeProto()
+            copied.CopyFrom(node)
+            for o in node.output:
+                renamed[o] = f"{prefix}/{o}"
+            del copied.input[:], copied.output[:]
+            copied.input.extend(renamed[i] for i in node.input)
+            copied.output.extend(renamed[o] for o in node.output)
+            copied.name = f"{prefix}/{node.name}"
+            self.nodes.append(copied)
+        return [renamed[o.name] for o in graph.output]
+
+
+# -- skl2onnx ---------------------------------------------------------------------------
+
+def _skl2onnx_parse(scope, model, inputs, custom_parsers=None):
+    from skl2onnx.common.data_types import (BooleanTensorType, DoubleTensorType,
+                                            FloatTensorType, Int64TensorType, StringTensorType)
+    tensor_types = {TensorProto.FLOAT: FloatTensorType, TensorProto.DOUBLE: DoubleTensorType,
+                    TensorProto.INT64: Int64TensorType, TensorProto.STRING: StringTensorType,
+                    TensorProto.BOOL: BooleanTensorType}
+    _check_exportable(model)
+    operator = scope.declare_local_operator(f"Skmtl{type(model).__name__}", model)
+    operator.inputs = inputs
+    for name, elem_type, shape in _output_types(model):
+        if elem_type not in tensor_types:
+            raise NotImplementedError(f"skl2onnx has no tensor type for the output {name!r} "
+                                      f"({TensorProto.DataType.Name(elem_type)}).")
+        operator.outputs.append(scope.declare_local_variable(name, tensor_types[elem_type](
+            shape)))
+    return list(operator.outputs)
+
+
+def _output_types(estimator):
+    """``[(name, ONNX element type, shape)]`` of :func:`to_onnx`'s outputs, in order."""
+    network = _ServedNetwork(estimator)
+    outputs = []
+    if isinstance(estimator, MultiTaskRegressorBase):
+        outputs += [(f"prediction_{t}", TensorProto.DOUBLE, [None, 1])
+                    for t in estimator.task_names_]
+    else:
+        outputs += [(f"label_{t}", _onnx_type(_label_array(c).dtype), [None])
+                    for t, c in zip(estimator.task_names_, estimator._classes_list())]
+    outputs += [(name, TensorProto.FLOAT, [None] + network.output_shapes[name])
+                for name in network.output_names if name != "standardised"]
+    return outputs
+
+
+def _skl2onnx_shapes(operator):
+    """The output types are set by the parser."""
+
+
+def _skl2onnx_convert(scope, operator, container):
+    from skl2onnx.common.data_types import guess_proto_type
+
+    sources = []
+    for variable in operator.inputs:
+        shape = variable.type.shape
+        if len(shape) != 2 or not isinstance(shape[1], int):
+            raise ValueError(f"skmtl's converter needs 2-D inputs of known width; "
+                             f"{variable.onnx_name!r} has shape {shape}.")
+        sources.append((variable.full_name, guess_proto_type(variable.type), shape[1]))
+    model = _estimator_model(operator.raw_operator, sources, container.target_opset)
+    graph = model.graph
+    ml_opset = {o.domain: o.version for o in model.opset_import}.get(_ML_DOMAIN)
+    renamed = {i.name: v.full_name for i, v in zip(graph.input, operator.inputs)}
+    renamed.update({o.name: v.full_name for o, v in zip(graph.output, operator.outputs)})
+    renamed[""] = ""
+
+    def name_of(name):
+        if name not in renamed:
+            renamed[name] = scope.get_unique_variable_name(name.replace("/", "_"))
+        return renamed[name]
+
+    for tensor in graph.initializer:
+        array = numpy_helper.to_array(tensor)
+        content = [v.decode() if isinstance(v, bytes) else v for v in array.ravel()] \
+            if array.dtype == object else numpy_helper.from_array(array)
+        container.add_initializer(name_of(tensor.name), tensor.data_type, list(tensor.dims),
+                                  content)
+    for node in graph.node:
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        container.add_node(node.op_type, [name_of(i) for i in node.input],
+                           [name_of(o) for o in node.output], op_domain=node.domain,
+                           op_version=ml_opset if node.domain == _ML_DOMAIN else None,
+                           name=scope.get_unique_operator_name(node.op_type), **attributes)

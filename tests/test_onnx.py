@@ -1,0 +1,266 @@
+"""skmtl.onnx: exported models reproduce the estimators' predictions in onnxruntime."""
+
+import numpy as np
+import onnx
+import onnxruntime
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder, StandardScaler
+
+import skmtl
+import skmtl.onnx
+from skmtl.datasets import fetch_census_income, fetch_coat
+from skmtl.onnx import onnx_inputs, save_onnx, to_onnx
+
+from conftest import make_tasks
+
+# float32 networks in torch and in onnxruntime sum in different orders
+TOLERANCE = 1e-5
+
+CLASSIFIERS = [skmtl.MMOEClassifier, skmtl.OMOEClassifier, skmtl.PLEClassifier,
+               skmtl.SharedBottomClassifier]
+FUNNELS = [skmtl.ESMMClassifier, skmtl.AITMClassifier]
+REGRESSORS = [skmtl.MMOERegressor, skmtl.OMOERegressor, skmtl.PLERegressor,
+              skmtl.SharedBottomRegressor]
+
+
+def session(model):
+    return onnxruntime.InferenceSession(model.SerializeToString(),
+                                        providers=["CPUExecutionProvider"])
+
+
+def run(model, X):
+    """The model's outputs for the rows of ``X``, by name."""
+    served = session(model)
+    names = [o.name for o in served.get_outputs()]
+    return dict(zip(names, served.run(None, onnx_inputs(served, X))))
+
+
+def assert_serves_predictions(estimator, model, X):
+    """Every output of ``model`` equals the estimator's own prediction on ``X``."""
+    outputs = run(model, X)
+    expected = {}
+    tasks = estimator.task_names_
+    if hasattr(estimator, "predict_proba"):
+        probas = estimator.predict_proba(X)
+        probas = [probas] if estimator._single_output else probas
+        labels = estimator.predict(X).reshape(len(X), -1)
+        for t, task in enumerate(tasks):
+            expected[f"proba_{task}"] = probas[t]
+            expected[f"label_{task}"] = labels[:, t]
+    else:
+        predictions = estimator.predict(X).reshape(len(X), -1)
+        for t, task in enumerate(tasks):
+            expected[f"prediction_{task}"] = predictions[:, t:t + 1]
+    if hasattr(estimator, "predict_conditional_proba"):
+        for task, proba in zip(tasks, estimator.predict_conditional_proba(X)):
+            expected[f"conditional_proba_{task}"] = proba
+    if hasattr(estimator, "gate_weights"):
+        weights = estimator.gate_weights(X)
+        if isinstance(weights, list):
+            expected.update((f"gate_weights_{level}", w) for level, w in enumerate(weights))
+        else:
+            expected["gate_weights"] = weights
+    assert sorted(outputs) == sorted(expected)
+    for name, values in expected.items():
+        if name.startswith("label_"):
+            np.testing.assert_array_equal(outputs[name], values.astype(outputs[name].dtype),
+                                          err_msg=name)
+        else:
+            assert outputs[name].shape == values.shape, name
+            np.testing.assert_allclose(outputs[name], values, rtol=0, atol=TOLERANCE,
+                                       err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Training rows, and test rows with unseen and missing categories."""
+    X, Y, funnel = make_tasks(1000, seed=0)
+    X_test, _, _ = make_tasks(300, seed=1)
+    X_test = X_test.astype({"color": object, "shop": object})
+    X_test.loc[:19, "color"] = None
+    X_test.loc[20:39, "color"] = "purple"
+    X_test.loc[40:59, "shop"] = 999
+    X_test.loc[60:69, "shop"] = np.nan
+    X_test["shop"] = X_test["shop"].astype("category")
+    targets = pd.DataFrame({"a": 1000 + 3 * X["num_a"], "b": X["num_b"]})
+    return X, Y, funnel, targets, X_test
+
+
+@pytest.mark.parametrize("estimator_class", CLASSIFIERS + FUNNELS + REGRESSORS,
+                         ids=lambda c: c.__name__)
+def test_exported_model_serves_the_estimators_predictions(estimator_class, data):
+    X, Y, funnel, targets, X_test = data
+    y = funnel if estimator_class in FUNNELS else (
+        targets if estimator_class in REGRESSORS else Y)
+    estimator = estimator_class(max_epochs=2, random_state=0).fit(X, y)
+    model = to_onnx(estimator, X.head())
+    inputs = {i.name: i.type.tensor_type.elem_type for i in model.graph.input}
+    assert inputs == {"color": onnx.TensorProto.STRING, "num_a": onnx.TensorProto.DOUBLE,
+                      "shop": onnx.TensorProto.DOUBLE, "num_b": onnx.TensorProto.DOUBLE}
+    assert_serves_predictions(estimator, model, X_test)
+    # one row, as a service scores it
+    assert_serves_predictions(estimator, model, X_test.iloc[[0]])
+
+
+@pytest.mark.parametrize("numeric_encoding", ["standard", "passthrough", "quantile", "periodic",
+                                              "piecewise_linear"])
+def test_every_numeric_encoding_exports(numeric_encoding, data):
+    X, Y, _, _, X_test = data
+    # outside the fitted range, and constant
+    X_test = X_test.assign(num_a=X_test["num_a"] * 5)
+    estimator = skmtl.SharedBottomClassifier(max_epochs=1, random_state=0,
+                                             numeric_encoding=numeric_encoding).fit(
+        X.assign(constant=1.0), Y)
+    assert_serves_predictions(estimator, to_onnx(estimator, X.assign(constant=1.0)),
+                              X_test.assign(constant=-4.0))
+
+
+def test_counterfactual_imputation_towers_are_not_served(data):
+    X, _, funnel, _, X_test = data
+    for estimator_class in FUNNELS:
+        estimator = estimator_class(max_epochs=1, counterfactual="dr", random_state=0)
+        estimator.fit(X, funnel)
+        assert_serves_predictions(estimator, to_onnx(estimator, X), X_test)
+
+
+def test_hashed_integer_columns_hash_as_in_training(data):
+    X, Y, _, _, X_test = data
+    rng = np.random.default_rng(0)
+    X = X.assign(user=rng.integers(-100, 10**9, len(X)), shop=X["shop"].astype(int))
+    X_test = X_test.assign(user=rng.integers(-100, 10**9, len(X_test)),
+                           shop=X_test["shop"].astype(float).fillna(-1).astype(int))
+    for dtype in (np.int64, np.int32):
+        X, X_test = X.astype({"user": dtype}), X_test.astype({"user": dtype})
+        estimator = skmtl.MMOEClassifier(
+            max_epochs=1, categorical_features=["color", "shop", "user"],
+            hash_buckets={"user": 50, "shop": 7}, random_state=0).fit(X, Y)
+        model = to_onnx(estimator, X)
+        assert_serves_predictions(estimator, model, X_test)
+
+
+def test_string_hashing_cannot_be_exported_yet(data):
+    X, Y, _, _, _ = data
+    estimator = skmtl.MMOEClassifier(max_epochs=1, hash_buckets={"color": 16}).fit(X, Y)
+    with pytest.raises(NotImplementedError, match="'color' is hashed .* string values"):
+        to_onnx(estimator, X)
+
+
+def test_arrays_multiclass_string_classes_and_one_task(data):
+    X, Y, _, _, X_test = data
+    numeric = X[["num_a", "num_b"]].to_numpy()
+    classes = np.array(["low", "mid", "high"])[np.digitize(X["num_a"], [-0.5, 0.5])]
+    estimator = skmtl.MMOEClassifier(max_epochs=2, random_state=0).fit(numeric, classes)
+    model = to_onnx(estimator, numeric)
+    assert [i.name for i in model.graph.input] == ["x0", "x1"]
+    assert [o.name for o in model.graph.output] == ["label_task_0", "proba_task_0",
+                                                    "gate_weights"]
+    assert_serves_predictions(estimator, model, X_test[["num_a", "num_b"]].to_numpy())
+
+    regressor = skmtl.PLERegressor(max_epochs=1, random_state=0).fit(X, X["num_b"])
+    assert_serves_predictions(regressor, to_onnx(regressor, X), X_test)
+
+
+def test_numeric_and_given_categories(data):
+    X, Y, _, _, X_test = data
+    # a float column as categorical, a vocabulary given up front
+    X = X.assign(code=np.round(X["num_a"], 1), whole=np.floor(X["num_b"] / 10))
+    X_test = X_test.assign(code=np.round(X_test["num_a"], 1), whole=np.floor(
+        X_test["num_b"] / 10))
+    X_test.loc[:4, ["code", "whole"]] = np.nan
+    X_test.loc[5:9, "whole"] = 0.5
+    estimator = skmtl.OMOEClassifier(
+        max_epochs=1, categorical_features=["color", "shop", "code", "whole"],
+        categories={"color": ["red", "green"]}, random_state=0).fit(X, Y)
+    assert_serves_predictions(estimator, to_onnx(estimator, X), X_test)
+
+
+def test_save_onnx_writes_a_model_a_fresh_session_runs(data, tmp_path):
+    X, Y, _, _, X_test = data
+    estimator = skmtl.SharedBottomClassifier(max_epochs=1, random_state=0).fit(X, Y)
+    path = tmp_path / "model.onnx"
+    save_onnx(estimator, path, X)
+    served = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    proba = served.run(["proba_t2"], onnx_inputs(served, X_test))[0]
+    np.testing.assert_allclose(proba, estimator.predict_proba(X_test)[1], atol=TOLERANCE)
+
+
+def test_bad_export_requests_are_clear_errors(data):
+    X, Y, _, _, _ = data
+    with pytest.raises(NotFittedError):
+        to_onnx(skmtl.MMOEClassifier(), X)
+    with pytest.raises(TypeError, match="exports a skmtl estimator"):
+        to_onnx(LogisticRegression().fit(X[["num_a"]], Y["t1"]), X[["num_a"]])
+    estimator = skmtl.SharedBottomClassifier(max_epochs=1).fit(X, Y)
+    with pytest.raises(ValueError, match="Missing: \\['num_b'\\]"):
+        to_onnx(estimator, X.drop(columns="num_b").assign(other=1.0))
+    with pytest.raises(ValueError, match="X has 3 features"):
+        to_onnx(estimator, X.drop(columns="num_b"))
+    with pytest.raises(ValueError, match="must be a DataFrame"):
+        to_onnx(estimator, X.to_numpy())
+    with pytest.raises(ValueError, match="target_opset must be at least 18"):
+        to_onnx(estimator, X, target_opset=13)
+    with pytest.raises(TypeError, match="'color' of X_sample holds numbers"):
+        to_onnx(estimator, X.assign(color=1))
+    model = to_onnx(estimator, X)
+    with pytest.raises(ValueError, match="differ from the model's inputs"):
+        onnx_inputs(model, X.rename(columns={"num_a": "A"}))
+    numeric_shop = X.assign(shop=X["shop"].astype(int))  # an int64 input
+    model = to_onnx(skmtl.SharedBottomClassifier(max_epochs=1).fit(numeric_shop, Y),
+                    numeric_shop)
+    with pytest.raises(ValueError, match="'shop' has missing values"):
+        onnx_inputs(model, numeric_shop.assign(shop=np.nan))
+
+
+def test_pipeline_with_column_transformer_converts_through_skl2onnx(data):
+    skl2onnx = pytest.importorskip("skl2onnx")  # part of the onnx extra: installed in CI
+    X, Y, funnel, targets, X_test = data
+    X, X_test = X.astype({"shop": int}), X_test.assign(shop=X_test["shop"].astype(float).fillna(
+        -1).astype(int)).assign(color=X_test["color"].fillna("purple"))
+    skmtl.onnx.register()
+    for model, y in [(skmtl.MMOEClassifier(max_epochs=1, categorical_features=[0, 1]), Y),
+                     (skmtl.ESMMClassifier(max_epochs=1, categorical_features=[0, 1]), funnel),
+                     (skmtl.PLERegressor(max_epochs=1, categorical_features=[0, 1]), targets)]:
+        columns = ColumnTransformer([
+            ("codes", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+             ["color", "shop"]),
+            ("scaled", StandardScaler(), ["num_a", "num_b"])])
+        pipeline = Pipeline([("columns", columns), ("model", model)]).fit(X, y)
+        converted = skl2onnx.to_onnx(pipeline, X.head())
+        feed = {name: X_test[[name]].to_numpy() for name in X_test.columns}
+        served = session(converted)
+        outputs = dict(zip([o.name for o in served.get_outputs()], served.run(None, feed)))
+        if hasattr(pipeline, "predict_proba"):
+            for task, proba in zip(model.task_names_, pipeline.predict_proba(X_test)):
+                # skl2onnx's StandardScaler computes in float32
+                np.testing.assert_allclose(outputs[f"proba_{task}"], proba, atol=1e-5)
+        else:
+            predictions = pipeline.predict(X_test)
+            for t, task in enumerate(model.task_names_):
+                np.testing.assert_allclose(outputs[f"prediction_{task}"][:, 0],
+                                           predictions[:, t], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_census_and_coat_test_rows():
+    census = fetch_census_income(subset="test", download_if_missing=False)
+    X, Y = census.data.iloc[:6000], census.target.iloc[:6000]
+    X_test = census.data.iloc[-500:].copy()
+    X_test["education"] = X_test["education"].cat.add_categories(["not in training"])
+    X_test.iloc[:20, X_test.columns.get_loc("education")] = "not in training"
+    X_test.iloc[20:40, X_test.columns.get_loc("race")] = np.nan
+    estimator = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(X, Y)
+    assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X_test)
+
+    coat = fetch_coat(download_if_missing=False)
+    X_test = coat.test_data.copy()
+    X_test["item_id"] = X_test["item_id"].cat.add_categories([100_000])
+    X_test.iloc[:20, X_test.columns.get_loc("item_id")] = 100_000
+    X_test.iloc[20:40, X_test.columns.get_loc("user_location")] = np.nan
+    esmm = skmtl.ESMMClassifier(max_epochs=1, random_state=0)
+    esmm.fit(coat.data, coat.target[["click", "conversion"]])
+    assert_serves_predictions(esmm, to_onnx(esmm, coat.data.head()), X_test)
