@@ -39,10 +39,6 @@ __all__ = ["onnx_inputs", "register", "save_onnx", "to_onnx"]
 # BitwiseXor, new in 18).
 MIN_OPSET = 18
 _ML_DOMAIN = "ai.onnx.ml"
-# np.interp's search of a value's segment is a count of the knots below it:
-# over every knot up to this many per column, else in two levels (a count of
-# blocks of knots, then of the knots in the block).
-_SINGLE_LEVEL_KNOTS = 64
 # pandas' hash_array finishes every 64-bit value with these shifts and
 # multipliers (the finaliser of splitmix64).
 _HASH_MIX = ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB), (31, None))
@@ -134,20 +130,27 @@ def onnx_inputs(model, X):
         if differ:
             raise ValueError(f"The columns of X differ from the model's inputs (column, input): "
                              f"{differ}.")
-    inputs = {}
-    for j, (name, dtype) in enumerate(specs):
-        values = column(X, j)
-        if dtype.kind == "O":
-            values = np.array(values, dtype=object)
-            values[pd.isna(values)] = ""
-        else:
-            values = pd.Series(values)
-            if values.isna().any() and dtype.kind != "f":
-                raise ValueError(f"Column {name!r} has missing values, which its {dtype} "
-                                 "input cannot hold.")
-            values = values.to_numpy(dtype=dtype)
-        inputs[name] = values.reshape(-1, 1)
-    return inputs
+    columns = X.items() if isinstance(X, pd.DataFrame) else enumerate(X.T)
+    return {name: _input_values(values, name, dtype).reshape(-1, 1)
+            for (name, dtype), (_, values) in zip(specs, columns)}
+
+
+def _input_values(values, name, dtype):
+    """One column's values as the 1-D array its input of ``dtype`` takes."""
+    if dtype.kind == "O":
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            # the categories once, then the codes: far faster than value by value
+            categories = np.append(np.asarray(values.cat.categories, dtype=object), "")
+            return categories.take(values.cat.codes.to_numpy(), mode="wrap")
+        values = np.array(values, dtype=object)
+        values[pd.isna(values)] = ""
+        return values
+    values = pd.Series(values) if not isinstance(values, pd.Series) else values
+    if dtype.kind != "f" and values.hasnans:
+        raise ValueError(f"Column {name!r} has missing values, which its {dtype} input "
+                         "cannot hold.")
+    return values.to_numpy(dtype=dtype, na_value=np.nan) if dtype.kind == "f" else \
+        values.to_numpy(dtype=dtype)
 
 
 def register():
@@ -344,7 +347,36 @@ class _ServedNetwork(torch.nn.Module):
         model = program.model_proto
         if len(model.functions):
             model = onnx.inliner.inline_local_functions(model)
+        _exact_sigmoids(model.graph)
         return model
+
+
+def _exact_sigmoids(graph):
+    """Write every ``Sigmoid`` as ``1 / (1 + exp(-x))``.
+
+    onnxruntime's Sigmoid is exact to about 1e-7 in absolute terms but not
+    in relative ones (off by several times its value below 1e-8): AITM's
+    conditional probabilities, ratios of two sigmoids, then differed from
+    torch's by 1e-5. Its Exp is exact to float32 precision, as torch's
+    sigmoid is.
+    """
+    one = "skmtl_sigmoid_one"
+    nodes = []
+    for node in graph.node:
+        if node.op_type != "Sigmoid" or node.domain not in ("", "ai.onnx"):
+            nodes.append(node)
+            continue
+        (x,), (y,) = node.input, node.output
+        nodes += [helper.make_node("Neg", [x], [f"{y}_negated"], name=f"{y}_neg"),
+                  helper.make_node("Exp", [f"{y}_negated"], [f"{y}_exp"], name=f"{y}_exp"),
+                  helper.make_node("Add", [f"{y}_exp", one], [f"{y}_denominator"],
+                                   name=f"{y}_add"),
+                  helper.make_node("Reciprocal", [f"{y}_denominator"], [y],
+                                   name=f"{y}_reciprocal")]
+    if len(nodes) != len(graph.node):
+        graph.initializer.append(numpy_helper.from_array(np.array(1.0, np.float32), one))
+        del graph.node[:]
+        graph.node.extend(nodes)
 
 
 @contextlib.contextmanager
@@ -460,53 +492,79 @@ def _numeric_inputs(graph, encoder, columns):
 def _interpolated(graph, x, knots, levels):
     """``np.interp(x[:, i], knots[i], levels[i])`` for every column ``i`` of ``(n, F)`` ``x``.
 
-    The segment ``k`` of a value is the number of knots after the first at
-    or below it (capped at the last segment); then the value, clipped to
-    the knots' range, gives ``levels[k] + slope[k] * (x - knots[k])`` as
-    NumPy computes it. Padding knots are infinite and never counted.
+    A value's segment ``k`` (the number of inner knots at or below it) comes
+    from a tree ensemble with one binary search tree per column; then the
+    value, clipped to the knots' range, gives ``levels[k] + slope[k] * (x -
+    knots[k])``, as NumPy computes it.
     """
-    n_knots = [len(k) for k in knots]
-    single_level = max(n_knots) <= _SINGLE_LEVEL_KNOTS
-    block = int(np.ceil(np.sqrt(max(n_knots))))
-    width = max(n_knots) if single_level else block * int(np.ceil(max(n_knots) / block))
-    table = np.full((len(knots), width), np.inf)
-    table_levels = np.zeros((len(knots), width))
-    slopes = np.zeros((len(knots), width))
-    for i, (k, v) in enumerate(zip(knots, levels)):
-        table[i, :len(k)], table_levels[i, :len(v)] = k, v
-        slopes[i, :len(k) - 1] = np.diff(v) / np.diff(k)
-    offsets = graph.constant(np.arange(len(knots), dtype=np.int64) * width)
-    expanded = graph.node("Unsqueeze", [x, graph.constant(np.array([2], np.int64))])
-
-    def count_at_or_below(bounds):  # (n, F): the bounds at or below each value
-        at_or_below = graph.node("Cast", [graph.node("GreaterOrEqual", [expanded, bounds])],
-                                 to=TensorProto.INT64)
-        return graph.node("ReduceSum", [at_or_below, graph.constant(np.array([2], np.int64))],
-                          keepdims=0)
-
-    flat_table = graph.constant(table.ravel())
-    if single_level:
-        segment = count_at_or_below(graph.constant(table[None, :, 1:]))
-    else:
-        blocks = count_at_or_below(graph.constant(table[None, :, block::block]))
-        first = graph.node("Mul", [blocks, graph.constant(np.int64(block))])
-        inside = graph.node("Add", [graph.node("Unsqueeze", [
-            graph.node("Add", [first, offsets]), graph.constant(np.array([2], np.int64))]),
-            graph.constant(np.arange(1, block, dtype=np.int64))])
-        segment = graph.node("Add", [first, count_at_or_below(
-            graph.node("Gather", [flat_table, inside]))])
-    last_segment = np.maximum(np.array(n_knots) - 2, 0).astype(np.int64)
-    index = graph.node("Add", [graph.node("Min", [segment, graph.constant(last_segment)]),
-                               offsets])
-    low = np.array([k[0] for k in knots])
-    high = np.array([k[-1] for k in knots])
-    clipped = graph.node("Max", [graph.node("Min", [x, graph.constant(high)]),
-                                 graph.constant(low)])
-    start = graph.node("Gather", [flat_table, index])
-    slope = graph.node("Gather", [graph.constant(slopes.ravel()), index])
-    level = graph.node("Gather", [graph.constant(table_levels.ravel()), index])
+    segment = graph.node("Cast", [_segments(graph, x, knots)], to=TensorProto.INT64)
+    # segment k of column i is row starts[i] + k of the flat tables
+    n_segments = [max(len(k) - 1, 1) for k in knots]
+    starts = np.concatenate([[0], np.cumsum(n_segments)[:-1]]).astype(np.int64)
+    index = graph.node("Add", [segment, graph.constant(starts)])
+    tables = [np.concatenate([k[:n] for k, n in zip(knots, n_segments)]),
+              np.concatenate([v[:n] for v, n in zip(levels, n_segments)]),
+              np.concatenate([np.diff(v) / np.diff(k) if len(k) > 1 else np.zeros(1)
+                              for k, v in zip(knots, levels)])]
+    start, level, slope = (graph.node("Gather", [graph.constant(table), index])
+                           for table in tables)
+    clipped = graph.node("Max", [
+        graph.node("Min", [x, graph.constant(np.array([k[-1] for k in knots]))]),
+        graph.constant(np.array([k[0] for k in knots]))])
     return graph.node("Add", [graph.node("Mul", [
         slope, graph.node("Sub", [clipped, start])]), level])
+
+
+def _segments(graph, x, knots):
+    """``(n, F)`` float: per column, how many of its inner knots are at or below the value.
+
+    ``TreeEnsembleRegressor`` with one balanced tree per column over its
+    inner knots (double thresholds): a binary search per value, not a
+    comparison with every knot.
+    """
+    attributes = {name: [] for name in (
+        "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes", "nodes_values",
+        "nodes_truenodeids", "nodes_falsenodeids", "target_treeids", "target_nodeids",
+        "target_ids", "target_weights")}
+    for tree, column_knots in enumerate(knots):  # tree i reads and writes column i
+        for node, (mode, threshold, true_node, false_node) in enumerate(
+                _search_tree(column_knots[1:-1])):
+            for name, value in (("treeids", tree), ("nodeids", node), ("featureids", tree),
+                                ("modes", mode), ("values", threshold),
+                                ("truenodeids", true_node), ("falsenodeids", false_node)):
+                attributes[f"nodes_{name}"].append(value)
+            if mode == "LEAF":
+                for name, value in (("treeids", tree), ("nodeids", node), ("ids", tree),
+                                    ("weights", threshold)):
+                    attributes[f"target_{name}"].append(value)
+    thresholds = np.array(attributes.pop("nodes_values"), dtype=np.float64)
+    graph.ml_opset = max(graph.ml_opset, 3)
+    return graph.node("TreeEnsembleRegressor", [x], domain=_ML_DOMAIN, n_targets=len(knots),
+                      aggregate_function="SUM", post_transform="NONE",
+                      nodes_values_as_tensor=numpy_helper.from_array(thresholds), **attributes)
+
+
+def _search_tree(thresholds):
+    """A balanced binary search tree counting the sorted ``thresholds`` at or below a value.
+
+    Nodes ``(mode, threshold or count, true node, false node)`` in
+    depth-first order, the root first; a leaf holds the count.
+    """
+    nodes = []
+
+    def grow(low, high):  # the values with low..high thresholds at or below them
+        node = len(nodes)
+        if low == high:
+            nodes.append(("LEAF", float(low), 0, 0))
+            return node
+        middle = (low + high + 1) // 2
+        nodes.append(None)
+        below = grow(low, middle - 1)
+        nodes[node] = ("BRANCH_GTE", float(thresholds[middle - 1]), grow(middle, high), below)
+        return node
+
+    grow(0, len(thresholds))
+    return nodes
 
 
 def _column_type(values, name, hashed=False):
@@ -636,7 +694,7 @@ class _Graph:
             del copied.input[:], copied.output[:]
             copied.input.extend(renamed[i] for i in node.input)
             copied.output.extend(renamed[o] for o in node.output)
-            copied.name = f"{prefix}/{node.name}"
+            copied.name = f"{prefix}/{node.name or self._name(node.op_type)}"
             self.nodes.append(copied)
         return [renamed[o.name] for o in graph.output]
 

@@ -433,3 +433,26 @@ def test_scale_out_ddp_on_tiny_data(capsys):
     assert [row["run"] for row in rows] == ["1 process, 2 threads", "1 process, 1 thread",
                                             "2 processes (gloo), 1 thread each"]
     assert all(0.5 < float(row["AUC never_married"]) <= 1.0 for row in rows)
+
+
+# -- ONNX serving (benchmarks/serving.py) ---------------------------------------------
+
+def test_serving_on_tiny_data(capsys):
+    from benchmarks import serving
+
+    assert serving.main(["--census-rows", "2000", "--coat-rows", "3000", "--rows", "3000",
+                         "--repeats", "2", "--estimators", "PLEClassifier", "AITMClassifier",
+                         "SharedBottomRegressor"]) == 0
+    markdown = capsys.readouterr().out
+    assert "python -m benchmarks.serving --census-rows 2000" in markdown
+    fidelity = [line for line in markdown.splitlines() if line.startswith(
+        ("| PLEClassifier", "| AITMClassifier", "| SharedBottomRegressor"))]
+    assert len(fidelity) == 3
+    for line in fidelity:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        differences = [float(cell.split()[0]) for cell in cells[3:7] if cell != "–"]
+        assert differences and max(differences) < 1e-4, line
+        assert cells[7] in ("yes", "–")
+    for title in ("MMOEClassifier() on Census-Income", "ESMMClassifier() on Coat"):
+        assert f"### Latency and throughput: {title}" in markdown
+    assert markdown.count("| throughput, 3,000 rows |") == 2

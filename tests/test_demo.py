@@ -26,8 +26,9 @@ def test_demo_on_real_data(one_epoch, tmp_path, capsys):
     for name in ("MMOEClassifier()", "PLEClassifier()", "OMOEClassifier()",
                  "SharedBottomClassifier()", "AITMClassifier, all impressions"):
         assert name in out
+    assert "Serving: MMOEClassifier() exported to ONNX" in out
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
-        "mmoe_income_50k.png", "mmoe_never_married.png", "esmm_conversion.png"}
+        "mmoe_income_50k.png", "mmoe_never_married.png", "esmm_conversion.png", "mmoe.onnx"}
 
 
 def test_demo_falls_back_to_synthetic_data(one_epoch, tmp_path):
@@ -45,3 +46,4 @@ def test_demo_falls_back_to_synthetic_data(one_epoch, tmp_path):
     for row in results["family"]:
         assert 0.5 < row["task_0 AUC"] <= 1.0 and row["epochs"] == 1
     assert len(results["esmm"]) == 3 and len(results["plots"]) == 3
+    assert results["serving"]["max difference"] < 1e-5

@@ -47,3 +47,20 @@ def test_scaling_out_torchrun_example_runs(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "esmm_ddp.skmtl").exists()
     assert len(result.stdout.strip().splitlines()) == 1  # only rank 0 prints
+
+
+SERVING = _examples("serving.md")
+
+
+def test_serving_examples_run_in_order(tmp_path, monkeypatch, capsys):
+    assert len(SERVING) == 3
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "docs_example"}
+    for code in SERVING:  # each example goes on from the ones before
+        exec(compile(code, "docs/serving.md", "exec"), namespace)
+    printed = capsys.readouterr().out.splitlines()
+    assert float(printed[0]) < 1e-5
+    assert printed[1].startswith("input  num_0 tensor(double)")
+    assert printed[-1] == str(["label_click", "label_conversion", "proba_click",
+                               "proba_conversion", "gate_weights"])
+    assert (tmp_path / "esmm.onnx").exists()
