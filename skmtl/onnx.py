@@ -167,14 +167,14 @@ def register():
     """
     from skl2onnx import update_registered_converter
 
-    from . import (AITMClassifier, ESMMClassifier, MMOEClassifier, MMOERegressor,
-                   OMOEClassifier, OMOERegressor, PLEClassifier, PLERegressor,
-                   SharedBottomClassifier, SharedBottomRegressor)
-    for estimator_class in (AITMClassifier, ESMMClassifier, MMOEClassifier, MMOERegressor,
-                            OMOEClassifier, OMOERegressor, PLEClassifier, PLERegressor,
-                            SharedBottomClassifier, SharedBottomRegressor):
-        update_registered_converter(estimator_class, f"Skmtl{estimator_class.__name__}",
-                                    _skl2onnx_shapes, _skl2onnx_convert, parser=_skl2onnx_parse)
+    import skmtl
+
+    for name in skmtl.__all__:
+        estimator_class = getattr(skmtl, name)
+        if isinstance(estimator_class, type) and issubclass(estimator_class,
+                                                            MultiTaskEstimatorBase):
+            update_registered_converter(estimator_class, f"Skmtl{name}", _skl2onnx_shapes,
+                                        _skl2onnx_convert, parser=_skl2onnx_parse)
 
 
 # -- the whole model ---------------------------------------------------------------
@@ -260,9 +260,9 @@ def _served_outputs(graph, estimator, network, tensors):
         for task, classes in zip(estimator.task_names_, estimator._classes_list()):
             proba = by_name[f"proba_{task}"]
             index = graph.node("ArgMax", [proba], axis=1, keepdims=0)
-            labels = graph.constant(_label_array(classes))
-            graph.output(graph.node("Gather", [labels, index], output=f"label_{task}"),
-                         _onnx_type(_label_array(classes).dtype), [None])
+            labels = _label_array(classes)
+            graph.output(graph.node("Gather", [graph.constant(labels), index],
+                                    output=f"label_{task}"), _onnx_type(labels.dtype), [None])
     for name, tensor in by_name.items():
         graph.output(graph.node("Identity", [tensor], output=name), TensorProto.FLOAT,
                      [None] + network.output_shapes[name])
@@ -288,8 +288,8 @@ class _ServedNetwork(torch.nn.Module):
     def __init__(self, estimator):
         super().__init__()
         module = estimator.net_.module_
-        self.module = copy.deepcopy(module).cpu().eval() if estimator.net_.device != "cpu" \
-            else module.eval()
+        on_cpu = torch.device(estimator.net_.device).type == "cpu"
+        self.module = (module if on_cpu else copy.deepcopy(module).cpu()).eval()
         encoder = estimator._encoder
         self.n_categorical = len(encoder.categorical_indices_)
         self.n_numeric = len(encoder.numeric_indices_)
@@ -303,10 +303,9 @@ class _ServedNetwork(torch.nn.Module):
         names = (["standardised"] if self.regression else [f"proba_{t}" for t in tasks])
         if self.funnel:
             names += [f"conditional_proba_{t}" for t in tasks]
-        n_gate_outputs = len(outputs) - len(names)
-        if self.gates:
-            names += (["gate_weights"] if not estimator._GATE_WEIGHTS_PER_LEVEL
-                      else [f"gate_weights_{level}" for level in range(n_gate_outputs)])
+        if self.gates:  # the rest: one output, or one per level
+            names += (["gate_weights"] if not estimator._GATE_WEIGHTS_PER_LEVEL else
+                      [f"gate_weights_{level}" for level in range(len(outputs) - len(names))])
         self.output_names = names
         self.output_shapes = {name: list(o.shape[1:]) for name, o in zip(names, outputs)}
 
@@ -750,6 +749,10 @@ def _skl2onnx_convert(scope, operator, container):
         sources.append((variable.full_name, guess_proto_type(variable.type), shape[1]))
     model = _estimator_model(operator.raw_operator, sources, container.target_opset)
     graph = model.graph
+    declared = [variable.raw_name for variable in operator.outputs]
+    if [output.name for output in graph.output] != declared:  # _output_types went astray
+        raise RuntimeError(f"skmtl's converter built the outputs "
+                           f"{[output.name for output in graph.output]}, not {declared}.")
     ml_opset = {o.domain: o.version for o in model.opset_import}.get(_ML_DOMAIN)
     renamed = {i.name: v.full_name for i, v in zip(graph.input, operator.inputs)}
     renamed.update({o.name: v.full_name for o, v in zip(graph.output, operator.outputs)})
