@@ -178,6 +178,11 @@ def _esmm_on_coat(load, random_state, print_fn):
     curves = [_curves("esmm_conversion", "ESMM — p(conversion | click)", esmm, "conversion",
                       y_test, {"ESMM": esmm_cvr, "AITM": aitm_cvr,
                                "clicked rows only": naive_cvr})]
+    # calibration of pCVR where every item was exposed at random
+    curves[0]["calibration"] = (X_test, y_test, [
+        (esmm, dict(task="conversion", conditional=True)),
+        (aitm, dict(task="conversion", conditional=True)),
+        (naive, {})])
     return rows, curves
 
 
@@ -230,11 +235,7 @@ def _timed_fit(model, X, Y):
 
 
 def _curves(filename, title, model, task, y_true, scores):
-    history = model.history_
-    learning = {key: history[:, key] for key in (f"train_loss_{task}", f"valid_loss_{task}",
-                                                  f"valid_auc_{task}")
-                if key in history[-1]}
-    return {"filename": filename, "title": title, "learning": learning,
+    return {"filename": filename, "title": title, "model": model, "task": task,
             "roc": {name: roc_curve(y_true, s)[:2] + (roc_auc_score(y_true, s),)
                     for name, s in scores.items()}}
 
@@ -258,42 +259,39 @@ def _save_plots(output_dir, curves, print_fn):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.ticker import MaxNLocator
+
+        from .plotting import HistoryDisplay, TaskCalibrationDisplay
     except ImportError:
         print_fn("\nmatplotlib is not installed: no plots (pip install 'skmtl[plot]').")
         return []
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for curve in curves:
-        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-        epochs = np.arange(1, len(next(iter(curve["learning"].values()))) + 1)
-        for key, values in curve["learning"].items():
-            if "auc" not in key:
-                left.plot(epochs, values, marker="o", label=key)
-        left.set(xlabel="epoch", ylabel="log loss", title="Learning curve")
-        left.xaxis.set_major_locator(MaxNLocator(integer=True))
-        handles, labels = left.get_legend_handles_labels()
-        auc_key = next((k for k in curve["learning"] if "auc" in k), None)
-        if auc_key is not None:
-            twin = left.twinx()
-            twin.plot(epochs, curve["learning"][auc_key], color="gray", linestyle="--",
-                      label=auc_key)
-            twin.set_ylabel("validation AUC")
-            more_handles, more_labels = twin.get_legend_handles_labels()
-            handles, labels = handles + more_handles, labels + more_labels
-        left.legend(handles, labels, loc="center right", fontsize="small")
+        calibration = curve.get("calibration")
+        fig, axes = plt.subplots(1, 3 if calibration else 2,
+                                 figsize=(16 if calibration else 11, 4.2))
+        HistoryDisplay.from_estimator(curve["model"], tasks=[curve["task"]], ax=axes[0])
+        axes[0].set_title("Learning curve")
         for name, (fpr, tpr, auc) in curve["roc"].items():
-            right.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
-        right.plot([0, 1], [0, 1], color="lightgray", linestyle=":")
-        right.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
-        right.legend(loc="lower right")
+            axes[1].plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
+        axes[1].plot([0, 1], [0, 1], color="lightgray", linestyle=":")
+        axes[1].set(xlabel="false positive rate", ylabel="true positive rate",
+                    title="ROC (test)")
+        axes[1].legend(loc="lower right")
+        if calibration:
+            X_test, y_test, models = calibration
+            for model, options in models:
+                TaskCalibrationDisplay.from_estimator(model, X_test, y_test, strategy="quantile",
+                                                      n_bins=5, ax=axes[2], **options)
+            axes[2].set_title("Calibration (test)")
         fig.suptitle(curve["title"])
         fig.tight_layout()
         path = output_dir / f"{curve['filename']}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
         paths.append(path)
-    print_fn(f"\nPlots (learning curve and ROC curve per task) saved in {output_dir}:")
+    print_fn(f"\nPlots (learning curve and ROC curve per task, calibration of pCVR) saved in "
+             f"{output_dir}:")
     for path in paths:
         print_fn(f"  {path.name}")
     return paths

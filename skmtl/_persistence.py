@@ -102,6 +102,21 @@ def load(path, device=None):
     ValueError
         If the file is not a skmtl model, is truncated or tampered with, or
         was written by an incompatible version.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import skmtl
+    >>> from skmtl.datasets import make_multitask
+    >>> data = make_multitask(1000, random_state=0)
+    >>> model = skmtl.MMOEClassifier(max_epochs=2, random_state=0).fit(data.data, data.target)
+    >>> path = os.path.join(tempfile.mkdtemp(), "mmoe.skmtl")
+    >>> model.save(path)
+    >>> loaded = skmtl.load(path)
+    >>> all(np.array_equal(a, b) for a, b in zip(loaded.predict_proba(data.data),
+    ...                                          model.predict_proba(data.data)))
+    True
     """
     path = os.fspath(path)
     try:

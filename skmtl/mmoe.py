@@ -199,4 +199,13 @@ class OMOERegressor(MultiTaskRegressorBase, _OMoE):
     Attributes
     ----------
 {attributes}
+
+    Examples
+    --------
+    >>> from skmtl import OMOERegressor
+    >>> from skmtl.datasets import make_multitask
+    >>> data = make_multitask(1000, random_state=0)
+    >>> model = OMOERegressor(max_epochs=3, random_state=0).fit(data.data, data.target_scores)
+    >>> model.predict(data.data).shape, model.gate_weights(data.data).shape
+    ((1000, 2), (1000, 1, 4))
     """

@@ -80,6 +80,23 @@ def to_onnx(estimator, X_sample, *, target_opset=None):
     NotImplementedError
         For a column hashed from strings or floats (``hash_buckets``):
         ONNX has no operator to reproduce pandas' hash of them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import onnxruntime
+    >>> from skmtl import ESMMClassifier
+    >>> from skmtl.datasets import make_entire_space
+    >>> from skmtl.onnx import onnx_inputs, to_onnx
+    >>> data = make_entire_space(2000, random_state=0)
+    >>> model = ESMMClassifier(max_epochs=2, random_state=0).fit(data.data, data.target)
+    >>> exported = to_onnx(model, data.data.head())
+    >>> [i.name for i in exported.graph.input][:3], exported.graph.output[2].name
+    (['num_0', 'num_1', 'num_2'], 'proba_click')
+    >>> session = onnxruntime.InferenceSession(exported.SerializeToString())
+    >>> proba_click = session.run(["proba_click"], onnx_inputs(session, data.data))[0]
+    >>> bool(np.abs(proba_click - model.predict_proba(data.data)[0]).max() < 1e-5)
+    True
     """
     _check_exportable(estimator)
     X = check_features(X_sample, type(estimator).__name__)

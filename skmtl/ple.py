@@ -117,4 +117,15 @@ class PLERegressor(MultiTaskRegressorBase, _PLE):
     Attributes
     ----------
 {attributes}
+
+    Examples
+    --------
+    >>> from skmtl import PLERegressor
+    >>> from skmtl.datasets import make_multitask
+    >>> data = make_multitask(1000, random_state=0)
+    >>> model = PLERegressor(n_levels=1, max_epochs=30, random_state=0)
+    >>> model.fit(data.data, data.target_scores).predict(data.data).shape
+    (1000, 2)
+    >>> bool(model.score(data.data, data.target_scores) > 0.5)  # R² averaged over the tasks
+    True
     """

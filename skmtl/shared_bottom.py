@@ -85,4 +85,13 @@ class SharedBottomRegressor(MultiTaskRegressorBase, _SharedBottom):
     Attributes
     ----------
 {attributes}
+
+    Examples
+    --------
+    >>> from skmtl import SharedBottomRegressor
+    >>> from skmtl.datasets import make_multitask
+    >>> data = make_multitask(1000, random_state=0)
+    >>> model = SharedBottomRegressor(max_epochs=3, random_state=0)
+    >>> model.fit(data.data, data.target_scores["task_0"]).predict(data.data).shape  # 1-D
+    (1000,)
     """

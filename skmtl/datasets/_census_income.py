@@ -232,8 +232,8 @@ def fetch_census_income(
     Examples
     --------
     >>> from skmtl.datasets import fetch_census_income
-    >>> census = fetch_census_income(subset="test")  # doctest: +SKIP
-    >>> census.data.shape, census.target_names  # doctest: +SKIP
+    >>> census = fetch_census_income(subset="test")
+    >>> census.data.shape, census.target_names
     ((99762, 39), ['income_50k', 'never_married'])
     """
     if subset == "all":

@@ -162,8 +162,8 @@ def fetch_coat(*, data_home=None, download_if_missing=True):
     Examples
     --------
     >>> from skmtl.datasets import fetch_coat
-    >>> coat = fetch_coat()  # doctest: +SKIP
-    >>> coat.data.shape, coat.target.mean().round(3).tolist()  # doctest: +SKIP
+    >>> coat = fetch_coat()
+    >>> coat.data.shape, coat.target.mean().round(3).tolist()
     ((87000, 10), [0.08, 0.022])
     """
     folder = Path(get_data_home(data_home)) / _FOLDER

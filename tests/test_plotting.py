@@ -1,0 +1,134 @@
+"""skmtl.plotting: the displays draw what the estimators computed."""
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.calibration import calibration_curve
+
+import skmtl
+from skmtl.plotting import GateWeightsDisplay, HistoryDisplay, TaskCalibrationDisplay
+
+from conftest import make_tasks
+
+matplotlib.use("Agg")
+plt = pytest.importorskip("matplotlib.pyplot")
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, Y, funnel = make_tasks(1500, seed=0)
+    return X, Y, funnel
+
+
+def test_history_display_draws_each_tasks_losses_and_scores(data):
+    X, Y, _ = data
+    model = skmtl.MMOEClassifier(max_epochs=3, early_stopping=True, random_state=0).fit(X, Y)
+    display = HistoryDisplay.from_estimator(model)
+    labels = [line.get_label() for line in display.lines_]
+    assert labels == ["train t1", "valid t1", "train t2", "valid t2", "AUC t1", "AUC t2"]
+    np.testing.assert_array_equal(display.lines_[1].get_ydata(),
+                                  model.history_[:, "valid_loss_t1"])
+    np.testing.assert_array_equal(display.lines_[5].get_ydata(),
+                                  model.history_[:, "valid_auc_t2"])
+    assert display.score_ax_.get_ylabel() == "validation ROC AUC"
+
+    _, ax = plt.subplots()
+    only = HistoryDisplay.from_estimator(model, tasks=["t2"], scores=False, ax=ax)
+    assert only.ax_ is ax and only.score_ax_ is None
+    assert [line.get_label() for line in only.lines_] == ["train t2", "valid t2"]
+    with pytest.raises(ValueError, match=r"tasks \['t3'\]"):
+        HistoryDisplay.from_estimator(model, tasks=["t3"])
+
+
+def test_history_display_of_a_regressor_without_validation(data):
+    X, _, _ = data
+    model = skmtl.PLERegressor(max_epochs=2, early_stopping=False, random_state=0)
+    model.fit(X, X[["num_a", "num_b"]] * 2)
+    display = HistoryDisplay.from_estimator(model)
+    assert [line.get_label() for line in display.lines_] == ["train num_a", "train num_b"]
+
+    validated = skmtl.PLERegressor(max_epochs=2, early_stopping=True, random_state=0)
+    validated.fit(X, X[["num_a", "num_b"]] * 2)
+    display = HistoryDisplay.from_estimator(validated)
+    assert display.score_ax_.get_ylabel() == "validation R²"
+
+
+def test_gate_weights_display_shows_the_mean_gate_weights(data):
+    X, Y, funnel = data
+    model = skmtl.MMOEClassifier(n_experts=3, max_epochs=1, random_state=0).fit(X, Y)
+    display = GateWeightsDisplay.from_estimator(model, X)
+    np.testing.assert_allclose(display.weights, model.gate_weights(X).mean(axis=0))
+    np.testing.assert_allclose(display.weights.sum(axis=1), 1.0)
+    assert display.gate_names == ["t1", "t2"]
+    assert [t.get_text() for t in display.ax_.get_yticklabels()] == ["t1", "t2"]
+    assert display.text_[0, 2].get_text() == f"{display.weights[0, 2]:.2f}"
+    np.testing.assert_allclose(display.image_.get_array(), display.weights)
+
+    one_gate = skmtl.OMOEClassifier(n_experts=2, max_epochs=1, random_state=0).fit(X, Y)
+    assert GateWeightsDisplay.from_estimator(one_gate, X).gate_names == ["all tasks"]
+
+    ple = skmtl.PLEClassifier(n_levels=2, n_shared_experts=1, n_task_experts=2,
+                              max_epochs=1, random_state=0).fit(X, Y)
+    first = GateWeightsDisplay.from_estimator(ple, X, level=0)
+    assert first.gate_names == ["t1", "t2", "shared"]
+    assert first.expert_names == ["shared 0", "t1 0", "t1 1", "t2 0", "t2 1"]
+    np.testing.assert_allclose(first.weights, ple.gate_weights(X)[0].mean(axis=0))
+    assert GateWeightsDisplay.from_estimator(ple, X).gate_names == ["t1", "t2"]
+    with pytest.raises(ValueError, match="level must be in"):
+        GateWeightsDisplay.from_estimator(ple, X, level=2)
+    esmm = skmtl.ESMMClassifier(max_epochs=1, random_state=0).fit(X, funnel)
+    with pytest.raises(TypeError, match="has no gates"):
+        GateWeightsDisplay.from_estimator(esmm, X)
+
+
+def test_task_calibration_display_matches_calibration_curve(data):
+    X, Y, funnel = data
+    model = skmtl.MMOEClassifier(max_epochs=2, random_state=0).fit(X, Y)
+    Y_missing = Y.astype(float)
+    Y_missing.loc[:99, "t2"] = np.nan
+    display = TaskCalibrationDisplay.from_estimator(model, X, Y_missing, task="t2", n_bins=5)
+    expected = calibration_curve(Y["t2"][100:], model.predict_proba(X)[1][100:, 1], n_bins=5)
+    np.testing.assert_allclose(display.prob_true, expected[0])
+    np.testing.assert_allclose(display.prob_pred, expected[1])
+    np.testing.assert_allclose(display.line_.get_xdata(), expected[1])
+    assert display.line_.get_label() == "MMOEClassifier: t2"
+    # the same from an array of every task's labels
+    by_array = TaskCalibrationDisplay.from_estimator(model, X, Y.to_numpy(), task="t1")
+    np.testing.assert_allclose(by_array.prob_true, calibration_curve(
+        Y["t1"], model.predict_proba(X)[0][:, 1], n_bins=10)[0])
+
+    esmm = skmtl.ESMMClassifier(max_epochs=2, random_state=0).fit(X, funnel)
+    conditional = TaskCalibrationDisplay.from_estimator(
+        esmm, X, funnel["conversion"], task="conversion", conditional=True, n_bins=4,
+        ax=display.ax_)
+    expected = calibration_curve(funnel["conversion"],
+                                 esmm.predict_conditional_proba(X)[1][:, 1], n_bins=4)
+    np.testing.assert_allclose(conditional.prob_true, expected[0])
+    assert conditional.ax_ is display.ax_
+    labels = [line.get_label() for line in display.ax_.get_lines()]
+    assert labels.count("perfectly calibrated") == 1
+
+
+def test_task_calibration_display_errors(data):
+    X, Y, _ = data
+    model = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(X, Y)
+    with pytest.raises(ValueError, match="say which with task="):
+        TaskCalibrationDisplay.from_estimator(model, X, Y)
+    with pytest.raises(ValueError, match="conditional=True needs a funnel model"):
+        TaskCalibrationDisplay.from_estimator(model, X, Y, task="t1", conditional=True)
+    with pytest.raises(ValueError, match="y has no column 't1'"):
+        TaskCalibrationDisplay.from_estimator(model, X, Y.rename(columns={"t1": "a"}), task="t1")
+    multiclass = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(
+        X, pd.Series(np.digitize(X["num_a"], [-1, 1]), name="level"))
+    with pytest.raises(ValueError, match="3 classes"):
+        TaskCalibrationDisplay.from_estimator(multiclass, X, np.zeros(len(X)))
+    regressor = skmtl.SharedBottomRegressor(max_epochs=1).fit(X, X["num_a"])
+    with pytest.raises(TypeError, match="predicts no probabilities"):
+        TaskCalibrationDisplay.from_estimator(regressor, X, X["num_a"])
