@@ -151,7 +151,11 @@ default="equal"
     device : str or torch.device, default="cpu"
         Where the network is trained, e.g. ``"cuda"``.
     verbose : int, default=0
-        Print a line per epoch when positive.
+        0: print nothing (warnings still show). 1: a table with one row per
+        epoch (or ``partial_fit`` call): the loss and validation score of
+        each task, the learned task weights, the seconds. 2: also the
+        progress within each epoch, a progress bar when standard error is a
+        terminal, a line at each quarter of the epoch otherwise.
     warm_start : bool, default=False
         Keep the fitted network, encoders and targets' classes (or scaling),
         and continue training for ``max_epochs`` more epochs on the next

@@ -1,6 +1,8 @@
 """Training through skorch on tensors built once per fit."""
 
 import math
+import sys
+import time
 import warnings
 
 import numpy as np
@@ -104,6 +106,71 @@ class BatchIterator:
             stop = min(start + self.batch_size, n_samples)
             rows = slice(start, stop) if order is None else order[start:stop]
             yield self.dataset.batch(rows)
+
+
+class EpochTable(PrintLog):
+    """``verbose >= 1``: one row per epoch, as a table.
+
+    The losses and validation scores per task and the seconds the epoch
+    took; the task weights only when they are learned (under fixed weights
+    they are the same every epoch).
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        if not net.loss_weighting_.learned:
+            self.keys_ignored_ = set(self.keys_ignored_) | {
+                f"task_weight_{task}" for task in net.task_names}
+        super().on_epoch_end(net, **kwargs)
+
+
+class BatchProgress(Callback):
+    """``verbose >= 2``: progress within each epoch.
+
+    A tqdm bar on standard error when it is a terminal (skorch depends on
+    tqdm); otherwise a plain line at each quarter of the epoch's batches,
+    written where the epoch table goes.
+
+    Parameters
+    ----------
+    sink : callable, default=print
+    """
+
+    def __init__(self, sink=print):
+        self.sink = sink
+
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+        self.bar_ = None
+        if net.verbose < 2 or dataset_train is None:
+            return
+        self.total_ = max(1, math.ceil(len(dataset_train) / net.batch_size))
+        max_batches = getattr(net, "iterator_train__max_batches", None)
+        if max_batches:
+            self.total_ = min(self.total_, max_batches)
+        self.done_, self.quarter_ = 0, 1
+        self.epoch_ = len(net.history)
+        self.started_ = time.perf_counter()
+        if sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar_ = tqdm(total=self.total_, desc=f"epoch {self.epoch_}", unit="batch",
+                             leave=False, file=sys.stderr)
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if net.verbose < 2 or not training or not hasattr(self, "total_"):
+            return
+        self.done_ += 1
+        if self.bar_ is not None:
+            self.bar_.update(1)
+        elif self.done_ * 4 >= self.quarter_ * self.total_:
+            while self.quarter_ * self.total_ <= self.done_ * 4:
+                self.quarter_ += 1
+            self.sink(f"epoch {self.epoch_}: {self.done_}/{self.total_} batches, "
+                      f"{time.perf_counter() - self.started_:.1f} s")
+
+    def on_epoch_end(self, net, **kwargs):
+        if getattr(self, "bar_", None) is not None:
+            self.bar_.close()
+            self.bar_ = None
 
 
 class LearningRateSchedule(Callback):
@@ -215,7 +282,8 @@ class MultiTaskNet(NeuralNet):
 
     @property
     def _default_callbacks(self):
-        return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+        return [("epoch_timer", EpochTimer()), ("batch_progress", BatchProgress()),
+                ("print_log", EpochTable())]
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """Train; on ``KeyboardInterrupt`` note whether the user (not early stopping) sent it.

@@ -10,6 +10,8 @@ frame (see ``partial_fit``). Memory is bounded by ``shuffle_buffer`` rows,
 not by the size of the data.
 """
 
+import time
+
 import numpy as np
 import pandas as pd
 
@@ -180,7 +182,8 @@ def fit_parquet(estimator, source, targets, *, features=None, epochs=1, batch_ro
     columns = list(features) + others
     rng = np.random.default_rng(random_state)
     first = not hasattr(estimator, "net_")
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
+        started, n_rows = time.perf_counter(), 0
         for frame in iter_frames(source, columns, batch_rows=batch_rows,
                                  shuffle_buffer=shuffle_buffer, random_state=rng):
             y = frame[target_names[0]] if single else frame[target_names]
@@ -188,6 +191,10 @@ def fit_parquet(estimator, source, targets, *, features=None, epochs=1, batch_ro
             estimator.partial_fit(frame[list(features)], y,
                                   classes=classes if first else None, sample_weight=weight)
             first = False
+            n_rows += len(frame)
+        if estimator.verbose:  # partial_fit printed a line per frame
+            print(f"fit_parquet: pass {epoch}/{epochs} over {n_rows:,} rows in "
+                  f"{time.perf_counter() - started:.1f} s")
     return estimator
 
 

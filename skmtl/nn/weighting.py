@@ -63,6 +63,9 @@ class LossWeighting(nn.Module):
         One non-negative weight per task.
     """
 
+    # whether the weights change in training (else they are ``task_weights``)
+    learned = False
+
     def __init__(self, task_weights):
         super().__init__()
         self.register_buffer("task_weights", torch.as_tensor(task_weights, dtype=torch.float32))
@@ -104,6 +107,8 @@ class UncertaintyWeighting(LossWeighting):
     task's weight ``exp(-s_t)`` settles near the inverse of its loss.
     """
 
+    learned = True
+
     def __init__(self, task_weights):
         super().__init__(task_weights)
         self.log_variance = nn.Parameter(torch.zeros(self.n_tasks))
@@ -129,6 +134,8 @@ class DynamicWeightAverage(LossWeighting):
     task_weights : sequence of float
     temperature : float, default=2.0
     """
+
+    learned = True
 
     def __init__(self, task_weights, temperature=2.0):
         super().__init__(task_weights)
@@ -195,6 +202,8 @@ class GradNorm(_SharedGradientWeighting):
         Strength of the pull towards equal training rates.
     learning_rate : float, default=0.025
     """
+
+    learned = True
 
     def __init__(self, task_weights, alpha=1.5, learning_rate=0.025):
         super().__init__(task_weights)

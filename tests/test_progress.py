@@ -1,0 +1,104 @@
+"""verbose: nothing, a table row per epoch, or progress within the epoch too."""
+
+import io
+import sys
+
+import pandas as pd
+import pytest
+
+from skmtl import ESMMClassifier, MMOEClassifier, PLERegressor
+from skmtl.parquet import fit_parquet
+
+from conftest import make_tasks
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, Y, funnel = make_tasks(2000, seed=0)
+    # vocabularies known up front, for partial_fit
+    X = X.assign(color=X["color"].astype(pd.CategoricalDtype(["black", "blue", "green", "red"])))
+    return X, Y, funnel
+
+
+def _table(out):
+    """The epoch table's header and rows (lines that start with spaces and a number)."""
+    lines = [line for line in out.splitlines() if line.strip()]
+    header = next(line.split() for line in lines if line.split()[0] == "epoch")
+    rows = [line.split() for line in lines if line.split()[0].isdigit()]
+    return header, rows
+
+
+def test_verbose_0_prints_nothing(data, capsys):
+    X, Y, _ = data
+    MMOEClassifier(max_epochs=2, early_stopping=True, random_state=0).fit(X, Y)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_verbose_1_prints_a_row_per_epoch_with_each_tasks_scores(data, capsys):
+    X, Y, _ = data
+    MMOEClassifier(max_epochs=3, early_stopping=True, verbose=1, random_state=0).fit(X, Y)
+    captured = capsys.readouterr()
+    header, rows = _table(captured.out)
+    assert header == ["epoch", "train_loss", "train_loss_t1", "train_loss_t2", "valid_auc_t1",
+                      "valid_auc_t2", "valid_loss", "valid_loss_t1", "valid_loss_t2", "dur"]
+    assert [row[0] for row in rows] == ["1", "2", "3"]
+    assert len(captured.out.splitlines()) == 5  # header, rule, three rows
+    assert captured.err == ""
+
+
+def test_verbose_1_shows_learned_task_weights(data, capsys):
+    X, _, funnel = data
+    ESMMClassifier(max_epochs=1, verbose=1, loss_weighting="uncertainty",
+                   random_state=0).fit(X, funnel)
+    header, rows = _table(capsys.readouterr().out)
+    assert "task_weight_click" in header and "task_weight_conversion" in header
+    assert len(rows) == 1
+
+
+def test_verbose_2_reports_progress_in_plain_lines_off_a_terminal(data, capsys):
+    X, Y, _ = data
+    PLERegressor(max_epochs=2, batch_size=250, verbose=2, random_state=0).fit(
+        X, X[["num_a", "num_b"]])
+    out = capsys.readouterr().out.splitlines()
+    progress = [line for line in out if line.startswith("epoch ") and "batches" in line]
+    assert [line.split(",")[0] for line in progress] == [
+        f"epoch {epoch}: {done}/8 batches" for epoch in (1, 2) for done in (2, 4, 6, 8)]
+    _, rows = _table("\n".join(out))
+    assert len(rows) == 2
+
+
+def test_verbose_2_draws_a_bar_on_a_terminal(data, capsys, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    X, Y, _ = data
+    model = MMOEClassifier(max_epochs=1, batch_size=500, verbose=2, random_state=0).fit(X, Y)
+    assert "epoch 1:" in terminal.getvalue() and "/4 [" in terminal.getvalue()  # tqdm's bar
+    progress = dict(model.net_.callbacks_)["batch_progress"]
+    assert progress.done_ == progress.total_ == 4
+    assert "batches," not in capsys.readouterr().out  # no plain lines beside the bar
+
+
+def test_partial_fit_and_fit_parquet_print_a_row_per_call(data, capsys, tmp_path):
+    X, Y, _ = data
+    model = MMOEClassifier(verbose=1, random_state=0)
+    for start in (0, 1000):
+        model.partial_fit(X[start:start + 1000], Y[start:start + 1000])
+    _, rows = _table(capsys.readouterr().out)
+    assert [row[0] for row in rows] == ["1", "2"]
+
+    pytest.importorskip("pyarrow")  # the parquet extra: installed in CI
+    path = tmp_path / "data.parquet"
+    X.assign(t1=Y["t1"], t2=Y["t2"]).to_parquet(path)
+    vocabularies = {"color": ["black", "blue", "green", "red"], "shop": list(range(30))}
+    fit_parquet(MMOEClassifier(categorical_features=["color", "shop"], categories=vocabularies,
+                               verbose=1, random_state=0), path,
+                ["t1", "t2"], epochs=2, batch_rows=1000, shuffle_buffer=None)
+    out = capsys.readouterr().out
+    _, rows = _table(out)
+    assert len(rows) == 4
+    assert "fit_parquet: pass 2/2 over 2,000 rows" in out
