@@ -64,3 +64,20 @@ def test_serving_examples_run_in_order(tmp_path, monkeypatch, capsys):
     assert printed[-1] == str(["label_click", "label_conversion", "proba_click",
                                "proba_conversion", "gate_weights"])
     assert (tmp_path / "esmm.onnx").exists()
+
+
+@pytest.mark.parametrize("page", ["getting_started.md", "models.md", "data.md",
+                                  "objectives.md", "workflow.md"])
+def test_user_guide_examples_run_in_order(page, tmp_path, monkeypatch, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    examples = _examples(page)
+    assert examples
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "docs_example"}
+    for code in examples:  # each example goes on from the ones before
+        exec(compile(code, f"docs/{page}", "exec"), namespace)
+    out = capsys.readouterr().out
+    if page == "getting_started.md":
+        assert out.strip().splitlines()[-1] == "True"  # ONNX agrees with the loaded model
