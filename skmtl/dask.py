@@ -39,6 +39,22 @@ def predict_frame(estimator, X):
         With ``X``'s partitions and index; columns ``proba_<task>`` (binary
         tasks), ``proba_<task>_<class>`` (multiclass) or ``prediction_<task>``
         (regressors).
+
+    Examples
+    --------
+    >>> import dask.dataframe as dd
+    >>> import numpy as np
+    >>> from skmtl import MMOEClassifier
+    >>> from skmtl.dask import predict_frame
+    >>> from skmtl.datasets import make_multitask
+    >>> data = make_multitask(500, random_state=0)
+    >>> model = MMOEClassifier(max_epochs=1, random_state=0).fit(data.data, data.target)
+    >>> predictions = predict_frame(model, dd.from_pandas(data.data, npartitions=2))
+    >>> predictions.npartitions, list(predictions.columns)
+    (2, ['proba_task_0', 'proba_task_1'])
+    >>> computed = predictions.compute(scheduler="synchronous")
+    >>> bool(np.allclose(computed["proba_task_0"], model.predict_proba(data.data)[0][:, 1]))
+    True
     """
     names = prediction_column_names(estimator)
     meta = pd.DataFrame({name: pd.Series(dtype="float64") for name in names})
@@ -52,7 +68,23 @@ def predict_frame(estimator, X):
 
 
 def torch_threads(client):
-    """``{worker address: torch.get_num_threads()}`` of every worker of ``client``."""
+    """``{worker address: torch.get_num_threads()}`` of every worker of ``client``.
+
+    Examples
+    --------
+    A worker in a thread of this process (``processes=False``) shares its
+    torch thread pool; a worker process started by a nanny reports 1.
+
+    >>> import torch
+    >>> from distributed import Client
+    >>> from skmtl.dask import torch_threads
+    >>> with Client(processes=False, n_workers=1, threads_per_worker=1,
+    ...             dashboard_address=None) as client:
+    ...     threads = torch_threads(client)
+    ...     workers = list(client.scheduler_info()["workers"])
+    >>> list(threads) == workers, threads[workers[0]] == torch.get_num_threads()
+    (True, True)
+    """
     def threads():
         import torch
         return torch.get_num_threads()

@@ -116,7 +116,24 @@ def to_onnx(estimator, X_sample, *, target_opset=None):
 
 
 def save_onnx(estimator, path, X_sample, *, target_opset=None):
-    """Write :func:`to_onnx`'s model of ``estimator`` to ``path``; return the model."""
+    """Write :func:`to_onnx`'s model of ``estimator`` to ``path``; return the model.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import onnx
+    >>> from skmtl import SharedBottomRegressor
+    >>> from skmtl.datasets import make_multitask
+    >>> from skmtl.onnx import save_onnx
+    >>> data = make_multitask(500, random_state=0)
+    >>> model = SharedBottomRegressor(max_epochs=1, random_state=0)
+    >>> model.fit(data.data, data.target_scores)
+    SharedBottomRegressor(max_epochs=1, random_state=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.onnx")
+    >>> _ = save_onnx(model, path, data.data.head())
+    >>> [output.name for output in onnx.load(path).graph.output]
+    ['prediction_task_0', 'prediction_task_1']
+    """
     model = to_onnx(estimator, X_sample, target_opset=target_opset)
     onnx.save_model(model, path)
     return model
@@ -136,6 +153,19 @@ def onnx_inputs(model, X):
     inputs : dict
         ``{input name: (n_samples, 1) array}`` of the input's type; missing
         values of a string column become ``""``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from skmtl import MMOEClassifier
+    >>> from skmtl.onnx import onnx_inputs, to_onnx
+    >>> X = pd.DataFrame({"city": ["Paris", "Oslo", None, "Oslo"] * 50, "age": np.arange(200.0)})
+    >>> Y = pd.DataFrame({"bought": np.arange(200) % 2, "returned": np.arange(200) % 3 == 0})
+    >>> model = MMOEClassifier(max_epochs=1, random_state=0).fit(X, Y)
+    >>> onnx_inputs(to_onnx(model, X.head()), X.head(3))
+    {'city': array([['Paris'], ['Oslo'], ['']], dtype=object),
+     'age': array([[0.], [1.], [2.]])}
     """
     specs = _input_specs(model)
     X = check_features(X, "onnx_inputs")
@@ -181,6 +211,21 @@ def register():
     ``probabilities`` outputs do not apply to several tasks. Ordinal codes
     arrive as floats: declare those columns in ``categorical_features``
     (by position).
+
+    Examples
+    --------
+    >>> import skl2onnx
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> import skmtl.onnx
+    >>> from skmtl import MMOEClassifier
+    >>> from skmtl.datasets import make_multitask
+    >>> skmtl.onnx.register()
+    >>> data = make_multitask(500, random_state=0)
+    >>> pipeline = make_pipeline(StandardScaler(), MMOEClassifier(max_epochs=1, random_state=0))
+    >>> exported = skl2onnx.to_onnx(pipeline.fit(data.data, data.target), data.data.head())
+    >>> [output.name for output in exported.graph.output]
+    ['label_task_0', 'label_task_1', 'proba_task_0', 'proba_task_1', 'gate_weights']
     """
     from skl2onnx import update_registered_converter
 

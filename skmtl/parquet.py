@@ -72,6 +72,20 @@ def iter_frames(source, columns=None, *, batch_rows=65_536, shuffle_buffer=None,
     Yields
     ------
     frame : DataFrame
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import pandas as pd
+    >>> from skmtl.parquet import iter_frames
+    >>> folder = tempfile.mkdtemp()
+    >>> frame = pd.DataFrame({"x": range(10), "city": list("abcabcabca")})
+    >>> frame.to_parquet(os.path.join(folder, "part-0.parquet"))
+    >>> [len(part) for part in iter_frames(folder, batch_rows=4)]
+    [4, 4, 2]
+    >>> shuffled = iter_frames(folder, ["x"], batch_rows=4, shuffle_buffer=10, random_state=0)
+    >>> sorted(pd.concat(shuffled)["x"]) == list(range(10))  # every row once
+    True
     """
     if batch_rows < 1 or (shuffle_buffer is not None and shuffle_buffer < 1):
         raise ValueError("batch_rows and shuffle_buffer must be positive numbers of rows.")
@@ -121,6 +135,20 @@ def parquet_categories(source, columns):
     -------
     categories : dict
         ``{column: sorted list of values}``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import pandas as pd
+    >>> from skmtl import MMOEClassifier
+    >>> from skmtl.parquet import parquet_categories
+    >>> folder = tempfile.mkdtemp()
+    >>> for part, cities in enumerate([["Paris", "Oslo"], ["Oslo", None, "Rome"]]):
+    ...     pd.DataFrame({"city": cities}).to_parquet(os.path.join(folder, f"{part}.parquet"))
+    >>> categories = parquet_categories(folder, ["city"])
+    >>> categories
+    {'city': ['Oslo', 'Paris', 'Rome']}
+    >>> model = MMOEClassifier(categories=categories)  # ready for partial_fit on any part
     """
     pa = _pyarrow()
     import pyarrow.compute as pc
@@ -167,6 +195,22 @@ def fit_parquet(estimator, source, targets, *, features=None, epochs=1, batch_ro
     Returns
     -------
     estimator
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from skmtl import MMOEClassifier
+    >>> from skmtl.datasets import make_multitask
+    >>> from skmtl.parquet import fit_parquet
+    >>> data = make_multitask(1000, random_state=0)  # numeric columns only
+    >>> folder = tempfile.mkdtemp()
+    >>> data.data.join(data.target).to_parquet(os.path.join(folder, "train.parquet"))
+    >>> model = fit_parquet(MMOEClassifier(random_state=0), folder, ["task_0", "task_1"],
+    ...                     epochs=2, batch_rows=500, random_state=0)
+    >>> len(model.history_)  # one partial_fit per frame: 2 passes of 2 frames
+    4
+    >>> [proba.shape for proba in model.predict_proba(data.data)]
+    [(1000, 2), (1000, 2)]
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1; got {epochs}.")
@@ -215,6 +259,23 @@ def predict_parquet(estimator, source, destination, *, batch_rows=65_536, keep_c
         The Parquet file to write.
     batch_rows : int, default=65536
     keep_columns : sequence of str, default=()
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import pandas as pd
+    >>> from skmtl import MMOEClassifier
+    >>> from skmtl.datasets import make_multitask
+    >>> from skmtl.parquet import predict_parquet
+    >>> data = make_multitask(1000, random_state=0)
+    >>> model = MMOEClassifier(max_epochs=1, random_state=0).fit(data.data, data.target)
+    >>> folder = tempfile.mkdtemp()
+    >>> data.data.assign(id=range(1000)).to_parquet(os.path.join(folder, "new.parquet"))
+    >>> predict_parquet(model, os.path.join(folder, "new.parquet"),
+    ...                 os.path.join(folder, "scores.parquet"), keep_columns=["id"])
+    >>> scores = pd.read_parquet(os.path.join(folder, "scores.parquet"))
+    >>> scores.shape, list(scores.columns)
+    ((1000, 3), ['id', 'proba_task_0', 'proba_task_1'])
     """
     pa = _pyarrow()
     keep_columns = list(keep_columns)

@@ -2,7 +2,9 @@
 
 import doctest
 import importlib
+import pathlib
 import pkgutil
+import re
 
 import matplotlib
 import pytest
@@ -41,3 +43,37 @@ def test_every_estimator_has_an_example():
         public = getattr(skmtl, name)
         if isinstance(public, type):
             assert ">>> " in (public.__doc__ or ""), name
+
+
+API_REFERENCE = pathlib.Path(__file__).resolve().parent.parent / "docs" / "api.rst"
+
+
+def _api_names():
+    """``{currentmodule: [dotted names]}`` of the entries of docs/api.rst's autosummary blocks.
+
+    An entry is relative to the ``.. currentmodule::`` in force
+    (``parquet.fit_parquet`` under ``skmtl`` is ``skmtl.parquet.fit_parquet``).
+    """
+    names, module, in_block = {}, None, False
+    for line in API_REFERENCE.read_text(encoding="utf-8").splitlines():
+        directive = re.match(r"\.\.\s+(currentmodule|autosummary)::\s*(\S*)", line)
+        if directive:
+            if directive.group(1) == "currentmodule":
+                module = directive.group(2)
+                names.setdefault(module, [])
+            in_block = directive.group(1) == "autosummary"
+        elif in_block and line.strip() and not line.strip().startswith(":"):
+            if not line[0].isspace():  # the first unindented line ends the block
+                in_block = False
+                continue
+            assert module is not None, f"{line.strip()!r} comes before any currentmodule"
+            names[module].append(f"{module}.{line.strip()}")
+    return names
+
+
+def test_every_api_reference_entry_has_an_example():
+    names = _api_names()
+    assert names and all(names.values()), f"docs/api.rst parsed to {names}"
+    missing = [name for entries in names.values() for name in entries
+               if ">>> " not in (pkgutil.resolve_name(name).__doc__ or "")]
+    assert not missing, f"no '>>> ' example in the docstring of {missing}"

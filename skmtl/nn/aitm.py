@@ -21,6 +21,15 @@ class AdaptiveInformationTransfer(nn.Module):
     ----------
     input_dim : int
     transfer_units : int
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import AdaptiveInformationTransfer
+    >>> _ = torch.manual_seed(0)
+    >>> transfer = AdaptiveInformationTransfer(16, transfer_units=4)
+    >>> transfer(torch.randn(8, 16), torch.randn(8, 16)).shape
+    torch.Size([8, 4])
     """
 
     def __init__(self, input_dim, transfer_units):
@@ -64,6 +73,19 @@ class AITM(nn.Module):
     imputation : bool, default=False
         Add imputation towers for the doubly robust counterfactual risk, as
         in :class:`ESMM`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import AITM
+    >>> _ = torch.manual_seed(0)
+    >>> net = AITM([5, 3], n_numeric=2, n_stages=3, tower_units=(16,), transfer_units=8)
+    >>> logits = net(torch.randint(0, 3, (8, 2)), torch.zeros(8, 2))
+    >>> logits.shape  # one entire-space logit per stage
+    torch.Size([8, 3])
+    >>> conditional = net.predict_conditional_proba(logits)  # p(stage k | stage k - 1)
+    >>> len(conditional), conditional[1].shape, bool((conditional[2] <= 1).all())
+    (3, torch.Size([8, 2]), True)
     """
 
     # parameters that one stage (and the ones after it) train, not every stage

@@ -50,6 +50,22 @@ class CounterfactualRisk(nn.Module):
     propensity_clip : float, default=0.2
         Propensities below it are raised to it, which bounds the inverse
         weights by ``1 / propensity_clip``.
+
+    Examples
+    --------
+    Zero logits: every stage 1 in 2 given the previous one, so the click
+    propensity is 0.5 and each of the 2 clicked rows of 4 counts twice.
+
+    >>> import torch
+    >>> from torch.nn import functional as F
+    >>> from skmtl.nn import entire_space_log_proba
+    >>> from skmtl.nn.counterfactual import CounterfactualRisk
+    >>> logits, known = torch.zeros(4, 2), torch.ones(4, 2)
+    >>> target = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    >>> log_conditional = F.logsigmoid(logits), F.logsigmoid(-logits)
+    >>> log_reach, _ = entire_space_log_proba(logits)
+    >>> CounterfactualRisk("ips")(log_conditional, log_reach, target, known)  # 2 * 2 log 2 / 4
+    tensor([0.0000, 0.6931])
     """
 
     def __init__(self, method, propensity_clip=0.2):

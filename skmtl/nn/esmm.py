@@ -28,6 +28,19 @@ def entire_space_log_proba(logits):
     log_reach, log_miss : Tensors of shape (batch, n_stages)
         ``log p`` and ``log (1 - p)`` of the entire-space probabilities,
         both finite: ``p`` never reaches exactly 0 or 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import entire_space_log_proba
+    >>> log_reach, log_miss = entire_space_log_proba(torch.zeros(1, 3))  # each stage 1 in 2
+    >>> log_reach.exp()
+    tensor([[0.5000, 0.2500, 0.1250]])
+    >>> log_miss.exp()
+    tensor([[0.5000, 0.7500, 0.8750]])
+    >>> extreme = entire_space_log_proba(torch.tensor([[200.0, 200.0], [-200.0, 0.0]]))
+    >>> all(bool(torch.isfinite(part).all()) for part in extreme)  # p is never 0 or 1
+    True
     """
     log_reach = torch.cumsum(F.logsigmoid(logits), dim=1).clamp(max=_LOG_PROBA_CEILING)
     # log(1 - exp(a)) for a < 0, computed stably.
@@ -58,6 +71,19 @@ class ESMM(nn.Module):
         Add an imputation tower per later stage (the towers of stages 2, 3,
         ...'s sizes) for the doubly robust counterfactual risk (see
         :mod:`skmtl.nn.counterfactual`); its logits follow the stages'.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import ESMM
+    >>> _ = torch.manual_seed(0)
+    >>> net = ESMM([5, 3], n_numeric=2)  # click, then conversion
+    >>> logits = net(torch.randint(0, 3, (8, 2)), torch.zeros(8, 2))
+    >>> logits.shape
+    torch.Size([8, 2])
+    >>> ctr, ctcvr = net.predict_proba(logits)  # entire space: p(click), p(click & conversion)
+    >>> bool((ctcvr[:, 1] <= ctr[:, 1]).all())
+    True
     """
 
     # parameters that one stage trains alone (see skmtl.nn.weighting.split_parameters)

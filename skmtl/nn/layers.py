@@ -36,6 +36,19 @@ class FeatureEmbedding(nn.Module):
     output_dim : int
         ``len(cardinalities) * embedding_dim`` plus ``n_numeric``, or plus
         the numeric embedding's ``output_dim``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import FeatureEmbedding
+    >>> _ = torch.manual_seed(0)
+    >>> embedding = FeatureEmbedding([4, 3], n_numeric=2, embedding_dim=5, padding_codes=[0, 0])
+    >>> embedding.output_dim  # 2 columns of 5, then the 2 numbers
+    12
+    >>> codes = torch.tensor([[0, 0], [3, 2]])
+    >>> out = embedding(codes, torch.tensor([[0.5, -1.0], [0.0, 0.0]]))
+    >>> out[0].tolist()  # the padding codes embed to zeros
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, -1.0]
     """
 
     def __init__(self, cardinalities, n_numeric, embedding_dim, padding_codes=None,
@@ -142,6 +155,16 @@ class MLP(nn.Sequential):
     dropout : float, default=0.0
     output_dim : int, optional
         If given, a final linear layer without activation.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import MLP
+    >>> mlp = MLP(10, [32, 16], output_dim=1)
+    >>> [type(layer).__name__ for layer in mlp]
+    ['Linear', 'ReLU', 'Linear', 'ReLU', 'Linear']
+    >>> mlp(torch.zeros(8, 10)).shape, MLP(10, []).output_dim  # no layers: the identity
+    (torch.Size([8, 1]), 10)
     """
 
     def __init__(self, input_dim, hidden_units, dropout=0.0, output_dim=None):
@@ -178,6 +201,17 @@ class ExpertBank(nn.Module):
     ----------
     output_dim : int
         Width of each expert's output.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import ExpertBank
+    >>> _ = torch.manual_seed(0)
+    >>> experts = ExpertBank(10, n_experts=4, hidden_units=(16, 8))
+    >>> experts(torch.randn(5, 10)).shape  # every expert reads the same input
+    torch.Size([5, 4, 8])
+    >>> experts(torch.randn(5, 4, 10)).shape  # or one input per expert
+    torch.Size([5, 4, 8])
     """
 
     def __init__(self, input_dim, n_experts, hidden_units, dropout=0.0):
@@ -237,6 +271,16 @@ class TaskGates(nn.Module):
         Number of gates.
     n_experts : int
         Number of experts each gate mixes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import TaskGates
+    >>> _ = torch.manual_seed(0)
+    >>> gates = TaskGates(10, n_tasks=2, n_experts=3)
+    >>> weights = gates(torch.randn(5, 10))
+    >>> weights.shape, bool(torch.allclose(weights.sum(dim=2), torch.ones(5, 2)))
+    (torch.Size([5, 2, 3]), True)
     """
 
     def __init__(self, input_dim, n_tasks, n_experts):
@@ -301,6 +345,17 @@ class TaskTowers(nn.ModuleList):
     task_output_dims : sequence of int
         Outputs of each task's last layer.
     dropout : float, default=0.0
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import TaskTowers
+    >>> _ = torch.manual_seed(0)
+    >>> towers = TaskTowers(8, [(16,), (32, 16)], task_output_dims=[1, 3])
+    >>> [logits.shape for logits in towers(torch.randn(5, 8))]  # one input for both
+    [torch.Size([5, 1]), torch.Size([5, 3])]
+    >>> [logits.shape for logits in towers(torch.randn(5, 2, 8))]  # one input per task
+    [torch.Size([5, 1]), torch.Size([5, 3])]
     """
 
     def __init__(self, input_dim, tower_units, task_output_dims, dropout=0.0):

@@ -13,6 +13,18 @@ def known_targets(target):
     """``(filled, known)``: ``target`` with missing (NaN) labels set to 0, and where it is known.
 
     ``known`` is a float mask of the same shape, 1 where the label is known.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import known_targets
+    >>> filled, known = known_targets(torch.tensor([[1.0, float("nan")], [0.0, 1.0]]))
+    >>> filled
+    tensor([[1., 0.],
+            [0., 1.]])
+    >>> known
+    tensor([[1., 0.],
+            [1., 1.]])
     """
     known = target == target  # False exactly where NaN
     return torch.where(known, target, torch.zeros((), dtype=target.dtype)), known.to(target.dtype)
@@ -57,6 +69,18 @@ class MultiTaskLoss(_PerTaskLoss):
     task_output_dims : sequence of int
         1 for a binary task (a single logit, binary cross-entropy), the number
         of classes for a multiclass task (softmax cross-entropy).
+
+    Examples
+    --------
+    All-zero logits cost ``log 2`` on a binary task and ``log 3`` on a
+    3-class one; missing (NaN) labels are left out:
+
+    >>> import torch
+    >>> from skmtl.nn import MultiTaskLoss
+    >>> nan = float("nan")
+    >>> target = torch.tensor([[0.0, 2.0], [1.0, 0.0], [nan, 1.0], [1.0, nan]])
+    >>> MultiTaskLoss([1, 3])((torch.zeros(4, 1), torch.zeros(4, 3)), target)
+    tensor([0.6931, 1.0986])
     """
 
     def __init__(self, task_output_dims):
@@ -88,7 +112,17 @@ class MultiTaskLoss(_PerTaskLoss):
 
 
 class MultiTaskSquaredLoss(_PerTaskLoss):
-    """Mean squared error per task, for regression targets (one output per task)."""
+    """Mean squared error per task, for regression targets (one output per task).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import MultiTaskSquaredLoss
+    >>> outputs = (torch.zeros(3, 1), torch.ones(3, 1))
+    >>> target = torch.tensor([[1.0, 1.0], [2.0, float("nan")], [3.0, 3.0]])
+    >>> MultiTaskSquaredLoss()(outputs, target)  # (1 + 4 + 9) / 3 and (0 + 4) / 2
+    tensor([4.6667, 2.0000])
+    """
 
     def forward(self, outputs, target, sample_weight=None):
         """Return the per-task losses, shape ``(n_tasks,)``.
@@ -143,6 +177,18 @@ class EntireSpaceLoss(_FunnelLoss):
     over every impression; the conditional (CVR) probability is not
     supervised directly, unless a ``counterfactual`` risk is added (see
     :class:`_FunnelLoss` for the parameters).
+
+    Examples
+    --------
+    With zero logits, p(click) = 0.5 and p(click & conversion) = 0.25:
+
+    >>> import torch
+    >>> from skmtl.nn import EntireSpaceLoss
+    >>> target = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    >>> EntireSpaceLoss()(torch.zeros(4, 2), target)  # log 2, (log 4 + 3 log 4/3) / 4
+    tensor([0.6931, 0.5623])
+    >>> EntireSpaceLoss(counterfactual="ips")(torch.zeros(4, 2), target).shape
+    torch.Size([2])
     """
 
     def forward(self, logits, target, sample_weight=None):
@@ -188,6 +234,18 @@ class AITMLoss(_FunnelLoss):
     calibration_weight : float, default=0.6
     counterfactual, counterfactual_weight, propensity_clip
         As for :class:`EntireSpaceLoss`.
+
+    Examples
+    --------
+    The second row's conversion (p = 0.88) is more likely than its click
+    (p = 0.5): the calibrator adds 0.6 * 0.38 to the conversion stage.
+
+    >>> import torch
+    >>> from skmtl.nn import AITMLoss
+    >>> logits = torch.tensor([[0.0, 0.0], [0.0, 2.0]])
+    >>> target = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    >>> AITMLoss()(logits, target) - AITMLoss(calibration_weight=0.0)(logits, target)
+    tensor([0.0000, 0.2285])
     """
 
     def __init__(self, calibration_weight=0.6, counterfactual=None, counterfactual_weight=0.3,

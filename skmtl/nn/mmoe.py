@@ -64,6 +64,19 @@ class MMoE(_MixtureOfExperts):
         Per categorical column, the reserved code whose embedding starts at zero.
     numeric_embedding : nn.Module, optional
         Embeds the numeric inputs (see :class:`FeatureEmbedding`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import MMoE
+    >>> _ = torch.manual_seed(0)
+    >>> net = MMoE([5, 3], n_numeric=2, task_output_dims=[1, 3])  # binary, 3 classes
+    >>> categorical, numeric = torch.randint(0, 3, (8, 2)), torch.zeros(8, 2)
+    >>> [logits.shape for logits in net(categorical, numeric)]
+    [torch.Size([8, 1]), torch.Size([8, 3])]
+    >>> gates = net.gate_weights(categorical, numeric)  # one gate per task over 4 experts
+    >>> gates.shape, bool(torch.allclose(gates.sum(dim=2), torch.ones(8, 2)))
+    (torch.Size([8, 2, 4]), True)
     """
 
     # parameters that one task trains alone (see skmtl.nn.weighting.split_parameters)
@@ -85,6 +98,18 @@ class OMoE(_MixtureOfExperts):
     The baseline of the MMoE paper: every task's tower reads the same
     mixture of the experts. Parameters as :class:`MMoE`; :meth:`gate_weights`
     has one gate, shape ``(batch, 1, n_experts)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import OMoE
+    >>> _ = torch.manual_seed(0)
+    >>> net = OMoE([5, 3], n_numeric=2, task_output_dims=[1, 1])
+    >>> categorical, numeric = torch.randint(0, 3, (8, 2)), torch.zeros(8, 2)
+    >>> net.gate_weights(categorical, numeric).shape  # one gate for both tasks
+    torch.Size([8, 1, 4])
+    >>> [proba.shape for proba in net.predict_proba(net(categorical, numeric))]
+    [torch.Size([8, 2]), torch.Size([8, 2])]
     """
 
     task_specific = ("towers",)  # the single gate is shared

@@ -51,6 +51,18 @@ class PiecewiseLinearEmbedding(nn.Module):
     ----------
     output_dim : int
         ``len(n_bins) * embedding_dim``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import PiecewiseLinearEmbedding
+    >>> _ = torch.manual_seed(0)
+    >>> embedding = PiecewiseLinearEmbedding([4, 2], embedding_dim=3)  # 4 and 2 bins
+    >>> embedding(torch.tensor([[2.5, 1.0], [0.0, 2.0]])).shape
+    torch.Size([2, 6])
+    >>> past_the_last_bin = torch.tensor([[9.0, 2.0]])  # encoded as the last bin's end
+    >>> torch.equal(embedding(past_the_last_bin), embedding(torch.tensor([[4.0, 2.0]])))
+    True
     """
 
     def __init__(self, n_bins, embedding_dim):
@@ -90,6 +102,17 @@ class PeriodicEmbedding(nn.Module):
     ----------
     output_dim : int
         ``n_features * embedding_dim``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import PeriodicEmbedding
+    >>> _ = torch.manual_seed(0)
+    >>> embedding = PeriodicEmbedding(3, embedding_dim=4, n_frequencies=8)
+    >>> embedding.frequencies.shape, embedding.output_dim
+    (torch.Size([3, 8]), 12)
+    >>> embedding(torch.randn(5, 3)).shape
+    torch.Size([5, 12])
     """
 
     def __init__(self, n_features, embedding_dim, n_frequencies=16, sigma=0.5):

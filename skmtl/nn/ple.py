@@ -22,6 +22,21 @@ class ExtractionLevel(nn.Module):
     dropout : float
     last : bool
         The last level has no shared gate.
+
+    Examples
+    --------
+    Two tasks with one shared and one own expert each (experts 0, 1, 2):
+
+    >>> import torch
+    >>> from skmtl.nn import ExtractionLevel
+    >>> _ = torch.manual_seed(0)
+    >>> level = ExtractionLevel(16, n_tasks=2, n_shared_experts=1, n_task_experts=1,
+    ...                         expert_units=(8,), dropout=0.0, last=False)
+    >>> x = torch.randn(8, 16)
+    >>> level(x).shape  # each task's mixture, then the shared one
+    torch.Size([8, 3, 8])
+    >>> (level.gates(x)[0] > 0).tolist()  # task 0, task 1, shared gate
+    [[True, True, False], [True, False, True], [True, True, True]]
     """
 
     def __init__(self, input_dim, n_tasks, n_shared_experts, n_task_experts, expert_units,
@@ -115,6 +130,21 @@ class PLE(nn.Module):
     dropout : float, default=0.0
     padding_codes : sequence of int, optional
     numeric_embedding : nn.Module, optional
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import PLE
+    >>> _ = torch.manual_seed(0)
+    >>> net = PLE([5, 3], n_numeric=2, task_output_dims=[1, 1])  # 2 levels of 2 + 2 * 2 experts
+    >>> categorical, numeric = torch.randint(0, 3, (8, 2)), torch.zeros(8, 2)
+    >>> [logits.shape for logits in net(categorical, numeric)]
+    [torch.Size([8, 1]), torch.Size([8, 1])]
+    >>> gates = net.gate_weights(categorical, numeric)
+    >>> [level.shape for level in gates]  # task gates (+ the shared gate), experts
+    [torch.Size([8, 3, 6]), torch.Size([8, 2, 6])]
+    >>> bool((gates[-1][:, 0, 4:] == 0).all())  # task 0 never sees task 1's experts
+    True
     """
 
     # parameters that one task trains alone (see skmtl.nn.weighting.split_parameters);

@@ -23,6 +23,19 @@ class SharedBottom(nn.Module):
     dropout : float, default=0.0
     padding_codes : sequence of int, optional
     numeric_embedding : nn.Module, optional
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import SharedBottom
+    >>> _ = torch.manual_seed(0)
+    >>> net = SharedBottom([5, 3], n_numeric=2, task_output_dims=[1, 4], bottom_units=(16,))
+    >>> categorical, numeric = torch.randint(0, 3, (8, 2)), torch.zeros(8, 2)
+    >>> logits = net(categorical, numeric)
+    >>> [task_logits.shape for task_logits in logits]
+    [torch.Size([8, 1]), torch.Size([8, 4])]
+    >>> [proba.shape for proba in net.predict_proba(logits)]  # binary: [1 - p, p]
+    [torch.Size([8, 2]), torch.Size([8, 4])]
     """
 
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,

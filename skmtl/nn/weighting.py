@@ -19,6 +19,18 @@ def split_parameters(module):
 
     A parameter is task-specific when a component of its dotted name is
     listed in ``module.task_specific`` (default ``("towers",)``).
+
+    Examples
+    --------
+    >>> from skmtl.nn import MMoE
+    >>> from skmtl.nn.weighting import split_parameters
+    >>> net = MMoE([4], n_numeric=2, task_output_dims=[1, 1])
+    >>> shared, specific = split_parameters(net)
+    >>> net.task_specific, len(shared), len(specific)
+    (('gates', 'towers'), 3, 10)
+    >>> sorted({name.split(".")[0] for name, parameter in net.named_parameters()
+    ...         if any(parameter is p for p in shared)})
+    ['embedding', 'experts']
     """
     specific_names = set(getattr(module, "task_specific", DEFAULT_TASK_SPECIFIC))
     shared, specific = [], []
@@ -34,6 +46,15 @@ def task_gradients(task_losses, parameters):
 
     One batched backward pass (``is_grads_batched``) computes every task's
     gradient; the graph is kept for the backward pass that follows.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn.weighting import task_gradients
+    >>> w = torch.tensor([1.0, 2.0], requires_grad=True)
+    >>> task_gradients(torch.stack([w.sum(), (w ** 2).sum()]), [w])  # 1 and 2 w
+    tensor([[1., 1.],
+            [2., 4.]])
     """
     n_tasks = task_losses.shape[0]
     eye = torch.eye(n_tasks, dtype=task_losses.dtype, device=task_losses.device)
@@ -61,6 +82,18 @@ class LossWeighting(nn.Module):
     ----------
     task_weights : sequence of float
         One non-negative weight per task.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn.weighting import LossWeighting
+    >>> weighting = LossWeighting([1.0, 0.5])
+    >>> weighting.objective(torch.tensor([2.0, 4.0]))  # 1 * 2 + 0.5 * 4
+    tensor(4.)
+    >>> w = torch.tensor(1.0, requires_grad=True)
+    >>> _ = weighting.backward(torch.stack([2 * w, 4 * w]), shared=[w], specific=[])
+    >>> w.grad
+    tensor(4.)
     """
 
     # whether the weights change in training (else they are ``task_weights``)
@@ -105,6 +138,18 @@ class UncertaintyWeighting(LossWeighting):
     Minimises ``sum_t task_weights[t] * (exp(-s_t) * loss_t + s_t)`` with a
     learned log-variance ``s_t`` per task (trained with the network), so a
     task's weight ``exp(-s_t)`` settles near the inverse of its loss.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn.weighting import UncertaintyWeighting
+    >>> weighting = UncertaintyWeighting([1.0, 1.0])
+    >>> [name for name, _ in weighting.named_parameters()], weighting.weights()
+    (['log_variance'], tensor([1., 1.]))
+    >>> with torch.no_grad():  # as training would set them for losses 1 and 4
+    ...     _ = weighting.log_variance.copy_(torch.log(torch.tensor([1.0, 4.0])))
+    >>> weighting.weights()
+    tensor([1.0000, 0.2500])
     """
 
     learned = True
@@ -133,6 +178,17 @@ class DynamicWeightAverage(LossWeighting):
     ----------
     task_weights : sequence of float
     temperature : float, default=2.0
+
+    Examples
+    --------
+    >>> from skmtl.nn.weighting import DynamicWeightAverage
+    >>> weighting = DynamicWeightAverage([1.0, 1.0])
+    >>> weighting.end_epoch([1.0, 1.0])
+    >>> weighting.weights()
+    tensor([1., 1.])
+    >>> weighting.end_epoch([0.5, 0.9])  # task 1's loss fell least
+    >>> weighting.weights()
+    tensor([0.9003, 1.0997])
     """
 
     learned = True
@@ -201,6 +257,18 @@ class GradNorm(_SharedGradientWeighting):
     alpha : float, default=1.5
         Strength of the pull towards equal training rates.
     learning_rate : float, default=0.025
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn.weighting import GradNorm
+    >>> w = torch.ones(3, requires_grad=True)
+    >>> weighting = GradNorm([1.0, 1.0])
+    >>> _ = weighting.backward(torch.stack([w.sum(), 10 * w.sum()]), shared=[w], specific=[])
+    >>> w.grad  # the gradient of the weighted sum, with the weights before the update
+    tensor([11., 11., 11.])
+    >>> weighting.weights()  # task 1's gradient is 10 times larger: its weight drops
+    tensor([1.0250, 0.9750])
     """
 
     learned = True
@@ -259,6 +327,19 @@ class PCGrad(_SharedGradientWeighting):
     task's gradient it conflicts with (negative inner product); the
     projected gradients are summed. Task-specific parameters get their
     ordinary gradient.
+
+    Examples
+    --------
+    The tasks' gradients ``(1, 0)`` and ``(-1, 1)`` conflict; each loses
+    its component against the other before they are summed:
+
+    >>> import torch
+    >>> from skmtl.nn.weighting import PCGrad
+    >>> w = torch.zeros(2, requires_grad=True)
+    >>> losses = torch.stack([w @ torch.tensor([1.0, 0.0]), w @ torch.tensor([-1.0, 1.0])])
+    >>> _ = PCGrad([1.0, 1.0]).backward(losses, shared=[w], specific=[])
+    >>> w.grad  # (0.5, 0.5) + (0, 1), not (1, 0) + (-1, 1)
+    tensor([0.5000, 1.5000])
     """
 
     def _shared_gradient(self, gradients, weights, task_losses):
@@ -269,6 +350,17 @@ def project_conflicting(gradients):
     """PCGrad's projection of each row of ``gradients`` (``(n_tasks, n)``) against the others.
 
     The other tasks are visited in a random order (torch's global generator).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn.weighting import project_conflicting
+    >>> project_conflicting(torch.tensor([[1.0, 0.0], [-1.0, 1.0]]))  # in conflict
+    tensor([[0.5000, 0.5000],
+            [0.0000, 1.0000]])
+    >>> project_conflicting(torch.tensor([[1.0, 0.0], [1.0, 1.0]]))  # no conflict: unchanged
+    tensor([[1., 0.],
+            [1., 1.]])
     """
     n_tasks = gradients.shape[0]
     squared_norms = (gradients * gradients).sum(dim=1).clamp(
