@@ -35,7 +35,6 @@ GateWeightsDisplay.from_estimator(mmoe, X)
 # the next level's shared experts; a task's gate sees the shared experts and
 # its own only (the others' cells are 0).
 ple = PLEClassifier(n_levels=2, random_state=0).fit(X, Y)
-fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+fig, axes = plt.subplots(2, 1, figsize=(8, 9), layout="constrained")
 for level, ax in enumerate(axes):
     GateWeightsDisplay.from_estimator(ple, X, level=level, ax=ax)
-fig.tight_layout()

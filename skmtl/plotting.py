@@ -21,7 +21,7 @@ def _axes(ax):
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots()
+        _, ax = plt.subplots(layout="constrained")  # room for long task names
     return ax
 
 
@@ -123,8 +123,9 @@ class HistoryDisplay:
                                                 label=label)[0]
                             for k, (label, values) in enumerate(self.scores.items())]
             self.score_ax_.set_ylabel(self.score_name)
+        # "best" would not see the score axis' lines
         ax.legend(self.lines_, [line.get_label() for line in self.lines_], fontsize="small",
-                  loc="best")
+                  loc="center right")
         if self.estimator_name:
             ax.set_title(f"{self.estimator_name}: learning curves")
         self.ax_, self.figure_ = ax, ax.figure
