@@ -14,8 +14,6 @@ the random exposure, compare their ranking (ROC AUC) and their calibration.
 """
 
 # %%
-import os
-
 import matplotlib.pyplot as plt
 from sklearn.metrics import roc_auc_score
 
@@ -26,6 +24,8 @@ from skmtl.plotting import TaskCalibrationDisplay
 coat = fetch_coat()
 X, Y = coat.data, coat.target[["click", "conversion"]]
 # sphinx_gallery_start_ignore
+import os  # noqa: E402 (hidden from the page, as is this block)
+
 if os.environ.get("SKMTL_DOCS_QUICK"):
     X, Y = X.iloc[::3], Y.iloc[::3]
 # sphinx_gallery_end_ignore

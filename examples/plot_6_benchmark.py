@@ -25,7 +25,7 @@ RESULTS = [
     ("gradient boosting,\none per task", 2.73, 0.9513, 0.9946),
     ("hand-written loop\n(skmtl.nn.MMoE)", 2.15, 0.9463, 0.9943),
 ]
-fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+fig, (left, right) = plt.subplots(2, 1, figsize=(8, 8.5), layout="constrained")
 names = [r[0] for r in RESULTS]
 colors = ["#1f77b4", "#6baed6", "#ff7f0e", "#d62728", "#2ca02c", "#7f7f7f"]
 left.barh(names, [r[1] for r in RESULTS], color=colors)
@@ -35,5 +35,4 @@ for r, color in zip(RESULTS, colors):
     right.scatter(r[2], r[3], s=80, color=color, label=r[0].replace("\n", " "))
 right.set(xlabel="test ROC AUC, income_50k",
           ylabel="test ROC AUC, never_married", title="Accuracy")
-right.legend(fontsize="x-small", loc="lower right")
-fig.tight_layout()
+right.legend(fontsize="small", loc="lower right")
