@@ -49,7 +49,7 @@ import torch
 from sklearn.base import is_regressor
 
 import skmtl
-from skmtl.onnx import onnx_inputs, save_onnx
+from skmtl.onnx import expected_outputs, onnx_inputs, save_onnx
 
 from .data import load_census, load_coat
 from .report import _table, machine_info
@@ -89,29 +89,6 @@ def session(path, threads=None):
     if threads:
         options.intra_op_num_threads = threads
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def expected_outputs(estimator, X):
-    """The estimator's own predictions, by the names of the exported model's outputs."""
-    expected = {}
-    if hasattr(estimator, "predict_proba"):
-        labels = estimator.predict(X)
-        for t, (task, proba) in enumerate(zip(estimator.task_names_, estimator.predict_proba(X))):
-            expected[f"proba_{task}"], expected[f"label_{task}"] = proba, labels[:, t]
-    else:
-        predictions = estimator.predict(X)
-        for t, task in enumerate(estimator.task_names_):
-            expected[f"prediction_{task}"] = predictions[:, t:t + 1]
-    if hasattr(estimator, "predict_conditional_proba"):
-        expected.update((f"conditional_proba_{task}", proba) for task, proba in zip(
-            estimator.task_names_, estimator.predict_conditional_proba(X)))
-    if hasattr(estimator, "gate_weights"):
-        weights = estimator.gate_weights(X)
-        if isinstance(weights, list):
-            expected.update((f"gate_weights_{level}", w) for level, w in enumerate(weights))
-        else:
-            expected["gate_weights"] = weights
-    return expected
 
 
 def fidelity(folder, estimators, census, coat):

@@ -33,7 +33,7 @@ from ._encoding import UNKNOWN_CODE, check_features
 from ._encoding._common import column
 from ._funnel import FunnelClassifierBase
 
-__all__ = ["onnx_inputs", "register", "save_onnx", "to_onnx"]
+__all__ = ["expected_outputs", "onnx_inputs", "register", "save_onnx", "to_onnx"]
 
 # torch's exporter writes operator sets from 18 on (and hashing needs
 # BitwiseXor, new in 18).
@@ -198,6 +198,68 @@ def _input_values(values, name, dtype):
                          "cannot hold.")
     return values.to_numpy(dtype=dtype, na_value=np.nan) if dtype.kind == "f" else \
         values.to_numpy(dtype=dtype)
+
+
+def expected_outputs(estimator, X):
+    """The estimator's own predictions for ``X``, named as the exported model's outputs.
+
+    What onnxruntime should give for the same rows, to check an export
+    against: ``proba_<task>`` and ``label_<task>`` (classifiers),
+    ``conditional_proba_<task>`` (ESMM, AITM), ``prediction_<task>``
+    (regressors, ``(n, 1)``), ``gate_weights`` or ``gate_weights_<level>``.
+
+    Parameters
+    ----------
+    estimator : fitted skmtl estimator
+    X : DataFrame or array-like of shape (n_samples, n_features)
+
+    Returns
+    -------
+    outputs : dict
+        ``{output name: ndarray}``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import onnxruntime
+    >>> from skmtl import PLERegressor
+    >>> from skmtl.datasets import make_multitask
+    >>> from skmtl.onnx import expected_outputs, onnx_inputs, to_onnx
+    >>> data = make_multitask(1000, random_state=0)
+    >>> model = PLERegressor(max_epochs=2, random_state=0).fit(data.data, data.target_scores)
+    >>> session = onnxruntime.InferenceSession(to_onnx(model, data.data).SerializeToString())
+    >>> served = dict(zip([o.name for o in session.get_outputs()],
+    ...                   session.run(None, onnx_inputs(session, data.data))))
+    >>> expected = expected_outputs(model, data.data)
+    >>> sorted(expected) == sorted(served)
+    True
+    >>> all(np.allclose(served[name], expected[name], atol=1e-5) for name in expected)
+    True
+    """
+    _check_exportable(estimator)
+    tasks = estimator.task_names_
+    expected = {}
+    if hasattr(estimator, "predict_proba"):
+        probas = estimator.predict_proba(X)
+        probas = [probas] if estimator._single_output else probas
+        labels = np.asarray(estimator.predict(X)).reshape(len(probas[0]), -1)
+        for t, task in enumerate(tasks):
+            expected[f"proba_{task}"], expected[f"label_{task}"] = probas[t], labels[:, t]
+    else:
+        predictions = np.asarray(estimator.predict(X))
+        predictions = predictions.reshape(len(predictions), -1)
+        for t, task in enumerate(tasks):
+            expected[f"prediction_{task}"] = predictions[:, t:t + 1]
+    if hasattr(estimator, "predict_conditional_proba"):
+        for task, proba in zip(tasks, estimator.predict_conditional_proba(X)):
+            expected[f"conditional_proba_{task}"] = proba
+    if hasattr(estimator, "gate_weights"):
+        weights = estimator.gate_weights(X)
+        if isinstance(weights, list):
+            expected.update((f"gate_weights_{level}", w) for level, w in enumerate(weights))
+        else:
+            expected["gate_weights"] = weights
+    return expected
 
 
 def register():

@@ -14,7 +14,7 @@ from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 import skmtl
 import skmtl.onnx
 from skmtl.datasets import fetch_census_income, fetch_coat
-from skmtl.onnx import onnx_inputs, save_onnx, to_onnx
+from skmtl.onnx import expected_outputs, onnx_inputs, save_onnx, to_onnx
 
 from conftest import make_tasks
 
@@ -43,28 +43,17 @@ def run(model, X):
 def assert_serves_predictions(estimator, model, X):
     """Every output of ``model`` equals the estimator's own prediction on ``X``."""
     outputs = run(model, X)
-    expected = {}
-    tasks = estimator.task_names_
-    if hasattr(estimator, "predict_proba"):
-        probas = estimator.predict_proba(X)
-        probas = [probas] if estimator._single_output else probas
-        labels = estimator.predict(X).reshape(len(X), -1)
-        for t, task in enumerate(tasks):
-            expected[f"proba_{task}"] = probas[t]
-            expected[f"label_{task}"] = labels[:, t]
-    else:
-        predictions = estimator.predict(X).reshape(len(X), -1)
-        for t, task in enumerate(tasks):
-            expected[f"prediction_{task}"] = predictions[:, t:t + 1]
-    if hasattr(estimator, "predict_conditional_proba"):
-        for task, proba in zip(tasks, estimator.predict_conditional_proba(X)):
-            expected[f"conditional_proba_{task}"] = proba
-    if hasattr(estimator, "gate_weights"):
-        weights = estimator.gate_weights(X)
-        if isinstance(weights, list):
-            expected.update((f"gate_weights_{level}", w) for level, w in enumerate(weights))
-        else:
-            expected["gate_weights"] = weights
+    expected = expected_outputs(estimator, X)
+    n_outputs = {"proba": 0, "label": 0, "conditional": 0, "prediction": 0, "gate": 0}
+    for name in expected:
+        n_outputs[name.split("_")[0]] += 1
+    n_tasks = len(estimator.task_names_)
+    classifier = hasattr(estimator, "predict_proba")
+    assert (n_outputs["proba"], n_outputs["label"], n_outputs["prediction"]) == (
+        (n_tasks, n_tasks, 0) if classifier else (0, 0, n_tasks))
+    assert n_outputs["conditional"] == (n_tasks if hasattr(
+        estimator, "predict_conditional_proba") else 0)
+    assert (n_outputs["gate"] > 0) == hasattr(estimator, "gate_weights")
     assert sorted(outputs) == sorted(expected)
     for name, values in expected.items():
         if name.startswith("label_"):
