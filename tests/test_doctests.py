@@ -77,3 +77,15 @@ def test_every_api_reference_entry_has_an_example():
     missing = [name for entries in names.values() for name in entries
                if ">>> " not in (pkgutil.resolve_name(name).__doc__ or "")]
     assert not missing, f"no '>>> ' example in the docstring of {missing}"
+
+
+def test_every_name_a_module_exports_is_in_the_api_reference():
+    documented = {pkgutil.resolve_name(name) for entries in _api_names().values()
+                  for name in entries}
+    modules = ["skmtl", "skmtl.onnx", "skmtl.plotting", "skmtl.datasets", "skmtl.parquet",
+               "skmtl.dask", "skmtl.nn", "skmtl.nn.weighting", "skmtl.nn.counterfactual"]
+    missing = [f"{name}.{public}" for name in modules
+               for public in importlib.import_module(name).__all__
+               if not public.startswith("__")  # __version__
+               and getattr(importlib.import_module(name), public) not in documented]
+    assert not missing, f"not in docs/api.rst: {missing}"

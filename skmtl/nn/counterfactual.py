@@ -22,6 +22,9 @@ import math
 import torch
 from torch import nn
 
+# the helpers below serve the losses of skmtl.nn; the risk is the public part
+__all__ = ["CounterfactualRisk"]
+
 
 # The conditional probability p_k / p_{k-1} of an entire-space model is kept
 # at most this: a row where p_k >= p_{k-1} (which AITM's calibrator

@@ -9,6 +9,9 @@ it. :meth:`LossWeighting.weights` gives the weights in force, for the record.
 import torch
 from torch import nn
 
+__all__ = ["DynamicWeightAverage", "GradNorm", "LossWeighting", "PCGrad",
+           "UncertaintyWeighting", "project_conflicting", "split_parameters", "task_gradients"]
+
 # Parameter-name components of the parts of a network that belong to one task;
 # a network may name others in a ``task_specific`` attribute.
 DEFAULT_TASK_SPECIFIC = ("towers",)
