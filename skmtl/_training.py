@@ -113,14 +113,25 @@ class EpochTable(PrintLog):
 
     The losses and validation scores per task and the seconds the epoch
     took; the task weights only when they are learned (under fixed weights
-    they are the same every epoch).
+    they are the same every epoch). The header comes once per history, so
+    that ``partial_fit`` calls and warm starts continue one table; under
+    ``torch.distributed`` only rank 0 prints.
     """
 
     def on_epoch_end(self, net, **kwargs):
+        if _not_rank_zero():
+            return
         if not net.loss_weighting_.learned:
             self.keys_ignored_ = set(self.keys_ignored_) | {
                 f"task_weight_{task}" for task in net.task_names}
+        if len(net.history) > 1:  # the table goes on (callbacks are rebuilt per call)
+            self.first_iteration_ = False
         super().on_epoch_end(net, **kwargs)
+
+
+def _not_rank_zero():
+    rank_and_size = _distributed.world()
+    return rank_and_size is not None and rank_and_size[0] != 0
 
 
 class BatchProgress(Callback):
@@ -139,8 +150,8 @@ class BatchProgress(Callback):
         self.sink = sink
 
     def on_epoch_begin(self, net, dataset_train=None, **kwargs):
-        self.bar_ = None
-        if net.verbose < 2 or dataset_train is None:
+        self._close_bar()
+        if net.verbose < 2 or dataset_train is None or _not_rank_zero():
             return
         self.total_ = max(1, math.ceil(len(dataset_train) / net.batch_size))
         max_batches = getattr(net, "iterator_train__max_batches", None)
@@ -156,7 +167,7 @@ class BatchProgress(Callback):
                              leave=False, file=sys.stderr)
 
     def on_batch_end(self, net, training=False, **kwargs):
-        if net.verbose < 2 or not training or not hasattr(self, "total_"):
+        if net.verbose < 2 or not training or getattr(self, "total_", None) is None:
             return
         self.done_ += 1
         if self.bar_ is not None:
@@ -168,9 +179,15 @@ class BatchProgress(Callback):
                       f"{time.perf_counter() - self.started_:.1f} s")
 
     def on_epoch_end(self, net, **kwargs):
+        self._close_bar()
+
+    def on_train_end(self, net, **kwargs):
+        self._close_bar()  # an interrupted epoch ends here, not in on_epoch_end
+
+    def _close_bar(self):
         if getattr(self, "bar_", None) is not None:
             self.bar_.close()
-            self.bar_ = None
+        self.bar_, self.total_ = None, None
 
 
 class LearningRateSchedule(Callback):

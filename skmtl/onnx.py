@@ -13,6 +13,7 @@ onnxscript (which torch's exporter uses) and skl2onnx (for :func:`register`).
 
 import contextlib
 import copy
+import json
 import logging
 import warnings
 
@@ -64,8 +65,10 @@ def to_onnx(estimator, X_sample, *, target_opset=None):
         ``x1``, ... for an array), of shape ``(n, 1)``: strings for a string
         or ``category`` column of strings, else numbers of the column's
         dtype. A missing value of a string column is any string outside
-        the fitted categories, e.g. ``""`` (:func:`onnx_inputs` builds the
-        inputs of a DataFrame). Outputs, per task:
+        the fitted categories, e.g. ``""``; of a number column that can hold
+        one, NaN (:func:`onnx_inputs` builds the inputs of a DataFrame, and
+        refuses NaN in numeric columns as ``predict`` does; the model itself
+        would serve NaN). Outputs, per task:
 
         - classifiers: ``proba_<task>`` (n, n_classes) float, as
           ``predict_proba``, and ``label_<task>`` (n,), as ``predict``;
@@ -152,7 +155,14 @@ def onnx_inputs(model, X):
     -------
     inputs : dict
         ``{input name: (n_samples, 1) array}`` of the input's type; missing
-        values of a string column become ``""``.
+        values of a string column become ``""`` (or, when ``""`` is one of
+        its categories, the string the model records for them).
+
+    Raises
+    ------
+    ValueError
+        As ``predict`` does, for NaN or infinity in a numeric column; also
+        for a value an integer input cannot hold (missing, or not whole).
 
     Examples
     --------
@@ -168,6 +178,9 @@ def onnx_inputs(model, X):
      'age': array([[0.], [1.], [2.]])}
     """
     specs = _input_specs(model)
+    metadata = _metadata(model)
+    missing_strings = json.loads(metadata.get("skmtl_missing_strings", "{}"))
+    numeric_inputs = set(json.loads(metadata.get("skmtl_numeric_inputs", "[]")))
     X = check_features(X, "onnx_inputs")
     if X.shape[1] != len(specs):
         raise ValueError(f"X has {X.shape[1]} columns; the model has {len(specs)} inputs "
@@ -178,26 +191,44 @@ def onnx_inputs(model, X):
             raise ValueError(f"The columns of X differ from the model's inputs (column, input): "
                              f"{differ}.")
     columns = X.items() if isinstance(X, pd.DataFrame) else enumerate(X.T)
-    return {name: _input_values(values, name, dtype).reshape(-1, 1)
-            for (name, dtype), (_, values) in zip(specs, columns)}
+    inputs = {name: _input_values(values, name, dtype, missing_strings.get(name, ""))
+              for (name, dtype), (_, values) in zip(specs, columns)}
+    not_finite = [name for name in inputs if name in numeric_inputs
+                  and inputs[name].dtype.kind == "f" and not np.isfinite(inputs[name]).all()]
+    if not_finite:  # as predict refuses them; the exported model would serve NaN
+        raise ValueError(f"Numeric columns {not_finite} contain NaN or infinite values; impute "
+                         "them first (e.g. sklearn.impute.SimpleImputer).")
+    return {name: values.reshape(-1, 1) for name, values in inputs.items()}
 
 
-def _input_values(values, name, dtype):
+def _input_values(values, name, dtype, missing=""):
     """One column's values as the 1-D array its input of ``dtype`` takes."""
     if dtype.kind == "O":
         if isinstance(values.dtype, pd.CategoricalDtype):
             # the categories once, then the codes: far faster than value by value
-            categories = np.append(np.asarray(values.cat.categories, dtype=object), "")
+            categories = np.append(np.asarray(values.cat.categories, dtype=object), missing)
             return categories.take(values.cat.codes.to_numpy(), mode="wrap")
         values = np.array(values, dtype=object)
-        values[pd.isna(values)] = ""
+        values[pd.isna(values)] = missing
         return values
     values = pd.Series(values) if not isinstance(values, pd.Series) else values
-    if dtype.kind != "f" and values.hasnans:
+    if dtype.kind == "f":
+        return values.to_numpy(dtype=dtype, na_value=np.nan)
+    if values.hasnans:
         raise ValueError(f"Column {name!r} has missing values, which its {dtype} input "
                          "cannot hold.")
-    return values.to_numpy(dtype=dtype, na_value=np.nan) if dtype.kind == "f" else \
-        values.to_numpy(dtype=dtype)
+    array = values.to_numpy()
+    if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
+        raise ValueError(f"Column {name!r} holds numbers that are not whole, which its "
+                         f"{dtype} input cannot hold.")
+    return array.astype(dtype)
+
+
+def _metadata(model):
+    """The custom metadata of a model or an onnxruntime session, as a dict."""
+    if isinstance(model, onnx.ModelProto):
+        return {entry.key: entry.value for entry in model.metadata_props}
+    return dict(model.get_modelmeta().custom_metadata_map)
 
 
 def expected_outputs(estimator, X):
@@ -356,10 +387,40 @@ def _estimator_model(estimator, sources, target_opset):
         ir_version=network_model.ir_version, producer_name="skmtl",
         producer_version=__version__,
         doc_string=f"{type(estimator).__name__} exported by skmtl.onnx.to_onnx")
-    helper.set_model_props(model, {"skmtl_estimator": type(estimator).__name__,
-                                   "skmtl_tasks": ",".join(estimator.task_names_)})
+    clash = sorted({i.name for i in graph.inputs} & {o.name for o in graph.outputs})
+    if clash:
+        raise ValueError(f"Columns {clash} have the names of the model's outputs; rename them "
+                         "to export.")
+    helper.set_model_props(model, {
+        "skmtl_estimator": type(estimator).__name__,
+        "skmtl_tasks": ",".join(estimator.task_names_),
+        # what onnx_inputs needs beyond the inputs' types (single-column inputs)
+        "skmtl_numeric_inputs": json.dumps([sources[j][0] for j in encoder.numeric_indices_
+                                            if len(sources) == encoder.n_features_in_]),
+        "skmtl_missing_strings": json.dumps(_missing_strings(encoder, sources)),
+    })
     onnx.checker.check_model(model)
     return model
+
+
+def _missing_strings(encoder, sources):
+    """``{input: string}`` for string inputs whose categories hold ``""``: what stands for missing.
+
+    Any string outside a column's categories is read as missing; ``""`` is
+    the usual one, unless it is a category.
+    """
+    if len(sources) != encoder.n_features_in_:
+        return {}
+    missing = {}
+    for j, categories in zip(encoder.categorical_indices_, encoder.categories_):
+        name, elem_type, _ = sources[j]
+        known = {c for c in categories.tolist() if isinstance(c, str)}
+        if elem_type == TensorProto.STRING and "" in known:
+            sentinel = "\x00missing"
+            while sentinel in known:
+                sentinel += "\x00"
+            missing[name] = sentinel
+    return missing
 
 
 def _default_opset(model):
@@ -393,10 +454,17 @@ def _served_outputs(graph, estimator, network, tensors):
 
 
 def _label_array(classes):
+    """The classes as an array of an ONNX type that keeps what ``predict`` returns."""
     classes = np.asarray(classes)
-    if classes.dtype.kind in "OUS":
-        return np.array([str(c) for c in classes], dtype=object)
-    return classes
+    if classes.dtype.kind in "biuf":
+        return classes
+    values = classes.tolist()
+    for kind, dtype in (((str,), object), ((bool, np.bool_), bool),
+                        ((int, np.integer), np.int64), ((float, np.floating), np.float64)):
+        if all(isinstance(v, kind) for v in values):
+            return np.array(values, dtype=dtype)
+    raise NotImplementedError(f"Classes {values!r} mix types; an ONNX label output holds one "
+                              "type. Give the labels one type (e.g. strings) to export.")
 
 
 # -- the network ----------------------------------------------------------------------
@@ -535,7 +603,8 @@ def _categorical_codes(graph, encoder, columns):
 def _vocabulary_codes(graph, name, elem_type, categories, label):
     """A LabelEncoder from the categories to ``1..K``; anything else to the reserved code."""
     kinds = {_value_kind(value) for value in np.asarray(categories, dtype=object)}
-    kind = kinds.pop() if kinds else None
+    # fit refuses strings beside numbers; a float among integers makes them all floats
+    kind = next((k for k in ("string", "float", "integer") if k in kinds), None)
     codes = np.arange(1, len(categories) + 1, dtype=np.int64)
     if elem_type == TensorProto.STRING:
         if kind not in ("string", None):
@@ -549,7 +618,7 @@ def _vocabulary_codes(graph, name, elem_type, categories, label):
         raise TypeError(f"Column {label!r} of X_sample holds numbers, but the model learned "
                         "string categories for it.")
     if kind in ("integer", None) or _integral(categories):
-        keys = np.asarray(categories, dtype=np.float64).astype(np.int64)
+        keys = _int64_keys(categories, kind)
         integer = graph.node("Cast", [name], to=TensorProto.INT64)
         codes = graph.node("LabelEncoder", [integer], domain=_ML_DOMAIN,
                            keys_int64s=keys.tolist() or [0],
@@ -575,7 +644,7 @@ def _hashed_codes(graph, name, elem_type, n_buckets, label):
     dtype = helper.tensor_dtype_to_np_dtype(elem_type) if elem_type != TensorProto.STRING \
         else np.dtype(object)
     if dtype.kind not in "biu":
-        kind = "float" if dtype.kind == "f" else "string"
+        kind = "float" if dtype.kind == "f" else "string (or mixed)"
         raise NotImplementedError(
             f"Column {label!r} is hashed (hash_buckets) from {kind} values, which cannot be "
             "exported to ONNX yet: ONNX has no operator to "
@@ -723,6 +792,16 @@ def _value_kind(value):
     if isinstance(value, (bool, np.bool_, int, np.integer)):
         return "integer"
     return "float"
+
+
+def _int64_keys(categories, kind):
+    """Whole-number categories as int64 keys: integers exactly (beyond 2**53 too)."""
+    if kind != "integer":
+        return np.asarray(categories, dtype=np.float64).astype(np.int64)
+    largest = int(np.iinfo(np.int64).max)
+    # uint64 beyond int64's range wraps round, as the input's Cast to int64 does
+    return np.array([int(v) - 2 ** 64 if int(v) > largest else int(v) for v in categories],
+                    dtype=np.int64)
 
 
 def _integral(values):

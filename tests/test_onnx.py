@@ -56,9 +56,8 @@ def assert_serves_predictions(estimator, model, X):
     assert (n_outputs["gate"] > 0) == hasattr(estimator, "gate_weights")
     assert sorted(outputs) == sorted(expected)
     for name, values in expected.items():
-        if name.startswith("label_"):
-            np.testing.assert_array_equal(outputs[name], values.astype(outputs[name].dtype),
-                                          err_msg=name)
+        if name.startswith("label_"):  # the same labels, of the same Python types
+            assert outputs[name].tolist() == values.tolist(), name
         else:
             assert outputs[name].shape == values.shape, name
             np.testing.assert_allclose(outputs[name], values, rtol=0, atol=TOLERANCE,
@@ -152,7 +151,8 @@ def test_hashed_integer_columns_hash_as_in_training(data):
 def test_string_hashing_cannot_be_exported_yet(data):
     X, Y, _, _, _ = data
     estimator = skmtl.MMOEClassifier(max_epochs=1, hash_buckets={"color": 16}).fit(X, Y)
-    with pytest.raises(NotImplementedError, match="'color' is hashed .* string values"):
+    with pytest.raises(NotImplementedError,
+                       match=r"'color' is hashed .* string \(or mixed\) values"):
         to_onnx(estimator, X)
 
 
@@ -270,3 +270,37 @@ def test_census_and_coat_test_rows():
     esmm = skmtl.ESMMClassifier(max_epochs=1, random_state=0)
     esmm.fit(coat.data, coat.target[["click", "conversion"]])
     assert_serves_predictions(esmm, to_onnx(esmm, coat.data.head()), X_test)
+
+
+def test_vocabularies_labels_and_missing_strings_keep_their_meaning(data):
+    X, Y, _, _, X_test = data
+    big = 2 ** 53 + 1  # ids beyond float64's integers stay exact
+    ids = np.where(np.arange(len(X)) % 2 == 0, big, 5)
+    X = X.assign(user=ids, rating=np.tile([1.0, 1.5, 2.0], len(X))[:len(X)],
+                 color=X["color"].astype(object).where(X["num_a"] > 0, ""))
+    X_test = X_test.assign(user=np.where(np.arange(len(X_test)) % 3 == 0, big - 1, big),
+                           rating=np.tile([1.0, 1.5, 2.5], len(X_test))[:len(X_test)])
+    X_test.loc[:9, "color"] = ""  # a category of its own; None (rows 0-19) is missing
+    labels = Y.astype(object).where(Y == 1, False).where(Y == 0, True)  # bool labels
+    labels.loc[:99, "t2"] = None
+    estimator = skmtl.SharedBottomClassifier(
+        max_epochs=2, categorical_features=["color", "shop", "user", "rating"],
+        categories={"rating": [1, 1.5, 2]}, random_state=0).fit(X, labels)
+    assert estimator.classes_[0].tolist() == [False, True]
+    model = to_onnx(estimator, X)
+    assert_serves_predictions(estimator, model, X_test)
+    assert run(model, X_test.head())["label_t1"].dtype == bool
+
+
+def test_onnx_inputs_refuse_what_predict_refuses(data):
+    X, Y, _, _, _ = data
+    X = X.assign(age=np.arange(len(X)) % 90)  # an int64 input
+    estimator = skmtl.SharedBottomClassifier(max_epochs=1, random_state=0).fit(X, Y)
+    model = to_onnx(estimator, X)
+    with pytest.raises(ValueError, match=r"Numeric columns \['num_a'\] contain NaN"):
+        onnx_inputs(model, X.assign(num_a=np.nan))
+    with pytest.raises(ValueError, match="'age' holds numbers that are not whole"):
+        onnx_inputs(model, X.assign(age=50.9))
+    with pytest.raises(ValueError, match=r"Columns \['proba_t1'\] have the names"):
+        to_onnx(skmtl.SharedBottomClassifier(max_epochs=1).fit(
+            X.rename(columns={"num_b": "proba_t1"}), Y), X.rename(columns={"num_b": "proba_t1"}))
