@@ -45,6 +45,18 @@ def test_hashed_codes_are_the_same_in_another_process():
     assert here[2] == 0 and here[0] == here[3] and all(1 <= c <= 1000 for c in here if c)
 
 
+@pytest.mark.parametrize("dtype, numpy_dtype", [("Int64", np.int64), ("UInt8", np.uint8),
+                                                ("boolean", np.bool_)])
+def test_hashed_nullable_numbers_hash_alike_with_or_without_missing_values(dtype, numpy_dtype):
+    # np.asarray turns a nullable column holding a missing value into floats: a block
+    # with NA once hashed 1 as 1.0, a block without as the integer 1
+    values = pd.Series([1, 0, None, 1], dtype=dtype)
+    codes = _codes(values, 1000)
+    np.testing.assert_array_equal(codes[[0, 1, 3]], _codes(np.array([1, 0, 1], numpy_dtype), 1000))
+    assert codes[2] == 0
+    np.testing.assert_array_equal(_codes(values[:2], 1000), codes[:2])
+
+
 def test_hashed_codes_of_a_category_column_equal_those_of_its_values():
     values = ["a", "b", None, "c", "a"]
     np.testing.assert_array_equal(_codes(values, 7),

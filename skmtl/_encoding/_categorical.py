@@ -81,7 +81,9 @@ def hashed_code_reader(values, n_buckets):
     A value's code is ``1 + hash(value) % n_buckets`` with pandas'
     ``hash_array`` (SipHash with a fixed key: the same code in every process
     and on every machine); missing values get ``UNKNOWN_CODE``. Values hash
-    as they are typed: ``1``, ``1.0`` and ``"1"`` fall in different buckets.
+    as they are typed: ``1``, ``1.0`` and ``"1"`` fall in different buckets;
+    pandas' nullable numbers (``Int64``, ``boolean``, ...) hash as their
+    NumPy type, missing values or not.
     A ``category`` column hashes its categories, not its integer codes.
     """
     n_buckets = np.uint64(n_buckets)
@@ -93,8 +95,21 @@ def hashed_code_reader(values, n_buckets):
                                        pd.util.hash_array(categories) % n_buckets + 1)
 
     array = values.array if isinstance(values, pd.Series) else values
+    # pandas' nullable numbers (Int64, boolean, ...): hashed by their NumPy type in every
+    # block; np.asarray would give floats wherever a block holds a missing value
+    masked_dtype = getattr(array.dtype, "numpy_dtype", None) if isinstance(
+        array, pd.api.extensions.ExtensionArray) else None
+    if masked_dtype is not None and masked_dtype.kind not in "biuf":
+        masked_dtype = None
 
     def hashed_codes_of_values(start, stop, out, scratch):
+        if masked_dtype is not None:
+            rows = array[start:stop]
+            missing = np.asarray(rows.isna())
+            block = rows.to_numpy(dtype=masked_dtype, na_value=masked_dtype.type(0))
+            np.add(pd.util.hash_array(block) % n_buckets, 1, out=out, casting="unsafe")
+            out[missing] = UNKNOWN_CODE
+            return
         block = np.asarray(array[start:stop])
         if block.dtype.kind not in "biuf":
             block = block.astype(object)
