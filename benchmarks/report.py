@@ -4,6 +4,7 @@ import math
 import os
 import platform
 import subprocess
+import time
 from importlib import metadata
 
 import numpy as np
@@ -52,6 +53,20 @@ def machine_info():
         load = None
     return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": ram_gib, "versions": versions,
             "platform": platform.platform(), "load_at_start": load}
+
+
+def script_header(title, command, machine, started, note="", extra_versions=""):
+    """The lines that open a separate script's report: title, command, machine, duration.
+
+    ``command`` is the exact command line; ``extra_versions`` (e.g.
+    ``"onnxruntime 1.32.0, "``) goes before skmtl's version.
+    """
+    versions = machine["versions"]
+    return [f"# {title}", "", f"- command: `{command}`",
+            f"- machine: {machine['cpu']}, {machine['cores']} cores; torch {versions['torch']}, "
+            f"{extra_versions}skmtl {versions['skmtl']} "
+            f"(commit {versions.get('skmtl commit', '?')})",
+            f"- took {(time.perf_counter() - started) / 60:.1f} min{note}", ""]
 
 
 def _git_commit():

@@ -64,7 +64,7 @@ import numpy as np
 from skmtl import ESMMClassifier, MMOEClassifier
 
 from .data import CENSUS_TASKS, load_census, load_coat
-from .report import _table, machine_info, mean_std
+from .report import _table, machine_info, mean_std, script_header
 from .worker import score
 
 DEFAULT_BUCKETS = (16, 64, 256, 1024)
@@ -379,7 +379,6 @@ def main(argv=None):
     args = parse_args(argv)
     started = time.perf_counter()
     machine = machine_info()
-    versions = machine["versions"]
     if args.ddp:
         title = "data-parallel fit"
         tables = ddp_report(ddp(args.census_rows))
@@ -400,12 +399,9 @@ def main(argv=None):
                         args.buckets)
         note = (f"; mean ± std over seeds {' '.join(map(str, args.seeds))}; Δ: against the "
                 "exact vocabularies of the same seed")
-    print("\n".join([
-        f"# skmtl scale-out: {title}", "",
-        f"- command: `python -m benchmarks.scale_out {shlex.join(argv)}`",
-        f"- machine: {machine['cpu']}, {machine['cores']} cores; torch {versions['torch']}, "
-        f"skmtl {versions['skmtl']} (commit {versions.get('skmtl commit', '?')})",
-        f"- took {(time.perf_counter() - started) / 60:.1f} min{note}", "", *tables]))
+    print("\n".join(script_header(f"skmtl scale-out: {title}",
+                                   f"python -m benchmarks.scale_out {shlex.join(argv)}",
+                                   machine, started, note) + tables))
     return 0
 
 

@@ -52,7 +52,7 @@ import skmtl
 from skmtl.onnx import expected_outputs, onnx_inputs, save_onnx
 
 from .data import load_census, load_coat
-from .report import _table, machine_info
+from .report import _table, machine_info, script_header
 
 ESTIMATORS = [skmtl.MMOEClassifier, skmtl.OMOEClassifier, skmtl.PLEClassifier,
               skmtl.SharedBottomClassifier, skmtl.ESMMClassifier, skmtl.AITMClassifier,
@@ -295,7 +295,6 @@ def main(argv=None):
     args = parse_args(argv)
     started = time.perf_counter()
     machine = machine_info()
-    versions = machine["versions"]
     tables = []
     with tempfile.TemporaryDirectory() as temporary:
         folder = args.folder or Path(temporary)
@@ -315,13 +314,10 @@ def main(argv=None):
             tables += speed_report(speed(folder, coat, skmtl.ESMMClassifier,
                                          args.rows, args.repeats),
                                    "ESMMClassifier() on Coat")
-    print("\n".join([
-        "# skmtl serving: ONNX export", "",
-        f"- command: `python -m benchmarks.serving {shlex.join(argv)}`",
-        f"- machine: {machine['cpu']}, {machine['cores']} cores; torch {versions['torch']}, "
-        f"onnxruntime {onnxruntime.__version__}, skmtl {versions['skmtl']} "
-        f"(commit {versions.get('skmtl commit', '?')})",
-        f"- took {(time.perf_counter() - started) / 60:.1f} min", "", *tables]))
+    header = script_header("skmtl serving: ONNX export",
+                           f"python -m benchmarks.serving {shlex.join(argv)}", machine, started,
+                           extra_versions=f"onnxruntime {onnxruntime.__version__}, ")
+    print("\n".join(header + tables))
     return 0
 
 
