@@ -452,19 +452,55 @@ def _per_task_auc(scores, targets, weights):
         proba = torch.cat([batch[t] for batch in scores]).numpy()[known]
         labels = target[known, t].astype(np.int64)
         task_weight = None if weight is None else weight[known]
+        if proba.shape[1] == 2:
+            aucs.append(binary_auc(labels, proba[:, 1], task_weight))
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                if proba.shape[1] == 2:
-                    auc = roc_auc_score(labels, proba[:, 1], sample_weight=task_weight)
-                else:
-                    auc = roc_auc_score(labels, proba, multi_class="ovr",
-                                        sample_weight=task_weight,
-                                        labels=np.arange(proba.shape[1]))
+                auc = roc_auc_score(labels, proba, multi_class="ovr", sample_weight=task_weight,
+                                    labels=np.arange(proba.shape[1]))
             except ValueError:  # a class absent from the validation rows
                 auc = float("nan")
         aucs.append(float(auc))
     return aucs
+
+
+def binary_auc(labels, scores, sample_weight=None):
+    """ROC AUC of 0/1 ``labels`` against ``scores``, as ``roc_auc_score`` computes it.
+
+    The weighted Mann-Whitney statistic, tied scores counting one half; NaN
+    when one class is absent (or has no weight). One sort and no input
+    checks: run after every epoch, ``roc_auc_score`` costs several times
+    more than this on validation sets of a few thousand rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl._training import binary_auc
+    >>> binary_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    0.75
+    >>> binary_auc(np.array([0, 1]), np.array([0.5, 0.5]))  # a tie counts one half
+    0.5
+    """
+    labels = np.asarray(labels)
+    scores = np.asarray(scores)
+    if len(scores) == 0 or not np.isfinite(scores).all():
+        return float("nan")
+    weight = (np.ones(len(labels)) if sample_weight is None
+              else np.asarray(sample_weight, dtype=np.float64))
+    order = np.argsort(scores, kind="stable")
+    scores, positive = scores[order], labels[order] == 1
+    # weights of the positives and the negatives summed over each run of equal scores
+    starts = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])
+    positive_weight = np.add.reduceat(np.where(positive, weight[order], 0.0), starts)
+    negative_weight = np.add.reduceat(np.where(positive, 0.0, weight[order]), starts)
+    total_positive, total_negative = positive_weight.sum(), negative_weight.sum()
+    if not (total_positive > 0 and total_negative > 0):
+        return float("nan")
+    negatives_below = np.cumsum(negative_weight) - negative_weight
+    pairs = np.dot(positive_weight, negatives_below + 0.5 * negative_weight)
+    return float(pairs / (total_positive * total_negative))
 
 
 def _per_task_r2(scores, targets, weights):

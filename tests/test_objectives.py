@@ -11,7 +11,7 @@ from torch.nn import functional as F
 import skmtl
 from skmtl import (AITMClassifier, ESMMClassifier, MMOEClassifier, MMOERegressor,
                    OMOEClassifier, PLEClassifier, PLERegressor, SharedBottomClassifier)
-from skmtl._training import _per_task_auc, _per_task_r2
+from skmtl._training import _per_task_auc, _per_task_r2, binary_auc
 from skmtl.nn import AITMLoss, EntireSpaceLoss, MMoE, MultiTaskLoss, MultiTaskSquaredLoss
 from skmtl.nn.counterfactual import CounterfactualRisk, conditional_log_proba_from_reach
 from skmtl.nn.weighting import (DynamicWeightAverage, GradNorm, LossWeighting, PCGrad,
@@ -91,6 +91,26 @@ def test_validation_scores_leave_out_missing_labels():
     r2 = _per_task_r2([[torch.tensor(scores[:, 0]), torch.tensor(scores[:, 1])]],
                       [torch.tensor(hidden)], [None])
     assert r2[1] == pytest.approx(r2_score(labels[80:, 1], scores[80:, 1]))
+
+
+def test_binary_auc_is_roc_auc_score():
+    # the AUC of every epoch's validation: ties, weights (some zero), float32 scores
+    rng = np.random.default_rng(1)
+    for trial in range(40):
+        n = int(rng.integers(3, 300))
+        labels = rng.integers(0, 2, n)
+        labels[:2] = [0, 1]
+        scores = np.round(rng.random(n), 1 + trial % 3).astype([np.float32, np.float64][trial % 2])
+        weight = None if trial % 4 == 0 else rng.random(n) * (rng.random(n) > 0.3)
+        weight = None if weight is not None and not (
+            weight[labels == 1].sum() > 0 and weight[labels == 0].sum() > 0) else weight
+        assert binary_auc(labels, scores, weight) == pytest.approx(
+            roc_auc_score(labels, scores, sample_weight=weight), abs=1e-12)
+    assert np.isnan(binary_auc(np.ones(5), rng.random(5)))  # one class
+    assert np.isnan(binary_auc(np.array([0, 1, 1]), np.array([0.2, 0.7, 0.9]),
+                               np.array([0.0, 1.0, 1.0])))  # the negatives weigh nothing
+    assert np.isnan(binary_auc(np.array([0, 1]), np.array([0.2, np.nan])))  # a diverged score
+    assert np.isnan(binary_auc(np.array([]), np.array([])))
 
 
 # -- missing labels: the estimators ------------------------------------------------

@@ -102,7 +102,7 @@ class FeatureEmbedding(nn.Module):
 # grain size for CPU parallelism).
 _SERIAL_CHUNK_ELEMENTS = 32_768
 # Rows narrower than this are summed serially: see _RowGather.
-_PARALLEL_MIN_WIDTH = 32
+_PARALLEL_MIN_WIDTH = 16
 
 
 class _RowGather(torch.autograd.Function):
@@ -113,8 +113,9 @@ class _RowGather(torch.autograd.Function):
     a few cache lines the threads then write the same lines, and the call
     is several times slower than on one thread (1.6 ms against 0.27 ms for
     32,768 rows of width 4 on 2 threads). Chunks of rows below torch's grain
-    size keep each call serial. It also beats ``F.embedding``, whose dense
-    backward sorts the indices.
+    size keep each call serial. From a width of 16 the parallel call is the
+    faster again (85 us against 420 us for 10,240 rows of width 16). It also
+    beats ``F.embedding``, whose dense backward sorts the indices.
     """
 
     @staticmethod
