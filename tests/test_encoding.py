@@ -147,6 +147,28 @@ def test_piecewise_linear_embedding_module():
     assert weight.grad[:, :3].abs().sum() > 0 and torch.all(weight.grad[2] == 0)
 
 
+def test_piecewise_linear_embedding_is_a_linear_layer_of_the_encoding():
+    # the module interpolates running sums of the weight rows; it must equal (value and
+    # gradient) a linear layer of the explicit encoding, positions out of range included
+    torch.manual_seed(0)
+    n_bins = [32, 5, 0, 17, 1]
+    module = PiecewiseLinearEmbedding(n_bins, embedding_dim=4)
+    top = torch.tensor(n_bins, dtype=torch.float32)
+    positions = torch.rand(300, len(n_bins)) * (top + 3.0) - 1.5
+    positions[:5] = torch.stack([torch.zeros(5), top, top + 1.0, torch.full((5,), -1.0),
+                                 torch.floor(top / 2)])
+    upstream = torch.randn(300, module.output_dim)
+    (module(positions) * upstream).sum().backward()
+    grads = [p.grad.clone() for p in (module.linear.weight, module.linear.bias)]
+    module.zero_grad()
+    encoded = (positions.unsqueeze(-1) - module.bin_starts).clamp(0, 1)
+    explicit = module.linear(encoded)
+    (explicit * upstream).sum().backward()
+    torch.testing.assert_close(module(positions), explicit)
+    torch.testing.assert_close(grads[0], module.linear.weight.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(grads[1], module.linear.bias.grad, rtol=1e-4, atol=1e-4)
+
+
 def test_periodic_embedding_module():
     torch.manual_seed(0)
     module = PeriodicEmbedding(2, embedding_dim=3, n_frequencies=4)
