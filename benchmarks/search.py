@@ -18,7 +18,7 @@ problems, for several seeds, in one process, one fit at a time:
 Run from the repository root::
 
     SKMTL_DATA=../shared/data python -m benchmarks.search [--seeds 0 1 2] \\
-        [--candidates NAME ...] [--output benchmarks/search.md]
+        [--candidates NAME ...] [--problems census ...] [--output benchmarks/search.md]
 
 Fit times are wall times in a warm process; the census ratio compares them
 with gradient boosting's in the same run.
@@ -69,6 +69,14 @@ CANDIDATES = {
     "batch 1024": {"batch_size": 1024},
     "no weight decay": {"weight_decay": 0.0},
     "constant learning rate": {"learning_rate_schedule": "constant"},
+    # the probes of income's gap to gradient boosting (run with --problems census)
+    "dropout 0.1": {"dropout": 0.1},
+    "towers of 64": {"tower_units": (64,)},
+    "experts of 64 then 32": {"expert_units": (64, 32)},
+    "64 bins": {"n_bins": 64},
+    "weight decay 1e-4": {"weight_decay": 1e-4},
+    "8 epochs": {"max_epochs": 8},
+    "embedding 4": {"embedding_dim": 4},
 }
 
 
@@ -135,7 +143,7 @@ def funnel(params, seed):
     return {"funnel auc pCVR": roc_auc_score(converts, cvr[:, 1])}
 
 
-PROBLEMS = (census, coat, multitask, funnel)
+PROBLEMS = {"census": census, "coat": coat, "multitask": multitask, "funnel": funnel}
 COLUMNS = ("auc income_50k", "auc never_married", "census fit s", "fit / hgb", "epochs",
            "coat auc pCVR", "coat fit s", "multitask auc", "funnel auc pCVR")
 
@@ -162,6 +170,9 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES),
                         help="names of CANDIDATES to run (default: all)")
+    parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=list(PROBLEMS),
+                        help="the problems to fit each candidate on (default: all; census "
+                             "always, as the gradient boosting reference)")
     parser.add_argument("--output", default="benchmarks/search.md")
     args = parser.parse_args(argv)
     unknown = set(args.candidates) - set(CANDIDATES)
@@ -176,8 +187,8 @@ def main(argv=None):
         records = []
         for seed, reference in zip(args.seeds, hgb):
             record = {}
-            for problem in PROBLEMS:
-                record.update(problem(CANDIDATES[name], seed))
+            for problem in dict.fromkeys(["census", *args.problems]):
+                record.update(PROBLEMS[problem](CANDIDATES[name], seed))
             record["fit / hgb"] = record["census fit s"] / reference["census fit s"]
             records.append(record)
         rows[name] = _summary(records)

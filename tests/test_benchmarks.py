@@ -149,6 +149,19 @@ def test_search_runs_a_candidate_on_every_problem(tmp_path, monkeypatch):
     assert _number(cells["census fit s"]) > 0 and cells["epochs"] == "1.0"
 
 
+def test_search_on_census_only(tmp_path, monkeypatch):
+    from benchmarks import search
+
+    monkeypatch.setitem(search.CANDIDATES, "short", {"max_epochs": 1})
+    monkeypatch.setitem(search.PROBLEMS, "coat", None)  # would fail if it were run
+    output = tmp_path / "search.md"
+    search.main(["--seeds", "0", "--candidates", "short", "--problems", "census",
+                 "--output", str(output)])
+    row = next(line for line in output.read_text().splitlines() if line.startswith("| short"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert 0.5 < _number(cells[1]) <= 1.0 and cells[-4:] == ["–", "–", "–", "–"]
+
+
 # -- the model family (issue 9) ----------------------------------------------------
 
 FAMILY_CENSUS = ["skmtl-sharedbottom", "floor-sharedbottom", "skmtl-omoe", "floor-omoe",
