@@ -26,6 +26,7 @@ with gradient boosting's in the same run.
 
 import argparse
 import platform
+import shlex
 import sys
 import time
 from datetime import datetime, timezone
@@ -200,7 +201,7 @@ def main(argv=None):
 def _write(args, argv, rows, started):
     argv = sys.argv[1:] if argv is None else argv
     lines = [
-        f"command: `python -m benchmarks.search {' '.join(argv)}`  ",
+        f"command: `python -m benchmarks.search {shlex.join(argv)}`  ",
         f"started: {started:%Y-%m-%d %H:%M} UTC; python {platform.python_version()}, "
         f"{platform.processor() or platform.machine()}; seeds {args.seeds}",
         "",

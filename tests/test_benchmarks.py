@@ -152,12 +152,14 @@ def test_search_runs_a_candidate_on_every_problem(tmp_path, monkeypatch):
 def test_search_on_census_only(tmp_path, monkeypatch):
     from benchmarks import search
 
-    monkeypatch.setitem(search.CANDIDATES, "short", {"max_epochs": 1})
+    monkeypatch.setitem(search.CANDIDATES, "short one", {"max_epochs": 1})
     monkeypatch.setitem(search.PROBLEMS, "coat", None)  # would fail if it were run
     output = tmp_path / "search.md"
-    search.main(["--seeds", "0", "--candidates", "short", "--problems", "census",
+    search.main(["--seeds", "0", "--candidates", "short one", "--problems", "census",
                  "--output", str(output)])
-    row = next(line for line in output.read_text().splitlines() if line.startswith("| short"))
+    lines = output.read_text().splitlines()
+    assert "--candidates 'short one' --problems census" in lines[0]  # a command to paste
+    row = next(line for line in lines if line.startswith("| short one"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert 0.5 < _number(cells[1]) <= 1.0 and cells[-4:] == ["–", "–", "–", "–"]
 
