@@ -74,6 +74,8 @@ class PiecewiseLinearEmbedding(nn.Module):
             raise ValueError(f"bin counts must be >= 0, got {n_bins}")
         width = max(n_bins + [1])
         self.n_features = len(n_bins)
+        # The bins' lower ends and the per-feature layer: forward reads the layer's
+        # weight and bias itself (see there); both stay the state of saved models.
         self.register_buffer("bin_starts", torch.arange(width, dtype=torch.float32))
         self.linear = _PerFeatureLinear(self.n_features, width, int(embedding_dim))
         self.output_dim = self.n_features * int(embedding_dim)
