@@ -91,16 +91,22 @@ class HistoryDisplay:
         if unknown:
             raise ValueError(f"tasks {unknown} are not among the estimator's tasks "
                              f"{estimator.task_names_}.")
-        recorded = history[-1]
+        # Keys of any epoch: a warm start may add or drop the validation rows,
+        # so that some epochs lack a key; those epochs get NaN (a gap in the line).
+        recorded = {key for epoch in history for key in epoch}
+
+        def per_epoch(key):
+            return np.array([epoch.get(key, np.nan) for epoch in history], dtype=float)
+
         losses, score_values = {}, {}
         metric = "r2" if any(key.startswith("valid_r2_") for key in recorded) else "auc"
         for task in tasks:
             for prefix in ("train", "valid"):
                 if f"{prefix}_loss_{task}" in recorded:
-                    losses[f"{prefix} {task}"] = history[:, f"{prefix}_loss_{task}"]
+                    losses[f"{prefix} {task}"] = per_epoch(f"{prefix}_loss_{task}")
             if scores and f"valid_{metric}_{task}" in recorded:
-                score_values[f"{metric.upper()} {task}"] = history[:, f"valid_{metric}_{task}"]
-        display = cls(epochs=history[:, "epoch"], losses=losses, scores=score_values,
+                score_values[f"{metric.upper()} {task}"] = per_epoch(f"valid_{metric}_{task}")
+        display = cls(epochs=per_epoch("epoch"), losses=losses, scores=score_values,
                       score_name=f"validation {'ROC AUC' if metric == 'auc' else 'R²'}",
                       estimator_name=type(estimator).__name__)
         return display.plot(ax=ax)
@@ -147,6 +153,7 @@ class GateWeightsDisplay:
     ----------
     image_ : matplotlib AxesImage
     text_ : ndarray of matplotlib Text, shape (n_gates, n_experts)
+    colorbar_ : matplotlib Colorbar or None
     ax_ : matplotlib Axes
     figure_ : matplotlib Figure
 
@@ -208,8 +215,19 @@ class GateWeightsDisplay:
                       title=title)
         return display.plot(ax=ax)
 
-    def plot(self, ax=None, *, cmap="viridis", values_format=".2f"):
-        """Draw the heat map on ``ax``, each cell labelled with its weight; return ``self``."""
+    def plot(self, ax=None, *, cmap="viridis", values_format=".2f", colorbar=True):
+        """Draw the heat map on ``ax``, each cell labelled with its weight; return ``self``.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+        cmap : str or matplotlib Colormap, default="viridis"
+        values_format : str, default=".2f"
+            Format of the weights written in the cells.
+        colorbar : bool, default=True
+            Add a colour bar beside ``ax`` (``False`` when drawing again on
+            axes that already have one).
+        """
         ax = _axes(ax)
         self.image_ = ax.imshow(self.weights, cmap=cmap, vmin=0.0, vmax=max(
             float(self.weights.max()), 1e-12), aspect="auto")
@@ -223,7 +241,8 @@ class GateWeightsDisplay:
                       ha="right")
         ax.set_yticks(range(len(self.gate_names)), self.gate_names)
         ax.set(xlabel="expert", ylabel="gate")
-        ax.figure.colorbar(self.image_, ax=ax, label="mean weight")
+        self.colorbar_ = (ax.figure.colorbar(self.image_, ax=ax, label="mean weight")
+                          if colorbar else None)
         if self.title:
             ax.set_title(self.title)
         self.ax_, self.figure_ = ax, ax.figure

@@ -60,6 +60,18 @@ def test_history_display_of_a_regressor_without_validation(data):
     assert display.score_ax_.get_ylabel() == "validation R²"
 
 
+def test_history_display_of_a_warm_start_that_added_validation(data):
+    X, Y, _ = data
+    model = skmtl.MMOEClassifier(max_epochs=2, early_stopping=False, random_state=0).fit(X, Y)
+    model.set_params(warm_start=True, early_stopping=True).fit(X, Y)
+    display = HistoryDisplay.from_estimator(model)
+    assert [line.get_label() for line in display.lines_][:2] == ["train t1", "valid t1"]
+    valid = display.lines_[1].get_ydata()
+    assert len(valid) == len(display.epochs) == 4
+    assert np.isnan(valid[:2]).all()  # the epochs without validation rows: a gap
+    np.testing.assert_array_equal(valid[2:], model.history_[2:, "valid_loss_t1"])
+
+
 def test_gate_weights_display_shows_the_mean_gate_weights(data):
     X, Y, funnel = data
     model = skmtl.MMOEClassifier(n_experts=3, max_epochs=1, random_state=0).fit(X, Y)
@@ -70,6 +82,10 @@ def test_gate_weights_display_shows_the_mean_gate_weights(data):
     assert [t.get_text() for t in display.ax_.get_yticklabels()] == ["t1", "t2"]
     assert display.text_[0, 2].get_text() == f"{display.weights[0, 2]:.2f}"
     np.testing.assert_allclose(display.image_.get_array(), display.weights)
+    n_axes = len(display.figure_.axes)  # the heat map and its colour bar
+    assert n_axes == 2 and display.colorbar_ is not None
+    display.plot(ax=display.ax_, cmap="magma", colorbar=False)
+    assert len(display.figure_.axes) == n_axes and display.colorbar_ is None
 
     one_gate = skmtl.OMOEClassifier(n_experts=2, max_epochs=1, random_state=0).fit(X, Y)
     assert GateWeightsDisplay.from_estimator(one_gate, X).gate_names == ["all tasks"]
