@@ -22,7 +22,7 @@ from skorch.helper import predefined_split
 from ._encoding import (BIN_STRATEGIES, NUMERIC_ENCODINGS, UNKNOWN_CODE, NumericEncoding,
                         TabularEncoder,
                         array_from_json, array_to_json, check_features, check_targets,
-                        encode_labels, known_labels)
+                        encode_labels, known_labels, label_classes)
 from . import _distributed, _persistence
 from ._optim import Adam, fused_adam_supported
 from ._training import BatchIterator, LearningRateSchedule, MultiTaskNet, TensorData
@@ -313,6 +313,9 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 if warm:  # leave the model as it was before this fit
                     _restore_training_state(net, before)
                 raise
+            finally:
+                # the split holds the validation rows: not to be kept (or pickled) with the model
+                net.train_split = None
         if net.interrupted_:
             kept = ("the latest weights" if not self._early_stopping_enabled(n_samples) else
                     f"the best weights by {self._monitored(valid)}")
@@ -359,7 +362,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
             raise ValueError("partial_fit is not supported under torch.distributed yet; call "
                              "fit on each rank's shard.")
         first = not hasattr(self, "net_")
-        X, columns, task_names, single_output = self._checked_input(X, y)
+        X, columns, task_names, single_output = self._checked_input(X, y, require_known=first)
         n_samples = X.shape[0]
         if not first:
             if task_names != self.task_names_ or single_output != self._single_output:
@@ -423,15 +426,19 @@ class MultiTaskEstimatorBase(BaseEstimator):
         self._set_fitted(encoder, net, task_names, target_state, single_output)
         return self
 
-    def _checked_input(self, X, y):
+    def _checked_input(self, X, y, require_known=True):
         """Check the parameters and the data of a fit: ``(X, label columns, task names,
-        single_output)``."""
+        single_output)``.
+
+        ``require_known``: every task needs a known label (not so in a later
+        ``partial_fit`` chunk, which may hold no label of some task).
+        """
         self._check_hyperparameters()
         self._check_device()
         name = type(self).__name__
         X = check_features(X, name)
         columns, task_names, single_output = check_targets(
-            y, X.shape[0], name, regression=is_regressor(self))
+            y, X.shape[0], name, regression=is_regressor(self), require_known=require_known)
         return X, self._prepare_labels(columns, task_names, single_output), task_names, \
             single_output
 
@@ -785,6 +792,25 @@ class MultiTaskEstimatorBase(BaseEstimator):
         return lambda categorical, numeric: method(module(categorical=categorical,
                                                           numeric=numeric))
 
+    def _score_targets(self, y, n_samples, sample_weight):
+        """``y`` for ``score`` as an object array ``(n_samples, n_tasks)``, and the checked
+        ``sample_weight``."""
+        if isinstance(y, (pd.DataFrame, pd.Series)):
+            y = y.to_numpy(dtype=object)
+        y = np.asarray(y, dtype=object)
+        if y.ndim == 1:
+            y = y.reshape(-1, 1)
+        n_tasks = len(self.task_names_)
+        if y.ndim != 2 or y.shape[1] != n_tasks:
+            raise ValueError(f"y has shape {y.shape}, but the model was fitted on {n_tasks} "
+                             f"task(s) {self.task_names_}: give one column per task.")
+        if y.shape[0] != n_samples:
+            raise ValueError(f"X and y have different numbers of samples: {n_samples} and "
+                             f"{y.shape[0]}.")
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, y)
+        return y, sample_weight
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
@@ -808,7 +834,7 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
 
     def _agreed_targets(self, columns, task_names, fit_weight):
         """Targets encoded with the classes of every rank's shard (distributed fit)."""
-        local = [np.unique(column[known_labels(column)]) for column in columns]
+        local = [label_classes(column[known_labels(column)]) for column in columns]
         gathered = _distributed.gather(local)
         classes = [_distributed.union([rank[t] for rank in gathered])
                    for t in range(len(columns))]
@@ -827,6 +853,10 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
                         "chunk; pass classes=[...] (one array per task) on the first call.")
             return self._encode_targets(columns, task_names, False, sample_weight)
         given = [classes] if single_output else list(classes)
+        if any(np.ndim(task_classes) != 1 for task_classes in given):
+            raise ValueError(
+                "classes must hold one 1-D array of classes per task"
+                f"{' (a 1-D y: one array)' if single_output else ''}; got classes={classes!r}.")
         if len(given) != len(task_names):
             raise ValueError(f"classes gives {len(given)} arrays of classes for "
                              f"{len(task_names)} task(s): {task_names}.")
@@ -905,15 +935,15 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
         count.
         """
         Y_pred = self.predict(X)
-        y = np.asarray(y, dtype=object)
-        if self._single_output:
-            known = known_labels(y)
-            hits = y[known] == Y_pred[known].astype(object)
-            return float(np.average(hits, weights=_rows(sample_weight, known)))
+        y, sample_weight = self._score_targets(y, Y_pred.shape[0], sample_weight)
         known = known_labels(y.ravel()).reshape(y.shape)
-        hits = np.all((y == Y_pred.astype(object)) | ~known, axis=1)
+        hits = np.ones(y.shape, dtype=bool)  # an unknown label is no miss
+        hits[known] = y[known] == Y_pred.reshape(y.shape).astype(object)[known]
         rows = known.any(axis=1)
-        return float(np.average(hits[rows], weights=_rows(sample_weight, rows)))
+        if not rows.any():
+            raise ValueError("Every label in y is missing; score needs at least one known "
+                             "label.")
+        return float(np.average(hits[rows].all(axis=1), weights=_rows(sample_weight, rows)))
 
 
 class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
@@ -996,9 +1026,8 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
         Without missing targets this is :meth:`sklearn.base.RegressorMixin.score`.
         """
         Y_pred = self.predict(X)
-        y = np.asarray(y, dtype=object)
-        if self._single_output:
-            y, Y_pred = y.reshape(-1, 1), Y_pred.reshape(-1, 1)
+        y, sample_weight = self._score_targets(y, Y_pred.shape[0], sample_weight)
+        Y_pred = Y_pred.reshape(y.shape)
         scores = []
         for t in range(y.shape[1]):
             known = known_labels(y[:, t])

@@ -3,6 +3,7 @@
 from numbers import Real
 
 import numpy as np
+import pandas as pd
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -51,6 +52,14 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
         stages = []
         for task, column in zip(task_names, columns):
             known = known_labels(column)
+            if column.dtype.kind in "USO" and pd.api.types.infer_dtype(
+                    column[known], skipna=True) in ("string", "bytes", "mixed", "mixed-integer"):
+                # "0"/"1" would train, but predict gives the numbers 0/1, which
+                # score would then count as wrong against the strings
+                raise ValueError(
+                    f"{name} needs binary 0/1 labels as numbers or booleans; stage {task!r} "
+                    f"holds strings (e.g. {pd.unique(column[known])[:5].tolist()}). Convert "
+                    "them, e.g. Y.astype(int).")
             values = np.full(len(column), np.nan)
             try:
                 values[known] = np.asarray(column[known], dtype=np.float64)
@@ -90,10 +99,13 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
 
     def _first_chunk_targets(self, columns, task_names, classes, single_output, sample_weight):
         # the classes are 0 and 1; given, a chunk may lack one of them
-        if classes is not None and not all(
-                set(np.asarray(c).tolist()) == {0, 1} for c in classes):
-            raise ValueError(f"{type(self).__name__}'s stages have the classes 0 and 1; got "
-                             f"classes={classes!r}.")
+        if classes is not None and (
+                len(classes) != len(task_names)
+                or not all(np.ndim(c) == 1 and set(np.asarray(c).tolist()) == {0, 1}
+                           for c in classes)):
+            raise ValueError(f"{type(self).__name__}'s stages have the classes 0 and 1: give "
+                             f"classes as one [0, 1] per stage ({len(task_names)} stages); "
+                             f"got classes={classes!r}.")
         return self._encode_targets(columns, task_names, classes is not None, sample_weight)
 
     def predict_proba(self, X):

@@ -36,9 +36,12 @@ FORMAT = "skmtl-model"
 #    tower_units. Format 2 files are read too (they hold classifiers only).
 # 4: the loss weighting's learned state; objectives' parameters (task_weights,
 #    loss_weighting, scoring, ...), their defaults for older files.
-FORMAT_VERSION = 4
+# 5: dict parameters with keys other than strings (column positions in
+#    categories and hash_buckets) as {"__items__": [[key, value], ...]}.
+FORMAT_VERSION = 5
 OLDEST_READABLE_FORMAT = 2
 _CONFIG = "skmtl.json"
+_ITEMS = "__items__"  # a dict whose keys are not all strings, as [key, value] pairs
 _WEIGHTS = "weights.pt"
 
 
@@ -211,17 +214,37 @@ def _json_params(params):
 
 
 def json_value(value):
-    """Tuples and arrays as lists, numpy scalars as Python ones and dict keys as strings.
+    """Tuples and arrays as lists, numpy scalars as Python ones.
 
-    Applied recursively; parameter values that are equal in content come out
-    equal (the warm-start check compares them so).
+    A dict whose keys are not all strings (column positions, say) becomes
+    ``{"__items__": [[key, value], ...]}``, so that its keys come back as
+    they were. Applied recursively; parameter values that are equal in
+    content come out equal (the warm-start check compares them so).
     """
     if isinstance(value, (tuple, list, np.ndarray)):
         return [json_value(item) for item in value]
     if isinstance(value, dict):
-        return {str(key): json_value(item) for key, item in value.items()}
+        if all(isinstance(key, str) for key in value):
+            return {str(key): json_value(item) for key, item in value.items()}
+        return {_ITEMS: [[json_value(key), json_value(item)] for key, item in value.items()]}
     if isinstance(value, np.generic):
         return value.item()
+    return value
+
+
+def _from_json_value(value):
+    """Inverse of :func:`json_value` for dicts: ``{"__items__": ...}`` back to a dict."""
+    if isinstance(value, list):
+        return [_from_json_value(item) for item in value]
+    if isinstance(value, dict):
+        if set(value) != {_ITEMS}:
+            return {key: _from_json_value(item) for key, item in value.items()}
+        items = value[_ITEMS]
+        if not isinstance(items, list) or not all(
+                isinstance(item, list) and len(item) == 2
+                and isinstance(item[0], (str, int, float, bool)) for item in items):
+            raise ValueError(f"{_ITEMS} must be a list of [key, value] pairs")
+        return {key: _from_json_value(item) for key, item in items}
     return value
 
 
@@ -236,6 +259,7 @@ def _is_json(value):
 def _params_from_json(params):
     if not isinstance(params, dict):
         raise ValueError("params must be a mapping")
+    params = _from_json_value(params)
     # Hidden-layer sizes are tuples in the estimators' signatures.
     return {name: _units_from_json(value) if name.endswith("_units") else value
             for name, value in params.items()}

@@ -42,12 +42,28 @@ def _to_pandas(batch):
     """A DataFrame of a record batch with dictionary-encoded columns decoded to their values.
 
     pyarrow makes a dictionary column a ``category`` of only the dictionary
-    of its batch; decoded, it is an ordinary string (or number) column.
+    of its batch; decoded, it is an ordinary string (or number) column. An
+    integer or boolean column with nulls becomes pandas' nullable type
+    (``Int64``, ``boolean``), not floats: its values then read as the
+    integers they are in every batch, nulls or not (hashed ids, labels).
     """
     pa = _pyarrow()
-    columns = [column.cast(column.type.value_type) if pa.types.is_dictionary(column.type)
-               else column for column in batch.columns]
-    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names).to_pandas()
+    frame = {}
+    for name, column in zip(batch.schema.names, batch.columns):
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        nullable = column.null_count and (pa.types.is_integer(column.type)
+                                          or pa.types.is_boolean(column.type))
+        frame[name] = column.to_pandas(
+            types_mapper=_nullable_dtype if nullable else None).reset_index(drop=True)
+    return pd.DataFrame(frame, columns=batch.schema.names)
+
+
+def _nullable_dtype(arrow_type):
+    """pandas' nullable dtype of an integer or boolean Arrow type."""
+    pa = _pyarrow()
+    return pd.BooleanDtype() if pa.types.is_boolean(arrow_type) else \
+        pd.api.types.pandas_dtype(str(arrow_type).capitalize().replace("Uint", "UInt"))
 
 
 def iter_frames(source, columns=None, *, batch_rows=65_536, shuffle_buffer=None,

@@ -323,6 +323,7 @@ class TaskCalibrationDisplay:
                 raise ValueError(f"{type(estimator).__name__} has the tasks {tasks}; say which "
                                  "with task=...")
             task = tasks[0]
+        task = str(task)  # task names are strings, also for a Y with integer column names
         if task not in tasks:
             raise ValueError(f"task {task!r} is not among the estimator's tasks {tasks}.")
         t = tasks.index(task)
@@ -337,6 +338,9 @@ class TaskCalibrationDisplay:
                   else estimator.predict_proba(X))
         probas = [probas] if estimator._single_output else probas
         y_task = _task_labels(y, task, t, len(tasks))
+        if len(y_task) != len(probas[t]):
+            raise ValueError(f"X and y have different numbers of samples: {len(probas[t])} "
+                             f"and {len(y_task)}.")
         known = known_labels(y_task)
         y_prob = probas[t][known, 1]
         positive = np.asarray(y_task[known] == classes[1])
@@ -372,9 +376,10 @@ class TaskCalibrationDisplay:
 def _task_labels(y, task, index, n_tasks):
     """The labels of task ``task`` (number ``index``) from one task's or all tasks' labels."""
     if hasattr(y, "columns"):
-        if task not in y.columns:
+        matches = [column for column in y.columns if str(column) == task]
+        if not matches:
             raise ValueError(f"y has no column {task!r}.")
-        return np.asarray(y[task], dtype=object)
+        return np.asarray(y[matches[0]], dtype=object)
     y = np.asarray(y, dtype=object)
     if y.ndim == 1:
         return y

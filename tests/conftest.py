@@ -56,3 +56,19 @@ def tasks():
 @pytest.fixture(scope="session")
 def holdout():
     return make_tasks(1000, seed=1)
+
+
+@pytest.fixture
+def validation_sets(monkeypatch):
+    """The validation data set of each fit in the test, in order (a fitted model keeps none)."""
+    from skmtl._base import MultiTaskEstimatorBase
+
+    recorded = []
+    train_split = MultiTaskEstimatorBase._train_split
+
+    def recording_split(self, valid):
+        recorded.append(valid)
+        return train_split(self, valid)
+
+    monkeypatch.setattr(MultiTaskEstimatorBase, "_train_split", recording_split)
+    return recorded

@@ -316,6 +316,35 @@ def test_values_beyond_float32_are_named_as_such(tasks):
         MMOEClassifier(numeric_encoding="piecewise_linear", **FAST).fit(both, Y)
 
 
+def test_standardised_values_far_from_zero_keep_their_spread(tasks):
+    X, Y, _ = tasks
+    # Timestamps of one day in 2023: float32 holds them only to 128 s.
+    seconds = 1.7e9 + np.random.default_rng(0).uniform(0, 86_400, len(X))
+    timed = X[["num_a"]].assign(time=seconds)
+    model = MMOEClassifier(numeric_encoding="standard", **FAST).fit(timed, Y)
+    _, numeric = model._encoder.transform(timed)
+    expected = (seconds - seconds.mean()) / seconds.std()
+    np.testing.assert_allclose(numeric[:, 1], expected, rtol=0, atol=1e-5)
+    # standardised beyond float32's range, though finite in float32 before: named
+    far = timed.assign(time=3e38)
+    scaled = MMOEClassifier(numeric_encoding="standard", **FAST).fit(timed.assign(
+        time=seconds * 1e-6), Y)
+    with pytest.raises(ValueError, match=r"\['time'\] hold values that exceed float32's range "
+                                         "once standardised"):
+        scaled.predict_proba(far)
+
+
+def test_complex_numeric_columns_are_refused(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST).fit(X, Y)
+    complex_column = X.assign(num_a=X["num_a"] + 1j)
+    for call in (lambda: MMOEClassifier(**FAST).fit(complex_column, Y),
+                 lambda: model.predict(complex_column)):
+        with pytest.raises(ValueError, match="Complex data not supported: numeric column "
+                                             "'num_a'"):
+            call()
+
+
 # -- fitted state kept consistent --------------------------------------------------------
 
 

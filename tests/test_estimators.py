@@ -340,7 +340,7 @@ def test_fit_does_not_disturb_the_global_torch_rng(tasks):
     torch.testing.assert_close(torch.rand(3), expected)
 
 
-def test_early_stopping_restores_best_weights(tasks):
+def test_early_stopping_restores_best_weights(tasks, validation_sets):
     X, Y, _ = tasks
     # A large learning rate makes the validation loss bounce, so the last epoch
     # is rarely the best one.
@@ -350,7 +350,7 @@ def test_early_stopping_restores_best_weights(tasks):
     assert len(valid_losses) < 30
     best = int(np.argmin(valid_losses))
     assert best < len(valid_losses) - 1
-    valid = model.net_.train_split.keywords["valid_ds"]
+    (valid,) = validation_sets
     module = model.net_.module_.eval()
     with torch.no_grad():
         features, (target, _) = valid.batch(slice(None))

@@ -487,8 +487,7 @@ def test_a_warm_start_takes_new_task_weights(tasks):
 # -- scoring -----------------------------------------------------------------------------
 
 
-def _validation_auc(model, task_weights):
-    valid = model.net_.train_split.keywords["valid_ds"]
+def _validation_auc(model, valid, task_weights):
     features, (target, _) = valid.batch(slice(None))
     with torch.no_grad():
         proba = model.net_.module_.eval().predict_proba(model.net_.module_(**features))
@@ -496,7 +495,7 @@ def _validation_auc(model, task_weights):
     return np.average(aucs, weights=task_weights)
 
 
-def test_scoring_roc_auc_restores_the_best_epoch_by_auc(tasks):
+def test_scoring_roc_auc_restores_the_best_epoch_by_auc(tasks, validation_sets):
     X, Y, _ = tasks
     model = MMOEClassifier(max_epochs=12, batch_size=64, learning_rate=0.03, random_state=0,
                            early_stopping=True, n_iter_no_change=12, scoring="roc_auc",
@@ -507,7 +506,8 @@ def test_scoring_roc_auc_restores_the_best_epoch_by_auc(tasks):
             np.average([row["valid_auc_t1"], row["valid_auc_t2"]], weights=[1.0, 3.0]))
     best = max(history[:, "valid_roc_auc"])
     assert best > history[-1, "valid_roc_auc"]  # the last epoch was not the best
-    assert _validation_auc(model, [1.0, 3.0]) == pytest.approx(best, abs=1e-6)
+    assert _validation_auc(model, validation_sets[0], [1.0, 3.0]) == pytest.approx(best,
+                                                                                abs=1e-6)
     stopper = dict(model.net_.callbacks_)["early_stopping"]
     assert stopper.monitor == "valid_roc_auc" and not stopper.lower_is_better
 

@@ -93,6 +93,26 @@ def test_fit_parquet_with_hashing_and_a_regressor(folder, tmp_path):
     assert list(pq.read_table(out).column_names) == ["num_a", "t1", "t2", "prediction_num_a"]
 
 
+def test_integer_ids_with_nulls_hash_as_the_integers_they_are(folder, tmp_path):
+    path, frame = folder
+    model = MMOEClassifier(hash_buckets={"shop": 64}, categorical_features=["color", "shop"],
+                           categories=parquet_categories(path, ["color"]), random_state=0)
+    fit_parquet(model, path, ["t1", "t2"], epochs=1, batch_rows=1000)
+    X = frame.drop(columns=["t1", "t2"]).head(300)
+    # one missing id: pyarrow would turn the whole batch's ids into floats
+    with_null = X.astype({"shop": "Int64"})
+    with_null.loc[7, "shop"] = pd.NA
+    source = tmp_path / "with_null.parquet"
+    pq.write_table(pa.Table.from_pandas(with_null, preserve_index=False), source)
+    assert next(iter_frames(source))["shop"].dtype == "Int64"
+    predict_parquet(model, source, tmp_path / "out.parquet")
+    written = pq.read_table(tmp_path / "out.parquet").to_pandas()["proba_t1"].to_numpy()
+    expected = model.predict_proba(X)[0][:, 1]
+    rows = np.arange(len(X)) != 7
+    np.testing.assert_allclose(written[rows], expected[rows], rtol=1e-6)
+    assert not np.isclose(written[7], expected[7])  # the missing id: the unknown code
+
+
 def test_fit_parquet_errors(folder, tmp_path):
     path, _ = folder
     with pytest.raises(ValueError, match="'color'.*hash_buckets"):

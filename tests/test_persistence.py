@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 import skmtl
@@ -86,7 +87,29 @@ def test_file_is_stamped_with_versions(tasks, tmp_path):
         config = json.loads(zf.read("skmtl.json"))
     assert config["skmtl_version"] == skmtl.__version__
     assert config["torch_version"] == torch.__version__
-    assert config["format_version"] == 4 and config["estimator"] == "ESMMClassifier"
+    assert config["format_version"] == 5 and config["estimator"] == "ESMMClassifier"
+
+
+def test_numpy_values_and_column_positions_in_parameters(tasks, tmp_path):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST, categories={"shop": np.unique(X["shop"]),
+                                               "color": np.array(["blue", "green", "red"])})
+    model.fit(X, Y).save(tmp_path / "named.skmtl")
+    loaded = load(tmp_path / "named.skmtl")
+    np.testing.assert_array_equal(loaded.predict_proba(X)[0], model.predict_proba(X)[0])
+    assert loaded.get_params()["categories"]["color"] == ["blue", "green", "red"]
+
+    # A NumPy X names its columns by position; the positions stay integers.
+    values = X[["color", "shop", "num_a"]].to_numpy()
+    model = MMOEClassifier(**FAST, categorical_features=[0, 1],
+                           categories={0: ["blue", "green", "red"]}, hash_buckets={1: 8})
+    model.fit(values, Y).save(tmp_path / "positions.skmtl")
+    loaded = load(tmp_path / "positions.skmtl")
+    assert loaded.get_params()["categories"] == {0: ["blue", "green", "red"]}
+    assert loaded.get_params()["hash_buckets"] == {1: 8}
+    np.testing.assert_array_equal(loaded.predict_proba(values)[1], model.predict_proba(values)[1])
+    refitted = clone(loaded).fit(values, Y)
+    np.testing.assert_allclose(refitted.predict_proba(values)[1], model.predict_proba(values)[1])
 
 
 def test_saving_an_unfitted_model():

@@ -141,6 +141,14 @@ def test_task_calibration_display_errors(data):
         TaskCalibrationDisplay.from_estimator(model, X, Y, task="t1", conditional=True)
     with pytest.raises(ValueError, match="y has no column 't1'"):
         TaskCalibrationDisplay.from_estimator(model, X, Y.rename(columns={"t1": "a"}), task="t1")
+    with pytest.raises(ValueError, match="different numbers of samples: 1500 and 10"):
+        TaskCalibrationDisplay.from_estimator(model, X, Y.head(10), task="t1")
+    # a Y with integer column names: its tasks are "0" and "1", named either way
+    Y_numbered = Y.set_axis([0, 1], axis=1)
+    numbered = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(X, Y_numbered)
+    for task in (1, "1"):
+        display = TaskCalibrationDisplay.from_estimator(numbered, X, Y_numbered, task=task)
+        np.testing.assert_allclose(display.y_prob, numbered.predict_proba(X)[1][:, 1])
     multiclass = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(
         X, pd.Series(np.digitize(X["num_a"], [-1, 1]), name="level"))
     with pytest.raises(ValueError, match="3 classes"):

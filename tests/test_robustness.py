@@ -2,13 +2,14 @@
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import sparse
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from skmtl import ESMMClassifier, MMOEClassifier
+from skmtl import ESMMClassifier, MMOEClassifier, MMOERegressor
 from skmtl._training import MultiTaskNet
 from skmtl.exceptions import DivergenceError, TrainingInterruptedWarning
 from skmtl.nn import MultiTaskLoss
@@ -120,10 +121,85 @@ def test_unhashable_categories_name_the_column(tasks):
         MMOEClassifier(**FAST).fit(X, Y)
 
 
+def test_nullable_labels_keep_their_type_and_score_leaves_missing_ones_out(tasks):
+    X, Y, _ = tasks
+    Y_nullable = Y.astype("Int64")
+    Y_nullable.loc[::5, "t2"] = pd.NA
+    model = MMOEClassifier(**FAST).fit(X, Y_nullable)
+    assert [c.dtype.kind for c in model.classes_] == ["i", "i"]  # not floats
+    Y_pred = model.predict(X)
+    assert Y_pred.dtype == np.int64
+    known = Y_nullable["t2"].notna().to_numpy()
+    expected = np.mean((Y_pred[:, 0] == Y["t1"]) & ((Y_pred[:, 1] == Y["t2"]) | ~known))
+    assert model.score(X, Y_nullable) == pytest.approx(expected)
+    as_objects = Y_nullable.astype(object)  # pd.NA in object columns
+    assert model.score(X, as_objects) == pytest.approx(expected)
+
+    target = pd.Series(2.0 * X["num_a"], dtype=object)
+    target[:10] = pd.NA
+    regressor = MMOERegressor(**FAST).fit(X, target)
+    r2 = 1 - (np.sum((regressor.predict(X)[10:] - target[10:].astype(float)) ** 2)
+              / np.sum((target[10:].astype(float) - target[10:].astype(float).mean()) ** 2))
+    assert regressor.score(X, target) == pytest.approx(r2)
+
+
+def test_score_checks_y_against_the_model_and_x(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST).fit(X, Y)
+    with pytest.raises(ValueError, match=r"fitted on 2 task\(s\) \['t1', 't2'\]"):
+        model.score(X, Y[["t1"]])
+    with pytest.raises(ValueError, match="different numbers of samples: 2000 and 10"):
+        model.score(X, Y.head(10))
+    with pytest.raises(ValueError, match="sample_weight"):
+        model.score(X, Y, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="Every label in y is missing"):
+        model.score(X, np.full(Y.shape, np.nan))
+    regressor = MMOERegressor(**FAST).fit(X, X[["num_a", "num_b"]])
+    with pytest.raises(ValueError, match=r"fitted on 2 task\(s\)"):
+        regressor.score(X, X[["num_a", "num_b", "num_a"]])
+
+
+def test_funnel_labels_given_as_strings(tasks):
+    X, _, funnel = tasks
+    with pytest.raises(ValueError, match="'click' holds strings"):
+        ESMMClassifier(**FAST).fit(X, funnel.astype(str))
+    as_booleans = funnel.astype(bool)
+    model = ESMMClassifier(**FAST).fit(X, as_booleans)
+    assert model.score(X, as_booleans) == model.score(X, funnel) > 0.5
+
+
+def test_partial_fit_classes_given_in_the_wrong_form(tasks):
+    X, Y, funnel = tasks
+    X = X.astype({"color": "category", "shop": "category"})
+    with pytest.raises(ValueError, match="one 1-D array of classes per task"):
+        MMOEClassifier(**FAST).partial_fit(X, Y, classes=[0, 1])
+    with pytest.raises(ValueError, match=r"labels \[2\] outside its classes \[0, 1\]"):
+        MMOEClassifier(**FAST).partial_fit(X, Y.assign(t1=Y["t1"] * 2),
+                                           classes=[[0, 1], [0, 1]])
+    for classes in ([0, 1], [[0, 1]]):
+        with pytest.raises(ValueError, match=r"one \[0, 1\] per stage \(2 stages\)"):
+            ESMMClassifier(**FAST).partial_fit(X, funnel, classes=classes)
+
+
+def test_partial_fit_chunk_without_labels_of_one_task_trains_the_others(tasks):
+    X, Y, _ = tasks
+    X = X.astype({"color": "category", "shop": "category"})
+    model = MMOEClassifier(**FAST).partial_fit(X, Y)
+    before = model.predict_proba(X)
+    model.partial_fit(X[:500], Y[:500].astype(float).assign(t2=np.nan))
+    after = model.predict_proba(X)
+    assert not np.allclose(after[0], before[0])
+    assert all(np.isfinite(p).all() for p in after)
+    last = model.history_[-1]
+    assert last["train_loss_t2"] == 0.0 and last["train_loss"] == last["train_loss_t1"] > 0
+    with pytest.raises(ValueError, match="Every label of task 't2' is missing"):
+        MMOEClassifier(**FAST).partial_fit(X[:500], Y[:500].astype(float).assign(t2=np.nan))
+
+
 def test_bad_labels_at_warm_start(tasks):
     X, Y, _ = tasks
     model = MMOEClassifier(warm_start=True, **FAST).fit(X, Y)
-    with pytest.raises(ValueError, match=r"labels not seen in the first fit: \[7\]"):
+    with pytest.raises(ValueError, match=r"labels \[7\] outside its classes"):
         model.fit(X, Y.assign(t2=np.where(Y["t2"] == 1, 7, 0)))
 
 
@@ -178,7 +254,7 @@ def _interrupt_after(monkeypatch, n_steps):
     monkeypatch.setattr(MultiTaskNet, "train_step", interrupting_step)
 
 
-def test_keyboard_interrupt_keeps_best_weights(tasks, monkeypatch):
+def test_keyboard_interrupt_keeps_best_weights(tasks, monkeypatch, validation_sets):
     X, Y, _ = tasks
     # 2000 rows at 64 per batch: 29 training steps per epoch; stop inside epoch 6.
     _interrupt_after(monkeypatch, 29 * 5 + 10)
@@ -188,7 +264,9 @@ def test_keyboard_interrupt_keeps_best_weights(tasks, monkeypatch):
         model.fit(X, Y)
     assert model.n_iter_ == 5
     assert all("valid_loss" in row for row in model.history_)
-    valid = model.net_.train_split.keywords["valid_ds"]
+    # the fitted model does not keep the validation rows (nor pickle them)
+    assert model.net_.train_split is None
+    (valid,) = validation_sets
     with torch.no_grad():
         features, (target, _) = valid.batch(slice(None))
         loss = model.net_.criterion_(model.net_.module_.eval()(**features), target).sum()

@@ -33,12 +33,14 @@ def array_to_json(values):
     """
     values = np.asarray(values)
     if values.dtype.kind == "O":
-        kinds = {type(v) for v in values.tolist()}
+        # numpy scalars held in an object array (np.int64, np.str_) as Python ones
+        items = [v.item() if isinstance(v, np.generic) else v for v in values.tolist()]
+        kinds = {type(v) for v in items}
         if not kinds <= {str, int, float, bool}:
             raise TypeError(
                 f"cannot store values of type {sorted(k.__name__ for k in kinds)} as JSON; "
                 "use strings, numbers or booleans (or persist with joblib instead).")
-        return {"dtype": "object", "values": values.tolist()}
+        return {"dtype": "object", "values": items}
     if values.dtype.kind not in _JSON_KINDS:
         raise TypeError(f"cannot store values of dtype {values.dtype} as JSON.")
     return {"dtype": values.dtype.str, "values": values.tolist()}

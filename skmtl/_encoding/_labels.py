@@ -6,17 +6,18 @@ from scipy import sparse
 from sklearn.utils.multiclass import type_of_target
 
 
-def check_targets(Y, n_samples, estimator_name, regression=False):
+def check_targets(Y, n_samples, estimator_name, regression=False, require_known=True):
     """Split ``Y`` into per-task label columns.
 
     A missing value (NaN, None, ``pd.NA``) is a label not known for that
-    row; each task needs at least one known label. With ``regression``, the
-    known values must be finite numbers; otherwise (classification) no
-    column may be continuous.
+    row; with ``require_known`` each task needs at least one known label.
+    With ``regression``, the known values must be finite numbers; otherwise
+    (classification) no column may be continuous.
 
     Returns
     -------
     columns : list of 1-D ndarrays
+        With ``regression``, float64 with NaN where missing.
     task_names : list of str
     single_output : bool
         True when ``Y`` was one-dimensional.
@@ -34,11 +35,11 @@ def check_targets(Y, n_samples, estimator_name, regression=False):
                     f"Targets of task {name!r} are categorical; a regressor needs real-valued "
                     "targets. Use a classifier, or convert the column to numbers.")
     if isinstance(Y, pd.DataFrame):
-        columns = [Y.iloc[:, t].to_numpy() for t in range(Y.shape[1])]
+        columns = [_label_column(Y.iloc[:, t]) for t in range(Y.shape[1])]
         task_names = [str(c) for c in Y.columns]
         single_output = False
     elif isinstance(Y, pd.Series):
-        columns = [Y.to_numpy()]
+        columns = [_label_column(Y)]
         task_names = [str(Y.name) if Y.name is not None else "task_0"]
         single_output = True
     else:
@@ -59,19 +60,53 @@ def check_targets(Y, n_samples, estimator_name, regression=False):
     if len(columns[0]) != n_samples:
         raise ValueError(
             f"X and Y have different numbers of samples: {n_samples} and {len(columns[0])}.")
-    for name, column in zip(task_names, columns):
-        known = column[known_labels(column)]
+    for t, (name, column) in enumerate(zip(task_names, columns)):
+        mask = known_labels(column)
+        known = column[mask]
         if not len(known):
-            raise ValueError(
-                f"Every label of task {name!r} is missing (NaN/None); a task needs at least "
-                "one known label.")
-        if regression:
+            if require_known:
+                raise ValueError(
+                    f"Every label of task {name!r} is missing (NaN/None); a task needs at "
+                    "least one known label.")
+        elif regression:
             _check_regression_target(name, known)
         elif type_of_target(known) == "continuous":
             raise ValueError(
                 f"Unknown label type: continuous. Labels of task {name!r} are continuous "
                 "values; a classifier needs discrete classes.")
+        if regression:
+            values = np.full(len(column), np.nan)
+            values[mask] = known.astype(np.float64)
+            columns[t] = values
     return columns, task_names, single_output
+
+
+def _label_column(series):
+    """A pandas target column as an array.
+
+    A nullable integer or boolean column (``Int64``, ``boolean``) holding
+    ``pd.NA`` becomes an object array of its values with None where missing,
+    so that its classes stay integers or booleans (pandas would give floats).
+    """
+    dtype = series.dtype
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "biu" and \
+            series.hasnans:
+        return series.to_numpy(dtype=object, na_value=None)
+    return series.to_numpy()
+
+
+def label_classes(labels):
+    """The sorted distinct values of known ``labels``.
+
+    Integers or booleans held in an object array (a nullable column with
+    missing labels, say) come back as an integer or boolean array.
+    """
+    classes = np.unique(labels)
+    if classes.dtype == object and len(classes):
+        values = np.array(classes.tolist())
+        if values.dtype.kind in "biu":
+            return values
+    return classes
 
 
 def known_labels(column):
@@ -108,7 +143,7 @@ def encode_labels(columns, task_names, classes=None):
         classes = []
         for name, column in zip(task_names, columns):
             try:
-                task_classes = np.unique(column)
+                task_classes = label_classes(column)
             except TypeError:
                 raise TypeError(
                     f"Labels of task {name!r} mix types that cannot be compared; convert "
@@ -128,7 +163,7 @@ def encode_labels(columns, task_names, classes=None):
         unknown = task_classes[index] != column
         if np.any(unknown):
             raise ValueError(
-                f"Task {name!r} has labels not seen in the first fit: "
-                f"{np.unique(column[unknown]).tolist()}.")
+                f"Task {name!r} has labels {np.unique(column[unknown]).tolist()} outside its "
+                f"classes {task_classes.tolist()} (fixed by the first fit, or by classes=).")
         codes[known[t], t] = index
     return codes, classes

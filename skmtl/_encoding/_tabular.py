@@ -378,10 +378,10 @@ class _RowReader:
         self._numeric = [_numeric_values(column(X, j), encoder._label(j))
                          for j in encoder.numeric_indices_]
         self._encoding = encoder.numeric_ if numeric_encoding is None else numeric_encoding
-        self._affine = None   # float32 (mean, scale), taken at the first read
         # scratch space for read, grown to the largest block and then reused
         self._by_column = np.empty((len(self._categorical), 0), dtype=np.int32)
         self._positions = np.empty(0, dtype=np.intp)
+        self._centred = np.empty(0, dtype=np.float64)
 
     @property
     def n_numeric(self):
@@ -407,19 +407,28 @@ class _RowReader:
         if self._by_column.shape[1] < n_rows:
             self._by_column = np.empty((len(self._categorical), n_rows), dtype=np.int32)
             self._positions = np.empty(n_rows, dtype=np.intp)
+            self._centred = np.empty(n_rows, dtype=np.float64)
         by_column = self._by_column[:, :n_rows]
         for k, codes_of in enumerate(self._categorical):
             codes_of(start, stop, by_column[k], self._positions[:n_rows])
         np.copyto(codes, by_column.T)
         if self._encoding.is_affine:
-            if self._affine is None:
-                self._affine = (self._encoding.mean_.astype(np.float32),
-                                self._encoding.scale_.astype(np.float32))
-            self._numeric_rows(start, stop, numeric)
+            # Centred and scaled at float64 before the cast to float32: a column
+            # such as timestamps (about 1.7e9, float32 steps of 128) keeps its spread.
+            centred = self._centred[:n_rows]
+            with np.errstate(over="ignore", invalid="ignore"):  # checked below
+                for i, values in enumerate(self._numeric):
+                    values = self._as_float(i, _rows(values, start, stop), np.float64)
+                    np.subtract(values, self._encoding.mean_[i], out=centred)
+                    centred /= self._encoding.scale_[i]
+                    numeric[:, i] = centred
             if not np.isfinite(numeric).all():  # one check of the block: far faster than per column
                 self.check_numeric_finite()  # raises, naming every such column of X
-            numeric -= self._affine[0]
-            numeric /= self._affine[1]
+                overflowing = ~np.isfinite(numeric).all(axis=0)
+                raise ValueError(
+                    f"Numeric columns {self._labels(overflowing)} hold values that exceed "
+                    "float32's range once standardised (far outside the fitted range); rescale "
+                    "them or use numeric_encoding='piecewise_linear', 'periodic' or 'quantile'.")
         else:
             for i, values in enumerate(self._numeric):
                 values = self._as_float(i, _rows(values, start, stop), np.float64)
@@ -528,6 +537,9 @@ def _numeric_values(values, label):
             f"Numeric column {label!r} has dtype {dtype}; dates and durations are not converted "
             "implicitly. Turn them into numbers first (e.g. X[col].dt.dayofweek, or "
             "(X[col] - start).dt.days) or declare the column in categorical_features.")
+    if isinstance(dtype, np.dtype) and dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: numeric column {label!r} has dtype "
+                         f"{dtype}.")
     if isinstance(values, pd.Series) and isinstance(dtype, np.dtype) and dtype.kind in "biuf":
         return values.to_numpy()
     return values
