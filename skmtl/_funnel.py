@@ -57,9 +57,9 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
                 # "0"/"1" would train, but predict gives the numbers 0/1, which
                 # score would then count as wrong against the strings
                 raise ValueError(
-                    f"{name} needs binary 0/1 labels as numbers or booleans; stage {task!r} "
-                    f"holds strings (e.g. {pd.unique(column[known])[:5].tolist()}). Convert "
-                    "them, e.g. Y.astype(int).")
+                    f"{name} needs binary 0/1 labels (or missing ones); stage {task!r} holds "
+                    f"strings (e.g. {pd.unique(column[known])[:5].tolist()}): give numbers or "
+                    "booleans, e.g. Y.astype(int).")
             values = np.full(len(column), np.nan)
             try:
                 values[known] = np.asarray(column[known], dtype=np.float64)
