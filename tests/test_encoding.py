@@ -11,6 +11,7 @@ from sklearn.preprocessing import QuantileTransformer
 
 from skmtl import ESMMClassifier, MMOEClassifier
 from skmtl._encoding import NUMERIC_ENCODINGS, TabularEncoder, _numeric
+from skmtl._encoding._categorical import code_reader
 from skmtl._encoding._numeric import weighted_quantiles
 from skmtl._optim import Adam
 from skmtl._training import LearningRateSchedule
@@ -332,6 +333,24 @@ def test_standardised_values_far_from_zero_keep_their_spread(tasks):
     with pytest.raises(ValueError, match=r"\['time'\] hold values that exceed float32's range "
                                          "once standardised"):
         scaled.predict_proba(far)
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", "large_string[pyarrow]"])
+def test_strings_held_by_pyarrow_get_the_codes_of_python_strings(dtype):
+    pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(0)
+    levels = np.array(["a", "b", "c", "dd"], dtype=object)
+    X = pd.DataFrame({"s": levels[rng.integers(0, 4, 500)], "n": rng.normal(size=500)})
+    encoder = TabularEncoder().fit(X.astype({"s": object}))
+    new = X.astype({"s": object})
+    new.loc[0, "s"], new.loc[1, "s"] = None, "unseen"
+    expected, _ = encoder.transform(new)
+    assert expected[0, 0] == expected[1, 0] == 0 and (expected[2:, 0] > 0).all()
+    codes, _ = encoder.transform(new.astype({"s": dtype}))
+    np.testing.assert_array_equal(codes, expected)
+    # read by pyarrow's lookup, not through Python strings
+    reader = code_reader(new["s"].astype(dtype), pd.Index(["a", "b", "c", "dd"]))
+    assert reader.__name__ == "codes_of_arrow_strings"
 
 
 def test_complex_numeric_columns_are_refused(tasks):
