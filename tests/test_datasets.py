@@ -545,6 +545,19 @@ def test_coat_download_checksum_mismatch_leaves_nothing(tmp_path, monkeypatch, s
     assert _files_under(home) == []
 
 
+def test_coat_offline_names_where_to_put_the_files(tmp_path, monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(base, "urlopen", unreachable)
+    with pytest.raises(OSError, match="Temporary failure in name resolution") as excinfo:
+        fetch_coat(data_home=tmp_path)
+    message = str(excinfo.value)
+    assert f"extract its coat/ folder into {tmp_path}" in message
+    assert ".coat-download-" not in message  # the temporary folder, removed
+    assert _files_under(tmp_path) == []
+
+
 def test_coat_download_if_missing_false(tmp_path, no_network):
     with pytest.raises(FileNotFoundError) as excinfo:
         fetch_coat(data_home=tmp_path, download_if_missing=False)

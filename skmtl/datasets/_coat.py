@@ -270,7 +270,18 @@ def _download_and_extract(folder, names):
     data_home.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".coat-download-", dir=data_home))
     try:
-        archive = fetch_file(_ARCHIVE, work)
+        try:
+            archive = fetch_file(_ARCHIVE, work)
+        except OSError as exc:
+            # fetch_file's advice would name the temporary folder, removed below
+            reason = exc.__cause__ if exc.__cause__ is not None else exc
+            raise OSError(
+                f"The Coat files are not in {folder} and the archive could not be "
+                f"downloaded from {_ARCHIVE.url} ({reason}). Download it elsewhere "
+                f"and extract its coat/ folder into {data_home}, or point the "
+                f"SKMTL_DATA environment variable (or the `data_home` argument) at "
+                f"a data home that holds it."
+            ) from exc
         try:
             with zipfile.ZipFile(archive) as zf:
                 members = [
