@@ -3,21 +3,25 @@
 import argparse
 import sys
 
+DEMO = ("fit MMoE on Census-Income beside single-task models, gradient boosting and the "
+        "rest of the model family, ESMM and AITM on Coat, export MMoE to ONNX; print the "
+        "results and save plots (about a minute)")
+
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m skmtl", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m skmtl", description="skmtl's command line: the demo.")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
-        "demo", help="fit MMoE on Census-Income and ESMM on Coat against single-task "
-                     "baselines, print the results and save plots")
+    demo = commands.add_parser("demo", help=DEMO, description=DEMO[0].upper() + DEMO[1:] + ".")
     demo.add_argument("--output", default="skmtl-demo-output",
-                      help="folder for the plots (default: %(default)s)")
+                      help="folder for the plots and the ONNX file (default: %(default)s)")
     demo.add_argument("--data-home", default=None,
                       help="folder holding the data sets (default: $SKMTL_DATA, else "
                            "~/skmtl_data)")
     demo.add_argument("--no-download", action="store_true",
                       help="never download: use synthetic data for missing data sets")
-    demo.add_argument("--random-state", type=int, default=0)
+    demo.add_argument("--random-state", type=int, default=0,
+                      help="seed of the splits and the models (default: %(default)s)")
     args = parser.parse_args(argv)
 
     from ._demo import run_demo

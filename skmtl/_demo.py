@@ -175,6 +175,10 @@ def _esmm_on_coat(load, random_state, print_fn):
     print_fn(f"ESMMClassifier(): {esmm.n_iter_} epochs; AITMClassifier(): {aitm.n_iter_} "
              "epochs")
     _print_table(rows, print_fn)
+    print_fn("Mean pCVR minus the observed rate: " + ", ".join(
+        f"{row['model'].split(',')[0]} {row['mean pCVR'] - row['observed rate']:+.3f}"
+        for row in rows) + ". AUC ranks the test items; the mean and the log loss show how "
+             "well each model's probabilities match the conversions of items shown at random.")
     curves = [_curves("esmm_conversion", "ESMM — p(conversion | click)", esmm, "conversion",
                       y_test, {"ESMM": esmm_cvr, "AITM": aitm_cvr,
                                "clicked rows only": naive_cvr})]
@@ -218,7 +222,7 @@ def _serve_with_onnx(model, X_test, output_dir, print_fn):
             times.append(time.perf_counter() - started)
         row_seconds[name] = float(np.median(times))
     print_fn(f"\n== Serving: MMOEClassifier() exported to ONNX in {export_seconds:.1f} s "
-             f"({path.stat().st_size / 2**20:.1f} MiB, {path.name}) ==\n"
+             f"({path.stat().st_size / 2**20:.1f} MiB, {path}) ==\n"
              f"onnxruntime on the {len(X_test):,} test rows, raw columns in: largest difference "
              f"from predict_proba {difference:.1e}; one row in "
              f"{row_seconds['onnxruntime'] * 1e3:.2f} ms against "
@@ -242,7 +246,7 @@ def _curves(filename, title, model, task, y_true, scores):
 
 def _print_table(rows, print_fn):
     header = list(rows[0])
-    cells = [[_format(row[key]) for key in header] for row in rows]
+    cells = [[_format(key, row[key]) for key in header] for row in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
     print_fn("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
     print_fn("|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -250,8 +254,10 @@ def _print_table(rows, print_fn):
         print_fn("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |")
 
 
-def _format(value):
-    return f"{value:.4f}" if isinstance(value, (float, np.floating)) else str(value)
+def _format(key, value):
+    if not isinstance(value, (float, np.floating)):
+        return str(value)
+    return f"{value:.2f}" if key.endswith(" s") else f"{value:.4f}"
 
 
 def _save_plots(output_dir, curves, print_fn):
