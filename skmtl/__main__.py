@@ -8,6 +8,17 @@ DEMO = ("fit MMoE on Census-Income beside single-task models, gradient boosting 
         "results and save plots (about a minute)")
 
 
+def _seed(text):
+    """A ``--random-state``: an integer in [0, 2**32 - 1], as NumPy's seeds."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1; got {value}")
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m skmtl", description="skmtl's command line: the demo.")
@@ -20,7 +31,7 @@ def main(argv=None):
                            "~/skmtl_data)")
     demo.add_argument("--no-download", action="store_true",
                       help="never download: use synthetic data for missing data sets")
-    demo.add_argument("--random-state", type=int, default=0,
+    demo.add_argument("--random-state", type=_seed, default=0,
                       help="seed of the splits and the models (default: %(default)s)")
     args = parser.parse_args(argv)
 

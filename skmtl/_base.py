@@ -261,6 +261,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
         else:
             targets, target_state = self._encode_targets(columns, task_names, warm, fit_weight)
         scoring_weights = self._scoring_weights(task_weights, target_state)
+        if scoring_weights is not None and valid_rows is not None and not ranks:
+            self._check_scorable(targets[valid_rows], scoring_weights)
         missing_labels = bool(np.isnan(targets).any())
         if warm:
             encoder = self._encoder
@@ -524,6 +526,22 @@ class MultiTaskEstimatorBase(BaseEstimator):
             raise ValueError(f"scoring={self.scoring!r} averages the scores of the tasks "
                              "weighted by task_weights, but every task it scores has weight 0.")
         return task_weights * scored
+
+    def _check_scorable(self, valid_targets, scoring_weights):
+        """Raise unless some scored task has two different labels among the validation rows.
+
+        Otherwise its score (ROC AUC, R²) is undefined every epoch and early
+        stopping would stop with nothing to compare.
+        """
+        for t in np.flatnonzero(scoring_weights):
+            known = valid_targets[:, t][~np.isnan(valid_targets[:, t])]
+            if len(np.unique(known)) >= 2:
+                return
+        raise ValueError(
+            f"scoring={self.scoring!r} early-stops on the validation rows, but among the "
+            f"{len(valid_targets)} of them no scored task has two different labels, so the "
+            "score is undefined (too few positives?); raise validation_fraction or use "
+            "scoring='loss'.")
 
     def _scored_tasks(self, target_state):
         """Which tasks ``scoring`` averages over (boolean per task)."""

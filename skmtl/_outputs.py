@@ -19,7 +19,20 @@ def prediction_column_names(estimator):
             names.append(f"proba_{task}")
         else:
             names += [f"proba_{task}_{c}" for c in task_classes]
+    clash = sorted({name for name in names if names.count(name) > 1})
+    if clash:
+        # e.g. task "ctr" with a class 1 and a binary task "ctr_1"
+        raise ValueError(f"The tasks {estimator.task_names_} give several prediction columns "
+                         f"named {clash}; rename the tasks (the columns of Y) and fit again.")
     return names
+
+
+def check_kept_columns(estimator, kept):
+    """Raise if columns ``kept`` beside the predictions have a prediction column's name."""
+    clash = sorted(set(kept) & set(prediction_column_names(estimator)))
+    if clash:
+        raise ValueError(f"Columns {clash} have the names of prediction columns; rename "
+                         "them or leave them out.")
 
 
 def prediction_columns(estimator, X):

@@ -19,6 +19,7 @@ is the equivalent over the partitions.
 """
 
 import pandas as pd
+from sklearn.utils.validation import check_is_fitted
 
 from ._outputs import prediction_column_names, prediction_columns
 
@@ -56,6 +57,10 @@ def predict_frame(estimator, X):
     >>> bool(np.allclose(computed["proba_task_0"], model.predict_proba(data.data)[0][:, 1]))
     True
     """
+    check_is_fitted(estimator)
+    if not hasattr(X, "map_partitions"):
+        raise TypeError(f"predict_frame needs a Dask DataFrame; got {type(X).__name__} (for "
+                        "data in memory, call the estimator's predict or predict_proba).")
     names = prediction_column_names(estimator)
     meta = pd.DataFrame({name: pd.Series(dtype="float64") for name in names})
 

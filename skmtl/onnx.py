@@ -15,6 +15,7 @@ import contextlib
 import copy
 import json
 import logging
+import numbers
 import warnings
 
 import numpy as np
@@ -349,6 +350,9 @@ def _estimator_model(estimator, sources, target_opset):
     ``sources``: ``[(input name, ONNX element type, width), ...]``; their
     columns, in order, are the columns of ``X``.
     """
+    if target_opset is not None and (isinstance(target_opset, bool)
+                                     or not isinstance(target_opset, numbers.Integral)):
+        raise TypeError(f"target_opset must be an integer; got {target_opset!r}.")
     if target_opset is not None and target_opset < MIN_OPSET:
         raise ValueError(f"target_opset must be at least {MIN_OPSET} (torch's ONNX exporter "
                          f"writes no older operator set); got {target_opset}.")
@@ -360,6 +364,11 @@ def _estimator_model(estimator, sources, target_opset):
     network = _ServedNetwork(estimator)
     network_model = network.export(target_opset)
     opset = _default_opset(network_model)
+    if target_opset is not None and opset != target_opset:
+        # torch's exporter logs its failure to convert and keeps its own operator set
+        raise ValueError(f"torch's ONNX exporter could not write operator set {target_opset} "
+                         f"(it wrote {opset}); give a lower target_opset, at least "
+                         f"{MIN_OPSET}.")
 
     graph = _Graph()
     columns = []

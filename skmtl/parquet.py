@@ -10,12 +10,14 @@ frame (see ``partial_fit``). Memory is bounded by ``shuffle_buffer`` rows,
 not by the size of the data.
 """
 
+import numbers
 import time
 
 import numpy as np
 import pandas as pd
+from sklearn.utils.validation import check_is_fitted
 
-from ._outputs import prediction_columns
+from ._outputs import check_kept_columns, prediction_columns
 
 
 def _pyarrow():
@@ -169,8 +171,12 @@ def parquet_categories(source, columns):
     pa = _pyarrow()
     import pyarrow.compute as pc
 
+    dataset = _dataset(source)
+    missing = [name for name in columns if name not in dataset.schema.names]
+    if missing:
+        raise ValueError(f"Columns {missing} are not in the Parquet data set.")
     seen = {name: set() for name in columns}
-    for batch in _dataset(source).to_batches(columns=list(columns)):
+    for batch in dataset.to_batches(columns=list(columns)):
         for name in columns:
             values = batch.column(name)
             if pa.types.is_dictionary(values.type):
@@ -228,6 +234,8 @@ def fit_parquet(estimator, source, targets, *, features=None, epochs=1, batch_ro
     >>> [proba.shape for proba in model.predict_proba(data.data)]
     [(1000, 2), (1000, 2)]
     """
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
+        raise TypeError(f"epochs must be an integer; got {epochs!r}.")
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1; got {epochs}.")
     single = isinstance(targets, str)
@@ -252,6 +260,8 @@ def fit_parquet(estimator, source, targets, *, features=None, epochs=1, batch_ro
                                   classes=classes if first else None, sample_weight=weight)
             first = False
             n_rows += len(frame)
+        if not n_rows:
+            raise ValueError(f"The Parquet data set {source!r} holds no rows; nothing to fit.")
         if estimator.verbose:  # partial_fit printed a line per frame
             print(f"fit_parquet: pass {epoch}/{epochs} over {n_rows:,} rows in "
                   f"{time.perf_counter() - started:.1f} s")
@@ -294,7 +304,9 @@ def predict_parquet(estimator, source, destination, *, batch_rows=65_536, keep_c
     ((1000, 3), ['id', 'proba_task_0', 'proba_task_1'])
     """
     pa = _pyarrow()
+    check_is_fitted(estimator)
     keep_columns = list(keep_columns)
+    check_kept_columns(estimator, keep_columns)
     writer = None
     try:
         for frame in iter_frames(source, batch_rows=batch_rows):
@@ -309,6 +321,9 @@ def predict_parquet(estimator, source, destination, *, batch_rows=65_536, keep_c
     finally:
         if writer is not None:
             writer.close()
+    if writer is None:
+        raise ValueError(f"The Parquet data set {source!r} holds no rows; nothing was written "
+                         f"to {destination!r}.")
 
 
 __all__ = ["fit_parquet", "iter_frames", "parquet_categories", "predict_parquet"]

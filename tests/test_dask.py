@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, KFold
 
 from skmtl import MMOEClassifier, MMOERegressor
@@ -87,3 +88,7 @@ def test_predict_frame_of_a_regressor_and_a_multiclass_task():
     regressor = MMOERegressor(max_epochs=2, random_state=0).fit(X, X[["num_b"]] * 2.0)
     out = predict_frame(regressor, dd.from_pandas(X, npartitions=3)).compute()
     np.testing.assert_allclose(out["prediction_num_b"], regressor.predict(X)[:, 0], rtol=1e-6)
+    with pytest.raises(NotFittedError):
+        predict_frame(MMOEClassifier(), dd.from_pandas(X, npartitions=3))
+    with pytest.raises(TypeError, match="needs a Dask DataFrame; got DataFrame"):
+        predict_frame(model, X)

@@ -47,3 +47,11 @@ def test_demo_falls_back_to_synthetic_data(one_epoch, tmp_path):
         assert 0.5 < row["task_0 AUC"] <= 1.0 and row["epochs"] == 1
     assert len(results["esmm"]) == 3 and len(results["plots"]) == 3
     assert results["serving"]["max difference"] < 1e-5
+
+
+@pytest.mark.parametrize("seed, message", [("-1", "must be between 0 and 2**32 - 1; got -1"),
+                                           ("x", "not an integer: 'x'")])
+def test_demo_refuses_a_bad_seed_before_any_work(seed, message, capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--random-state", seed])
+    assert f"argument --random-state: {message}" in capsys.readouterr().err

@@ -162,7 +162,9 @@ def test_piecewise_linear_embedding_is_a_linear_layer_of_the_encoding():
     (module(positions) * upstream).sum().backward()
     grads = [p.grad.clone() for p in (module.linear.weight, module.linear.bias)]
     module.zero_grad()
-    encoded = (positions.unsqueeze(-1) - module.bin_starts).clamp(0, 1)
+    # a feature's position past its own last bin is that bin's end: zeros on the
+    # components beyond its bins
+    encoded = (torch.minimum(positions, top).unsqueeze(-1) - module.bin_starts).clamp(0, 1)
     explicit = module.linear(encoded)
     (explicit * upstream).sum().backward()
     torch.testing.assert_close(module(positions), explicit)

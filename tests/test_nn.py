@@ -218,3 +218,11 @@ def test_adaptive_information_transfer_follows_the_paper():
     w = torch.softmax(scores, dim=1)
     expected = w[:, :1] * h[2](p) + w[:, 1:] * h[2](q)
     torch.testing.assert_close(ait(p, q), expected)
+
+
+def test_feature_embedding_checks_its_padding_codes():
+    from skmtl.nn import FeatureEmbedding
+    with pytest.raises(ValueError, match=r"padding_codes must give one code per column"):
+        FeatureEmbedding([4, 3], n_numeric=0, embedding_dim=2, padding_codes=[4, 0])
+    with pytest.raises(ValueError, match=r"padding_codes must give one code per column"):
+        FeatureEmbedding([4, 3], n_numeric=0, embedding_dim=2, padding_codes=[0])

@@ -512,6 +512,19 @@ def test_scoring_roc_auc_restores_the_best_epoch_by_auc(tasks, validation_sets):
     assert stopper.monitor == "valid_roc_auc" and not stopper.lower_is_better
 
 
+def test_scoring_needs_a_validation_score_that_is_defined():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=3000)})
+    y = (X["x"] > 1).astype(int)
+    # one validation row: one label, so no ROC AUC (as with too few positives)
+    one_row = MMOEClassifier(**FAST, early_stopping=True, scoring="roc_auc",
+                             validation_fraction=1)
+    with pytest.raises(ValueError, match="among the 1 of them no scored task has two"):
+        one_row.fit(X, y)
+    ok = MMOEClassifier(**FAST, early_stopping=True, scoring="roc_auc").fit(X, y)
+    assert np.isfinite(ok.history_[:, "valid_roc_auc"]).all()
+
+
 def test_scoring_roc_auc_skips_multiclass_tasks_and_needs_a_binary_one(tasks):
     X, Y, _ = tasks
     Y3 = Y.assign(t3=(X["num_a"] > 0).astype(int) + (X["num_a"] > 1))

@@ -210,6 +210,10 @@ def test_bad_export_requests_are_clear_errors(data):
         to_onnx(estimator, X.to_numpy())
     with pytest.raises(ValueError, match="target_opset must be at least 18"):
         to_onnx(estimator, X, target_opset=13)
+    with pytest.raises(TypeError, match="target_opset must be an integer; got '18'"):
+        to_onnx(estimator, X, target_opset="18")
+    with pytest.raises(ValueError, match="could not write operator set 99"):
+        to_onnx(estimator, X, target_opset=99)
     with pytest.raises(TypeError, match="'color' of X_sample holds numbers"):
         to_onnx(estimator, X.assign(color=1))
     model = to_onnx(estimator, X)

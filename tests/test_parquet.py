@@ -5,6 +5,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
 from skmtl import MMOEClassifier, MMOERegressor
@@ -123,3 +124,34 @@ def test_fit_parquet_errors(folder, tmp_path):
         list(iter_frames(tmp_path / "missing"))
     with pytest.raises(ValueError, match="epochs must be at least 1"):
         fit_parquet(MMOEClassifier(hash_buckets=8), path, ["t1", "t2"], epochs=0)
+    with pytest.raises(TypeError, match="epochs must be an integer; got '2'"):
+        fit_parquet(MMOEClassifier(hash_buckets=8), path, ["t1", "t2"], epochs="2")
+    with pytest.raises(ValueError, match=r"\['nope'\] are not in the Parquet data set"):
+        parquet_categories(path, ["color", "nope"])
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pa.Table.from_pandas(_frame_of(path).head(0), preserve_index=False), empty)
+    with pytest.raises(ValueError, match="holds no rows; nothing to fit"):
+        fit_parquet(MMOEClassifier(hash_buckets=8), empty, ["t1", "t2"])
+    model = fit_parquet(MMOEClassifier(hash_buckets=8), path, ["t1", "t2"], batch_rows=1500)
+    with pytest.raises(ValueError, match="holds no rows; nothing was written"):
+        predict_parquet(model, empty, tmp_path / "out.parquet", keep_columns=["t1", "t2"])
+    assert not (tmp_path / "out.parquet").exists()
+    with pytest.raises(ValueError, match=r"\['proba_t1'\] have the names of prediction"):
+        predict_parquet(model, path, tmp_path / "out.parquet", keep_columns=["proba_t1"])
+    with pytest.raises(NotFittedError):
+        predict_parquet(MMOEClassifier(), path, tmp_path / "out.parquet")
+
+
+def _frame_of(path):
+    return pq.read_table(next(iter(sorted(path.glob("*.parquet"))))).to_pandas()
+
+
+def test_prediction_columns_of_the_same_name_are_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=300)})
+    # task "ctr" with the class "1" and the binary task "ctr_1" both give proba_ctr_1
+    Y = pd.DataFrame({"ctr": rng.choice(["1", "2", "3"], 300), "ctr_1": rng.integers(0, 2, 300)})
+    model = MMOEClassifier(max_epochs=1, random_state=0).fit(X, Y)
+    X.to_parquet(tmp_path / "in.parquet")
+    with pytest.raises(ValueError, match=r"several prediction columns named \['proba_ctr_1'\]"):
+        predict_parquet(model, tmp_path / "in.parquet", tmp_path / "out.parquet")

@@ -18,7 +18,10 @@ class FeatureEmbedding(nn.Module):
     ----------
     cardinalities : sequence of int
         Number of distinct codes per categorical column, reserved codes
-        included. Codes of column ``j`` lie in ``[0, cardinalities[j])``.
+        included. Codes of column ``j`` must lie in ``[0, cardinalities[j])``:
+        the fused lookup does not check them per batch (the estimators'
+        encoder guarantees it), and a code out of its range reads another
+        column's row.
     n_numeric : int
         Number of dense numeric inputs.
     embedding_dim : int
@@ -57,6 +60,12 @@ class FeatureEmbedding(nn.Module):
         cardinalities = [int(c) for c in cardinalities]
         if any(c < 1 for c in cardinalities):
             raise ValueError(f"every cardinality must be >= 1, got {cardinalities}")
+        if padding_codes is not None and (
+                len(padding_codes) != len(cardinalities)
+                or not all(0 <= int(p) < c for p, c in zip(padding_codes, cardinalities))):
+            raise ValueError(f"padding_codes must give one code per column, each in [0, "
+                             f"cardinality); got {list(padding_codes)} for the cardinalities "
+                             f"{cardinalities}")
         self.n_categorical = len(cardinalities)
         self.n_numeric = int(n_numeric)
         self.embedding_dim = int(embedding_dim)

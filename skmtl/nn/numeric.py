@@ -62,7 +62,7 @@ class PiecewiseLinearEmbedding(nn.Module):
     >>> embedding = PiecewiseLinearEmbedding([4, 2], embedding_dim=3)  # 4 and 2 bins
     >>> embedding(torch.tensor([[2.5, 1.0], [0.0, 2.0]])).shape
     torch.Size([2, 6])
-    >>> past_the_last_bin = torch.tensor([[9.0, 2.0]])  # encoded as the last bin's end
+    >>> past_the_last_bin = torch.tensor([[9.0, 5.0]])  # encoded as the last bin's end
     >>> torch.equal(embedding(past_the_last_bin), embedding(torch.tensor([[4.0, 2.0]])))
     True
     """
@@ -77,6 +77,10 @@ class PiecewiseLinearEmbedding(nn.Module):
         # The bins' lower ends and the per-feature layer: forward reads the layer's
         # weight and bias itself (see there); both stay the state of saved models.
         self.register_buffer("bin_starts", torch.arange(width, dtype=torch.float32))
+        # each feature's last position (not saved: it follows from the layer's shape
+        # for the widest feature, and models saved before it existed must load)
+        self.register_buffer("last_positions", torch.tensor(n_bins, dtype=torch.float32),
+                             persistent=False)
         self.linear = _PerFeatureLinear(self.n_features, width, int(embedding_dim))
         self.output_dim = self.n_features * int(embedding_dim)
 
@@ -91,6 +95,7 @@ class PiecewiseLinearEmbedding(nn.Module):
         weight, bias = self.linear.weight, self.linear.bias    # (F, W, d), (F, 1, d)
         n_features, width, dim = weight.shape
         sums = torch.cat([weight.new_zeros(n_features, 1, dim), weight.cumsum(dim=1)], dim=1)
+        positions = torch.minimum(positions, self.last_positions)  # past its last bin: the end
         lower = positions.floor().clamp(0.0, width - 1.0)
         fraction = (positions - lower).clamp(0.0, 1.0).unsqueeze(-1)
         rows = lower.long() + torch.arange(n_features, device=positions.device) * (width + 1)
