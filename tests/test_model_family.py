@@ -350,6 +350,14 @@ def test_regressor_rejects_targets_it_cannot_fit(tasks, bad, message):
         MMOERegressor(**FAST).fit(X, y)
 
 
+def test_regressor_names_dates_as_targets(tasks):
+    X = tasks[0].iloc[:200]
+    for y in (pd.Series(pd.date_range("2020-01-01", periods=200)),
+              pd.Series(pd.to_timedelta(np.arange(200), unit="s"))):
+        with pytest.raises(ValueError, match="are dates or durations"):
+            MMOERegressor(**FAST).fit(X, y)
+
+
 def test_regressor_1d_target_and_constant_target(tasks):
     X = tasks[0]
     y = _regression_targets(X)["spend"]

@@ -115,6 +115,10 @@ def known_labels(column):
 
 
 def _check_regression_target(name, column):
+    if column.dtype.kind in "mM":
+        raise ValueError(
+            f"Targets of task {name!r} are dates or durations ({column.dtype}); a regressor "
+            "needs real numbers: convert them, e.g. to seconds or days.")
     numeric = column.dtype.kind in "biuf" or (
         column.dtype.kind == "O" and pd.api.types.infer_dtype(column, skipna=True) in
         ("integer", "floating", "mixed-integer-float", "decimal", "boolean"))
