@@ -493,7 +493,9 @@ class MultiTaskEstimatorBase(BaseEstimator):
             raise TypeError("task_weights must be a list or a dict {task_name: weight}; for a "
                             "pandas Series, pass task_weights=series.to_dict().")
         if isinstance(weights, dict):
-            unknown = sorted(str(task) for task in set(weights) - set(task_names))
+            # task names are the strings of Y's column names (0 -> "0"), as in tower_units
+            weights = {str(task): weight for task, weight in weights.items()}
+            unknown = sorted(set(weights) - set(task_names))
             if unknown:
                 raise ValueError(f"task_weights names unknown task(s) {unknown}; the tasks "
                                  f"are {task_names}.")

@@ -337,6 +337,13 @@ class MultiTaskNet(NeuralNet):
             raise TypeError("MultiTaskNet trains on TensorData; encode the input first.")
         return X
 
+    def _outputs_finite(self, batch):
+        """Whether the network's outputs for ``batch`` are all finite."""
+        with torch.no_grad():
+            outputs = self.infer(batch[0])
+        outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+        return all(bool(torch.isfinite(output).all()) for output in outputs)
+
     def _batch_loss(self, batch):
         features, (target, weight) = batch
         y_pred = self.infer(features)
@@ -405,6 +412,13 @@ class MultiTaskNet(NeuralNet):
                         if bad]
             raise DivergenceError(
                 f"The {prefix} loss of task(s) {diverged} became NaN or infinite at epoch "
+                f"{len(self.history)}; lower learning_rate or check the input scale.")
+        # The losses come before each step: the epoch's last step may still have
+        # left weights whose outputs are NaN or infinite (one step of a huge
+        # learning rate, say). One more forward pass of the last batch tells.
+        if training and n_batches and not self._outputs_finite(batch):
+            raise DivergenceError(
+                f"The network's outputs became NaN or infinite after the last step of epoch "
                 f"{len(self.history)}; lower learning_rate or check the input scale.")
         self.history.record(prefix + "_batch_count", n_batches)
         fixed_weights = self.loss_weighting_.task_weights.tolist()

@@ -359,6 +359,20 @@ def test_gradnorm_shifts_weight_to_the_task_with_the_smaller_gradient():
     assert float(weights.sum()) == pytest.approx(2.0)
 
 
+def test_gradnorm_keeps_the_ratio_of_task_weights():
+    # equal gradients and losses: nothing to balance, so the user's 1 : 4 stays
+    gradnorm = GradNorm([1.0, 4.0], alpha=1.5, learning_rate=0.05)
+    for _ in range(20):
+        gradnorm._update_balance(torch.tensor([1.0, 1.0]), torch.tensor([3.0, 3.0]))
+    torch.testing.assert_close(gradnorm.weights(), torch.tensor([1.0, 4.0]))
+
+
+def test_uncertainty_weighting_leaves_a_task_without_labels_alone():
+    weighting = UncertaintyWeighting([1.0, 1.0])
+    weighting.objective(torch.tensor([0.7, 0.0])).backward()  # no known label of task 1
+    assert weighting.log_variance.grad[0] != 0 and weighting.log_variance.grad[1] == 0
+
+
 def test_uncertainty_weighting_objective():
     weighting = UncertaintyWeighting([1.0, 2.0])
     with torch.no_grad():

@@ -215,6 +215,40 @@ def test_divergence_raises_and_leaves_no_fitted_model(tasks):
         check_is_fitted(model)
 
 
+def test_divergence_in_the_last_step_is_caught(tasks):
+    X, Y, _ = tasks
+    X = X.astype({"color": "category", "shop": "category"})
+    # one step: the loss (before the step) is finite, the weights after it are not usable
+    for fit in (lambda m: m.fit(X, Y), lambda m: m.partial_fit(X, Y)):
+        model = MMOEClassifier(learning_rate=1e10, max_epochs=1, batch_size=len(X),
+                               random_state=0)
+        with pytest.raises(DivergenceError, match="outputs became NaN or infinite after the "
+                                                  "last step of epoch 1"):
+            fit(model)
+        with pytest.raises(NotFittedError):
+            check_is_fitted(model)
+
+
+def test_labels_of_mixed_or_other_types(tasks):
+    X, Y, _ = tasks
+    mixed = Y.astype(object)
+    mixed.loc[:99, "t1"] = mixed.loc[:99, "t1"].map({0: "a", 1: "b"})
+    with pytest.raises(ValueError, match=r"task 't1' mix types that cannot be compared "
+                                         r"\(int, str\)"):
+        MMOEClassifier(**FAST).fit(X, mixed)
+    words = Y.assign(t1=np.where(Y["t1"] == 1, "yes", "no"))
+    model = MMOEClassifier(**FAST, warm_start=True).fit(X, Y)
+    with pytest.raises(ValueError, match=r"'t1' has labels of another type than its classes"):
+        model.fit(X, words)
+
+
+def test_task_weights_by_integer_column_names(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST, task_weights={0: 2.0}).fit(X, Y.set_axis([0, 1], axis=1))
+    assert model.history_[-1]["task_weight_0"] == 2.0
+    assert model.history_[-1]["task_weight_1"] == 1.0
+
+
 def test_divergence_names_the_task(tasks, monkeypatch):
     X, Y, _ = tasks
     forward = MultiTaskLoss.forward

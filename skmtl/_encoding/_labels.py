@@ -70,7 +70,7 @@ def check_targets(Y, n_samples, estimator_name, regression=False, require_known=
                     "least one known label.")
         elif regression:
             _check_regression_target(name, known)
-        elif type_of_target(known) == "continuous":
+        elif _label_type(name, known) == "continuous":
             raise ValueError(
                 f"Unknown label type: continuous. Labels of task {name!r} are continuous "
                 "values; a classifier needs discrete classes.")
@@ -79,6 +79,17 @@ def check_targets(Y, n_samples, estimator_name, regression=False, require_known=
             values[mask] = known.astype(np.float64)
             columns[t] = values
     return columns, task_names, single_output
+
+
+def _label_type(name, labels):
+    """scikit-learn's ``type_of_target``; labels of types that cannot be compared raise."""
+    try:
+        return type_of_target(labels)
+    except TypeError:
+        kinds = sorted({type(label).__name__ for label in labels})
+        raise ValueError(f"Labels of task {name!r} mix types that cannot be compared "
+                         f"({', '.join(kinds)}); convert them to one type, e.g. "
+                         "Y[column].astype(str).") from None
 
 
 def _label_column(series):
@@ -162,7 +173,12 @@ def encode_labels(columns, task_names, classes=None):
             f"Y has {len(columns)} task(s), but the model was fitted with {len(classes)}.")
     codes = np.full((len(known[0]), len(columns)), np.nan, dtype=np.float32)
     for t, (name, column, task_classes) in enumerate(zip(task_names, columns, classes)):
-        index = np.searchsorted(task_classes, column)
+        try:
+            index = np.searchsorted(task_classes, column)
+        except TypeError:
+            raise ValueError(
+                f"Task {name!r} has labels of another type than its classes "
+                f"{task_classes.tolist()} (fixed by the first fit, or by classes=).") from None
         index = np.clip(index, 0, len(task_classes) - 1)
         unknown = task_classes[index] != column
         if np.any(unknown):

@@ -140,7 +140,9 @@ class UncertaintyWeighting(LossWeighting):
 
     Minimises ``sum_t task_weights[t] * (exp(-s_t) * loss_t + s_t)`` with a
     learned log-variance ``s_t`` per task (trained with the network), so a
-    task's weight ``exp(-s_t)`` settles near the inverse of its loss.
+    task's weight ``exp(-s_t)`` settles near the inverse of its loss. A task
+    with no known label in a batch (a loss of exactly 0) leaves its ``s_t``
+    alone there: the ``+ s_t`` term alone would push its weight up.
 
     Examples
     --------
@@ -166,7 +168,9 @@ class UncertaintyWeighting(LossWeighting):
 
     def objective(self, task_losses):
         precision = torch.exp(-self.log_variance)
-        return (self.task_weights * (precision * task_losses + self.log_variance)).sum()
+        present = task_losses.detach() != 0
+        return (self.task_weights * (precision * task_losses
+                                     + self.log_variance * present)).sum()
 
 
 class DynamicWeightAverage(LossWeighting):
@@ -248,7 +252,9 @@ class GradNorm(_SharedGradientWeighting):
     parameters towards the mean norm times ``r_t ** alpha``, where ``r_t``
     is the task's loss relative to its first batch's, divided by the mean of
     those ratios: a task that trains slower gets a larger gradient. The
-    weights are then renormalised to sum to ``n_tasks``. A task with no
+    weights are then renormalised to sum to ``n_tasks``. They balance the
+    tasks' own gradients; ``task_weights`` scale the balanced weights (a task
+    weighted 2 keeps twice the weight of an otherwise equal one). A task with no
     known label in a batch (a zero gradient) sits that batch out. The norms
     are taken over every shared parameter (the paper takes the last shared
     layer), so the per-task gradients hold ``n_tasks`` times the shared
@@ -303,13 +309,14 @@ class GradNorm(_SharedGradientWeighting):
         if not counted.any():
             return
         tiny = torch.finfo(losses.dtype).tiny
-        weighted_norms = self.weights() * gradient_norms
+        # balanced without task_weights, which then scale the result (see weights)
+        weighted_norms = self.balance * gradient_norms
         ratios = losses / self.initial_losses.clamp(min=tiny)
         relative = ratios / ratios[counted].mean().clamp(min=tiny)
         targets = weighted_norms[counted].mean() * relative ** self.alpha
         # gradient of sum_t |weighted_norm_t - target_t| with respect to the balance
-        grad = torch.where(counted, torch.sign(weighted_norms - targets)
-                           * self.task_weights * gradient_norms, torch.zeros_like(losses))
+        grad = torch.where(counted, torch.sign(weighted_norms - targets) * gradient_norms,
+                           torch.zeros_like(losses))
         self.steps += 1
         beta1, beta2 = 0.9, 0.999
         self.moments[0].mul_(beta1).add_((1 - beta1) * grad)
