@@ -680,6 +680,9 @@ class MultiTaskEstimatorBase(BaseEstimator):
         except (RuntimeError, TypeError):
             raise ValueError(f"device={self.device!r} is not a valid torch device, e.g. 'cpu' "
                              "or 'cuda'.") from None
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"device={self.device!r}: skmtl trains on 'cpu' or 'cuda' "
+                             f"devices, not {device.type!r}.")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device={self.device!r}, but CUDA is not available on this "
                              "machine; use device='cpu'.")

@@ -113,9 +113,11 @@ class EpochTable(PrintLog):
 
     The losses and validation scores per task and the seconds the epoch
     took; the task weights only when they are learned (under fixed weights
-    they are the same every epoch). The header comes once per history, so
-    that ``partial_fit`` calls and warm starts continue one table; under
-    ``torch.distributed`` only rank 0 prints.
+    they are the same every epoch). The header comes once per model, so
+    that ``partial_fit`` calls and warm starts continue one table (and a
+    fit that turns ``verbose`` on later still gets one); the epoch early
+    stopping ends on is printed too. Under ``torch.distributed`` only rank
+    0 prints.
     """
 
     def on_epoch_end(self, net, **kwargs):
@@ -124,9 +126,19 @@ class EpochTable(PrintLog):
         if not net.loss_weighting_.learned:
             self.keys_ignored_ = set(self.keys_ignored_) | {
                 f"task_weight_{task}" for task in net.task_names}
-        if len(net.history) > 1:  # the table goes on (callbacks are rebuilt per call)
-            self.first_iteration_ = False
+        # callbacks are rebuilt per call: the net remembers whether the table began
+        self.first_iteration_ = not getattr(net, "epoch_table_started_", False)
         super().on_epoch_end(net, **kwargs)
+        if net.verbose:  # the header was printed, not only formatted
+            net.epoch_table_started_ = True
+        self.printed_epochs_ = len(net.history)
+
+    def on_train_end(self, net, **kwargs):
+        # EarlyStopping stops training in its on_epoch_end, before this one's
+        last = net.history[-1] if len(net.history) else {}
+        if "train_loss" in last and getattr(self, "printed_epochs_", None) is not None \
+                and self.printed_epochs_ < len(net.history):
+            self.on_epoch_end(net, **kwargs)
 
 
 def _not_rank_zero():

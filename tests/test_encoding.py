@@ -355,6 +355,25 @@ def test_strings_held_by_pyarrow_get_the_codes_of_python_strings(dtype):
     assert reader.__name__ == "codes_of_arrow_strings"
 
 
+def test_pyarrow_dictionary_columns_are_categorical(tasks, tmp_path):
+    pytest.importorskip("pyarrow")
+    X, Y, _ = tasks
+    X = X.assign(color=X["color"].astype("category")).drop(columns="shop")
+    X.to_parquet(tmp_path / "x.parquet")
+    arrow = pd.read_parquet(tmp_path / "x.parquet", dtype_backend="pyarrow")
+    assert str(arrow["color"].dtype).startswith("dictionary<")
+    model = MMOEClassifier(**FAST).fit(arrow, Y)
+    assert list(model.is_categorical_) == list(MMOEClassifier(**FAST).fit(X, Y).is_categorical_)
+    np.testing.assert_allclose(model.predict_proba(arrow)[0], model.predict_proba(X)[0])
+
+
+def test_column_names_of_mixed_types_are_refused(tasks):
+    X, Y, _ = tasks
+    mixed = X.rename(columns={"num_a": 1})
+    with pytest.raises(TypeError, match=r"column names mix strings with other types \(int, str\)"):
+        MMOEClassifier(**FAST).fit(mixed, Y)
+
+
 def test_complex_numeric_columns_are_refused(tasks):
     X, Y, _ = tasks
     model = MMOEClassifier(**FAST).fit(X, Y)
@@ -419,6 +438,18 @@ def test_validation_rows_weigh_nothing_in_the_encoder(tasks, monkeypatch):
         X, Y, sample_weight=sample_weight)
     kept = seen["weight"] != 0
     np.testing.assert_array_equal(seen["weight"][kept], sample_weight[kept])
+
+
+def test_values_only_in_validation_rows_are_unknown_categories(tasks):
+    X, Y, _ = tasks
+    X = X.assign(user=[f"u{i}" for i in range(len(X))])  # an id: every value once
+    model = MMOEClassifier(early_stopping=True, validation_fraction=0.25, **FAST).fit(X, Y)
+    # the validation rows' ids are not in the vocabulary: they get the unknown code
+    assert len(model._encoder.categories_[-1]) == len(X) - len(X) // 4
+    codes, _ = model._encoder.transform(X)
+    assert (codes[:, -1] == 0).sum() == len(X) // 4
+    encoder = TabularEncoder().fit(X, sample_weight=np.r_[np.zeros(10), np.ones(len(X) - 10)])
+    assert "u3" not in set(encoder.categories_[-1]) and "u10" in set(encoder.categories_[-1])
 
 
 def test_target_bins_keep_the_split_that_matters_among_noisy_tasks():

@@ -47,6 +47,26 @@ def test_verbose_1_prints_a_row_per_epoch_with_each_tasks_scores(data, capsys):
     assert captured.err == ""
 
 
+def test_verbose_1_prints_the_epoch_early_stopping_ends_on(data, capsys):
+    X, Y, _ = data
+    model = MMOEClassifier(max_epochs=5, early_stopping=True, n_iter_no_change=1, tol=10.0,
+                           verbose=1, random_state=0).fit(X, Y)
+    _, rows = _table(capsys.readouterr().out)
+    assert model.n_iter_ == 2 and [row[0] for row in rows] == ["1", "2"]
+
+
+def test_verbose_turned_on_at_a_warm_start_gets_a_header(data, capsys):
+    X, Y, _ = data
+    model = MMOEClassifier(max_epochs=1, warm_start=True, random_state=0).fit(X, Y)
+    assert capsys.readouterr().out == ""
+    model.set_params(verbose=1).fit(X, Y)
+    model.fit(X, Y)
+    out = capsys.readouterr().out
+    header, rows = _table(out)
+    assert header[0] == "epoch" and [row[0] for row in rows] == ["2", "3"]
+    assert sum(line.split()[0] == "epoch" for line in out.splitlines() if line.strip()) == 1
+
+
 def test_verbose_1_shows_learned_task_weights(data, capsys):
     X, _, funnel = data
     ESMMClassifier(max_epochs=1, verbose=1, loss_weighting="uncertainty",

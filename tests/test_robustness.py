@@ -105,7 +105,9 @@ def test_numeric_column_with_text_names_the_column(tasks):
 
 
 @pytest.mark.parametrize("device, message", [("gpu", "not a valid torch device"),
-                                             ("cuda", "CUDA is not available")])
+                                             ("cuda", "CUDA is not available"),
+                                             ("meta", "'cpu' or 'cuda' devices, not 'meta'"),
+                                             ("mps", "'cpu' or 'cuda' devices, not 'mps'")])
 def test_unusable_device(tasks, device, message):
     if device == "cuda" and torch.cuda.is_available():
         pytest.fail("this test assumes a machine without CUDA")

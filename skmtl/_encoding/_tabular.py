@@ -42,6 +42,10 @@ def check_features(X, estimator_name):
                 "Turn them into numbers first (e.g. days since a reference date).")
         if X.dtype.kind not in "biufOUS":
             raise TypeError(f"X has unsupported dtype {X.dtype}.")
+    elif len({isinstance(c, str) for c in X.columns}) > 1:
+        kinds = sorted({type(c).__name__ for c in X.columns})
+        raise TypeError(f"X's column names mix strings with other types ({', '.join(kinds)}); "
+                        "make them all strings, e.g. X.columns = X.columns.astype(str).")
     elif X.columns.duplicated().any():
         duplicated = sorted({str(c) for c in X.columns[X.columns.duplicated()]})
         raise ValueError(
@@ -108,7 +112,8 @@ class TabularEncoder:
         """Learn the columns, the categories and the numeric encoding of ``X``.
 
         ``sample_weight`` weights the rows in the numeric statistics, so that
-        a weight of 2 acts as a repeated row. ``targets`` of shape
+        a weight of 2 acts as a repeated row; the categories are learned from
+        the rows of positive weight only. ``targets`` of shape
         ``(n_samples, n_tasks)``, class indices (or, with ``regression``,
         real values), are needed by ``bin_strategy="target"``. With
         ``first_chunk``, ``X`` is the first of several chunks: a vocabulary
@@ -139,8 +144,13 @@ class TabularEncoder:
                              "a column either has a vocabulary or is hashed.")
         self.hash_buckets_ = [_bucket_count(buckets[j], self._label(j)) if j in buckets else 0
                               for j in self.categorical_indices_]
-        self.categories_ = [self._vocabulary(X, j, given, first_chunk) if j not in buckets
-                            else np.empty(0, dtype=object) for j in self.categorical_indices_]
+        # Rows of weight 0 (the early-stopping validation rows) teach nothing, the
+        # vocabulary included: their unseen values get the unknown code, as at predict.
+        learned_rows = (None if sample_weight is None or np.all(sample_weight > 0)
+                        else np.flatnonzero(sample_weight > 0))
+        self.categories_ = [self._vocabulary(X, j, given, first_chunk, learned_rows)
+                            if j not in buckets else np.empty(0, dtype=object)
+                            for j in self.categorical_indices_]
         self._indexes = None
         numeric = NumericEncoding(self.numeric_encoding, self.n_bins, self.bin_strategy,
                                   self.random_state)
@@ -177,6 +187,10 @@ class TabularEncoder:
             elif names is None and isinstance(key, (int, np.integer)) and \
                     0 <= key < self.n_features_in_:
                 j = int(key)
+            elif names is None:
+                raise ValueError(
+                    f"{name} names {key!r}, which is not a column of X: without string column "
+                    f"names, X's columns are named by position, 0 to {self.n_features_in_ - 1}.")
             else:
                 raise ValueError(f"{name} names {key!r}, which is not a column of X.")
             if not self.is_categorical_[j]:
@@ -186,8 +200,9 @@ class TabularEncoder:
             positions[j] = value
         return positions
 
-    def _vocabulary(self, X, j, given, first_chunk):
-        """The categories of categorical column ``j``: given, learned, or from its dtype."""
+    def _vocabulary(self, X, j, given, first_chunk, learned_rows=None):
+        """The categories of categorical column ``j``: given, learned (from the rows
+        ``learned_rows``, all when None), or from its dtype."""
         label = self._label(j)
         if j in given:
             values = given[j]
@@ -197,6 +212,9 @@ class TabularEncoder:
             return fit_categories(pd.Series(list(values), dtype=object), label)
         values = column(X, j)
         if not first_chunk:
+            if learned_rows is not None:
+                values = (values.iloc[learned_rows] if isinstance(values, pd.Series)
+                          else values[learned_rows])
             return fit_categories(values, label)
         if isinstance(values.dtype, pd.CategoricalDtype):
             return np.asarray(values.cat.categories)
