@@ -121,6 +121,12 @@ def load(path, device=None):
     ...                                          model.predict_proba(data.data)))
     True
     """
+    if device is not None:
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device={device!r} is not a valid torch device, e.g. 'cpu' or "
+                             "'cuda'.") from None
     path = os.fspath(path)
     try:
         with zipfile.ZipFile(path) as zf:
@@ -171,7 +177,8 @@ def load(path, device=None):
             optimizer_state=state["optimizer"],
             loss_weighting_state=state.get("loss_weighting"),
             history=History(config["history"]),
-            device=_available_device(device if device is not None else estimator.device),
+            device=_available_device(estimator.device if device is None else device,
+                                     asked=device is not None),
         )
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         raise ValueError(f"{path}: the model description is invalid or does not match its "
@@ -282,10 +289,17 @@ def _json_history(history):
     return rows
 
 
-def _available_device(device):
+def _available_device(device, asked=False):
+    """``device``, or the CPU with a warning when it is CUDA and this machine has none.
+
+    ``asked``: the caller of ``load`` named the device (else it is the one
+    the model was trained on).
+    """
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        warnings.warn(f"The model was trained on {device}, which is not available here; it "
-                      "is loaded on the CPU.", UserWarning, stacklevel=3)
+        where = (f"device={str(device)!r} was asked for" if asked else
+                 f"The model was trained on {device}")
+        warnings.warn(f"{where}, but CUDA is not available here; the model is loaded on the "
+                      "CPU.", UserWarning, stacklevel=3)
         return torch.device("cpu")
     return device

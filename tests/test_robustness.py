@@ -335,8 +335,13 @@ def test_model_trained_on_cuda_loads_on_cpu(tasks, holdout, tmp_path):
         np.testing.assert_array_equal(a, b)
     model.save(tmp_path / "gpu.skmtl")
     from skmtl import load
-    with pytest.warns(UserWarning, match="not available here"):
+    with pytest.warns(UserWarning, match="trained on cuda, but CUDA is not available here"):
         loaded = load(tmp_path / "gpu.skmtl")
     assert loaded.net_.device == torch.device("cpu")
     for a, b in zip(expected, loaded.predict_proba(holdout[0])):
         np.testing.assert_array_equal(a, b)
+    model.set_params(device="cpu").save(tmp_path / "cpu.skmtl")
+    with pytest.warns(UserWarning, match="device='cuda' was asked for, but CUDA is not"):
+        load(tmp_path / "cpu.skmtl", device="cuda")
+    with pytest.raises(ValueError, match="device='bogus' is not a valid torch device"):
+        load(tmp_path / "cpu.skmtl", device="bogus")
