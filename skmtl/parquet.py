@@ -68,6 +68,12 @@ def _nullable_dtype(arrow_type):
         pd.api.types.pandas_dtype(str(arrow_type).capitalize().replace("Uint", "UInt"))
 
 
+def _check_columns(dataset, names):
+    missing = [name for name in names if name not in dataset.schema.names]
+    if missing:
+        raise ValueError(f"Columns {missing} are not in the Parquet data set.")
+
+
 def iter_frames(source, columns=None, *, batch_rows=65_536, shuffle_buffer=None,
                 random_state=None):
     """Stream a Parquet data set as DataFrames of ``batch_rows`` rows (the last may be shorter).
@@ -172,9 +178,7 @@ def parquet_categories(source, columns):
     import pyarrow.compute as pc
 
     dataset = _dataset(source)
-    missing = [name for name in columns if name not in dataset.schema.names]
-    if missing:
-        raise ValueError(f"Columns {missing} are not in the Parquet data set.")
+    _check_columns(dataset, columns)
     seen = {name: set() for name in columns}
     for batch in dataset.to_batches(columns=list(columns)):
         for name in columns:
@@ -241,10 +245,9 @@ def fit_parquet(estimator, source, targets, *, features=None, epochs=1, batch_ro
     single = isinstance(targets, str)
     target_names = [targets] if single else list(targets)
     others = target_names + ([] if weight_column is None else [weight_column])
-    available = _dataset(source).schema.names
-    missing = [name for name in others + list(features or []) if name not in available]
-    if missing:
-        raise ValueError(f"Columns {missing} are not in the Parquet data set.")
+    dataset = _dataset(source)
+    _check_columns(dataset, others + list(features or []))
+    available = dataset.schema.names
     if features is None:
         features = [name for name in available if name not in others]
     columns = list(features) + others

@@ -77,11 +77,11 @@ class PiecewiseLinearEmbedding(nn.Module):
         # The bins' lower ends and the per-feature layer: forward reads the layer's
         # weight and bias itself (see there); both stay the state of saved models.
         self.register_buffer("bin_starts", torch.arange(width, dtype=torch.float32))
-        # each feature's last position (not saved: it follows from the layer's shape
-        # for the widest feature, and models saved before it existed must load)
+        self.linear = _PerFeatureLinear(self.n_features, width, int(embedding_dim))
+        # Each feature's last position. Not in the state_dict: it comes from n_bins,
+        # and models saved before it existed must load.
         self.register_buffer("last_positions", torch.tensor(n_bins, dtype=torch.float32),
                              persistent=False)
-        self.linear = _PerFeatureLinear(self.n_features, width, int(embedding_dim))
         self.output_dim = self.n_features * int(embedding_dim)
 
     def forward(self, positions):
