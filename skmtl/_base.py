@@ -675,14 +675,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                              f"{list(self._SCORINGS)}; got {self.scoring!r}.")
 
     def _check_device(self):
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError):
-            raise ValueError(f"device={self.device!r} is not a valid torch device, e.g. 'cpu' "
-                             "or 'cuda'.") from None
-        if device.type not in ("cpu", "cuda"):
-            raise ValueError(f"device={self.device!r}: skmtl trains on 'cpu' or 'cuda' "
-                             f"devices, not {device.type!r}.")
+        device = checked_device(self.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device={self.device!r}, but CUDA is not available on this "
                              "machine; use device='cpu'.")
@@ -1123,6 +1116,19 @@ def _agreed_encoder(encoder):
     encoder.numeric_ = NumericEncoding.from_dict(
         _distributed.from_rank_zero(encoder.numeric_.to_dict()), len(encoder.numeric_indices_))
     return encoder
+
+
+def checked_device(device):
+    """``device`` as a ``torch.device``, if it names a CPU or CUDA device (else ValueError)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a valid torch device, e.g. 'cpu' or "
+                         "'cuda'.") from None
+    if parsed.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={device!r}: skmtl trains on 'cpu' or 'cuda' devices, not "
+                         f"{parsed.type!r}.")
+    return parsed
 
 
 def _checked_sample_weight(sample_weight, X):

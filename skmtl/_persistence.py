@@ -122,11 +122,9 @@ def load(path, device=None):
     True
     """
     if device is not None:
-        try:
-            torch.device(device)
-        except (RuntimeError, TypeError):
-            raise ValueError(f"device={device!r} is not a valid torch device, e.g. 'cpu' or "
-                             "'cuda'.") from None
+        from ._base import checked_device  # _base imports this module
+
+        checked_device(device)
     path = os.fspath(path)
     try:
         with zipfile.ZipFile(path) as zf:
