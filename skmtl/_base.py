@@ -809,20 +809,15 @@ class MultiTaskEstimatorBase(BaseEstimator):
                                                           numeric=numeric))
 
     def _score_targets(self, y, n_samples, sample_weight):
-        """``y`` for ``score`` as an object array ``(n_samples, n_tasks)``, and the checked
-        ``sample_weight``."""
-        if isinstance(y, (pd.DataFrame, pd.Series)):
-            y = y.to_numpy(dtype=object)
-        y = np.asarray(y, dtype=object)
-        if y.ndim == 1:
-            y = y.reshape(-1, 1)
+        """``y`` for ``score`` as an object array ``(n_samples, n_tasks)``, read as ``fit``
+        reads it (missing labels allowed), and the checked ``sample_weight``."""
+        columns, _, _ = check_targets(y, n_samples, type(self).__name__,
+                                      regression=is_regressor(self), require_known=False)
         n_tasks = len(self.task_names_)
-        if y.ndim != 2 or y.shape[1] != n_tasks:
-            raise ValueError(f"y has shape {y.shape}, but the model was fitted on {n_tasks} "
-                             f"task(s) {self.task_names_}: give one column per task.")
-        if y.shape[0] != n_samples:
-            raise ValueError(f"X and y have different numbers of samples: {n_samples} and "
-                             f"{y.shape[0]}.")
+        if len(columns) != n_tasks:
+            raise ValueError(f"y has {len(columns)} column(s), but the model was fitted on "
+                             f"{n_tasks} task(s) {self.task_names_}: give one column per task.")
+        y = np.column_stack([np.asarray(column, dtype=object) for column in columns])
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, y)
         return y, sample_weight

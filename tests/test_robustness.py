@@ -158,7 +158,7 @@ def test_score_checks_y_against_the_model_and_x(tasks):
         model.score(X, np.full(Y.shape, np.nan))
     regressor = MMOERegressor(**FAST).fit(X, X[["num_a", "num_b"]])
     with pytest.raises(ValueError, match=r"fitted on 2 task\(s\)"):
-        regressor.score(X, X[["num_a", "num_b", "num_a"]])
+        regressor.score(X, X[["num_a", "num_b"]].assign(third=1.0))
 
 
 def test_funnel_labels_given_as_strings(tasks):
