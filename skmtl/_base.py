@@ -166,12 +166,27 @@ class MultiTaskEstimatorBase(BaseEstimator):
     # -- what a kind of estimator (classifier, regressor) says -------------------
 
     @abstractmethod
-    def _encode_targets(self, columns, task_names, warm, sample_weight):
-        """Return ``(targets, target_state)``: float32 ``(n, n_tasks)`` and what fit learned.
+    def _local_target_state(self, columns, task_names, fit_weight):
+        """What these labels say of the targets (classes, scaling), before the ranks agree.
 
-        ``sample_weight`` is the weight of each row in what is learned from
-        the targets (0 on the validation rows), or None.
+        ``fit_weight`` is the weight of each row in what is learned from the
+        targets (0 on the validation rows), or None.
         """
+
+    @abstractmethod
+    def _agreed_target_state(self, states, task_names):
+        """The target state from every rank's :meth:`_local_target_state` (one outside a
+        process group); raises if the targets cannot be trained on."""
+
+    @abstractmethod
+    def _encoded_targets(self, columns, task_names, target_state):
+        """The targets as float32 ``(n, n_tasks)``, NaN where unknown."""
+
+    def _encode_targets(self, columns, task_names, warm, sample_weight):
+        """``(targets, target_state)``: the fitted state when ``warm``, else these labels'."""
+        target_state = (self._target_state() if warm else self._agreed_target_state(
+            [self._local_target_state(columns, task_names, sample_weight)], task_names))
+        return self._encoded_targets(columns, task_names, target_state), target_state
 
     @abstractmethod
     def _task_output_dims(self, target_state):
@@ -187,7 +202,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
 
     @abstractmethod
     def _target_state(self):
-        """What :meth:`_encode_targets` learned, as it returned it."""
+        """What :meth:`_agreed_target_state` returned in fit."""
 
     # -- fit ---------------------------------------------------------------------
 
@@ -209,15 +224,13 @@ class MultiTaskEstimatorBase(BaseEstimator):
         """
         warm = self.warm_start and hasattr(self, "net_")
         ranks = _distributed.world()
-        if ranks and warm:
-            raise ValueError("warm_start is not supported under torch.distributed yet; fit "
-                             "with warm_start=False.")
-        if ranks and self.loss_weighting in ("gradnorm", "pcgrad"):
-            raise ValueError(f"loss_weighting={self.loss_weighting!r} is not supported under "
-                             "torch.distributed yet (each rank would balance its own "
-                             "gradients); use 'equal', 'uncertainty' or 'dwa'.")
-        # under torch.distributed, an error on one rank is raised on every rank
+        # Under torch.distributed each block of rank-local work runs inside an
+        # agreement: an error on one rank is raised on every rank, and what the
+        # ranks share (agreed.share) reaches every rank (agreed.shared) when the
+        # block ends. Outside a process group, agreed.shared is [agreed.share].
         with _distributed.agreement(ranks) as agreed:
+            if ranks:
+                self._check_distributed(warm)
             X, columns, task_names, single_output = self._checked_input(X, y)
             n_samples = X.shape[0]
             if warm and (task_names != self.task_names_ or single_output != self._single_output):
@@ -230,11 +243,18 @@ class MultiTaskEstimatorBase(BaseEstimator):
             sample_weight = _checked_sample_weight(sample_weight, X)
             if warm:
                 self._check_network_unchanged()
+            if ranks:
+                agreed.signature = {
+                    "parameters": _distributed.parameters_signature(self),
+                    "columns": (X.shape[1], list(map(str, getattr(X, "columns", [])))),
+                    "tasks": (task_names, single_output)}
+            agreed.share = n_samples
+        early_stopping = self._early_stopping_enabled(sum(agreed.shared))  # every rank's rows
 
+        with _distributed.agreement(ranks) as agreed:
             rng = check_random_state(self.random_state)
-            train_rows, valid_rows = self._split_rows(n_samples, rng)
-            if (self.scoring != "loss" and valid_rows is None
-                    and self._early_stopping_enabled(n_samples)):
+            train_rows, valid_rows = self._split_rows(n_samples, rng, early_stopping)
+            if self.scoring != "loss" and valid_rows is None and early_stopping:
                 raise ValueError(f"scoring={self.scoring!r} early-stops on validation rows, but "
                                  "validation_fraction=None holds none out; set validation_fraction "
                                  "or use scoring='loss'.")
@@ -254,54 +274,58 @@ class MultiTaskEstimatorBase(BaseEstimator):
                             "split; give more rows a positive weight, or change "
                             "validation_fraction or random_state.")
             _check_known_labels(columns, task_names, fit_weight)
-            agreed.signature = (X.shape[1], list(map(str, getattr(X, "columns", []))),
-                                task_names, single_output, valid_rows is None)
-        if ranks:
-            targets, target_state = self._agreed_targets(columns, task_names, fit_weight)
-        else:
-            targets, target_state = self._encode_targets(columns, task_names, warm, fit_weight)
+            if not warm:
+                agreed.share = self._local_target_state(columns, task_names, fit_weight)
+        target_state = (self._target_state() if warm else
+                        self._agreed_target_state(agreed.shared, task_names))
         scoring_weights = self._scoring_weights(task_weights, target_state)
-        if scoring_weights is not None and valid_rows is not None and not ranks:
-            self._check_scorable(targets[valid_rows], scoring_weights)
-        missing_labels = bool(np.isnan(targets).any())
-        if warm:
-            encoder = self._encoder
-            categorical, numeric = encoder.transform(X)
-        else:
-            encoder = self._new_encoder(rng)
-            categorical, numeric = encoder.fit_transform(
-                X, fit_weight, targets, regression=is_regressor(self))
-            if ranks:
-                encoder = _agreed_encoder(encoder)
+
+        with _distributed.agreement(ranks) as agreed:
+            targets = self._encoded_targets(columns, task_names, target_state)
+            if warm:
+                encoder = self._encoder
                 categorical, numeric = encoder.transform(X)
-        if sample_weight is not None:
-            sample_weight = torch.from_numpy(sample_weight)
+            else:
+                encoder = self._new_encoder(rng)
+                categorical, numeric = encoder.fit_transform(
+                    X, fit_weight, targets, regression=is_regressor(self))
+                agreed.signature = {"categorical columns": encoder.categorical_indices_.tolist()}
+            agreed.share = (_validation_labels(targets, valid_rows, scoring_weights),
+                            (encoder.categories_, encoder.numeric_.to_dict()) if ranks else None)
+        self._check_scorable([labels for labels, _ in agreed.shared], scoring_weights)
+        if ranks:
+            encoder = _agreed_encoder(encoder, [fitted for _, fitted in agreed.shared])
+
+        with _distributed.agreement(ranks) as agreed:
+            if ranks:
+                categorical, numeric = encoder.transform(X)
+            train_size = n_samples if valid_rows is None else len(train_rows)
+            agreed.share = (train_size, self._batch_size(train_size))
+        batch_size = agreed.shared[0][1]  # rank 0's, for "auto"
+        # every rank takes as many steps as the smallest shard allows
+        steps_per_epoch = min(int(np.ceil(size / batch_size)) for size, _ in agreed.shared)
 
         data = TensorData(torch.from_numpy(categorical), torch.from_numpy(numeric),
-                          torch.from_numpy(targets), sample_weight)
+                          torch.from_numpy(targets),
+                          None if sample_weight is None else torch.from_numpy(sample_weight))
         train, valid = ((data, None) if valid_rows is None else
                         (data.subset(train_rows), data.subset(valid_rows)))
-        batch_size = self._batch_size(len(train))
+        missing_labels = bool(np.isnan(targets).any())
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        steps_per_epoch = int(np.ceil(len(train) / batch_size))
         if ranks:
-            batch_size = _distributed.from_rank_zero(batch_size)
-            # every rank takes as many steps as the smallest shard allows
-            steps_per_epoch = _distributed.smallest(np.ceil(len(train) / batch_size),
-                                                    self.device)
             seed += ranks[0]  # each rank shuffles its shard its own way
+        callbacks = self._callbacks(valid, steps_per_epoch, early_stopping)
 
         with _torch_seed(seed, self.device):
             if warm:
                 net, before = self._continue_net(
                     target_state, task_weights, scoring_weights, missing_labels,
                     batch_size=batch_size, seed=seed, train_split=self._train_split(valid),
-                    callbacks=self._callbacks(train, valid, steps_per_epoch))
+                    callbacks=callbacks)
             else:
                 net = self._build_net(self._new_module(encoder, task_names, target_state),
                                       self._task_output_dims(target_state), task_names,
-                                      self._callbacks(train, valid, steps_per_epoch),
-                                      self._train_split(valid), seed, self.device,
+                                      callbacks, self._train_split(valid), seed, self.device,
                                       batch_size, task_weights, scoring_weights,
                                       missing_labels)
                 net.initialize()
@@ -319,7 +343,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 # the split holds the validation rows: not to be kept (or pickled) with the model
                 net.train_split = None
         if net.interrupted_:
-            kept = ("the latest weights" if not self._early_stopping_enabled(n_samples) else
+            kept = ("the latest weights" if not early_stopping else
                     f"the best weights by {self._monitored(valid)}")
             warnings.warn(
                 f"fit was interrupted after {len(net.history)} complete epoch(s); the model "
@@ -529,21 +553,23 @@ class MultiTaskEstimatorBase(BaseEstimator):
                              "weighted by task_weights, but every task it scores has weight 0.")
         return task_weights * scored
 
-    def _check_scorable(self, valid_targets, scoring_weights):
+    def _check_scorable(self, validation_labels, scoring_weights):
         """Raise unless some scored task has two different labels among the validation rows.
 
         Otherwise its score (ROC AUC, R²) is undefined every epoch and early
-        stopping would stop with nothing to compare.
+        stopping would stop with nothing to compare. ``validation_labels``:
+        each rank's :func:`_validation_labels` (one outside a process group).
         """
+        if validation_labels[0] is None:
+            return
         for t in np.flatnonzero(scoring_weights):
-            known = valid_targets[:, t][~np.isnan(valid_targets[:, t])]
-            if len(np.unique(known)) >= 2:
+            if len(np.unique(np.concatenate([labels[t] for _, labels in validation_labels]))) > 1:
                 return
+        n_valid = sum(n for n, _ in validation_labels)
         raise ValueError(
             f"scoring={self.scoring!r} early-stops on the validation rows, but among the "
-            f"{len(valid_targets)} of them no scored task has two different labels, so the "
-            "score is undefined (too few positives?); raise validation_fraction or use "
-            "scoring='loss'.")
+            f"{n_valid} of them no scored task has two different labels, so the score is "
+            "undefined (too few positives?); raise validation_fraction or use scoring='loss'.")
 
     def _scored_tasks(self, target_state):
         """Which tasks ``scoring`` averages over (boolean per task)."""
@@ -680,14 +706,24 @@ class MultiTaskEstimatorBase(BaseEstimator):
             raise ValueError(f"device={self.device!r}, but CUDA is not available on this "
                              "machine; use device='cpu'.")
 
+    def _check_distributed(self, warm):
+        """What a fit under torch.distributed cannot do yet."""
+        if warm:
+            raise ValueError("warm_start is not supported under torch.distributed yet; fit "
+                             "with warm_start=False.")
+        if self.loss_weighting in ("gradnorm", "pcgrad"):
+            raise ValueError(f"loss_weighting={self.loss_weighting!r} is not supported under "
+                             "torch.distributed yet (each rank would balance its own "
+                             "gradients); use 'equal', 'uncertainty' or 'dwa'.")
+
     def _early_stopping_enabled(self, n_samples):
         if self.early_stopping == "auto":
             return n_samples > self._AUTO_EARLY_STOPPING_MIN_SAMPLES
         return bool(self.early_stopping)
 
-    def _split_rows(self, n_samples, rng):
+    def _split_rows(self, n_samples, rng, early_stopping):
         """Sorted ``(train_rows, valid_rows)``; ``(None, None)`` without early stopping."""
-        if not self._early_stopping_enabled(n_samples) or self.validation_fraction is None:
+        if not early_stopping or self.validation_fraction is None:
             return None, None
         n_valid = (self.validation_fraction if isinstance(self.validation_fraction, Integral)
                    else int(np.ceil(self.validation_fraction * n_samples)))
@@ -742,11 +778,11 @@ class MultiTaskEstimatorBase(BaseEstimator):
             missing_labels=missing_labels,
         )
 
-    def _callbacks(self, train, valid, steps_per_epoch):
+    def _callbacks(self, valid, steps_per_epoch, early_stopping):
         steps = self.max_epochs * steps_per_epoch
         callbacks = [("learning_rate_schedule", LearningRateSchedule(
             self.learning_rate_schedule, self.learning_rate, steps))]
-        if self._early_stopping_enabled(len(train) + (0 if valid is None else len(valid))):
+        if early_stopping:
             by_score = valid is not None and self.scoring != "loss"
             callbacks.append(("early_stopping", EarlyStopping(
                 monitor=(f"valid_{self.scoring}" if by_score else
@@ -833,8 +869,33 @@ class MultiTaskEstimatorBase(BaseEstimator):
 class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
     """A multi-task estimator whose tasks are binary or multiclass classifications."""
 
-    def _encode_targets(self, columns, task_names, warm, sample_weight):
-        return encode_labels(columns, task_names, self._classes_list() if warm else None)
+    def _local_target_state(self, columns, task_names, fit_weight):
+        """The classes of each task among these known labels (those of any weight)."""
+        classes = []
+        for name, column in zip(task_names, columns):
+            try:
+                classes.append(label_classes(column[known_labels(column)]))
+            except TypeError:
+                raise TypeError(f"Labels of task {name!r} mix types that cannot be compared; "
+                                "convert them to one type.") from None
+        return classes
+
+    def _agreed_target_state(self, states, task_names):
+        """Each task's classes: the union of every rank's; at least two."""
+        classes = []
+        for t, name in enumerate(task_names):
+            task_classes = (states[0][t] if len(states) == 1 else _distributed.union(
+                [state[t] for state in states], f"The labels of task {name!r}"))
+            if len(task_classes) < 2:
+                where = "the training labels" if len(states) == 1 else "every rank's labels"
+                raise ValueError(
+                    f"Task {name!r} has only one class ({task_classes[0]!r}) in {where}; every "
+                    "task needs at least two classes.")
+            classes.append(task_classes)
+        return classes
+
+    def _encoded_targets(self, columns, task_names, classes):
+        return encode_labels(columns, task_names, classes)
 
     def _task_output_dims(self, classes):
         """One logit for a binary task, one per class otherwise."""
@@ -842,18 +903,6 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
 
     def _build_criterion(self, task_output_dims):
         return MultiTaskLoss(task_output_dims)
-
-    def _agreed_targets(self, columns, task_names, fit_weight):
-        """Targets encoded with the classes of every rank's shard (distributed fit)."""
-        local = [label_classes(column[known_labels(column)]) for column in columns]
-        gathered = _distributed.gather(local)
-        classes = [_distributed.union([rank[t] for rank in gathered])
-                   for t in range(len(columns))]
-        for task, task_classes in zip(task_names, classes):
-            if len(task_classes) < 2:
-                raise ValueError(f"Task {task!r} has only one class over every rank's labels; "
-                                 "every task needs at least two classes.")
-        return encode_labels(columns, task_names, classes)
 
     def _first_chunk_targets(self, columns, task_names, classes, single_output, sample_weight):
         if classes is None:
@@ -878,7 +927,7 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
                 raise ValueError(f"classes of task {task!r} must hold at least two classes; "
                                  f"got {task_classes.tolist()}.")
             fixed.append(task_classes)
-        return encode_labels(columns, task_names, fixed)
+        return self._encoded_targets(columns, task_names, fixed), fixed
 
     def _scored_tasks(self, target_state):
         """``scoring="roc_auc"`` averages over the binary tasks."""
@@ -968,27 +1017,27 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
     _VALIDATION_METRIC = "r2"
     _SCORINGS = ("loss", "r2")
 
-    def _agreed_targets(self, columns, task_names, fit_weight):
-        """Targets standardised with rank 0's scaling (distributed fit)."""
-        _, target_state = self._encode_targets(columns, task_names, False, fit_weight)
-        mean, scale = _distributed.from_rank_zero(target_state)
-        return _standardised(np.column_stack(columns).astype(np.float64), mean, scale,
-                             task_names), (mean, scale)
-
-    def _encode_targets(self, columns, task_names, warm, sample_weight):
+    def _local_target_state(self, columns, task_names, fit_weight):
+        """Each task's weighted mean and standard deviation over its known targets."""
         values = np.column_stack(columns).astype(np.float64)  # NaN where missing
-        if warm:
-            mean, scale = self._target_state()
-        else:
-            known = ~np.isnan(values)
-            weights = known * (1.0 if sample_weight is None else sample_weight[:, None])
-            filled = np.where(known, values, 0.0)
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                total = weights.sum(axis=0)
-                mean = (weights * filled).sum(axis=0) / total
-                scale = np.sqrt((weights * (filled - mean) ** 2).sum(axis=0) / total)
-            scale[scale == 0] = 1.0  # a constant target stays constant
-        return _standardised(values, mean, scale, task_names), (mean, scale)
+        known = ~np.isnan(values)
+        weights = known * (1.0 if fit_weight is None else fit_weight[:, None])
+        filled = np.where(known, values, 0.0)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            total = weights.sum(axis=0)
+            mean = (weights * filled).sum(axis=0) / total
+            scale = np.sqrt((weights * (filled - mean) ** 2).sum(axis=0) / total)
+        scale[scale == 0] = 1.0  # a constant target stays constant
+        return mean, scale
+
+    def _agreed_target_state(self, states, task_names):
+        """Rank 0's scaling (an overflow is reported when the targets are standardised)."""
+        return states[0]
+
+    def _encoded_targets(self, columns, task_names, target_state):
+        mean, scale = target_state
+        return _standardised(np.column_stack(columns).astype(np.float64), mean, scale,
+                             task_names)
 
     def _task_output_dims(self, target_state):
         return [1] * len(target_state[0])
@@ -1100,16 +1149,31 @@ def _standardised(values, mean, scale, task_names):
     return targets
 
 
-def _agreed_encoder(encoder):
-    """``encoder`` with every rank's categories and rank 0's numeric encoding (distributed fit)."""
-    gathered = _distributed.gather(encoder.categories_)
-    encoder.categories_ = [
-        categories if n_buckets else _distributed.union([rank[k] for rank in gathered])
-        for k, (categories, n_buckets) in enumerate(zip(encoder.categories_,
-                                                        encoder.hash_buckets_))]
+def _validation_labels(targets, valid_rows, scoring_weights):
+    """``(n_valid, distinct known labels of each task)`` among the validation rows, when
+    scoring needs them (else None)."""
+    if scoring_weights is None or valid_rows is None:
+        return None
+    return len(valid_rows), [np.unique(column[~np.isnan(column)])
+                             for column in targets[valid_rows].T]
+
+
+def _agreed_encoder(encoder, fitted):
+    """``encoder`` with every rank's categories and rank 0's numeric encoding (distributed fit).
+
+    ``fitted``: every rank's ``(categories_, numeric_.to_dict())``.
+    """
+    categories = []
+    for k, n_buckets in enumerate(encoder.hash_buckets_):
+        if n_buckets:  # hashed: nothing to agree on
+            categories.append(encoder.categories_[k])
+            continue
+        column = encoder._label(encoder.categorical_indices_[k])
+        categories.append(_distributed.union([rank[0][k] for rank in fitted],
+                                             f"The values of column {column!r}"))
+    encoder.categories_ = categories
     encoder._indexes = None
-    encoder.numeric_ = NumericEncoding.from_dict(
-        _distributed.from_rank_zero(encoder.numeric_.to_dict()), len(encoder.numeric_indices_))
+    encoder.numeric_ = NumericEncoding.from_dict(fitted[0][1], len(encoder.numeric_indices_))
     return encoder
 
 

@@ -3,18 +3,19 @@
 When a process group of more than one rank is initialised (``torchrun``,
 then ``torch.distributed.init_process_group``), every rank calls ``fit`` on
 its own shard. Before training the ranks agree on their inputs (the same
-columns and tasks; an error on any rank is raised on every rank, so none
-waits for the others), the classes (the union of every shard's), the
-vocabularies (the union of every shard's categories; hashed and given ones
-agree already), the numeric encoding, target scaling and batch size (rank
-0's) and the initial weights (rank 0's). In training, every step averages
-the gradients over the ranks (one all-reduce of the module's and the loss
-weighting's gradients, after whatever backward pass the loss weighting
-runs), every rank takes the same number of steps per epoch (the smallest
-shard's), and the epoch's losses and validation scores are computed over
-every rank's rows, so early stopping stops every rank at the same epoch and
-every rank ends with the same weights.
-"""
+columns, categorical columns, tasks and parameters, but for each rank's
+``device``, ``verbose`` and ``random_state``; an error on any rank is raised
+on every rank, so none waits for the others), on ``early_stopping="auto"``
+(decided on every rank's rows), the classes (the union of every shard's),
+the vocabularies (the union of every shard's categories; hashed and given
+ones agree already), the numeric encoding, target scaling and batch size
+(rank 0's) and the initial weights (rank 0's). In training, every step
+averages the gradients over the ranks (one all-reduce of the module's and
+the loss weighting's gradients, after whatever backward pass the loss
+weighting runs), every rank takes the same number of steps per epoch (the
+smallest shard's), and the epoch's losses and validation scores are computed
+over every rank's rows, so early stopping stops every rank at the same epoch
+and every rank ends with the same weights."""
 
 import contextlib
 from types import SimpleNamespace
@@ -38,56 +39,91 @@ def gather(obj):
     return out
 
 
-def from_rank_zero(obj):
-    """Rank 0's ``obj`` on every rank."""
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
+# parameters that may differ between ranks: each rank's own GPU, its own
+# printing, its own seed (the initial weights are rank 0's anyway)
+RANK_OWN_PARAMETERS = ("device", "verbose", "random_state")
 
 
 @contextlib.contextmanager
 def agreement(active):
-    """Run a block of checks on every rank; raise on every rank if one failed or disagrees.
+    """Run a block of rank-local work on every rank; raise on every rank if one failed or
+    disagrees.
 
-    The block may set ``agreed.signature``: what every rank must have alike
-    (rank 0's is the reference). The block must hold no collective operation.
+    The block may set ``agreed.signature``, a dict of what every rank must
+    have alike (rank 0's is the reference), and ``agreed.share``, anything
+    picklable; when the block ends, ``agreed.shared`` holds every rank's
+    share in rank order (outside a process group, ``[agreed.share]``). The
+    block must hold no collective operation.
     """
-    agreed = SimpleNamespace(signature=None)
+    agreed = SimpleNamespace(signature=None, share=None, shared=None)
     if not active:
         yield agreed
+        agreed.shared = [agreed.share]
         return
     try:
         yield agreed
-    except (ValueError, TypeError) as exc:
-        _settle(f"{type(exc).__name__}: {exc}", None)
+    except Exception as exc:
+        _settle(exc, None, None)
         raise  # _settle raised already; kept for readers
-    _settle(None, agreed.signature)
+    agreed.shared = _settle(None, agreed.signature, agreed.share)
 
 
-def _settle(error, signature):
-    reports = gather((error, signature))
-    failed = [(rank, message) for rank, (message, _) in enumerate(reports) if message]
+def _settle(error, signature, share):
+    """Every rank's share, once no rank failed and every signature is rank 0's."""
+    reports = gather((None if error is None else (type(error), f"{type(error).__name__}: {error}"),
+                      signature, share))
+    failed = [(rank, error) for rank, (error, _, _) in enumerate(reports) if error]
     if failed:
-        raise ValueError("fit failed on rank(s) " + "; ".join(
-            f"{rank}: {message}" for rank, message in failed))
+        # a bug on some rank stays a bug on every rank; bad input stays bad input
+        kind = (ValueError if all(issubclass(error[0], (ValueError, TypeError))
+                                  for _, error in failed) else RuntimeError)
+        raise kind("fit failed on rank(s) " + "; ".join(
+            f"{rank}: {message}" for rank, (_, message) in failed))
     reference = reports[0][1]
-    differ = [rank for rank, (_, signature) in enumerate(reports) if signature != reference]
-    if differ:
-        raise ValueError(f"rank(s) {differ} have other columns or tasks than rank 0 "
-                         f"({reference}); every rank must fit the same columns and tasks.")
+    disagreements = []
+    for rank, (_, signature, _) in enumerate(reports[1:], start=1):
+        for part in reference or {}:
+            if signature[part] != reference[part]:
+                disagreements.append(f"rank {rank} has other {part} "
+                                     f"({_difference(reference[part], signature[part])})")
+    if disagreements:
+        raise ValueError("; ".join(disagreements) + ". Every rank must fit the same columns "
+                         "and tasks with the same parameters.")
+    return [share for _, _, share in reports]
 
 
-def union(arrays):
-    """The sorted union of 1-D arrays."""
-    return np.unique(np.concatenate([np.asarray(a) for a in arrays]))
+def _difference(reference, other):
+    """What differs between rank 0's part of the signature and another rank's, in words."""
+    if isinstance(reference, dict):
+        return ", ".join(f"{name}={other.get(name)} against {value} on rank 0"
+                         for name, value in reference.items() if other.get(name) != value)
+    return f"{other} against {reference} on rank 0"
 
 
-def smallest(value, device="cpu"):
-    """The smallest of every rank's integer ``value`` (``device``: where the backend works,
-    the GPU for NCCL)."""
-    tensor = torch.tensor([int(value)], device=device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
-    return int(tensor.item())
+def parameters_signature(estimator):
+    """The estimator's parameters that every rank must share, as text to compare."""
+    return {name: repr(value) for name, value in estimator.get_params(deep=False).items()
+            if name not in RANK_OWN_PARAMETERS}
+
+
+def union(arrays, what):
+    """The sorted union of every rank's 1-D array of ``what`` (e.g. "Labels of task 'a'").
+
+    Raises TypeError if the ranks' values are of types that do not mix: text
+    on one rank and numbers on another would otherwise become text silently.
+    """
+    arrays = [np.asarray(a) for a in arrays]
+    text = [rank for rank, a in enumerate(arrays)
+            if len(a) and (a.dtype.kind in "SU" or isinstance(a[0], (str, bytes)))]
+    numbers = [rank for rank, a in enumerate(arrays) if len(a) and rank not in text]
+    if text and numbers:
+        raise TypeError(f"{what} are text on rank(s) {text} and numbers on rank(s) {numbers}; "
+                        "convert them to one type on every rank.")
+    try:
+        return np.unique(np.concatenate(arrays))
+    except TypeError:
+        raise TypeError(f"{what} are of types that cannot be compared across the ranks; "
+                        "convert them to one type on every rank.") from None
 
 
 def average_gradients(parameters):

@@ -85,28 +85,34 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
                     "click).")
         return stages
 
-    def _encode_targets(self, columns, task_names, warm, sample_weight):
-        for task, stage in zip(task_names, columns):
-            if not warm and (not (stage == 0).any() or not (stage == 1).any()):
+    def _local_target_state(self, columns, task_names, fit_weight):
+        """Whether each stage has rows that did not reach it and rows that did."""
+        return [((stage == 0).any(), (stage == 1).any()) for stage in columns]
+
+    def _agreed_target_state(self, states, task_names):
+        """The classes 0 and 1 of every stage, once some rank has each of them."""
+        for t, task in enumerate(task_names):
+            if not all(any(state[t][c] for state in states) for c in (0, 1)):
                 raise ValueError(
                     f"Stage {task!r} has only one class among its known labels; every stage "
                     "needs rows that reached it and rows that did not.")
-        return np.column_stack(columns).astype(np.float32), [np.array([0, 1])] * len(columns)
+        return [np.array([0, 1])] * len(task_names)
 
-    def _agreed_targets(self, columns, task_names, fit_weight):
-        # the classes are 0 and 1 on every rank; a shard may lack one of them
-        return self._encode_targets(columns, task_names, True, fit_weight)
+    def _encoded_targets(self, columns, task_names, classes):
+        return np.column_stack(columns).astype(np.float32)
 
     def _first_chunk_targets(self, columns, task_names, classes, single_output, sample_weight):
+        if classes is None:
+            return self._encode_targets(columns, task_names, False, sample_weight)
         # the classes are 0 and 1; given, a chunk may lack one of them
-        if classes is not None and (
-                len(classes) != len(task_names)
+        if (len(classes) != len(task_names)
                 or not all(np.ndim(c) == 1 and set(np.asarray(c).tolist()) == {0, 1}
                            for c in classes)):
             raise ValueError(f"{type(self).__name__}'s stages have the classes 0 and 1: give "
                              f"classes as one [0, 1] per stage ({len(task_names)} stages); "
                              f"got classes={classes!r}.")
-        return self._encode_targets(columns, task_names, classes is not None, sample_weight)
+        classes = [np.array([0, 1])] * len(task_names)
+        return self._encoded_targets(columns, task_names, classes), classes
 
     def predict_proba(self, X):
         """Entire-space probability of reaching each stage.

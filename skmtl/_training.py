@@ -354,7 +354,10 @@ class MultiTaskNet(NeuralNet):
         with torch.no_grad():
             outputs = self.infer(batch[0])
         outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
-        return all(bool(torch.isfinite(output).all()) for output in outputs)
+        finite = torch.stack([torch.isfinite(output).all() for output in outputs]).all()
+        if self.distributed:  # every rank's last batch: all ranks stop, or none
+            finite = _distributed.sum_over_ranks((~finite).float()) == 0
+        return bool(finite)
 
     def _batch_loss(self, batch):
         features, (target, weight) = batch

@@ -3,6 +3,7 @@
 import datetime
 import os
 import pickle
+import re
 import socket
 import time
 
@@ -48,7 +49,11 @@ def _worker(rank, world_size, port, out_dir, case):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world_size,
                             timeout=datetime.timedelta(seconds=TIMEOUT_SECONDS))
+    result = None
     try:
+        if case == "bad fits":
+            result = _bad_fits(rank)
+            return
         X, Y = _shard(rank, case)
         kind = PLERegressor if case == "regressor" else MMOEClassifier
         if case == "regressor":
@@ -73,12 +78,56 @@ def _worker(rank, world_size, port, out_dir, case):
                 result["partial_fit_error"] = str(exc)
     finally:
         dist.destroy_process_group()
+        if case == "bad fits" and result is not None:
+            with open(os.path.join(out_dir, f"rank{rank}.pkl"), "wb") as f:
+                pickle.dump(result, f)
     if "error" not in result:
         # outside the group the fitted model trains on alone, on every batch
         model.partial_fit(X, Y)
         result["batches_after"] = model.history_[-1, "train_batch_count"]
     with open(os.path.join(out_dir, f"rank{rank}.pkl"), "wb") as f:
         pickle.dump(result, f)
+
+
+def _bad_fits(rank):
+    """Fits that must fail on both ranks although only rank 1's input or parameters are bad,
+    then one that must work: ``{name: (error type, message) or history}``."""
+    from skmtl import MMOEClassifier, MMOERegressor
+
+    X, Y = _shard(rank, "same columns")
+    fast = dict(max_epochs=1, batch_size=128)
+    cases = {}
+    if rank == 1:
+        cases["NaN in a numeric column"] = (MMOEClassifier(**fast),
+                                            X.assign(num_a=X["num_a"].where(X.index > 5)), Y)
+        cases["a column categorical on one rank"] = (
+            MMOEClassifier(**fast), X.assign(num_b=X["num_b"].round().astype(str)), Y)
+        cases["other parameters"] = (MMOEClassifier(**fast, tower_units=(8,)), X, Y)
+        cases["labels of another type"] = (MMOEClassifier(**fast), X,
+                                           Y.assign(t1=Y["t1"].map({0: "no", 1: "yes"})))
+        cases["a target too large to standardise"] = (
+            MMOERegressor(**fast), X.drop(columns=["num_a"]),
+            X[["num_a"]] * 1e300)
+    else:
+        for name in ("NaN in a numeric column", "a column categorical on one rank",
+                     "other parameters", "labels of another type"):
+            cases[name] = (MMOEClassifier(**fast), X, Y)
+        cases["a target too large to standardise"] = (
+            MMOERegressor(**fast), X.drop(columns=["num_a"]), X[["num_a"]])
+    outcomes = {}
+    for name, (model, features, targets) in cases.items():
+        try:
+            model.fit(features, targets)
+        except (ValueError, TypeError) as exc:
+            outcomes[name] = (type(exc).__name__, str(exc))
+        else:
+            outcomes[name] = None
+    # early_stopping="auto" on every rank's rows: 10,500 in all, 9,000 of them on rank 1
+    X, Y, _ = make_tasks(10_500, seed=2)
+    rows = slice(0, 1500) if rank == 0 else slice(1500, None)
+    model = MMOEClassifier(**fast).fit(X.iloc[rows], Y.iloc[rows])
+    outcomes["uneven shards"] = [dict(row) for row in model.history_]
+    return outcomes
 
 
 def _run(tmp_path, case):
@@ -124,4 +173,37 @@ def test_a_rank_with_other_columns_fails_on_every_rank(tmp_path):
     results = _run(tmp_path, "other columns")
     for result in results:
         assert "error" in result
-        assert "rank(s) [1] have other columns or tasks than rank 0" in result["error"]
+        assert "rank 1 has other columns ((5, ['color', 'num_a', 'shop', 'num_b', 'extra']) " \
+               "against (4, ['color', 'num_a', 'shop', 'num_b']) on rank 0)" in result["error"]
+
+
+BAD_FITS = {
+    "NaN in a numeric column": (
+        "ValueError", r"fit failed on rank\(s\) 1: ValueError: Numeric columns \['num_a'\] "
+                      "contain NaN"),
+    "a column categorical on one rank": (
+        "ValueError", r"rank 1 has other categorical columns \(\[0, 2, 3\] against \[0, 2\]"),
+    "other parameters": (
+        "ValueError", r"rank 1 has other parameters \(tower_units=\(8,\) against \(32,\) on "
+                      r"rank 0\)"),
+    "labels of another type": (
+        "TypeError", r"The labels of task 't1' are text on rank\(s\) \[1\] and numbers on "
+                     r"rank\(s\) \[0\]"),
+    "a target too large to standardise": (
+        "ValueError", r"fit failed on rank\(s\) 1: ValueError: The targets of task\(s\) "
+                      r"\['num_a'\] are too large to standardise"),
+}
+
+
+def test_an_error_on_one_rank_is_raised_on_every_rank(tmp_path):
+    # the process group stays usable after each failure: the ranks never wait for each other
+    results = _run(tmp_path, "bad fits")
+    for rank, outcomes in enumerate(results):
+        for name, (kind, message) in BAD_FITS.items():
+            assert outcomes[name] is not None, (rank, name)
+            assert outcomes[name][0] == kind, (rank, name, outcomes[name])
+            assert re.search(message, outcomes[name][1]), (rank, name, outcomes[name])
+        # rank 1's 9,000 rows alone would not early-stop; every rank's 10,500 do
+        assert "valid_loss" in outcomes["uneven shards"][-1], rank
+    for first, second in zip(results[0]["uneven shards"], results[1]["uneven shards"]):
+        assert first["valid_loss"] == second["valid_loss"]

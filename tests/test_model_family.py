@@ -444,7 +444,8 @@ def test_tower_units_dict_with_non_string_task_names_saves(tasks, tmp_path):
 def test_weights_on_one_side_of_the_validation_split(cls, tasks):
     X, Y = _data(cls, tasks)
     params = dict(early_stopping=True, validation_fraction=0.5, **FAST)
-    train, valid = cls(**params)._split_rows(len(X), np.random.RandomState(FAST["random_state"]))
+    train, valid = cls(**params)._split_rows(len(X), np.random.RandomState(FAST["random_state"]),
+                                             early_stopping=True)
     for rows, part in ((valid, "training"), (train, "validation")):
         weight = np.zeros(len(X))
         weight[rows] = 1.0

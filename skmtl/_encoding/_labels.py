@@ -144,33 +144,17 @@ def _check_regression_target(name, column):
                          "needs finite targets.")
 
 
-def encode_labels(columns, task_names, classes=None):
-    """Return ``(codes, classes)``: float32 ``(n, n_tasks)`` class indices per task.
+def encode_labels(columns, task_names, classes):
+    """Float32 ``(n, n_tasks)``: each label's index in its task's sorted ``classes``.
 
-    A missing label is NaN in ``codes``. With ``classes`` given (a refit
-    with ``warm_start``), labels outside them raise; otherwise each task's
-    classes are its sorted distinct known labels and a task needs at least
-    two.
+    A missing label is NaN; a label outside ``classes`` (fixed by the first
+    fit, or given) raises.
     """
-    known = [known_labels(column) for column in columns]
-    columns = [column[mask] for column, mask in zip(columns, known)]
-    if classes is None:
-        classes = []
-        for name, column in zip(task_names, columns):
-            try:
-                task_classes = label_classes(column)
-            except TypeError:
-                raise TypeError(
-                    f"Labels of task {name!r} mix types that cannot be compared; convert "
-                    "them to one type.") from None
-            if len(task_classes) < 2:
-                raise ValueError(
-                    f"Task {name!r} has only one class ({task_classes[0]!r}) in the "
-                    "training labels; every task needs at least two classes.")
-            classes.append(task_classes)
-    elif len(classes) != len(columns):
+    if len(classes) != len(columns):
         raise ValueError(
             f"Y has {len(columns)} task(s), but the model was fitted with {len(classes)}.")
+    known = [known_labels(column) for column in columns]
+    columns = [column[mask] for column, mask in zip(columns, known)]
     codes = np.full((len(known[0]), len(columns)), np.nan, dtype=np.float32)
     for t, (name, column, task_classes) in enumerate(zip(task_names, columns, classes)):
         try:
@@ -186,4 +170,4 @@ def encode_labels(columns, task_names, classes=None):
                 f"Task {name!r} has labels {np.unique(column[unknown]).tolist()} outside its "
                 f"classes {task_classes.tolist()} (fixed by the first fit, or by classes=).")
         codes[known[t], t] = index
-    return codes, classes
+    return codes
