@@ -6,8 +6,10 @@
 ``python -m benchmarks.run --figure FIGURE.png`` draws it at the end of a run.
 """
 
+import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -70,11 +72,20 @@ def plot(records, path):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    records_path, figure_path = argv
-    with open(records_path) as f:
-        plot(json.load(f), figure_path)
-    print(f"Written to {figure_path}")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.figure",
+        description="Draw test AUC and fit time per contender from the records of a run.")
+    parser.add_argument("records", type=Path,
+                        help="the JSON file written by python -m benchmarks.run --json")
+    parser.add_argument("figure", type=Path, help="the image to write, e.g. figure.png")
+    args = parser.parse_args(argv)
+    try:
+        with open(args.records) as f:
+            records = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        parser.error(f"cannot read the records {str(args.records)!r}: {exc}")
+    plot(records, args.figure)
+    print(f"Written to {args.figure}")
     return 0
 
 

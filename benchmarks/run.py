@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from . import config
+from .cli import positive_float, positive_int
 from .contenders import CONTENDERS, DATASETS
 from .report import machine_info, render
 
@@ -33,7 +34,7 @@ def parse_args(argv=None):
                     "funnel, the true probabilities.")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="seeds (default: 0 1 2; with --quick: 0)")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None,
                         help=f"epochs of every neural contender (default: "
                              f"{config.DEFAULT_EPOCHS}; with --quick: {config.QUICK_EPOCHS})")
     parser.add_argument("--quick", action="store_true",
@@ -50,27 +51,35 @@ def parse_args(argv=None):
                              "(needs matplotlib)")
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--contenders", nargs="+", choices=sorted(CONTENDERS), default=None,
-                        help="run only these (default: all of the chosen data sets)")
-    parser.add_argument("--census-rows", type=int, default=None,
+                        metavar="CONTENDER",
+                        help="run only these (default: all of the chosen data sets'): "
+                             + ", ".join(sorted(CONTENDERS)))
+    parser.add_argument("--census-rows", type=positive_int, default=None,
                         help="a fixed random subsample of the Census rows")
-    parser.add_argument("--coat-rows", type=int, default=None,
+    parser.add_argument("--coat-rows", type=positive_int, default=None,
                         help="a fixed random subsample of the Coat training impressions")
-    parser.add_argument("--funnel4-rows", type=int, default=None,
+    parser.add_argument("--funnel4-rows", type=positive_int, default=None,
                         help=f"a fixed random subsample of the {config.FUNNEL4_ROWS:,} funnel4 "
                              "impressions (before the train/test split)")
-    parser.add_argument("--predict-repeats", type=int, default=3,
+    parser.add_argument("--predict-repeats", type=positive_int, default=3,
                         help="predict the test set at least this many times (default: "
                              "%(default)s); the median time counts")
-    parser.add_argument("--predict-min-seconds", type=float, default=1.0,
+    parser.add_argument("--predict-min-seconds", type=positive_float, default=1.0,
                         help="and repeat until the predictions took this long in all "
                              "(default: %(default)s; at most 100 repeats)")
-    parser.add_argument("--timeout", type=float, default=3 * 3600,
+    parser.add_argument("--timeout", type=positive_float, default=3 * 3600,
                         help="seconds before a worker is killed and reported as failed")
     parser.add_argument("--log-dir", type=Path, default=None,
                         help="keep the workers' output here (default: a temporary folder)")
     parser.add_argument("--no-download", action="store_true",
                         help="fail rather than download a data set missing from the data home")
     args = parser.parse_args(argv)
+    elsewhere = [key for key in args.contenders or []
+                 if CONTENDERS[key].dataset not in args.datasets]
+    if elsewhere:
+        parser.error(f"contender(s) {', '.join(elsewhere)} run on "
+                     f"{', '.join(sorted({CONTENDERS[k].dataset for k in elsewhere}))}, which "
+                     f"--datasets ({' '.join(args.datasets)}) leaves out")
     if args.seeds is None:
         args.seeds = [0] if args.quick else [0, 1, 2]
     if args.epochs is None:
@@ -84,8 +93,7 @@ def parse_args(argv=None):
 
 def selected_contenders(args):
     keys = args.contenders or [k for k, c in CONTENDERS.items() if c.dataset in args.datasets]
-    return [CONTENDERS[k] for k in CONTENDERS if k in keys and CONTENDERS[k].dataset
-            in args.datasets]
+    return [CONTENDERS[k] for k in CONTENDERS if k in keys]
 
 
 def worker_env(contender):

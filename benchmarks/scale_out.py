@@ -63,6 +63,7 @@ import numpy as np
 
 from skmtl import ESMMClassifier, MMOEClassifier
 
+from .cli import positive_int
 from .data import CENSUS_TASKS, load_census, load_coat
 from .report import _table, machine_info, mean_std, script_header
 from .worker import score
@@ -359,12 +360,13 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale_out",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--buckets", type=int, nargs="+", default=list(DEFAULT_BUCKETS))
-    parser.add_argument("--census-rows", type=int, default=None)
-    parser.add_argument("--coat-rows", type=int, default=None)
-    parser.add_argument("--streaming", type=int, nargs="+", default=None,
+    parser.add_argument("--buckets", type=positive_int, nargs="+", default=list(DEFAULT_BUCKETS))
+    parser.add_argument("--census-rows", type=positive_int, default=None)
+    parser.add_argument("--coat-rows", type=positive_int, default=None)
+    parser.add_argument("--streaming", type=positive_int, nargs="+", default=None,
                         help="run the streaming section at these numbers of rows instead")
-    parser.add_argument("--epochs", type=int, default=1, help="epochs of the streaming fits")
+    parser.add_argument("--epochs", type=positive_int, default=1,
+                        help="epochs of the streaming fits")
     parser.add_argument("--folder", type=Path, default=Path("/tmp/skmtl-streaming"),
                         help="where the streaming section writes its Parquet folders")
     parser.add_argument("--dask", action="store_true",

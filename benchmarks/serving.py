@@ -51,6 +51,7 @@ from sklearn.base import is_regressor
 import skmtl
 from skmtl.onnx import expected_outputs, onnx_inputs, save_onnx
 
+from .cli import positive_int
 from .data import load_census, load_coat
 from .report import _table, machine_info, script_header
 
@@ -275,15 +276,16 @@ def parse_args(argv):
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--sections", nargs="+", choices=["fidelity", "speed"],
                         default=["fidelity", "speed"])
-    parser.add_argument("--rows", type=int, default=1_000_000,
+    parser.add_argument("--rows", type=positive_int, default=1_000_000,
                         help="rows of the throughput measurement")
-    parser.add_argument("--repeats", type=int, default=300, help="calls per latency median")
+    parser.add_argument("--repeats", type=positive_int, default=300,
+                        help="calls per latency median")
     parser.add_argument("--estimators", nargs="+", default=[e.__name__ for e in ESTIMATORS],
                         choices=[e.__name__ for e in ESTIMATORS],
                         help="the estimators of the fidelity section")
-    parser.add_argument("--census-rows", type=int, default=None,
+    parser.add_argument("--census-rows", type=positive_int, default=None,
                         help="a random subsample of Census-Income (before the split)")
-    parser.add_argument("--coat-rows", type=int, default=None,
+    parser.add_argument("--coat-rows", type=positive_int, default=None,
                         help="a random subsample of Coat's impressions")
     parser.add_argument("--folder", type=Path, default=None,
                         help="where to write the exported files (default: a temporary folder)")

@@ -28,6 +28,8 @@ import time
 import numpy as np
 import pandas as pd
 
+from .cli import positive_int
+
 CARDINALITIES = (10, 100, 1_000, 10_000)
 PREDICTION_PAIRS = 10
 
@@ -189,12 +191,12 @@ def run(name, threads=None, **kwargs):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--memory-rows", type=int, default=2_000_000)
+    parser.add_argument("--rows", type=positive_int, default=1_000_000)
+    parser.add_argument("--memory-rows", type=positive_int, default=2_000_000)
     parser.add_argument("--encodings", nargs="+",
                         default=["piecewise_linear", "periodic", "quantile", "standard"],
                         help="numeric encodings of the prediction measurement")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch threads in every child (default: torch's own)")
     args = parser.parse_args(argv)
     mb = 1 / 2**20

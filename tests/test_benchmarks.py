@@ -11,6 +11,7 @@ package is installed (the ``bench`` extra; CI does not install it).
 """
 
 import dataclasses
+import importlib
 import importlib.util
 import json
 import math
@@ -471,3 +472,21 @@ def test_serving_on_tiny_data(capsys):
     for title in ("MMOEClassifier() on Census-Income", "ESMMClassifier() on Coat"):
         assert f"### Latency and throughput: {title}" in markdown
     assert markdown.count("| throughput, 3,000 rows |") == 2
+
+
+@pytest.mark.parametrize("module, argv, message", [
+    ("run", ["--contenders", "skmtl-esmm", "--datasets", "census"],
+     "skmtl-esmm run on coat, which --datasets (census) leaves out"),
+    ("run", ["--census-rows", "0"], "--census-rows: 0 must be at least 1"),
+    ("run", ["--timeout", "-1"], "--timeout: -1 must be above 0"),
+    ("speed", ["--rows", "-3"], "--rows: -3 must be at least 1"),
+    ("objectives", ["--max-epochs", "x"], "--max-epochs: 'x' is not an integer"),
+    ("figure", [], "the following arguments are required: records, figure"),
+    ("figure", ["/no/such/records.json", "out.png"], "cannot read the records"),
+])
+def test_benchmark_command_lines_refuse_bad_arguments(module, argv, message, capsys):
+    main = importlib.import_module(f"benchmarks.{module}").main
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
