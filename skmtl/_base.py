@@ -706,8 +706,17 @@ class MultiTaskEstimatorBase(BaseEstimator):
             raise ValueError(f"device={self.device!r}, but CUDA is not available on this "
                              "machine; use device='cpu'.")
 
+    def _validate_params(self):
+        # Under torch.distributed, fit validates the parameters in its first
+        # agreement block instead (_check_distributed), so that a parameter bad
+        # on one rank only is raised on every rank rather than leaving the
+        # others waiting.
+        if _distributed.world() is None:
+            super()._validate_params()
+
     def _check_distributed(self, warm):
-        """What a fit under torch.distributed cannot do yet."""
+        """Validate the parameters; refuse what a fit under torch.distributed cannot do yet."""
+        super()._validate_params()
         if warm:
             raise ValueError("warm_start is not supported under torch.distributed yet; fit "
                              "with warm_start=False.")

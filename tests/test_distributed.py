@@ -103,6 +103,7 @@ def _bad_fits(rank):
         cases["a column categorical on one rank"] = (
             MMOEClassifier(**fast), X.assign(num_b=X["num_b"].round().astype(str)), Y)
         cases["other parameters"] = (MMOEClassifier(**fast, tower_units=(8,)), X, Y)
+        cases["an invalid parameter"] = (MMOEClassifier(max_epochs=0), X, Y)
         cases["labels of another type"] = (MMOEClassifier(**fast), X,
                                            Y.assign(t1=Y["t1"].map({0: "no", 1: "yes"})))
         cases["a target too large to standardise"] = (
@@ -110,7 +111,7 @@ def _bad_fits(rank):
             X[["num_a"]] * 1e300)
     else:
         for name in ("NaN in a numeric column", "a column categorical on one rank",
-                     "other parameters", "labels of another type"):
+                     "other parameters", "an invalid parameter", "labels of another type"):
             cases[name] = (MMOEClassifier(**fast), X, Y)
         cases["a target too large to standardise"] = (
             MMOERegressor(**fast), X.drop(columns=["num_a"]), X[["num_a"]])
@@ -186,6 +187,9 @@ BAD_FITS = {
     "other parameters": (
         "ValueError", r"rank 1 has other parameters \(tower_units=\(8,\) against \(32,\) on "
                       r"rank 0\)"),
+    "an invalid parameter": (
+        "ValueError", r"fit failed on rank\(s\) 1: InvalidParameterError: The 'max_epochs' "
+                      "parameter"),
     "labels of another type": (
         "TypeError", r"The labels of task 't1' are text on rank\(s\) \[1\] and numbers on "
                      r"rank\(s\) \[0\]"),
