@@ -3,6 +3,7 @@
 import contextlib
 import copy
 import functools
+import threading
 import warnings
 from abc import abstractmethod
 from numbers import Integral, Real
@@ -1245,6 +1246,12 @@ def _restore_training_state(net, state):
     del net.history[n_epochs:]
 
 
+# torch's random state (weight initialisation, dropout) is one per process:
+# fits in threads of one process take turns, or they would draw from each
+# other's seeded stream and restore each other's saved state.
+_TORCH_RANDOM_STATE_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def _torch_seed(seed, device):
     """Seed torch for the duration of a fit without disturbing the caller's RNG."""
@@ -1253,6 +1260,6 @@ def _torch_seed(seed, device):
         fork = torch.random.fork_rng(devices=[])
     else:
         fork = torch.random.fork_rng(devices=[device.index or 0], device_type=device.type)
-    with fork:
+    with _TORCH_RANDOM_STATE_LOCK, fork:
         torch.manual_seed(seed)
         yield

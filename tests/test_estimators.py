@@ -1,6 +1,7 @@
 """The public estimators: outputs, scikit-learn integration, persistence, learning."""
 
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 
 import joblib
 import numpy as np
@@ -338,6 +339,22 @@ def test_fit_does_not_disturb_the_global_torch_rng(tasks):
     torch.manual_seed(123)
     MMOEClassifier(**{**FAST, "max_epochs": 1}).fit(X, Y)
     torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_fits_in_threads_are_reproducible_and_leave_the_global_rng_alone(tasks):
+    # torch's random state is one per process: threaded fits (joblib's
+    # "threading" backend) must not draw from each other's seeded stream
+    X, Y, _ = tasks
+    params = {**FAST, "max_epochs": 1, "dropout": 0.3}
+    expected = MMOEClassifier(**params).fit(X, Y).predict_proba(X)[0]
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    with ThreadPoolExecutor(2) as pool:
+        probas = list(pool.map(lambda _: MMOEClassifier(**params).fit(X, Y).predict_proba(X)[0],
+                               range(4)))
+    for proba in probas:
+        np.testing.assert_array_equal(proba, expected)
+    assert torch.equal(torch.get_rng_state(), state)
 
 
 def test_early_stopping_restores_best_weights(tasks, validation_sets):
