@@ -20,10 +20,10 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
 
-from ._encoding import (BIN_STRATEGIES, NUMERIC_ENCODINGS, UNKNOWN_CODE, NumericEncoding,
-                        TabularEncoder,
-                        array_from_json, array_to_json, check_features, check_targets,
-                        encode_labels, known_labels, label_classes)
+from ._encoding import (BIN_STRATEGIES, MAX_HASH_BUCKETS, NUMERIC_ENCODINGS, UNKNOWN_CODE,
+                        NumericEncoding, TabularEncoder, array_from_json, array_to_json,
+                        check_features, check_targets, encode_labels, known_labels,
+                        label_classes)
 from . import _distributed, _persistence
 from ._optim import Adam, fused_adam_supported
 from ._training import BatchIterator, LearningRateSchedule, MultiTaskNet, TensorData
@@ -87,7 +87,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         "tower_units": ["array-like", dict],
         "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
         "categories": [dict, None],
-        "hash_buckets": [Interval(Integral, 1, None, closed="left"), dict, None],
+        "hash_buckets": [Interval(Integral, 1, MAX_HASH_BUCKETS, closed="both"), dict, None],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "numeric_encoding": [StrOptions(set(NUMERIC_ENCODINGS))],
         "n_bins": [Interval(Integral, 2, None, closed="left")],

@@ -60,10 +60,11 @@ COMMON_PARAMETERS = """\
         ``{column: n}``. The hash (pandas' ``hash_array``) is the same in
         every process and on every machine, and values need not have been
         seen in ``fit``: the usual answer for ids with millions of values.
-        Values hash as typed (``1``, ``1.0`` and ``"1"`` differ: keep an id
-        column's type from fit to predict; an integer column with missing
-        values as pandas' ``Int64``, not floats); colliding values share an
-        embedding.
+        Integers hash alike whatever their width (int32 or int64, NumPy,
+        ``Int64`` or Python ints), but ``1``, ``1.0`` and ``"1"`` differ:
+        keep an id column's kind from fit to predict (an integer column with
+        missing values as pandas' ``Int64``, not floats). At most
+        2,147,483,647 buckets; colliding values share an embedding.
     embedding_dim : int, default=8
         Size of each categorical column's embedding, and of each numeric
         column's with the ``"piecewise_linear"`` and ``"periodic"`` encodings.

@@ -659,10 +659,10 @@ def _hashed_codes(graph, name, elem_type, n_buckets, label):
             "exported to ONNX yet: ONNX has no operator to "
             "reproduce pandas' hash of them. Hash integer ids instead, or give the column a "
             f"vocabulary with categories={{{label!r}: [...]}}.")
-    # As hash_array: a value's bits, zero-extended to 64, then mixed.
+    # As the encoder: signed integers as int64, whose bits hash_array reads as
+    # uint64 (unsigned ones and booleans zero-extended to it), then mixed.
     if dtype.kind == "i":
-        name = graph.node("Cast", [name], to=helper.np_dtype_to_tensor_dtype(
-            np.dtype(f"u{dtype.itemsize}")))
+        name = graph.node("Cast", [name], to=TensorProto.INT64)
     hashed = graph.node("Cast", [name], to=TensorProto.UINT64)
     for shift, multiplier in _HASH_MIX:
         shifted = graph.node("BitShift", [hashed, graph.constant(np.uint64(shift))],

@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 import skmtl
 from skmtl import (AITMClassifier, ESMMClassifier, MMOEClassifier, MMOERegressor, PLEClassifier,
                    SharedBottomClassifier)
-from skmtl._encoding._categorical import hashed_code_reader
+from skmtl._encoding._categorical import UNKNOWN_CODE, hashed_code_reader
 
 FAST = dict(max_epochs=3, batch_size=128, random_state=0)
 COLORS = ["red", "green", "blue", "black"]
@@ -80,8 +80,25 @@ def test_hash_buckets_in_fit(tasks, holdout):
     assert auc > 0.8
 
 
+def test_an_integer_hashes_alike_whatever_its_type():
+    # an id read as int32 from a file and as int64 elsewhere lands in one bucket
+    values = np.array([-5, 3, 7, -1000, 2**40])
+    expected = _codes(values, 1000)
+    for same in (values[:4].astype(np.int32), values[:4].astype(np.int16)):
+        np.testing.assert_array_equal(_codes(same, 1000), expected[:4])
+    for same in (pd.array(values, dtype="Int64"), pd.Series(values.tolist(), dtype=object),
+                 pd.Series(values, dtype="category"), values.astype(np.uint64)[[1, 2, 4]]):
+        np.testing.assert_array_equal(_codes(same, 1000),
+                                      expected[[1, 2, 4]] if len(same) == 3 else expected)
+    with_missing = _codes(pd.Series([3, None, 7], dtype=object), 1000)
+    np.testing.assert_array_equal(with_missing, [expected[1], UNKNOWN_CODE, expected[2]])
+    # numbers and their text stay apart
+    assert _codes(np.array(["3"], dtype=object), 1000)[0] != expected[1]
+
+
 @pytest.mark.parametrize("buckets, message", [
     ({"shop": 0}, "positive integer"), ({"shop": 2.5}, "positive integer"),
+    ({"shop": 2**31}, "at most 2,147,483,647"),
     ({"shop": True}, "positive integer"), ({"num_a": 4}, "not categorical"),
     ({"nope": 4}, "not a column"),
 ])
@@ -93,8 +110,9 @@ def test_bad_hash_buckets(tasks, buckets, message):
 
 def test_hash_buckets_below_one_is_an_invalid_parameter(tasks):
     X, Y, _ = tasks
-    with pytest.raises(InvalidParameterError, match="hash_buckets"):
-        MMOEClassifier(**FAST, hash_buckets=0).fit(X, Y)
+    for buckets in (0, 2**31):
+        with pytest.raises(InvalidParameterError, match="hash_buckets"):
+            MMOEClassifier(**FAST, hash_buckets=buckets).fit(X, Y)
 
 
 def test_fixed_categories(tasks):

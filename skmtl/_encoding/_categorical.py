@@ -8,6 +8,8 @@ import pandas as pd
 # Code reserved in every categorical column for missing values and for
 # categories not seen during fit; known categories get codes 1, 2, ...
 UNKNOWN_CODE = 0
+# codes are int32 and 0 is reserved: at most this many buckets for a hashed column
+MAX_HASH_BUCKETS = np.iinfo(np.int32).max
 
 
 def is_categorical_dtype(dtype):
@@ -115,19 +117,20 @@ def hashed_code_reader(values, n_buckets):
 
     A value's code is ``1 + hash(value) % n_buckets`` with pandas'
     ``hash_array`` (SipHash with a fixed key: the same code in every process
-    and on every machine); missing values get ``UNKNOWN_CODE``. Values hash
-    as they are typed: ``1``, ``1.0`` and ``"1"`` fall in different buckets;
-    pandas' nullable numbers (``Int64``, ``boolean``, ...) hash as their
-    NumPy type, missing values or not.
-    A ``category`` column hashes its categories, not its integer codes.
+    and on every machine); missing values get ``UNKNOWN_CODE``. Integers hash
+    as 64-bit integers and floats as 64-bit floats, whatever their width or
+    container (NumPy, pandas' nullable ``Int64``, Python ints in an
+    ``object`` column), so an id falls in the same bucket whether it comes
+    as int32 from a file or as int64; but ``1``, ``1.0`` and ``"1"`` fall
+    in different buckets. A ``category`` column hashes its categories, not
+    its integer codes.
     """
     n_buckets = np.uint64(n_buckets)
     if isinstance(values.dtype, pd.CategoricalDtype):
         categories = np.asarray(values.cat.categories)
-        if categories.dtype.kind not in "biuf":
-            categories = categories.astype(object)
-        return _category_lookup_reader(values.cat.codes.to_numpy(),
-                                       pd.util.hash_array(categories) % n_buckets + 1)
+        return _category_lookup_reader(
+            values.cat.codes.to_numpy(),
+            pd.util.hash_array(_as_hashed(categories, pd.isna(categories))) % n_buckets + 1)
 
     array = values.array if isinstance(values, pd.Series) else values
     # pandas' nullable numbers (Int64, boolean, ...): hashed by their NumPy type in every
@@ -142,16 +145,38 @@ def hashed_code_reader(values, n_buckets):
             rows = array[start:stop]
             missing = np.asarray(rows.isna())
             block = rows.to_numpy(dtype=masked_dtype, na_value=masked_dtype.type(0))
-            np.add(pd.util.hash_array(block) % n_buckets, 1, out=out, casting="unsafe")
-            out[missing] = UNKNOWN_CODE
-            return
-        block = np.asarray(array[start:stop])
-        if block.dtype.kind not in "biuf":
-            block = block.astype(object)
-        missing = pd.isna(block)
-        np.add(pd.util.hash_array(block) % n_buckets, 1, out=out, casting="unsafe")
+        else:
+            block = np.asarray(array[start:stop])
+            missing = pd.isna(block)
+        np.add(pd.util.hash_array(_as_hashed(block, missing)) % n_buckets, 1, out=out,
+               casting="unsafe")
         out[missing] = UNKNOWN_CODE
     return hashed_codes_of_values
+
+
+def _as_hashed(values, missing):
+    """``values`` in the type they hash as: integers as int64 (uint64), floats as float64.
+
+    An ``object`` array whose first known value is a Python integer becomes
+    int64 when every known value is one (missing ones count as 0: their
+    code is overwritten); anything else hashes as objects.
+    """
+    kind = values.dtype.kind
+    if kind in "iuf":
+        return values.astype({"i": np.int64, "u": np.uint64, "f": np.float64}[kind], copy=False)
+    if kind == "b":
+        return values
+    values = values.astype(object, copy=False)
+    known = np.flatnonzero(~missing)
+    if len(known) and isinstance(values[known[0]], (int, np.integer)) \
+            and not isinstance(values[known[0]], (bool, np.bool_)):
+        filled = np.where(missing, 0, values)
+        if pd.api.types.infer_dtype(filled, skipna=False) == "integer":
+            try:
+                return filled.astype(np.int64)
+            except OverflowError:  # beyond int64: hashed as objects
+                pass
+    return values
 
 
 def _category_lookup_reader(dtype_codes, codes_of_categories):

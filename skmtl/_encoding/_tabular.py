@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._categorical import (code_reader, fit_categories, hashed_code_reader,
+from ._categorical import (MAX_HASH_BUCKETS, code_reader, fit_categories, hashed_code_reader,
                            is_categorical_dtype)
 from ._common import array_from_json, array_to_json, column, column_label, feature_names
 from ._numeric import NumericEncoding
@@ -565,7 +565,7 @@ def _numeric_values(values, label):
 
 def _bucket_count(n_buckets, label):
     if isinstance(n_buckets, (bool, np.bool_)) or not isinstance(n_buckets, (int, np.integer)) \
-            or n_buckets < 1:
-        raise ValueError(f"hash_buckets for column {label!r} must be a positive integer; got "
-                         f"{n_buckets!r}.")
+            or not 1 <= n_buckets <= MAX_HASH_BUCKETS:
+        raise ValueError(f"hash_buckets for column {label!r} must be a positive integer of at "
+                         f"most {MAX_HASH_BUCKETS:,} (codes are int32); got {n_buckets!r}.")
     return int(n_buckets)
