@@ -214,7 +214,15 @@ def _input_values(values, name, dtype, missing=""):
         return values
     values = pd.Series(values) if not isinstance(values, pd.Series) else values
     if dtype.kind == "f":
-        return values.to_numpy(dtype=dtype, na_value=np.nan)
+        try:
+            return values.to_numpy(dtype=dtype, na_value=np.nan)
+        except (TypeError, ValueError):
+            numbers = pd.to_numeric(values, errors="coerce")
+            other = values[numbers.isna() & values.notna()].iloc[0]
+            raise ValueError(
+                f"Column {name!r} holds values that are not numbers (e.g. {other!r}), which its "
+                f"{dtype} input cannot hold; predict reads such a value in a categorical column "
+                "as an unknown category, as the model reads NaN: give NaN instead.") from None
     if values.hasnans:
         raise ValueError(f"Column {name!r} has missing values, which its {dtype} input "
                          "cannot hold.")
@@ -370,7 +378,7 @@ def _estimator_model(estimator, sources, target_opset):
                          f"(it wrote {opset}); give a lower target_opset, at least "
                          f"{MIN_OPSET}.")
 
-    graph = _Graph()
+    graph = _Graph(reserved=[name for name, _, _ in sources])
     columns = []
     for name, elem_type, source_width in sources:
         graph.inputs.append(helper.make_tensor_value_info(name, elem_type, [None, source_width]))
@@ -581,16 +589,22 @@ def _exact_sigmoids(graph):
 
 @contextlib.contextmanager
 def _quiet_exporter():
-    """Silence the exporter's progress and its warnings about torch internals."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    """Silence the exporter's progress and its warnings about torch internals.
+
+    onnxscript's version converter logs the traceback of an operator set it
+    cannot write; the export then keeps its own, which ``export`` reports.
+    """
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 # -- the encoding of X -------------------------------------------------------------------
@@ -628,6 +642,13 @@ def _vocabulary_codes(graph, name, elem_type, categories, label):
                         "string categories for it.")
     if kind in ("integer", None) or _integral(categories):
         keys = _int64_keys(categories, kind)
+        if _is_float(elem_type) and len(keys) and np.abs(keys).max() > 2 ** 53:
+            raise ValueError(
+                f"Column {label!r} has integer categories beyond 2**53 (e.g. "
+                f"{int(keys[np.argmax(np.abs(keys))])}), which its input cannot hold exactly: a "
+                "double, as the column may hold missing values (a category, nullable or object "
+                "column). Give X_sample, and the rows to serve, that column as NumPy int64 "
+                "(without missing values) or as strings.")
         integer = graph.node("Cast", [name], to=TensorProto.INT64)
         codes = graph.node("LabelEncoder", [integer], domain=_ML_DOMAIN,
                            keys_int64s=keys.tolist() or [0],
@@ -653,11 +674,12 @@ def _hashed_codes(graph, name, elem_type, n_buckets, label):
     dtype = helper.tensor_dtype_to_np_dtype(elem_type) if elem_type != TensorProto.STRING \
         else np.dtype(object)
     if dtype.kind not in "biu":
-        kind = "float" if dtype.kind == "f" else "string (or mixed)"
+        kind = ("float values (or integers of a column that may hold missing values, served "
+                "as doubles)" if dtype.kind == "f" else "string (or mixed) values")
         raise NotImplementedError(
-            f"Column {label!r} is hashed (hash_buckets) from {kind} values, which cannot be "
-            "exported to ONNX yet: ONNX has no operator to "
-            "reproduce pandas' hash of them. Hash integer ids instead, or give the column a "
+            f"Column {label!r} is hashed (hash_buckets) from {kind}, which cannot be "
+            "exported to ONNX yet: ONNX has no operator to reproduce pandas' hash of them. "
+            "Hash integer ids (a NumPy integer column) instead, or give the column a "
             f"vocabulary with categories={{{label!r}: [...]}}.")
     # As the encoder: signed integers as int64, whose bits hash_array reads as
     # uint64 (unsigned ones and booleans zero-extended to it), then mixed.
@@ -678,16 +700,18 @@ def _hashed_codes(graph, name, elem_type, n_buckets, label):
 def _numeric_inputs(graph, encoder, columns):
     """``(n, n_numeric)`` float32 network inputs of the numeric columns, as the encoder's."""
     encoding = encoder.numeric_
-    # float32 for the affine encodings, float64 for the interpolated: as predict reads them
-    as_type = TensorProto.FLOAT if encoding.is_affine else TensorProto.DOUBLE
-    values = [graph.node("Cast", [columns[j][0]], to=as_type) for j in encoder.numeric_indices_]
+    # in float64, then float32, as predict computes them: a column of timestamps
+    # centred in float32 would lose its spread
+    values = [graph.node("Cast", [columns[j][0]], to=TensorProto.DOUBLE)
+              for j in encoder.numeric_indices_]
     values = values[0] if len(values) == 1 else graph.node("Concat", values, axis=1)
     if encoding.is_affine:
-        return graph.node("Div", [graph.node("Sub", [values, graph.constant(
-            encoding.mean_.astype(np.float32))]), graph.constant(
-            encoding.scale_.astype(np.float32))])
-    return graph.node("Cast", [_interpolated(graph, values, encoding.knots_, encoding.levels_)],
-                      to=TensorProto.FLOAT)
+        encoded = graph.node("Div", [graph.node("Sub", [values, graph.constant(
+            encoding.mean_.astype(np.float64))]), graph.constant(
+            encoding.scale_.astype(np.float64))])
+    else:
+        encoded = _interpolated(graph, values, encoding.knots_, encoding.levels_)
+    return graph.node("Cast", [encoded], to=TensorProto.FLOAT)
 
 
 def _interpolated(graph, x, knots, levels):
@@ -849,13 +873,16 @@ def _input_specs(model):
 class _Graph:
     """The nodes, constants, inputs and outputs of the model being built, with unique names."""
 
-    def __init__(self):
+    def __init__(self, reserved=()):
         self.nodes, self.initializers, self.inputs, self.outputs = [], [], [], []
         self.ml_opset = 0
         self._count = 0
+        self._reserved = set(reserved)  # the inputs' names: a column may be called "Cast_3"
 
     def _name(self, hint):
         self._count += 1
+        while f"{hint}_{self._count}" in self._reserved:
+            self._count += 1
         return f"{hint}_{self._count}"
 
     def constant(self, value):
@@ -913,11 +940,14 @@ class _Graph:
 # -- skl2onnx ---------------------------------------------------------------------------
 
 def _skl2onnx_parse(scope, model, inputs, custom_parsers=None):
-    from skl2onnx.common.data_types import (BooleanTensorType, DoubleTensorType,
-                                            FloatTensorType, Int64TensorType, StringTensorType)
-    tensor_types = {TensorProto.FLOAT: FloatTensorType, TensorProto.DOUBLE: DoubleTensorType,
-                    TensorProto.INT64: Int64TensorType, TensorProto.STRING: StringTensorType,
-                    TensorProto.BOOL: BooleanTensorType}
+    from skl2onnx.common import data_types
+
+    # every tensor type skl2onnx has, by the ONNX element type it stands for
+    tensor_types = {}
+    for type_name in dir(data_types):
+        kind = getattr(data_types, type_name)
+        if type_name.endswith("TensorType") and kind is not data_types.TensorType:
+            tensor_types[kind([None]).to_onnx_type().tensor_type.elem_type] = kind
     _check_exportable(model)
     operator = scope.declare_local_operator(f"Skmtl{type(model).__name__}", model)
     operator.inputs = inputs
@@ -983,7 +1013,14 @@ def _skl2onnx_convert(scope, operator, container):
                                   content)
     for node in graph.node:
         attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        container.add_node(node.op_type, [name_of(i) for i in node.input],
+        inputs = [name_of(i) for i in node.input]
+        while inputs and not inputs[-1]:  # omitted optional inputs: skl2onnx wants none
+            inputs.pop()
+        if "" in inputs:
+            raise NotImplementedError(
+                f"the exported network has a {node.op_type} node with an omitted optional "
+                "input before a given one, which skl2onnx cannot place; use skmtl.onnx.to_onnx.")
+        container.add_node(node.op_type, inputs,
                            [name_of(o) for o in node.output], op_domain=node.domain,
                            op_version=ml_opset if node.domain == _ML_DOMAIN else None,
                            name=scope.get_unique_operator_name(node.op_type), **attributes)

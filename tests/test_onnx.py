@@ -226,14 +226,54 @@ def test_bad_export_requests_are_clear_errors(data):
         onnx_inputs(model, numeric_shop.assign(shop=np.nan))
 
 
+def test_affine_encoding_in_float64_and_columns_named_like_internal_tensors():
+    # timestamps within an hour: centred in float32 they would collapse to a few values
+    rng = np.random.default_rng(0)
+    stamps = 1.7e9 + rng.uniform(0, 3600, 500)
+    X = pd.DataFrame({"const_9": stamps, "Cast_3": rng.normal(size=500),
+                      "Sub_10": rng.choice(["a", "b"], 500)})
+    targets = pd.DataFrame({"a": (stamps - stamps.mean()) / stamps.std(),
+                            "b": X["Cast_3"] * 2})
+    estimator = skmtl.SharedBottomRegressor(numeric_encoding="standard", max_epochs=3,
+                                            random_state=0).fit(X, targets)
+    assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X)
+
+
+def test_integer_categories_a_double_input_cannot_hold_are_refused():
+    rng = np.random.default_rng(0)
+    ids = rng.choice([2 ** 60 + 1, 2 ** 60 + 3, 1234], 300)
+    X = pd.DataFrame({"user": pd.Categorical(ids), "x": rng.normal(size=300)})
+    Y = pd.DataFrame({"a": rng.integers(0, 2, 300), "b": rng.integers(0, 2, 300)})
+    estimator = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(X, Y)
+    with pytest.raises(ValueError, match=r"'user' has integer categories beyond 2\*\*53"):
+        to_onnx(estimator, X)
+    # served as int64, as the message says, the ids are exact
+    as_int64 = X.assign(user=ids)
+    assert_serves_predictions(estimator, to_onnx(estimator, as_int64), as_int64)
+
+
+def test_values_a_double_input_cannot_hold_are_named(data):
+    X, Y, _, _, _ = data
+    X = X.assign(shop=X["shop"].astype(object))  # integers of an object column: a double input
+    estimator = skmtl.SharedBottomClassifier(max_epochs=1, random_state=0).fit(X, Y)
+    served = session(to_onnx(estimator, X))
+    with pytest.raises(ValueError, match="'shop' holds values that are not numbers .*'new'"):
+        onnx_inputs(served, X.assign(shop="new"))
+    hashed = skmtl.SharedBottomClassifier(max_epochs=1, hash_buckets={"shop": 8}).fit(X, Y)
+    with pytest.raises(NotImplementedError, match="'shop' is hashed .* served as doubles"):
+        to_onnx(hashed, X)
+
+
 def test_pipeline_with_column_transformer_converts_through_skl2onnx(data):
     skl2onnx = pytest.importorskip("skl2onnx")  # part of the onnx extra: installed in CI
     X, Y, funnel, targets, X_test = data
     X, X_test = X.astype({"shop": int}), X_test.assign(shop=X_test["shop"].astype(float).fillna(
         -1).astype(int)).assign(color=X_test["color"].fillna("purple"))
     skmtl.onnx.register()
-    for model, y in [(skmtl.MMOEClassifier(max_epochs=1, categorical_features=[0, 1]), Y),
+    for model, y in [(skmtl.MMOEClassifier(max_epochs=1, categorical_features=[0, 1]),
+                      Y.astype(np.int32)),
                      (skmtl.ESMMClassifier(max_epochs=1, categorical_features=[0, 1]), funnel),
+                     (skmtl.AITMClassifier(max_epochs=1, categorical_features=[0, 1]), funnel),
                      (skmtl.PLERegressor(max_epochs=1, categorical_features=[0, 1]), targets)]:
         columns = ColumnTransformer([
             ("codes", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),

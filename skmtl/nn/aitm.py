@@ -148,6 +148,7 @@ class AITM(nn.Module):
         reach = torch.sigmoid(logits[:, :self.n_stages])
         conditional = torch.cat(
             [reach[:, :1],
+             # min=0.0 changes nothing here; it keeps ONNX's Clip free of an empty input
              (reach[:, 1:] / reach[:, :-1].clamp(min=torch.finfo(reach.dtype).tiny)).clamp(
-                 max=1.0)], dim=1)
+                 min=0.0, max=1.0)], dim=1)
         return two_columns(conditional)
