@@ -41,6 +41,8 @@ PREDICT_BATCH_SIZE = 4096
 # batch_size="auto": 1/64 of the training rows, within this range, so that
 # small data sets still get enough steps and large ones a fast epoch.
 AUTO_BATCH_SIZE_RANGE = (128, 1024)
+# sample_weight within what float32 sums of weighted losses can hold
+MIN_SAMPLE_WEIGHT, MAX_SAMPLE_WEIGHT_SUM = 1e-20, 1e30
 
 
 def _check_units(name, units, allow_empty=True):
@@ -291,7 +293,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 categorical, numeric = encoder.fit_transform(
                     X, fit_weight, targets, regression=is_regressor(self))
                 agreed.signature = {"categorical columns": encoder.categorical_indices_.tolist()}
-            agreed.share = (_validation_labels(targets, valid_rows, scoring_weights),
+            agreed.share = (_validation_labels(targets, valid_rows, scoring_weights,
+                                               sample_weight),
                             (encoder.categories_, encoder.numeric_.to_dict()) if ranks else None)
         self._check_scorable([labels for labels, _ in agreed.shared], scoring_weights)
         if ranks:
@@ -569,8 +572,9 @@ class MultiTaskEstimatorBase(BaseEstimator):
         n_valid = sum(n for n, _ in validation_labels)
         raise ValueError(
             f"scoring={self.scoring!r} early-stops on the validation rows, but among the "
-            f"{n_valid} of them no scored task has two different labels, so the score is "
-            "undefined (too few positives?); raise validation_fraction or use scoring='loss'.")
+            f"{n_valid} of them (of positive weight) no scored task has two different labels, "
+            "so the score is undefined (too few positives?); raise validation_fraction or use "
+            "scoring='loss'.")
 
     def _scored_tasks(self, target_state):
         """Which tasks ``scoring`` averages over (boolean per task)."""
@@ -1013,6 +1017,9 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
         if not rows.any():
             raise ValueError("Every label in y is missing; score needs at least one known "
                              "label.")
+        if sample_weight is not None and not np.asarray(sample_weight)[rows].sum() > 0:
+            raise ValueError("sample_weight is zero on every row with a known label; score "
+                             "needs a positive weight on one.")
         return float(np.average(hits[rows].all(axis=1), weights=_rows(sample_weight, rows)))
 
 
@@ -1159,11 +1166,13 @@ def _standardised(values, mean, scale, task_names):
     return targets
 
 
-def _validation_labels(targets, valid_rows, scoring_weights):
-    """``(n_valid, distinct known labels of each task)`` among the validation rows, when
-    scoring needs them (else None)."""
+def _validation_labels(targets, valid_rows, scoring_weights, sample_weight):
+    """``(n_valid, distinct known labels of each task)`` among the validation rows of positive
+    weight, when scoring needs them (else None)."""
     if scoring_weights is None or valid_rows is None:
         return None
+    if sample_weight is not None:
+        valid_rows = valid_rows[sample_weight[valid_rows] > 0]
     return len(valid_rows), [np.unique(column[~np.isnan(column)])
                              for column in targets[valid_rows].T]
 
@@ -1201,15 +1210,28 @@ def checked_device(device):
 
 
 def _checked_sample_weight(sample_weight, X):
-    """``sample_weight`` as float32, non-negative and not zero everywhere; None stays None."""
+    """``sample_weight`` as float32, non-negative and not zero everywhere; None stays None.
+
+    Training adds weighted losses up in float32: weights whose sum nears its
+    range, or so small that their products with the losses vanish, are
+    refused rather than trained on as NaN or zeros.
+    """
     if sample_weight is None:
         return None
-    sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32,
+    sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                          ensure_non_negative=True)
-    if not sample_weight.any():
+    total, largest = float(sample_weight.sum()), float(sample_weight.max())
+    if not largest:
         raise ValueError("sample_weight is zero for every row; at least one row needs a "
                          "positive weight.")
-    return sample_weight
+    if not (MIN_SAMPLE_WEIGHT <= largest and total <= MAX_SAMPLE_WEIGHT_SUM):
+        raise ValueError(
+            f"sample_weight ranges up to {largest:.3g} and sums to {total:.3g}: training sums "
+            f"weighted losses in float32, which needs the largest weight at least "
+            f"{MIN_SAMPLE_WEIGHT:g} and the sum at most {MAX_SAMPLE_WEIGHT_SUM:g}. Divide the "
+            "weights by a constant (e.g. their mean): the rows' relative weights are what "
+            "matter.")
+    return sample_weight.astype(np.float32)
 
 
 def _same_classes(classes, fitted, single_output):

@@ -443,7 +443,9 @@ class MultiTaskNet(NeuralNet):
         if training:
             for name, weight in zip(self.task_names, self.loss_weighting_.weights().tolist()):
                 self.history.record(f"task_weight_{name}", weight)
-            self.loss_weighting_.end_epoch(task_losses)
+            # a task without a known label this epoch has no loss to learn weights from
+            self.loss_weighting_.end_epoch([loss if labelled else math.nan for loss, labelled
+                                            in zip(task_losses, (weight_sum > 0).tolist())])
         else:
             per_task = _per_task_auc if self.validation_metric == "auc" else _per_task_r2
             task_scores = per_task(scores, targets, weights)

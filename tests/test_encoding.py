@@ -418,6 +418,28 @@ def test_all_zero_sample_weight_is_refused(tasks):
         MMOEClassifier(**FAST).fit(X, Y, sample_weight=np.zeros(len(X)))
 
 
+@pytest.mark.parametrize("scale", [1e36, 1e-44])
+def test_sample_weight_beyond_float32_sums_is_refused(tasks, scale):
+    # 1e36 per row summed to infinity (a DivergenceError naming no task); 1e-44 trained
+    # on losses that vanished to 0
+    X, Y, _ = tasks
+    with pytest.raises(ValueError, match="Divide the weights by a constant"):
+        MMOEClassifier(**FAST).fit(X, Y, sample_weight=np.full(len(X), scale))
+    # a constant factor within range trains as the unweighted fit does
+    weighted = MMOEClassifier(**FAST).fit(X, Y, sample_weight=np.full(len(X), 1e20))
+    assert np.isfinite(weighted.history_[:, "train_loss"]).all()
+
+
+def test_score_needs_a_positive_weight_on_a_known_label(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**{**FAST, "max_epochs": 1}).fit(X, Y)
+    half = Y.astype(float)
+    half.iloc[: len(Y) // 2] = np.nan
+    weight = np.r_[np.ones(len(Y) // 2), np.zeros(len(Y) - len(Y) // 2)]
+    with pytest.raises(ValueError, match="zero on every row with a known label"):
+        model.score(X, half, sample_weight=weight)
+
+
 def test_validation_rows_weigh_nothing_in_the_encoder(tasks, monkeypatch):
     X, Y, _ = tasks
     seen = {}

@@ -8,6 +8,8 @@ from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
 from sklearn.utils._param_validation import InvalidParameterError
 from torch.nn import functional as F
 
+from conftest import make_tasks
+
 import skmtl
 from skmtl import (AITMClassifier, ESMMClassifier, MMOEClassifier, MMOERegressor,
                    OMOEClassifier, PLEClassifier, PLERegressor, SharedBottomClassifier)
@@ -350,6 +352,24 @@ def test_dwa_weights_follow_the_ratio_of_the_last_two_losses():
     assert dwa.weights()[1] > dwa.weights()[0]  # the slower task gets more
 
 
+def test_dwa_skips_a_task_in_an_epoch_without_its_labels():
+    # a partial_fit chunk without task 1's labels: its mean loss is no loss at all
+    X, Y, _ = make_tasks(900, seed=0)
+    Y = Y.astype(float)
+    Y.iloc[300:600, 1] = np.nan
+    model = MMOEClassifier(loss_weighting="dwa", hash_buckets=16, random_state=0)
+    for start in (0, 300, 600, 0, 300):
+        model.partial_fit(X.iloc[start:start + 300], Y.iloc[start:start + 300],
+                          classes=[[0, 1], [0, 1]])
+    weights = model.history_[:, "task_weight_t2"]
+    assert min(weights) > 0.8 and max(weights) < 1.2, weights  # was 0.76, then 2.0
+    dwa = DynamicWeightAverage([1.0, 1.0])
+    for losses in ([1.0, 1.0], [0.5, float("nan")], [0.4, 0.9]):
+        dwa.end_epoch(losses)
+    ratio = torch.tensor([0.4 / 0.5, 0.9 / 1.0])  # task 1's last two known losses
+    torch.testing.assert_close(dwa.weights(), 2 * torch.softmax(ratio / 2.0, dim=0))
+
+
 def test_gradnorm_shifts_weight_to_the_task_with_the_smaller_gradient():
     gradnorm = GradNorm([1.0, 1.0], alpha=1.5, learning_rate=0.05)
     for _ in range(20):
@@ -533,10 +553,19 @@ def test_scoring_needs_a_validation_score_that_is_defined():
     # one validation row: one label, so no ROC AUC (as with too few positives)
     one_row = MMOEClassifier(**FAST, early_stopping=True, scoring="roc_auc",
                              validation_fraction=1)
-    with pytest.raises(ValueError, match="among the 1 of them no scored task has two"):
+    with pytest.raises(ValueError, match=r"among the 1 of them \(of positive weight\) no "
+                                         "scored task has two"):
         one_row.fit(X, y)
     ok = MMOEClassifier(**FAST, early_stopping=True, scoring="roc_auc").fit(X, y)
     assert np.isfinite(ok.history_[:, "valid_roc_auc"]).all()
+    # positives of weight 0 give no score either
+    weight = np.where(y == 1, 0.0, 1.0)
+    weight[:50] = 1.0  # training positives keep their weight: the task still has two classes
+    _, valid = ok._split_rows(len(X), np.random.RandomState(FAST["random_state"]), True)
+    weight[valid] = np.where(y.to_numpy()[valid] == 1, 0.0, 1.0)
+    with pytest.raises(ValueError, match="of positive weight"):
+        MMOEClassifier(**FAST, early_stopping=True, scoring="roc_auc").fit(
+            X, y, sample_weight=weight)
 
 
 def test_scoring_roc_auc_skips_multiclass_tasks_and_needs_a_binary_one(tasks):

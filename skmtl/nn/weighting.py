@@ -132,7 +132,8 @@ class LossWeighting(nn.Module):
         return objective
 
     def end_epoch(self, task_losses):
-        """Called with each task's mean training loss at the end of an epoch."""
+        """Called with each task's mean training loss at the end of an epoch (NaN for a task
+        with no known label in it)."""
 
 
 class UncertaintyWeighting(LossWeighting):
@@ -213,7 +214,9 @@ class DynamicWeightAverage(LossWeighting):
     def end_epoch(self, task_losses):
         losses = torch.as_tensor(task_losses, dtype=torch.float32,
                                  device=self.recent_losses.device)
-        self.recent_losses.copy_(torch.stack([self.recent_losses[1], losses]))
+        # a task without labels this epoch keeps its last two losses, and so its ratio
+        shifted = torch.stack([self.recent_losses[1], losses])
+        self.recent_losses.copy_(torch.where(torch.isnan(losses), self.recent_losses, shifted))
         if not torch.isnan(self.recent_losses).any():
             ratio = self.recent_losses[1] / self.recent_losses[0].clamp(
                 min=torch.finfo(torch.float32).tiny)
