@@ -238,6 +238,8 @@ def test_labels_of_mixed_or_other_types(tasks):
     with pytest.raises(ValueError, match=r"task 't1' mix types that cannot be compared "
                                          r"\(int, str\)"):
         MMOEClassifier(**FAST).fit(X, mixed)
+    with pytest.raises(ValueError, match=r"task 't1' are bytes; decode them"):
+        MMOEClassifier(**FAST).fit(X, Y.assign(t1=np.where(Y["t1"] == 1, b"yes", b"no")))
     words = Y.assign(t1=np.where(Y["t1"] == 1, "yes", "no"))
     model = MMOEClassifier(**FAST, warm_start=True).fit(X, Y)
     with pytest.raises(ValueError, match=r"'t1' has labels of another type than its classes"):

@@ -126,6 +126,11 @@ def test_fixed_categories(tasks):
                        hash_buckets={"color": 4}).fit(X, Y)
     with pytest.raises(ValueError, match="must be a list of values"):
         MMOEClassifier(**FAST, categories={"color": "red"}).fit(X, Y)
+    # shop holds the integers 0..29: a vocabulary of their text matches none of them
+    with pytest.warns(UserWarning, match=r"categories\['shop'\] matches none of the "
+                                         "column's values") as warned:
+        MMOEClassifier(**FAST, categories={"shop": [str(i) for i in range(30)]}).fit(X, Y)
+    assert warned[0].filename == __file__  # pointed at the caller's fit
 
 
 def test_hashed_and_fixed_vocabularies_save_and_load(tasks, holdout, tmp_path):

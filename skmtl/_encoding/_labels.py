@@ -87,6 +87,9 @@ def _label_type(name, labels):
         return type_of_target(labels)
     except TypeError:
         kinds = sorted({type(label).__name__ for label in labels})
+        if kinds in (["bytes"], ["bytes_"]):  # scikit-learn refuses them
+            raise ValueError(f"Labels of task {name!r} are bytes; decode them to strings, "
+                             "e.g. Y[column].str.decode('utf-8').") from None
         raise ValueError(f"Labels of task {name!r} mix types that cannot be compared "
                          f"({', '.join(kinds)}); convert them to one type, e.g. "
                          "Y[column].astype(str).") from None

@@ -126,7 +126,26 @@ class TabularEncoder:
     def fit_transform(self, X, sample_weight=None, targets=None, regression=False,
                       first_chunk=False):
         """Fit to ``X`` and return its encoding, as :meth:`transform` does."""
-        return self._encode(self._fit(X, sample_weight, targets, regression, first_chunk))
+        reader = self._fit(X, sample_weight, targets, regression, first_chunk)
+        codes, numeric = self._encode(reader)
+        self._warn_unmatched_categories(reader.X, codes)
+        return codes, numeric
+
+    def _warn_unmatched_categories(self, X, codes):
+        """Warn about given vocabularies (``categories``) that match none of ``X``'s values.
+
+        Every row then gets the unknown code: the column teaches nothing,
+        most often because the vocabulary's type differs (``"0"`` against 0).
+        """
+        given = self._per_column("categories", self.categories)
+        for k, j in enumerate(self.categorical_indices_):
+            if j in given and len(self.categories_[k]) and not codes[:, k].any() \
+                    and not pd.isna(np.asarray(column(X, j), dtype=object)).all():
+                warnings.warn(
+                    f"categories[{self._label(j)!r}] matches none of the column's values in "
+                    f"fit (e.g. {column(X, j)[:1].tolist()} against "
+                    f"{self.categories_[k][:3].tolist()}): every row gets the unknown "
+                    "category. Check the vocabulary's type.", UserWarning, stacklevel=5)
 
     def _fit(self, X, sample_weight, targets, regression, first_chunk=False):
         """Fit, and return the row reader of ``X`` used for it."""
@@ -387,6 +406,7 @@ class _RowReader:
     def __init__(self, encoder, X, numeric_encoding=None):
         """``numeric_encoding``: the one being fitted, if not yet the encoder's ``numeric_``."""
         self.encoder = encoder
+        self.X = X
         self.n_samples = X.shape[0]
         self._categorical = [
             hashed_code_reader(column(X, j), n_buckets) if n_buckets else
