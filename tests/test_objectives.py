@@ -14,7 +14,8 @@ import skmtl
 from skmtl import (AITMClassifier, ESMMClassifier, MMOEClassifier, MMOERegressor,
                    OMOEClassifier, PLEClassifier, PLERegressor, SharedBottomClassifier)
 from skmtl._training import _per_task_auc, _per_task_r2, binary_auc
-from skmtl.nn import AITMLoss, EntireSpaceLoss, MMoE, MultiTaskLoss, MultiTaskSquaredLoss
+from skmtl.nn import (AITM, ESMM, PLE, AITMLoss, EntireSpaceLoss, MMoE, MultiTaskLoss,
+                       MultiTaskSquaredLoss)
 from skmtl.nn.counterfactual import CounterfactualRisk, conditional_log_proba_from_reach
 from skmtl.nn.weighting import (DynamicWeightAverage, GradNorm, LossWeighting, PCGrad,
                                 UncertaintyWeighting, project_conflicting, split_parameters,
@@ -289,6 +290,50 @@ def test_split_parameters_follows_the_networks_task_specific_parts():
     names = {id(p): n for n, p in module.named_parameters()}
     assert {names[id(p)].split(".")[0] for p in shared} == {"embedding", "experts"}
     assert {names[id(p)].split(".")[0] for p in specific} == {"gates", "towers"}
+
+
+def _funnel_network_and_losses(kind):
+    torch.manual_seed(0)
+    categorical, numeric = torch.randint(0, 5, (64, 2)), torch.randn(64, 3)
+    click = (torch.rand(64) < 0.6).float()
+    conversion = click * (torch.rand(64) < 0.6).float()
+    target = torch.stack([click, conversion, conversion * (torch.rand(64) < 0.6).float()], 1)
+    if kind == "esmm":
+        module, loss = ESMM([5, 5], 3, 3, imputation=True), EntireSpaceLoss("dr")
+    else:
+        module, loss = AITM([5, 5], 3, 3, imputation=True), AITMLoss(counterfactual="dr")
+        with torch.no_grad():  # later stages likelier than earlier: the calibrator acts
+            for k, head in enumerate(module.heads):
+                head.bias.fill_(float(k))
+    return module, loss(module(categorical, numeric), target)
+
+
+def _ple_network_and_losses():
+    torch.manual_seed(0)
+    module = PLE([5, 5], 3, [1, 1, 1], n_levels=3, expert_units=(8,), tower_units=(8,))
+    logits = module(torch.randint(0, 5, (64, 2)), torch.randn(64, 3))
+    return module, MultiTaskLoss([1, 1, 1])(logits, torch.randint(0, 2, (64, 3)).float())
+
+
+@pytest.mark.parametrize("network", ["mmoe", "ple", "esmm", "aitm"])
+def test_task_specific_parameters_are_those_one_task_trains(network):
+    # GradNorm and PCGrad balance the gradients of the shared parameters: a
+    # parameter that several tasks' losses train must be among them (ESMM's
+    # click tower enters every later stage's product; PLE's first task gates
+    # reach every task through the next level's shared gate)
+    module, losses = {"mmoe": _network_and_losses, "ple": _ple_network_and_losses,
+                      "esmm": lambda: _funnel_network_and_losses("esmm"),
+                      "aitm": lambda: _funnel_network_and_losses("aitm")}[network]()
+    shared, specific = split_parameters(module)
+    for name, parameter in module.named_parameters():
+        grads = [torch.autograd.grad(loss, parameter, retain_graph=True, allow_unused=True)[0]
+                 for loss in losses]
+        trained_by = torch.stack([torch.zeros_like(parameter) if g is None else g != 0
+                                  for g in grads]).sum(dim=0)
+        # task-specific: each element trained by one task at most (MMoE's gates are one
+        # tensor, a block of rows per task)
+        assert bool((trained_by <= 1).all()) == any(parameter is p for p in specific), name
+        assert any(parameter is p for p in shared + specific), name
 
 
 def test_task_gradients_are_each_tasks_own_gradient():
@@ -630,6 +675,24 @@ def test_ips_risk_by_hand():
     expected = (target[:, 0] * bce / ctr).mean()
     assert value[0] == 0
     torch.testing.assert_close(value[1], expected)
+
+
+@pytest.mark.parametrize("method", ["ips", "dr"])
+def test_counterfactual_risk_leaves_out_rows_of_unknown_label(method):
+    target, logits = _funnel_batch()
+    imputation = torch.randn(32, 1)
+
+    def risk(rows, known):
+        log_reach = torch.cumsum(F.logsigmoid(logits[rows]), dim=1)
+        return CounterfactualRisk(method)(
+            (F.logsigmoid(logits[rows]), F.logsigmoid(-logits[rows])), log_reach, target[rows],
+            known, imputation_logits=imputation[rows])
+
+    clicked = int(torch.nonzero(target[:, 0])[0])
+    known = torch.ones_like(target)
+    known[clicked, 1] = 0.0  # a click whose conversion is not known yet
+    others = [i for i in range(32) if i != clicked]
+    torch.testing.assert_close(risk(slice(None), known), risk(others, known[others]))
 
 
 def test_counterfactual_risk_does_not_train_the_propensity():

@@ -88,10 +88,6 @@ class AITM(nn.Module):
     (3, torch.Size([8, 2]), True)
     """
 
-    # parameters that one stage (and the ones after it) train, not every stage
-    # (see skmtl.nn.weighting.split_parameters)
-    task_specific = ("towers", "transfers", "attentions", "heads", "imputation_towers")
-
     def __init__(self, cardinalities, n_numeric, n_stages=2, *, embedding_dim=8,
                  tower_units=(64, 32), transfer_units=32, dropout=0.0, padding_codes=None,
                  numeric_embedding=None, imputation=False):
@@ -116,6 +112,13 @@ class AITM(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(width, 1) for width in representation)
         self.imputation_towers = imputation_towers(
             self.embedding.output_dim, tower_units, self.n_stages, dropout) if imputation else None
+        # What one stage's loss alone trains (see skmtl.nn.weighting.split_parameters): the
+        # last stage's tower, transfer, attention and head (a stage passes its representation
+        # on, and the calibrator of stage k reads stage k - 1's head), and the imputation
+        # towers (each in one stage's counterfactual risk).
+        last = self.n_stages - 1
+        self.task_specific = (f"towers.{last}", f"transfers.{last - 1}",
+                              f"attentions.{last - 1}", f"heads.{last}", "imputation_towers")
 
     def forward(self, categorical, numeric):
         """Return the stages' entire-space logits, shape ``(batch, n_stages)``.

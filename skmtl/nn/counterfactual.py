@@ -101,12 +101,15 @@ class CounterfactualRisk(nn.Module):
         log_q, log_not_q = log_conditional[0][:, 1:], log_conditional[1][:, 1:]
         propensity = torch.exp(log_reach[:, :-1].detach()).clamp(min=self.propensity_clip)
         reached, label = target[:, :-1], target[:, 1:]
-        # a row counts as observed when it reached the previous stage and its label is known
-        observed = reached * known[:, :-1] * known[:, 1:]
+        # A stage's risk is a mean over the rows where its label and the previous
+        # stage's are known (a missing label leaves the row out, as in every loss);
+        # a row is observed when it also reached the previous stage.
+        counted = known[:, :-1] * known[:, 1:]
+        observed = reached * counted
         error = -(label * log_q + (1.0 - label) * log_not_q)
         weight = (torch.ones_like(log_q[:, :1]) if sample_weight is None
                   else sample_weight.unsqueeze(1))
-        total = weight.sum().clamp(min=torch.finfo(log_q.dtype).tiny)
+        total = (weight * counted).sum(dim=0).clamp(min=torch.finfo(log_q.dtype).tiny)
         if self.method == "ips":
             risk = (weight * observed * error / propensity).sum(dim=0) / total
         else:
@@ -115,8 +118,8 @@ class CounterfactualRisk(nn.Module):
             imputed_error = -(imputed.detach() * log_q + (1.0 - imputed.detach()) * log_not_q)
             # ... and as the imputation's (the prediction held fixed)
             imputation_error = -(imputed * log_q.detach() + (1.0 - imputed) * log_not_q.detach())
-            risk = (weight * (imputed_error + observed * (error - imputed_error)
-                              / propensity)).sum(dim=0) / total
+            risk = (weight * counted * (imputed_error + observed * (error - imputed_error)
+                                        / propensity)).sum(dim=0) / total
             imputation_loss = (weight * observed * (error.detach() - imputation_error) ** 2
                                / propensity).sum(dim=0) / total
             # Its gradient trains the imputation towers; its value stays out of

@@ -86,9 +86,6 @@ class ESMM(nn.Module):
     True
     """
 
-    # parameters that one stage trains alone (see skmtl.nn.weighting.split_parameters)
-    task_specific = ("towers", "imputation_towers")
-
     def __init__(self, cardinalities, n_numeric, n_stages=2, *, embedding_dim=8,
                  tower_units=(64, 32), dropout=0.0, padding_codes=None, numeric_embedding=None,
                  imputation=False):
@@ -102,6 +99,10 @@ class ESMM(nn.Module):
                                  dropout)
         self.imputation_towers = imputation_towers(
             self.embedding.output_dim, tower_units, self.n_stages, dropout) if imputation else None
+        # What one stage's loss alone trains (see skmtl.nn.weighting.split_parameters): the
+        # last stage's tower (tower k enters the products of stage k and every later one)
+        # and the imputation towers (each in one stage's counterfactual risk).
+        self.task_specific = (f"towers.{self.n_stages - 1}", "imputation_towers")
 
     def forward(self, categorical, numeric):
         """Return conditional logits of shape ``(batch, n_stages)``.

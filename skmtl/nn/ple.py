@@ -147,10 +147,6 @@ class PLE(nn.Module):
     True
     """
 
-    # parameters that one task trains alone (see skmtl.nn.weighting.split_parameters);
-    # a level's task experts share one ExpertBank with the shared experts
-    task_specific = ("task_gates", "towers")
-
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
                  n_levels=2, n_shared_experts=2, n_task_experts=2, expert_units=(64,),
                  tower_units=(32,), dropout=0.0, padding_codes=None, numeric_embedding=None):
@@ -168,6 +164,12 @@ class PLE(nn.Module):
             width = levels[-1].output_dim
         self.levels = nn.ModuleList(levels)
         self.towers = TaskTowers(width, tower_units, self.task_output_dims, dropout)
+        # What one task's loss alone trains (see skmtl.nn.weighting.split_parameters): its
+        # tower and its gates of the last two levels. An earlier level's task gate feeds the
+        # task's experts of the next level, which that level's shared gate passes on to every
+        # task; a level's task experts share one ExpertBank with its shared experts.
+        self.task_specific = ("towers",) + tuple(
+            f"levels.{level}.task_gates" for level in range(max(0, n_levels - 2), n_levels))
 
     def forward(self, categorical, numeric):
         """Return a tuple of per-task logits, task ``t`` of shape ``(batch, dims[t])``."""

@@ -12,16 +12,17 @@ from torch import nn
 __all__ = ["DynamicWeightAverage", "GradNorm", "LossWeighting", "PCGrad",
            "UncertaintyWeighting", "project_conflicting", "split_parameters", "task_gradients"]
 
-# Parameter-name components of the parts of a network that belong to one task;
-# a network may name others in a ``task_specific`` attribute.
+# The modules of a network that belong to one task (dotted names of
+# submodules); a network may name others in a ``task_specific`` attribute.
 DEFAULT_TASK_SPECIFIC = ("towers",)
 
 
 def split_parameters(module):
     """``(shared, task_specific)``: the parameters of ``module`` that several tasks train.
 
-    A parameter is task-specific when a component of its dotted name is
-    listed in ``module.task_specific`` (default ``("towers",)``).
+    A parameter is task-specific when it belongs to a submodule named in
+    ``module.task_specific`` (dotted names such as ``"towers"`` or
+    ``"towers.1"``; default ``("towers",)``): only one task's loss trains it.
 
     Examples
     --------
@@ -35,12 +36,12 @@ def split_parameters(module):
     ...         if any(parameter is p for p in shared)})
     ['embedding', 'experts']
     """
-    specific_names = set(getattr(module, "task_specific", DEFAULT_TASK_SPECIFIC))
+    prefixes = tuple(name + "." for name in getattr(module, "task_specific",
+                                                    DEFAULT_TASK_SPECIFIC))
     shared, specific = [], []
     for name, parameter in module.named_parameters():
         if parameter.requires_grad:
-            part = specific if specific_names & set(name.split(".")) else shared
-            part.append(parameter)
+            (specific if name.startswith(prefixes) else shared).append(parameter)
     return shared, specific
 
 
