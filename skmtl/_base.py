@@ -26,7 +26,8 @@ from ._encoding import (BIN_STRATEGIES, MAX_HASH_BUCKETS, NUMERIC_ENCODINGS, UNK
                         label_classes)
 from . import _distributed, _persistence
 from ._optim import Adam, fused_adam_supported
-from ._training import BatchIterator, LearningRateSchedule, MultiTaskNet, TensorData
+from ._training import (BatchIterator, LearningRateSchedule, MultiTaskNet, TensorData,
+                        print_on_rank_zero)
 from .nn import (MultiTaskLoss, MultiTaskSquaredLoss, PeriodicEmbedding,
                  PiecewiseLinearEmbedding)
 from .nn.weighting import LOSS_WEIGHTINGS
@@ -251,8 +252,11 @@ class MultiTaskEstimatorBase(BaseEstimator):
                     "parameters": _distributed.parameters_signature(self),
                     "columns": (X.shape[1], list(map(str, getattr(X, "columns", [])))),
                     "tasks": (task_names, single_output)}
-            agreed.share = n_samples
-        early_stopping = self._early_stopping_enabled(sum(agreed.shared))  # every rank's rows
+            agreed.share = (n_samples, sample_weight is not None)
+        early_stopping = self._early_stopping_enabled(sum(n for n, _ in agreed.shared))
+        if sample_weight is None and any(weighted for _, weighted in agreed.shared):
+            # another rank's rows are weighted: this rank's weigh 1 each
+            sample_weight = np.ones(n_samples, np.float32)
 
         with _distributed.agreement(ranks) as agreed:
             rng = check_random_state(self.random_state)
@@ -803,7 +807,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                          "train_loss" if valid is None else "valid_loss"),
                 lower_is_better=not by_score,
                 patience=self.n_iter_no_change, threshold=self.tol, threshold_mode="abs",
-                load_best=True)))
+                load_best=True, sink=print_on_rank_zero)))
         return callbacks
 
     # -- predict -----------------------------------------------------------------

@@ -101,9 +101,40 @@ def _difference(reference, other):
 
 
 def parameters_signature(estimator):
-    """The estimator's parameters that every rank must share, as text to compare."""
-    return {name: repr(value) for name, value in estimator.get_params(deep=False).items()
+    """The estimator's parameters that every rank must share, to compare across ranks."""
+    return {name: _Parameter(value) for name, value in estimator.get_params(deep=False).items()
             if name not in RANK_OWN_PARAMETERS}
+
+
+class _Parameter:
+    """A parameter's value as its ``repr`` shows it, compared by its canonical form."""
+
+    __hash__ = None
+
+    def __init__(self, value):
+        self.shown, self.canonical = repr(value), repr(_canonical(value))
+
+    def __eq__(self, other):
+        return isinstance(other, _Parameter) and self.canonical == other.canonical
+
+    def __repr__(self):
+        return self.shown
+
+
+def _canonical(value):
+    """``value`` in a form that equal values share in every process: sets and dicts sorted
+    (a set of strings iterates in an order each process's hash seed decides), tuples and
+    arrays as lists."""
+    if isinstance(value, (set, frozenset)):
+        return sorted((_canonical(item) for item in value), key=repr)
+    if isinstance(value, dict):
+        return sorted(((repr(_canonical(key)), _canonical(item)) for key, item in value.items()),
+                      key=lambda pair: pair[0])
+    if isinstance(value, (tuple, list, np.ndarray)):
+        return [_canonical(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def union(arrays, what):

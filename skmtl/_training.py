@@ -146,6 +146,12 @@ def _not_rank_zero():
     return rank_and_size is not None and rank_and_size[0] != 0
 
 
+def print_on_rank_zero(*args, **kwargs):
+    """``print``, except on the ranks but 0 of a distributed fit (callbacks' ``sink``)."""
+    if not _not_rank_zero():
+        print(*args, **kwargs)
+
+
 class BatchProgress(Callback):
     """``verbose >= 2``: progress within each epoch.
 

@@ -1,6 +1,8 @@
 """Data-parallel fit under torch.distributed: 2 CPU processes on gloo, spawned by the test."""
 
+import contextlib
 import datetime
+import io
 import os
 import pickle
 import re
@@ -128,6 +130,21 @@ def _bad_fits(rank):
     rows = slice(0, 1500) if rank == 0 else slice(1500, None)
     model = MMOEClassifier(**fast).fit(X.iloc[rows], Y.iloc[rows])
     outcomes["uneven shards"] = [dict(row) for row in model.history_]
+    # sample_weight on rank 0 only: rank 1's rows weigh 1 each, in the scores too
+    X, Y = _shard(rank, "same columns")
+    weight = np.random.default_rng(0).choice([0.1, 5.0], len(X))
+    for name, own in (("weights on rank 0 only", None), ("weights of 1 on rank 1", 1.0)):
+        model = MMOEClassifier(**fast, early_stopping=True, random_state=0)
+        model.fit(X, Y, sample_weight=weight if rank == 0 else own and np.ones(len(X)))
+        outcomes[name] = model.history_[-1, "valid_auc_t1"]
+    # a vocabulary given as a set (its order differs between processes); early
+    # stopping's messages printed by rank 0 alone
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        MMOEClassifier(max_epochs=5, batch_size=128, early_stopping=True, n_iter_no_change=1,
+                       tol=10.0, verbose=1, categories={"color": {"red", "green", "blue",
+                                                                  "black", "purple"}}).fit(X, Y)
+    outcomes["printed"] = printed.getvalue()
     return outcomes
 
 
@@ -211,3 +228,7 @@ def test_an_error_on_one_rank_is_raised_on_every_rank(tmp_path):
         assert "valid_loss" in outcomes["uneven shards"][-1], rank
     for first, second in zip(results[0]["uneven shards"], results[1]["uneven shards"]):
         assert first["valid_loss"] == second["valid_loss"]
+    for outcomes in results:
+        assert outcomes["weights on rank 0 only"] == outcomes["weights of 1 on rank 1"]
+    assert "Stopping since valid_loss has not improved" in results[0]["printed"]
+    assert results[1]["printed"] == ""
