@@ -709,6 +709,14 @@ class MultiTaskEstimatorBase(BaseEstimator):
             raise ValueError(f"The 'scoring' parameter of {type(self).__name__} must be one of "
                              f"{list(self._SCORINGS)}; got {self.scoring!r}.")
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # unpickled where the GPU it was trained on is missing, the network runs on
+        # the CPU (skorch moved it, with a warning): so does further training
+        if "net_" in self.__dict__ and checked_device(self.device).type == "cuda" \
+                and not torch.cuda.is_available():
+            self.device = "cpu"
+
     def _check_device(self):
         device = checked_device(self.device)
         if device.type == "cuda" and not torch.cuda.is_available():

@@ -20,9 +20,10 @@ import json
 import math
 import os
 import pickle
-import tempfile
+import uuid
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 import torch
@@ -73,9 +74,11 @@ def save(estimator, path):
     }
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    handle, tmp_path = tempfile.mkstemp(dir=folder, prefix=".skmtl-", suffix=".part")
+    tmp_path = os.path.join(folder, f".skmtl-{uuid.uuid4().hex}.part")
+    # "xb" honours the umask, as a file written in place would (tempfile.mkstemp makes 0600)
+    handle = open(tmp_path, "xb")
     try:
-        with os.fdopen(handle, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
+        with handle as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(_CONFIG, json.dumps(config, indent=1, allow_nan=True))
             zf.writestr(_WEIGHTS, weights)
         os.replace(tmp_path, path)
@@ -130,7 +133,7 @@ def load(path, device=None):
         with zipfile.ZipFile(path) as zf:
             config_bytes = zf.read(_CONFIG)
             weights = zf.read(_WEIGHTS)
-    except (zipfile.BadZipFile, KeyError, EOFError, zipfile.LargeZipFile) as exc:
+    except (zipfile.BadZipFile, KeyError, EOFError, zipfile.LargeZipFile, zlib.error) as exc:
         raise ValueError(f"{path} is not a valid skmtl model file ({exc}).") from None
     try:
         config = json.loads(config_bytes)
@@ -166,6 +169,10 @@ def load(path, device=None):
         estimator = estimator_class(**_params_from_json(config["params"]))
         estimator._validate_params()
         estimator._check_hyperparameters()
+        device = _available_device(estimator.device if device is None else device,
+                                   asked=device is not None)
+        # where the network is now, so that training it further stays there
+        estimator.set_params(device=str(device))
         return estimator._restore_fitted(
             encoder=TabularEncoder.from_dict(config["encoder"]),
             task_names=[str(name) for name in config["task_names"]],
@@ -175,8 +182,7 @@ def load(path, device=None):
             optimizer_state=state["optimizer"],
             loss_weighting_state=state.get("loss_weighting"),
             history=History(config["history"]),
-            device=_available_device(estimator.device if device is None else device,
-                                     asked=device is not None),
+            device=device,
         )
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         raise ValueError(f"{path}: the model description is invalid or does not match its "
@@ -271,10 +277,13 @@ def _params_from_json(params):
 
 
 def _units_from_json(value):
+    """Layer widths as a tuple; per task, a list or dict of tuples, as the user gave them."""
     if isinstance(value, dict):
         return {key: _units_from_json(item) for key, item in value.items()}
+    if isinstance(value, list) and value and all(isinstance(item, list) for item in value):
+        return [tuple(item) for item in value]
     if isinstance(value, list):
-        return tuple(_units_from_json(item) for item in value)
+        return tuple(value)
     return value
 
 

@@ -3,6 +3,8 @@
 import hashlib
 import io
 import json
+import os
+import stat
 import subprocess
 import sys
 import zipfile
@@ -112,6 +114,14 @@ def test_numpy_values_and_column_positions_in_parameters(tasks, tmp_path):
     np.testing.assert_allclose(refitted.predict_proba(values)[1], model.predict_proba(values)[1])
 
 
+@pytest.mark.parametrize("tower_units", [[(8,), (4, 2)], {"t1": (8,), "t2": (4, 2)}, (6, 3)])
+def test_tower_units_come_back_in_the_form_given(tasks, tmp_path, tower_units):
+    X, Y, _ = tasks
+    model = MMOEClassifier(max_epochs=1, tower_units=tower_units, random_state=0).fit(X, Y)
+    model.save(tmp_path / "m.skmtl")
+    assert load(tmp_path / "m.skmtl").get_params()["tower_units"] == tower_units
+
+
 def test_saving_an_unfitted_model():
     with pytest.raises(NotFittedError):
         MMOEClassifier().save("never.skmtl")
@@ -141,6 +151,30 @@ def test_truncated_file(saved, tmp_path):
     (tmp_path / "cut.skmtl").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="not a valid skmtl model file"):
         load(tmp_path / "cut.skmtl")
+
+
+def test_corrupted_compressed_data(saved, tmp_path):
+    # a damaged deflate stream is zlib's error, not zipfile's
+    path = tmp_path / "bad.skmtl"
+    path.write_bytes(saved[0].read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("skmtl.json")
+    data = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[start:start + 8] = b"\xff" * 8
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="not a valid skmtl model file"):
+        load(path)
+
+
+def test_saved_file_honours_the_umask(tasks, tmp_path):
+    model = _fitted("mmoe", tasks)
+    mask = os.umask(0o022)
+    try:
+        model.save(tmp_path / "shared.skmtl")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(os.stat(tmp_path / "shared.skmtl").st_mode) == 0o644
 
 
 def test_not_a_model_file(tmp_path):

@@ -335,13 +335,16 @@ def test_model_trained_on_cuda_loads_on_cpu(tasks, holdout, tmp_path):
         loaded = joblib.load(tmp_path / "gpu.joblib")
     for a, b in zip(expected, loaded.predict_proba(holdout[0])):
         np.testing.assert_array_equal(a, b)
+    assert loaded.device == "cpu"
+    loaded.partial_fit(X, Y)  # trains on, where the network now is
     model.save(tmp_path / "gpu.skmtl")
     from skmtl import load
     with pytest.warns(UserWarning, match="trained on cuda, but CUDA is not available here"):
         loaded = load(tmp_path / "gpu.skmtl")
-    assert loaded.net_.device == torch.device("cpu")
+    assert loaded.net_.device == torch.device("cpu") and loaded.device == "cpu"
     for a, b in zip(expected, loaded.predict_proba(holdout[0])):
         np.testing.assert_array_equal(a, b)
+    loaded.partial_fit(X, Y)
     model.set_params(device="cpu").save(tmp_path / "cpu.skmtl")
     with pytest.warns(UserWarning, match="device='cuda' was asked for, but CUDA is not"):
         load(tmp_path / "cpu.skmtl", device="cuda")
