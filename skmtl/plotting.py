@@ -11,9 +11,18 @@ import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.utils.validation import check_is_fitted
 
+from ._base import MultiTaskEstimatorBase
 from ._encoding import known_labels
 
 __all__ = ["GateWeightsDisplay", "HistoryDisplay", "TaskCalibrationDisplay"]
+
+
+def _check_skmtl_estimator(estimator, display):
+    if not isinstance(estimator, MultiTaskEstimatorBase):
+        hint = (" (for a Pipeline, pass its last step, pipeline[-1], and X as that step sees "
+                "it)" if hasattr(estimator, "steps") else "")
+        raise TypeError(f"{display} draws a skmtl estimator; got {type(estimator).__name__}"
+                        f"{hint}.")
 
 
 def _axes(ax):
@@ -84,6 +93,7 @@ class HistoryDisplay:
             (regressors), when the fit held out validation rows.
         ax : matplotlib Axes, optional
         """
+        _check_skmtl_estimator(estimator, "HistoryDisplay")
         check_is_fitted(estimator)
         history = estimator.history_
         tasks = estimator.task_names_ if tasks is None else list(tasks)
@@ -313,6 +323,7 @@ class TaskCalibrationDisplay:
             As :func:`sklearn.calibration.calibration_curve`.
         ax : matplotlib Axes, optional
         """
+        _check_skmtl_estimator(estimator, "TaskCalibrationDisplay")
         if not hasattr(estimator, "predict_proba"):
             raise TypeError(f"{type(estimator).__name__} predicts no probabilities; "
                             "TaskCalibrationDisplay draws those of classifiers.")
@@ -342,6 +353,14 @@ class TaskCalibrationDisplay:
             raise ValueError(f"X and y have different numbers of samples: {len(probas[t])} "
                              f"and {len(y_task)}.")
         known = known_labels(y_task)
+        if not known.any():
+            raise ValueError(f"Every label of task {task!r} in y is missing; calibration needs "
+                             "known labels.")
+        outside = ~np.isin(y_task[known], classes)
+        if outside.any():
+            found = np.unique(y_task[known][outside])[:5].tolist()
+            raise ValueError(f"y holds labels of task {task!r} that are not among its classes "
+                             f"{classes.tolist()}: {found}.")
         y_prob = probas[t][known, 1]
         positive = np.asarray(y_task[known] == classes[1])
         prob_true, prob_pred = calibration_curve(positive, y_prob, n_bins=n_bins,

@@ -380,6 +380,23 @@ def test_census_download(tmp_path, monkeypatch, shared_data_home):
     assert _files_under(tmp_path / "home") == [cached]
 
 
+@pytest.mark.parametrize("damage, message", [
+    (lambda data: data[: len(data) // 2], "truncated or not a readable gzip file"),
+    (lambda data: b"", "holds no rows"),
+    (lambda data: b"plain text, not gzip", "truncated or not a readable gzip file"),
+])
+def test_census_damaged_train_file(tmp_path, shared_data_home, damage, message):
+    # the train file has no known checksum: its damage must still be a clear error
+    with gzip.open(shared_data_home / "census-income" / "census-income.test.gz", "rt") as f:
+        lines = [next(f) for _ in range(50)]
+    folder = tmp_path / "census-income"
+    folder.mkdir()
+    (folder / "census-income.data.gz").write_bytes(
+        damage(gzip.compress("".join(lines).encode())))
+    with pytest.raises(ValueError, match=message):
+        fetch_census_income(subset="train", data_home=tmp_path, download_if_missing=False)
+
+
 def test_census_all_concatenates_train_and_test(tmp_path, shared_data_home):
     folder = tmp_path / "census-income"
     folder.mkdir()

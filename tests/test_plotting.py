@@ -5,6 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.calibration import calibration_curve
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 import skmtl
 from skmtl.plotting import GateWeightsDisplay, HistoryDisplay, TaskCalibrationDisplay
@@ -156,3 +159,25 @@ def test_task_calibration_display_errors(data):
     regressor = skmtl.SharedBottomRegressor(max_epochs=1).fit(X, X["num_a"])
     with pytest.raises(TypeError, match="predicts no probabilities"):
         TaskCalibrationDisplay.from_estimator(regressor, X, X["num_a"])
+
+
+def test_task_calibration_display_refuses_labels_outside_the_classes(data):
+    X, Y, _ = data
+    words = pd.Series(np.where(Y["t1"] == 1, "yes", "no"), name="bought")
+    model = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(X, words)
+    with pytest.raises(ValueError, match=r"not among its classes \['no', 'yes'\]: \[0, 1\]"):
+        TaskCalibrationDisplay.from_estimator(model, X, Y["t1"])  # 0/1, not "no"/"yes"
+    with pytest.raises(ValueError, match="Every label of task 'bought' in y is missing"):
+        TaskCalibrationDisplay.from_estimator(model, X, pd.Series([None] * len(X), name="bought",
+                                                                  dtype=object))
+
+
+def test_displays_refuse_what_is_not_a_skmtl_estimator(data):
+    X, Y, _ = data
+    pipeline = make_pipeline(FunctionTransformer(), skmtl.MMOEClassifier(max_epochs=1)).fit(X, Y)
+    with pytest.raises(TypeError, match=r"skmtl estimator; got Pipeline \(.*pipeline\[-1\]"):
+        TaskCalibrationDisplay.from_estimator(pipeline, X, Y, task="t1")
+    with pytest.raises(TypeError, match="HistoryDisplay draws a skmtl estimator; got "
+                                        "LogisticRegression"):
+        HistoryDisplay.from_estimator(LogisticRegression().fit(X[["num_a"]], Y["t1"]))
+    HistoryDisplay.from_estimator(pipeline[-1])

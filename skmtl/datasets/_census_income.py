@@ -1,5 +1,7 @@
 """Loader for the UCI Census-Income (KDD) data set, as used by the MMoE paper."""
 
+import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -305,11 +307,16 @@ def _read(path):
             # A row with more fields than names would silently become the index.
             index_col=False,
         )
-    except (ValueError, pd.errors.ParserError) as exc:
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ValueError(
             f"{path} is not a Census-Income (KDD) file of {len(_COLUMNS)} "
             f"comma-separated columns: {exc}"
         ) from exc
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:  # a truncated or damaged gzip
+        raise ValueError(f"{path} is truncated or not a readable gzip file ({exc}); delete "
+                         "it and fetch it again.") from exc
+    if frame.empty:
+        raise ValueError(f"{path} holds no rows; delete it and fetch it again.")
     # skipinitialspace removed the leading spaces; some values also have
     # trailing ones ("Foreign born- Not a citizen of U S ").
     frame["income"] = frame["income"].str.strip()
