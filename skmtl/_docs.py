@@ -22,8 +22,8 @@ COUNTERFACTUAL = """\
         cross-entropy of the reached rows. ``"dr"``: doubly robust, with an
         imputation tower per later stage (sized as that stage's tower) that
         predicts the label where it is not observed. ``None`` (the default)
-        turns it off. A row whose label is missing is left out of the
-        observed part. The risk is part of the stage's training and
+        turns it off. A row whose stage label (or the previous stage's) is
+        missing is left out of that stage's risk. The risk is part of the stage's training and
         validation loss, so early stopping watches it too (DR's imputation
         loss trains its towers but is left out of it). It corrects a
         bias explained by the features (on ``make_entire_space``, ``"ips"``

@@ -71,18 +71,21 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
                     f"{name} needs binary 0/1 labels (or missing ones); stage {task!r} has "
                     f"other values (e.g. {found.tolist()}).")
             stages.append(values)
+        given = [~np.isnan(stage) for stage in stages]
         for earlier, later in zip(stages[-2::-1], stages[:0:-1]):
             earlier[np.isnan(earlier) & (later == 1)] = 1.0
         for earlier, later in zip(stages[:-1], stages[1:]):
             later[np.isnan(later) & (earlier == 0)] = 0.0
-        for (before, earlier), (task, later) in zip(zip(task_names, stages),
-                                                    zip(task_names[1:], stages[1:])):
-            n_bad = int(np.sum((later == 1) & (earlier == 0)))
-            if n_bad:
+        for k, (before, task) in enumerate(zip(task_names, task_names[1:])):
+            bad = (stages[k + 1] == 1) & (stages[k] == 0)
+            if bad.any():
+                # a missing stage counts as reached when a later one was
+                reached = (f"{task}=1" if given[k + 1][bad].all() else
+                           f"{task}=1 (or, where {task} is missing, a later stage = 1)")
                 raise ValueError(
-                    f"{n_bad} row(s) have {task}=1 but {before}=0; in a funnel a stage can "
-                    "only be reached after the previous one (e.g. a conversion needs a "
-                    "click).")
+                    f"{int(bad.sum())} row(s) have {reached} but {before}=0; in a funnel a "
+                    "stage can only be reached after the previous one (e.g. a conversion "
+                    "needs a click).")
         return stages
 
     def _local_target_state(self, columns, task_names, fit_weight):

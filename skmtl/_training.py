@@ -551,9 +551,11 @@ def _per_task_r2(scores, targets, weights):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                r2.append(float(r2_score(target[known, t], prediction,
-                                         sample_weight=None if weight is None else weight[known],
-                                         force_finite=False)))
+                score = float(r2_score(target[known, t], prediction,
+                                       sample_weight=None if weight is None else weight[known],
+                                       force_finite=False))
             except ValueError:  # no known target among the validation rows
-                r2.append(float("nan"))
+                score = float("nan")
+        # constant targets give -inf (or NaN): undefined, left out of scoring's mean
+        r2.append(score if math.isfinite(score) else float("nan"))
     return r2

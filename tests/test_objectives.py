@@ -260,6 +260,12 @@ def test_funnel_rejects_a_missing_click_before_a_contradiction(tasks):
     bad.loc[row, "conversion"] = 1.0
     with pytest.raises(ValueError, match="have conversion=1 but click=0"):
         ESMMClassifier(**FAST).fit(X, bad)
+    # a missing middle stage implied by a later one: the message says so
+    three = bad.assign(cart=bad["conversion"]).loc[:, ["click", "cart", "conversion"]]
+    three.loc[row, "cart"] = np.nan
+    with pytest.raises(ValueError, match=r"have cart=1 \(or, where cart is missing, a later "
+                                         r"stage = 1\) but click=0"):
+        ESMMClassifier(**FAST).fit(X, three)
 
 
 @pytest.mark.parametrize("cls", [OMOEClassifier, PLEClassifier, SharedBottomClassifier])
@@ -633,6 +639,13 @@ def test_regressor_scoring_r2(tasks):
     model = MMOERegressor(**FAST, early_stopping=True, scoring="r2").fit(X, Yr)
     row = model.history_[-1]
     assert row["valid_r2"] == pytest.approx(np.mean([row["valid_r2_a"], row["valid_r2_b"]]))
+    # a constant task has no R² (it was -inf, which stopped training at once): left out
+    constant = MMOERegressor(**{**FAST, "max_epochs": 8}, early_stopping=True, scoring="r2",
+                             n_iter_no_change=2).fit(X, Yr.assign(b=5.0))
+    assert np.isnan(constant.history_[:, "valid_r2_b"]).all()
+    np.testing.assert_array_equal(constant.history_[:, "valid_r2"],
+                                  constant.history_[:, "valid_r2_a"])
+    assert constant.n_iter_ > 3
 
 
 def test_interrupt_warning_names_the_monitored_score(tasks, monkeypatch):

@@ -92,7 +92,8 @@ def _label_type(name, labels):
                              "e.g. Y[column].str.decode('utf-8').") from None
         raise ValueError(f"Labels of task {name!r} mix types that cannot be compared "
                          f"({', '.join(kinds)}); convert them to one type, e.g. "
-                         "Y[column].astype(str).") from None
+                         "Y[column].astype(str) (for the 0/1 stages of a funnel model, "
+                         ".astype(int)).") from None
 
 
 def _label_column(series):
