@@ -27,7 +27,7 @@ from ._encoding import (BIN_STRATEGIES, MAX_HASH_BUCKETS, NUMERIC_ENCODINGS, UNK
 from . import _distributed, _persistence
 from ._optim import Adam, fused_adam_supported
 from ._training import (BatchIterator, LearningRateSchedule, MultiTaskNet, TensorData,
-                        print_on_rank_zero)
+                        rank_zero_sink)
 from .nn import (MultiTaskLoss, MultiTaskSquaredLoss, PeriodicEmbedding,
                  PiecewiseLinearEmbedding)
 from .nn.weighting import LOSS_WEIGHTINGS
@@ -815,7 +815,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                          "train_loss" if valid is None else "valid_loss"),
                 lower_is_better=not by_score,
                 patience=self.n_iter_no_change, threshold=self.tol, threshold_mode="abs",
-                load_best=True, sink=print_on_rank_zero)))
+                load_best=True, sink=rank_zero_sink())))
         return callbacks
 
     # -- predict -----------------------------------------------------------------

@@ -197,7 +197,8 @@ def _serve_with_onnx(model, X_test, output_dir, print_fn):
 
         from .onnx import onnx_inputs, save_onnx
     except ImportError:
-        print_fn("\nonnx is not installed: no ONNX export (pip install 'skmtl[onnx]').")
+        print_fn("\nonnx is not installed: no ONNX export (pip install '.[onnx]' in the "
+                 "repository).")
         return None
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / "mmoe.onnx"
@@ -268,7 +269,8 @@ def _save_plots(output_dir, curves, print_fn):
 
         from .plotting import HistoryDisplay, TaskCalibrationDisplay
     except ImportError:
-        print_fn("\nmatplotlib is not installed: no plots (pip install 'skmtl[plot]').")
+        print_fn("\nmatplotlib is not installed: no plots (pip install '.[plot]' in the "
+                 "repository).")
         return []
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -146,10 +146,14 @@ def _not_rank_zero():
     return rank_and_size is not None and rank_and_size[0] != 0
 
 
-def print_on_rank_zero(*args, **kwargs):
-    """``print``, except on the ranks but 0 of a distributed fit (callbacks' ``sink``)."""
-    if not _not_rank_zero():
-        print(*args, **kwargs)
+def rank_zero_sink():
+    """A skorch callback's ``sink``: ``print`` itself (skorch then prints only with
+    ``verbose``), or nothing on the ranks but 0 of a distributed fit."""
+    return _print_nothing if _not_rank_zero() else print
+
+
+def _print_nothing(*args, **kwargs):
+    """A ``sink`` that prints nothing."""
 
 
 class BatchProgress(Callback):

@@ -7,7 +7,7 @@ mapping of its outputs to probabilities, labels or targets. A serving
 runtime (onnxruntime in Java, C++, C#, JavaScript, ...) then needs nothing
 re-implemented by hand.
 
-Needs the ``onnx`` extra (``pip install "skmtl[onnx]"``): onnx, onnxruntime,
+Needs the ``onnx`` extra (``pip install ".[onnx]"`` in the repository): onnx, onnxruntime,
 onnxscript (which torch's exporter uses) and skl2onnx (for :func:`register`).
 """
 
@@ -26,7 +26,8 @@ try:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("skmtl.onnx needs the 'onnx' extra: pip install 'skmtl[onnx]'.") from exc
+    raise ImportError("skmtl.onnx needs the 'onnx' extra: pip install '.[onnx]' in the "
+                      "repository.") from exc
 from sklearn.utils.validation import check_is_fitted
 
 from . import __version__

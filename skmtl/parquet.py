@@ -1,6 +1,6 @@
 """Train on and predict Parquet data bigger than memory, streamed with pyarrow.
 
-Needs the ``parquet`` extra (``pip install skmtl[parquet]``, i.e. pyarrow).
+Needs the ``parquet`` extra (``pip install ".[parquet]"`` in the repository, i.e. pyarrow).
 Training goes through the estimators' :meth:`partial_fit`: each frame of
 ``batch_rows`` rows is one call, so every categorical column needs a
 vocabulary known in advance (``categories``, for which
@@ -26,7 +26,8 @@ def _pyarrow():
         import pyarrow.dataset
         import pyarrow.parquet  # noqa: F401
     except ImportError:
-        raise ImportError("skmtl.parquet needs pyarrow: pip install 'skmtl[parquet]'.") from None
+        raise ImportError("skmtl.parquet needs pyarrow: pip install '.[parquet]' in the "
+                          "repository.") from None
     return pyarrow
 
 
@@ -278,7 +279,9 @@ def predict_parquet(estimator, source, destination, *, batch_rows=65_536, keep_c
     probability of the positive class of a binary task, or
     ``proba_<task>_<class>`` per class of a multiclass one; for a regressor
     ``prediction_<task>``. ``keep_columns`` are copied from the input (ids,
-    say) and are not features.
+    say; they may be features too). A model fitted on named columns reads
+    only those (and the kept ones) from the input; one fitted on an array
+    reads every column but the kept ones, in order.
 
     Parameters
     ----------
@@ -310,11 +313,17 @@ def predict_parquet(estimator, source, destination, *, batch_rows=65_536, keep_c
     check_is_fitted(estimator)
     keep_columns = list(keep_columns)
     check_kept_columns(estimator, keep_columns)
+    names = getattr(estimator, "feature_names_in_", None)
+    columns = None
+    if names is not None:
+        columns = list(dict.fromkeys([*keep_columns, *names]))
+        _check_columns(_dataset(source), columns)
     writer = None
     try:
-        for frame in iter_frames(source, batch_rows=batch_rows):
+        for frame in iter_frames(source, columns, batch_rows=batch_rows):
             output = frame[keep_columns].reset_index(drop=True)
-            features = frame.drop(columns=keep_columns)
+            features = (frame[list(names)] if names is not None
+                        else frame.drop(columns=keep_columns))
             for name, values in prediction_columns(estimator, features):
                 output[name] = values
             table = pa.Table.from_pandas(output, preserve_index=False)

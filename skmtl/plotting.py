@@ -4,7 +4,7 @@ Each display is built by ``from_estimator(...)`` (which also draws it) or by
 its constructor from values already computed, and drawn by ``plot(ax=...)``;
 ``plot`` returns the display, with the axes in ``ax_``, the figure in
 ``figure_`` and the drawn artists in attributes ending in ``_``. Needs
-matplotlib (the ``plot`` extra: ``pip install "skmtl[plot]"``).
+matplotlib (the ``plot`` extra: ``pip install ".[plot]"`` in the repository).
 """
 
 import numpy as np

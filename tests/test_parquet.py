@@ -57,6 +57,13 @@ def test_parquet_categories_reads_the_whole_data_set(folder):
     assert categories["shop"] == list(range(30))
 
 
+def _without(path, column, folder):
+    """A copy of the Parquet file ``path`` without ``column``."""
+    copy = folder / f"without_{column}.parquet"
+    pq.write_table(pq.read_table(path).drop([column]), copy)
+    return copy
+
+
 def test_fit_and_predict_parquet(folder, tmp_path):
     path, frame = folder
     model = MMOEClassifier(categorical_features=["color", "shop"], random_state=0,
@@ -80,6 +87,14 @@ def test_fit_and_predict_parquet(folder, tmp_path):
     np.testing.assert_array_equal(written["row_id"], np.arange(1000))
     np.testing.assert_allclose(written["proba_t1"], proba[0][:, 1], rtol=1e-6)
     np.testing.assert_allclose(written["proba_t2"], proba[1][:, 1], rtol=1e-6)
+    # a feature kept beside the scores (an id to join on) is still a feature; other
+    # columns of the input are not read
+    predict_parquet(model, test_path, out, keep_columns=["shop"])
+    written = pq.read_table(out).to_pandas()
+    assert list(written.columns) == ["shop", "proba_t1", "proba_t2"]
+    np.testing.assert_allclose(written["proba_t1"], proba[0][:, 1], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"Columns \['num_b'\] are not in the Parquet"):
+        predict_parquet(model, _without(test_path, "num_b", tmp_path), out)
 
 
 def test_fit_parquet_with_hashing_and_a_regressor(folder, tmp_path):

@@ -139,18 +139,8 @@ class MultiTaskSquaredLoss(_PerTaskLoss):
 
 
 class _FunnelLoss(_PerTaskLoss):
-    """A funnel's per-stage losses, optionally with ESCM²'s counterfactual risk.
-
-    Parameters
-    ----------
-    counterfactual : {None, "ips", "dr"}, default=None
-        Add ``counterfactual_weight`` times the IPS or DR risk of each later
-        stage's conditional probability to that stage's loss (see
-        :mod:`skmtl.nn.counterfactual`). ``"dr"`` needs the network's
-        imputation towers.
-    counterfactual_weight : float, default=0.3
-    propensity_clip : float, default=0.2
-    """
+    """A funnel's per-stage losses, optionally with ESCM²'s counterfactual risk (parameters
+    in :class:`EntireSpaceLoss`)."""
 
     def __init__(self, counterfactual=None, counterfactual_weight=0.3, propensity_clip=0.2):
         super().__init__()
@@ -175,8 +165,19 @@ class EntireSpaceLoss(_FunnelLoss):
 
     For two stages this is ``BCE(click, pCTR) + BCE(click & conversion, pCTCVR)``
     over every impression; the conditional (CVR) probability is not
-    supervised directly, unless a ``counterfactual`` risk is added (see
-    :class:`_FunnelLoss` for the parameters).
+    supervised directly, unless a ``counterfactual`` risk is added.
+
+    Parameters
+    ----------
+    counterfactual : {None, "ips", "dr"}, default=None
+        Add ``counterfactual_weight`` times the IPS or DR risk of each later
+        stage's conditional probability to that stage's loss (see
+        :mod:`skmtl.nn.counterfactual`). ``"dr"`` needs the network's
+        imputation towers.
+    counterfactual_weight : float, default=0.3
+    propensity_clip : float, default=0.2
+        Propensities (the model's probability of reaching the previous
+        stage) below it are raised to it.
 
     Examples
     --------

@@ -96,8 +96,9 @@ class OMoE(_MixtureOfExperts):
     """One-gate Mixture-of-Experts: a single softmax gate shared by every task.
 
     The baseline of the MMoE paper: every task's tower reads the same
-    mixture of the experts. Parameters as :class:`MMoE`; :meth:`gate_weights`
-    has one gate, shape ``(batch, 1, n_experts)``.
+    mixture of the experts. Parameters as :class:`MMoE`, but ``expert_units``
+    defaults to ``(64,)``; :meth:`gate_weights` has one gate, shape
+    ``(batch, 1, n_experts)``.
 
     Examples
     --------
