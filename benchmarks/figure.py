@@ -58,6 +58,11 @@ def plot(records, path):
         fit = [np.mean([r["fit_seconds"] for r in ok[k]]) for k in keys]
         ax_fit.barh(y, fit, color="gray")
         ax_fit.set_xscale("log")
+        # a contender that fits nothing (the true probabilities) would stretch the axis
+        # over decades: it is left below the axis' start
+        fitted = [f for f in fit if f >= 0.01]
+        if fitted:
+            ax_fit.set_xlim(left=min(fitted) / 2)
         ax_fit.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         ax_fit.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax_fit.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -84,7 +89,10 @@ def main(argv=None):
             records = json.load(f)
     except (OSError, json.JSONDecodeError) as exc:
         parser.error(f"cannot read the records {str(args.records)!r}: {exc}")
-    plot(records, args.figure)
+    try:
+        plot(records, args.figure)
+    except ValueError as exc:  # nothing to draw
+        parser.error(f"{args.records}: {exc}")
     print(f"Written to {args.figure}")
     return 0
 

@@ -141,8 +141,9 @@ def run_worker(contender, seed, args, log_dir):
         record = {"status": "failed",
                   "error": f"worker exited with {returncode} after "
                            f"{time.perf_counter() - start:.0f} s: {' / '.join(tail)}"}
-    record.update({"contender": contender.key, "dataset": contender.dataset, "seed": seed,
-                   "log": str(log_path)})
+    record.update({"contender": contender.key, "dataset": contender.dataset, "seed": seed})
+    if args.log_dir:  # a temporary folder's logs are gone after the run
+        record["log"] = str(log_path)
     return record
 
 
@@ -195,7 +196,8 @@ def run_suite(args, print_fn=print, on_record=None):
         return render(records, meta)
 
     with tempfile.TemporaryDirectory(prefix="skmtl-bench-") as tmp:
-        log_dir = Path(args.log_dir) if args.log_dir else Path(tmp)
+        # absolute: the workers run in the repository root
+        log_dir = Path(args.log_dir).resolve() if args.log_dir else Path(tmp)
         log_dir.mkdir(parents=True, exist_ok=True)
         for done, (seed, dataset, contender) in enumerate(jobs, start=1):
             if done == 1 or (seed, dataset) != jobs[done - 2][:2]:

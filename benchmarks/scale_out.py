@@ -148,17 +148,34 @@ def _streaming_estimator(epochs, schedule="constant", early_stopping=False):
 
 
 def write_folder(folder, n_rows):
-    """``n_rows`` rows of ``make_frame`` as Parquet files of 500,000 rows each."""
+    """``n_rows`` rows of ``make_frame`` as Parquet files of 500,000 rows each.
+
+    Written into a temporary folder renamed to ``folder`` once complete, so
+    that an interrupted write leaves no folder a later run would take as
+    whole.
+    """
+    import shutil
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from .speed import make_frame
 
-    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
     for k, start in enumerate(range(0, n_rows, STREAM_CHUNK_ROWS)):
         X, Y = make_frame(min(STREAM_CHUNK_ROWS, n_rows - start), seed=k + 1)
         table = pa.Table.from_pandas(X.assign(a=Y["a"], b=Y["b"]), preserve_index=False)
-        pq.write_table(table, folder / f"part-{k:04d}.parquet")
+        pq.write_table(table, partial / f"part-{k:04d}.parquet")
+    partial.rename(folder)
+
+
+def _folder_rows(folder):
+    """The number of rows of the Parquet files in ``folder``."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in folder.glob("*.parquet"))
 
 
 def _test_auc(model):
@@ -214,6 +231,9 @@ def streaming(sizes, epochs, folder):
     records = []
     for n_rows in sorted(sizes):
         path = Path(folder) / f"rows-{n_rows}"
+        if path.exists() and _folder_rows(path) != n_rows:
+            raise SystemExit(f"{path} holds {_folder_rows(path):,} rows, not {n_rows:,}; "
+                             "delete it (or give another --folder) to have it written anew.")
         if not path.exists():
             write_folder(path, n_rows)
         runs = [("streamed (fit_parquet)", "measure_streamed", {})]

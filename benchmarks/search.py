@@ -150,8 +150,10 @@ COLUMNS = ("auc income_50k", "auc never_married", "census fit s", "fit / hgb", "
 
 
 def _summary(records):
+    """Mean and sample standard deviation (as the rest of the suite) of every column."""
     keys = [k for k in COLUMNS if k in records[0]]
-    return {k: (np.mean([r[k] for r in records]), np.std([r[k] for r in records]))
+    return {k: (np.mean([r[k] for r in records]),
+                np.std([r[k] for r in records], ddof=1) if len(records) > 1 else None)
             for k in keys}
 
 
@@ -163,18 +165,22 @@ def _cell(key, stats):
         return f"{mean:.1f}"
     if key.endswith(" s") or key == "fit / hgb":
         return f"{mean:.2f}"
-    return f"{mean:.4f} ± {std:.4f}"
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.search",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="the splits (and estimators' seeds) to average over "
+                             "(default: 0 1 2)")
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES),
                         help="names of CANDIDATES to run (default: all)")
     parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=list(PROBLEMS),
                         help="the problems to fit each candidate on (default: all; census "
                              "always, as the gradient boosting reference)")
-    parser.add_argument("--output", default="benchmarks/search.md")
+    parser.add_argument("--output", default="benchmarks/search.md",
+                        help="the markdown table to write (default: %(default)s)")
     args = parser.parse_args(argv)
     unknown = set(args.candidates) - set(CANDIDATES)
     if unknown:

@@ -264,7 +264,7 @@ def speed_report(records, title):
     last = records[-1]
     rows.append([f"throughput, {last['rows']:,} rows"] + [
         f"{last['rows'] / last[c] / 1e3:,.0f} k rows/s ({last['predict_proba'] / last[c]:.2f}×)"
-        for c in contenders] + [f"{last['onnx_inputs']:.1f} s"])
+        for c in contenders] + [f"{last['onnx_inputs'] * 1e3:,.0f} ms"])
     header = ["", "predict_proba (category columns)", "predict_proba (string columns)",
               "onnxruntime", "onnxruntime, 1 thread", "torch module (pre-encoded)",
               "onnx_inputs (DataFrame → inputs)"]

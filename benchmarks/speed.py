@@ -190,7 +190,8 @@ def run(name, threads=None, **kwargs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=positive_int, default=1_000_000)
     parser.add_argument("--memory-rows", type=positive_int, default=2_000_000)
     parser.add_argument("--encodings", nargs="+",

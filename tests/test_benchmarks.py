@@ -427,6 +427,22 @@ def test_scale_out_streaming_on_tiny_data(tmp_path, capsys):
     for row in rows:
         assert float(row["rows/s"].replace(",", "")) > 0
         assert 0.5 < float(row["test AUC a"]) <= 1.0
+    # a folder of another size under that name (an interrupted write, say) is not taken
+    (tmp_path / "rows-20000").rename(tmp_path / "rows-30000")
+    with pytest.raises(SystemExit, match="holds 20,000 rows, not 30,000"):
+        scale_out.streaming([30000], 1, tmp_path)
+
+
+def test_figure_without_a_successful_run_is_a_usage_error(tmp_path, capsys):
+    from benchmarks import figure
+
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps([{"contender": "skmtl", "dataset": "census", "seed": 0,
+                                    "status": "failed", "error": "boom"}]))
+    with pytest.raises(SystemExit) as exit_info:
+        figure.main([str(records), str(tmp_path / "figure.png")])
+    assert exit_info.value.code == 2
+    assert "no successful run to plot" in capsys.readouterr().err
 
 
 def test_scale_out_dask_search_on_tiny_data(capsys):
