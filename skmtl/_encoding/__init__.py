@@ -12,6 +12,5 @@ from ._numeric import BIN_STRATEGIES, NUMERIC_ENCODINGS, NumericEncoding
 from ._tabular import TabularEncoder, check_features
 
 __all__ = ["BIN_STRATEGIES", "MAX_HASH_BUCKETS", "NUMERIC_ENCODINGS", "UNKNOWN_CODE",
-           "NumericEncoding",
-           "TabularEncoder", "array_from_json", "array_to_json", "check_features",
-           "check_targets", "encode_labels", "known_labels", "label_classes"]
+           "NumericEncoding", "TabularEncoder", "array_from_json", "array_to_json",
+           "check_features", "check_targets", "encode_labels", "known_labels", "label_classes"]
