@@ -17,7 +17,6 @@ from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
-from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
 
 from ._encoding import (BIN_STRATEGIES, MAX_HASH_BUCKETS, NUMERIC_ENCODINGS, UNKNOWN_CODE,
@@ -26,8 +25,8 @@ from ._encoding import (BIN_STRATEGIES, MAX_HASH_BUCKETS, NUMERIC_ENCODINGS, UNK
                         label_classes)
 from . import _distributed, _persistence
 from ._optim import Adam, fused_adam_supported
-from ._training import (BatchIterator, LearningRateSchedule, MultiTaskNet, TensorData,
-                        rank_zero_sink)
+from ._training import (BatchIterator, BestWeightsEarlyStopping, LearningRateSchedule,
+                        MultiTaskNet, TensorData, rank_zero_sink)
 from .nn import (MultiTaskLoss, MultiTaskSquaredLoss, PeriodicEmbedding,
                  PiecewiseLinearEmbedding)
 from .nn.weighting import LOSS_WEIGHTINGS
@@ -237,10 +236,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 self._check_distributed(warm)
             X, columns, task_names, single_output = self._checked_input(X, y)
             n_samples = X.shape[0]
-            if warm and (task_names != self.task_names_ or single_output != self._single_output):
-                raise ValueError(
-                    f"warm_start refit needs the same tasks as the first fit: "
-                    f"{self.task_names_}, got {task_names}.")
+            if warm:
+                self._check_same_tasks(task_names, single_output, "warm_start refit")
             if not warm:
                 self._tower_units_per_task(task_names)  # check the names before any work
             task_weights = self._task_weights(task_names)
@@ -323,6 +320,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         if ranks:
             seed += ranks[0]  # each rank shuffles its shard its own way
         callbacks = self._callbacks(valid, steps_per_epoch, early_stopping)
+        epochs_before = len(self.net_.history) if warm else 0
 
         with _torch_seed(seed, self.device):
             if warm:
@@ -351,11 +349,12 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 # the split holds the validation rows: not to be kept (or pickled) with the model
                 net.train_split = None
         if net.interrupted_:
-            kept = ("the latest weights" if not early_stopping else
-                    f"the best weights by {self._monitored(valid)}")
+            completed = len(net.history) - epochs_before
+            kept = (f"the best weights by {self._monitored(valid)}"
+                    if early_stopping and completed else "the latest weights")
             warnings.warn(
-                f"fit was interrupted after {len(net.history)} complete epoch(s); the model "
-                f"is usable and keeps {kept}.", TrainingInterruptedWarning, stacklevel=2)
+                f"fit was interrupted after {completed} complete epoch(s); the model is "
+                f"usable and keeps {kept}.", TrainingInterruptedWarning, stacklevel=2)
         self._set_fitted(encoder, net, task_names, target_state, single_output)
         return self
 
@@ -399,14 +398,12 @@ class MultiTaskEstimatorBase(BaseEstimator):
         X, columns, task_names, single_output = self._checked_input(X, y, require_known=first)
         n_samples = X.shape[0]
         if not first:
-            if task_names != self.task_names_ or single_output != self._single_output:
-                raise ValueError(f"partial_fit needs the same tasks in every chunk: "
-                                 f"{self.task_names_}, got {task_names}.")
+            self._check_same_tasks(task_names, single_output, "partial_fit")
             if classes is not None and not _same_classes(classes, self._target_state(),
                                                          single_output):
                 raise ValueError("classes differ from those of the first partial_fit call; "
                                  "the classes are fixed by the first call.")
-            self._check_network_unchanged()
+            self._check_network_unchanged("partial_fit")
         else:
             self._tower_units_per_task(task_names)
         task_weights = self._task_weights(task_names)
@@ -598,15 +595,27 @@ class MultiTaskEstimatorBase(BaseEstimator):
         return {name: copy.deepcopy(getattr(self, name))
                 for name in self._NETWORK_PARAMS + self._MODEL_NETWORK_PARAMS}
 
-    def _check_network_unchanged(self):
+    def _check_network_unchanged(self, continuing="warm_start"):
         changed = [f"{name} was {fitted!r} and is now {now!r}"
                    for (name, fitted), now in zip(self._fitted_network_params.items(),
                                                   self._network_params().values())
                    if _persistence.json_value(fitted) != _persistence.json_value(now)]
         if changed:
+            restart = ("fit with warm_start=False" if continuing == "warm_start" else
+                       "fit anew (fit with warm_start=False)")
             raise ValueError(
-                "warm_start continues with the fitted encoder and network, but "
-                + "; ".join(changed) + ". Set them back, or fit with warm_start=False.")
+                f"{continuing} continues with the fitted encoder and network, but "
+                + "; ".join(changed) + f". Set them back, or {restart}.")
+
+    def _check_same_tasks(self, task_names, single_output, continuing):
+        """Raise unless ``y`` has the fitted tasks, as a 1-D or 2-D ``y`` alike."""
+        if task_names != self.task_names_:
+            raise ValueError(f"{continuing} needs the same tasks as the fit it continues: "
+                             f"{self.task_names_}, got {task_names}.")
+        if single_output != self._single_output:
+            fitted, given = ("1-D", "2-D") if self._single_output else ("2-D", "1-D")
+            raise ValueError(f"{continuing} needs y shaped as in the fit it continues: a "
+                             f"{fitted} y, got a {given} one.")
 
     def _tower_units_per_task(self, task_names):
         """``tower_units`` resolved to one tuple of widths per task."""
@@ -810,7 +819,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
             self.learning_rate_schedule, self.learning_rate, steps))]
         if early_stopping:
             by_score = valid is not None and self.scoring != "loss"
-            callbacks.append(("early_stopping", EarlyStopping(
+            callbacks.append(("early_stopping", BestWeightsEarlyStopping(
                 monitor=(f"valid_{self.scoring}" if by_score else
                          "train_loss" if valid is None else "valid_loss"),
                 lower_is_better=not by_score,

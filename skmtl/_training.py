@@ -141,6 +141,25 @@ class EpochTable(PrintLog):
             self.on_epoch_end(net, **kwargs)
 
 
+class BestWeightsEarlyStopping(EarlyStopping):
+    """skorch's ``EarlyStopping``, restoring the best weights after an interrupted epoch too.
+
+    An epoch cut short by an interrupt is dropped from the history
+    (:meth:`MultiTaskNet.fit_loop`), so the last complete epoch may be the
+    best one while the module holds the cut epoch's weights: skorch, which
+    restores only when the best epoch is not the last, would keep them (and
+    with no complete epoch at all it fails on the empty history).
+    """
+
+    def on_train_end(self, net, **kwargs):
+        if not self.load_best or self.best_model_weights_ is None:
+            return  # no epoch of this fit completed: the latest weights stay
+        net.module_.load_state_dict(self.best_model_weights_)
+        if self.best_epoch_ != net.history[-1, "epoch"]:
+            self._sink(f"Restoring best model from epoch {self.best_epoch_}.",
+                       verbose=net.verbose)
+
+
 def _not_rank_zero():
     rank_and_size = _distributed.world()
     return rank_and_size is not None and rank_and_size[0] != 0

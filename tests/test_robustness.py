@@ -91,6 +91,10 @@ def test_wrong_task_count_for_the_model(tasks):
     model = MMOEClassifier(warm_start=True, **FAST).fit(X, Y)
     with pytest.raises(ValueError, match="same tasks"):
         model.fit(X, Y.assign(t3=Y["t1"]))
+    one = MMOEClassifier(warm_start=True, **FAST).fit(X, Y["t1"])  # a 1-D y: task 't1'
+    with pytest.raises(ValueError, match="needs y shaped as in the fit it continues: a 1-D y, "
+                                         "got a 2-D one"):
+        one.fit(X, Y[["t1"]])
     with pytest.raises(ValueError, match="at least 2"):
         ESMMClassifier(**FAST).fit(X, funnel[["click"]])
 
@@ -310,6 +314,40 @@ def test_keyboard_interrupt_keeps_best_weights(tasks, monkeypatch, validation_se
         loss = model.net_.criterion_(model.net_.module_.eval()(**features), target).sum()
     assert loss.item() == pytest.approx(min(model.history_[:, "valid_loss"]), rel=1e-4)
     assert np.all(np.isfinite(model.predict_proba(X)[0]))
+
+
+def test_keyboard_interrupt_when_the_best_epoch_is_the_last_complete_one(
+        tasks, monkeypatch, validation_sets):
+    # a small learning rate: every epoch improves, so the best is the last complete one,
+    # and the epoch cut short must not leave its weights in the model
+    X, Y, _ = tasks
+    _interrupt_after(monkeypatch, 29 * 2 + 10)
+    model = MMOEClassifier(early_stopping=True, max_epochs=50, batch_size=64,
+                           learning_rate=1e-3, n_iter_no_change=50, random_state=0)
+    with pytest.warns(TrainingInterruptedWarning, match="after 2 complete epoch.*best weights"):
+        model.fit(X, Y)
+    assert np.argmin(model.history_[:, "valid_loss"]) == 1
+    (valid,) = validation_sets
+    with torch.no_grad():
+        features, (target, _) = valid.batch(slice(None))
+        loss = model.net_.criterion_(model.net_.module_.eval()(**features), target).sum()
+    assert loss.item() == pytest.approx(model.history_[-1, "valid_loss"], rel=1e-5)
+
+
+def test_keyboard_interrupt_in_the_first_epoch_keeps_a_usable_model(tasks, monkeypatch):
+    X, Y, _ = tasks
+    _interrupt_after(monkeypatch, 3)
+    model = MMOEClassifier(early_stopping=True, max_epochs=5, batch_size=64, random_state=0)
+    with pytest.warns(TrainingInterruptedWarning, match="after 0 complete epoch.*latest weights"):
+        model.fit(X, Y)
+    assert model.n_iter_ == 0 and np.all(np.isfinite(model.predict_proba(X)[0]))
+    # a warm fit counts its own epochs
+    monkeypatch.undo()
+    model.set_params(warm_start=True, max_epochs=2).fit(X, Y)
+    _interrupt_after(monkeypatch, 29 + 5)
+    with pytest.warns(TrainingInterruptedWarning, match="after 1 complete epoch"):
+        model.fit(X, Y)
+    assert model.n_iter_ == 3
 
 
 def test_early_stopping_is_not_reported_as_an_interrupt(tasks, recwarn):
