@@ -1,6 +1,7 @@
 """Command line: ``python -m skmtl demo``."""
 
 import argparse
+import os
 import sys
 
 DEMO = ("fit MMoE on Census-Income beside single-task models, gradient boosting and the "
@@ -34,6 +35,10 @@ def main(argv=None):
     demo.add_argument("--random-state", type=_seed, default=0,
                       help="seed of the splits and the models (default: %(default)s)")
     args = parser.parse_args(argv)
+    try:  # before a minute of training, not after it
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as exc:
+        demo.error(f"--output {args.output!r} cannot be a folder for the results ({exc}).")
 
     from ._demo import run_demo
     run_demo(args.output, data_home=args.data_home, download=not args.no_download,

@@ -11,6 +11,7 @@ Run it with ``python -m skmtl demo``. Where the real data cannot be had
 generators of :mod:`skmtl.datasets` instead.
 """
 
+import os
 import time
 from pathlib import Path
 
@@ -48,7 +49,13 @@ def run_demo(output_dir="skmtl-demo-output", data_home=None, download=True, rand
         "serving": {...} or None, "plots": [paths]}``.
     """
     output_dir = Path(output_dir).resolve()
-    print_fn(f"skmtl demo — data home: {get_data_home(data_home)}")
+    home = get_data_home(data_home)
+    print_fn(f"skmtl demo — data home: {home}")
+    if not os.path.isdir(home):
+        given = "--data-home" if data_home is not None else (
+            "SKMTL_DATA" if os.environ.get("SKMTL_DATA") else None)
+        print_fn(f"({home} does not exist{f', though {given} names it' if given else ''}: "
+                 "check the path, or let the demo download the data sets there.)")
     load = dict(data_home=data_home, download_if_missing=download)
     mmoe_rows, family_rows, mmoe_curves, (mmoe, X_test) = _mmoe_on_census(load, random_state,
                                                                          print_fn)

@@ -170,6 +170,20 @@ def test_fetch_file_checksum_mismatch_leaves_nothing(tmp_path, http_url):
     assert _files_under(tmp_path) == []
 
 
+def test_failed_download_leaves_no_folders_behind(tmp_path, http_url):
+    # the folders made to hold the download go again when it fails
+    remote = RemoteFile("good.bin", f"{http_url}/good", "0" * 64)
+    with pytest.raises(OSError, match="Checksum mismatch"):
+        fetch_file(remote, tmp_path / "home" / "census-income")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_coat_with_a_file_for_a_data_home(tmp_path):
+    (tmp_path / "home").write_text("not a folder")
+    with pytest.raises(OSError, match="is not a writable folder"):
+        fetch_coat(data_home=tmp_path / "home")
+
+
 def test_fetch_file_truncated_transfer_leaves_nothing(tmp_path, http_url):
     remote = RemoteFile("truncated.bin", f"{http_url}/truncated", None)
     with pytest.raises(OSError, match="interrupted") as excinfo:

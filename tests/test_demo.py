@@ -49,6 +49,20 @@ def test_demo_falls_back_to_synthetic_data(one_epoch, tmp_path):
     assert results["serving"]["max difference"] < 1e-5
 
 
+def test_demo_says_when_its_data_home_does_not_exist(one_epoch, tmp_path, monkeypatch):
+    lines = []
+    monkeypatch.setenv("SKMTL_DATA", str(tmp_path / "typo"))
+    _demo.run_demo(tmp_path / "out", download=False, print_fn=lines.append)
+    assert f"({tmp_path / 'typo'} does not exist, though SKMTL_DATA names it" in "\n".join(lines)
+
+
+def test_demo_refuses_an_output_that_is_a_file_before_any_work(tmp_path, capsys):
+    (tmp_path / "results").write_text("")
+    with pytest.raises(SystemExit):
+        main(["demo", "--output", str(tmp_path / "results")])
+    assert "--output" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("seed, message", [("-1", "must be between 0 and 2**32 - 1; got -1"),
                                            ("x", "not an integer: 'x'")])
 def test_demo_refuses_a_bad_seed_before_any_work(seed, message, capsys):

@@ -173,6 +173,8 @@ def _download(remote, path):
     logger.info("Downloading %s to %s", remote.url, path)
     folder = path.parent
     tmp_path = folder / f".{path.name}.{uuid.uuid4().hex}.part"
+    # the folders made for this download, removed again if it fails
+    created = [parent for parent in (folder, *folder.parents) if not parent.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         # "xb" honours the umask (unlike tempfile.mkstemp, which makes 0600).
@@ -196,6 +198,11 @@ def _download(remote, path):
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
+        for parent in created:  # innermost first; only if still empty
+            try:
+                parent.rmdir()
+            except OSError:
+                break
         raise
 
 

@@ -267,8 +267,15 @@ def _download_and_extract(folder, names):
     final name is always complete and verified.
     """
     data_home = folder.parent
-    data_home.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".coat-download-", dir=data_home))
+    try:
+        data_home.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".coat-download-", dir=data_home))
+    except OSError as exc:
+        raise OSError(
+            f"The Coat files are not in {folder} and cannot be downloaded there: the data "
+            f"home {data_home} is not a writable folder ({exc}). Point the SKMTL_DATA "
+            "environment variable (or the `data_home` argument) at a writable folder or at "
+            "one that already holds the data.") from exc
     try:
         try:
             archive = fetch_file(_ARCHIVE, work)
