@@ -1065,7 +1065,12 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
             total = weights.sum(axis=0)
             mean = (weights * filled).sum(axis=0) / total
             scale = np.sqrt((weights * (filled - mean) ** 2).sum(axis=0) / total)
-        scale[scale == 0] = 1.0  # a constant target stays constant
+            counted = np.where(weights > 0, values, np.inf)
+            low = counted.min(axis=0)
+            high = np.where(weights > 0, values, -np.inf).max(axis=0)
+        # a constant target stays constant (exactly: a float mean's rounding leaves a spread)
+        constant = low == high
+        mean[constant], scale[constant | (scale == 0)] = low[constant], 1.0
         return mean, scale
 
     def _agreed_target_state(self, states, task_names):

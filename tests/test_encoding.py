@@ -67,14 +67,19 @@ def test_piecewise_linear_positions_and_range():
     np.testing.assert_allclose(_encoded_numeric(encoder, outside)[:, 0], [0, 0, 0.5, 2.4, 4, 4])
 
 
+@pytest.mark.parametrize("value", [3.0, 0.3])
 @pytest.mark.parametrize("encoding", NUMERIC_ENCODINGS)
-def test_constant_columns(encoding):
-    X = pd.DataFrame({"c": np.full(50, 3.0), "x": np.arange(50.0)})
+def test_constant_columns(encoding, value):
+    # 0.3 summed 50 times is not 50 * 0.3: the standard encoding saw a spread of 1e-17 and
+    # put a value 0.01 away at 1e14
+    X = pd.DataFrame({"c": np.full(50, value), "x": np.arange(50.0)})
     encoder = TabularEncoder(numeric_encoding=encoding).fit(X)
-    encoded = _encoded_numeric(encoder, X.assign(c=[3.0] * 49 + [7.0]))
+    encoded = _encoded_numeric(encoder, X.assign(c=[value] * 49 + [value + 4.0]))
     assert np.all(np.isfinite(encoded))
     if encoding != "passthrough":
         assert np.ptp(encoded[:49, 0]) == 0
+    if encoding == "standard":
+        np.testing.assert_array_equal(encoded[[0, -1], 0], [0.0, 4.0])
     if encoding == "piecewise_linear":
         assert encoder.numeric_.n_bins_[0] == 0 and encoded[-1, 0] == 0
 

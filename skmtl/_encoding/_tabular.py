@@ -507,18 +507,31 @@ class _RowReader:
             raise ValueError(" ".join(problems))
 
     def numeric_moments(self, sample_weight=None):
-        """Weighted mean and standard deviation (float64) of each numeric column."""
+        """Weighted mean and standard deviation (float64) of each numeric column.
+
+        A column constant over the rows of positive weight has its value for
+        mean and exactly 0 for deviation (the rounding of a float mean, 0.3
+        summed ten times, would leave a spread of 1e-17).
+        """
         self.check_numeric_finite()
         weight_total = 0.0
         total = np.zeros(len(self._numeric))
+        low, high = np.full(len(self._numeric), np.inf), np.full(len(self._numeric), -np.inf)
         for values, weight in self._weighted_blocks(sample_weight):
             total += weight @ values
             weight_total += weight.sum()
+            counted = values[weight > 0]
+            if len(counted):
+                low = np.minimum(low, counted.min(axis=0))
+                high = np.maximum(high, counted.max(axis=0))
         mean = total / weight_total
         squares = np.zeros(len(self._numeric))
         for values, weight in self._weighted_blocks(sample_weight):
             squares += weight @ (values - mean) ** 2
-        return mean, np.sqrt(squares / weight_total)
+        deviation = np.sqrt(squares / weight_total)
+        constant = low == high
+        mean[constant], deviation[constant] = low[constant], 0.0
+        return mean, deviation
 
     def numeric_sample(self, rows):
         """The numeric values (float64) of rows ``rows``, shape ``(len(rows), n_numeric)``."""
