@@ -8,8 +8,10 @@ import torch
 from torch import nn
 
 import skmtl.nn
-from skmtl.nn import (ESMM, MLP, EntireSpaceLoss, ExpertBank, FeatureEmbedding, MMoE,
-                      MultiTaskLoss, TaskGates, entire_space_log_proba)
+from skmtl.nn import (AITM, ESMM, MLP, PLE, EntireSpaceLoss, ExpertBank, FeatureEmbedding, MMoE,
+                      MultiTaskLoss, PeriodicEmbedding, PiecewiseLinearEmbedding, SharedBottom,
+                      TaskGates, entire_space_log_proba)
+from skmtl.nn.weighting import GradNorm, split_parameters
 
 
 def test_nn_does_not_import_sklearn_or_skorch():
@@ -226,3 +228,53 @@ def test_feature_embedding_checks_its_padding_codes():
         FeatureEmbedding([4, 3], n_numeric=0, embedding_dim=2, padding_codes=[4, 0])
     with pytest.raises(ValueError, match=r"padding_codes must give one code per column"):
         FeatureEmbedding([4, 3], n_numeric=0, embedding_dim=2, padding_codes=[0])
+
+
+def test_inputs_of_the_wrong_width_are_refused_not_broadcast():
+    # one code column against two would broadcast: column 0's code read as column 1's too
+    net = MMoE([5, 3], 2, [1, 1])
+    with pytest.raises(ValueError, match="expected 2 categorical and 2 numeric columns; got 1"):
+        net(torch.randint(0, 3, (4, 1)), torch.randn(4, 2))
+    with pytest.raises(ValueError, match="expected 2 features; got 1"):
+        PiecewiseLinearEmbedding([3, 3], 4)(torch.rand(5, 1))
+    with pytest.raises(ValueError, match="expected 2 features; got 1"):
+        PeriodicEmbedding(2, 4)(torch.rand(5, 1))
+    with pytest.raises(ValueError, match="embeds 2 features, but n_numeric=1"):
+        FeatureEmbedding([5], 1, 4, numeric_embedding=PiecewiseLinearEmbedding([3, 3], 4))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: MMoE([5, 3], 2, [1, 2]), lambda: PLE([5, 3], 2, [1, 1], n_levels=2),
+    lambda: SharedBottom([5, 3], 2, [1, 1]), lambda: ESMM([5, 3], 2, 3),
+    lambda: AITM([5, 3], 2, 3),
+    lambda: MMoE([5, 3], 2, [1, 1], numeric_embedding=PeriodicEmbedding(2, 4)),
+])
+def test_a_batch_of_no_rows(make):
+    outputs = make()(torch.zeros(0, 2, dtype=torch.long), torch.zeros(0, 2))
+    for output in outputs if isinstance(outputs, tuple) else (outputs,):
+        assert output.shape[0] == 0
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: MMoE([5], 1, [1], n_experts=0), "n_experts >= 1"),
+    (lambda: MMoE([5], 1, [1], expert_units=(-2,)), "hidden layer of >= 1 units"),
+    (lambda: MMoE([5], 1, [1], tower_units=(0,)), "layer widths must be >= 1"),
+    (lambda: MMoE([5], 1, []), "n_tasks >= 1"),
+    (lambda: PLE([5], 1, [1, 1], n_shared_experts=0, n_task_experts=0), "at least one of them"),
+    (lambda: AITM([5], 1, 2, transfer_units=0), "transfer_units must be >= 1"),
+    (lambda: PeriodicEmbedding(2, 4, n_frequencies=0), "n_frequencies must be >= 1"),
+    (lambda: FeatureEmbedding([], 0, 4), "at least one column"),
+    (lambda: FeatureEmbedding([5], -1, 4), "n_numeric >= 0"),
+])
+def test_bad_network_arguments_are_clear_errors(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_gradnorm_follows_a_float64_network():
+    net = MMoE([5, 3], 2, [1, 1]).double()
+    losses = MultiTaskLoss([1, 1])(net(torch.randint(0, 3, (8, 2)), torch.randn(8, 2).double()),
+                                   torch.randint(0, 2, (8, 2)).double())
+    GradNorm([1.0, 1.0]).backward(losses, *split_parameters(net))
+    assert all(p.grad is not None and p.grad.dtype == torch.float64 for p in net.parameters()
+               if p.requires_grad and p.grad is not None)

@@ -34,6 +34,8 @@ class AdaptiveInformationTransfer(nn.Module):
 
     def __init__(self, input_dim, transfer_units):
         super().__init__()
+        if int(transfer_units) < 1:
+            raise ValueError(f"transfer_units must be >= 1; got {transfer_units}")
         self.transfer_units = int(transfer_units)
         # h1, h2, h3 as one linear map
         self.projections = nn.Linear(input_dim, 3 * self.transfer_units)

@@ -69,6 +69,15 @@ class FeatureEmbedding(nn.Module):
         self.n_categorical = len(cardinalities)
         self.n_numeric = int(n_numeric)
         self.embedding_dim = int(embedding_dim)
+        if self.n_numeric < 0 or self.embedding_dim < 1 or not (self.n_categorical
+                                                                 or self.n_numeric):
+            raise ValueError(f"FeatureEmbedding needs n_numeric >= 0, embedding_dim >= 1 and at "
+                             f"least one column; got {self.n_categorical} categorical, "
+                             f"n_numeric={n_numeric}, embedding_dim={embedding_dim}")
+        embedded = getattr(numeric_embedding, "n_features", self.n_numeric)
+        if numeric_embedding is not None and self.n_numeric and embedded != self.n_numeric:
+            raise ValueError(f"the numeric embedding embeds {embedded} features, but "
+                             f"n_numeric={self.n_numeric}")
         offsets = [0]
         for cardinality in cardinalities[:-1]:
             offsets.append(offsets[-1] + cardinality)
@@ -95,11 +104,17 @@ class FeatureEmbedding(nn.Module):
         categorical : LongTensor of shape (batch, n_categorical)
         numeric : FloatTensor of shape (batch, n_numeric)
         """
+        widths = [None if part is None else part.shape[-1] for part in (categorical, numeric)]
+        if widths[0] not in (None, self.n_categorical) or widths[1] not in (None, self.n_numeric):
+            # a single column would broadcast against the offsets: refuse it
+            raise ValueError(f"expected {self.n_categorical} categorical and {self.n_numeric} "
+                             f"numeric columns; got {widths[0]} and {widths[1]}")
         parts = []
         if self.embedding is not None:
             rows = (categorical + self.offsets).reshape(-1)
             embedded = _gather_rows(self.embedding.weight, rows)
-            parts.append(embedded.view(categorical.shape[0], -1))
+            parts.append(embedded.view(categorical.shape[0],
+                                       self.n_categorical * self.embedding_dim))
         if self.numeric_embedding is not None:
             parts.append(self.numeric_embedding(numeric))
         elif self.n_numeric:
@@ -178,6 +193,10 @@ class MLP(nn.Sequential):
     """
 
     def __init__(self, input_dim, hidden_units, dropout=0.0, output_dim=None):
+        if any(int(units) < 1 for units in hidden_units) or (
+                output_dim is not None and int(output_dim) < 1):
+            raise ValueError(f"layer widths must be >= 1; got hidden_units={list(hidden_units)}"
+                             f", output_dim={output_dim}")
         layers = []
         width = input_dim
         for units in hidden_units:
@@ -227,8 +246,10 @@ class ExpertBank(nn.Module):
     def __init__(self, input_dim, n_experts, hidden_units, dropout=0.0):
         super().__init__()
         hidden_units = [int(u) for u in hidden_units]
-        if not hidden_units:
-            raise ValueError("experts need at least one hidden layer")
+        if not hidden_units or min(hidden_units) < 1 or int(n_experts) < 1:
+            raise ValueError(f"an ExpertBank needs n_experts >= 1 and at least one hidden layer "
+                             f"of >= 1 units; got n_experts={n_experts}, "
+                             f"hidden_units={hidden_units}")
         self.n_experts = int(n_experts)
         # All experts' first layers as one Linear: a single GEMM per batch.
         self.first = nn.Linear(int(input_dim), self.n_experts * hidden_units[0])
@@ -258,7 +279,8 @@ class ExpertBank(nn.Module):
         representation), still one batched product.
         """
         if x.dim() == 2:
-            h = self.first(x).view(x.shape[0], self.n_experts, -1).transpose(0, 1)
+            h = self.first(x).view(x.shape[0], self.n_experts,
+                                   self.first.out_features // self.n_experts).transpose(0, 1)
         else:
             # The first layer's (E * h, in) weight seen as E matrices of (in, h).
             weight = self.first.weight.view(self.n_experts, -1, x.shape[2]).transpose(1, 2)
@@ -295,6 +317,9 @@ class TaskGates(nn.Module):
 
     def __init__(self, input_dim, n_tasks, n_experts):
         super().__init__()
+        if int(n_tasks) < 1 or int(n_experts) < 1:
+            raise ValueError(f"gates need n_tasks >= 1 and n_experts >= 1; got {n_tasks}, "
+                             f"{n_experts}")
         self.n_tasks = int(n_tasks)
         self.n_experts = int(n_experts)
         self.linear = nn.Linear(input_dim, self.n_tasks * self.n_experts)
@@ -370,6 +395,9 @@ class TaskTowers(nn.ModuleList):
 
     def __init__(self, input_dim, tower_units, task_output_dims, dropout=0.0):
         task_output_dims = [int(d) for d in task_output_dims]
+        if not task_output_dims or min(task_output_dims) < 1:
+            raise ValueError(f"towers need at least one task, each with >= 1 outputs; got "
+                             f"task_output_dims={task_output_dims}")
         super().__init__(
             MLP(input_dim, units, dropout, output_dim=dim)
             for units, dim in zip(per_task_units(tower_units, len(task_output_dims)),

@@ -29,7 +29,7 @@ class _PerFeatureLinear(nn.Module):
         """Map ``(batch, n_features, in_dim)`` to ``(batch, n_features * out_dim)``."""
         # (F, B, in) @ (F, in, out) + (F, 1, out)
         h = torch.relu(torch.baddbmm(self.bias, x.transpose(0, 1), self.weight))
-        return h.transpose(0, 1).reshape(x.shape[0], -1)
+        return h.transpose(0, 1).reshape(x.shape[0], self.weight.shape[0] * self.weight.shape[2])
 
 
 class PiecewiseLinearEmbedding(nn.Module):
@@ -86,6 +86,8 @@ class PiecewiseLinearEmbedding(nn.Module):
 
     def forward(self, positions):
         """Embed ``(batch, n_features)`` bin positions."""
+        if positions.shape[-1] != self.n_features:  # one column would broadcast
+            raise ValueError(f"expected {self.n_features} features; got {positions.shape[-1]}")
         # The encoding is 1 on the bins below the position's bin k, the fraction
         # u - k on bin k and 0 above, so its product with a feature's weight is
         # the sum of the weight's rows below k plus the fraction of row k: a
@@ -141,6 +143,9 @@ class PeriodicEmbedding(nn.Module):
 
     def __init__(self, n_features, embedding_dim, n_frequencies=16, sigma=0.5):
         super().__init__()
+        if int(n_features) < 1 or int(embedding_dim) < 1 or int(n_frequencies) < 1:
+            raise ValueError(f"n_features, embedding_dim and n_frequencies must be >= 1; got "
+                             f"{n_features}, {embedding_dim}, {n_frequencies}")
         self.n_features = int(n_features)
         self.frequencies = nn.Parameter(torch.randn(self.n_features, int(n_frequencies)) * sigma)
         self.linear = _PerFeatureLinear(self.n_features, 2 * int(n_frequencies),
@@ -149,5 +154,7 @@ class PeriodicEmbedding(nn.Module):
 
     def forward(self, x):
         """Embed ``(batch, n_features)`` values."""
+        if x.shape[-1] != self.n_features:  # one column would broadcast
+            raise ValueError(f"expected {self.n_features} features; got {x.shape[-1]}")
         angles = (2.0 * math.pi) * x.unsqueeze(-1) * self.frequencies
         return self.linear(torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1))

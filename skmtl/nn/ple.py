@@ -42,6 +42,11 @@ class ExtractionLevel(nn.Module):
     def __init__(self, input_dim, n_tasks, n_shared_experts, n_task_experts, expert_units,
                  dropout, last):
         super().__init__()
+        if int(n_shared_experts) < 0 or int(n_task_experts) < 0 or (
+                int(n_shared_experts) + int(n_task_experts) < 1):
+            raise ValueError(f"a level needs n_shared_experts >= 0 and n_task_experts >= 0, at "
+                             f"least one of them positive; got {n_shared_experts}, "
+                             f"{n_task_experts}")
         self.n_tasks = int(n_tasks)
         self.n_shared = int(n_shared_experts)
         n_experts = self.n_shared + self.n_tasks * int(n_task_experts)

@@ -301,7 +301,8 @@ class GradNorm(_SharedGradientWeighting):
 
     def _shared_gradient(self, gradients, weights, task_losses):
         self._update_balance(task_losses, gradients.norm(dim=1))
-        return weights @ gradients  # the weights in force before the update
+        # the weights in force before the update (in the gradients' dtype: @ does not promote)
+        return weights.to(gradients.dtype) @ gradients
 
     def _update_balance(self, losses, gradient_norms):
         # A task without a known label in the batch has no gradient: it takes
