@@ -77,9 +77,11 @@ COMMON_PARAMETERS = """\
         then embedded by a small linear layer with ReLU per column.
         ``"periodic"``: the column's rank-Gaussian value is embedded by
         learned sines and cosines, then a linear layer with ReLU.
-        ``"quantile"``: the rank-Gaussian value itself (as
+        ``"quantile"``: the rank-Gaussian value itself, the normal quantile
+        of the value's middle rank among the training values (close to
         :class:`~sklearn.preprocessing.QuantileTransformer` with
-        ``output_distribution="normal"``). ``"standard"``: standardised with
+        ``output_distribution="normal"`` on large columns; it differs on
+        small ones and at values many rows share). ``"standard"``: standardised with
         the training mean and standard deviation. ``"passthrough"``: as
         given. Bins and quantiles are learned in ``fit`` (sample-weighted, on
         at most 200,000 rows drawn at random); values outside the training
