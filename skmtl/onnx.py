@@ -219,7 +219,8 @@ def _input_values(values, name, dtype, missing=""):
             return values.to_numpy(dtype=dtype, na_value=np.nan)
         except (TypeError, ValueError):
             numbers = pd.to_numeric(values, errors="coerce")
-            other = values[numbers.isna() & values.notna()].iloc[0]
+            others = values[numbers.isna() & values.notna()]
+            other = others.iloc[0] if len(others) else values.iloc[0]
             raise ValueError(
                 f"Column {name!r} holds values that are not numbers (e.g. {other!r}), which its "
                 f"{dtype} input cannot hold; predict reads such a value in a categorical column "
