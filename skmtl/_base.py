@@ -1065,9 +1065,9 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
             total = weights.sum(axis=0)
             mean = (weights * filled).sum(axis=0) / total
             scale = np.sqrt((weights * (filled - mean) ** 2).sum(axis=0) / total)
-            counted = np.where(weights > 0, values, np.inf)
-            low = counted.min(axis=0)
-            high = np.where(weights > 0, values, -np.inf).max(axis=0)
+            counted = weights > 0
+            low = np.where(counted, values, np.inf).min(axis=0)
+            high = np.where(counted, values, -np.inf).max(axis=0)
         # a constant target stays constant (exactly: a float mean's rounding leaves a spread)
         constant = low == high
         mean[constant], scale[constant | (scale == 0)] = low[constant], 1.0
