@@ -142,11 +142,18 @@ class _RowGather(torch.autograd.Function):
     beats ``F.embedding``, whose dense backward sorts the indices.
     """
 
+    # torch.func's vmap runs forward and backward batched, op by op
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, table, rows):
+    def forward(table, rows):
+        return table.index_select(0, rows)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        table, rows = inputs
         ctx.save_for_backward(rows)
         ctx.table_shape = table.shape
-        return table.index_select(0, rows)
 
     @staticmethod
     def backward(ctx, grad):
