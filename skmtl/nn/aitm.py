@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .esmm import imputation_towers, two_columns
-from .layers import MLP, FeatureEmbedding, per_task_units, softmax
+from .layers import MLP, FeatureEmbedding, per_task_units
 
 
 class AdaptiveInformationTransfer(nn.Module):
@@ -42,10 +42,15 @@ class AdaptiveInformationTransfer(nn.Module):
 
     def forward(self, transferred, own):
         """Combine two ``(batch, input_dim)`` tensors into ``(batch, transfer_units)``."""
-        inputs = torch.stack([transferred, own], dim=1)                       # (B, 2, in)
-        h1, h2, h3 = self.projections(inputs).split(self.transfer_units, dim=2)
-        weights = softmax((h1 * h2).sum(dim=2) / math.sqrt(self.transfer_units))  # (B, 2)
-        return (weights.unsqueeze(2) * h3).sum(dim=1)
+        d = self.transfer_units
+        h_transferred, h_own = self.projections(transferred), self.projections(own)
+
+        def score(h):
+            return (h[:, :d] * h[:, d:2 * d]).sum(dim=1, keepdim=True)
+
+        # the softmax over two inputs is the sigmoid of their scores' difference
+        weight = torch.sigmoid((score(h_transferred) - score(h_own)) / math.sqrt(d))
+        return torch.lerp(h_own[:, 2 * d:], h_transferred[:, 2 * d:], weight)
 
 
 class AITM(nn.Module):
