@@ -87,6 +87,21 @@ def test_constant_columns(encoding, value):
 @pytest.mark.parametrize("encoding, strategy", [("quantile", "quantile"),
                                                 ("piecewise_linear", "quantile"),
                                                 ("piecewise_linear", "target")])
+def test_subnormal_spreads_encode_to_finite_values(encoding, strategy):
+    # knots 1e-310 apart: np.interp's slope between them overflowed to inf
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"tiny": rng.normal(size=2000) * 1e-310, "x": rng.normal(size=2000)})
+    targets = (rng.random((2000, 1)) < 0.5).astype(np.float32)
+    encoder = TabularEncoder(numeric_encoding=encoding, bin_strategy=strategy,
+                             random_state=0).fit(X, None, targets)
+    encoded = _encoded_numeric(encoder, pd.concat([X, X * 0.5]))
+    assert np.all(np.isfinite(encoded))
+    assert np.all(np.diff(encoder.numeric_.levels_[0]) > 0)
+
+
+@pytest.mark.parametrize("encoding, strategy", [("quantile", "quantile"),
+                                                ("piecewise_linear", "quantile"),
+                                                ("piecewise_linear", "target")])
 def test_weight_two_acts_as_a_repeated_row(encoding, strategy):
     rng = np.random.default_rng(1)
     X = pd.DataFrame({"x": rng.exponential(size=400)})

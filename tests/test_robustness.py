@@ -28,6 +28,30 @@ def test_three_dimensional_input(tasks):
         MMOEClassifier(**FAST).fit(X, np.zeros((len(X), 2, 2)))
 
 
+def test_arrow_tables_are_read_as_dataframes(tasks):
+    # np.asarray made a mixed table one object array: every column categorical, no names
+    pa = pytest.importorskip("pyarrow")
+    X, Y, _ = tasks
+    from_arrow = MMOEClassifier(**FAST).fit(pa.table(X), pa.table(Y))
+    from_pandas = MMOEClassifier(**FAST).fit(X, Y)
+    assert list(from_arrow.feature_names_in_) == list(X.columns)
+    assert from_arrow.task_names_ == list(Y.columns)
+    np.testing.assert_array_equal(from_arrow._encoder.is_categorical_,
+                                  from_pandas._encoder.is_categorical_)
+    for a, b in zip(from_arrow.predict_proba(pa.table(X[:50])), from_pandas.predict_proba(X[:50])):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="must be in the same order as in fit"):
+        from_arrow.predict(pa.table(X[X.columns[::-1]]))
+
+
+def test_numpy_bytes_columns_of_a_dataframe_are_categories():
+    X = pd.DataFrame(np.array([[b"a", b"x"], [b"b", b"y"]] * 50))
+    y = np.array([0, 1] * 50)
+    model = MMOEClassifier(**FAST).fit(X, y)
+    np.testing.assert_array_equal(model._encoder.transform(X)[0][:2], [[1, 1], [2, 2]])
+    assert model.score(X, y) == 1.0
+
+
 def test_sparse_input_is_refused_clearly(tasks):
     X, Y, _ = tasks
     matrix = sparse.csr_matrix(X[["num_a", "num_b"]].to_numpy())

@@ -57,6 +57,17 @@ def test_hashed_nullable_numbers_hash_alike_with_or_without_missing_values(dtype
     np.testing.assert_array_equal(_codes(values[:2], 1000), codes[:2])
 
 
+@pytest.mark.parametrize("values, numpy_dtype", [([True, False, None, True], np.bool_),
+                                                  ([1.5, -0.25, None, 1.5], np.float64)])
+def test_hashed_python_bools_and_floats_hash_as_their_numpy_type(values, numpy_dtype):
+    # pandas holds bools or floats with a missing value as objects; Parquet gives them
+    # back as boolean / float64: the buckets must not depend on the container
+    codes = _codes(pd.Series(values, dtype=object), 1000)
+    known = [v for v in values if v is not None]
+    np.testing.assert_array_equal(codes[[0, 1, 3]], _codes(np.array(known, numpy_dtype), 1000))
+    assert codes[2] == 0
+
+
 def test_hashed_codes_of_a_category_column_equal_those_of_its_values():
     values = ["a", "b", None, "c", "a"]
     np.testing.assert_array_equal(_codes(values, 7),

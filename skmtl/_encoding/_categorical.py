@@ -73,6 +73,8 @@ def code_reader(values, index):
         return _category_lookup_reader(dtype_codes, positions + 1)
 
     array = values.array if isinstance(values, pd.Series) else values
+    if array.dtype.kind == "S":  # pandas cannot look up numpy bytes held in a Series
+        array = np.asarray(array, dtype=object)
     arrow_reader = _arrow_string_code_reader(array, index)
     if arrow_reader is not None:
         return arrow_reader
@@ -157,8 +159,9 @@ def hashed_code_reader(values, n_buckets):
 def _as_hashed(values, missing):
     """``values`` in the type they hash as: integers as int64 (uint64), floats as float64.
 
-    An ``object`` array whose first known value is a Python integer becomes
-    int64 when every known value is one (missing ones count as 0: their
+    An ``object`` array of Python integers, bools or floats (how pandas
+    holds such a column with missing values) becomes int64, bool or float64
+    when every known value is of that kind (missing ones count as 0: their
     code is overwritten); anything else hashes as objects.
     """
     kind = values.dtype.kind
@@ -168,14 +171,20 @@ def _as_hashed(values, missing):
         return values
     values = values.astype(object, copy=False)
     known = np.flatnonzero(~missing)
-    if len(known) and isinstance(values[known[0]], (int, np.integer)) \
-            and not isinstance(values[known[0]], (bool, np.bool_)):
-        filled = np.where(missing, 0, values)
-        if pd.api.types.infer_dtype(filled, skipna=False) == "integer":
-            try:
-                return filled.astype(np.int64)
-            except OverflowError:  # beyond int64: hashed as objects
-                pass
+    if not len(known):
+        return values
+    first = values[known[0]]
+    for kinds, inferred, dtype in (((bool, np.bool_), "boolean", bool),
+                                   ((int, np.integer), "integer", np.int64),
+                                   ((float, np.floating), "floating", np.float64)):
+        if isinstance(first, kinds):
+            filled = np.where(missing, dtype(0), values)
+            if pd.api.types.infer_dtype(filled, skipna=False) == inferred:
+                try:
+                    return filled.astype(dtype)
+                except OverflowError:  # beyond int64: hashed as objects
+                    pass
+            break
     return values
 
 

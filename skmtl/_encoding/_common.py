@@ -9,6 +9,22 @@ def column_label(feature_names, index):
     return str(feature_names[index]) if feature_names is not None else int(index)
 
 
+def as_pandas(data):
+    """``data`` as pandas when it is another library's table (pyarrow, polars, ...).
+
+    Tables that convert themselves (``to_pandas``) and speak the Arrow or
+    dataframe interchange protocol become a DataFrame (a pyarrow array, a
+    Series); anything else is returned as it is.
+    """
+    if isinstance(data, (pd.DataFrame, pd.Series, np.ndarray)):
+        return data
+    if callable(getattr(data, "to_pandas", None)) and (
+            hasattr(data, "__arrow_c_stream__") or hasattr(data, "__arrow_c_array__")
+            or hasattr(data, "__dataframe__")):
+        return data.to_pandas()
+    return data
+
+
 def feature_names(X):
     """``X``'s column names as an object array when they are all strings, else None."""
     if isinstance(X, pd.DataFrame):

@@ -5,6 +5,8 @@ import pandas as pd
 from scipy import sparse
 from sklearn.utils.multiclass import type_of_target
 
+from ._common import as_pandas
+
 
 def check_targets(Y, n_samples, estimator_name, regression=False, require_known=True):
     """Split ``Y`` into per-task label columns.
@@ -25,6 +27,7 @@ def check_targets(Y, n_samples, estimator_name, regression=False, require_known=
     if Y is None:
         raise ValueError(
             f"{estimator_name} requires y to be passed, but the target y is None.")
+    Y = as_pandas(Y)
     if sparse.issparse(Y):
         raise TypeError(f"{estimator_name} does not accept sparse targets; pass a dense array.")
     if regression and isinstance(Y, (pd.DataFrame, pd.Series)):

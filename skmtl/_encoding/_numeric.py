@@ -114,6 +114,7 @@ class NumericEncoding:
                                        regression)
                 else:
                     knots = _quantile_edges(values[:, i], weight, self.n_bins)
+                knots, _ = _without_overflowing_slopes(knots, np.arange(len(knots), dtype=float))
                 levels = np.arange(len(knots), dtype=np.float64)
             else:
                 knots, ranks = _rank_map(values[:, i], weight)
@@ -122,6 +123,7 @@ class NumericEncoding:
                 # function per value (within 1/1000 of rank of interpolating
                 # the ranks first, as QuantileTransformer does).
                 levels = ndtri(np.clip(ranks, _RANK_BOUND, 1.0 - _RANK_BOUND))
+                knots, levels = _without_overflowing_slopes(knots, levels)
             self.knots_.append(knots)
             self.levels_.append(levels)
         return self
@@ -158,6 +160,25 @@ class NumericEncoding:
             if len(knots) == 0 or knots.shape != levels.shape or np.any(np.diff(knots) <= 0):
                 raise ValueError("inconsistent encoder state: invalid knots of a numeric column.")
         return encoding
+
+
+def _without_overflowing_slopes(knots, levels):
+    """Drop knots too close to the one kept before them for ``np.interp``'s slope to be finite.
+
+    Only knots a subnormal distance apart (values around 1e-308) are that
+    close; np.interp would encode the values between them as infinite.
+    """
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        finite = np.isfinite(np.diff(levels) / np.diff(knots))
+    if finite.all():
+        return knots, levels
+    kept = [0]
+    for k in range(1, len(knots)):
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            slope = (levels[k] - levels[kept[-1]]) / (knots[k] - knots[kept[-1]])
+        if np.isfinite(slope):
+            kept.append(k)
+    return knots[kept], levels[kept]
 
 
 def _subsample(n_samples, size, rng):

@@ -8,7 +8,8 @@ from scipy import sparse
 
 from ._categorical import (MAX_HASH_BUCKETS, code_reader, fit_categories, hashed_code_reader,
                            is_categorical_dtype)
-from ._common import array_from_json, array_to_json, column, column_label, feature_names
+from ._common import (array_from_json, array_to_json, as_pandas, column, column_label,
+                      feature_names)
 from ._numeric import NumericEncoding
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -16,6 +17,7 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 def check_features(X, estimator_name):
     """Validate the container of ``X``; return it as a DataFrame or a 2-D ndarray."""
+    X = as_pandas(X)
     if sparse.issparse(X):
         raise TypeError(
             f"{estimator_name} does not accept sparse input; convert it with X.toarray() "
