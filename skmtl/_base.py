@@ -41,7 +41,7 @@ PREDICT_BATCH_SIZE = 4096
 # batch_size="auto": 1/64 of the training rows, within this range, so that
 # small data sets still get enough steps and large ones a fast epoch.
 AUTO_BATCH_SIZE_RANGE = (128, 1024)
-# sample_weight within what float32 sums of weighted losses can hold
+# sample_weight (and task_weights) within what float32 sums of weighted losses can hold
 MIN_SAMPLE_WEIGHT, MAX_SAMPLE_WEIGHT_SUM = 1e-20, 1e30
 
 
@@ -257,7 +257,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
 
         with _distributed.agreement(ranks) as agreed:
             rng = check_random_state(self.random_state)
-            train_rows, valid_rows = self._split_rows(n_samples, rng, early_stopping)
+            train_rows, valid_rows = self._split_rows(n_samples, self._split_random_state(rng, warm),
+                                                      early_stopping)
             if self.scoring != "loss" and valid_rows is None and early_stopping:
                 raise ValueError(f"scoring={self.scoring!r} early-stops on validation rows, but "
                                  "validation_fraction=None holds none out; set validation_fraction "
@@ -543,6 +544,12 @@ class MultiTaskEstimatorBase(BaseEstimator):
         if not np.isfinite(values).all() or (values < 0).any() or not values.any():
             raise ValueError(f"task_weights must be finite and non-negative, with at least "
                              f"one positive weight; got {weights!r}.")
+        if not (MIN_SAMPLE_WEIGHT <= values.max() and values.sum() <= MAX_SAMPLE_WEIGHT_SUM):
+            raise ValueError(
+                f"task_weights range up to {values.max():.3g} and sum to {values.sum():.3g}: the "
+                f"tasks' weighted losses are summed in float32, which needs the largest weight at "
+                f"least {MIN_SAMPLE_WEIGHT:g} and the sum at most {MAX_SAMPLE_WEIGHT_SUM:g}. "
+                "Divide the weights by a constant: their ratios are what matter.")
         return values.astype(np.float32)
 
     def _scoring_weights(self, task_weights, target_state):
@@ -756,6 +763,19 @@ class MultiTaskEstimatorBase(BaseEstimator):
             return n_samples > self._AUTO_EARLY_STOPPING_MIN_SAMPLES
         return bool(self.early_stopping)
 
+    def _split_random_state(self, rng, warm):
+        """Where the early-stopping split is drawn from.
+
+        A warm fit holds out the rows the first fit held out (as
+        HistGradientBoosting does), or it would stop on rows it has trained
+        on: without an int ``random_state``, from a seed the first fit kept.
+        """
+        if not warm:
+            self._split_seed = (None if isinstance(self.random_state, Integral)
+                                else rng.randint(np.iinfo(np.int32).max))
+        seed = getattr(self, "_split_seed", None)
+        return rng if seed is None else np.random.RandomState(seed)
+
     def _split_rows(self, n_samples, rng, early_stopping):
         """Sorted ``(train_rows, valid_rows)``; ``(None, None)`` without early stopping."""
         if not early_stopping or self.validation_fraction is None:
@@ -789,6 +809,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
     def _build_net(self, module, task_output_dims, task_names, callbacks, train_split, seed,
                    device, batch_size, task_weights, scoring_weights, missing_labels=True):
         scoring, scoring_weights = self._net_scoring(scoring_weights)
+        if checked_device(device).type == "cpu":
+            device = "cpu"  # torch cannot unpickle tensors onto "cpu:0"
         return MultiTaskNet(
             module=module,
             criterion=self._build_criterion(task_output_dims),

@@ -70,6 +70,8 @@ def save(estimator, path):
         "single_output": bool(estimator._single_output),
         **estimator._target_state_to_json(estimator._target_state()),
         "history": _json_history(net.history),
+        # the seed of the early-stopping split that warm fits hold out again
+        "split_seed": getattr(estimator, "_split_seed", None),
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
     path = os.fspath(path)
@@ -173,6 +175,8 @@ def load(path, device=None):
                                    asked=device is not None)
         # where the network is now, so that training it further stays there
         estimator.set_params(device=str(device))
+        split_seed = config.get("split_seed")
+        estimator._split_seed = None if split_seed is None else int(split_seed)
         return estimator._restore_fitted(
             encoder=TabularEncoder.from_dict(config["encoder"]),
             task_names=[str(name) for name in config["task_names"]],

@@ -126,11 +126,13 @@ class EpochTable(PrintLog):
         if not net.loss_weighting_.learned:
             self.keys_ignored_ = set(self.keys_ignored_) | {
                 f"task_weight_{task}" for task in net.task_names}
-        # callbacks are rebuilt per call: the net remembers whether the table began
-        self.first_iteration_ = not getattr(net, "epoch_table_started_", False)
+        # Callbacks are rebuilt per call: the net remembers the columns of the
+        # table it began; a warm start that adds columns starts a new header.
+        columns = self._sorted_keys(net.history[-1].keys())
+        self.first_iteration_ = getattr(net, "epoch_table_columns_", None) != columns
         super().on_epoch_end(net, **kwargs)
         if net.verbose:  # the header was printed, not only formatted
-            net.epoch_table_started_ = True
+            net.epoch_table_columns_ = columns
         self.printed_epochs_ = len(net.history)
 
     def on_train_end(self, net, **kwargs):

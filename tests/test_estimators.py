@@ -375,6 +375,32 @@ def test_early_stopping_restores_best_weights(tasks, validation_sets):
     assert loss == pytest.approx(valid_losses[best], rel=1e-4)
 
 
+@pytest.mark.parametrize("random_state", [None, np.random.RandomState(0)])
+def test_warm_fits_hold_out_the_first_fits_validation_rows(tasks, monkeypatch, tmp_path,
+                                                           random_state):
+    # without an int random_state each fit drew a new split: a warm fit stopped on rows
+    # the network had trained on
+    import skmtl
+
+    X, Y, _ = tasks
+    splits = []
+    split_rows = skmtl_base.MultiTaskEstimatorBase._split_rows
+    monkeypatch.setattr(skmtl_base.MultiTaskEstimatorBase, "_split_rows",
+                        lambda self, *args: splits.append(split_rows(self, *args)) or splits[-1])
+    model = MMOEClassifier(max_epochs=1, early_stopping=True, warm_start=True,
+                           random_state=random_state).fit(X, Y)
+    model.fit(X, Y)
+    pickle.loads(pickle.dumps(model)).fit(X, Y)
+    if random_state is None:
+        model.save(tmp_path / "model.skmtl")
+        skmtl.load(tmp_path / "model.skmtl").fit(X, Y)
+    first_valid = splits[0][1]
+    for _, valid in splits[1:]:
+        np.testing.assert_array_equal(valid, first_valid)
+    model.set_params(warm_start=False).fit(X, Y)  # a new fit draws a new split
+    assert not np.array_equal(splits[-1][1], first_valid)
+
+
 def test_early_stopping_auto_depends_on_sample_count(tasks):
     X, Y, _ = tasks
     assert MMOEClassifier()._early_stopping_enabled(len(X)) is False

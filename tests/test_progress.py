@@ -67,6 +67,21 @@ def test_verbose_turned_on_at_a_warm_start_gets_a_header(data, capsys):
     assert sum(line.split()[0] == "epoch" for line in out.splitlines() if line.strip()) == 1
 
 
+def test_a_warm_start_with_new_columns_prints_a_new_header(data, capsys):
+    # validation columns added on a warm start were printed under the first header
+    X, Y, _ = data
+    model = MMOEClassifier(max_epochs=1, warm_start=True, verbose=1, random_state=0).fit(X, Y)
+    model.set_params(early_stopping=True, scoring="roc_auc").fit(X, Y)
+    model.fit(X, Y)
+    lines = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip()]
+    headers = [i for i, line in enumerate(lines) if line[0] == "epoch"]
+    assert len(headers) == 2
+    rows = [line for line in lines if line[0].isdigit()]
+    assert [len(row) for row in rows] == [len(lines[headers[0]]), len(lines[headers[1]]),
+                                          len(lines[headers[1]])]
+    assert "valid_auc_t1" in lines[headers[1]]
+
+
 def test_verbose_1_shows_learned_task_weights(data, capsys):
     X, _, funnel = data
     ESMMClassifier(max_epochs=1, verbose=1, loss_weighting="uncertainty",

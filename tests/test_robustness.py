@@ -1,5 +1,7 @@
 """Bad input, faults during training, and devices: clear errors, usable estimators."""
 
+import pickle
+
 import joblib
 import numpy as np
 import pandas as pd
@@ -142,6 +144,16 @@ def test_unusable_device(tasks, device, message):
     X, Y, _ = tasks
     with pytest.raises(ValueError, match=message):
         MMOEClassifier(device=device, **FAST).fit(X, Y)
+
+
+@pytest.mark.parametrize("device", ["cpu:0", torch.device("cpu", 0)])
+def test_an_indexed_cpu_device_pickles(tasks, device):
+    # skorch restored the tensors onto "cpu:0", which torch cannot
+    X, Y, _ = tasks
+    model = MMOEClassifier(device=device, **FAST).fit(X, Y)
+    restored = pickle.loads(pickle.dumps(model))
+    for a, b in zip(restored.predict_proba(X[:20]), model.predict_proba(X[:20])):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_unhashable_categories_name_the_column(tasks):
