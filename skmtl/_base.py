@@ -257,8 +257,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
 
         with _distributed.agreement(ranks) as agreed:
             rng = check_random_state(self.random_state)
-            train_rows, valid_rows = self._split_rows(n_samples, self._split_random_state(rng, warm),
-                                                      early_stopping)
+            train_rows, valid_rows = self._split_rows(
+                n_samples, self._split_random_state(rng, warm), early_stopping)
             if self.scoring != "loss" and valid_rows is None and early_stopping:
                 raise ValueError(f"scoring={self.scoring!r} early-stops on validation rows, but "
                                  "validation_fraction=None holds none out; set validation_fraction "
