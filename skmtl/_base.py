@@ -421,6 +421,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
             targets, target_state = self._encode_targets(columns, task_names, True, None)
             encoder = self._encoder
             categorical, numeric = encoder.transform(X)
+            encoder.warn_categories_outside_vocabulary(X, categorical)
         data = TensorData(torch.from_numpy(categorical), torch.from_numpy(numeric),
                           torch.from_numpy(targets),
                           None if sample_weight is None else torch.from_numpy(sample_weight))

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -196,6 +197,28 @@ def test_partial_fit_takes_the_whole_category_list_of_the_dtype(tasks):
     np.testing.assert_array_equal(model._encoder.categories_[0], COLORS)
     codes, _ = model._encoder.transform(X[X["color"] == "black"].iloc[:5])
     assert (codes[:, 0] == COLORS.index("black") + 1).all()
+
+
+def test_partial_fit_warns_of_chunk_categories_outside_the_vocabulary(tasks):
+    # Dask partitions read with categories of their own: a later chunk's categories that
+    # the first chunk's dtype did not list were coded unknown without a word
+    X, Y, _ = tasks
+    first = X[X["color"] != "black"].iloc[:500]
+    model = MMOEClassifier(random_state=0).partial_fit(
+        first.astype({"color": "category"}), Y.loc[first.index])
+    later = X.iloc[500:1000].astype({"color": "category"})
+    n_black = int((later["color"] == "black").sum())
+    assert n_black > 0
+    message = rf"'color'.*\['black'\]\): {n_black} of 500 rows"
+    with pytest.warns(UserWarning, match=message) as record:
+        model.partial_fit(later, Y.iloc[500:1000])
+    assert record[0].filename == __file__
+    no_black = _with_color_dtype(X.iloc[1000:1500]).query("color != 'black'")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # listed in the dtype, but no row of it
+        model.partial_fit(no_black, Y.loc[no_black.index])
+        model.partial_fit(X.iloc[1000:1500], Y.iloc[1000:1500])  # strings: unseen is normal
 
 
 def test_partial_fit_needs_a_vocabulary_for_string_columns(tasks):

@@ -149,6 +149,30 @@ class TabularEncoder:
                     f"{self.categories_[k][:3].tolist()}): every row gets the unknown "
                     "category. Check the vocabulary's type.", UserWarning, stacklevel=5)
 
+    def warn_categories_outside_vocabulary(self, X, codes):
+        """Warn about ``category`` columns of a later chunk whose categories the vocabulary lacks.
+
+        The vocabulary is fixed by the first chunk (``partial_fit``): rows of
+        a category its dtype lists and the vocabulary does not get the unknown
+        code. Dask partitions read with categories of their own do that.
+        """
+        if not isinstance(X, pd.DataFrame):
+            return
+        for k, j in enumerate(self.categorical_indices_):
+            values = X.iloc[:, j]
+            if self.hash_buckets_[k] or not isinstance(values.dtype, pd.CategoricalDtype):
+                continue
+            outside = (codes[:, k] == 0) & values.notna().to_numpy()
+            if outside.any():
+                examples = pd.unique(values[outside])[:3].tolist()
+                warnings.warn(
+                    f"Categorical column {self._label(j)!r} has categories outside the "
+                    f"vocabulary the first chunk fixed (e.g. {examples}): {outside.sum()} of "
+                    f"{len(values)} rows get the unknown category. Give every chunk a category "
+                    "dtype listing every value (with Dask: known categories, e.g. "
+                    "ddf.categorize()), categories=..., or hash_buckets.",
+                    UserWarning, stacklevel=4)
+
     def _fit(self, X, sample_weight, targets, regression, first_chunk=False):
         """Fit, and return the row reader of ``X`` used for it."""
         X = check_features(X, self.estimator_name)
