@@ -20,7 +20,6 @@ import json
 import math
 import os
 import pickle
-import uuid
 import warnings
 import zipfile
 import zlib
@@ -30,6 +29,7 @@ import torch
 from skorch.history import History
 
 from ._encoding import TabularEncoder
+from ._files import replaced_on_success
 
 FORMAT = "skmtl-model"
 # 2: numeric encodings (the encoder's "numeric" state), skmtl's own Adam.
@@ -74,20 +74,9 @@ def save(estimator, path):
         "split_seed": getattr(estimator, "_split_seed", None),
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp_path = os.path.join(folder, f".skmtl-{uuid.uuid4().hex}.part")
-    # "xb" honours the umask, as a file written in place would (tempfile.mkstemp makes 0600)
-    handle = open(tmp_path, "xb")
-    try:
-        with handle as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr(_CONFIG, json.dumps(config, indent=1, allow_nan=True))
-            zf.writestr(_WEIGHTS, weights)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    with replaced_on_success(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(_CONFIG, json.dumps(config, indent=1, allow_nan=True))
+        zf.writestr(_WEIGHTS, weights)
 
 
 def load(path, device=None):

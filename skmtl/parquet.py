@@ -11,12 +11,14 @@ not by the size of the data.
 """
 
 import numbers
+import os
 import time
 
 import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
+from ._files import replaced_on_success
 from ._outputs import check_kept_columns, prediction_columns
 
 
@@ -69,10 +71,90 @@ def _nullable_dtype(arrow_type):
         pd.api.types.pandas_dtype(str(arrow_type).capitalize().replace("Uint", "UInt"))
 
 
+def _column_names(columns):
+    """A list of column names from one name or several."""
+    return [columns] if isinstance(columns, str) else list(columns)
+
+
+def _check_count(value, name):
+    """Raise unless ``value`` is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {value!r}.")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1; got {value}.")
+
+
 def _check_columns(dataset, names):
-    missing = [name for name in names if name not in dataset.schema.names]
+    """The data set's fragments (its files), each checked to hold every column of ``names``.
+
+    Reads the files' footers only, so that a file without a column is an
+    error before any training or writing, not midway.
+    """
+    fragments = list(dataset.get_fragments())
+    schemas = [fragment.physical_schema.names for fragment in fragments]
+    missing = [name for name in names if not any(name in schema for schema in schemas)]
     if missing:
         raise ValueError(f"Columns {missing} are not in the Parquet data set.")
+    for fragment, schema in zip(fragments, schemas):
+        missing = [name for name in names if name not in schema]
+        if missing:
+            raise ValueError(f"Columns {missing} are not in the Parquet file "
+                             f"{fragment.path!r} (other files of the data set have them).")
+    return fragments
+
+
+def _unified_types(fragments, names):
+    """``{name: Arrow type}`` of columns ``names`` over the files: int64 and double give double.
+
+    Dictionaries count as their values, as :func:`_to_pandas` decodes them.
+    """
+    pa = _pyarrow()
+    types = {}
+    for fragment in fragments:
+        schema = fragment.physical_schema
+        for name in names:
+            arrow_type = schema.field(name).type
+            if pa.types.is_dictionary(arrow_type):
+                arrow_type = arrow_type.value_type
+            known = types.setdefault(name, arrow_type)
+            try:
+                types[name] = pa.unify_schemas(
+                    [pa.schema([(name, known)]), pa.schema([(name, arrow_type)])],
+                    promote_options="permissive").field(name).type
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                raise ValueError(f"Column {name!r} is {known} in some Parquet files and "
+                                 f"{arrow_type} in {fragment.path!r}; no type holds both.") \
+                    from None
+    return types
+
+
+def _cast_columns(table, types):
+    """``table`` with each column of ``types`` cast to its type, raising if a value would change."""
+    pa = _pyarrow()
+    for name, arrow_type in types.items():
+        i = table.schema.get_field_index(name)
+        try:
+            table = table.set_column(i, name, table.column(i).cast(arrow_type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise ValueError(f"Column {name!r} cannot be written as {arrow_type}: {exc}") \
+                from None
+    return table
+
+
+def _check_destination(source, destination):
+    """Raise if ``destination`` is a file of ``source`` or lies in one of its folders.
+
+    A later read of the folder would take the output for input.
+    """
+    sources = [source] if isinstance(source, (str, os.PathLike)) else source
+    target = os.path.realpath(destination)
+    for path in sources:
+        if not isinstance(path, (str, os.PathLike)):
+            continue
+        path = os.path.realpath(path)
+        if target == path or target.startswith(os.path.join(path, "")):
+            raise ValueError(f"The destination {os.fspath(destination)!r} is inside the data "
+                             f"set {path!r}; write it outside the input.")
 
 
 def iter_frames(source, columns=None, *, batch_rows=65_536, shuffle_buffer=None,
@@ -83,8 +165,8 @@ def iter_frames(source, columns=None, *, batch_rows=65_536, shuffle_buffer=None,
     ----------
     source : str, path-like or list of them
         A Parquet file, a folder of Parquet files, or a list of files.
-    columns : list of str, optional
-        The columns to read (default: all).
+    columns : str or list of str, optional
+        The columns to read (default: all); every file must have them.
     batch_rows : int, default=65536
     shuffle_buffer : int, optional
         Shuffle: visit the files in a random order and the rows in a random
@@ -112,11 +194,12 @@ def iter_frames(source, columns=None, *, batch_rows=65_536, shuffle_buffer=None,
     >>> sorted(pd.concat(shuffled)["x"]) == list(range(10))  # every row once
     True
     """
-    if batch_rows < 1 or (shuffle_buffer is not None and shuffle_buffer < 1):
-        raise ValueError("batch_rows and shuffle_buffer must be positive numbers of rows.")
-    dataset = _dataset(source)
+    _check_count(batch_rows, "batch_rows")
+    if shuffle_buffer is not None:
+        _check_count(shuffle_buffer, "shuffle_buffer")
+    columns = None if columns is None else _column_names(columns)
+    fragments = _check_columns(_dataset(source), columns or ())
     rng = np.random.default_rng(random_state)
-    fragments = list(dataset.get_fragments())
     if shuffle_buffer is not None:
         fragments = [fragments[i] for i in rng.permutation(len(fragments))]
     # Files may differ in their physical types (a dictionary-encoded column in
@@ -153,8 +236,8 @@ def _buffered(pending, rng):
 def parquet_categories(source, columns):
     """The distinct non-missing values of each of ``columns`` over a whole Parquet data set.
 
-    Reads only those columns, one record batch at a time; pass the result
-    as an estimator's ``categories``.
+    Reads only those columns (``columns``: a name or a list of them), one
+    record batch at a time; pass the result as an estimator's ``categories``.
 
     Returns
     -------
@@ -178,15 +261,16 @@ def parquet_categories(source, columns):
     pa = _pyarrow()
     import pyarrow.compute as pc
 
-    dataset = _dataset(source)
-    _check_columns(dataset, columns)
+    columns = _column_names(columns)
     seen = {name: set() for name in columns}
-    for batch in dataset.to_batches(columns=list(columns)):
-        for name in columns:
-            values = batch.column(name)
-            if pa.types.is_dictionary(values.type):
-                values = values.cast(values.type.value_type)
-            seen[name].update(v for v in pc.unique(values).to_pylist() if v is not None)
+    # file by file, each with its own types (the data set's would cast to the first file's)
+    for fragment in _check_columns(_dataset(source), columns):
+        for batch in fragment.to_batches(columns=columns):
+            for name in columns:
+                values = batch.column(name)
+                if pa.types.is_dictionary(values.type):
+                    values = values.cast(values.type.value_type)
+                seen[name].update(v for v in pc.unique(values).to_pylist() if v is not None)
     return {name: sorted(values) for name, values in seen.items()}
 
 
@@ -203,9 +287,10 @@ def fit_parquet(estimator, source, targets, *, features=None, epochs=1, batch_ro
     targets : str or list of str
         The label columns (one per task, in order); a single name gives a 1-D
         ``y``.
-    features : list of str, optional
+    features : str or list of str, optional
         The feature columns; default: every column but the targets and
-        ``weight_column``. Only these, the targets and the weights are read.
+        ``weight_column``. Only these, the targets and the weights are read;
+        every file must have them.
     epochs : int, default=1
         Passes over the whole data set.
     batch_rows : int, default=65536
@@ -239,19 +324,16 @@ def fit_parquet(estimator, source, targets, *, features=None, epochs=1, batch_ro
     >>> [proba.shape for proba in model.predict_proba(data.data)]
     [(1000, 2), (1000, 2)]
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
-        raise TypeError(f"epochs must be an integer; got {epochs!r}.")
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1; got {epochs}.")
+    _check_count(epochs, "epochs")
     single = isinstance(targets, str)
-    target_names = [targets] if single else list(targets)
+    target_names = _column_names(targets)
     others = target_names + ([] if weight_column is None else [weight_column])
     dataset = _dataset(source)
-    _check_columns(dataset, others + list(features or []))
-    available = dataset.schema.names
     if features is None:
-        features = [name for name in available if name not in others]
-    columns = list(features) + others
+        features = [name for name in dataset.schema.names if name not in others]
+    features = _column_names(features)
+    columns = features + others
+    _check_columns(dataset, columns)
     rng = np.random.default_rng(random_state)
     first = not hasattr(estimator, "net_")
     for epoch in range(1, epochs + 1):
@@ -260,7 +342,7 @@ def fit_parquet(estimator, source, targets, *, features=None, epochs=1, batch_ro
                                  shuffle_buffer=shuffle_buffer, random_state=rng):
             y = frame[target_names[0]] if single else frame[target_names]
             weight = None if weight_column is None else frame[weight_column].to_numpy()
-            estimator.partial_fit(frame[list(features)], y,
+            estimator.partial_fit(frame[features], y,
                                   classes=classes if first else None, sample_weight=weight)
             first = False
             n_rows += len(frame)
@@ -279,18 +361,23 @@ def predict_parquet(estimator, source, destination, *, batch_rows=65_536, keep_c
     probability of the positive class of a binary task, or
     ``proba_<task>_<class>`` per class of a multiclass one; for a regressor
     ``prediction_<task>``. ``keep_columns`` are copied from the input (ids,
-    say; they may be features too). A model fitted on named columns reads
-    only those (and the kept ones) from the input; one fitted on an array
-    reads every column but the kept ones, in order.
+    say; they may be features too), with one type over all the files (a
+    column of integers in one file and of floats in another is written as
+    floats). A model fitted on named columns reads only those (and the kept
+    ones) from the input; one fitted on an array reads every column but the
+    kept ones, in the order of the data set's schema (its first file),
+    whatever the order in each file.
 
     Parameters
     ----------
     estimator : a fitted skmtl estimator
     source : str, path-like or list of them
     destination : str or path-like
-        The Parquet file to write.
+        The Parquet file to write, outside ``source``. It is written under a
+        temporary name and replaces ``destination`` only once complete: a
+        failed run leaves ``destination`` as it was.
     batch_rows : int, default=65536
-    keep_columns : sequence of str, default=()
+    keep_columns : str or sequence of str, default=()
 
     Examples
     --------
@@ -311,31 +398,37 @@ def predict_parquet(estimator, source, destination, *, batch_rows=65_536, keep_c
     """
     pa = _pyarrow()
     check_is_fitted(estimator)
-    keep_columns = list(keep_columns)
+    keep_columns = _column_names(keep_columns)
     check_kept_columns(estimator, keep_columns)
+    _check_destination(source, destination)
+    dataset = _dataset(source)
     names = getattr(estimator, "feature_names_in_", None)
-    columns = None
-    if names is not None:
-        columns = list(dict.fromkeys([*keep_columns, *names]))
-        _check_columns(_dataset(source), columns)
-    writer = None
-    try:
-        for frame in iter_frames(source, columns, batch_rows=batch_rows):
-            output = frame[keep_columns].reset_index(drop=True)
-            features = (frame[list(names)] if names is not None
-                        else frame.drop(columns=keep_columns))
-            for name, values in prediction_columns(estimator, features):
-                output[name] = values
-            table = pa.Table.from_pandas(output, preserve_index=False)
-            if writer is None:
-                writer = pa.parquet.ParquetWriter(destination, table.schema)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
-    if writer is None:
-        raise ValueError(f"The Parquet data set {source!r} holds no rows; nothing was written "
-                         f"to {destination!r}.")
+    fitted_on_array = names is None
+    features = ([name for name in dataset.schema.names if name not in keep_columns]
+                if fitted_on_array else list(names))
+    columns = list(dict.fromkeys([*keep_columns, *features]))
+    kept_types = _unified_types(_check_columns(dataset, columns), keep_columns)
+    with replaced_on_success(destination) as file:
+        writer = None
+        try:
+            for frame in iter_frames(source, columns, batch_rows=batch_rows):
+                output = frame[keep_columns].reset_index(drop=True)
+                X = frame[features]
+                if fitted_on_array:  # column positions, as in fit: no feature names
+                    X = X.set_axis(range(len(features)), axis=1)
+                for name, values in prediction_columns(estimator, X):
+                    output[name] = values
+                table = _cast_columns(pa.Table.from_pandas(output, preserve_index=False),
+                                      kept_types)
+                if writer is None:
+                    writer = pa.parquet.ParquetWriter(file, table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise ValueError(f"The Parquet data set {source!r} holds no rows; nothing was "
+                             f"written to {destination!r}.")
 
 
 __all__ = ["fit_parquet", "iter_frames", "parquet_categories", "predict_parquet"]

@@ -1,5 +1,8 @@
 """Training on and predicting Parquet data streamed with pyarrow (the ``parquet`` extra)."""
 
+import os
+import warnings
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -8,6 +11,7 @@ import pytest
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
+import skmtl.parquet
 from skmtl import MMOEClassifier, MMOERegressor
 from skmtl.parquet import fit_parquet, iter_frames, parquet_categories, predict_parquet
 
@@ -170,3 +174,144 @@ def test_prediction_columns_of_the_same_name_are_refused(tmp_path):
     X.to_parquet(tmp_path / "in.parquet")
     with pytest.raises(ValueError, match=r"several prediction columns named \['proba_ctr_1'\]"):
         predict_parquet(model, tmp_path / "in.parquet", tmp_path / "out.parquet")
+
+
+@pytest.fixture(scope="module")
+def numeric():
+    """300 rows of three numeric features and a label, and a model fitted on them as an array."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(300, 3)) * [1.0, 10.0, 100.0], columns=["a", "b", "c"])
+    y = (X["a"] + X["b"] / 10 > 0).astype(int)
+    model = MMOEClassifier(max_epochs=1, random_state=0).fit(X.to_numpy(), y.to_numpy())
+    return X, y, model
+
+
+def _write_parts(folder, *parts):
+    """Write each frame of ``parts`` to ``folder``/part-<k>.parquet; return ``folder``."""
+    folder.mkdir(exist_ok=True)
+    for k, part in enumerate(parts):
+        pq.write_table(pa.Table.from_pandas(part, preserve_index=False),
+                       folder / f"part-{k}.parquet")
+    return folder
+
+
+def test_a_failed_prediction_leaves_the_destination_as_it_was(numeric, tmp_path, monkeypatch):
+    X, _, model = numeric
+    source = _write_parts(tmp_path / "in", X)
+    out = tmp_path / "scores.parquet"
+    out.write_bytes(b"the scores of yesterday")
+    blocks, predict = [], skmtl.parquet.prediction_columns
+
+    def interrupted(estimator, features):
+        blocks.append(len(features))
+        if len(blocks) == 2:  # after a first block was written
+            raise KeyboardInterrupt
+        return predict(estimator, features)
+
+    monkeypatch.setattr(skmtl.parquet, "prediction_columns", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        predict_parquet(model, source, out, batch_rows=100)
+    assert out.read_bytes() == b"the scores of yesterday"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "scores.parquet"]
+    monkeypatch.undo()
+
+    umask = os.umask(0)
+    os.umask(umask)
+    predict_parquet(model, source, out, batch_rows=100)
+    assert len(pq.read_table(out)) == 300
+    assert os.stat(out).st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "scores.parquet"]
+
+
+def test_a_model_fitted_on_an_array_reads_the_columns_in_the_data_sets_order(numeric, tmp_path):
+    X, _, model = numeric
+    with_id = X.assign(id=range(300))
+    # the second file orders its columns otherwise, the kept id first
+    source = _write_parts(tmp_path / "in", with_id.iloc[:150],
+                          with_id.iloc[150:][["id", "c", "b", "a"]])
+    out = tmp_path / "scores.parquet"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X has feature names" per block
+        predict_parquet(model, source, out, batch_rows=100, keep_columns=["id"])
+    written = pq.read_table(out).to_pandas()
+    np.testing.assert_array_equal(written["id"], np.arange(300))
+    np.testing.assert_allclose(written["proba_task_0"], model.predict_proba(X.to_numpy())[:, 1],
+                               rtol=1e-6)
+
+
+def test_files_without_a_needed_column_are_refused_before_any_work(numeric, tmp_path):
+    X, y, fitted = numeric
+    frame = X.assign(label=y)
+    source = _write_parts(tmp_path / "in", frame.iloc[:150], frame.iloc[150:].drop(columns="b"))
+    missing = r"Columns \['b'\] are not in the Parquet file '.*part-1.parquet'"
+    model = MMOEClassifier(max_epochs=1, random_state=0)
+    with pytest.raises(ValueError, match=missing):
+        fit_parquet(model, source, "label", batch_rows=100, shuffle_buffer=None)
+    assert not hasattr(model, "net_")  # the first file was not trained on
+    with pytest.raises(ValueError, match=missing):
+        predict_parquet(fitted, source, tmp_path / "scores.parquet")
+    assert not (tmp_path / "scores.parquet").exists()
+    with pytest.raises(ValueError, match=missing):
+        next(iter_frames(source, ["a", "b"]))
+    assert len(pd.concat(iter_frames(source, ["a", "c"]))) == 300
+
+
+def test_the_predictions_are_not_written_into_the_input(numeric, tmp_path):
+    X, _, model = numeric
+    source = _write_parts(tmp_path / "in", X)
+    part = source / "part-0.parquet"
+    for sources, destination in [(source, source / "scores.parquet"),
+                                 (str(source), source / "sub" / "scores.parquet"),
+                                 (part, part), ([tmp_path / "other.parquet", source], part)]:
+        with pytest.raises(ValueError, match="inside the data set"):
+            predict_parquet(model, sources, destination)
+    assert sorted(p.name for p in source.iterdir()) == ["part-0.parquet"]
+    predict_parquet(model, [part], source.parent / "scores.parquet")  # beside the file: fine
+    assert len(pq.read_table(source.parent / "scores.parquet")) == 300
+
+
+def test_kept_columns_get_one_type_over_the_files(numeric, tmp_path):
+    X, y, model = numeric
+    frame = X.assign(label=y)
+    # integers in the first file, fractions in the second: written as floats
+    source = _write_parts(tmp_path / "in", frame.iloc[:150], frame.iloc[150:].assign(label=0.5))
+    out = tmp_path / "scores.parquet"
+    predict_parquet(model, source, out, batch_rows=100, keep_columns="label")
+    written = pq.read_table(out)
+    assert written.column_names == ["label", "proba_task_0"]
+    assert written.schema.field("label").type == pa.float64()
+    np.testing.assert_array_equal(written.column("label").to_numpy(),
+                                  np.r_[y.iloc[:150], np.full(150, 0.5)])
+    source = _write_parts(tmp_path / "other", frame.iloc[:150],
+                          frame.iloc[150:].assign(label="yes"))
+    with pytest.raises(ValueError, match="Column 'label' is int64 in some Parquet files and "
+                                         "(large_)?string in '.*part-1.parquet'"):
+        predict_parquet(model, source, tmp_path / "other.parquet", keep_columns=["label"])
+    assert not (tmp_path / "other.parquet").exists()
+
+
+def test_parquet_categories_reads_each_file_with_its_types(tmp_path):
+    pq.write_table(pa.table({"uid": pa.array([1, 2], pa.int32()), "x": [1, 2]}),
+                   tmp_path / "a.parquet")
+    pq.write_table(pa.table({"uid": pa.array([3, 2**40], pa.int64()), "x": [2.5, 1.0]}),
+                   tmp_path / "b.parquet")
+    assert parquet_categories(tmp_path, ["uid", "x"]) == {"uid": [1, 2, 3, 2**40],
+                                                          "x": [1, 2, 2.5]}
+    assert parquet_categories(tmp_path, "uid") == {"uid": [1, 2, 3, 2**40]}
+
+
+def test_a_single_column_name_is_one_column_and_batch_rows_is_checked(numeric, tmp_path):
+    X, y, _ = numeric
+    source = _write_parts(tmp_path / "in", X.assign(label=y, id=range(300)))
+    model = fit_parquet(MMOEClassifier(max_epochs=1, random_state=0), source, "label",
+                        features="a", batch_rows=300)
+    assert list(model.feature_names_in_) == ["a"]
+    predict_parquet(model, source, tmp_path / "scores.parquet", keep_columns="id")
+    assert pq.read_table(tmp_path / "scores.parquet").column_names == ["id", "proba_label"]
+    assert list(next(iter_frames(source, "id")).columns) == ["id"]
+    with pytest.raises(TypeError, match="batch_rows must be an integer; got 1000.5"):
+        next(iter_frames(source, batch_rows=1000.5))
+    with pytest.raises(ValueError, match="batch_rows must be at least 1; got 0"):
+        fit_parquet(MMOEClassifier(), source, "label", batch_rows=0)
+    with pytest.raises(ValueError, match="shuffle_buffer must be at least 1; got 0"):
+        next(iter_frames(source, shuffle_buffer=0))
