@@ -407,6 +407,12 @@ class MultiTaskNet(NeuralNet):
                                            + list(self.loss_weighting_.parameters()))
         return {"loss": loss, "y_pred": y_pred, "task_losses": task_losses.detach()}
 
+    def train_step(self, batch, **fit_params):
+        kept = self.loss_weighting_.before_step()
+        step = super().train_step(batch, **fit_params)
+        self.loss_weighting_.after_step(kept)
+        return step
+
     def validation_step(self, batch, **fit_params):
         self._set_training(False)
         with torch.no_grad():
@@ -452,8 +458,11 @@ class MultiTaskNet(NeuralNet):
                 gathered = _distributed.gather((scores, targets, weights))
                 scores, targets, weights = ([part for rank in gathered for part in rank[k]]
                                             for k in range(3))
-        task_losses = (loss_sum / weight_sum.clamp(min=np.finfo(np.float32).tiny)).tolist()
-        if not all(math.isfinite(loss) for loss in task_losses):
+        # a task without a known label in the epoch's rows has no loss (NaN, not 0)
+        labelled = (weight_sum > 0).tolist()
+        task_losses = [loss if known else math.nan for loss, known in zip(
+            (loss_sum / weight_sum.clamp(min=np.finfo(np.float32).tiny)).tolist(), labelled)]
+        if not all(math.isfinite(loss) for loss, known in zip(task_losses, labelled) if known):
             diverged = [name for name, bad in zip(self.task_names, first_nonfinite.tolist())
                         if bad]
             raise DivergenceError(
@@ -468,15 +477,15 @@ class MultiTaskNet(NeuralNet):
                 f"{len(self.history)}; lower learning_rate or check the input scale.")
         self.history.record(prefix + "_batch_count", n_batches)
         fixed_weights = self.loss_weighting_.task_weights.tolist()
-        self.history.record(prefix + "_loss", float(np.dot(fixed_weights, task_losses)))
+        self.history.record(prefix + "_loss", math.fsum(
+            weight * loss for weight, loss, known in zip(fixed_weights, task_losses, labelled)
+            if known) if any(labelled) else math.nan)
         for name, loss in zip(self.task_names, task_losses):
             self.history.record(f"{prefix}_loss_{name}", loss)
         if training:
             for name, weight in zip(self.task_names, self.loss_weighting_.weights().tolist()):
                 self.history.record(f"task_weight_{name}", weight)
-            # a task without a known label this epoch has no loss to learn weights from
-            self.loss_weighting_.end_epoch([loss if labelled else math.nan for loss, labelled
-                                            in zip(task_losses, (weight_sum > 0).tolist())])
+            self.loss_weighting_.end_epoch(task_losses)
         else:
             per_task = _per_task_auc if self.validation_metric == "auc" else _per_task_r2
             task_scores = per_task(scores, targets, weights)

@@ -887,6 +887,56 @@ def test_gradnorm_waits_for_a_task_absent_from_the_first_batch():
     assert 0.5 < float(gradnorm.weights()[0]) < 1.5  # no runaway from a zero initial loss
 
 
+def test_gradnorm_leaves_the_balance_of_a_task_sitting_out_as_it_was():
+    gradnorm = GradNorm([1.0, 1.0, 1.0])
+    for _ in range(5):
+        gradnorm._update_balance(torch.tensor([0.7, 0.7, 0.7]), torch.tensor([3.0, 1.0, 2.0]))
+    before = gradnorm.weights().clone()
+    moments = gradnorm.moments[:, 2].clone()
+    for _ in range(5):  # task 2 without labels: the others still balance each other
+        gradnorm._update_balance(torch.tensor([0.6, 0.6, 0.0]), torch.tensor([3.0, 1.0, 0.0]))
+    after = gradnorm.weights()
+    assert after[2] == before[2] and torch.equal(gradnorm.moments[:, 2], moments)
+    assert after[0] < before[0] and float(after.sum()) == pytest.approx(3.0)
+    for _ in range(5):  # one task alone has nothing to balance: momentum moved it before
+        gradnorm._update_balance(torch.tensor([0.6, 0.0, 0.0]), torch.tensor([3.0, 0.0, 0.0]))
+    torch.testing.assert_close(gradnorm.weights(), after)
+
+
+@pytest.mark.parametrize("loss_weighting", ["uncertainty", "gradnorm"])
+def test_learned_weights_of_a_task_without_labels_stay(tasks, loss_weighting):
+    # the optimizer's momentum went on moving them, chunk after chunk
+    X, Y, _ = tasks
+    model = MMOEClassifier(random_state=0, loss_weighting=loss_weighting, batch_size=100,
+                           categories={"color": ["black", "blue", "green", "red"]})
+    model.partial_fit(X[:400], Y[:400])
+    for start in range(400, 1600, 400):
+        rows = slice(start, start + 400)
+        model.partial_fit(X[rows], Y[rows].assign(t2=np.nan))
+    weights = model.history_[:, "task_weight_t2"]
+    assert len(set(weights)) == 1
+    assert len(set(model.history_[:, "task_weight_t1"])) > 1 or loss_weighting == "gradnorm"
+
+
+def test_a_task_without_labels_has_no_loss_in_the_history(tasks):
+    # its loss was recorded as 0.0, a perfect score, beside an AUC of NaN
+    X, Y, _ = tasks
+    model = MMOEClassifier(random_state=0, categories={"color": ["black", "blue", "green", "red"]})
+    model.partial_fit(X[:500], Y[:500])
+    model.partial_fit(X[500:1000], Y[500:1000].assign(t2=np.nan))
+    last = model.history_[-1]
+    assert np.isnan(last["train_loss_t2"]) and last["train_loss"] == last["train_loss_t1"] > 0
+    valid = np.zeros(len(X), bool)
+    valid[MMOEClassifier(validation_fraction=0.25)._split_rows(
+        len(X), np.random.RandomState(0), True)[1]] = True
+    fitted = MMOEClassifier(max_epochs=2, early_stopping=True, validation_fraction=0.25,
+                            random_state=0).fit(X, Y.astype(float).mask(
+                                pd.DataFrame({"t1": False, "t2": valid}, index=Y.index)))
+    assert np.isnan(fitted.history_[:, "valid_loss_t2"]).all()
+    np.testing.assert_allclose(fitted.history_[:, "valid_loss"],
+                               fitted.history_[:, "valid_loss_t1"], rtol=1e-6)
+
+
 def test_scoring_needs_a_scored_task_of_positive_weight(tasks):
     X, Y, _ = tasks
     Y3 = Y.assign(t3=(X["num_a"] > 0).astype(int) + (X["num_a"] > 1))

@@ -136,6 +136,12 @@ class LossWeighting(nn.Module):
         """Called with each task's mean training loss at the end of an epoch (NaN for a task
         with no known label in it)."""
 
+    def before_step(self):
+        """Called before the optimizer's step; what it returns goes to :meth:`after_step`."""
+
+    def after_step(self, kept):
+        """Called after the optimizer's step with what :meth:`before_step` returned."""
+
 
 class UncertaintyWeighting(LossWeighting):
     """Homoscedastic uncertainty weighting (Kendall, Gal & Cipolla, CVPR 2018).
@@ -173,6 +179,18 @@ class UncertaintyWeighting(LossWeighting):
         present = task_losses.detach() != 0
         return (self.task_weights * (precision * task_losses
                                      + self.log_variance * present)).sum()
+
+    def before_step(self):
+        return self.log_variance.detach().clone()
+
+    def after_step(self, kept):
+        # The optimizer trains s with the network: its momentum would still move
+        # the s of a task without a label in the batch (whose gradient is 0, on
+        # every rank of a distributed fit). Such a task's s stays as it was.
+        if self.log_variance.grad is not None:
+            with torch.no_grad():
+                absent = self.log_variance.grad == 0
+                self.log_variance.copy_(torch.where(absent, kept, self.log_variance))
 
 
 class DynamicWeightAverage(LossWeighting):
@@ -311,7 +329,7 @@ class GradNorm(_SharedGradientWeighting):
         self.initial_losses.copy_(torch.where(torch.isnan(self.initial_losses) & present,
                                               losses, self.initial_losses))
         counted = present & ~torch.isnan(self.initial_losses)
-        if not counted.any():
+        if int(counted.sum()) < 2:  # one task alone is its own target: nothing to balance
             return
         tiny = torch.finfo(losses.dtype).tiny
         # balanced without task_weights, which then scale the result (see weights)
@@ -324,14 +342,19 @@ class GradNorm(_SharedGradientWeighting):
                            torch.zeros_like(losses))
         self.steps += 1
         beta1, beta2 = 0.9, 0.999
-        self.moments[0].mul_(beta1).add_((1 - beta1) * grad)
-        self.moments[1].mul_(beta2).add_((1 - beta2) * grad * grad)
+        # the tasks sitting out keep their moments and balance; the counted ones
+        # are renormalised to the share of the sum they had
+        moments = torch.stack([self.moments[0] * beta1 + (1 - beta1) * grad,
+                               self.moments[1] * beta2 + (1 - beta2) * grad * grad])
+        self.moments.copy_(torch.where(counted, moments, self.moments))
         step = int(self.steps)
         first = self.moments[0] / (1 - beta1 ** step)
         second = self.moments[1] / (1 - beta2 ** step)
         balance = (self.balance - self.learning_rate * first / (second.sqrt() + 1e-8)).clamp(
             min=1e-3)
-        self.balance.copy_(balance * self.n_tasks / balance.sum())
+        share = self.balance[counted].sum()
+        self.balance.copy_(torch.where(counted, balance * share / balance[counted].sum(),
+                                       self.balance))
 
 
 class PCGrad(_SharedGradientWeighting):
