@@ -581,9 +581,10 @@ class MultiTaskEstimatorBase(BaseEstimator):
         n_valid = sum(n for n, _ in validation_labels)
         raise ValueError(
             f"scoring={self.scoring!r} early-stops on the validation rows, but among the "
-            f"{n_valid} of them (of positive weight) no scored task has two different labels, "
-            "so the score is undefined (too few positives?); raise validation_fraction or use "
-            "scoring='loss'.")
+            f"{n_valid} of them (of positive weight) no scored task has two different "
+            f"{'targets' if is_regressor(self) else 'labels'}, so the score is undefined "
+            f"({'a constant target?' if is_regressor(self) else 'too few positives?'}); raise "
+            "validation_fraction or use scoring='loss'.")
 
     def _scored_tasks(self, target_state):
         """Which tasks ``scoring`` averages over (boolean per task)."""

@@ -607,8 +607,11 @@ def test_scoring_needs_a_validation_score_that_is_defined():
     one_row = MMOEClassifier(**FAST, early_stopping=True, scoring="roc_auc",
                              validation_fraction=1)
     with pytest.raises(ValueError, match=r"among the 1 of them \(of positive weight\) no "
-                                         "scored task has two"):
+                                         r"scored task has two different labels.*positives\?"):
         one_row.fit(X, y)
+    with pytest.raises(ValueError, match=r"two different targets.*a constant target\?"):
+        MMOERegressor(**FAST, early_stopping=True, scoring="r2", validation_fraction=1).fit(
+            X, X["x"])
     ok = MMOEClassifier(**FAST, early_stopping=True, scoring="roc_auc").fit(X, y)
     assert np.isfinite(ok.history_[:, "valid_roc_auc"]).all()
     # positives of weight 0 give no score either
