@@ -43,14 +43,13 @@ class AdaptiveInformationTransfer(nn.Module):
     def forward(self, transferred, own):
         """Combine two ``(batch, input_dim)`` tensors into ``(batch, transfer_units)``."""
         d = self.transfer_units
-        h_transferred, h_own = self.projections(transferred), self.projections(own)
-
-        def score(h):
-            return (h[:, :d] * h[:, d:2 * d]).sum(dim=1, keepdim=True)
-
+        # split, not slices: a slice's backward fills a zero tensor of the whole width
+        h1_transferred, h2_transferred, h3_transferred = self.projections(transferred).split(d, 1)
+        h1_own, h2_own, h3_own = self.projections(own).split(d, 1)
+        scores = ((h1_transferred * h2_transferred).sum(dim=1, keepdim=True)
+                  - (h1_own * h2_own).sum(dim=1, keepdim=True))
         # the softmax over two inputs is the sigmoid of their scores' difference
-        weight = torch.sigmoid((score(h_transferred) - score(h_own)) / math.sqrt(d))
-        return torch.lerp(h_own[:, 2 * d:], h_transferred[:, 2 * d:], weight)
+        return torch.lerp(h3_own, h3_transferred, torch.sigmoid(scores / math.sqrt(d)))
 
 
 class AITM(nn.Module):
