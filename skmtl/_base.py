@@ -811,8 +811,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
     def _build_net(self, module, task_output_dims, task_names, callbacks, train_split, seed,
                    device, batch_size, task_weights, scoring_weights, missing_labels=True):
         scoring, scoring_weights = self._net_scoring(scoring_weights)
-        if checked_device(device).type == "cpu":
-            device = "cpu"  # torch cannot unpickle tensors onto "cpu:0"
+        if checked_device(device).type == "cpu":  # torch cannot unpickle tensors onto "cpu:0"
+            device = torch.device("cpu") if isinstance(device, torch.device) else "cpu"
         return MultiTaskNet(
             module=module,
             criterion=self._build_criterion(task_output_dims),
