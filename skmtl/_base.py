@@ -686,14 +686,17 @@ class MultiTaskEstimatorBase(BaseEstimator):
                         module_state, optimizer_state, history, device,
                         loss_weighting_state=None):
         """Rebuild the fitted state from its saved parts (see :func:`skmtl.load`)."""
-        module = self._new_module(encoder, task_names, target_state)
-        module.load_state_dict(module_state)
-        net = self._build_net(module, self._task_output_dims(target_state), task_names,
-                              callbacks=[], train_split=None, seed=0, device=device,
-                              batch_size=self._batch_size(0),
-                              task_weights=self._task_weights(task_names),
-                              scoring_weights=None)
-        net.initialize()
+        # the new module's initial weights draw from torch's random state: not from
+        # the caller's, nor from that of a fit in another thread
+        with _torch_seed(0, "cpu"):
+            module = self._new_module(encoder, task_names, target_state)
+            module.load_state_dict(module_state)
+            net = self._build_net(module, self._task_output_dims(target_state), task_names,
+                                  callbacks=[], train_split=None, seed=0, device=device,
+                                  batch_size=self._batch_size(0),
+                                  task_weights=self._task_weights(task_names),
+                                  scoring_weights=None)
+            net.initialize()
         if loss_weighting_state is not None:
             net.loss_weighting_.load_state_dict(loss_weighting_state)
         net.optimizer_.load_state_dict(optimizer_state)

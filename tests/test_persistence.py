@@ -71,6 +71,16 @@ def test_round_trip_gives_identical_predictions(kind, tasks, holdout, tmp_path):
     assert hasattr(loaded, "feature_names_in_") == hasattr(model, "feature_names_in_")
 
 
+def test_load_leaves_torch_random_state_alone(tasks, tmp_path):
+    # the rebuilt module's initialisation drew from it: a fit in another thread lost its
+    # seeded stream
+    MMOEClassifier(dropout=0.3, **FAST).fit(*tasks[:2]).save(tmp_path / "model.skmtl")
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    load(tmp_path / "model.skmtl")
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 def test_loaded_model_continues_training(tasks, tmp_path):
     X, Y, _ = tasks
     model = MMOEClassifier(warm_start=True, **FAST).fit(X, Y)
