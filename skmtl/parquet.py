@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
+from ._encoding._common import arrow_to_pandas
 from ._files import replaced_on_success
 from ._outputs import check_kept_columns, prediction_columns
 
@@ -41,34 +42,6 @@ def _dataset(source):
     except (FileNotFoundError, pa.ArrowInvalid) as exc:
         raise ValueError(f"{source!r} is not a readable Parquet file or folder ({exc}).") \
             from None
-
-
-def _to_pandas(batch):
-    """A DataFrame of a record batch with dictionary-encoded columns decoded to their values.
-
-    pyarrow makes a dictionary column a ``category`` of only the dictionary
-    of its batch; decoded, it is an ordinary string (or number) column. An
-    integer or boolean column with nulls becomes pandas' nullable type
-    (``Int64``, ``boolean``), not floats: its values then read as the
-    integers they are in every batch, nulls or not (hashed ids, labels).
-    """
-    pa = _pyarrow()
-    frame = {}
-    for name, column in zip(batch.schema.names, batch.columns):
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        nullable = column.null_count and (pa.types.is_integer(column.type)
-                                          or pa.types.is_boolean(column.type))
-        frame[name] = column.to_pandas(
-            types_mapper=_nullable_dtype if nullable else None).reset_index(drop=True)
-    return pd.DataFrame(frame, columns=batch.schema.names)
-
-
-def _nullable_dtype(arrow_type):
-    """pandas' nullable dtype of an integer or boolean Arrow type."""
-    pa = _pyarrow()
-    return pd.BooleanDtype() if pa.types.is_boolean(arrow_type) else \
-        pd.api.types.pandas_dtype(str(arrow_type).capitalize().replace("Uint", "UInt"))
 
 
 def _column_names(columns):
@@ -106,7 +79,7 @@ def _check_columns(dataset, names):
 def _unified_types(fragments, names):
     """``{name: Arrow type}`` of columns ``names`` over the files: int64 and double give double.
 
-    Dictionaries count as their values, as :func:`_to_pandas` decodes them.
+    Dictionaries count as their values, as :func:`arrow_to_pandas` decodes them.
     """
     pa = _pyarrow()
     types = {}
@@ -209,7 +182,7 @@ def iter_frames(source, columns=None, *, batch_rows=65_536, shuffle_buffer=None,
     pending, n_pending = [], 0
     for fragment in fragments:
         for batch in fragment.to_batches(columns=columns, batch_size=batch_rows):
-            pending.append(_to_pandas(batch))
+            pending.append(arrow_to_pandas(batch))
             n_pending += batch.num_rows
             if n_pending >= buffer_rows:
                 frame = _buffered(pending, shuffle)

@@ -46,6 +46,21 @@ def test_arrow_tables_are_read_as_dataframes(tasks):
         from_arrow.predict(pa.table(X[X.columns[::-1]]))
 
 
+def test_an_arrow_integer_column_with_nulls_keeps_its_integers(tasks):
+    # to_pandas made it floats: every hashed id moved to another bucket
+    pa = pytest.importorskip("pyarrow")
+    X, Y, _ = tasks
+    X = X.assign(user=np.arange(len(X)) % 13)
+    model = MMOEClassifier(**FAST, hash_buckets={"user": 5},
+                           categorical_features=["color", "shop", "user"]).fit(X, Y)
+    rows = X[:50].assign(user=pd.array([None, *X["user"][1:50]], dtype="Int64"))
+    # without pandas' metadata, as other writers make tables
+    table = pa.Table.from_pandas(rows, preserve_index=False).replace_schema_metadata(None)
+    assert table.schema.field("user").type == pa.int64() and table.column("user").null_count == 1
+    for a, b in zip(model.predict_proba(table), model.predict_proba(X[:50])):
+        np.testing.assert_array_equal(a[1:], b[1:])
+
+
 def test_numpy_bytes_columns_of_a_dataframe_are_categories():
     X = pd.DataFrame(np.array([[b"a", b"x"], [b"b", b"y"]] * 50))
     y = np.array([0, 1] * 50)

@@ -12,17 +12,52 @@ def column_label(feature_names, index):
 def as_pandas(data):
     """``data`` as pandas when it is another library's table (pyarrow, polars, ...).
 
-    Tables that convert themselves (``to_pandas``) and speak the Arrow or
-    dataframe interchange protocol become a DataFrame (a pyarrow array, a
-    Series); anything else is returned as it is.
+    A pyarrow ``Table`` or ``RecordBatch`` becomes a DataFrame as
+    :func:`arrow_to_pandas` makes it; other tables that convert themselves
+    (``to_pandas``) and speak the Arrow or dataframe interchange protocol
+    become what their ``to_pandas`` gives (a pyarrow array, a Series);
+    anything else is returned as it is.
     """
     if isinstance(data, (pd.DataFrame, pd.Series, np.ndarray)):
         return data
+    if type(data).__module__.startswith("pyarrow") and hasattr(data, "schema") \
+            and hasattr(data, "columns"):
+        return arrow_to_pandas(data, decode_dictionaries=False)
     if callable(getattr(data, "to_pandas", None)) and (
             hasattr(data, "__arrow_c_stream__") or hasattr(data, "__arrow_c_array__")
             or hasattr(data, "__dataframe__")):
         return data.to_pandas()
     return data
+
+
+def arrow_to_pandas(table, decode_dictionaries=True):
+    """A DataFrame of a pyarrow table or record batch.
+
+    An integer or boolean column with nulls becomes pandas' nullable type
+    (``Int64``, ``boolean``), not floats: its values then read as the
+    integers they are in every batch, nulls or not (hashed ids, labels).
+    With ``decode_dictionaries``, a dictionary column becomes the column of
+    its values, not a ``category`` of only the dictionary of its batch (a
+    batch of a larger data set).
+    """
+    import pyarrow as pa
+
+    def nullable_dtype(arrow_type):
+        return pd.BooleanDtype() if pa.types.is_boolean(arrow_type) else \
+            pd.api.types.pandas_dtype(str(arrow_type).capitalize().replace("Uint", "UInt"))
+
+    columns = {}
+    for j, column in enumerate(table.columns):
+        if decode_dictionaries and pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        nullable = column.null_count and (pa.types.is_integer(column.type)
+                                          or pa.types.is_boolean(column.type))
+        columns[j] = column.to_pandas(
+            types_mapper=nullable_dtype if nullable else None).reset_index(drop=True)
+    # by position, then named: a name given twice stays two columns
+    frame = pd.DataFrame(columns, columns=range(len(columns)))
+    frame.columns = table.schema.names
+    return frame
 
 
 def feature_names(X):
