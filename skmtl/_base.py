@@ -295,8 +295,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 categorical, numeric = encoder.fit_transform(
                     X, fit_weight, targets, regression=is_regressor(self))
                 agreed.signature = {"categorical columns": encoder.categorical_indices_.tolist()}
-            agreed.share = (_validation_labels(targets, valid_rows, scoring_weights,
-                                               sample_weight),
+            agreed.share = (_validation_labels(targets, valid_rows, sample_weight),
                             (encoder.categories_, encoder.numeric_.to_dict()) if ranks else None)
         self._check_scorable([labels for labels, _ in agreed.shared], scoring_weights)
         if ranks:
@@ -567,14 +566,22 @@ class MultiTaskEstimatorBase(BaseEstimator):
         return task_weights * scored
 
     def _check_scorable(self, validation_labels, scoring_weights):
-        """Raise unless some scored task has two different labels among the validation rows.
+        """Raise unless the validation rows give early stopping something to compare.
 
-        Otherwise its score (ROC AUC, R²) is undefined every epoch and early
-        stopping would stop with nothing to compare. ``validation_labels``:
-        each rank's :func:`_validation_labels` (one outside a process group).
+        The validation loss needs a known label of some task; ``scoring`` some
+        scored task with two different labels, else its score (ROC AUC, R²)
+        is undefined every epoch. ``validation_labels``: each rank's
+        :func:`_validation_labels` (one outside a process group).
         """
         if validation_labels[0] is None:
             return
+        if scoring_weights is None:
+            if any(len(known) for _, labels in validation_labels for known in labels):
+                return
+            raise ValueError(
+                "Early stopping watches the validation loss, but no validation row (of "
+                "positive weight) has a known label of any task, so there is no loss to "
+                "compare; raise validation_fraction, or set early_stopping=False.")
         for t in np.flatnonzero(scoring_weights):
             if len(np.unique(np.concatenate([labels[t] for _, labels in validation_labels]))) > 1:
                 return
@@ -775,10 +782,11 @@ class MultiTaskEstimatorBase(BaseEstimator):
         HistGradientBoosting does), or it would stop on rows it has trained
         on: without an int ``random_state``, from a seed the first fit kept.
         """
-        if not warm:
-            self._split_seed = (None if isinstance(self.random_state, Integral)
-                                else rng.randint(np.iinfo(np.int32).max))
         seed = getattr(self, "_split_seed", None)
+        if not warm or (seed is None and not isinstance(self.random_state, Integral)):
+            # (also when the model began with partial_fit, or was saved without a seed)
+            seed = self._split_seed = (None if isinstance(self.random_state, Integral)
+                                       else rng.randint(np.iinfo(np.int32).max))
         return rng if seed is None else np.random.RandomState(seed)
 
     def _split_rows(self, n_samples, rng, early_stopping):
@@ -1219,10 +1227,10 @@ def _standardised(values, mean, scale, task_names):
     return targets
 
 
-def _validation_labels(targets, valid_rows, scoring_weights, sample_weight):
+def _validation_labels(targets, valid_rows, sample_weight):
     """``(n_valid, distinct known labels of each task)`` among the validation rows of positive
-    weight, when scoring needs them (else None)."""
-    if scoring_weights is None or valid_rows is None:
+    weight; None without validation rows."""
+    if valid_rows is None:
         return None
     if sample_weight is not None:
         valid_rows = valid_rows[sample_weight[valid_rows] > 0]
@@ -1329,12 +1337,19 @@ _TORCH_RANDOM_STATE_LOCK = threading.RLock()
 
 @contextlib.contextmanager
 def _torch_seed(seed, device):
-    """Seed torch for the duration of a fit without disturbing the caller's RNG."""
+    """Seed torch for the duration of a fit without disturbing the caller's RNG.
+
+    Seeds (and restores) the CPU generator and, on a GPU, that device's only:
+    ``torch.manual_seed`` would reseed every GPU's for good.
+    """
     device = torch.device(device)
     if device.type == "cpu":
         fork = torch.random.fork_rng(devices=[])
     else:
         fork = torch.random.fork_rng(devices=[device.index or 0], device_type=device.type)
     with _TORCH_RANDOM_STATE_LOCK, fork:
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            with torch.cuda.device(device.index or 0):
+                torch.cuda.manual_seed(seed)
         yield

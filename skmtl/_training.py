@@ -119,10 +119,10 @@ class EpochTable(PrintLog):
 
     The losses and validation scores per task and the seconds the epoch
     took; the task weights only when they are learned (under fixed weights
-    they are the same every epoch). The header comes once per model, so
-    that ``partial_fit`` calls and warm starts continue one table (and a
-    fit that turns ``verbose`` on later still gets one); the epoch early
-    stopping ends on is printed too. Under ``torch.distributed`` only rank
+    they are the same every epoch). The header comes once per model and
+    set of columns, so that ``partial_fit`` calls and warm starts continue
+    one table (a fit that turns ``verbose`` on later, or adds columns, gets
+    a new header); the epoch early stopping ends on is printed too. Under ``torch.distributed`` only rank
     0 prints.
     """
 

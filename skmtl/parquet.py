@@ -10,6 +10,7 @@ frame (see ``partial_fit``). Memory is bounded by ``shuffle_buffer`` rows,
 not by the size of the data.
 """
 
+import contextlib
 import numbers
 import os
 import time
@@ -64,6 +65,8 @@ def _check_columns(dataset, names):
     error before any training or writing, not midway.
     """
     fragments = list(dataset.get_fragments())
+    if not names:
+        return fragments
     schemas = [fragment.physical_schema.names for fragment in fragments]
     missing = [name for name in names if not any(name in schema for schema in schemas)]
     if missing:
@@ -346,9 +349,10 @@ def predict_parquet(estimator, source, destination, *, batch_rows=65_536, keep_c
     estimator : a fitted skmtl estimator
     source : str, path-like or list of them
     destination : str or path-like
-        The Parquet file to write, outside ``source``. It is written under a
-        temporary name and replaces ``destination`` only once complete: a
-        failed run leaves ``destination`` as it was.
+        The Parquet file to write, outside ``source``. A local file is
+        written under a temporary name and replaces ``destination`` only once
+        complete: a failed run leaves ``destination`` as it was. A URI
+        (``s3://...``) goes to pyarrow's file systems, written in place.
     batch_rows : int, default=65536
     keep_columns : str or sequence of str, default=()
 
@@ -373,7 +377,9 @@ def predict_parquet(estimator, source, destination, *, batch_rows=65_536, keep_c
     check_is_fitted(estimator)
     keep_columns = _column_names(keep_columns)
     check_kept_columns(estimator, keep_columns)
-    _check_destination(source, destination)
+    is_uri = "://" in os.fspath(destination)
+    if not is_uri:
+        _check_destination(source, destination)
     dataset = _dataset(source)
     names = getattr(estimator, "feature_names_in_", None)
     fitted_on_array = names is None
@@ -381,7 +387,8 @@ def predict_parquet(estimator, source, destination, *, batch_rows=65_536, keep_c
                 if fitted_on_array else list(names))
     columns = list(dict.fromkeys([*keep_columns, *features]))
     kept_types = _unified_types(_check_columns(dataset, columns), keep_columns)
-    with replaced_on_success(destination) as file:
+    with (contextlib.nullcontext(destination) if is_uri
+          else replaced_on_success(destination)) as file:
         writer = None
         try:
             for frame in iter_frames(source, columns, batch_rows=batch_rows):

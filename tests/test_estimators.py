@@ -401,6 +401,20 @@ def test_warm_fits_hold_out_the_first_fits_validation_rows(tasks, monkeypatch, t
     assert not np.array_equal(splits[-1][1], first_valid)
 
 
+def test_warm_fits_after_partial_fit_hold_out_the_same_rows(tasks, monkeypatch):
+    X, Y, _ = tasks
+    splits = []
+    split_rows = skmtl_base.MultiTaskEstimatorBase._split_rows
+    monkeypatch.setattr(skmtl_base.MultiTaskEstimatorBase, "_split_rows",
+                        lambda self, *args: splits.append(split_rows(self, *args)) or splits[-1])
+    model = MMOEClassifier(max_epochs=1, early_stopping=True, warm_start=True,
+                           categories={"color": ["black", "blue", "green", "red"]})
+    model.partial_fit(X, Y)  # draws no split
+    model.fit(X, Y)
+    model.fit(X, Y)
+    np.testing.assert_array_equal(splits[0][1], splits[1][1])
+
+
 def test_early_stopping_auto_depends_on_sample_count(tasks):
     X, Y, _ = tasks
     assert MMOEClassifier()._early_stopping_enabled(len(X)) is False

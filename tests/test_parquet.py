@@ -268,6 +268,9 @@ def test_the_predictions_are_not_written_into_the_input(numeric, tmp_path):
     assert sorted(p.name for p in source.iterdir()) == ["part-0.parquet"]
     predict_parquet(model, [part], source.parent / "scores.parquet")  # beside the file: fine
     assert len(pq.read_table(source.parent / "scores.parquet")) == 300
+    # a URI goes to pyarrow's file systems
+    predict_parquet(model, [part], f"file://{source.parent / 'uri.parquet'}")
+    assert len(pq.read_table(source.parent / "uri.parquet")) == 300
 
 
 def test_kept_columns_get_one_type_over_the_files(numeric, tmp_path):

@@ -216,6 +216,7 @@ def test_partial_fit_warns_of_chunk_categories_outside_the_vocabulary(tasks):
     no_black = _with_color_dtype(X.iloc[1000:1500]).query("color != 'black'")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        model.partial_fit(later, Y.iloc[500:1000])  # once per column, not per chunk
         # listed in the dtype, but no row of it
         model.partial_fit(no_black, Y.loc[no_black.index])
         model.partial_fit(X.iloc[1000:1500], Y.iloc[1000:1500])  # strings: unseen is normal

@@ -154,16 +154,22 @@ class TabularEncoder:
 
         The vocabulary is fixed by the first chunk (``partial_fit``): rows of
         a category its dtype lists and the vocabulary does not get the unknown
-        code. Dask partitions read with categories of their own do that.
+        code. Dask partitions read with categories of their own do that. Once
+        per column and model (not per partition); vocabularies given in
+        ``categories`` are left alone.
         """
         if not isinstance(X, pd.DataFrame):
             return
+        given = self._per_column("categories", self.categories)
+        warned = self.__dict__.setdefault("_warned_outside_vocabulary", set())
         for k, j in enumerate(self.categorical_indices_):
             values = X.iloc[:, j]
-            if self.hash_buckets_[k] or not isinstance(values.dtype, pd.CategoricalDtype):
+            if self.hash_buckets_[k] or j in given or j in warned \
+                    or not isinstance(values.dtype, pd.CategoricalDtype):
                 continue
             outside = (codes[:, k] == 0) & values.notna().to_numpy()
             if outside.any():
+                warned.add(j)
                 examples = pd.unique(values[outside])[:3].tolist()
                 warnings.warn(
                     f"Categorical column {self._label(j)!r} has categories outside the "
