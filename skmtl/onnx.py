@@ -183,6 +183,8 @@ def onnx_inputs(model, X):
     metadata = _metadata(model)
     missing_strings = json.loads(metadata.get("skmtl_missing_strings", "{}"))
     numeric_inputs = set(json.loads(metadata.get("skmtl_numeric_inputs", "[]")))
+    categorical_inputs = set(json.loads(metadata.get("skmtl_categorical_inputs", "[]")))
+    hashed_inputs = set(json.loads(metadata.get("skmtl_hashed_inputs", "[]")))
     X = check_features(X, "onnx_inputs")
     if X.shape[1] != len(specs):
         raise ValueError(f"X has {X.shape[1]} columns; the model has {len(specs)} inputs "
@@ -193,7 +195,8 @@ def onnx_inputs(model, X):
             raise ValueError(f"The columns of X differ from the model's inputs (column, input): "
                              f"{differ}.")
     columns = X.items() if isinstance(X, pd.DataFrame) else enumerate(X.T)
-    inputs = {name: _input_values(values, name, dtype, missing_strings.get(name, ""))
+    inputs = {name: _input_values(values, name, dtype, missing_strings.get(name, ""),
+                                  name in categorical_inputs, name in hashed_inputs)
               for (name, dtype), (_, values) in zip(specs, columns)}
     not_finite = [name for name in inputs if name in numeric_inputs
                   and inputs[name].dtype.kind == "f" and not np.isfinite(inputs[name]).all()]
@@ -203,8 +206,13 @@ def onnx_inputs(model, X):
     return {name: values.reshape(-1, 1) for name, values in inputs.items()}
 
 
-def _input_values(values, name, dtype, missing=""):
-    """One column's values as the 1-D array its input of ``dtype`` takes."""
+def _input_values(values, name, dtype, missing="", categorical=False, hashed=False):
+    """One column's values as the 1-D array its input of ``dtype`` takes.
+
+    A categorical column of numbers refuses text, which its input would parse
+    as a number where predict reads an unknown category; a hashed one of
+    integers also refuses floats, which predict hashes apart from integers.
+    """
     if dtype.kind == "O":
         if isinstance(values.dtype, pd.CategoricalDtype):
             # the categories once, then the codes: far faster than value by value
@@ -214,6 +222,23 @@ def _input_values(values, name, dtype, missing=""):
         values[pd.isna(values)] = missing
         return values
     values = pd.Series(values) if not isinstance(values, pd.Series) else values
+    if categorical:
+        held = (values.cat.categories if isinstance(values.dtype, pd.CategoricalDtype)
+                else values)
+        kind = pd.api.types.infer_dtype(held, skipna=True)
+        if kind not in ("integer", "boolean", "floating", "mixed-integer-float", "empty"):
+            other = next((v for v in held if not isinstance(v, (int, float, np.number))
+                          and not pd.isna(v)), None)
+            raise ValueError(
+                f"Categorical column {name!r} holds values that are not numbers (e.g. "
+                f"{other!r}), but the model learned numbers for it: predict reads such a value "
+                f"as an unknown category, which its {dtype} input would read as a number "
+                "or not hold" + (": give NaN instead." if dtype.kind == "f" else "."))
+        if hashed and dtype.kind in "iub" and kind in ("floating", "mixed-integer-float"):
+            raise ValueError(
+                f"Hashed column {name!r} holds floats, but the model hashes integers ({dtype} "
+                "input): predict puts 3.0 in another bucket than 3. Give the column as "
+                "integers.")
     if dtype.kind == "f":
         try:
             return values.to_numpy(dtype=dtype, na_value=np.nan)
@@ -416,6 +441,12 @@ def _estimator_model(estimator, sources, target_opset):
         # what onnx_inputs needs beyond the inputs' types (single-column inputs)
         "skmtl_numeric_inputs": json.dumps([sources[j][0] for j in encoder.numeric_indices_
                                             if len(sources) == encoder.n_features_in_]),
+        "skmtl_categorical_inputs": json.dumps(
+            [sources[j][0] for j in encoder.categorical_indices_
+             if len(sources) == encoder.n_features_in_]),
+        "skmtl_hashed_inputs": json.dumps(
+            [sources[j][0] for j, n in zip(encoder.categorical_indices_, encoder.hash_buckets_)
+             if n and len(sources) == encoder.n_features_in_]),
         "skmtl_missing_strings": json.dumps(_missing_strings(encoder, sources)),
     })
     onnx.checker.check_model(model)
@@ -628,6 +659,9 @@ def _categorical_codes(graph, encoder, columns):
 def _vocabulary_codes(graph, name, elem_type, categories, label):
     """A LabelEncoder from the categories to ``1..K``; anything else to the reserved code."""
     kinds = {_value_kind(value) for value in np.asarray(categories, dtype=object)}
+    if "bytes" in kinds:
+        raise TypeError(f"Column {label!r}: the model learned bytes categories, which have no "
+                        "ONNX input type; fit it on strings (e.g. X[col].str.decode('utf-8')).")
     # fit refuses strings beside numbers; a float among integers makes them all floats
     kind = next((k for k in ("string", "float", "integer") if k in kinds), None)
     codes = np.arange(1, len(categories) + 1, dtype=np.int64)
@@ -824,6 +858,8 @@ def _column_type(values, name, hashed=False):
 def _value_kind(value):
     if isinstance(value, str):
         return "string"
+    if isinstance(value, (bytes, np.bytes_)):
+        return "bytes"
     if isinstance(value, (bool, np.bool_, int, np.integer)):
         return "integer"
     return "float"

@@ -264,6 +264,30 @@ def test_values_a_double_input_cannot_hold_are_named(data):
         to_onnx(hashed, X)
 
 
+def test_categorical_inputs_refuse_values_predict_reads_otherwise(data):
+    # the inputs parsed "3" as 3 (a known category; predict: unknown) and hashed 3.0 as 3
+    X, Y, _, _, _ = data
+    X = X.assign(user=np.arange(len(X)) % 7, shop=X["shop"].astype(int))
+    estimator = skmtl.MMOEClassifier(max_epochs=1, categorical_features=["color", "shop", "user"],
+                                     hash_buckets={"user": 11}, random_state=0).fit(X, Y)
+    served = session(to_onnx(estimator, X.head()))
+    onnx_inputs(served, X.assign(shop=X["shop"].astype(float)))  # whole floats: the same codes
+    for column, values in [("shop", X["shop"].astype(str)), ("user", X["user"].astype(str)),
+                           ("shop", X["shop"].astype(str).str.encode("ascii"))]:
+        with pytest.raises(ValueError, match=f"'{column}' holds values that are not numbers"):
+            onnx_inputs(served, X.assign(**{column: values}))
+    with pytest.raises(ValueError, match="'user' holds floats, but the model hashes integers"):
+        onnx_inputs(served, X.assign(user=X["user"].astype(float)))
+
+
+def test_bytes_categories_cannot_be_exported(data):
+    X, Y, _, _, _ = data
+    estimator = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(
+        X.assign(shop=X["shop"].astype(str).str.encode("ascii")), Y)
+    with pytest.raises(TypeError, match="'shop': the model learned bytes categories"):
+        to_onnx(estimator, X.assign(shop=X["shop"].astype(int)))
+
+
 def test_pipeline_with_column_transformer_converts_through_skl2onnx(data):
     skl2onnx = pytest.importorskip("skl2onnx")  # part of the onnx extra: installed in CI
     X, Y, funnel, targets, X_test = data
