@@ -122,8 +122,8 @@ class EpochTable(PrintLog):
     they are the same every epoch). The header comes once per model and
     set of columns, so that ``partial_fit`` calls and warm starts continue
     one table (a fit that turns ``verbose`` on later, or adds columns, gets
-    a new header); the epoch early stopping ends on is printed too. Under ``torch.distributed`` only rank
-    0 prints.
+    a new header); the epoch early stopping ends on is printed too. Under
+    ``torch.distributed`` only rank 0 prints.
     """
 
     def on_epoch_end(self, net, **kwargs):
