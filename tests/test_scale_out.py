@@ -69,6 +69,18 @@ def test_hashed_python_bools_and_floats_hash_as_their_numpy_type(values, numpy_d
     assert codes[2] == 0
 
 
+def test_a_value_of_a_mixed_column_hashes_whatever_its_neighbours():
+    # the type was decided per block: 1.5 hashed as a float beside floats, as text beside text
+    mixed = pd.Series(["a", 1.5, True, 3, None, 2**70], dtype=object)
+    codes = _codes(mixed, 1000)
+    alone = [_codes(pd.Series([value], dtype=object), 1000)[0] for value in mixed]
+    np.testing.assert_array_equal(codes, alone)
+    np.testing.assert_array_equal(codes[1:4], [_codes(np.array([1.5]), 1000)[0],
+                                               _codes(np.array([True]), 1000)[0],
+                                               _codes(np.array([3]), 1000)[0]])
+    assert codes[4] == 0
+
+
 def test_hashed_codes_of_a_category_column_equal_those_of_its_values():
     values = ["a", "b", None, "c", "a"]
     np.testing.assert_array_equal(_codes(values, 7),

@@ -132,7 +132,7 @@ def hashed_code_reader(values, n_buckets):
         categories = np.asarray(values.cat.categories)
         return _category_lookup_reader(
             values.cat.codes.to_numpy(),
-            pd.util.hash_array(_as_hashed(categories, pd.isna(categories))) % n_buckets + 1)
+            _hashes(categories, pd.isna(categories)) % n_buckets + 1)
 
     array = values.array if isinstance(values, pd.Series) else values
     # pandas' nullable numbers (Int64, boolean, ...): hashed by their NumPy type in every
@@ -150,42 +150,54 @@ def hashed_code_reader(values, n_buckets):
         else:
             block = np.asarray(array[start:stop])
             missing = pd.isna(block)
-        np.add(pd.util.hash_array(_as_hashed(block, missing)) % n_buckets, 1, out=out,
-               casting="unsafe")
+        np.add(_hashes(block, missing) % n_buckets, 1, out=out, casting="unsafe")
         out[missing] = UNKNOWN_CODE
     return hashed_codes_of_values
 
 
-def _as_hashed(values, missing):
-    """``values`` in the type they hash as: integers as int64 (uint64), floats as float64.
+def _hashes(values, missing):
+    """pandas' ``hash_array`` of ``values``, each value hashed as its type.
 
-    An ``object`` array of Python integers, bools or floats (how pandas
-    holds such a column with missing values) becomes int64, bool or float64
-    when every known value is of that kind (missing ones count as 0: their
-    code is overwritten); anything else hashes as objects.
+    Integers hash as int64 (uint64), floats as float64 and bools as bools,
+    whatever their container: an ``object`` column of Python numbers (how
+    pandas holds them with missing values) hashes as the NumPy column would,
+    value by value when it mixes kinds, so that a value's bucket does not
+    depend on the other rows of its block. Missing values count as 0 (their
+    code is overwritten); anything else hashes as an object.
     """
     kind = values.dtype.kind
     if kind in "iuf":
-        return values.astype({"i": np.int64, "u": np.uint64, "f": np.float64}[kind], copy=False)
+        return pd.util.hash_array(
+            values.astype({"i": np.int64, "u": np.uint64, "f": np.float64}[kind], copy=False))
     if kind == "b":
-        return values
+        return pd.util.hash_array(values)
     values = values.astype(object, copy=False)
-    known = np.flatnonzero(~missing)
-    if not len(known):
-        return values
-    first = values[known[0]]
-    for kinds, inferred, dtype in (((bool, np.bool_), "boolean", bool),
-                                   ((int, np.integer), "integer", np.int64),
-                                   ((float, np.floating), "floating", np.float64)):
-        if isinstance(first, kinds):
-            filled = np.where(missing, dtype(0), values)
-            if pd.api.types.infer_dtype(filled, skipna=False) == inferred:
-                try:
-                    return filled.astype(dtype)
-                except OverflowError:  # beyond int64: hashed as objects
-                    pass
-            break
-    return values
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred in _HASHED_AS:  # one kind: the whole block at once
+        try:
+            return pd.util.hash_array(
+                np.where(missing, 0, values).astype(_HASHED_AS[inferred]))
+        except OverflowError:  # an integer beyond int64: value by value
+            pass
+    hashes = pd.util.hash_array(values)
+    if inferred in _HASHED_AS or inferred.startswith("mixed"):
+        for dtype, of_type in _numbers_by_type(values, missing):
+            if of_type.any():
+                hashes[of_type] = pd.util.hash_array(values[of_type].astype(dtype))
+    return hashes
+
+
+_HASHED_AS = {"boolean": bool, "integer": np.int64, "floating": np.float64}
+_INT64 = np.iinfo(np.int64)
+
+
+def _numbers_by_type(values, missing):
+    """``(dtype, mask)`` of the bools, the int64 integers and the floats among ``values``."""
+    kinds = np.array([2 if isinstance(v, (bool, np.bool_)) else
+                      1 if isinstance(v, (int, np.integer)) and _INT64.min <= v <= _INT64.max
+                      else 3 if isinstance(v, (float, np.floating)) else 0 for v in values])
+    kinds[missing] = 0
+    return [(bool, kinds == 2), (np.int64, kinds == 1), (np.float64, kinds == 3)]
 
 
 def _category_lookup_reader(dtype_codes, codes_of_categories):
