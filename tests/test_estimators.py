@@ -375,18 +375,26 @@ def test_early_stopping_restores_best_weights(tasks, validation_sets):
     assert loss == pytest.approx(valid_losses[best], rel=1e-4)
 
 
+@pytest.fixture
+def splits(monkeypatch):
+    """The ``(train_rows, valid_rows)`` of each fit in the test, in order."""
+    recorded = []
+    split_rows = skmtl_base.MultiTaskEstimatorBase._split_rows
+    def recording(self, *args):
+        recorded.append(split_rows(self, *args))
+        return recorded[-1]
+
+    monkeypatch.setattr(skmtl_base.MultiTaskEstimatorBase, "_split_rows", recording)
+    return recorded
+
+
 @pytest.mark.parametrize("random_state", [None, np.random.RandomState(0)])
-def test_warm_fits_hold_out_the_first_fits_validation_rows(tasks, monkeypatch, tmp_path,
-                                                           random_state):
+def test_warm_fits_hold_out_the_first_fits_validation_rows(tasks, splits, tmp_path, random_state):
     # without an int random_state each fit drew a new split: a warm fit stopped on rows
     # the network had trained on
     import skmtl
 
     X, Y, _ = tasks
-    splits = []
-    split_rows = skmtl_base.MultiTaskEstimatorBase._split_rows
-    monkeypatch.setattr(skmtl_base.MultiTaskEstimatorBase, "_split_rows",
-                        lambda self, *args: splits.append(split_rows(self, *args)) or splits[-1])
     model = MMOEClassifier(max_epochs=1, early_stopping=True, warm_start=True,
                            random_state=random_state).fit(X, Y)
     model.fit(X, Y)
@@ -401,12 +409,8 @@ def test_warm_fits_hold_out_the_first_fits_validation_rows(tasks, monkeypatch, t
     assert not np.array_equal(splits[-1][1], first_valid)
 
 
-def test_warm_fits_after_partial_fit_hold_out_the_same_rows(tasks, monkeypatch):
+def test_warm_fits_after_partial_fit_hold_out_the_same_rows(tasks, splits):
     X, Y, _ = tasks
-    splits = []
-    split_rows = skmtl_base.MultiTaskEstimatorBase._split_rows
-    monkeypatch.setattr(skmtl_base.MultiTaskEstimatorBase, "_split_rows",
-                        lambda self, *args: splits.append(split_rows(self, *args)) or splits[-1])
     model = MMOEClassifier(max_epochs=1, early_stopping=True, warm_start=True,
                            categories={"color": ["black", "blue", "green", "red"]})
     model.partial_fit(X, Y)  # draws no split
