@@ -212,15 +212,16 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
     A categorical column of numbers refuses text, which its input would parse
     as a number where predict reads an unknown category; a hashed one of
     integers also refuses floats, which predict hashes apart from integers.
+    In a string input, a value that is not text (3, b"a") becomes ``missing``
+    as a missing value does: predict reads it as an unknown category too,
+    where the input would have read its text ("3").
     """
     if dtype.kind == "O":
         if isinstance(values.dtype, pd.CategoricalDtype):
             # the categories once, then the codes: far faster than value by value
-            categories = np.append(np.asarray(values.cat.categories, dtype=object), missing)
+            categories = np.append(_text_or(values.cat.categories, missing), missing)
             return categories.take(values.cat.codes.to_numpy(), mode="wrap")
-        values = np.array(values, dtype=object)
-        values[pd.isna(values)] = missing
-        return values
+        return _text_or(values, missing)
     values = pd.Series(values) if not isinstance(values, pd.Series) else values
     if categorical:
         held = (values.cat.categories if isinstance(values.dtype, pd.CategoricalDtype)
@@ -258,6 +259,13 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
         raise ValueError(f"Column {name!r} holds numbers that are not whole, which its "
                          f"{dtype} input cannot hold.")
     return array.astype(dtype)
+
+
+def _text_or(values, missing):
+    """``values`` as an object array, every value that is not a string replaced by ``missing``."""
+    values = np.array(values, dtype=object)
+    values[~np.fromiter((isinstance(v, str) for v in values), bool, count=len(values))] = missing
+    return values
 
 
 def _metadata(model):

@@ -280,6 +280,17 @@ def test_categorical_inputs_refuse_values_predict_reads_otherwise(data):
         onnx_inputs(served, X.assign(user=X["user"].astype(float)))
 
 
+def test_values_that_are_not_text_in_a_string_input_are_unknown_categories(data):
+    # the input read 3 as "3", a known category; predict reads the number as unknown
+    X, Y, _, _, _ = data
+    X = X.assign(shop=X["shop"].astype(int).astype(str))
+    estimator = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(X, Y)
+    model = to_onnx(estimator, X.head())
+    served = X.head(40).assign(shop=[3, 4.0, b"5", "6", None] * 8)
+    assert_serves_predictions(estimator, model, served)
+    assert_serves_predictions(estimator, model, served.astype({"shop": "category"}))
+
+
 def test_bytes_categories_cannot_be_exported(data):
     X, Y, _, _, _ = data
     estimator = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(
