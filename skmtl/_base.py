@@ -783,8 +783,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         on: without an int ``random_state``, from a seed the first fit kept.
         """
         seed = getattr(self, "_split_seed", None)
-        if not warm or (seed is None and not isinstance(self.random_state, Integral)):
-            # (also when the model began with partial_fit, or was saved without a seed)
+        if not warm or seed is None:  # (a warm fit after partial_fit, or of an older model)
             seed = self._split_seed = (None if isinstance(self.random_state, Integral)
                                        else rng.randint(np.iinfo(np.int32).max))
         return rng if seed is None else np.random.RandomState(seed)

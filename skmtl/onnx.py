@@ -249,8 +249,9 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
             other = others.iloc[0] if len(others) else values.iloc[0]
             raise ValueError(
                 f"Column {name!r} holds values that are not numbers (e.g. {other!r}), which its "
-                f"{dtype} input cannot hold; predict reads such a value in a categorical column "
-                "as an unknown category, as the model reads NaN: give NaN instead.") from None
+                f"{dtype} input cannot hold; predict refuses such a value in a numeric column, "
+                "and in a categorical one reads it as an unknown category, as the model reads "
+                "NaN: give NaN there.") from None
     if values.hasnans:
         raise ValueError(f"Column {name!r} has missing values, which its {dtype} input "
                          "cannot hold.")
@@ -443,18 +444,19 @@ def _estimator_model(estimator, sources, target_opset):
     if clash:
         raise ValueError(f"Columns {clash} have the names of the model's outputs; rename them "
                          "to export.")
+
+    def input_names(columns):  # of one-column inputs only
+        return ([sources[j][0] for j in columns] if len(sources) == encoder.n_features_in_
+                else [])
+
     helper.set_model_props(model, {
         "skmtl_estimator": type(estimator).__name__,
         "skmtl_tasks": ",".join(estimator.task_names_),
         # what onnx_inputs needs beyond the inputs' types (single-column inputs)
-        "skmtl_numeric_inputs": json.dumps([sources[j][0] for j in encoder.numeric_indices_
-                                            if len(sources) == encoder.n_features_in_]),
-        "skmtl_categorical_inputs": json.dumps(
-            [sources[j][0] for j in encoder.categorical_indices_
-             if len(sources) == encoder.n_features_in_]),
-        "skmtl_hashed_inputs": json.dumps(
-            [sources[j][0] for j, n in zip(encoder.categorical_indices_, encoder.hash_buckets_)
-             if n and len(sources) == encoder.n_features_in_]),
+        "skmtl_numeric_inputs": json.dumps(input_names(encoder.numeric_indices_)),
+        "skmtl_categorical_inputs": json.dumps(input_names(encoder.categorical_indices_)),
+        "skmtl_hashed_inputs": json.dumps(input_names(
+            [j for j, n in zip(encoder.categorical_indices_, encoder.hash_buckets_) if n])),
         "skmtl_missing_strings": json.dumps(_missing_strings(encoder, sources)),
     })
     onnx.checker.check_model(model)
