@@ -360,6 +360,11 @@ def render(records, meta):
         f"Census rows: {meta['census_rows'] or 'all (99,762)'}; "
         f"Coat impressions: {meta['coat_rows'] or 'all (87,000)'}; "
         f"funnel4 impressions: {meta.get('funnel4_rows') or 'all (100,000)'}",
+    ]
+    if meta.get("fit_passes", 1) > 1:
+        lines.append(f"- fit times: the fastest of {meta['fit_passes']} passes over every job "
+                     "(every other number is the first pass's)")
+    lines += [
         "",
         "Metrics are mean ± standard deviation over the seeds; costs are means. "
         "Ratios (×) are against the row marked as reference of each table "

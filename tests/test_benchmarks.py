@@ -104,6 +104,46 @@ def test_suite_on_tiny_census(tmp_path, ghost_peer, capsys):
     assert [r["status"] for r in records if r["contender"] == GHOST] == ["not installed"]
 
 
+def test_fit_passes_count_each_jobs_fastest_fit(tmp_path, monkeypatch, capsys):
+    """--fit-passes 2 runs every job twice, a whole pass after the other."""
+    fit_times = {("skmtl", 1): 3.0, ("skmtl", 2): 2.0, ("hgb", 1): 4.0, ("hgb", 2): 8.0}
+    calls = []
+
+    def fake_worker(contender, seed, args, log_dir, fit_pass=1):
+        calls.append((contender.key, fit_pass))
+        return {"status": "ok", "contender": contender.key, "dataset": contender.dataset,
+                "seed": seed, "fit_seconds": fit_times[contender.key, fit_pass],
+                "auc_income_50k": 0.9 if fit_pass == 1 else 0.1, "auc_never_married": 0.9,
+                "logloss_income_50k": 0.2, "logloss_never_married": 0.1, "epochs_run": 1,
+                "prep_seconds": 0.0, "predict_rows_per_second": 1.0, "peak_rss_mb": 1.0,
+                "rss_increment_mb": 1.0, "notes": []}
+
+    monkeypatch.setattr(bench_run, "run_worker", fake_worker)
+    output, raw = tmp_path / "results.md", tmp_path / "results.json"
+    assert bench_run.main(["--datasets", "census", "--seeds", "0", "--contenders", "skmtl",
+                           "hgb", "--fit-passes", "2", "--output", str(output),
+                           "--json", str(raw)]) == 0
+    assert calls == [("skmtl", 1), ("hgb", 1), ("skmtl", 2), ("hgb", 2)]
+    assert "pass 2 of 2" in capsys.readouterr().out
+    records = {r["contender"]: r for r in json.loads(raw.read_text())}
+    assert records["skmtl"]["fit_seconds"] == 2.0 and records["hgb"]["fit_seconds"] == 4.0
+    assert records["skmtl"]["fit_seconds_passes"] == [3.0, 2.0]
+    assert records["skmtl"]["auc_income_50k"] == 0.9     # the first pass's
+    markdown = output.read_text()
+    assert "the fastest of 2 passes" in markdown
+    header = next(line for line in markdown.splitlines() if line.startswith("| contender"))
+    columns = [c.strip() for c in header.strip().strip("|").split("|")]
+    hgb = dict(zip(columns, _rows(markdown)["hgb"]))
+    assert _number(hgb["fit s"]) == 4.0 and hgb["fit ×"] == "2.00"
+
+
+def test_a_pass_that_failed_fails_the_job():
+    ok = {"status": "ok", "fit_seconds": 1.0}
+    failed = {"status": "failed", "error": "worker exited with timeout"}
+    assert bench_run.fastest_fit([ok, failed]) == failed
+    assert bench_run.fastest_fit([ok]) == ok and "fit_seconds_passes" not in ok
+
+
 def test_shared_encoding_reserves_code_zero_and_standardises():
     train = pd.DataFrame({"color": pd.Categorical(["red", "blue", "red", None]),
                           "size": ["s", "m", "l", "m"],
@@ -495,6 +535,7 @@ def test_serving_on_tiny_data(capsys):
      "skmtl-esmm run on coat, which --datasets (census) leaves out"),
     ("run", ["--census-rows", "0"], "--census-rows: 0 must be at least 1"),
     ("run", ["--timeout", "-1"], "--timeout: -1 must be above 0"),
+    ("run", ["--fit-passes", "0"], "--fit-passes: 0 must be at least 1"),
     ("speed", ["--rows", "-3"], "--rows: -3 must be at least 1"),
     ("objectives", ["--max-epochs", "x"], "--max-epochs: 'x' is not an integer"),
     ("figure", [], "the following arguments are required: records, figure"),
