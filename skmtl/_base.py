@@ -1093,7 +1093,9 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
         """Each task's weighted mean and standard deviation over its known targets."""
         values = np.column_stack(columns).astype(np.float64)  # NaN where missing
         known = ~np.isnan(values)
-        weights = known * (1.0 if fit_weight is None else fit_weight[:, None])
+        # in float64: float32 sums of many rows would shift the mean by many spreads
+        weights = known * (1.0 if fit_weight is None
+                           else np.asarray(fit_weight, np.float64)[:, None])
         filled = np.where(known, values, 0.0)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             total = weights.sum(axis=0)

@@ -367,6 +367,20 @@ def test_regressor_1d_target_and_constant_target(tasks):
     np.testing.assert_allclose(constant.predict(X), 7.5, atol=0.1)
 
 
+def test_a_constant_sample_weight_leaves_the_target_scaling_alone():
+    # fit passes float32 weights; summed in float32 over many rows of two tasks,
+    # their total was off by 1e-5 of itself: on targets near 1e6 with a spread
+    # of 1, a mean 12 spreads too high
+    rng = np.random.default_rng(0)
+    targets = [1e6 + rng.standard_normal(200_000) for _ in range(2)]
+    weight = np.full(200_000, 0.37, dtype=np.float32)
+    model = MMOERegressor()
+    mean, scale = model._local_target_state(targets, ["a", "b"], None)
+    weighted_mean, weighted_scale = model._local_target_state(targets, ["a", "b"], weight)
+    np.testing.assert_allclose(weighted_mean, mean, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(weighted_scale, scale, rtol=1e-6)
+
+
 def test_regressor_rejects_targets_beyond_float32_when_standardised(tasks):
     X = tasks[0].iloc[:100]
     y = np.zeros(100)
