@@ -138,10 +138,13 @@ class MultiTaskEstimatorBase(BaseEstimator):
 
         scikit-learn reads the parameters from each model's ``__init__``
         signature, which therefore lists them all; this spares every model
-        from repeating them once more in the body.
+        from repeating them once more in the body. What the calling
+        ``__init__`` received is stored, not the names of ``type(self)``'s
+        signature: a user's subclass may add parameters or hide some.
         """
-        for name in self._get_param_names():
-            setattr(self, name, values[name])
+        for name, value in values.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
 
     # -- what a model says about itself ----------------------------------------
 
@@ -1048,9 +1051,7 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
         if self._single_output:
             return self.classes_[np.argmax(probas, axis=1)]
         labels = [c[np.argmax(p, axis=1)] for c, p in zip(self.classes_, probas)]
-        dtypes = {label.dtype for label in labels}
-        out = np.empty((labels[0].shape[0], len(labels)),
-                       dtype=dtypes.pop() if len(dtypes) == 1 else object)
+        out = np.empty((labels[0].shape[0], len(labels)), dtype=_common_label_dtype(labels))
         for t, label in enumerate(labels):
             out[:, t] = label
         return out
@@ -1294,6 +1295,22 @@ def _checked_sample_weight(sample_weight, X):
             "weights by a constant (e.g. their mean): the rows' relative weights are what "
             "matter.")
     return sample_weight.astype(np.float32)
+
+
+def _common_label_dtype(labels):
+    """One dtype for every task's labels: numbers of several kinds (a task with
+    missing labels reads as floats beside one of integers) as numbers, which
+    scikit-learn's metrics score; ``object`` for text beside numbers, and for
+    integers that only floats would hold (int64 and uint64)."""
+    dtypes = [label.dtype for label in labels]
+    kinds = {dtype.kind for dtype in dtypes}
+    if len(set(dtypes)) == 1 or kinds <= {"U"}:
+        return np.result_type(*dtypes)
+    if kinds <= set("biuf"):
+        common = np.result_type(*dtypes)
+        if common.kind != "f" or "f" in kinds:
+            return common
+    return object
 
 
 def _same_classes(classes, fitted, single_output):

@@ -11,7 +11,7 @@ import torch
 from sklearn.base import clone
 from sklearn.compose import make_column_transformer
 from sklearn.exceptions import NotFittedError
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OrdinalEncoder, StandardScaler
@@ -98,6 +98,38 @@ def test_multiclass_and_string_labels(tasks):
     pred = model.predict(X)
     assert pred.dtype == object and set(pred[:, 0]) <= {"high", "low", "mid"}
     assert np.mean(pred[:, 0] == grade) > 0.6
+
+
+def test_predict_gives_one_numeric_dtype_for_tasks_of_several(tasks):
+    # a task with missing labels reads as floats beside one of integers: predict
+    # was an object array, which scikit-learn's metrics refuse as "unknown"
+    X, Y, _ = tasks
+    Y = Y.astype({"t1": np.int32}).astype({"t2": float})
+    Y.loc[:9, "t2"] = np.nan
+    model = MMOEClassifier(**FAST).fit(X, Y)
+    pred = model.predict(X)
+    assert pred.dtype == np.float64
+    assert 0.5 < accuracy_score(Y.fillna(0).to_numpy(), pred) <= 1.0
+    same_kind = MMOEClassifier(**FAST).fit(X, Y.fillna(0).astype({"t2": np.int64}))
+    assert same_kind.predict(X).dtype == np.int64
+    text = MMOEClassifier(**FAST).fit(X, Y.fillna(0).astype({"t2": int}).astype({"t1": str}))
+    assert text.predict(X).dtype == object
+
+
+class _ThresholdedMMOE(MMOEClassifier):
+    """A user's subclass in scikit-learn's pattern: a parameter of its own, some of the parent's."""
+
+    def __init__(self, *, threshold=0.5, max_epochs=2, random_state=0):
+        super().__init__(max_epochs=max_epochs, random_state=random_state, batch_size=128)
+        self.threshold = threshold
+
+
+def test_a_subclass_may_add_and_hide_parameters(tasks):
+    X, Y, _ = tasks
+    model = _ThresholdedMMOE(threshold=0.3)
+    assert model.get_params() == {"threshold": 0.3, "max_epochs": 2, "random_state": 0}
+    fitted = clone(model).set_params(max_epochs=1).fit(X, Y)
+    assert fitted.n_iter_ == 1 and fitted.batch_size == 128 and fitted.threshold == 0.3
 
 
 def test_esmm_outputs_and_product_identity(esmm, holdout):
