@@ -21,8 +21,8 @@ from skorch.helper import predefined_split
 
 from ._encoding import (BIN_STRATEGIES, MAX_HASH_BUCKETS, NUMERIC_ENCODINGS, UNKNOWN_CODE,
                         NumericEncoding, TabularEncoder, array_from_json, array_to_json,
-                        check_features, check_targets, encode_labels, known_labels,
-                        label_classes)
+                        check_features, check_targets, deviation_unit, encode_labels,
+                        known_labels, label_classes)
 from . import _distributed, _persistence
 from ._optim import Adam, fused_adam_supported
 from ._training import (BatchIterator, BestWeightsEarlyStopping, LearningRateSchedule,
@@ -1101,10 +1101,12 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             total = weights.sum(axis=0)
             mean = (weights * filled).sum(axis=0) / total
-            scale = np.sqrt((weights * (filled - mean) ** 2).sum(axis=0) / total)
             counted = weights > 0
             low = np.where(counted, values, np.inf).min(axis=0)
             high = np.where(counted, values, -np.inf).max(axis=0)
+            unit = deviation_unit(low, high, mean)
+            scaled = np.where(counted, (filled - mean) / unit, 0.0)
+            scale = unit * np.sqrt((weights * scaled ** 2).sum(axis=0) / total)
         # a constant target stays constant (exactly: a float mean's rounding leaves a spread)
         constant = low == high
         mean[constant], scale[constant | (scale == 0)] = low[constant], 1.0

@@ -357,6 +357,23 @@ def test_standardised_values_far_from_zero_keep_their_spread(tasks):
         scaled.predict_proba(far)
 
 
+def test_standard_encoding_of_a_spread_whose_square_underflows():
+    # squared deviations of 1e-200 are 0: the column was encoded as zeros (values
+    # beyond float32's range, whose squares could overflow, are refused before).
+    # The weight-zero rows (validation) lie far outside.
+    spread = 1e-200
+    values = np.random.default_rng(0).normal(size=500)
+    X = pd.DataFrame({"x": values * spread})
+    weight = np.ones(500)
+    weight[:50] = 0.0
+    X.loc[:49, "x"] = 1.0
+    encoder = TabularEncoder(numeric_encoding="standard").fit(X, sample_weight=weight)
+    kept = values[50:]
+    np.testing.assert_allclose(encoder.numeric_.scale_[0], kept.std() * spread, rtol=1e-12)
+    _, numeric = encoder.transform(X.iloc[50:])
+    np.testing.assert_allclose(numeric[:, 0], (kept - kept.mean()) / kept.std(), atol=1e-5)
+
+
 @pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", "large_string[pyarrow]"])
 def test_strings_held_by_pyarrow_get_the_codes_of_python_strings(dtype):
     pytest.importorskip("pyarrow")

@@ -381,6 +381,16 @@ def test_a_constant_sample_weight_leaves_the_target_scaling_alone():
     np.testing.assert_allclose(weighted_scale, scale, rtol=1e-6)
 
 
+@pytest.mark.parametrize("spread", [1e-200, 1e160])
+def test_targets_whose_squared_spread_leaves_float64_are_scaled(spread):
+    # their variance underflowed (scale 1: predictions 1e197 spreads off) or
+    # overflowed (refused as "too large to standardise")
+    values = np.random.default_rng(0).normal(size=1000)
+    mean, scale = MMOERegressor()._local_target_state([values * spread], ["a"], None)
+    np.testing.assert_allclose(scale, [values.std() * spread], rtol=1e-12)
+    np.testing.assert_allclose(mean, [values.mean() * spread], rtol=1e-12)
+
+
 def test_regressor_rejects_targets_beyond_float32_when_standardised(tasks):
     X = tasks[0].iloc[:100]
     y = np.zeros(100)

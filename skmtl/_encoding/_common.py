@@ -76,6 +76,18 @@ def column(X, j):
 _JSON_KINDS = {"b": bool, "i": int, "u": int, "f": float, "U": str}
 
 
+def deviation_unit(low, high, mean):
+    """The largest deviation from ``mean`` of values in ``[low, high]`` (1 where it is 0 or
+    not finite), per column.
+
+    Deviations divided by it before squaring neither underflow (a spread of
+    1e-200 squared is 0) nor overflow (1e160 squared is inf).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        unit = np.maximum(high - mean, mean - low)
+    return np.where(np.isfinite(unit) & (unit > 0), unit, 1.0)
+
+
 def array_to_json(values):
     """A 1-D array of labels or categories as ``{"dtype": ..., "values": [...]}``.
 

@@ -9,7 +9,7 @@ from scipy import sparse
 from ._categorical import (MAX_HASH_BUCKETS, code_reader, fit_categories, hashed_code_reader,
                            is_categorical_dtype)
 from ._common import (array_from_json, array_to_json, as_pandas, column, column_label,
-                      feature_names)
+                      deviation_unit, feature_names)
 from ._numeric import NumericEncoding
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -557,10 +557,14 @@ class _RowReader:
                 low = np.minimum(low, counted.min(axis=0))
                 high = np.maximum(high, counted.max(axis=0))
         mean = total / weight_total
+        unit = deviation_unit(low, high, mean)
         squares = np.zeros(len(self._numeric))
         for values, weight in self._weighted_blocks(sample_weight):
-            squares += weight @ (values - mean) ** 2
-        deviation = np.sqrt(squares / weight_total)
+            # rows of zero weight may lie far outside [low, high]: 0 * inf is NaN
+            with np.errstate(over="ignore", invalid="ignore"):
+                scaled = np.where(weight[:, None] > 0, (values - mean) / unit, 0.0)
+            squares += weight @ scaled ** 2
+        deviation = unit * np.sqrt(squares / weight_total)
         constant = low == high
         mean[constant], deviation[constant] = low[constant], 0.0
         return mean, deviation
