@@ -428,11 +428,13 @@ class MultiTaskNet(NeuralNet):
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:
             return
-        loss_sum = torch.zeros(len(self.task_names), device=self.device)
+        # in float64: a float32 sum of losses times batch weights (up to 1e30 in
+        # all) overflows where every step's loss is finite
+        loss_sum = torch.zeros(len(self.task_names), dtype=torch.float64, device=self.device)
         # Tasks whose loss was the first to turn NaN/inf: once one task's loss
         # is NaN, shared weights spread it to the others.
         first_nonfinite = torch.zeros(len(self.task_names), dtype=torch.bool, device=self.device)
-        weight_sum = torch.zeros(len(self.task_names), device=self.device)
+        weight_sum = torch.zeros(len(self.task_names), dtype=torch.float64, device=self.device)
         scores, targets, weights = [], [], []
         n_batches = 0
         for batch in iterator:
@@ -446,7 +448,7 @@ class MultiTaskNet(NeuralNet):
                                 weight @ known).to(self.device)
             else:
                 batch_weight = len(target) if weight is None else float(weight.sum())
-            loss_sum += step["task_losses"] * batch_weight
+            loss_sum += step["task_losses"].double() * batch_weight
             first_nonfinite = torch.where(first_nonfinite.any(), first_nonfinite,
                                           ~torch.isfinite(step["task_losses"]))
             weight_sum += batch_weight
@@ -470,7 +472,8 @@ class MultiTaskNet(NeuralNet):
             (loss_sum / weight_sum.clamp(min=np.finfo(np.float32).tiny)).tolist(), labelled)]
         if not all(math.isfinite(loss) for loss, known in zip(task_losses, labelled) if known):
             diverged = [name for name, bad in zip(self.task_names, first_nonfinite.tolist())
-                        if bad]
+                        if bad] or [name for name, loss in zip(self.task_names, task_losses)
+                                    if not math.isfinite(loss)]
             raise DivergenceError(
                 f"The {prefix} loss of task(s) {diverged} became NaN or infinite at epoch "
                 f"{len(self.history)}; lower learning_rate or check the input scale.")

@@ -120,6 +120,19 @@ def test_aitm_calibrator_penalises_a_later_stage_above_the_earlier(tasks):
     assert violations(20.0) < 0.5 * violations(0.0)
 
 
+def test_aitm_takes_large_sample_weights_whose_losses_sum_beyond_float32():
+    # the calibrator's penalty is a weighted sum: a finite step loss of 1e19 times
+    # a batch's weight of 1e22 overflowed the epoch's float32 total ("task(s) []
+    # became NaN or infinite")
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"c": rng.choice(list("abc"), 200), "x": rng.normal(size=200)})
+    click = rng.integers(0, 2, 200)
+    funnel = pd.DataFrame({"click": click, "buy": click * (rng.integers(0, 3, 200) > 0)})
+    model = AITMClassifier(max_epochs=1, learning_rate=1e-12, random_state=0)
+    model.fit(X, funnel, sample_weight=np.full(200, 1e20))
+    assert 1e18 < model.history_[-1, "train_loss"] < np.inf
+
+
 def test_aitm_loss_adds_the_calibration_to_the_later_stage():
     logits = torch.tensor([[0.0, 2.0], [1.0, -1.0]])
     target = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
