@@ -590,15 +590,17 @@ def _per_task_r2(scores, targets, weights):
     r2 = []
     for t in range(target.shape[1]):
         known = ~np.isnan(target[:, t])
+        counted = target[known if weight is None else known & (weight > 0), t]
+        if not len(counted) or counted.min() == counted.max():
+            # constant: r2_score's float32 mean of equal values may differ from them,
+            # and a spread of rounding gives a finite R² of -1e14
+            r2.append(float("nan"))
+            continue
         prediction = torch.cat([batch[t] for batch in scores]).numpy()[known]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            try:
-                score = float(r2_score(target[known, t], prediction,
-                                       sample_weight=None if weight is None else weight[known],
-                                       force_finite=False))
-            except ValueError:  # no known target among the validation rows
-                score = float("nan")
-        # constant targets give -inf (or NaN): undefined, left out of scoring's mean
+            score = float(r2_score(target[known, t], prediction,
+                                   sample_weight=None if weight is None else weight[known],
+                                   force_finite=False))
         r2.append(score if math.isfinite(score) else float("nan"))
     return r2

@@ -664,6 +664,22 @@ def test_regressor_scoring_r2(tasks):
     assert constant.n_iter_ > 3
 
 
+@pytest.mark.parametrize("value", [1.2, 1.3])
+def test_r2_of_a_task_constant_on_the_validation_rows_only_is_left_out(value):
+    # its standardised float32 targets are equal, but r2_score's mean of them is
+    # not: a rounding spread gave a finite R² of -1e14 that ruled early stopping
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=40)})
+    Y = pd.DataFrame({"a": rng.normal(size=40), "b": rng.normal(size=40)})
+    params = dict(early_stopping=True, validation_fraction=10, random_state=0, max_epochs=2,
+                  scoring="r2")
+    _, valid = MMOERegressor(**params)._split_rows(40, np.random.RandomState(0), True)
+    Y.loc[valid, "a"] = value
+    model = MMOERegressor(**params).fit(X, Y)
+    assert np.isnan(model.history_[:, "valid_r2_a"]).all()
+    np.testing.assert_array_equal(model.history_[:, "valid_r2"], model.history_[:, "valid_r2_b"])
+
+
 def test_interrupt_warning_names_the_monitored_score(tasks, monkeypatch):
     from skmtl._training import MultiTaskNet
     from skmtl.exceptions import TrainingInterruptedWarning
