@@ -357,6 +357,18 @@ def test_standardised_values_far_from_zero_keep_their_spread(tasks):
         scaled.predict_proba(far)
 
 
+@pytest.mark.parametrize("encoding", ["piecewise_linear", "quantile", "periodic"])
+def test_a_long_double_column_encodes_as_its_float64_values(encoding):
+    # np.interp refuses float128: the encoder handed the column to it uncast
+    values = np.random.default_rng(0).normal(size=300)
+    X = pd.DataFrame({"x": values})
+    target = (values > 0).astype(float)[:, None]
+    expected = TabularEncoder(numeric_encoding=encoding).fit(X, targets=target).transform(X)
+    long = X.astype(np.longdouble)
+    encoder = TabularEncoder(numeric_encoding=encoding).fit(long, targets=target)
+    np.testing.assert_array_equal(encoder.transform(long)[1], expected[1])
+
+
 def test_standard_encoding_of_a_spread_whose_square_underflows():
     # squared deviations of 1e-200 are 0: the column was encoded as zeros (values
     # beyond float32's range, whose squares could overflow, are refused before).

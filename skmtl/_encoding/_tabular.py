@@ -597,8 +597,9 @@ class _RowReader:
         try:
             if isinstance(values, pd.Series):
                 return values.to_numpy(dtype=dtype, na_value=np.nan)
-            if values.dtype.kind in "biuf":
+            if values.dtype.kind in "biuf" and values.dtype.itemsize <= 8:
                 return values  # an assignment casts it, with no temporary copy
+            # (long doubles are cast here: np.interp refuses them)
             return np.asarray(values, dtype=dtype)
         except (TypeError, ValueError):
             raise ValueError(
