@@ -688,13 +688,15 @@ def _vocabulary_codes(graph, name, elem_type, categories, label):
                         "string categories for it.")
     if kind in ("integer", None) or _integral(categories):
         keys = _int64_keys(categories, kind)
-        if _is_float(elem_type) and len(keys) and np.abs(keys).max() > 2 ** 53:
+        # the categories' own sizes: keys of uint64 beyond int64's range wrap round
+        largest = max((int(c) for c in categories), key=abs, default=0)
+        if _is_float(elem_type) and abs(largest) > 2 ** 53:
             raise ValueError(
                 f"Column {label!r} has integer categories beyond 2**53 (e.g. "
-                f"{int(keys[np.argmax(np.abs(keys))])}), which its input cannot hold exactly: a "
+                f"{largest}), which its input cannot hold exactly: a "
                 "double, as the column may hold missing values (a category, nullable or object "
-                "column). Give X_sample, and the rows to serve, that column as NumPy int64 "
-                "(without missing values) or as strings.")
+                "column). Give X_sample, and the rows to serve, that column as NumPy int64 or "
+                "uint64 (without missing values) or as strings.")
         integer = graph.node("Cast", [name], to=TensorProto.INT64)
         codes = graph.node("LabelEncoder", [integer], domain=_ML_DOMAIN,
                            keys_int64s=keys.tolist() or [0],

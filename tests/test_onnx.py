@@ -371,6 +371,23 @@ def test_vocabularies_labels_and_missing_strings_keep_their_meaning(data):
     assert run(model, X_test.head())["label_t1"].dtype == bool
 
 
+def test_uint64_categories_beyond_int64(data):
+    X, Y, _, _, _ = data
+    big = np.uint64(2 ** 64 - 1)
+    ids = np.where(np.arange(len(X)) % 2 == 0, big, np.uint64(5))
+    # a NumPy uint64 input holds them exactly
+    exact = skmtl.SharedBottomClassifier(
+        max_epochs=1, categorical_features=["color", "shop", "user"], random_state=0,
+    ).fit(X.assign(user=ids), Y)
+    assert_serves_predictions(exact, to_onnx(exact, X.assign(user=ids)), X.assign(user=ids))
+    # a category column's double input cannot: refused (the check read the keys wrapped
+    # round to int64, -1, and the export served those rows as unknown)
+    as_category = X.assign(user=pd.Categorical(ids))
+    model = skmtl.SharedBottomClassifier(max_epochs=1, random_state=0).fit(as_category, Y)
+    with pytest.raises(ValueError, match="beyond 2\\*\\*53 \\(e.g. 18446744073709551615\\)"):
+        to_onnx(model, as_category)
+
+
 def test_onnx_inputs_refuse_what_predict_refuses(data):
     X, Y, _, _, _ = data
     X = X.assign(age=np.arange(len(X)) % 90)  # an int64 input
