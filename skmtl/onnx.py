@@ -775,17 +775,31 @@ def _interpolated(graph, x, knots, levels):
     n_segments = [max(len(k) - 1, 1) for k in knots]
     starts = np.concatenate([[0], np.cumsum(n_segments)[:-1]]).astype(np.int64)
     index = graph.node("Add", [segment, graph.constant(starts)])
-    tables = [np.concatenate([k[:n] for k, n in zip(knots, n_segments)]),
-              np.concatenate([v[:n] for v, n in zip(levels, n_segments)]),
-              np.concatenate([np.diff(v) / np.diff(k) if len(k) > 1 else np.zeros(1)
-                              for k, v in zip(knots, levels)])]
+    with np.errstate(over="ignore"):   # knots further apart than float64's maximum
+        tables = [np.concatenate([k[:n] for k, n in zip(knots, n_segments)]),
+                  np.concatenate([v[:n] for v, n in zip(levels, n_segments)]),
+                  np.concatenate([np.diff(v) / np.diff(k) if len(k) > 1 else np.zeros(1)
+                                  for k, v in zip(knots, levels)])]
+        wide = any(not np.isfinite(np.diff(k)).all() for k in knots)
     start, level, slope = (graph.node("Gather", [graph.constant(table), index])
                            for table in tables)
     clipped = graph.node("Max", [
         graph.node("Min", [x, graph.constant(np.array([k[-1] for k in knots]))]),
         graph.constant(np.array([k[0] for k in knots]))])
-    return graph.node("Add", [graph.node("Mul", [
+    interpolated = graph.node("Add", [graph.node("Mul", [
         slope, graph.node("Sub", [clipped, start])]), level])
+    if not wide:
+        return interpolated
+    # Knots further apart than float64's maximum: their slope is 0 and a value's
+    # distance from the start may be inf (0 * inf = NaN). NumPy then measures
+    # from the segment's end; so does the graph (only for such columns' models).
+    ends, next_levels = (np.concatenate([k[1:n + 1] if len(k) > 1 else k for k, n in zip(
+        table, n_segments)]) for table in (knots, levels))
+    end, next_level = (graph.node("Gather", [graph.constant(table), index])
+                       for table in (ends, next_levels))
+    from_end = graph.node("Add", [graph.node("Mul", [
+        slope, graph.node("Sub", [clipped, end])]), next_level])
+    return graph.node("Where", [graph.node("IsNaN", [interpolated]), from_end, interpolated])
 
 
 def _segments(graph, x, knots):

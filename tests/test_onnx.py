@@ -371,6 +371,22 @@ def test_vocabularies_labels_and_missing_strings_keep_their_meaning(data):
     assert run(model, X_test.head())["label_t1"].dtype == bool
 
 
+@pytest.mark.parametrize("params", [{"numeric_encoding": "quantile"},
+                                    {"numeric_encoding": "periodic"},
+                                    {"bin_strategy": "quantile"}])
+def test_a_numeric_range_wider_than_float64s_maximum(params):
+    # knots 2e308 apart: a slope of 0 times a distance of inf gave NaN in the graph
+    # (or an index out of bounds), where NumPy measures from the segment's end
+    rng = np.random.default_rng(0)
+    x = np.where(rng.normal(size=200) > 0, 1e308, -1e308)
+    X = pd.DataFrame({"x": x, "y": rng.normal(size=200)})
+    Y = pd.DataFrame({"a": (x > 0).astype(int), "b": np.arange(200) % 2})
+    estimator = skmtl.MMOEClassifier(max_epochs=1, random_state=0, **params).fit(X, Y)
+    inside = np.concatenate([np.linspace(-1.5e308, 0, 100), np.linspace(0, 1.5e308, 100)])
+    served = X.assign(x=inside)
+    assert_serves_predictions(estimator, to_onnx(estimator, X), served)
+
+
 def test_uint64_categories_beyond_int64(data):
     X, Y, _, _, _ = data
     big = np.uint64(2 ** 64 - 1)
