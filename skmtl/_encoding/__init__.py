@@ -13,4 +13,5 @@ from ._tabular import TabularEncoder, check_features
 
 __all__ = ["BIN_STRATEGIES", "MAX_HASH_BUCKETS", "NUMERIC_ENCODINGS", "UNKNOWN_CODE",
            "NumericEncoding", "TabularEncoder", "array_from_json", "array_to_json",
-           "check_features", "check_targets", "deviation_unit", "encode_labels", "known_labels", "label_classes"]
+           "check_features", "check_targets", "deviation_unit", "encode_labels", "known_labels",
+           "label_classes"]
