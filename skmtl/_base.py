@@ -696,11 +696,21 @@ class MultiTaskEstimatorBase(BaseEstimator):
                         module_state, optimizer_state, history, device,
                         loss_weighting_state=None):
         """Rebuild the fitted state from its saved parts (see :func:`skmtl.load`)."""
+        # shapes first, on no memory: a file's configuration may ask for any size
+        with torch.device("meta"):
+            expected = self._new_module(encoder, task_names, target_state).state_dict()
+        _check_saved_weights(module_state, expected)
         # the new module's initial weights draw from torch's random state: not from
         # the caller's, nor from that of a fit in another thread
         with _torch_seed(0, "cpu"):
             module = self._new_module(encoder, task_names, target_state)
+            built = {name: buffer.clone() for name, buffer in module.named_buffers()}
             module.load_state_dict(module_state)
+            # buffers follow from the configuration (embedding offsets, say): a file's
+            # other values would read the wrong rows
+            if not all(torch.equal(buffer, built[name])
+                       for name, buffer in module.named_buffers()):
+                raise ValueError("the saved network's buffers disagree with its configuration.")
             net = self._build_net(module, self._task_output_dims(target_state), task_names,
                                   callbacks=[], train_split=None, seed=0, device=device,
                                   batch_size=self._batch_size(0),
@@ -710,6 +720,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         if loss_weighting_state is not None:
             net.loss_weighting_.load_state_dict(loss_weighting_state)
         net.optimizer_.load_state_dict(optimizer_state)
+        net.optimizer_.check_state()
         # The saved flag says where the model was trained; use what runs here.
         for group in net.optimizer_.param_groups:
             group["fused"] = fused_adam_supported(net.device)
@@ -1019,8 +1030,13 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
         return {"classes": [array_to_json(c) for c in classes]}
 
     @staticmethod
-    def _target_state_from_json(config):
-        return [array_from_json(c) for c in config["classes"]]
+    def _target_state_from_json(config, n_tasks):
+        classes = [array_from_json(c) for c in config["classes"]]
+        # (a set, as pandas indexes: True and 1 are one label)
+        if len(classes) != n_tasks or not all(
+                len(c) >= 2 and len(set(c.tolist())) == len(c) for c in classes):
+            raise ValueError("the saved classes are not two or more distinct labels per task.")
+        return classes
 
     def predict_proba(self, X):
         """Class probabilities per task.
@@ -1139,9 +1155,14 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
         return {"target_mean": mean.tolist(), "target_scale": scale.tolist()}
 
     @staticmethod
-    def _target_state_from_json(config):
-        return (np.asarray(config["target_mean"], dtype=np.float64),
-                np.asarray(config["target_scale"], dtype=np.float64))
+    def _target_state_from_json(config, n_tasks):
+        mean, scale = (np.asarray(config[key], dtype=np.float64)
+                       for key in ("target_mean", "target_scale"))
+        if not (mean.shape == scale.shape == (n_tasks,) and np.isfinite(mean).all()
+                and np.isfinite(scale).all() and (scale > 0).all()):
+            raise ValueError("the saved target scaling is not a finite mean and a positive "
+                             "scale per task.")
+        return mean, scale
 
     def predict(self, X):
         """Predicted targets.
@@ -1297,6 +1318,19 @@ def _checked_sample_weight(sample_weight, X):
             "weights by a constant (e.g. their mean): the rows' relative weights are what "
             "matter.")
     return sample_weight.astype(np.float32)
+
+
+def _check_saved_weights(state, expected):
+    """Raise ValueError unless ``state`` holds a tensor of each shape of ``expected``."""
+    if not isinstance(state, dict) or set(state) != set(expected):
+        raise ValueError("the saved weights are not those of the network the configuration "
+                         "describes (their names differ).")
+    for name, tensor in expected.items():
+        saved = state[name]
+        if not isinstance(saved, torch.Tensor) or saved.shape != tensor.shape:
+            shape = tuple(saved.shape) if isinstance(saved, torch.Tensor) else type(saved)
+            raise ValueError(f"the saved weights {name!r} have shape {shape}; the "
+                             f"configuration describes {tuple(tensor.shape)}.")
 
 
 def _common_label_dtype(labels):

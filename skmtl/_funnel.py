@@ -104,6 +104,13 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
     def _encoded_targets(self, columns, task_names, classes):
         return np.column_stack(columns).astype(np.float32)
 
+    @staticmethod
+    def _target_state_from_json(config, n_tasks):
+        classes = MultiTaskClassifierBase._target_state_from_json(config, n_tasks)
+        if not all(np.array_equal(c, [0, 1]) for c in classes):
+            raise ValueError("the saved classes of a funnel's stages are not [0, 1].")
+        return classes
+
     def _first_chunk_targets(self, columns, task_names, classes, single_output, sample_weight):
         if classes is None:
             return self._encode_targets(columns, task_names, False, sample_weight)

@@ -84,6 +84,36 @@ class Adam(Optimizer):
     def load_state_dict(self, state_dict):
         _load_state_dict(self, state_dict)
 
+    def check_state(self):
+        """Raise ValueError unless the settings and moments fit the parameters.
+
+        For a state read from a file: torch's ``load_state_dict`` checks
+        neither, and the fused kernel writes out of bounds for moments of
+        another shape.
+        """
+        for group in self.param_groups:
+            betas = group.get("betas")
+            settings = [group.get(key) for key in ("lr", "eps", "weight_decay")]
+            if not (isinstance(betas, (tuple, list)) and len(betas) == 2
+                    and all(_real(b) and 0 <= b < 1 for b in betas)
+                    and all(_real(v) and 0 <= v < float("inf") for v in settings)):
+                raise ValueError(f"invalid optimizer settings: betas={betas!r}, lr, eps, "
+                                 f"weight_decay={settings!r}.")
+            for p in group["params"]:
+                state = self.state.get(p)
+                if not state:
+                    continue
+                step = state.get("step")
+                moments = [state.get("exp_avg"), state.get("exp_avg_sq")]
+                if not (set(state) == {"step", "exp_avg", "exp_avg_sq"}
+                        and isinstance(step, torch.Tensor) and step.dim() == 0
+                        and step.is_floating_point() and 0 <= float(step) < float("inf")
+                        and all(isinstance(m, torch.Tensor) and m.shape == p.shape
+                                and m.dtype == p.dtype and m.device == p.device
+                                for m in moments)):
+                    raise ValueError(f"the optimizer's state does not fit a parameter of "
+                                     f"shape {tuple(p.shape)}.")
+
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
@@ -109,6 +139,10 @@ class Adam(Optimizer):
             update(group, params, [p.grad for p in params], [s["exp_avg"] for s in states],
                    [s["exp_avg_sq"] for s in states], [s["step"] for s in states])
         return loss
+
+
+def _real(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _fused_update(group, params, grads, exp_avgs, exp_avg_sqs, steps):

@@ -24,6 +24,12 @@ import warnings
 import zipfile
 import zlib
 
+try:  # (a corrupt bzip2 member raises OSError)
+    import lzma
+    _DECOMPRESSION_ERRORS = (lzma.LZMAError,)
+except ImportError:  # a Python built without lzma cannot read such members anyway
+    _DECOMPRESSION_ERRORS = ()
+
 import numpy as np
 import torch
 from skorch.history import History
@@ -32,6 +38,9 @@ from ._encoding import TabularEncoder
 from ._files import replaced_on_success
 
 FORMAT = "skmtl-model"
+# What save writes expands at most some tenfold (JSON) when read; a member that
+# claims much more is refused before it is read (a zip bomb would fill memory).
+_MAX_EXPANSION = 200
 # 2: numeric encodings (the encoder's "numeric" state), skmtl's own Adam.
 # 3: the model family and regressors (targets' mean and scale), per-task
 #    tower_units. Format 2 files are read too (they hold classifiers only).
@@ -122,13 +131,13 @@ def load(path, device=None):
     path = os.fspath(path)
     try:
         with zipfile.ZipFile(path) as zf:
-            config_bytes = zf.read(_CONFIG)
-            weights = zf.read(_WEIGHTS)
-    except (zipfile.BadZipFile, KeyError, EOFError, zipfile.LargeZipFile, zlib.error) as exc:
+            config_bytes, weights = (_read_member(zf, name) for name in (_CONFIG, _WEIGHTS))
+    except (zipfile.BadZipFile, KeyError, EOFError, zipfile.LargeZipFile, zlib.error,
+            RuntimeError, NotImplementedError, OSError, *_DECOMPRESSION_ERRORS) as exc:
         raise ValueError(f"{path} is not a valid skmtl model file ({exc}).") from None
     try:
         config = json.loads(config_bytes)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{path}: the model description is not valid JSON ({exc}).") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"{path} is not a skmtl model file.")
@@ -149,7 +158,7 @@ def load(path, device=None):
         raise ValueError(f"{path}: the weights do not match their checksum; the file is "
                          "corrupted or was modified.")
     classes = _estimator_classes()
-    if config.get("estimator") not in classes:
+    if not isinstance(config.get("estimator"), str) or config["estimator"] not in classes:
         raise ValueError(f"{path}: unknown estimator {config.get('estimator')!r}.")
     try:
         state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
@@ -165,21 +174,40 @@ def load(path, device=None):
         # where the network is now, so that training it further stays there
         estimator.set_params(device=str(device))
         split_seed = config.get("split_seed")
-        estimator._split_seed = None if split_seed is None else int(split_seed)
+        if split_seed is not None and not (type(split_seed) is int and 0 <= split_seed < 2 ** 32):
+            raise ValueError(f"split_seed={split_seed!r} is not a seed (an int below 2**32).")
+        estimator._split_seed = split_seed
+        task_names = [str(name) for name in config["task_names"]]
+        single_output = config["single_output"]
+        if not isinstance(single_output, bool) or (single_output and len(task_names) != 1):
+            raise ValueError(f"single_output={single_output!r} with {len(task_names)} tasks.")
         return estimator._restore_fitted(
             encoder=TabularEncoder.from_dict(config["encoder"]),
-            task_names=[str(name) for name in config["task_names"]],
-            target_state=estimator_class._target_state_from_json(config),
-            single_output=bool(config["single_output"]),
+            task_names=task_names,
+            target_state=estimator_class._target_state_from_json(config, len(task_names)),
+            single_output=single_output,
             module_state=state["module"],
             optimizer_state=state["optimizer"],
             loss_weighting_state=state.get("loss_weighting"),
             history=History(config["history"]),
             device=device,
         )
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, OverflowError,
+            AttributeError) as exc:
         raise ValueError(f"{path}: the model description is invalid or does not match its "
                          f"weights ({type(exc).__name__}: {exc}).") from None
+
+
+def _read_member(zf, name):
+    """The bytes of member ``name``: once in the archive, and not a decompression bomb."""
+    infos = [info for info in zf.infolist() if info.filename == name]
+    if len(infos) != 1:
+        raise zipfile.BadZipFile(f"{len(infos)} members named {name!r}")
+    info = infos[0]
+    if info.file_size > _MAX_EXPANSION * info.compress_size + 2 ** 20:
+        raise zipfile.BadZipFile(f"{name!r} would expand {info.compress_size} bytes to "
+                                 f"{info.file_size}")
+    return zf.read(info)
 
 
 def _estimator_classes():

@@ -222,6 +222,21 @@ def test_weights_of_the_wrong_shape(saved, tmp_path):
     (lambda c: c["encoder"]["numeric"]["knots"][0].reverse(), "invalid knots"),
     (lambda c: c.update(format_version=1), "fit the model again"),
     (lambda c: c["classes"][0].update(dtype="<M8[ns]"), "unsupported dtype"),
+    # what loaded before and then failed at predict, or predicted wrongly
+    (lambda c: c.update(single_output=True), "single_output=True with 3 tasks"),
+    (lambda c: c.update(single_output="false"), "single_output='false'"),
+    (lambda c: c["classes"][0].update(values=[0, 0]), "distinct labels"),
+    (lambda c: c["classes"][0].update(values=[0, 1.5]), "does not hold"),
+    (lambda c: c["classes"][1].update(dtype="<U1"), "does not hold"),
+    (lambda c: c["encoder"]["numeric"]["knots"][0].__setitem__(1, float("nan")),
+     "invalid knots"),
+    (lambda c: c["encoder"].update(feature_names_in=["color"]), "feature_names_in"),
+    (lambda c: c["encoder"]["categories"][0]["values"].append(
+        c["encoder"]["categories"][0]["values"][0]), "repeats a category"),
+    (lambda c: c["encoder"].update(hash_buckets=[0, 10 ** 9]), "both a vocabulary"),
+    (lambda c: c.update(split_seed=-5), "split_seed=-5"),
+    (lambda c: c.update(estimator=["MMOEClassifier"]), "unknown estimator"),
+    (lambda c: c["encoder"].update(n_features_in=float("inf")), "OverflowError"),
 ])
 def test_tampered_description(saved, tmp_path, change, message):
     _, config, weights = saved
@@ -229,6 +244,59 @@ def test_tampered_description(saved, tmp_path, change, message):
     change(config)
     with pytest.raises(ValueError, match=message):
         load(_write(tmp_path / "d.skmtl", config, weights))
+
+
+def _with_weights(config, change_state):
+    """``config`` and its weights after ``change_state(state)``, with a matching checksum."""
+    state = torch.load(io.BytesIO(config[1]), weights_only=True)
+    change_state(state)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    weights = buffer.getvalue()
+    return {**config[0], "weights_sha256": hashlib.sha256(weights).hexdigest()}, weights
+
+
+@pytest.mark.parametrize("change, message", [
+    # moments of another shape loaded, and the fused Adam kernel of the next
+    # partial_fit wrote out of bounds (a crash, or a corrupted heap)
+    (lambda s: s["optimizer"]["state"][0].update(exp_avg=torch.zeros(1)),
+     "optimizer's state does not fit"),
+    (lambda s: s["optimizer"]["state"][0].pop("exp_avg_sq"), "optimizer's state does not fit"),
+    (lambda s: s["optimizer"]["param_groups"][0].update(betas=(5.0,)),
+     "invalid optimizer settings"),
+    (lambda s: s["optimizer"].update(state=[]), "AttributeError"),
+    # columns would read each other's embedding rows
+    (lambda s: s["module"]["embedding.offsets"].zero_(), "buffers disagree"),
+])
+def test_tampered_weights_with_a_valid_checksum(saved, tmp_path, change, message):
+    path, config, weights = saved
+    config, weights = _with_weights((config, weights), change)
+    with pytest.raises(ValueError, match=message):
+        load(_write(tmp_path / "o.skmtl", config, weights))
+
+
+def test_a_configuration_asking_for_a_huge_network_allocates_nothing(saved, tmp_path):
+    _, config, weights = saved
+    config = json.loads(json.dumps(config))
+    config["encoder"]["categories"][1]["values"] = []
+    config["encoder"]["hash_buckets"] = [0, 2 * 10 ** 9]   # 64 GB of embeddings
+    with pytest.raises(ValueError, match="the saved weights 'embedding.*have shape"):
+        load(_write(tmp_path / "h.skmtl", config, weights))
+
+
+def test_archives_with_two_descriptions_or_a_bomb(saved, tmp_path):
+    _, config, weights = saved
+    with zipfile.ZipFile(tmp_path / "twice.skmtl", "w") as zf, \
+            pytest.warns(UserWarning, match="Duplicate name"):
+        for text in (json.dumps(config), json.dumps(config), weights):
+            zf.writestr("weights.pt" if isinstance(text, bytes) else "skmtl.json", text)
+    with pytest.raises(ValueError, match="2 members named 'skmtl.json'"):
+        load(tmp_path / "twice.skmtl")
+    with zipfile.ZipFile(tmp_path / "bomb.skmtl", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("skmtl.json", json.dumps(config) + " " * 30_000_000)
+        zf.writestr("weights.pt", weights)
+    with pytest.raises(ValueError, match="'skmtl.json' would expand"):
+        load(tmp_path / "bomb.skmtl")
 
 
 @pytest.mark.parametrize("name", ["mmoe", "esmm"])

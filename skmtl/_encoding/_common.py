@@ -119,5 +119,12 @@ def array_from_json(state):
             isinstance(v, (str, int, float, bool)) for v in values):
         raise ValueError("values must be a list of strings, numbers or booleans.")
     array = np.empty(len(values), dtype=dtype)
-    array[:] = values
+    try:
+        array[:] = values
+    except OverflowError:
+        raise ValueError(f"values beyond the range of dtype {state['dtype']!r}.") from None
+    # what the dtype cannot hold is cut, not refused, by numpy (1.5 as an int, "high"
+    # as "<U1")
+    if not all(a == v or (a != a and v != v) for a, v in zip(array.tolist(), values)):
+        raise ValueError(f"values that dtype {state['dtype']!r} does not hold.")
     return array

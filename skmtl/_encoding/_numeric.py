@@ -157,7 +157,9 @@ class NumericEncoding:
                 or (len(encoding.knots_), len(encoding.levels_)) != (n_maps, n_maps):
             raise ValueError("inconsistent encoder state: the numeric column counts do not agree.")
         for knots, levels in zip(encoding.knots_, encoding.levels_):
-            if len(knots) == 0 or knots.shape != levels.shape or np.any(np.diff(knots) <= 0):
+            if (knots.ndim != 1 or len(knots) == 0 or knots.shape != levels.shape
+                    or not (np.isfinite(knots).all() and np.isfinite(levels).all())
+                    or np.any(np.diff(knots) <= 0)):
                 raise ValueError("inconsistent encoder state: invalid knots of a numeric column.")
         return encoding
 

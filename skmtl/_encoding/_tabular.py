@@ -301,6 +301,11 @@ class TabularEncoder:
                       estimator_name=state["estimator_name"])
         encoder.n_features_in_ = int(state["n_features_in"])
         names = state["feature_names_in"]
+        if names is not None and not (
+                isinstance(names, list) and len(names) == encoder.n_features_in_
+                and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)):
+            raise ValueError("inconsistent encoder state: feature_names_in is not one distinct "
+                             "name per column.")
         encoder.feature_names_in_ = None if names is None else np.asarray(names, dtype=object)
         encoder.is_categorical_ = np.asarray(state["is_categorical"], dtype=bool)
         encoder.categorical_indices_ = np.flatnonzero(encoder.is_categorical_)
@@ -308,9 +313,15 @@ class TabularEncoder:
         encoder.categories_ = [array_from_json(c) for c in state["categories"]]
         encoder.hash_buckets_ = [int(n) for n in state.get("hash_buckets",
                                                            [0] * len(encoder.categories_))]
-        if (len(encoder.is_categorical_), len(encoder.categories_)) != (
-                encoder.n_features_in_, len(encoder.categorical_indices_)):
+        if (len(encoder.is_categorical_), len(encoder.categories_), len(encoder.hash_buckets_)) \
+                != (encoder.n_features_in_, len(encoder.categorical_indices_),
+                    len(encoder.categorical_indices_)):
             raise ValueError("inconsistent encoder state: the column counts do not agree.")
+        # (a set, as pandas indexes: True and 1 are one category)
+        if not all(len(set(c.tolist())) == len(c) and n >= 0 and not (n and len(c))
+                   for c, n in zip(encoder.categories_, encoder.hash_buckets_)):
+            raise ValueError("inconsistent encoder state: a vocabulary repeats a category, or "
+                             "a column has both a vocabulary and hash buckets.")
         encoder.numeric_ = NumericEncoding.from_dict(numeric_state, len(encoder.numeric_indices_))
         return encoder
 
