@@ -260,8 +260,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
 
         with _distributed.agreement(ranks) as agreed:
             rng = check_random_state(self.random_state)
-            train_rows, valid_rows = self._split_rows(
-                n_samples, self._split_random_state(rng, warm), early_stopping)
+            split_seed, split_state = self._split_random_state(rng, warm)
+            train_rows, valid_rows = self._split_rows(n_samples, split_state, early_stopping)
             if self.scoring != "loss" and valid_rows is None and early_stopping:
                 raise ValueError(f"scoring={self.scoring!r} early-stops on validation rows, but "
                                  "validation_fraction=None holds none out; set validation_fraction "
@@ -358,6 +358,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
             warnings.warn(
                 f"fit was interrupted after {completed} complete epoch(s); the model is "
                 f"usable and keeps {kept}.", TrainingInterruptedWarning, stacklevel=2)
+        self._split_seed = split_seed  # (kept by a fit that succeeded only)
         self._set_fitted(encoder, net, task_names, target_state, single_output)
         return self
 
@@ -790,17 +791,17 @@ class MultiTaskEstimatorBase(BaseEstimator):
         return bool(self.early_stopping)
 
     def _split_random_state(self, rng, warm):
-        """Where the early-stopping split is drawn from.
+        """``(seed, random state)`` the early-stopping split is drawn from.
 
         A warm fit holds out the rows the first fit held out (as
         HistGradientBoosting does), or it would stop on rows it has trained
-        on: without an int ``random_state``, from a seed the first fit kept.
+        on: without an int ``random_state``, from the seed the first fit kept.
         """
         seed = getattr(self, "_split_seed", None)
         if not warm or seed is None:  # (a warm fit after partial_fit, or of an older model)
-            seed = self._split_seed = (None if isinstance(self.random_state, Integral)
-                                       else rng.randint(np.iinfo(np.int32).max))
-        return rng if seed is None else np.random.RandomState(seed)
+            seed = (None if isinstance(self.random_state, Integral)
+                    else rng.randint(np.iinfo(np.int32).max))
+        return seed, rng if seed is None else np.random.RandomState(seed)
 
     def _split_rows(self, n_samples, rng, early_stopping):
         """Sorted ``(train_rows, valid_rows)``; ``(None, None)`` without early stopping."""

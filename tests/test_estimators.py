@@ -451,6 +451,18 @@ def test_warm_fits_after_partial_fit_hold_out_the_same_rows(tasks, splits):
     np.testing.assert_array_equal(splits[0][1], splits[1][1])
 
 
+def test_a_failed_new_fit_leaves_the_kept_split_seed(tasks, splits):
+    from skmtl.exceptions import DivergenceError
+
+    X, Y, _ = tasks
+    model = MMOEClassifier(max_epochs=1, early_stopping=True).fit(X, Y)
+    with pytest.raises(DivergenceError):
+        model.set_params(learning_rate=1e30).fit(X, Y)   # a new split, then no model
+    model.set_params(learning_rate=6e-3, warm_start=True).fit(X, Y)
+    np.testing.assert_array_equal(splits[-1][1], splits[0][1])
+    assert not np.array_equal(splits[1][1], splits[0][1])
+
+
 def test_early_stopping_auto_depends_on_sample_count(tasks):
     X, Y, _ = tasks
     assert MMOEClassifier()._early_stopping_enabled(len(X)) is False
