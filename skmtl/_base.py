@@ -448,7 +448,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                     target_state, task_weights, None, missing_labels, batch_size=batch_size,
                     seed=seed, train_split=None, callbacks=[])
                 for group in net.optimizer_.param_groups:  # no schedule sets it
-                    group["lr"] = self.learning_rate
+                    group["lr"] = float(self.learning_rate)
             try:
                 net.partial_fit(data, epochs=1)
             except BaseException:
@@ -498,7 +498,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         net.iterator_train__seed = seed
         net.train_split = train_split
         for group in net.optimizer_.param_groups:
-            group["weight_decay"] = self.weight_decay
+            group["weight_decay"] = float(self.weight_decay)
         # the loss may read parameters that may change between fits (AITM's
         # calibration_weight, the counterfactual's weight)
         net.criterion = self._build_criterion(self._task_output_dims(target_state))
@@ -842,8 +842,9 @@ class MultiTaskEstimatorBase(BaseEstimator):
             module=module,
             criterion=self._build_criterion(task_output_dims),
             optimizer=Adam,
-            lr=self.learning_rate,
-            optimizer__weight_decay=self.weight_decay,
+            # floats: a NumPy scalar in the optimizer's state is no safe-to-load file
+            lr=float(self.learning_rate),
+            optimizer__weight_decay=float(self.weight_decay),
             max_epochs=self.max_epochs,
             batch_size=batch_size,
             iterator_train=BatchIterator,
@@ -1068,7 +1069,7 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
         if self._single_output:
             return self.classes_[np.argmax(probas, axis=1)]
         labels = [c[np.argmax(p, axis=1)] for c, p in zip(self.classes_, probas)]
-        out = np.empty((labels[0].shape[0], len(labels)), dtype=_common_label_dtype(labels))
+        out = np.empty((labels[0].shape[0], len(labels)), dtype=_common_label_dtype(self.classes_))
         for t, label in enumerate(labels):
             out[:, t] = label
         return out
@@ -1323,9 +1324,13 @@ def _checked_sample_weight(sample_weight, X):
 
 def _check_saved_weights(state, expected):
     """Raise ValueError unless ``state`` holds a tensor of each shape of ``expected``."""
-    if not isinstance(state, dict) or set(state) != set(expected):
+    if not isinstance(state, dict):
+        raise ValueError("the saved weights are not a dictionary of tensors.")
+    if set(state) != set(expected):
+        missing, unexpected = (sorted(map(str, names)) for names in (
+            set(expected) - set(state), set(state) - set(expected)))
         raise ValueError("the saved weights are not those of the network the configuration "
-                         "describes (their names differ).")
+                         f"describes: missing {missing[:5]}, unexpected {unexpected[:5]}.")
     for name, tensor in expected.items():
         saved = state[name]
         if not isinstance(saved, torch.Tensor) or saved.shape != tensor.shape:
@@ -1334,18 +1339,24 @@ def _check_saved_weights(state, expected):
                              f"configuration describes {tuple(tensor.shape)}.")
 
 
-def _common_label_dtype(labels):
-    """One dtype for every task's labels: numbers of several kinds (a task with
-    missing labels reads as floats beside one of integers) as numbers, which
-    scikit-learn's metrics score; ``object`` for text beside numbers, and for
-    integers that only floats would hold (int64 and uint64)."""
-    dtypes = [label.dtype for label in labels]
+def _common_label_dtype(classes):
+    """One dtype for the labels of every task (``classes``: each task's).
+
+    Numbers of several dtypes (a task with missing labels reads as floats
+    beside one of integers) as numbers, which scikit-learn's metrics score,
+    where every label keeps its value; else ``object``: booleans beside
+    numbers (True would read 1), text beside numbers, integers beyond 2**53
+    beside floats, int64 beside uint64.
+    """
+    dtypes = [c.dtype for c in classes]
     kinds = {dtype.kind for dtype in dtypes}
-    if len(set(dtypes)) == 1 or kinds <= {"U"}:
+    if len(set(dtypes)) == 1 or kinds <= {"U"} or kinds <= {"b"}:
         return np.result_type(*dtypes)
-    if kinds <= set("biuf"):
+    if kinds <= set("iuf"):
         common = np.result_type(*dtypes)
-        if common.kind != "f" or "f" in kinds:
+        exact = all(max(abs(int(c.min())), abs(int(c.max()))) <= 2 ** 53
+                    for c in classes if c.dtype.kind in "iu")
+        if common.kind != "f" or ("f" in kinds and exact):
             return common
     return object
 

@@ -24,7 +24,7 @@ import warnings
 import zipfile
 import zlib
 
-try:  # (a corrupt bzip2 member raises OSError)
+try:
     import lzma
     _DECOMPRESSION_ERRORS = (lzma.LZMAError,)
 except ImportError:  # a Python built without lzma cannot read such members anyway
@@ -38,8 +38,9 @@ from ._encoding import TabularEncoder
 from ._files import replaced_on_success
 
 FORMAT = "skmtl-model"
-# What save writes expands at most some tenfold (JSON) when read; a member that
-# claims much more is refused before it is read (a zip bomb would fill memory).
+# What save writes expands some tens of times at most when read (the JSON of a
+# table of thousands of 0/1 columns: ~40-fold); a member that claims much more is
+# refused before it is read (a zip bomb would fill memory).
 _MAX_EXPANSION = 200
 # 2: numeric encodings (the encoder's "numeric" state), skmtl's own Adam.
 # 3: the model family and regressors (targets' mean and scale), per-task
@@ -130,10 +131,15 @@ def load(path, device=None):
         checked_device(device)
     path = os.fspath(path)
     try:
-        with zipfile.ZipFile(path) as zf:
-            config_bytes, weights = (_read_member(zf, name) for name in (_CONFIG, _WEIGHTS))
+        archive = zipfile.ZipFile(path)   # a missing file stays a FileNotFoundError
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
+        raise ValueError(f"{path} is not a valid skmtl model file ({exc}).") from None
+    try:
+        with archive:
+            config_bytes, weights = (_read_member(archive, name) for name in (_CONFIG, _WEIGHTS))
     except (zipfile.BadZipFile, KeyError, EOFError, zipfile.LargeZipFile, zlib.error,
             RuntimeError, NotImplementedError, OSError, *_DECOMPRESSION_ERRORS) as exc:
+        # (a damaged bzip2 member raises OSError)
         raise ValueError(f"{path} is not a valid skmtl model file ({exc}).") from None
     try:
         config = json.loads(config_bytes)
@@ -181,6 +187,10 @@ def load(path, device=None):
         single_output = config["single_output"]
         if not isinstance(single_output, bool) or (single_output and len(task_names) != 1):
             raise ValueError(f"single_output={single_output!r} with {len(task_names)} tasks.")
+        if not (isinstance(state, dict) and isinstance(state.get("optimizer"), dict)
+                and isinstance(state["optimizer"].get("state"), dict)
+                and isinstance(state["optimizer"].get("param_groups"), list)):
+            raise ValueError("the weights file does not hold an optimizer state.")
         return estimator._restore_fitted(
             encoder=TabularEncoder.from_dict(config["encoder"]),
             task_names=task_names,
@@ -192,8 +202,7 @@ def load(path, device=None):
             history=History(config["history"]),
             device=device,
         )
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, OverflowError,
-            AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, OverflowError) as exc:
         raise ValueError(f"{path}: the model description is invalid or does not match its "
                          f"weights ({type(exc).__name__}: {exc}).") from None
 

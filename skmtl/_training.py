@@ -260,7 +260,7 @@ class LearningRateSchedule(Callback):
 
     def __init__(self, schedule, learning_rate, total_steps, warmup_fraction=0.05):
         self.schedule = schedule
-        self.learning_rate = learning_rate
+        self.learning_rate = float(learning_rate)
         self.total_steps = total_steps
         self.warmup_fraction = warmup_fraction
 
@@ -472,8 +472,7 @@ class MultiTaskNet(NeuralNet):
             (loss_sum / weight_sum.clamp(min=np.finfo(np.float32).tiny)).tolist(), labelled)]
         if not all(math.isfinite(loss) for loss, known in zip(task_losses, labelled) if known):
             diverged = [name for name, bad in zip(self.task_names, first_nonfinite.tolist())
-                        if bad] or [name for name, loss in zip(self.task_names, task_losses)
-                                    if not math.isfinite(loss)]
+                        if bad]
             raise DivergenceError(
                 f"The {prefix} loss of task(s) {diverged} became NaN or infinite at epoch "
                 f"{len(self.history)}; lower learning_rate or check the input scale.")

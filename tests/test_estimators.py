@@ -114,6 +114,13 @@ def test_predict_gives_one_numeric_dtype_for_tasks_of_several(tasks):
     assert same_kind.predict(X).dtype == np.int64
     text = MMOEClassifier(**FAST).fit(X, Y.fillna(0).astype({"t2": int}).astype({"t1": str}))
     assert text.predict(X).dtype == object
+    # where one dtype would change a label, each keeps its own (an object array)
+    flags = MMOEClassifier(**FAST).fit(X, Y.fillna(0).astype({"t1": bool, "t2": int}))
+    assert flags.predict(X).dtype == object and flags.predict(X)[:, 0].dtype == object
+    assert {type(v) for v in flags.predict(X)[:, 0]} == {bool}
+    big = Y.assign(t1=np.where(Y["t1"] == 1, 2 ** 53 + 1, 0))   # beside t2's floats
+    pred = MMOEClassifier(**FAST).fit(X, big).predict(X)
+    assert pred.dtype == object and set(pred[:, 0]) <= {0, 2 ** 53 + 1}
 
 
 class _ThresholdedMMOE(MMOEClassifier):
