@@ -1350,7 +1350,7 @@ def _common_label_dtype(classes):
     """
     dtypes = [c.dtype for c in classes]
     kinds = {dtype.kind for dtype in dtypes}
-    if len(set(dtypes)) == 1 or kinds <= {"U"} or kinds <= {"b"}:
+    if len(set(dtypes)) == 1 or kinds <= {"U"}:
         return np.result_type(*dtypes)
     if kinds <= set("iuf"):
         common = np.result_type(*dtypes)
