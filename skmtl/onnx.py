@@ -185,6 +185,10 @@ def onnx_inputs(model, X):
     numeric_inputs = set(json.loads(metadata.get("skmtl_numeric_inputs", "[]")))
     categorical_inputs = set(json.loads(metadata.get("skmtl_categorical_inputs", "[]")))
     hashed_inputs = set(json.loads(metadata.get("skmtl_hashed_inputs", "[]")))
+    if not json.loads(metadata.get("skmtl_hash_whole_floats_as_integers", "false")):
+        hashing_floats_apart = hashed_inputs  # (models fitted before 3.0 hashed as 3)
+    else:
+        hashing_floats_apart = set()
     X = check_features(X, "onnx_inputs")
     if X.shape[1] != len(specs):
         raise ValueError(f"X has {X.shape[1]} columns; the model has {len(specs)} inputs "
@@ -196,7 +200,7 @@ def onnx_inputs(model, X):
                              f"{differ}.")
     columns = X.items() if isinstance(X, pd.DataFrame) else enumerate(X.T)
     inputs = {name: _input_values(values, name, dtype, missing_strings.get(name, ""),
-                                  name in categorical_inputs, name in hashed_inputs)
+                                  name in categorical_inputs, name in hashing_floats_apart)
               for (name, dtype), (_, values) in zip(specs, columns)}
     not_finite = [name for name in inputs if name in numeric_inputs
                   and inputs[name].dtype.kind == "f" and not np.isfinite(inputs[name]).all()]
@@ -206,12 +210,14 @@ def onnx_inputs(model, X):
     return {name: values.reshape(-1, 1) for name, values in inputs.items()}
 
 
-def _input_values(values, name, dtype, missing="", categorical=False, hashed=False):
+def _input_values(values, name, dtype, missing="", categorical=False,
+                  hashing_floats_apart=False):
     """One column's values as the 1-D array its input of ``dtype`` takes.
 
     A categorical column of numbers refuses text, which its input would parse
-    as a number where predict reads an unknown category; a hashed one of
-    integers also refuses floats, which predict hashes apart from integers.
+    as a number where predict reads an unknown category; with
+    ``hashing_floats_apart`` (a hashed column of a model fitted before
+    ``3.0`` hashed as ``3``), one of integers also refuses floats.
     In a string input, a value that is not text (3, b"a") becomes ``missing``
     as a missing value does: predict reads it as an unknown category too,
     where the input would have read its text ("3").
@@ -235,7 +241,8 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
                 f"{other!r}), but the model learned numbers for it: predict reads such a value "
                 f"as an unknown category, which its {dtype} input would read as a number "
                 "or not hold" + (": give NaN instead." if dtype.kind == "f" else "."))
-        if hashed and dtype.kind in "iub" and kind in ("floating", "mixed-integer-float"):
+        if hashing_floats_apart and dtype.kind in "iub" and \
+                kind in ("floating", "mixed-integer-float"):
             raise ValueError(
                 f"Hashed column {name!r} holds floats, but the model hashes integers ({dtype} "
                 "input): predict puts 3.0 in another bucket than 3. Give the column as "
@@ -458,6 +465,8 @@ def _estimator_model(estimator, sources, target_opset):
         "skmtl_hashed_inputs": json.dumps(input_names(
             [j for j, n in zip(encoder.categorical_indices_, encoder.hash_buckets_) if n])),
         "skmtl_missing_strings": json.dumps(_missing_strings(encoder, sources)),
+        "skmtl_hash_whole_floats_as_integers": json.dumps(
+            encoder.hashes_whole_floats_as_integers),
     })
     onnx.checker.check_model(model)
     return model

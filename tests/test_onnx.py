@@ -276,8 +276,16 @@ def test_categorical_inputs_refuse_values_predict_reads_otherwise(data):
                            ("shop", X["shop"].astype(str).str.encode("ascii"))]:
         with pytest.raises(ValueError, match=f"'{column}' holds values that are not numbers"):
             onnx_inputs(served, X.assign(**{column: values}))
+    # whole floats hash as the integers they equal (the ids of a column pandas made floats)
+    as_floats = X.head(60).assign(user=X["user"].head(60).astype(float))
+    assert_serves_predictions(estimator, to_onnx(estimator, X.head()), as_floats)
+    with pytest.raises(ValueError, match="'user' holds numbers that are not whole"):
+        onnx_inputs(served, as_floats.assign(user=as_floats["user"] + 0.5))
+    # a model fitted before that rule hashed 3.0 apart from 3: its inputs refuse floats
+    estimator._encoder.hash_whole_floats_as_integers_ = False
+    older = session(to_onnx(estimator, X.head()))
     with pytest.raises(ValueError, match="'user' holds floats, but the model hashes integers"):
-        onnx_inputs(served, X.assign(user=X["user"].astype(float)))
+        onnx_inputs(older, as_floats)
 
 
 def test_values_that_are_not_text_in_a_string_input_are_unknown_categories(data):

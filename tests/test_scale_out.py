@@ -120,6 +120,57 @@ def test_an_integer_hashes_alike_whatever_its_type():
     assert _codes(np.array(["3"], dtype=object), 1000)[0] != expected[1]
 
 
+def test_a_whole_float_hashes_as_its_integer():
+    # pandas makes a column of integer ids floats once an id is missing: 3.0 hashed apart
+    # from 3, and every row of the column moved to another bucket
+    ids = np.array([-5, 3, 7, 0, 2**40, 2**63 + 11], dtype=object)
+    expected = _codes(pd.Series(ids[:5].astype(np.int64)), 1000)
+    for same in (ids[:5].astype(np.float64), np.array([-5.0, 3.0, 7.0, -0.0, 2.0**40], np.float32),
+                 pd.array(ids[:5].astype(float), dtype="Float64"),
+                 pd.Series([-5, 3.0, 7, 0.0, 2**40], dtype=object),
+                 pd.Series(ids[:5].astype(float), dtype="category")):
+        np.testing.assert_array_equal(_codes(same, 1000), expected)
+    np.testing.assert_array_equal(_codes(np.array([np.nan, 3.0, 7.0]), 1000),
+                                  [UNKNOWN_CODE, *expected[1:3]])
+    assert _codes(np.array([2.0**63 + 2048]), 1000)[0] == _codes(
+        np.array([2**63 + 2048], np.uint64), 1000)[0]
+    # fractions, infinities and numbers beyond 64 bits stay floats
+    for value in (3.5, np.inf, -np.inf, 2.0**64, -2.0**70):
+        assert _codes(np.array([value]), 1000)[0] == 1 + int(
+            pd.util.hash_array(np.array([value]))[0] % np.uint64(1000))
+    # the rule of models saved before it
+    older = pd.Series([3.0, 7.0])
+    out = np.empty(2, np.int32)
+    hashed_code_reader(older, 1000, whole_floats_as_integers=False)(0, 2, out, np.empty(2, np.intp))
+    assert out[0] != expected[1]
+
+
+def test_a_missing_hashed_id_leaves_the_other_rows_alone(tasks, tmp_path):
+    X, Y, _ = tasks
+    X = X.assign(user=np.arange(len(X)) % 13)
+    model = MMOEClassifier(**FAST, hash_buckets={"user": 50},
+                           categorical_features=["color", "shop", "user"]).fit(X, Y)
+    rows = X[:60]
+    with_missing = rows.assign(user=[np.nan, *rows["user"][1:]])
+    assert with_missing["user"].dtype == np.float64
+    for a, b in zip(model.predict_proba(with_missing), model.predict_proba(rows)):
+        np.testing.assert_array_equal(a[1:], b[1:])
+    model.save(tmp_path / "m.skmtl")
+    loaded = skmtl.load(tmp_path / "m.skmtl")
+    for a, b in zip(loaded.predict_proba(with_missing), model.predict_proba(with_missing)):
+        np.testing.assert_array_equal(a, b)
+    # a file saved before the rule (no such key) keeps hashing 3.0 apart from 3
+    state = model._encoder.to_dict()
+    del state["hash_whole_floats_as_integers"]
+    older = type(model._encoder).from_dict(state)
+    assert not older.hashes_whole_floats_as_integers
+    assert (older.transform(with_missing)[0][1:, 2] != model._encoder.transform(
+        with_missing)[0][1:, 2]).any()
+    state["hash_whole_floats_as_integers"] = "yes"
+    with pytest.raises(ValueError, match="hash_whole_floats_as_integers is not a bool"):
+        type(model._encoder).from_dict(state)
+
+
 @pytest.mark.parametrize("buckets, message", [
     ({"shop": 0}, "positive integer"), ({"shop": 2.5}, "positive integer"),
     ({"shop": 2**31}, "at most 2,147,483,647"),

@@ -114,7 +114,7 @@ def _arrow_string_code_reader(array, index):
     return codes_of_arrow_strings
 
 
-def hashed_code_reader(values, n_buckets):
+def hashed_code_reader(values, n_buckets, whole_floats_as_integers=True):
     """As :func:`code_reader`, for a column hashed into ``n_buckets`` buckets.
 
     A value's code is ``1 + hash(value) % n_buckets`` with pandas'
@@ -123,16 +123,19 @@ def hashed_code_reader(values, n_buckets):
     as 64-bit integers and floats as 64-bit floats, whatever their width or
     container (NumPy, pandas' nullable ``Int64``, Python ints in an
     ``object`` column), so an id falls in the same bucket whether it comes
-    as int32 from a file or as int64; but ``1``, ``1.0`` and ``"1"`` fall
-    in different buckets. A ``category`` column hashes its categories, not
-    its integer codes.
+    as int32 from a file or as int64. With ``whole_floats_as_integers``, a
+    float equal to an integer hashes as that integer: ``3.0`` falls in the
+    bucket of ``3`` (pandas makes a column of integer ids floats as soon as
+    one is missing), ``"3"`` in another. Without it (models saved before
+    that rule), ``3`` and ``3.0`` fall in different buckets. A ``category``
+    column hashes its categories, not its integer codes.
     """
     n_buckets = np.uint64(n_buckets)
     if isinstance(values.dtype, pd.CategoricalDtype):
         categories = np.asarray(values.cat.categories)
         return _category_lookup_reader(
             values.cat.codes.to_numpy(),
-            _hashes(categories, pd.isna(categories)) % n_buckets + 1)
+            _hashes(categories, pd.isna(categories), whole_floats_as_integers) % n_buckets + 1)
 
     array = values.array if isinstance(values, pd.Series) else values
     # pandas' nullable numbers (Int64, boolean, ...): hashed by their NumPy type in every
@@ -150,40 +153,68 @@ def hashed_code_reader(values, n_buckets):
         else:
             block = np.asarray(array[start:stop])
             missing = pd.isna(block)
-        np.add(_hashes(block, missing) % n_buckets, 1, out=out, casting="unsafe")
+        np.add(_hashes(block, missing, whole_floats_as_integers) % n_buckets, 1, out=out,
+               casting="unsafe")
         out[missing] = UNKNOWN_CODE
     return hashed_codes_of_values
 
 
-def _hashes(values, missing):
+def _hashes(values, missing, whole_floats_as_integers=True):
     """pandas' ``hash_array`` of ``values``, each value hashed as its type.
 
-    Integers hash as int64 (uint64), floats as float64 and bools as bools,
-    whatever their container: an ``object`` column of Python numbers (how
-    pandas holds them with missing values) hashes as the NumPy column would,
-    value by value when it mixes kinds, so that a value's bucket does not
-    depend on the other rows of its block. Missing values count as 0 (their
-    code is overwritten); anything else hashes as an object.
+    Integers hash as int64 (uint64), floats as float64 (whole ones, with
+    ``whole_floats_as_integers``, as the integers they equal) and bools as
+    bools, whatever their container: an ``object`` column of Python numbers
+    (how pandas holds them with missing values) hashes as the NumPy column
+    would, value by value when it mixes kinds, so that a value's bucket does
+    not depend on the other rows of its block. Missing values count as 0
+    (their code is overwritten); anything else hashes as an object.
     """
+    hash_floats = _float_hashes if whole_floats_as_integers else pd.util.hash_array
     kind = values.dtype.kind
-    if kind in "iuf":
-        return pd.util.hash_array(
-            values.astype({"i": np.int64, "u": np.uint64, "f": np.float64}[kind], copy=False))
+    if kind in "iu":
+        return pd.util.hash_array(values.astype(np.int64 if kind == "i" else np.uint64,
+                                                copy=False))
+    if kind == "f":
+        return hash_floats(values.astype(np.float64, copy=False))
     if kind == "b":
         return pd.util.hash_array(values)
     values = values.astype(object, copy=False)
     inferred = pd.api.types.infer_dtype(values, skipna=True)
     if inferred in _HASHED_AS:  # one kind: the whole block at once
         try:
-            return pd.util.hash_array(
-                np.where(missing, 0, values).astype(_HASHED_AS[inferred]))
+            block = np.where(missing, 0, values).astype(_HASHED_AS[inferred])
+            return hash_floats(block) if inferred == "floating" else pd.util.hash_array(block)
         except OverflowError:  # an integer beyond int64: value by value
             pass
     hashes = pd.util.hash_array(values)
     if inferred in _HASHED_AS or inferred.startswith("mixed"):
         for dtype, of_type in _numbers_by_type(values, missing):
             if of_type.any():
-                hashes[of_type] = pd.util.hash_array(values[of_type].astype(dtype))
+                numbers = values[of_type].astype(dtype)
+                hashes[of_type] = (hash_floats(numbers) if dtype is np.float64
+                                   else pd.util.hash_array(numbers))
+    return hashes
+
+
+def _float_hashes(values):
+    """``hash_array`` of float64 ``values``, those equal to an integer hashed as that integer.
+
+    Integers within int64 or uint64 hash as their 64 bits, which are the
+    same for both types where both hold the value.
+    """
+    with np.errstate(invalid="ignore"):
+        whole = (values == np.trunc(values)) & (values >= -2.0 ** 63) & (values < 2.0 ** 64)
+    if not whole.any():
+        return pd.util.hash_array(values)
+    bits = np.zeros(len(values), dtype=np.uint64)
+    negative = whole & (values < 0)
+    bits[negative] = values[negative].astype(np.int64).view(np.uint64)
+    positive = whole & ~negative
+    bits[positive] = values[positive].astype(np.uint64)
+    hashes = pd.util.hash_array(bits)
+    if not whole.all():
+        hashes[~whole] = pd.util.hash_array(values[~whole])
     return hashes
 
 

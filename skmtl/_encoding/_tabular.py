@@ -195,6 +195,7 @@ class TabularEncoder:
                              "a column either has a vocabulary or is hashed.")
         self.hash_buckets_ = [_bucket_count(buckets[j], self._label(j)) if j in buckets else 0
                               for j in self.categorical_indices_]
+        self.hash_whole_floats_as_integers_ = True
         # Rows of weight 0 (the early-stopping validation rows) teach nothing, the
         # vocabulary included: their unseen values get the unknown code, as at predict.
         learned_rows = (None if sample_weight is None or np.all(sample_weight > 0)
@@ -289,6 +290,7 @@ class TabularEncoder:
             "is_categorical": self.is_categorical_.tolist(),
             "categories": [array_to_json(c) for c in self.categories_],
             "hash_buckets": [int(n) for n in self.hash_buckets_],
+            "hash_whole_floats_as_integers": self.hashes_whole_floats_as_integers,
             "numeric": self.numeric_.to_dict(),
         }
 
@@ -313,6 +315,12 @@ class TabularEncoder:
         encoder.categories_ = [array_from_json(c) for c in state["categories"]]
         encoder.hash_buckets_ = [int(n) for n in state.get("hash_buckets",
                                                            [0] * len(encoder.categories_))]
+        # (files saved before whole floats hashed as integers have no such key)
+        whole_floats = state.get("hash_whole_floats_as_integers", False)
+        if not isinstance(whole_floats, bool):
+            raise ValueError("inconsistent encoder state: hash_whole_floats_as_integers is not "
+                             "a bool.")
+        encoder.hash_whole_floats_as_integers_ = whole_floats
         if (len(encoder.is_categorical_), len(encoder.categories_), len(encoder.hash_buckets_)) \
                 != (encoder.n_features_in_, len(encoder.categorical_indices_),
                     len(encoder.categorical_indices_)):
@@ -327,6 +335,11 @@ class TabularEncoder:
 
     def _label(self, j):
         return column_label(self.feature_names_in_, j)
+
+    @property
+    def hashes_whole_floats_as_integers(self):
+        """Whether hashed columns hash ``3.0`` as ``3`` (models fitted before: as a float)."""
+        return getattr(self, "hash_whole_floats_as_integers_", False)
 
     @property
     def cardinalities(self):
@@ -452,7 +465,8 @@ class _RowReader:
         self.X = X
         self.n_samples = X.shape[0]
         self._categorical = [
-            hashed_code_reader(column(X, j), n_buckets) if n_buckets else
+            hashed_code_reader(column(X, j), n_buckets, encoder.hashes_whole_floats_as_integers)
+            if n_buckets else
             code_reader(column(X, j), index)
             for j, index, n_buckets in zip(encoder.categorical_indices_,
                                            encoder.category_indexes(), encoder.hash_buckets_)]
