@@ -31,6 +31,7 @@ except ImportError:  # a Python built without lzma cannot read such members anyw
     _DECOMPRESSION_ERRORS = ()
 
 import numpy as np
+import pandas as pd
 import torch
 from skorch.history import History
 
@@ -255,14 +256,15 @@ def _json_params(params):
 
 
 def json_value(value):
-    """Tuples and arrays as lists, numpy scalars as Python ones.
+    """Tuples, arrays and pandas' 1-D containers as lists, numpy scalars as Python ones.
 
     A dict whose keys are not all strings (column positions, say) becomes
     ``{"__items__": [[key, value], ...]}``, so that its keys come back as
     they were. Applied recursively; parameter values that are equal in
     content come out equal (the warm-start check compares them so).
     """
-    if isinstance(value, (tuple, list, np.ndarray)):
+    if isinstance(value, (tuple, list, np.ndarray, pd.Index, pd.Series,
+                          pd.api.extensions.ExtensionArray)):
         return [json_value(item) for item in value]
     if isinstance(value, dict):
         if all(isinstance(key, str) for key in value):

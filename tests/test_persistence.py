@@ -124,6 +124,24 @@ def test_numpy_values_and_column_positions_in_parameters(tasks, tmp_path):
     np.testing.assert_allclose(refitted.predict_proba(values)[1], model.predict_proba(values)[1])
 
 
+def test_pandas_containers_in_parameters(tasks, tmp_path):
+    # an Index of categories or of column names broke every later partial_fit and warm fit
+    # (the truth value of an array is ambiguous) and save (not JSON)
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST, categories={"color": pd.Index(["blue", "green", "red"]),
+                                               "shop": X["shop"].cat.categories},
+                           categorical_features=X.select_dtypes(exclude="number").columns)
+    model.partial_fit(X[:1000], Y[:1000]).partial_fit(X[1000:], Y[1000:])
+    model.save(tmp_path / "m.skmtl")
+    loaded = load(tmp_path / "m.skmtl")
+    assert loaded.get_params()["categories"]["color"] == ["blue", "green", "red"]
+    assert loaded.get_params()["categorical_features"] == ["color", "shop"]
+    np.testing.assert_array_equal(loaded.predict_proba(X)[0], model.predict_proba(X)[0])
+    warm = MMOEClassifier(**FAST, warm_start=True,
+                          categorical_features=pd.Index(["color", "shop"])).fit(X, Y)
+    assert warm.fit(X, Y).n_iter_ == 6
+
+
 @pytest.mark.parametrize("tower_units", [[(8,), (4, 2)], {"t1": (8,), "t2": (4, 2)}, (6, 3)])
 def test_tower_units_come_back_in_the_form_given(tasks, tmp_path, tower_units):
     X, Y, _ = tasks
