@@ -3,6 +3,7 @@
 import argparse
 import os
 import sys
+import tempfile
 
 DEMO = ("fit MMoE on Census-Income beside single-task models, gradient boosting and the "
         "rest of the model family, ESMM and AITM on Coat, export MMoE to ONNX; print the "
@@ -37,6 +38,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:  # before a minute of training, not after it
         os.makedirs(args.output, exist_ok=True)
+        tempfile.TemporaryFile(dir=args.output).close()  # an existing folder may be read-only
     except OSError as exc:
         demo.error(f"--output {args.output!r} cannot be a folder for the results ({exc}).")
 

@@ -1,6 +1,7 @@
 """The demo, on real data and with the synthetic fallback, at one epoch per fit."""
 
 import functools
+import os
 
 import pytest
 
@@ -61,6 +62,15 @@ def test_demo_refuses_an_output_that_is_a_file_before_any_work(tmp_path, capsys)
     with pytest.raises(SystemExit):
         main(["demo", "--output", str(tmp_path / "results")])
     assert "--output" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs Linux's /proc")
+def test_demo_refuses_a_folder_it_cannot_write_to_before_any_work(monkeypatch, capsys):
+    # an existing folder passed; the demo trained for a minute, then failed to save
+    monkeypatch.setattr(_demo, "run_demo", lambda *a, **k: pytest.fail("the demo ran"))
+    with pytest.raises(SystemExit):
+        main(["demo", "--output", "/proc"])  # a folder even root cannot create files in
+    assert "--output '/proc' cannot be a folder for the results" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("seed, message", [("-1", "must be between 0 and 2**32 - 1; got -1"),
