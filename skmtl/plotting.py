@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import MultiTaskEstimatorBase
 from ._encoding import known_labels
+from ._encoding._common import as_pandas
 
 __all__ = ["GateWeightsDisplay", "HistoryDisplay", "TaskCalibrationDisplay"]
 
@@ -86,8 +87,8 @@ class HistoryDisplay:
         Parameters
         ----------
         estimator : fitted skmtl estimator
-        tasks : list of str, optional
-            The tasks to draw (default: all).
+        tasks : str or list of str, optional
+            The task or tasks to draw (default: all).
         scores : bool, default=True
             Also draw each task's validation ROC AUC (classifiers) or R²
             (regressors), when the fit held out validation rows.
@@ -96,7 +97,9 @@ class HistoryDisplay:
         _check_skmtl_estimator(estimator, "HistoryDisplay")
         check_is_fitted(estimator)
         history = estimator.history_
-        tasks = estimator.task_names_ if tasks is None else list(tasks)
+        # task names are the strings of y's column names, as in task_weights
+        tasks = (estimator.task_names_ if tasks is None else
+                 [tasks] if isinstance(tasks, str) else [str(task) for task in tasks])
         unknown = [task for task in tasks if task not in estimator.task_names_]
         if unknown:
             raise ValueError(f"tasks {unknown} are not among the estimator's tasks "
@@ -200,6 +203,7 @@ class GateWeightsDisplay:
             every level but the last the shared gate).
         ax : matplotlib Axes, optional
         """
+        _check_skmtl_estimator(estimator, "GateWeightsDisplay")
         if not hasattr(estimator, "gate_weights"):
             raise TypeError(f"{type(estimator).__name__} has no gates; GateWeightsDisplay "
                             "draws those of MMoE, OMoE and PLE.")
@@ -378,7 +382,8 @@ class TaskCalibrationDisplay:
         """
         ax = _axes(ax)
         if name is None:
-            name = ": ".join(part for part in (self.estimator_name, self.task) if part)
+            name = ": ".join(part for part in (self.estimator_name, self.task) if part) or \
+                "predictions"  # an empty label would leave the curve out of the legend
         if ref_line and not any(line.get_label() == "perfectly calibrated"
                                 for line in ax.get_lines()):
             ax.plot([0, 1], [0, 1], color="lightgray", linestyle=":",
@@ -394,6 +399,7 @@ class TaskCalibrationDisplay:
 
 def _task_labels(y, task, index, n_tasks):
     """The labels of task ``task`` (number ``index``) from one task's or all tasks' labels."""
+    y = as_pandas(y)  # a pyarrow Table's columns are arrays, not names
     if hasattr(y, "columns"):
         matches = [column for column in y.columns if str(column) == task]
         if not matches:

@@ -48,6 +48,13 @@ def test_history_display_draws_each_tasks_losses_and_scores(data):
     assert [line.get_label() for line in only.lines_] == ["train t2", "valid t2"]
     with pytest.raises(ValueError, match=r"tasks \['t3'\]"):
         HistoryDisplay.from_estimator(model, tasks=["t3"])
+    # one task by its name (was split into letters), and tasks named by integers
+    one = HistoryDisplay.from_estimator(model, tasks="t2", scores=False)
+    assert [line.get_label() for line in one.lines_] == ["train t2", "valid t2"]
+    numbered = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(X, Y.set_axis([0, 1],
+                                                                                    axis=1))
+    by_int = HistoryDisplay.from_estimator(numbered, tasks=[1], scores=False)
+    assert [line.get_label() for line in by_int.lines_][0] == "train 1"
 
 
 def test_history_display_of_a_regressor_without_validation(data):
@@ -181,3 +188,19 @@ def test_displays_refuse_what_is_not_a_skmtl_estimator(data):
                                         "LogisticRegression"):
         HistoryDisplay.from_estimator(LogisticRegression().fit(X[["num_a"]], Y["t1"]))
     HistoryDisplay.from_estimator(pipeline[-1])
+    with pytest.raises(TypeError, match=r"GateWeightsDisplay draws a skmtl estimator; got "
+                                        r"Pipeline \(.*pipeline\[-1\]"):
+        GateWeightsDisplay.from_estimator(pipeline, X)
+
+
+def test_task_calibration_display_reads_arrow_labels_and_labels_its_curve(data):
+    pa = pytest.importorskip("pyarrow")
+    X, Y, _ = data
+    model = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(X, Y)
+    from_arrow = TaskCalibrationDisplay.from_estimator(model, X, pa.Table.from_pandas(Y),
+                                                       task="t2")
+    from_pandas = TaskCalibrationDisplay.from_estimator(model, X, Y, task="t2")
+    np.testing.assert_array_equal(from_arrow.prob_true, from_pandas.prob_true)
+    # built by hand without names, the curve still has a label (matplotlib hides "")
+    bare = TaskCalibrationDisplay(prob_true=[0.1, 0.5], prob_pred=[0.2, 0.4], y_prob=[0.1])
+    assert bare.plot().line_.get_label() == "predictions"
