@@ -178,6 +178,19 @@ def test_failed_download_leaves_no_folders_behind(tmp_path, http_url):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_failed_coat_download_leaves_no_folders_behind(tmp_path, monkeypatch):
+    # the data home stayed, empty: the next run's hint that it does not exist went
+    def offline(remote, folder):
+        raise OSError("offline")
+    monkeypatch.setattr(coat_module, "fetch_file", offline)
+    (tmp_path / "kept").mkdir()
+    for home in (tmp_path / "new" / "home", tmp_path / "kept"):
+        with pytest.raises(OSError, match="archive could not be downloaded .*offline"):
+            fetch_coat(data_home=home)
+    assert list(tmp_path.iterdir()) == [tmp_path / "kept"]
+    assert list((tmp_path / "kept").iterdir()) == []
+
+
 def test_coat_with_a_file_for_a_data_home(tmp_path):
     (tmp_path / "home").write_text("not a folder")
     with pytest.raises(OSError, match="is not a writable folder"):

@@ -173,8 +173,7 @@ def _download(remote, path):
     logger.info("Downloading %s to %s", remote.url, path)
     folder = path.parent
     tmp_path = folder / f".{path.name}.{uuid.uuid4().hex}.part"
-    # the folders made for this download, removed again if it fails
-    created = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    created = missing_folders(folder)  # removed again if the download fails
     try:
         folder.mkdir(parents=True, exist_ok=True)
         # "xb" honours the umask (unlike tempfile.mkstemp, which makes 0600).
@@ -198,12 +197,22 @@ def _download(remote, path):
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
-        for parent in created:  # innermost first; only if still empty
-            try:
-                parent.rmdir()
-            except OSError:
-                break
+        remove_empty_folders(created)
         raise
+
+
+def missing_folders(folder):
+    """``folder`` and those of its parents that do not exist yet, innermost first."""
+    return [parent for parent in (folder, *folder.parents) if not parent.exists()]
+
+
+def remove_empty_folders(folders):
+    """Remove ``folders`` (innermost first) as long as they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def _copy_url_to(url, out, path):

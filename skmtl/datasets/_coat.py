@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-from ._base import RemoteFile, check_sha256, fetch_file, file_sha256, get_data_home
+from ._base import (RemoteFile, check_sha256, fetch_file, file_sha256, get_data_home,
+                    missing_folders, remove_empty_folders)
 
 __all__ = ["fetch_coat"]
 
@@ -267,10 +268,12 @@ def _download_and_extract(folder, names):
     final name is always complete and verified.
     """
     data_home = folder.parent
+    created = missing_folders(data_home)  # removed again if the download fails
     try:
         data_home.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".coat-download-", dir=data_home))
     except OSError as exc:
+        remove_empty_folders(created)
         raise OSError(
             f"The Coat files are not in {folder} and cannot be downloaded there: the data "
             f"home {data_home} is not a writable folder ({exc}). Point the SKMTL_DATA "
@@ -320,8 +323,11 @@ def _download_and_extract(folder, names):
         for name, source in extracted.items():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, folder / name)
-    finally:
+    except BaseException:
         shutil.rmtree(work, ignore_errors=True)
+        remove_empty_folders(created)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _find_member(members, name):
