@@ -679,6 +679,11 @@ def test_make_entire_space_selection_bias():
     assert biased > unbiased + 0.05
     assert strongly_biased > biased
     assert reversed_bias < unbiased - 0.05
+    # a huge bias copies the click score (selection_bias**2 overflowed)
+    for bias in (1e200, -1.7e308):
+        ds = make_entire_space(2000, selection_bias=bias, random_state=1)
+        logits = np.log(ds.conditional_proba / (1 - ds.conditional_proba))
+        assert np.corrcoef(logits.T)[0, 1] == pytest.approx(np.sign(bias), abs=1e-9)
 
 
 @pytest.mark.parametrize(

@@ -203,11 +203,12 @@ def make_entire_space(
     # Stage k's score leans on stage k - 1's by selection_bias, and keeps
     # variance 1: the previous score is a unit-variance combination of the
     # earlier own scores, all uncorrelated with s_own_k.
+    # (hypot: selection_bias**2 overflows from about 1e154 on)
+    norm = np.hypot(1.0, selection_bias)
+    keep, lean = 1.0 / norm, selection_bias / norm
     stage_scores = [own_scores[0]]
     for own in own_scores[1:]:
-        stage_scores.append(
-            (own + selection_bias * stage_scores[-1]) / np.sqrt(1.0 + selection_bias**2)
-        )
+        stage_scores.append(keep * own + lean * stage_scores[-1])
 
     conditional_proba = np.empty((n_samples, n_stages))
     for k, (score, rate) in enumerate(zip(stage_scores, stage_rates)):
