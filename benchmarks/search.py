@@ -15,10 +15,15 @@ problems, for several seeds, in one process, one fit at a time:
   impressions); AUC of the predicted pCVR against conversions drawn from the
   true p(conversion | click) for every held-out impression, clicked or not.
 
+With ``--missing-fraction F``, that fraction of every numeric column of
+Census (training and test rows alike, at random) is missing (NaN) for every
+contender, gradient boosting included: what each makes of missing values.
+
 Run from the repository root::
 
     SKMTL_DATA=../shared/data python -m benchmarks.search [--seeds 0 1 2] \\
-        [--candidates NAME ...] [--problems census ...] [--output benchmarks/search.md]
+        [--candidates NAME ...] [--problems census ...] [--missing-fraction F] \\
+        [--output benchmarks/search.md]
 
 Fit times are wall times in a warm process; the census ratio compares them
 with gradient boosting's in the same run.
@@ -78,7 +83,12 @@ CANDIDATES = {
     "weight decay 1e-4": {"weight_decay": 1e-4},
     "8 epochs": {"max_epochs": 8},
     "embedding 4": {"embedding_dim": 4},
+    # with --missing-fraction: what a user would otherwise do, the defaults behind
+    # scikit-learn's imputer (the median, and a 0/1 indicator column per column)
+    "defaults after SimpleImputer(median, add_indicator)": {"impute": True},
 }
+# share of every numeric Census value hidden (--missing-fraction)
+MISSING_FRACTION = 0.0
 
 
 def _timed_fit(model, X, Y):
@@ -87,19 +97,50 @@ def _timed_fit(model, X, Y):
     return time.perf_counter() - start
 
 
-def census(params, seed):
+def _census(seed):
+    """The Census split of ``seed``, with ``MISSING_FRACTION`` of its numbers missing."""
     problem = load_census(seed, download_if_missing=False)
-    model = MMOEClassifier(random_state=seed, **params)
+    if MISSING_FRACTION:
+        rng = np.random.default_rng(seed)
+        for X in (problem.X_train, problem.X_test):
+            for column in X.select_dtypes("number").columns:
+                X.loc[rng.random(len(X)) < MISSING_FRACTION, column] = np.nan
+    return problem
+
+
+def _estimator_params(params):
+    """A candidate's parameters of the estimators (``impute`` is the benchmark's)."""
+    return {k: v for k, v in params.items() if k != "impute"}
+
+
+def _with_imputer(model):
+    """``model`` behind a median imputer with indicators of the numeric columns."""
+    from sklearn.compose import make_column_selector, make_column_transformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+
+    imputer = make_column_transformer(
+        (SimpleImputer(strategy="median", add_indicator=True),
+         make_column_selector(dtype_include="number")),
+        remainder="passthrough", verbose_feature_names_out=False).set_output(transform="pandas")
+    return make_pipeline(imputer, model)
+
+
+def census(params, seed):
+    problem = _census(seed)
+    model = MMOEClassifier(random_state=seed, **_estimator_params(params))
+    if params.get("impute"):
+        model = _with_imputer(model)
     seconds = _timed_fit(model, problem.X_train, problem.Y_train)
     proba = model.predict_proba(problem.X_test)
     aucs = [roc_auc_score(problem.Y_test[task], p[:, 1])
             for task, p in zip(problem.Y_train.columns, proba)]
     return {"auc income_50k": aucs[0], "auc never_married": aucs[1], "census fit s": seconds,
-            "epochs": model.n_iter_}
+            "epochs": model[-1].n_iter_ if params.get("impute") else model.n_iter_}
 
 
 def census_gradient_boosting(seed):
-    problem = load_census(seed, download_if_missing=False)
+    problem = _census(seed)
     start = time.perf_counter()
     models = [HistGradientBoostingClassifier(random_state=seed).fit(problem.X_train,
                                                                      problem.Y_train[task])
@@ -111,8 +152,8 @@ def census_gradient_boosting(seed):
 
 
 def _esmm(params, seed):
-    return ESMMClassifier(random_state=seed,
-                          **{k: v for k, v in params.items() if k not in MMOE_ONLY})
+    return ESMMClassifier(random_state=seed, **{k: v for k, v in _estimator_params(params).items()
+                                                if k not in MMOE_ONLY})
 
 
 def coat(params, seed):
@@ -128,7 +169,7 @@ def multitask(params, seed):
     data = make_multitask(20_000, n_features=10, n_categorical=3, random_state=seed)
     X_train, X_test, Y_train, Y_test = train_test_split(data.data, data.target,
                                                         test_size=0.25, random_state=seed)
-    model = MMOEClassifier(random_state=seed, **params).fit(X_train, Y_train)
+    model = MMOEClassifier(random_state=seed, **_estimator_params(params)).fit(X_train, Y_train)
     proba = model.predict_proba(X_test)
     return {"multitask auc": np.mean([roc_auc_score(Y_test.iloc[:, t], p[:, 1])
                                       for t, p in enumerate(proba)])}
@@ -179,12 +220,19 @@ def main(argv=None):
     parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=list(PROBLEMS),
                         help="the problems to fit each candidate on (default: all; census "
                              "always, as the gradient boosting reference)")
+    parser.add_argument("--missing-fraction", type=float, default=0.0,
+                        help="share of every numeric Census value made missing, in [0, 1) "
+                             "(default: 0)")
     parser.add_argument("--output", default="benchmarks/search.md",
                         help="the markdown table to write (default: %(default)s)")
     args = parser.parse_args(argv)
     unknown = set(args.candidates) - set(CANDIDATES)
     if unknown:
         parser.error(f"unknown candidates {sorted(unknown)}; known: {list(CANDIDATES)}")
+    if not 0.0 <= args.missing_fraction < 1.0:
+        parser.error(f"--missing-fraction must be in [0, 1); got {args.missing_fraction}")
+    global MISSING_FRACTION
+    MISSING_FRACTION = args.missing_fraction
 
     multitask({"max_epochs": 1}, 0)  # warm up torch and the caches of this process
     started = datetime.now(timezone.utc)

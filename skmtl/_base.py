@@ -948,6 +948,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         tags.target_tags.multi_output = True
         tags.input_tags.categorical = True
         tags.input_tags.string = True
+        tags.input_tags.allow_nan = self.numeric_encoding != "passthrough"
         return tags
 
 

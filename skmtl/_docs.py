@@ -86,7 +86,12 @@ COMMON_PARAMETERS = """\
         given. Bins and quantiles are learned in ``fit`` (sample-weighted, on
         at most 200,000 rows drawn at random); values outside the training
         range are treated as the nearest end of it, except by
-        ``"standard"`` and ``"passthrough"``.
+        ``"standard"`` and ``"passthrough"``. Missing values (NaN) are
+        learned: ``"piecewise_linear"`` gives a column with missing values
+        in ``fit`` a bin of its own for them, as gradient boosting learns
+        where missing values go; otherwise they count as the column's
+        training median (``"standard"``: its mean). ``"passthrough"``
+        refuses them.
     n_bins : int, default=32
         Largest number of bins per numeric column for ``"piecewise_linear"``
         (a column with fewer distinct values, or fewer useful splits, gets

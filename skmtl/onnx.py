@@ -68,9 +68,10 @@ def to_onnx(estimator, X_sample, *, target_opset=None):
         or ``category`` column of strings, else numbers of the column's
         dtype. A missing value of a string column is any string outside
         the fitted categories, e.g. ``""``; of a number column that can hold
-        one, NaN (:func:`onnx_inputs` builds the inputs of a DataFrame, and
-        refuses NaN in numeric columns as ``predict`` does; the model itself
-        would serve NaN). Outputs, per task:
+        one, NaN, encoded as ``predict`` encodes it (:func:`onnx_inputs`
+        builds the inputs of a DataFrame, and refuses infinity in numeric
+        columns as ``predict`` does; the model itself would serve NaN).
+        Outputs, per task:
 
         - classifiers: ``proba_<task>`` (n, n_classes) float, as
           ``predict_proba``, and ``label_<task>`` (n,), as ``predict``;
@@ -163,8 +164,10 @@ def onnx_inputs(model, X):
     Raises
     ------
     ValueError
-        As ``predict`` does, for NaN or infinity in a numeric column; also
-        for a value an integer input cannot hold (missing, or not whole).
+        As ``predict`` does, for infinity in a numeric column (and NaN,
+        for models that refuse it: ``numeric_encoding="passthrough"``, or
+        saved before missing values were learned); also for a value an
+        integer input cannot hold (missing, or not whole).
 
     Examples
     --------
@@ -202,11 +205,15 @@ def onnx_inputs(model, X):
     inputs = {name: _input_values(values, name, dtype, missing_strings.get(name, ""),
                                   name in categorical_inputs, name in hashing_floats_apart)
               for (name, dtype), (_, values) in zip(specs, columns)}
-    not_finite = [name for name in inputs if name in numeric_inputs
-                  and inputs[name].dtype.kind == "f" and not np.isfinite(inputs[name]).all()]
-    if not_finite:  # as predict refuses them; the exported model would serve NaN
-        raise ValueError(f"Numeric columns {not_finite} contain NaN or infinite values; impute "
-                         "them first (e.g. sklearn.impute.SimpleImputer).")
+    # as predict refuses them: the exported model would serve NaN for infinity, and
+    # models without missing_levels_ (older, or passthrough) for NaN
+    accepts_missing = json.loads(metadata.get("skmtl_numeric_missing_values", "false"))
+    refused = [name for name in inputs if name in numeric_inputs
+               and inputs[name].dtype.kind == "f" and not (
+                   np.isfinite(inputs[name]) | (accepts_missing & np.isnan(inputs[name]))).all()]
+    if refused:
+        raise ValueError(f"Numeric columns {refused} contain infinite values"
+                         + ("" if accepts_missing else " or NaN") + ", which predict refuses.")
     return {name: values.reshape(-1, 1) for name, values in inputs.items()}
 
 
@@ -467,6 +474,7 @@ def _estimator_model(estimator, sources, target_opset):
         "skmtl_missing_strings": json.dumps(_missing_strings(encoder, sources)),
         "skmtl_hash_whole_floats_as_integers": json.dumps(
             encoder.hashes_whole_floats_as_integers),
+        "skmtl_numeric_missing_values": json.dumps(encoder.numeric_.accepts_missing),
     })
     onnx.checker.check_model(model)
     return model
@@ -762,12 +770,18 @@ def _numeric_inputs(graph, encoder, columns):
     values = [graph.node("Cast", [columns[j][0]], to=TensorProto.DOUBLE)
               for j in encoder.numeric_indices_]
     values = values[0] if len(values) == 1 else graph.node("Concat", values, axis=1)
+    if encoding.accepts_missing:  # NaN encoded as missing_levels_, the others as they are
+        missing = graph.node("IsNaN", [values])
+        values = graph.node("Where", [missing, graph.constant(np.zeros(1)), values])
     if encoding.is_affine:
         encoded = graph.node("Div", [graph.node("Sub", [values, graph.constant(
             encoding.mean_.astype(np.float64))]), graph.constant(
             encoding.scale_.astype(np.float64))])
     else:
         encoded = _interpolated(graph, values, encoding.knots_, encoding.levels_)
+    if encoding.accepts_missing:
+        encoded = graph.node("Where", [missing, graph.constant(
+            encoding.missing_levels_.astype(np.float64)), encoded])
     return graph.node("Cast", [encoded], to=TensorProto.FLOAT)
 
 

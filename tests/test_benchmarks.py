@@ -205,6 +205,26 @@ def test_search_on_census_only(tmp_path, monkeypatch):
     assert 0.5 < _number(cells[1]) <= 1.0 and cells[-4:] == ["–", "–", "–", "–"]
 
 
+def test_search_with_missing_numbers(tmp_path, monkeypatch):
+    from benchmarks import search
+
+    monkeypatch.setattr(search, "MISSING_FRACTION", 0.0)  # restored after the test
+    monkeypatch.setitem(search.CANDIDATES, "short one", {"max_epochs": 1})
+    monkeypatch.setitem(search.CANDIDATES, "short imputed", {"max_epochs": 1, "impute": True})
+    output = tmp_path / "search.md"
+    search.main(["--seeds", "0", "--candidates", "short one", "short imputed", "--problems",
+                 "census", "--missing-fraction", "0.3", "--output", str(output)])
+    problem = search._census(0)
+    numbers = problem.X_test.select_dtypes("number")
+    assert numbers.isna().mean().between(0.27, 0.33).all()
+    rows = [line for line in output.read_text().splitlines() if line.startswith("| short")]
+    assert len(rows) == 2
+    for row in rows:
+        assert 0.5 < _number(row.strip("|").split("|")[1]) <= 1.0
+    with pytest.raises(SystemExit):
+        search.main(["--missing-fraction", "1", "--output", str(output)])
+
+
 # -- the model family (issue 9) ----------------------------------------------------
 
 FAMILY_CENSUS = ["skmtl-sharedbottom", "floor-sharedbottom", "skmtl-omoe", "floor-omoe",

@@ -100,8 +100,8 @@ def _bad_fits(rank):
     fast = dict(max_epochs=1, batch_size=128)
     cases = {}
     if rank == 1:
-        cases["NaN in a numeric column"] = (MMOEClassifier(**fast),
-                                            X.assign(num_a=X["num_a"].where(X.index > 5)), Y)
+        cases["infinity in a numeric column"] = (
+            MMOEClassifier(**fast), X.assign(num_a=X["num_a"].where(X.index > 5, np.inf)), Y)
         cases["a column categorical on one rank"] = (
             MMOEClassifier(**fast), X.assign(num_b=X["num_b"].round().astype(str)), Y)
         cases["other parameters"] = (MMOEClassifier(**fast, tower_units=(8,)), X, Y)
@@ -112,7 +112,7 @@ def _bad_fits(rank):
             MMOERegressor(**fast), X.drop(columns=["num_a"]),
             X[["num_a"]] * 1e300)
     else:
-        for name in ("NaN in a numeric column", "a column categorical on one rank",
+        for name in ("infinity in a numeric column", "a column categorical on one rank",
                      "other parameters", "an invalid parameter", "labels of another type"):
             cases[name] = (MMOEClassifier(**fast), X, Y)
         cases["a target too large to standardise"] = (
@@ -196,9 +196,9 @@ def test_a_rank_with_other_columns_fails_on_every_rank(tmp_path):
 
 
 BAD_FITS = {
-    "NaN in a numeric column": (
+    "infinity in a numeric column": (
         "ValueError", r"fit failed on rank\(s\) 1: ValueError: Numeric columns \['num_a'\] "
-                      "contain NaN"),
+                      "contain infinite"),
     "a column categorical on one rank": (
         "ValueError", r"rank 1 has other categorical columns \(\[0, 2, 3\] against \[0, 2\]"),
     "other parameters": (

@@ -334,8 +334,8 @@ def test_values_beyond_float32_are_named_as_such(tasks):
     model = MMOEClassifier(numeric_encoding="piecewise_linear", **FAST).fit(huge, Y)
     assert model._encoder.numeric_.knots_[1][-1] == 1e39
     both = huge.copy()
-    both.loc[4, "num_a"] = np.nan
-    with pytest.raises(ValueError, match=r"\['num_a'\] contain NaN"):
+    both.loc[4, "num_a"] = np.inf
+    with pytest.raises(ValueError, match=r"\['num_a'\] contain infinite values"):
         MMOEClassifier(numeric_encoding="piecewise_linear", **FAST).fit(both, Y)
 
 

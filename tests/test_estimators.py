@@ -17,6 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
+import skmtl
 from skmtl import ESMMClassifier, MMOEClassifier
 from skmtl import _base as skmtl_base
 from skmtl._encoding import UNKNOWN_CODE, TabularEncoder
@@ -202,20 +203,109 @@ def test_esmm_accepts_boolean_labels(tasks):
     assert [list(c) for c in model.classes_] == [[0, 1], [0, 1]]
 
 
-@pytest.mark.parametrize("value", [np.nan, np.inf])
-def test_non_finite_numeric_values_name_the_column(tasks, value):
+def test_infinite_numeric_values_name_the_column(tasks):
     X, Y, _ = tasks
     bad = X.copy()
-    bad.loc[5, "num_b"] = value
-    with pytest.raises(ValueError, match=r"Numeric columns \['num_b'\] contain NaN or infinite"):
+    bad.loc[5, "num_b"] = np.inf
+    with pytest.raises(ValueError, match=r"Numeric columns \['num_b'\] contain infinite"):
         MMOEClassifier(**FAST).fit(bad, Y)
 
 
-def test_non_finite_at_predict_time(mmoe, holdout):
+def test_infinity_at_predict_time(mmoe, holdout):
     X = holdout[0].copy()
-    X.loc[0, "num_a"] = np.nan
-    with pytest.raises(ValueError, match="num_a"):
+    X.loc[0, "num_a"] = -np.inf
+    with pytest.raises(ValueError, match=r"\['num_a'\] contain infinite"):
         mmoe.predict_proba(X)
+
+
+def _informative_missing_values(n_samples, seed=0):
+    """Task ``a`` is 1 where ``x`` > 0 or is missing (30 % of rows); ``b`` follows ``z``."""
+    rng = np.random.default_rng(seed)
+    x, z = rng.normal(size=n_samples), rng.normal(size=n_samples)
+    missing = rng.random(n_samples) < 0.3
+    X = pd.DataFrame({"x": np.where(missing, np.nan, x), "z": z,
+                      "c": rng.choice(["u", "v"], n_samples)})
+    Y = pd.DataFrame({"a": ((x > 0) | missing).astype(int), "b": (z > 0).astype(int)})
+    return X, Y, missing
+
+
+def test_missing_numbers_get_a_bin_of_their_own(tmp_path):
+    # NaN in a numeric column was an error; gradient boosting learns where it goes
+    X, Y, missing = _informative_missing_values(4000)
+    train, test = slice(0, 3000), slice(3000, None)
+    model = MMOEClassifier(max_epochs=10, random_state=0).fit(X[train], Y[train])
+    encoding = model._encoder.numeric_
+    assert encoding.missing_bins_ == [True, False]
+    assert encoding.n_bins_[0] == len(encoding.knots_[0])  # the real bins and the missing one
+    proba = model.predict_proba(X[test])[0][:, 1]
+    assert roc_auc_score(Y["a"][test], proba) > 0.99
+    assert proba[missing[test]].min() > 0.9  # not the median's (x = 0: the boundary)
+    # a column without missing values in fit reads NaN as its median
+    rows = X[test].head(20)
+    at_median = rows.assign(z=np.median(X["z"][train]))
+    np.testing.assert_allclose(model.predict_proba(rows.assign(z=np.nan))[1],
+                               model.predict_proba(at_median)[1], atol=0.02)
+    # None, pd.NA and nullable floats are missing values too
+    nullable = rows.assign(x=pd.array(rows["x"], dtype="Float64"))
+    np.testing.assert_allclose(model.predict_proba(nullable)[0], model.predict_proba(rows)[0])
+    model.save(tmp_path / "m.skmtl")
+    np.testing.assert_array_equal(skmtl.load(tmp_path / "m.skmtl").predict_proba(rows)[0],
+                                  model.predict_proba(rows)[0])
+
+
+@pytest.mark.parametrize("encoding", ["standard", "quantile", "periodic"])
+def test_missing_numbers_count_as_the_median_in_other_encodings(encoding):
+    X, Y, _ = _informative_missing_values(1500)
+    model = MMOEClassifier(numeric_encoding=encoding, max_epochs=2, random_state=0).fit(X, Y)
+    rows = X.head(50)
+    known = X["x"].dropna()
+    fill = known.mean() if encoding == "standard" else np.median(known)
+    np.testing.assert_allclose(model.predict_proba(rows.assign(x=np.nan))[0],
+                               model.predict_proba(rows.assign(x=fill))[0], atol=2e-3)
+
+
+def test_missing_numbers_refused_where_they_cannot_be_encoded(tasks):
+    X, Y, _ = tasks
+    bad = X.assign(num_a=X["num_a"].where(X.index != 5))
+    with pytest.raises(ValueError, match=r"\['num_a'\] contain NaN, which numeric_encoding="
+                                         "'passthrough' does not encode"):
+        MMOEClassifier(**FAST, numeric_encoding="passthrough").fit(bad, Y)
+    model = MMOEClassifier(**FAST).fit(X, Y)
+    # a model saved before missing values were learned has no level for them
+    state = model._encoder.to_dict()
+    del state["numeric"]["missing_levels"], state["numeric"]["missing_bins"]
+    model._encoder = type(model._encoder).from_dict(state)
+    with pytest.raises(ValueError, match="saved before missing values were learned"):
+        model.predict_proba(bad)
+    # and one pickled then (joblib): its encoding has neither attribute
+    pickled = pickle.loads(pickle.dumps(MMOEClassifier(**FAST).fit(X, Y)))
+    del pickled._encoder.numeric_.missing_levels_, pickled._encoder.numeric_.missing_bins_
+    assert np.isfinite(pickled.predict_proba(X)[0]).all()
+    with pytest.raises(ValueError, match="saved before missing values were learned"):
+        pickled.predict_proba(bad)
+
+
+@pytest.mark.parametrize("encoding", ["piecewise_linear", "standard"])
+def test_missing_numbers_do_not_rescan_the_rows(encoding, monkeypatch):
+    # the check naming non-finite columns reads every row: once per block and column
+    # with NaN, predict on many blocks went quadratic
+    X, Y, _ = _informative_missing_values(600)
+    model = MMOEClassifier(numeric_encoding=encoding, max_epochs=1, random_state=0).fit(X, Y)
+    monkeypatch.setattr(_RowReader, "block_size", 50)
+    monkeypatch.setattr(skmtl_base, "PREDICT_BLOCK_SIZE", 50)
+    scans = []
+    original = _RowReader.check_numeric_finite
+    monkeypatch.setattr(_RowReader, "check_numeric_finite",
+                        lambda self, *a, **k: scans.append(1) or original(self, *a, **k))
+    assert np.isfinite(model.predict_proba(X)[0]).all() and not scans
+
+
+def test_a_numeric_column_without_known_values(tasks):
+    X, Y, _ = tasks
+    empty = X.assign(num_b=np.nan)
+    for encoding in ("piecewise_linear", "standard", "quantile"):
+        model = MMOEClassifier(**FAST, numeric_encoding=encoding).fit(empty, Y)
+        assert np.isfinite(model.predict_proba(X)[0]).all()
 
 
 def test_unseen_and_missing_categories_at_predict_time(mmoe, holdout):
@@ -266,9 +356,9 @@ def test_encoder_names_every_non_finite_column_whatever_the_block(monkeypatch):
     clean = pd.DataFrame({"a": np.arange(10.0), "b": np.arange(10.0), "c": np.arange(10.0)})
     encoder = TabularEncoder().fit(clean)
     X = clean.copy()
-    X.loc[1, "a"] = np.nan     # first block
+    X.loc[1, "a"] = -np.inf    # first block
     X.loc[8, "c"] = np.inf     # third block
-    with pytest.raises(ValueError, match=r"Numeric columns \['a', 'c'\] contain NaN"):
+    with pytest.raises(ValueError, match=r"Numeric columns \['a', 'c'\] contain infinite"):
         encoder.transform(X)
 
 

@@ -185,6 +185,19 @@ def test_numeric_and_given_categories(data):
     assert_serves_predictions(estimator, to_onnx(estimator, X), X_test)
 
 
+@pytest.mark.parametrize("numeric_encoding", ["piecewise_linear", "standard", "quantile"])
+def test_missing_numbers_are_served_as_predict_encodes_them(numeric_encoding, data):
+    X, Y, _, _, X_test = data
+    X = X.assign(num_a=X["num_a"].where(np.arange(len(X)) % 4 != 0))  # a missing bin
+    X_test = X_test.assign(num_a=X_test["num_a"].where(np.arange(len(X_test)) % 3 != 0),
+                           num_b=X_test["num_b"].where(np.arange(len(X_test)) % 5 != 0))
+    estimator = skmtl.MMOEClassifier(max_epochs=2, numeric_encoding=numeric_encoding,
+                                     random_state=0).fit(X, Y)
+    assert estimator._encoder.numeric_.missing_bins_ == [
+        numeric_encoding == "piecewise_linear", False]
+    assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X_test)
+
+
 def test_save_onnx_writes_a_model_a_fresh_session_runs(data, tmp_path):
     X, Y, _, _, X_test = data
     estimator = skmtl.SharedBottomClassifier(max_epochs=1, random_state=0).fit(X, Y)
@@ -417,8 +430,12 @@ def test_onnx_inputs_refuse_what_predict_refuses(data):
     X = X.assign(age=np.arange(len(X)) % 90)  # an int64 input
     estimator = skmtl.SharedBottomClassifier(max_epochs=1, random_state=0).fit(X, Y)
     model = to_onnx(estimator, X)
-    with pytest.raises(ValueError, match=r"Numeric columns \['num_a'\] contain NaN"):
-        onnx_inputs(model, X.assign(num_a=np.nan))
+    with pytest.raises(ValueError, match=r"Numeric columns \['num_a'\] contain infinite"):
+        onnx_inputs(model, X.assign(num_a=np.inf))
+    passthrough = skmtl.SharedBottomClassifier(max_epochs=1, numeric_encoding="passthrough",
+                                               random_state=0).fit(X, Y)
+    with pytest.raises(ValueError, match=r"\['num_a'\] contain infinite values or NaN"):
+        onnx_inputs(to_onnx(passthrough, X), X.assign(num_a=np.nan))
     with pytest.raises(ValueError, match="'age' holds numbers that are not whole"):
         onnx_inputs(model, X.assign(age=50.9))
     with pytest.raises(ValueError, match=r"Columns \['proba_t1'\] have the names"):

@@ -43,6 +43,15 @@ class NumericEncoding:
 
     A constant column maps to a constant (0 bins for piecewise_linear).
 
+    Missing values (NaN) are learned, not refused (except by
+    ``"passthrough"``): with ``"piecewise_linear"``, a column with missing
+    values among the fitted rows gets one more bin, past its last, that
+    only missing values reach (position ``n_bins_[i]``), so the network
+    learns an embedding of "missing" of its own, as gradient boosting learns
+    where missing values go. The other encodings, and columns without
+    missing values in fit, encode a missing value as the column's weighted
+    median (the mean for ``"standard"``): ``missing_levels_[i]``.
+
     Parameters
     ----------
     encoding : str, one of ``NUMERIC_ENCODINGS``
@@ -66,10 +75,20 @@ class NumericEncoding:
 
     @property
     def n_bins_(self):
-        """Bins of each column (``"piecewise_linear"``), empty otherwise."""
+        """Bins of each column (``"piecewise_linear"``, its missing bin included), empty
+        otherwise."""
         if self.encoding != "piecewise_linear":
             return []
-        return [len(knots) - 1 for knots in self.knots_]
+        # (encodings pickled before missing values were learned have no missing bins)
+        missing_bins = getattr(self, "missing_bins_", [False] * len(self.knots_))
+        return [len(knots) - 1 + int(missing)
+                for knots, missing in zip(self.knots_, missing_bins)]
+
+    @property
+    def accepts_missing(self):
+        """Whether NaN may be encoded (models saved before missing values were learned: no)."""
+        return (self.encoding != "passthrough"
+                and getattr(self, "missing_levels_", None) is not None)
 
     def fit(self, reader, sample_weight=None, targets=None, regression=False):
         """Learn the map of every numeric column.
@@ -91,33 +110,44 @@ class NumericEncoding:
         n_numeric = reader.n_numeric
         self.mean_, self.scale_ = np.zeros(n_numeric), np.ones(n_numeric)
         self.knots_, self.levels_ = [], []
+        self.missing_bins_ = [False] * n_numeric
+        self.missing_levels_ = None if self.encoding == "passthrough" else np.zeros(n_numeric)
         if n_numeric == 0:
             return self
         if self.encoding == "standard":
             mean, scale = reader.numeric_moments(sample_weight)
             scale[scale == 0.0] = 1.0
-            self.mean_, self.scale_ = mean, scale
+            self.mean_, self.scale_ = mean, scale  # missing values: the mean, encoded 0
             return self
         if self.encoding == "passthrough":
-            reader.check_numeric_finite()
+            reader.check_numeric_finite(allow_missing=False)
             return self
+        if self.encoding == "piecewise_linear":
+            # from every row, not the subsample: a rare missing value still gets its bin
+            self.missing_bins_ = reader.numeric_missing(sample_weight).tolist()
         rng = np.random.RandomState(self.random_state)
         rows = _subsample(reader.n_samples, FIT_SUBSAMPLE_SIZE, rng)
         values = reader.numeric_sample(rows)
         weight = _usable_weight(None if sample_weight is None else sample_weight[rows])
+        if self.bin_strategy == "target" and self.encoding == "piecewise_linear" \
+                and targets is None:
+            raise ValueError('bin_strategy="target" needs the targets in fit.')
         for i in range(n_numeric):
+            # the known values of the column (all of them missing: a constant 0)
+            known = ~np.isnan(values[:, i])
+            column = values[known, i] if known.any() else np.zeros(1)
+            column_weight = (None if weight is None or not known.any()
+                             else _usable_weight(weight[known]))
             if self.encoding == "piecewise_linear":
-                if self.bin_strategy == "target":
-                    if targets is None:
-                        raise ValueError('bin_strategy="target" needs the targets in fit.')
-                    knots = _tree_edges(values[:, i], weight, targets[rows], self.n_bins, rng,
-                                       regression)
+                if self.bin_strategy == "target" and known.any():
+                    knots = _tree_edges(column, column_weight, targets[rows][known],
+                                        self.n_bins, rng, regression)
                 else:
-                    knots = _quantile_edges(values[:, i], weight, self.n_bins)
+                    knots = _quantile_edges(column, column_weight, self.n_bins)
                 knots, _ = _without_overflowing_slopes(knots, np.arange(len(knots), dtype=float))
                 levels = np.arange(len(knots), dtype=np.float64)
             else:
-                knots, ranks = _rank_map(values[:, i], weight)
+                knots, ranks = _rank_map(column, column_weight)
                 # Normal scores of the knots' ranks: interpolating between them
                 # costs one np.interp per column at predict, not a quantile
                 # function per value (within 1/1000 of rank of interpolating
@@ -126,10 +156,16 @@ class NumericEncoding:
                 knots, levels = _without_overflowing_slopes(knots, levels)
             self.knots_.append(knots)
             self.levels_.append(levels)
+            self.missing_levels_[i] = (
+                len(knots) if self.missing_bins_[i] else  # the missing bin's end
+                np.interp(weighted_quantiles(column, column_weight, [0.5])[0], knots, levels))
         return self
 
     def apply(self, i, values):
-        """Encode float64 ``values`` of the ``i``-th numeric column (interpolated encodings)."""
+        """Encode float64 ``values`` of the ``i``-th numeric column (interpolated encodings).
+
+        Missing values come out NaN: the caller gives them ``missing_levels_[i]``.
+        """
         return np.interp(values, self.knots_[i], self.levels_[i])
 
     def to_dict(self):
@@ -141,6 +177,9 @@ class NumericEncoding:
             "scale": self.scale_.tolist(),
             "knots": [k.tolist() for k in self.knots_],
             "levels": [v.tolist() for v in self.levels_],
+            "missing_bins": [bool(m) for m in self.missing_bins_],
+            "missing_levels": (None if self.missing_levels_ is None
+                               else self.missing_levels_.tolist()),
         }
 
     @classmethod
@@ -152,10 +191,21 @@ class NumericEncoding:
         encoding.scale_ = np.asarray(state["scale"], dtype=np.float64)
         encoding.knots_ = [np.asarray(k, dtype=np.float64) for k in state["knots"]]
         encoding.levels_ = [np.asarray(v, dtype=np.float64) for v in state["levels"]]
+        # (files saved before missing values were learned have neither: NaN is refused)
+        encoding.missing_bins_ = list(state.get("missing_bins", [False] * n_numeric))
+        levels = state.get("missing_levels")
+        encoding.missing_levels_ = None if levels is None else np.asarray(levels, np.float64)
         n_maps = 0 if encoding.is_affine else n_numeric
         if (len(encoding.mean_), len(encoding.scale_)) != (n_numeric, n_numeric) \
                 or (len(encoding.knots_), len(encoding.levels_)) != (n_maps, n_maps):
             raise ValueError("inconsistent encoder state: the numeric column counts do not agree.")
+        if len(encoding.missing_bins_) != n_numeric or not all(
+                isinstance(m, bool) for m in encoding.missing_bins_) or (
+                any(encoding.missing_bins_) and encoding.encoding != "piecewise_linear") or (
+                levels is not None and (encoding.missing_levels_.shape != (n_numeric,) or not
+                                        np.isfinite(encoding.missing_levels_).all())):
+            raise ValueError("inconsistent encoder state: invalid missing-value encoding of the "
+                             "numeric columns.")
         for knots, levels in zip(encoding.knots_, encoding.levels_):
             if (knots.ndim != 1 or len(knots) == 0 or knots.shape != levels.shape
                     or not (np.isfinite(knots).all() and np.isfinite(levels).all())

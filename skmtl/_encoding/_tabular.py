@@ -518,22 +518,39 @@ class _RowReader:
                     centred /= self._encoding.scale_[i]
                     numeric[:, i] = centred
             if not np.isfinite(numeric).all():  # one check of the block: far faster than per column
-                self.check_numeric_finite()  # raises, naming every such column of X
+                missing = np.isnan(numeric)  # (finite values standardise to no NaN)
+                if missing.any():
+                    if not self._encoding.accepts_missing:
+                        self.check_numeric_finite(allow_missing=False)  # raises, naming them
+                    np.copyto(numeric, self._encoding.missing_levels_.astype(np.float32)[None],
+                              where=missing)
                 overflowing = ~np.isfinite(numeric).all(axis=0)
-                raise ValueError(
-                    f"Numeric columns {self._labels(overflowing)} hold values that exceed "
-                    "float32's range once standardised (far outside the fitted range); rescale "
-                    "them or use numeric_encoding='piecewise_linear', 'periodic' or 'quantile'.")
+                if overflowing.any():
+                    # infinity, or values beyond float32: raises, naming every such column
+                    self.check_numeric_finite()
+                    raise ValueError(
+                        f"Numeric columns {self._labels(overflowing)} hold values that exceed "
+                        "float32's range once standardised (far outside the fitted range); "
+                        "rescale them or use numeric_encoding='piecewise_linear', 'periodic' "
+                        "or 'quantile'.")
         else:
             for i, values in enumerate(self._numeric):
                 values = self._as_float(i, _rows(values, start, stop), np.float64)
-                if not np.isfinite(values).all():
-                    self.check_numeric_finite()
-                numeric[:, i] = self._encoding.apply(i, values)
+                if np.isfinite(values).all():
+                    numeric[:, i] = self._encoding.apply(i, values)
+                    continue
+                missing = np.isnan(values)
+                if np.isinf(values).any() or not self._encoding.accepts_missing:
+                    # raises, naming every column of X with infinity (or NaN, if refused)
+                    self.check_numeric_finite(self._encoding.accepts_missing)
+                encoded = self._encoding.apply(i, values)
+                encoded[missing] = self._encoding.missing_levels_[i]
+                numeric[:, i] = encoded
         return codes, numeric
 
-    def check_numeric_finite(self):
-        """Raise, naming every numeric column that holds NaN, infinity or values too large.
+    def check_numeric_finite(self, allow_missing=True):
+        """Raise, naming every numeric column that holds infinity, values too large or,
+        unless ``allow_missing``, NaN.
 
         Too large: beyond float32's range, which the affine encodings cannot
         represent (the others clip such values to the fitted range).
@@ -546,13 +563,19 @@ class _RowReader:
             infinite |= np.isinf(values).any(axis=0)
             if self._encoding.is_affine:
                 with np.errstate(invalid="ignore"):
-                    huge |= (np.abs(values) > _FLOAT32_MAX).any(axis=0)
+                    huge |= (np.isfinite(values) & (np.abs(values) > _FLOAT32_MAX)).any(axis=0)
         problems = []
-        if (nan | infinite).any():
+        if infinite.any():
             problems.append(
-                f"Numeric columns {self._labels(nan | infinite)} contain NaN or infinite "
-                "values; impute them first (e.g. sklearn.impute.SimpleImputer) or declare them "
-                "categorical.")
+                f"Numeric columns {self._labels(infinite)} contain infinite values; replace "
+                "them (e.g. by NaN, a missing value) or declare the columns categorical.")
+        if nan.any() and not allow_missing:
+            problems.append(
+                f"Numeric columns {self._labels(nan)} contain NaN, which "
+                + ("numeric_encoding='passthrough' does not encode" if
+                   self._encoding.encoding == "passthrough" else
+                   "this model, saved before missing values were learned, does not encode")
+                + "; impute them first (e.g. sklearn.impute.SimpleImputer).")
         if huge.any():
             problems.append(
                 f"Numeric columns {self._labels(huge)} hold finite values beyond float32's "
@@ -564,38 +587,51 @@ class _RowReader:
             raise ValueError(" ".join(problems))
 
     def numeric_moments(self, sample_weight=None):
-        """Weighted mean and standard deviation (float64) of each numeric column.
+        """Weighted mean and standard deviation (float64) of each numeric column's known values.
 
         A column constant over the rows of positive weight has its value for
         mean and exactly 0 for deviation (the rounding of a float mean, 0.3
-        summed ten times, would leave a spread of 1e-17).
+        summed ten times, would leave a spread of 1e-17); a column with no
+        known value, mean 0 and deviation 0.
         """
         self.check_numeric_finite()
-        weight_total = 0.0
-        total = np.zeros(len(self._numeric))
-        low, high = np.full(len(self._numeric), np.inf), np.full(len(self._numeric), -np.inf)
+        n_numeric = len(self._numeric)
+        total, weight_total = np.zeros(n_numeric), np.zeros(n_numeric)
+        low, high = np.full(n_numeric, np.inf), np.full(n_numeric, -np.inf)
         for values, weight in self._weighted_blocks(sample_weight):
-            total += weight @ values
-            weight_total += weight.sum()
-            counted = values[weight > 0]
-            if len(counted):
-                low = np.minimum(low, counted.min(axis=0))
-                high = np.maximum(high, counted.max(axis=0))
+            known = ~np.isnan(values)
+            total += weight @ np.where(known, values, 0.0)
+            weight_total += weight @ known
+            counted = (weight > 0)[:, None] & known
+            low = np.minimum(low, np.where(counted, values, np.inf).min(axis=0, initial=np.inf))
+            high = np.maximum(high, np.where(counted, values, -np.inf).max(axis=0,
+                                                                          initial=-np.inf))
+        none_known = weight_total == 0
+        low[none_known], high[none_known], weight_total[none_known] = 0.0, 0.0, 1.0
         mean = total / weight_total
         unit = deviation_unit(low, high, mean)
-        squares = np.zeros(len(self._numeric))
+        squares = np.zeros(n_numeric)
         for values, weight in self._weighted_blocks(sample_weight):
             # rows of zero weight may lie far outside [low, high]: 0 * inf is NaN
             with np.errstate(over="ignore", invalid="ignore"):
-                scaled = np.where(weight[:, None] > 0, (values - mean) / unit, 0.0)
+                scaled = np.where((weight[:, None] > 0) & ~np.isnan(values),
+                                  (values - mean) / unit, 0.0)
             squares += weight @ scaled ** 2
         deviation = unit * np.sqrt(squares / weight_total)
         constant = low == high
         mean[constant], deviation[constant] = low[constant], 0.0
         return mean, deviation
 
+    def numeric_missing(self, sample_weight=None):
+        """Whether each numeric column has a missing value (NaN) in a row of positive weight."""
+        missing = np.zeros(len(self._numeric), dtype=bool)
+        for values, weight in self._weighted_blocks(sample_weight):
+            missing |= (np.isnan(values) & (weight[:, None] > 0)).any(axis=0)
+        return missing
+
     def numeric_sample(self, rows):
-        """The numeric values (float64) of rows ``rows``, shape ``(len(rows), n_numeric)``."""
+        """The numeric values (float64) of rows ``rows``, shape ``(len(rows), n_numeric)``;
+        missing values are NaN."""
         self.check_numeric_finite()
         out = np.empty((len(rows), len(self._numeric)))
         for i, values in enumerate(self._numeric):
