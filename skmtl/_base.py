@@ -672,7 +672,10 @@ class MultiTaskEstimatorBase(BaseEstimator):
         n_numeric = len(encoder.numeric_indices_)
         encoding = encoder.numeric_.encoding
         if n_numeric and encoding == "piecewise_linear":
-            return PiecewiseLinearEmbedding(encoder.numeric_.n_bins_, self.embedding_dim)
+            numeric = encoder.numeric_
+            return PiecewiseLinearEmbedding(
+                numeric.n_bins_, self.embedding_dim,
+                missing_positions=numeric.missing_levels_ if numeric.learns_missing else None)
         if n_numeric and encoding == "periodic":
             return PeriodicEmbedding(n_numeric, self.embedding_dim)
         return None

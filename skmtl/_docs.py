@@ -87,11 +87,11 @@ COMMON_PARAMETERS = """\
         at most 200,000 rows drawn at random); values outside the training
         range are treated as the nearest end of it, except by
         ``"standard"`` and ``"passthrough"``. Missing values (NaN) are
-        learned: ``"piecewise_linear"`` gives a column with missing values
-        in ``fit`` a bin of its own for them, as gradient boosting learns
-        where missing values go; otherwise they count as the column's
-        training median (``"standard"``: its mean). ``"passthrough"``
-        refuses them.
+        learned: with ``"piecewise_linear"``, those of a column that has
+        some in ``fit`` are embedded at the column's median plus an offset
+        the network learns (as gradient boosting learns where missing
+        values go); otherwise they count as the column's training median
+        (``"standard"``: its mean). ``"passthrough"`` refuses them.
     n_bins : int, default=32
         Largest number of bins per numeric column for ``"piecewise_linear"``
         (a column with fewer distinct values, or fewer useful splits, gets

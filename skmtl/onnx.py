@@ -770,7 +770,7 @@ def _numeric_inputs(graph, encoder, columns):
     values = [graph.node("Cast", [columns[j][0]], to=TensorProto.DOUBLE)
               for j in encoder.numeric_indices_]
     values = values[0] if len(values) == 1 else graph.node("Concat", values, axis=1)
-    if encoding.accepts_missing:  # NaN encoded as missing_levels_, the others as they are
+    if encoding.accepts_missing:  # NaN as predict encodes it, the others as they are
         missing = graph.node("IsNaN", [values])
         values = graph.node("Where", [missing, graph.constant(np.zeros(1)), values])
     if encoding.is_affine:
@@ -781,7 +781,7 @@ def _numeric_inputs(graph, encoder, columns):
         encoded = _interpolated(graph, values, encoding.knots_, encoding.levels_)
     if encoding.accepts_missing:
         encoded = graph.node("Where", [missing, graph.constant(
-            encoding.missing_levels_.astype(np.float64)), encoded])
+            encoding.missing_inputs.astype(np.float64)), encoded])
     return graph.node("Cast", [encoded], to=TensorProto.FLOAT)
 
 

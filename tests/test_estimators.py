@@ -229,14 +229,15 @@ def _informative_missing_values(n_samples, seed=0):
     return X, Y, missing
 
 
-def test_missing_numbers_get_a_bin_of_their_own(tmp_path):
+def test_missing_numbers_are_learned(tmp_path):
     # NaN in a numeric column was an error; gradient boosting learns where it goes
     X, Y, missing = _informative_missing_values(4000)
     train, test = slice(0, 3000), slice(3000, None)
     model = MMOEClassifier(max_epochs=10, random_state=0).fit(X[train], Y[train])
     encoding = model._encoder.numeric_
-    assert encoding.missing_bins_ == [True, False]
-    assert encoding.n_bins_[0] == len(encoding.knots_[0])  # the real bins and the missing one
+    assert encoding.learned_missing_ == [True, False]
+    offsets = model.net_.module_.embedding.numeric_embedding.missing_offsets
+    assert offsets.shape == (2, 8) and offsets[0].abs().sum() > 0 and not offsets[1].any()
     proba = model.predict_proba(X[test])[0][:, 1]
     assert roc_auc_score(Y["a"][test], proba) > 0.99
     assert proba[missing[test]].min() > 0.9  # not the median's (x = 0: the boundary)
@@ -273,13 +274,13 @@ def test_missing_numbers_refused_where_they_cannot_be_encoded(tasks):
     model = MMOEClassifier(**FAST).fit(X, Y)
     # a model saved before missing values were learned has no level for them
     state = model._encoder.to_dict()
-    del state["numeric"]["missing_levels"], state["numeric"]["missing_bins"]
+    del state["numeric"]["missing_levels"], state["numeric"]["learned_missing"]
     model._encoder = type(model._encoder).from_dict(state)
     with pytest.raises(ValueError, match="saved before missing values were learned"):
         model.predict_proba(bad)
     # and one pickled then (joblib): its encoding has neither attribute
     pickled = pickle.loads(pickle.dumps(MMOEClassifier(**FAST).fit(X, Y)))
-    del pickled._encoder.numeric_.missing_levels_, pickled._encoder.numeric_.missing_bins_
+    del pickled._encoder.numeric_.missing_levels_, pickled._encoder.numeric_.learned_missing_
     assert np.isfinite(pickled.predict_proba(X)[0]).all()
     with pytest.raises(ValueError, match="saved before missing values were learned"):
         pickled.predict_proba(bad)

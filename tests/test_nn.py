@@ -255,6 +255,32 @@ def test_feature_embedding_checks_its_padding_codes():
         FeatureEmbedding([4, 3], n_numeric=0, embedding_dim=2, padding_codes=[0])
 
 
+def test_piecewise_linear_embedding_learns_an_offset_for_missing_values():
+    torch.manual_seed(0)
+    embedding = PiecewiseLinearEmbedding([4, 2], 3, missing_positions=[1.5, 0.5])
+    positions = torch.tensor([[float("nan"), 2.0], [3.0, float("nan")], [1.0, 1.0]])
+    with torch.no_grad():
+        embedding.linear.bias.fill_(10.0)  # every unit active: the gradient counts the rows
+    embedding(positions).sum().backward()
+    torch.testing.assert_close(embedding.missing_offsets.grad, torch.ones(2, 3))
+    # only missing values move the offsets: none among these rows
+    embedding.missing_offsets.grad = None
+    embedding(positions[2:]).sum().backward()
+    assert not embedding.missing_offsets.grad.any()
+    # with zero offsets a missing value is embedded at its position; the offset moves it
+    at_position = embedding(torch.tensor([[1.5, 2.0]])).view(2, 3)
+    with torch.no_grad():
+        embedding.missing_offsets.zero_()
+        torch.testing.assert_close(embedding(positions[:1]).view(2, 3), at_position)
+        embedding.missing_offsets[0] = -1e6
+        moved = embedding(positions[:1]).view(2, 3)
+    assert not moved[0].any() and torch.equal(moved[1], at_position[1])
+    assert "missing_positions" not in embedding.state_dict()  # from the configuration
+    for bad in ([1.0], [1.0, float("inf")]):
+        with pytest.raises(ValueError, match="one finite position per feature"):
+            PiecewiseLinearEmbedding([4, 2], 3, missing_positions=bad)
+
+
 def test_inputs_of_the_wrong_width_are_refused_not_broadcast():
     # one code column against two would broadcast: column 0's code read as column 1's too
     net = MMoE([5, 3], 2, [1, 1])

@@ -188,12 +188,12 @@ def test_numeric_and_given_categories(data):
 @pytest.mark.parametrize("numeric_encoding", ["piecewise_linear", "standard", "quantile"])
 def test_missing_numbers_are_served_as_predict_encodes_them(numeric_encoding, data):
     X, Y, _, _, X_test = data
-    X = X.assign(num_a=X["num_a"].where(np.arange(len(X)) % 4 != 0))  # a missing bin
+    X = X.assign(num_a=X["num_a"].where(np.arange(len(X)) % 4 != 0))  # learned
     X_test = X_test.assign(num_a=X_test["num_a"].where(np.arange(len(X_test)) % 3 != 0),
                            num_b=X_test["num_b"].where(np.arange(len(X_test)) % 5 != 0))
     estimator = skmtl.MMOEClassifier(max_epochs=2, numeric_encoding=numeric_encoding,
                                      random_state=0).fit(X, Y)
-    assert estimator._encoder.numeric_.missing_bins_ == [
+    assert estimator._encoder.numeric_.learned_missing_ == [
         numeric_encoding == "piecewise_linear", False]
     assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X_test)
 

@@ -44,13 +44,13 @@ class NumericEncoding:
     A constant column maps to a constant (0 bins for piecewise_linear).
 
     Missing values (NaN) are learned, not refused (except by
-    ``"passthrough"``): with ``"piecewise_linear"``, a column with missing
-    values among the fitted rows gets one more bin, past its last, that
-    only missing values reach (position ``n_bins_[i]``), so the network
-    learns an embedding of "missing" of its own, as gradient boosting learns
-    where missing values go. The other encodings, and columns without
-    missing values in fit, encode a missing value as the column's weighted
-    median (the mean for ``"standard"``): ``missing_levels_[i]``.
+    ``"passthrough"``). ``missing_levels_[i]`` is the encoding of column
+    ``i``'s weighted median (for ``"standard"``, of its mean: 0): with
+    ``"piecewise_linear"``, a column with missing values among the fitted
+    rows (``learned_missing_[i]``) passes them to the network as NaN, which
+    embeds them at that level plus an offset it learns (as gradient boosting
+    learns where missing values go); the other encodings, and columns
+    without missing values in fit, encode a missing value as that level.
 
     Parameters
     ----------
@@ -75,20 +75,27 @@ class NumericEncoding:
 
     @property
     def n_bins_(self):
-        """Bins of each column (``"piecewise_linear"``, its missing bin included), empty
-        otherwise."""
+        """Bins of each column (``"piecewise_linear"``), empty otherwise."""
         if self.encoding != "piecewise_linear":
             return []
-        # (encodings pickled before missing values were learned have no missing bins)
-        missing_bins = getattr(self, "missing_bins_", [False] * len(self.knots_))
-        return [len(knots) - 1 + int(missing)
-                for knots, missing in zip(self.knots_, missing_bins)]
+        return [len(knots) - 1 for knots in self.knots_]
 
     @property
     def accepts_missing(self):
         """Whether NaN may be encoded (models saved before missing values were learned: no)."""
         return (self.encoding != "passthrough"
                 and getattr(self, "missing_levels_", None) is not None)
+
+    @property
+    def learns_missing(self):
+        """Whether the network embeds some column's missing values itself."""
+        return any(getattr(self, "learned_missing_", ()))
+
+    @property
+    def missing_inputs(self):
+        """The network's input for a missing value of each column: its level, or NaN
+        where the network learns missing values."""
+        return np.where(self.learned_missing_, np.nan, self.missing_levels_)
 
     def fit(self, reader, sample_weight=None, targets=None, regression=False):
         """Learn the map of every numeric column.
@@ -110,7 +117,7 @@ class NumericEncoding:
         n_numeric = reader.n_numeric
         self.mean_, self.scale_ = np.zeros(n_numeric), np.ones(n_numeric)
         self.knots_, self.levels_ = [], []
-        self.missing_bins_ = [False] * n_numeric
+        self.learned_missing_ = [False] * n_numeric
         self.missing_levels_ = None if self.encoding == "passthrough" else np.zeros(n_numeric)
         if n_numeric == 0:
             return self
@@ -123,8 +130,8 @@ class NumericEncoding:
             reader.check_numeric_finite(allow_missing=False)
             return self
         if self.encoding == "piecewise_linear":
-            # from every row, not the subsample: a rare missing value still gets its bin
-            self.missing_bins_ = reader.numeric_missing(sample_weight).tolist()
+            # from every row, not the subsample: a rare missing value is still learned
+            self.learned_missing_ = reader.numeric_missing(sample_weight).tolist()
         rng = np.random.RandomState(self.random_state)
         rows = _subsample(reader.n_samples, FIT_SUBSAMPLE_SIZE, rng)
         values = reader.numeric_sample(rows)
@@ -156,15 +163,14 @@ class NumericEncoding:
                 knots, levels = _without_overflowing_slopes(knots, levels)
             self.knots_.append(knots)
             self.levels_.append(levels)
-            self.missing_levels_[i] = (
-                len(knots) if self.missing_bins_[i] else  # the missing bin's end
-                np.interp(weighted_quantiles(column, column_weight, [0.5])[0], knots, levels))
+            self.missing_levels_[i] = np.interp(
+                weighted_quantiles(column, column_weight, [0.5])[0], knots, levels)
         return self
 
     def apply(self, i, values):
         """Encode float64 ``values`` of the ``i``-th numeric column (interpolated encodings).
 
-        Missing values come out NaN: the caller gives them ``missing_levels_[i]``.
+        Missing values come out NaN: the caller gives them ``missing_inputs[i]``.
         """
         return np.interp(values, self.knots_[i], self.levels_[i])
 
@@ -177,7 +183,7 @@ class NumericEncoding:
             "scale": self.scale_.tolist(),
             "knots": [k.tolist() for k in self.knots_],
             "levels": [v.tolist() for v in self.levels_],
-            "missing_bins": [bool(m) for m in self.missing_bins_],
+            "learned_missing": [bool(m) for m in self.learned_missing_],
             "missing_levels": (None if self.missing_levels_ is None
                                else self.missing_levels_.tolist()),
         }
@@ -192,16 +198,17 @@ class NumericEncoding:
         encoding.knots_ = [np.asarray(k, dtype=np.float64) for k in state["knots"]]
         encoding.levels_ = [np.asarray(v, dtype=np.float64) for v in state["levels"]]
         # (files saved before missing values were learned have neither: NaN is refused)
-        encoding.missing_bins_ = list(state.get("missing_bins", [False] * n_numeric))
+        encoding.learned_missing_ = list(state.get("learned_missing", [False] * n_numeric))
         levels = state.get("missing_levels")
         encoding.missing_levels_ = None if levels is None else np.asarray(levels, np.float64)
         n_maps = 0 if encoding.is_affine else n_numeric
         if (len(encoding.mean_), len(encoding.scale_)) != (n_numeric, n_numeric) \
                 or (len(encoding.knots_), len(encoding.levels_)) != (n_maps, n_maps):
             raise ValueError("inconsistent encoder state: the numeric column counts do not agree.")
-        if len(encoding.missing_bins_) != n_numeric or not all(
-                isinstance(m, bool) for m in encoding.missing_bins_) or (
-                any(encoding.missing_bins_) and encoding.encoding != "piecewise_linear") or (
+        if len(encoding.learned_missing_) != n_numeric or not all(
+                isinstance(m, bool) for m in encoding.learned_missing_) or (
+                any(encoding.learned_missing_) and (
+                    encoding.encoding != "piecewise_linear" or levels is None)) or (
                 levels is not None and (encoding.missing_levels_.shape != (n_numeric,) or not
                                         np.isfinite(encoding.missing_levels_).all())):
             raise ValueError("inconsistent encoder state: invalid missing-value encoding of the "

@@ -544,7 +544,7 @@ class _RowReader:
                     # raises, naming every column of X with infinity (or NaN, if refused)
                     self.check_numeric_finite(self._encoding.accepts_missing)
                 encoded = self._encoding.apply(i, values)
-                encoded[missing] = self._encoding.missing_levels_[i]
+                encoded[missing] = self._encoding.missing_inputs[i]
                 numeric[:, i] = encoded
         return codes, numeric
 

@@ -48,11 +48,18 @@ class PiecewiseLinearEmbedding(nn.Module):
     n_bins : sequence of int
         Number of bins of each feature (0 for a constant feature).
     embedding_dim : int
+    missing_positions : sequence of float, optional
+        Where each feature's missing value (a NaN position) starts: it is
+        embedded as that position (the estimators give the median's) plus
+        an offset of the layer's output learned per feature, zero at first.
+        Without it, positions are never NaN.
 
     Attributes
     ----------
     output_dim : int
         ``len(n_bins) * embedding_dim``.
+    missing_offsets : Parameter of shape (n_features, embedding_dim) or None
+        The learned offsets of missing values, with ``missing_positions``.
 
     Examples
     --------
@@ -65,9 +72,13 @@ class PiecewiseLinearEmbedding(nn.Module):
     >>> past_the_last_bin = torch.tensor([[9.0, 5.0]])  # encoded as the last bin's end
     >>> torch.equal(embedding(past_the_last_bin), embedding(torch.tensor([[4.0, 2.0]])))
     True
+    >>> learning_missing = PiecewiseLinearEmbedding([4, 2], 3, missing_positions=[2.0, 1.0])
+    >>> torch.equal(learning_missing(torch.tensor([[float("nan"), 1.0]])),
+    ...             learning_missing(torch.tensor([[2.0, 1.0]])))  # before any training
+    True
     """
 
-    def __init__(self, n_bins, embedding_dim):
+    def __init__(self, n_bins, embedding_dim, missing_positions=None):
         super().__init__()
         n_bins = [int(b) for b in n_bins]
         if any(b < 0 for b in n_bins):
@@ -83,6 +94,19 @@ class PiecewiseLinearEmbedding(nn.Module):
         self.register_buffer("last_positions", torch.tensor(n_bins, dtype=torch.float32),
                              persistent=False)
         self.output_dim = self.n_features * int(embedding_dim)
+        self.missing_offsets = None
+        if missing_positions is not None:
+            # (checked as Python numbers: a module may be built on the meta device)
+            missing_positions = [float(p) for p in missing_positions]
+            if len(missing_positions) != self.n_features or \
+                    not all(math.isfinite(p) for p in missing_positions):
+                raise ValueError(f"missing_positions must hold one finite position per "
+                                 f"feature; got {missing_positions}")
+            # from the estimator's configuration, as n_bins: not in the state_dict
+            self.register_buffer("missing_positions", torch.tensor(missing_positions),
+                                 persistent=False)
+            self.missing_offsets = nn.Parameter(torch.zeros(self.n_features,
+                                                            int(embedding_dim)))
 
     def forward(self, positions):
         """Embed ``(batch, n_features)`` bin positions."""
@@ -96,6 +120,9 @@ class PiecewiseLinearEmbedding(nn.Module):
         # for a few features of narrow embeddings costs ten times more on CPU.
         weight, bias = self.linear.weight, self.linear.bias    # (F, W, d), (F, 1, d)
         n_features, width, dim = weight.shape
+        if self.missing_offsets is not None:
+            missing = torch.isnan(positions)
+            positions = torch.where(missing, self.missing_positions, positions)
         sums = torch.cat([weight.new_zeros(n_features, 1, dim), weight.cumsum(dim=1)], dim=1)
         positions = torch.minimum(positions, self.last_positions)  # past its last bin: the end
         lower = positions.floor().clamp(0.0, width - 1.0)
@@ -104,8 +131,11 @@ class PiecewiseLinearEmbedding(nn.Module):
         below, above = _gather_rows(sums.reshape(-1, dim),
                                     torch.stack([rows, rows + 1]).reshape(-1)).view(
             2, *positions.shape, dim)
-        embedded = torch.relu(torch.lerp(below, above, fraction) + bias.transpose(0, 1))
-        return embedded.reshape(positions.shape[0], n_features * dim)
+        embedded = torch.lerp(below, above, fraction) + bias.transpose(0, 1)
+        if self.missing_offsets is not None:
+            embedded = torch.addcmul(embedded, missing.unsqueeze(-1).to(embedded.dtype),
+                                     self.missing_offsets)
+        return torch.relu(embedded).reshape(positions.shape[0], n_features * dim)
 
 
 class PeriodicEmbedding(nn.Module):
