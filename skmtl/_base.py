@@ -1270,7 +1270,8 @@ def _validation_labels(targets, valid_rows, sample_weight):
 
 
 def _agreed_encoder(encoder, fitted):
-    """``encoder`` with every rank's categories and rank 0's numeric encoding (distributed fit).
+    """``encoder`` with every rank's categories and rank 0's numeric encoding (distributed
+    fit), learning the missing values of a column if any rank has some.
 
     ``fitted``: every rank's ``(categories_, numeric_.to_dict())``.
     """
@@ -1284,7 +1285,11 @@ def _agreed_encoder(encoder, fitted):
                                              f"The values of column {column!r}"))
     encoder.categories_ = categories
     encoder._indexes = None
-    encoder.numeric_ = NumericEncoding.from_dict(fitted[0][1], len(encoder.numeric_indices_))
+    numeric = NumericEncoding.from_dict(fitted[0][1], len(encoder.numeric_indices_))
+    if numeric.encoding == "piecewise_linear":  # missing values on any rank are learned
+        numeric.learned_missing_ = [any(flags) for flags in zip(
+            *(rank[1]["learned_missing"] for rank in fitted))] or numeric.learned_missing_
+    encoder.numeric_ = numeric
     return encoder
 
 

@@ -188,10 +188,8 @@ def onnx_inputs(model, X):
     numeric_inputs = set(json.loads(metadata.get("skmtl_numeric_inputs", "[]")))
     categorical_inputs = set(json.loads(metadata.get("skmtl_categorical_inputs", "[]")))
     hashed_inputs = set(json.loads(metadata.get("skmtl_hashed_inputs", "[]")))
-    if not json.loads(metadata.get("skmtl_hash_whole_floats_as_integers", "false")):
-        hashing_floats_apart = hashed_inputs  # (models fitted before 3.0 hashed as 3)
-    else:
-        hashing_floats_apart = set()
+    # (models fitted before 3.0 hashed as 3 have no such entry)
+    floats_apart = not json.loads(metadata.get("skmtl_hash_whole_floats_as_integers", "false"))
     X = check_features(X, "onnx_inputs")
     if X.shape[1] != len(specs):
         raise ValueError(f"X has {X.shape[1]} columns; the model has {len(specs)} inputs "
@@ -203,7 +201,8 @@ def onnx_inputs(model, X):
                              f"{differ}.")
     columns = X.items() if isinstance(X, pd.DataFrame) else enumerate(X.T)
     inputs = {name: _input_values(values, name, dtype, missing_strings.get(name, ""),
-                                  name in categorical_inputs, name in hashing_floats_apart)
+                                  name in categorical_inputs, name in hashed_inputs,
+                                  floats_apart)
               for (name, dtype), (_, values) in zip(specs, columns)}
     # as predict refuses them: the exported model would serve NaN for infinity, and
     # models without missing_levels_ (older, or passthrough) for NaN
@@ -217,14 +216,16 @@ def onnx_inputs(model, X):
     return {name: values.reshape(-1, 1) for name, values in inputs.items()}
 
 
-def _input_values(values, name, dtype, missing="", categorical=False,
-                  hashing_floats_apart=False):
+def _input_values(values, name, dtype, missing="", categorical=False, hashed=False,
+                  floats_apart=False):
     """One column's values as the 1-D array its input of ``dtype`` takes.
 
     A categorical column of numbers refuses text, which its input would parse
-    as a number where predict reads an unknown category; with
-    ``hashing_floats_apart`` (a hashed column of a model fitted before
-    ``3.0`` hashed as ``3``), one of integers also refuses floats.
+    as a number where predict reads an unknown category; a hashed one of
+    booleans refuses numbers, which predict hashes apart from booleans, and
+    with ``floats_apart`` (a model fitted before ``3.0`` hashed as ``3``) one
+    of integers refuses floats. An integer or bool input refuses numbers it
+    cannot hold (it would wrap them round).
     In a string input, a value that is not text (3, b"a") becomes ``missing``
     as a missing value does: predict reads it as an unknown category too,
     where the input would have read its text ("3").
@@ -248,7 +249,12 @@ def _input_values(values, name, dtype, missing="", categorical=False,
                 f"{other!r}), but the model learned numbers for it: predict reads such a value "
                 f"as an unknown category, which its {dtype} input would read as a number "
                 "or not hold" + (": give NaN instead." if dtype.kind == "f" else "."))
-        if hashing_floats_apart and dtype.kind in "iub" and \
+        if hashed and dtype.kind == "b" and kind not in ("boolean", "empty"):
+            raise ValueError(
+                f"Hashed column {name!r} holds numbers, but the model hashes booleans ({dtype} "
+                "input): predict puts 1 in another bucket than True. Give the column as "
+                "booleans.")
+        if hashed and floats_apart and dtype.kind in "iu" and \
                 kind in ("floating", "mixed-integer-float"):
             raise ValueError(
                 f"Hashed column {name!r} holds floats, but the model hashes integers ({dtype} "
@@ -273,6 +279,13 @@ def _input_values(values, name, dtype, missing="", categorical=False,
     if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
         raise ValueError(f"Column {name!r} holds numbers that are not whole, which its "
                          f"{dtype} input cannot hold.")
+    if dtype.kind == "b":
+        if not np.isin(array, (0, 1)).all():
+            raise ValueError(f"Column {name!r} holds numbers other than 0 and 1, which its "
+                             "bool input cannot hold.")
+    elif len(array) and (array.min() < np.iinfo(dtype).min or array.max() > np.iinfo(dtype).max):
+        raise ValueError(f"Column {name!r} holds numbers beyond its {dtype} input's range "
+                         f"[{np.iinfo(dtype).min}, {np.iinfo(dtype).max}].")
     return array.astype(dtype)
 
 

@@ -145,6 +145,13 @@ def _bad_fits(rank):
                        tol=10.0, verbose=1, categories={"color": {"red", "green", "blue",
                                                                   "black", "purple"}}).fit(X, Y)
     outcomes["printed"] = printed.getvalue()
+    # missing values on rank 1 only: both ranks learn them (rank 0's encoding alone did not)
+    X, Y = _shard(rank, "same columns")
+    if rank == 1:
+        X = X.assign(num_a=X["num_a"].where(X.index % 3 != 0))
+    model = MMOEClassifier(**fast, random_state=0).fit(X, Y)
+    outcomes["learned missing"] = model._encoder.numeric_.learned_missing_
+    outcomes["offsets"] = model.net_.module_.embedding.numeric_embedding.missing_offsets.detach()
     return outcomes
 
 
@@ -232,3 +239,6 @@ def test_an_error_on_one_rank_is_raised_on_every_rank(tmp_path):
         assert outcomes["weights on rank 0 only"] == outcomes["weights of 1 on rank 1"]
     assert "Stopping since valid_loss has not improved" in results[0]["printed"]
     assert results[1]["printed"] == ""
+    assert results[0]["learned missing"] == results[1]["learned missing"] == [True, False]
+    assert results[0]["offsets"][0].abs().sum() > 0
+    assert torch.equal(results[0]["offsets"], results[1]["offsets"])

@@ -265,7 +265,7 @@ def test_missing_numbers_count_as_the_median_in_other_encodings(encoding):
                                model.predict_proba(rows.assign(x=fill))[0], atol=2e-3)
 
 
-def test_missing_numbers_refused_where_they_cannot_be_encoded(tasks):
+def test_missing_numbers_refused_where_they_cannot_be_encoded(tasks, tmp_path):
     X, Y, _ = tasks
     bad = X.assign(num_a=X["num_a"].where(X.index != 5))
     with pytest.raises(ValueError, match=r"\['num_a'\] contain NaN, which numeric_encoding="
@@ -278,12 +278,18 @@ def test_missing_numbers_refused_where_they_cannot_be_encoded(tasks):
     model._encoder = type(model._encoder).from_dict(state)
     with pytest.raises(ValueError, match="saved before missing values were learned"):
         model.predict_proba(bad)
-    # and one pickled then (joblib): its encoding has neither attribute
-    pickled = pickle.loads(pickle.dumps(MMOEClassifier(**FAST).fit(X, Y)))
-    del pickled._encoder.numeric_.missing_levels_, pickled._encoder.numeric_.learned_missing_
-    assert np.isfinite(pickled.predict_proba(X)[0]).all()
+    # and one pickled then (joblib): neither its encoding nor its embedding has the
+    # attributes (predict raised AttributeError, and so did save)
+    older = MMOEClassifier(**FAST).fit(X, Y)
+    del older._encoder.numeric_.missing_levels_, older._encoder.numeric_.learned_missing_
+    del older.net_.module_.embedding.numeric_embedding.missing_offsets
+    pickled = pickle.loads(pickle.dumps(older))
+    np.testing.assert_array_equal(pickled.predict_proba(X)[0], model.predict_proba(X)[0])
     with pytest.raises(ValueError, match="saved before missing values were learned"):
         pickled.predict_proba(bad)
+    pickled.save(tmp_path / "older.skmtl")
+    with pytest.raises(ValueError, match="saved before missing values were learned"):
+        skmtl.load(tmp_path / "older.skmtl").predict_proba(bad)
 
 
 @pytest.mark.parametrize("encoding", ["piecewise_linear", "standard"])
@@ -301,12 +307,56 @@ def test_missing_numbers_do_not_rescan_the_rows(encoding, monkeypatch):
     assert np.isfinite(model.predict_proba(X)[0]).all() and not scans
 
 
+@pytest.mark.parametrize("encoding, key, value", [
+    ("quantile", "missing_levels", 1e300), ("piecewise_linear", "missing_levels", -1.0),
+    ("standard", "missing_levels", 0.5), ("standard", "scale", 0.0),
+    ("standard", "mean", float("nan")), ("piecewise_linear", "learned_missing", 1)])
+def test_crafted_missing_value_encodings_are_refused(tasks, encoding, key, value):
+    # a level outside the encoding's range loaded, and predicted NaN for missing values
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST, numeric_encoding=encoding).fit(
+        X.assign(num_a=X["num_a"].where(X.index % 5 != 0)), Y)
+    state = model._encoder.to_dict()
+    state["numeric"][key][0] = value
+    with pytest.raises(ValueError, match="inconsistent encoder state: invalid missing-value "
+                                         "encoding or scaling"):
+        TabularEncoder.from_dict(state)
+
+
 def test_a_numeric_column_without_known_values(tasks):
     X, Y, _ = tasks
     empty = X.assign(num_b=np.nan)
     for encoding in ("piecewise_linear", "standard", "quantile"):
-        model = MMOEClassifier(**FAST, numeric_encoding=encoding).fit(empty, Y)
-        assert np.isfinite(model.predict_proba(X)[0]).all()
+        with pytest.warns(UserWarning, match=r"Numeric columns \['num_b'\] have no known value"):
+            model = MMOEClassifier(**FAST, numeric_encoding=encoding).fit(empty, Y)
+        # its weights never trained: values at predict must not reach them
+        # (standard fed them raw: a value of 5000 moved probabilities by 0.9)
+        rows = empty.head(50)
+        np.testing.assert_allclose(model.predict_proba(rows.assign(num_b=5000.0))[0],
+                                   model.predict_proba(rows)[0], atol=0.05)
+        if encoding == "standard":
+            np.testing.assert_array_equal(model.predict_proba(rows.assign(num_b=5000.0))[0],
+                                          model.predict_proba(rows)[0])
+    # known values only in rows of weight 0 (the validation rows, say) teach nothing either
+    weight = np.r_[np.ones(1000), np.zeros(1000)]
+    hidden = X.assign(num_b=np.r_[np.full(1000, np.nan), X["num_b"][1000:]])
+    for encoding in ("piecewise_linear", "quantile"):
+        with pytest.warns(UserWarning, match=r"\['num_b'\] have no known value"):
+            model = MMOEClassifier(**FAST, numeric_encoding=encoding).fit(
+                hidden, Y, sample_weight=weight)
+        np.testing.assert_array_equal(model._encoder.numeric_.knots_[1], [0.0])
+
+
+def test_numbers_of_an_object_array_with_pandas_missing_values():
+    # DataFrame.to_numpy() of nullable columns holds pd.NA: "values that are not numbers"
+    frame = pd.DataFrame({"a": pd.array([1.0, None, 2.0, 0.5] * 100, dtype="Float64"),
+                          "b": pd.array([1, 2, None, 4] * 100, dtype="Int64")})
+    as_floats = frame.astype("float64").to_numpy()
+    y = np.arange(400) % 2
+    model = MMOEClassifier(max_epochs=1, random_state=0).fit(as_floats, y)
+    np.testing.assert_array_equal(model.predict_proba(frame.to_numpy()),
+                                  model.predict_proba(as_floats))
+    assert frame.to_numpy().dtype == object
 
 
 def test_unseen_and_missing_categories_at_predict_time(mmoe, holdout):

@@ -301,6 +301,28 @@ def test_categorical_inputs_refuse_values_predict_reads_otherwise(data):
         onnx_inputs(older, as_floats)
 
 
+def test_inputs_refuse_numbers_their_type_would_change(data):
+    # a float 2.0 became True in a bool input (predict hashes it as 2), and 2**32 + 1
+    # wrapped round in an int32 one: the served buckets differed from predict's, silently
+    X, Y, _, _, _ = data
+    X = X.assign(flag=np.arange(len(X)) % 3 == 0, small=(np.arange(len(X)) % 7).astype(np.int32))
+    estimator = skmtl.MMOEClassifier(max_epochs=1, categorical_features=["color", "flag", "small"],
+                                     hash_buckets={"flag": 5, "small": 11},
+                                     random_state=0).fit(X, Y)
+    served = session(to_onnx(estimator, X.head()))
+    for flags in (X["flag"].astype(float), X["flag"].astype(int)):
+        with pytest.raises(ValueError, match="'flag' holds numbers, but the model hashes booleans"):
+            onnx_inputs(served, X.assign(flag=flags))
+    with pytest.raises(ValueError, match=r"'small' holds numbers beyond its int32 input's range"):
+        onnx_inputs(served, X.assign(small=X["small"].astype(np.int64) + 2**32))
+    # whole floats within the range are served as predict hashes them
+    assert_serves_predictions(estimator, to_onnx(estimator, X.head()),
+                              X.head(40).assign(small=X["small"].head(40).astype(float)))
+    numeric_flag = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(X, Y)  # bool: numeric
+    with pytest.raises(ValueError, match="'flag' holds numbers other than 0 and 1"):
+        onnx_inputs(to_onnx(numeric_flag, X.head()), X.assign(flag=2))
+
+
 def test_values_that_are_not_text_in_a_string_input_are_unknown_categories(data):
     # the input read 3 as "3", a known category; predict reads the number as unknown
     X, Y, _, _, _ = data

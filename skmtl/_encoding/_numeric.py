@@ -1,5 +1,7 @@
 """Numeric columns: how each becomes the network's input, learned in fit, applied in blocks."""
 
+import warnings
+
 import numpy as np
 from scipy.special import ndtri
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
@@ -124,7 +126,12 @@ class NumericEncoding:
         if self.encoding == "standard":
             mean, scale = reader.numeric_moments(sample_weight)
             scale[scale == 0.0] = 1.0
+            # a column with no known value encodes everything as 0: the weights
+            # behind it never trained (a finite scale let later values through raw)
+            unknown = np.isnan(mean)
+            mean[unknown], scale[unknown] = 0.0, np.inf
             self.mean_, self.scale_ = mean, scale  # missing values: the mean, encoded 0
+            _warn_unknown_columns(reader, np.flatnonzero(unknown))
             return self
         if self.encoding == "passthrough":
             reader.check_numeric_finite(allow_missing=False)
@@ -139,12 +146,16 @@ class NumericEncoding:
         if self.bin_strategy == "target" and self.encoding == "piecewise_linear" \
                 and targets is None:
             raise ValueError('bin_strategy="target" needs the targets in fit.')
+        unknown = []
         for i in range(n_numeric):
-            # the known values of the column (all of them missing: a constant 0)
+            # the known values of the column in rows of positive weight (none: a constant 0)
             known = ~np.isnan(values[:, i])
+            if weight is not None:
+                known &= weight > 0
+            if not known.any():
+                unknown.append(i)
             column = values[known, i] if known.any() else np.zeros(1)
-            column_weight = (None if weight is None or not known.any()
-                             else _usable_weight(weight[known]))
+            column_weight = None if weight is None or not known.any() else weight[known]
             if self.encoding == "piecewise_linear":
                 if self.bin_strategy == "target" and known.any():
                     knots = _tree_edges(column, column_weight, targets[rows][known],
@@ -163,9 +174,19 @@ class NumericEncoding:
                 knots, levels = _without_overflowing_slopes(knots, levels)
             self.knots_.append(knots)
             self.levels_.append(levels)
-            self.missing_levels_[i] = np.interp(
-                weighted_quantiles(column, column_weight, [0.5])[0], knots, levels)
+            self.missing_levels_[i] = np.interp(_median(column, column_weight), knots, levels)
+        _warn_unknown_columns(reader, unknown)
         return self
+
+    def _valid_missing_levels(self):
+        """Whether ``missing_levels_`` are levels the encoding gives: the mean's 0 for the
+        affine encodings, a level within each map's range for the others."""
+        levels = self.missing_levels_
+        if levels.shape != (len(self.mean_),) or not np.isfinite(levels).all():
+            return False
+        if self.is_affine:
+            return not levels.any()
+        return all(v[0] <= level <= v[-1] for level, v in zip(levels, self.levels_))
 
     def apply(self, i, values):
         """Encode float64 ``values`` of the ``i``-th numeric column (interpolated encodings).
@@ -183,8 +204,10 @@ class NumericEncoding:
             "scale": self.scale_.tolist(),
             "knots": [k.tolist() for k in self.knots_],
             "levels": [v.tolist() for v in self.levels_],
-            "learned_missing": [bool(m) for m in self.learned_missing_],
-            "missing_levels": (None if self.missing_levels_ is None
+            # (an encoding pickled before missing values were learned has neither)
+            "learned_missing": [bool(m) for m in getattr(self, "learned_missing_",
+                                                          [False] * len(self.mean_))],
+            "missing_levels": (None if getattr(self, "missing_levels_", None) is None
                                else self.missing_levels_.tolist()),
         }
 
@@ -209,16 +232,25 @@ class NumericEncoding:
                 isinstance(m, bool) for m in encoding.learned_missing_) or (
                 any(encoding.learned_missing_) and (
                     encoding.encoding != "piecewise_linear" or levels is None)) or (
-                levels is not None and (encoding.missing_levels_.shape != (n_numeric,) or not
-                                        np.isfinite(encoding.missing_levels_).all())):
-            raise ValueError("inconsistent encoder state: invalid missing-value encoding of the "
-                             "numeric columns.")
+                levels is not None and not encoding._valid_missing_levels()) or not (
+                np.isfinite(encoding.mean_).all() and np.all(encoding.scale_ > 0)):
+            raise ValueError("inconsistent encoder state: invalid missing-value encoding or "
+                             "scaling of the numeric columns.")
         for knots, levels in zip(encoding.knots_, encoding.levels_):
             if (knots.ndim != 1 or len(knots) == 0 or knots.shape != levels.shape
                     or not (np.isfinite(knots).all() and np.isfinite(levels).all())
                     or np.any(np.diff(knots) <= 0)):
                 raise ValueError("inconsistent encoder state: invalid knots of a numeric column.")
         return encoding
+
+
+def _warn_unknown_columns(reader, unknown):
+    if len(unknown):
+        warnings.warn(
+            f"Numeric columns {reader.labels(unknown)} have no known value among the rows "
+            "fitted (all missing, or of weight 0): they are ignored, whatever values they "
+            "hold later (with partial_fit, the first chunk decides).", UserWarning,
+            stacklevel=5)
 
 
 def _without_overflowing_slopes(knots, levels):
@@ -274,6 +306,13 @@ def weighted_quantiles(values, weight, levels):
         cumulative /= cumulative[-1]
     index = np.searchsorted(cumulative, levels, side="left")
     return values[np.minimum(index, len(values) - 1)]
+
+
+def _median(values, weight):
+    """The weighted median as :func:`weighted_quantiles` gives it; unweighted, without a sort."""
+    if weight is None:
+        return np.quantile(values, 0.5, method="inverted_cdf")
+    return weighted_quantiles(values, weight, [0.5])[0]
 
 
 def _rank_map(values, weight):

@@ -529,7 +529,7 @@ class _RowReader:
                     # infinity, or values beyond float32: raises, naming every such column
                     self.check_numeric_finite()
                     raise ValueError(
-                        f"Numeric columns {self._labels(overflowing)} hold values that exceed "
+                        f"Numeric columns {self.labels(overflowing)} hold values that exceed "
                         "float32's range once standardised (far outside the fitted range); "
                         "rescale them or use numeric_encoding='piecewise_linear', 'periodic' "
                         "or 'quantile'.")
@@ -567,18 +567,18 @@ class _RowReader:
         problems = []
         if infinite.any():
             problems.append(
-                f"Numeric columns {self._labels(infinite)} contain infinite values; replace "
+                f"Numeric columns {self.labels(infinite)} contain infinite values; replace "
                 "them (e.g. by NaN, a missing value) or declare the columns categorical.")
         if nan.any() and not allow_missing:
             problems.append(
-                f"Numeric columns {self._labels(nan)} contain NaN, which "
+                f"Numeric columns {self.labels(nan)} contain NaN, which "
                 + ("numeric_encoding='passthrough' does not encode" if
                    self._encoding.encoding == "passthrough" else
                    "this model, saved before missing values were learned, does not encode")
                 + "; impute them first (e.g. sklearn.impute.SimpleImputer).")
         if huge.any():
             problems.append(
-                f"Numeric columns {self._labels(huge)} hold finite values beyond float32's "
+                f"Numeric columns {self.labels(huge)} hold finite values beyond float32's "
                 f"range (|x| > {_FLOAT32_MAX:.3g}), which numeric_encoding="
                 f"{self._encoding.encoding!r} cannot represent; rescale them or use "
                 "numeric_encoding='piecewise_linear', 'periodic' or 'quantile', which clip to "
@@ -592,7 +592,7 @@ class _RowReader:
         A column constant over the rows of positive weight has its value for
         mean and exactly 0 for deviation (the rounding of a float mean, 0.3
         summed ten times, would leave a spread of 1e-17); a column with no
-        known value, mean 0 and deviation 0.
+        known value, NaN for both.
         """
         self.check_numeric_finite()
         n_numeric = len(self._numeric)
@@ -620,6 +620,7 @@ class _RowReader:
         deviation = unit * np.sqrt(squares / weight_total)
         constant = low == high
         mean[constant], deviation[constant] = low[constant], 0.0
+        mean[none_known], deviation[none_known] = np.nan, np.nan
         return mean, deviation
 
     def numeric_missing(self, sample_weight=None):
@@ -660,14 +661,16 @@ class _RowReader:
                 return values.to_numpy(dtype=dtype, na_value=np.nan)
             if values.dtype.kind in "biuf" and values.dtype.itemsize <= 8:
                 return values  # an assignment casts it, with no temporary copy
+            if values.dtype == object:  # as a Series' values: pd.NA is missing too
+                return pd.Series(values, copy=False).to_numpy(dtype=dtype, na_value=np.nan)
             # (long doubles are cast here: np.interp refuses them)
             return np.asarray(values, dtype=dtype)
         except (TypeError, ValueError):
             raise ValueError(
-                f"Numeric columns [{self._labels([i])[0]!r}] hold values that are not numbers. "
+                f"Numeric columns [{self.labels([i])[0]!r}] hold values that are not numbers. "
                 "Declare them in categorical_features or convert them.") from None
 
-    def _labels(self, numeric_positions):
+    def labels(self, numeric_positions):
         """Labels of numeric columns given by position (or mask) among the numeric columns."""
         return [self.encoder._label(j) for j in self.encoder.numeric_indices_[numeric_positions]]
 

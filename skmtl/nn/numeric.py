@@ -108,6 +108,11 @@ class PiecewiseLinearEmbedding(nn.Module):
             self.missing_offsets = nn.Parameter(torch.zeros(self.n_features,
                                                             int(embedding_dim)))
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "missing_offsets" not in self._parameters:  # pickled before missing values
+            self.__dict__.setdefault("missing_offsets", None)
+
     def forward(self, positions):
         """Embed ``(batch, n_features)`` bin positions."""
         if positions.shape[-1] != self.n_features:  # one column would broadcast
