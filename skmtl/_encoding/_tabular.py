@@ -600,12 +600,18 @@ class _RowReader:
         low, high = np.full(n_numeric, np.inf), np.full(n_numeric, -np.inf)
         for values, weight in self._weighted_blocks(sample_weight):
             known = ~np.isnan(values)
-            total += weight @ np.where(known, values, 0.0)
-            weight_total += weight @ known
             counted = (weight > 0)[:, None] & known
-            low = np.minimum(low, np.where(counted, values, np.inf).min(axis=0, initial=np.inf))
-            high = np.maximum(high, np.where(counted, values, -np.inf).max(axis=0,
-                                                                          initial=-np.inf))
+            if known.all():  # (no missing value: no masked copies)
+                total += weight @ values
+                lowest, highest = values, values
+            else:
+                total += weight @ np.where(known, values, 0.0)
+                lowest, highest = np.where(counted, values, np.inf), np.where(counted, values,
+                                                                              -np.inf)
+            weight_total += weight @ known
+            if counted.any():
+                low = np.minimum(low, lowest[counted.any(axis=1)].min(axis=0))
+                high = np.maximum(high, highest[counted.any(axis=1)].max(axis=0))
         none_known = weight_total == 0
         low[none_known], high[none_known], weight_total[none_known] = 0.0, 0.0, 1.0
         mean = total / weight_total
