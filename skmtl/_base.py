@@ -262,6 +262,11 @@ class MultiTaskEstimatorBase(BaseEstimator):
             rng = check_random_state(self.random_state)
             split_seed, split_state = self._split_random_state(rng, warm)
             train_rows, valid_rows = self._split_rows(n_samples, split_state, early_stopping)
+            if valid_rows is not None and split_state is not rng and \
+                    isinstance(self.random_state, Integral):
+                # the first fit's rows, after set_params(random_state=another int): the
+                # later draws as the int's own split would leave them
+                rng.permutation(n_samples)
             if self.scoring != "loss" and valid_rows is None and early_stopping:
                 raise ValueError(f"scoring={self.scoring!r} early-stops on validation rows, but "
                                  "validation_fraction=None holds none out; set validation_fraction "
@@ -700,13 +705,13 @@ class MultiTaskEstimatorBase(BaseEstimator):
                         module_state, optimizer_state, history, device,
                         loss_weighting_state=None):
         """Rebuild the fitted state from its saved parts (see :func:`skmtl.load`)."""
-        # shapes first, on no memory: a file's configuration may ask for any size
-        with torch.device("meta"):
-            expected = self._new_module(encoder, task_names, target_state).state_dict()
-        _check_saved_weights(module_state, expected)
         # the new module's initial weights draw from torch's random state: not from
         # the caller's, nor from that of a fit in another thread
         with _torch_seed(0, "cpu"):
+            # shapes first, on no memory: a file's configuration may ask for any size
+            with torch.device("meta"):
+                expected = self._new_module(encoder, task_names, target_state).state_dict()
+            _check_saved_weights(module_state, expected)
             module = self._new_module(encoder, task_names, target_state)
             built = {name: buffer.clone() for name, buffer in module.named_buffers()}
             module.load_state_dict(module_state)
@@ -798,13 +803,16 @@ class MultiTaskEstimatorBase(BaseEstimator):
 
         A warm fit holds out the rows the first fit held out (as
         HistGradientBoosting does), or it would stop on rows it has trained
-        on: without an int ``random_state``, from the seed the first fit kept.
+        on: from the seed the first fit kept, its int ``random_state`` (whose
+        own ``rng`` draws the split) or a seed drawn from ``rng``.
         """
         seed = getattr(self, "_split_seed", None)
         if not warm or seed is None:  # (a warm fit after partial_fit, or of an older model)
-            seed = (None if isinstance(self.random_state, Integral)
+            seed = (int(self.random_state) if isinstance(self.random_state, Integral)
                     else rng.randint(np.iinfo(np.int32).max))
-        return seed, rng if seed is None else np.random.RandomState(seed)
+        if isinstance(self.random_state, Integral) and seed == self.random_state:
+            return seed, rng  # (a fresh RandomState(seed): the split is its first draw)
+        return seed, np.random.RandomState(seed)
 
     def _split_rows(self, n_samples, rng, early_stopping):
         """Sorted ``(train_rows, valid_rows)``; ``(None, None)`` without early stopping."""
@@ -1415,7 +1423,10 @@ def _torch_seed(seed, device):
     """Seed torch for the duration of a fit without disturbing the caller's RNG.
 
     Seeds (and restores) the CPU generator and, on a GPU, that device's only:
-    ``torch.manual_seed`` would reseed every GPU's for good.
+    ``torch.manual_seed`` would reseed every GPU's for good. Torch's default
+    dtype is float32 meanwhile (and restored after): the networks are float32
+    whatever the caller's default, or a fit under ``float64`` trained another
+    model from the same seed, and failed where float32 buffers met it.
     """
     device = torch.device(device)
     if device.type == "cpu":
@@ -1427,4 +1438,9 @@ def _torch_seed(seed, device):
         if device.type == "cuda":
             with torch.cuda.device(device.index or 0):
                 torch.cuda.manual_seed(seed)
-        yield
+        default_dtype = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float32)
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(default_dtype)

@@ -589,6 +589,22 @@ def test_warm_fits_hold_out_the_first_fits_validation_rows(tasks, splits, tmp_pa
     assert not np.array_equal(splits[-1][1], first_valid)
 
 
+def test_warm_fits_hold_out_the_first_fits_rows_whatever_the_new_int_seed(tasks, splits):
+    # with an int random_state the split followed the current one: after
+    # set_params(random_state=1) 40 of 50 validation rows had been trained on
+    X, Y, _ = tasks
+    model = MMOEClassifier(max_epochs=1, early_stopping=True, warm_start=True,
+                           random_state=0).fit(X, Y)
+    reference = MMOEClassifier(max_epochs=1, early_stopping=True, warm_start=True,
+                               random_state=0).fit(X, Y)
+    model.set_params(random_state=1).fit(X, Y)
+    np.testing.assert_array_equal(splits[2][1], splits[0][1])
+    # an unchanged int draws the same split from its own stream
+    reference.fit(X, Y)
+    np.testing.assert_array_equal(splits[3][1], splits[0][1])
+    assert model._split_seed == reference._split_seed == 0
+
+
 def test_warm_fits_after_partial_fit_hold_out_the_same_rows(tasks, splits):
     X, Y, _ = tasks
     model = MMOEClassifier(max_epochs=1, early_stopping=True, warm_start=True,

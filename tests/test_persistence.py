@@ -81,6 +81,29 @@ def test_load_leaves_torch_random_state_alone(tasks, tmp_path):
     assert torch.equal(torch.get_rng_state(), state)
 
 
+@pytest.mark.parametrize("numeric_encoding", ["piecewise_linear", "standard"])
+def test_torch_default_dtype_changes_nothing(tasks, tmp_path, numeric_encoding):
+    # under float64 the default encoding's fit failed (float32 buffers met float64 weights),
+    # the others trained another model from the same seed, and load rebuilt in float64
+    X, Y, _ = tasks
+    params = dict(FAST, numeric_encoding=numeric_encoding)
+    reference = MMOEClassifier(**params).fit(X, Y)
+    reference.save(tmp_path / "model.skmtl")
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = MMOEClassifier(**params).fit(X, Y)
+        loaded = load(tmp_path / "model.skmtl")
+        assert torch.get_default_dtype() == torch.float64  # the caller's, restored
+        for p, q, r in zip(model.predict_proba(X), reference.predict_proba(X),
+                           loaded.predict_proba(X)):
+            np.testing.assert_array_equal(p, q)
+            np.testing.assert_array_equal(r, q)
+        model.partial_fit(X, Y)
+    finally:
+        torch.set_default_dtype(default)
+
+
 def test_loaded_model_continues_training(tasks, tmp_path):
     X, Y, _ = tasks
     model = MMOEClassifier(warm_start=True, **FAST).fit(X, Y)
