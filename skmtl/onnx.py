@@ -596,7 +596,7 @@ class _ServedNetwork(torch.nn.Module):
         if self.n_categorical:
             inputs.append(torch.zeros(n_rows, self.n_categorical, dtype=torch.long))
         if self.n_numeric:
-            inputs.append(torch.zeros(n_rows, self.n_numeric))
+            inputs.append(torch.zeros(n_rows, self.n_numeric, dtype=torch.float32))
         return tuple(inputs)
 
     def forward(self, *inputs):

@@ -589,9 +589,14 @@ def test_warm_fits_hold_out_the_first_fits_validation_rows(tasks, splits, tmp_pa
     assert not np.array_equal(splits[-1][1], first_valid)
 
 
-def test_warm_fits_hold_out_the_first_fits_rows_whatever_the_new_int_seed(tasks, splits):
+def test_warm_fits_hold_out_the_first_fits_rows_whatever_the_new_int_seed(tasks, splits,
+                                                                          monkeypatch):
     # with an int random_state the split followed the current one: after
     # set_params(random_state=1) 40 of 50 validation rows had been trained on
+    seeds = []
+    torch_seed = skmtl_base._torch_seed
+    monkeypatch.setattr(skmtl_base, "_torch_seed",
+                        lambda seed, device: seeds.append(seed) or torch_seed(seed, device))
     X, Y, _ = tasks
     model = MMOEClassifier(max_epochs=1, early_stopping=True, warm_start=True,
                            random_state=0).fit(X, Y)
@@ -603,6 +608,10 @@ def test_warm_fits_hold_out_the_first_fits_rows_whatever_the_new_int_seed(tasks,
     reference.fit(X, Y)
     np.testing.assert_array_equal(splits[3][1], splits[0][1])
     assert model._split_seed == reference._split_seed == 0
+    # the new int's later draws (the fit's torch seed) are those it always gives
+    MMOEClassifier(max_epochs=1, early_stopping=True, warm_start=True,
+                   random_state=1).fit(X, Y).fit(X, Y)
+    assert seeds[2] == seeds[5] and seeds[2] != seeds[0]
 
 
 def test_warm_fits_after_partial_fit_hold_out_the_same_rows(tasks, splits):

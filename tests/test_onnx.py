@@ -198,6 +198,21 @@ def test_missing_numbers_are_served_as_predict_encodes_them(numeric_encoding, da
     assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X_test)
 
 
+def test_export_under_a_float64_default_dtype(data):
+    # the example inputs of the export took the caller's default dtype: float64 failed
+    import torch
+
+    X, Y, _, _, X_test = data
+    estimator = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(X, Y)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = to_onnx(estimator, X.head())
+    finally:
+        torch.set_default_dtype(default)
+    assert_serves_predictions(estimator, model, X_test)
+
+
 def test_save_onnx_writes_a_model_a_fresh_session_runs(data, tmp_path):
     X, Y, _, _, X_test = data
     estimator = skmtl.SharedBottomClassifier(max_epochs=1, random_state=0).fit(X, Y)
