@@ -260,12 +260,12 @@ class MultiTaskEstimatorBase(BaseEstimator):
 
         with _distributed.agreement(ranks) as agreed:
             rng = check_random_state(self.random_state)
-            split_seed, split_state = self._split_random_state(rng, warm)
-            train_rows, valid_rows = self._split_rows(n_samples, split_state, early_stopping)
-            if valid_rows is not None and split_state is not rng and \
-                    isinstance(self.random_state, Integral):
-                # the first fit's rows, after set_params(random_state=another int): the
-                # later draws as the int's own split would leave them
+            split_seed = self._split_seed_of(rng, warm)
+            train_rows, valid_rows = self._split_rows(
+                n_samples, np.random.RandomState(split_seed), early_stopping)
+            if valid_rows is not None and isinstance(self.random_state, Integral):
+                # an int's own stream goes on as if the split were its first draw (it
+                # is, unless a warm fit keeps the first fit's int)
                 rng.permutation(n_samples)
             if self.scoring != "loss" and valid_rows is None and early_stopping:
                 raise ValueError(f"scoring={self.scoring!r} early-stops on validation rows, but "
@@ -798,21 +798,19 @@ class MultiTaskEstimatorBase(BaseEstimator):
             return n_samples > self._AUTO_EARLY_STOPPING_MIN_SAMPLES
         return bool(self.early_stopping)
 
-    def _split_random_state(self, rng, warm):
-        """``(seed, random state)`` the early-stopping split is drawn from.
+    def _split_seed_of(self, rng, warm):
+        """The seed the early-stopping split is drawn from.
 
         A warm fit holds out the rows the first fit held out (as
         HistGradientBoosting does), or it would stop on rows it has trained
-        on: from the seed the first fit kept, its int ``random_state`` (whose
-        own ``rng`` draws the split) or a seed drawn from ``rng``.
+        on: from the seed the first fit kept. A new fit's seed is its int
+        ``random_state``, or one drawn from ``rng``.
         """
         seed = getattr(self, "_split_seed", None)
         if not warm or seed is None:  # (a warm fit after partial_fit, or of an older model)
             seed = (int(self.random_state) if isinstance(self.random_state, Integral)
                     else rng.randint(np.iinfo(np.int32).max))
-        if isinstance(self.random_state, Integral) and seed == self.random_state:
-            return seed, rng  # (a fresh RandomState(seed): the split is its first draw)
-        return seed, np.random.RandomState(seed)
+        return seed
 
     def _split_rows(self, n_samples, rng, early_stopping):
         """Sorted ``(train_rows, valid_rows)``; ``(None, None)`` without early stopping."""
@@ -1278,8 +1276,8 @@ def _validation_labels(targets, valid_rows, sample_weight):
 
 
 def _agreed_encoder(encoder, fitted):
-    """``encoder`` with every rank's categories and rank 0's numeric encoding (distributed
-    fit), learning the missing values of a column if any rank has some.
+    """``encoder`` with every rank's categories and their agreed numeric encoding
+    (distributed fit).
 
     ``fitted``: every rank's ``(categories_, numeric_.to_dict())``.
     """
@@ -1293,11 +1291,8 @@ def _agreed_encoder(encoder, fitted):
                                              f"The values of column {column!r}"))
     encoder.categories_ = categories
     encoder._indexes = None
-    numeric = NumericEncoding.from_dict(fitted[0][1], len(encoder.numeric_indices_))
-    if numeric.encoding == "piecewise_linear":  # missing values on any rank are learned
-        numeric.learned_missing_ = [any(flags) for flags in zip(
-            *(rank[1]["learned_missing"] for rank in fitted))] or numeric.learned_missing_
-    encoder.numeric_ = numeric
+    encoder.numeric_ = NumericEncoding.agreed([rank[1] for rank in fitted],
+                                              len(encoder.numeric_indices_))
     return encoder
 
 

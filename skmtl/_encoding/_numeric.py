@@ -178,6 +178,16 @@ class NumericEncoding:
         _warn_unknown_columns(reader, unknown)
         return self
 
+    @classmethod
+    def agreed(cls, states, n_numeric):
+        """The encoding of a fit on several ranks, from each rank's :meth:`to_dict`: the
+        first rank's, learning the missing values of a column any rank has some of."""
+        encoding = cls.from_dict(states[0], n_numeric)
+        if encoding.encoding == "piecewise_linear":
+            encoding.learned_missing_ = [
+                any(state["learned_missing"][i] for state in states) for i in range(n_numeric)]
+        return encoding
+
     def _valid_missing_levels(self):
         """Whether ``missing_levels_`` are levels the encoding gives: the mean's 0 for the
         affine encodings, a level within each map's range for the others."""

@@ -522,7 +522,7 @@ class _RowReader:
                 if missing.any():
                     if not self._encoding.accepts_missing:
                         self.check_numeric_finite(allow_missing=False)  # raises, naming them
-                    np.copyto(numeric, self._encoding.missing_levels_.astype(np.float32)[None],
+                    np.copyto(numeric, self._encoding.missing_inputs.astype(np.float32)[None],
                               where=missing)
                 overflowing = ~np.isfinite(numeric).all(axis=0)
                 if overflowing.any():
