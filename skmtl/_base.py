@@ -39,8 +39,9 @@ from .exceptions import TrainingInterruptedWarning
 PREDICT_BLOCK_SIZE = 16384
 PREDICT_BATCH_SIZE = 4096
 # batch_size="auto": 1/64 of the training rows, within this range, so that
-# small data sets still get enough steps and large ones a fast epoch.
-AUTO_BATCH_SIZE_RANGE = (128, 1024)
+# small data sets still get enough steps (a floor of 128 left 2,000 rows 84
+# steps in 6 epochs: see benchmarks/README) and large ones a fast epoch.
+AUTO_BATCH_SIZE_RANGE = (32, 1024)
 # sample_weight (and task_weights) within what float32 sums of weighted losses can hold
 MIN_SAMPLE_WEIGHT, MAX_SAMPLE_WEIGHT_SUM = 1e-20, 1e30
 
@@ -198,6 +199,11 @@ class MultiTaskEstimatorBase(BaseEstimator):
     def _task_output_dims(self, target_state):
         """Outputs of the network per task."""
 
+    def _label_frequencies(self, targets, weight, target_state):
+        """What the network's outputs start at (see ``init_output_bias`` of the modules in
+        :mod:`skmtl.nn`); None: its initial weights as they are."""
+        return None
+
     @abstractmethod
     def _build_criterion(self, task_output_dims):
         """Return the loss module: ``(outputs, target, weight) -> per-task losses``."""
@@ -337,8 +343,10 @@ class MultiTaskEstimatorBase(BaseEstimator):
                     batch_size=batch_size, seed=seed, train_split=self._train_split(valid),
                     callbacks=callbacks)
             else:
-                net = self._build_net(self._new_module(encoder, task_names, target_state),
-                                      self._task_output_dims(target_state), task_names,
+                module = self._new_module(
+                    encoder, task_names, target_state,
+                    self._label_frequencies(targets, fit_weight, target_state))
+                net = self._build_net(module, self._task_output_dims(target_state), task_names,
                                       callbacks, self._train_split(valid), seed, self.device,
                                       batch_size, task_weights, scoring_weights,
                                       missing_labels)
@@ -441,8 +449,10 @@ class MultiTaskEstimatorBase(BaseEstimator):
         missing_labels = bool(np.isnan(targets).any())
         with _torch_seed(seed, self.device):
             if first:
-                net = self._build_net(self._new_module(encoder, task_names, target_state),
-                                      self._task_output_dims(target_state), task_names,
+                module = self._new_module(
+                    encoder, task_names, target_state,
+                    self._label_frequencies(targets, sample_weight, target_state))
+                net = self._build_net(module, self._task_output_dims(target_state), task_names,
                                       callbacks=[], train_split=None, seed=seed,
                                       device=self.device, batch_size=batch_size,
                                       task_weights=task_weights, scoring_weights=None,
@@ -663,14 +673,17 @@ class MultiTaskEstimatorBase(BaseEstimator):
                                       f"unknown {unknown}" if unknown else "") if part) + ".")
         return [units[task] for task in task_names]
 
-    def _new_module(self, encoder, task_names, target_state):
+    def _new_module(self, encoder, task_names, target_state, label_frequencies=None):
         embedding = dict(cardinalities=encoder.cardinalities,
                          n_numeric=len(encoder.numeric_indices_),
                          embedding_dim=self.embedding_dim,
                          padding_codes=[UNKNOWN_CODE] * len(encoder.cardinalities),
                          numeric_embedding=self._numeric_embedding(encoder))
-        return self._build_module(embedding, self._task_output_dims(target_state),
-                                  self._tower_units_per_task(task_names))
+        module = self._build_module(embedding, self._task_output_dims(target_state),
+                                    self._tower_units_per_task(task_names))
+        if label_frequencies is not None and hasattr(module, "init_output_bias"):
+            module.init_output_bias(label_frequencies)
+        return module
 
     def _numeric_embedding(self, encoder):
         """The module embedding the numeric inputs, for the encodings that learn one."""
@@ -830,7 +843,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         return None if valid is None else predefined_split(valid)
 
     def _batch_size(self, n_train):
-        """``batch_size``, or for ``"auto"`` 1/64 of the training rows within [128, 1024]."""
+        """``batch_size``, or for ``"auto"`` 1/64 of the training rows within [32, 1024]."""
         if self.batch_size != "auto":
             return self.batch_size
         return int(np.clip(n_train // 64, AUTO_BATCH_SIZE_RANGE[0], AUTO_BATCH_SIZE_RANGE[1]))
@@ -941,12 +954,17 @@ class MultiTaskEstimatorBase(BaseEstimator):
     def _score_targets(self, y, n_samples, sample_weight):
         """``y`` for ``score`` as an object array ``(n_samples, n_tasks)``, read as ``fit``
         reads it (missing labels allowed), and the checked ``sample_weight``."""
-        columns, _, _ = check_targets(y, n_samples, type(self).__name__,
-                                      regression=is_regressor(self), require_known=False)
+        columns, names, _ = check_targets(y, n_samples, type(self).__name__,
+                                          regression=is_regressor(self), require_known=False)
         n_tasks = len(self.task_names_)
         if len(columns) != n_tasks:
             raise ValueError(f"y has {len(columns)} column(s), but the model was fitted on "
                              f"{n_tasks} task(s) {self.task_names_}: give one column per task.")
+        # columns are matched by position; a fitted task's name elsewhere is a mistake
+        if any(name in self.task_names_ and name != task
+               for name, task in zip(names, self.task_names_)):
+            raise ValueError(f"y's columns {names} name the fitted tasks {self.task_names_} in "
+                             "another order; pass y[model.task_names_].")
         y = np.column_stack([np.asarray(column, dtype=object) for column in columns])
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, y)
@@ -996,6 +1014,20 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
         """One logit for a binary task, one per class otherwise."""
         return [1 if len(task_classes) == 2 else len(task_classes) for task_classes in classes]
 
+    def _label_frequencies(self, targets, weight, classes):
+        """Each task's class frequencies among its known labels (weighted); None if a task
+        has no label of positive weight here."""
+        frequencies = []
+        for t, task_classes in enumerate(classes):
+            known = ~np.isnan(targets[:, t])
+            counts = np.bincount(targets[known, t].astype(np.intp),
+                                 None if weight is None else weight[known],
+                                 minlength=len(task_classes))
+            if not counts.sum() > 0:
+                return None
+            frequencies.append(counts / counts.sum())
+        return frequencies
+
     def _build_criterion(self, task_output_dims):
         return MultiTaskLoss(task_output_dims)
 
@@ -1037,9 +1069,9 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
     def _classes_list(self):
         return [self.classes_] if self._single_output else list(self.classes_)
 
-    @staticmethod
-    def _target_state_to_json(classes):
-        return {"classes": [array_to_json(c) for c in classes]}
+    def _target_state_to_json(self, classes):
+        return {"classes": [array_to_json(c, f"the classes of task {task!r}")
+                            for task, c in zip(self.task_names_, classes)]}
 
     @staticmethod
     def _target_state_from_json(config, n_tasks):
@@ -1161,8 +1193,7 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
     def _target_state(self):
         return self._target_mean, self._target_scale
 
-    @staticmethod
-    def _target_state_to_json(target_state):
+    def _target_state_to_json(self, target_state):
         mean, scale = target_state
         return {"target_mean": mean.tolist(), "target_scale": scale.tolist()}
 

@@ -113,7 +113,7 @@ COMMON_PARAMETERS = """\
         Adam's L2 penalty.
     batch_size : int or "auto", default="auto"
         Rows per training step; ``"auto"``: 1/64 of the training rows, at
-        least 128 and at most 1024.
+        least 32 and at most 1024.
     max_epochs : int, default={max_epochs}
         Number of passes over the training data (fewer if early stopping
         ends training).{max_epochs_note}

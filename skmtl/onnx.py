@@ -116,7 +116,8 @@ def to_onnx(estimator, X_sample, *, target_opset=None):
              else [f"x{j}" for j in range(X.shape[1])])
     hashed = {j for j, n_buckets in zip(encoder.categorical_indices_, encoder.hash_buckets_)
               if n_buckets}
-    sources = [(name, _column_type(column(X, j), name, j in hashed), 1)
+    sources = [(name, _column_type(column(X, j), name, j in hashed,
+                                   numeric=not encoder.is_categorical_[j]), 1)
                for j, name in enumerate(names)]
     return _estimator_model(estimator, sources, target_opset)
 
@@ -202,7 +203,7 @@ def onnx_inputs(model, X):
     columns = X.items() if isinstance(X, pd.DataFrame) else enumerate(X.T)
     inputs = {name: _input_values(values, name, dtype, missing_strings.get(name, ""),
                                   name in categorical_inputs, name in hashed_inputs,
-                                  floats_apart)
+                                  floats_apart, name in numeric_inputs)
               for (name, dtype), (_, values) in zip(specs, columns)}
     # as predict refuses them: the exported model would serve NaN for infinity, and
     # models without missing_levels_ (older, or passthrough) for NaN
@@ -217,7 +218,7 @@ def onnx_inputs(model, X):
 
 
 def _input_values(values, name, dtype, missing="", categorical=False, hashed=False,
-                  floats_apart=False):
+                  floats_apart=False, numeric=False):
     """One column's values as the 1-D array its input of ``dtype`` takes.
 
     A categorical column of numbers refuses text, which its input would parse
@@ -228,8 +229,13 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
     cannot hold (it would wrap them round).
     In a string input, a value that is not text (3, b"a") becomes ``missing``
     as a missing value does: predict reads it as an unknown category too,
-    where the input would have read its text ("3").
+    where the input would have read its text ("3"). In the string input of a
+    ``numeric`` column (skl2onnx types object columns as text), which the
+    graph parses, numbers become their text and missing values ``"nan"``.
     """
+    if dtype.kind == "O" and numeric:
+        return np.array([v if isinstance(v, str) else "nan" if pd.isna(v) else repr(float(v))
+                         for v in values], dtype=object)
     if dtype.kind == "O":
         if isinstance(values.dtype, pd.CategoricalDtype):
             # the categories once, then the codes: far faster than value by value
@@ -890,13 +896,14 @@ def _search_tree(thresholds):
     return nodes
 
 
-def _column_type(values, name, hashed=False):
+def _column_type(values, name, hashed=False, numeric=False):
     """The ONNX element type of a column's input, from its values in X_sample.
 
     NumPy numbers keep their type. Numbers in a column that can also hold
     missing values (a ``category``, nullable or object column) are doubles,
     so that NaN can say "missing"; except in a hashed column, whose hash
-    depends on the values' integer type.
+    depends on the values' integer type. A ``numeric`` column without a
+    known value in the sample is doubles too, not text.
     """
     dtype = values.dtype
     if isinstance(dtype, pd.CategoricalDtype):
@@ -909,6 +916,8 @@ def _column_type(values, name, hashed=False):
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
         return helper.np_dtype_to_tensor_dtype(dtype)
     kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind == "empty" and numeric:
+        return TensorProto.DOUBLE
     if kind in ("string", "empty"):
         return TensorProto.STRING
     if kind in ("integer", "boolean", "floating", "mixed-integer-float"):
@@ -1079,6 +1088,23 @@ def _skl2onnx_shapes(operator):
     """The output types are set by the parser."""
 
 
+def _check_numeric_columns_not_text(estimator, sources):
+    """Refuse text inputs of numeric columns: skl2onnx types an object column of numbers
+    as strings, which no value of the column (a number, None) could then be given as."""
+    encoder, start = estimator._encoder, 0
+    for name, elem_type, width in sources:
+        numeric = [j for j in range(start, start + width) if not encoder.is_categorical_[j]]
+        start += width
+        if elem_type == TensorProto.STRING and numeric:
+            columns = [encoder._label(j) for j in numeric]
+            raise ValueError(
+                f"skl2onnx typed the input {name!r} as text, but {type(estimator).__name__} "
+                f"reads its columns {columns} as numbers (an object column of numbers in "
+                "X_sample is text to skl2onnx): give them as floats, e.g. "
+                "X_sample.astype({column: float}), or pass initial_types to "
+                "skl2onnx.to_onnx.")
+
+
 def _skl2onnx_convert(scope, operator, container):
     from skl2onnx.common.data_types import guess_proto_type
 
@@ -1089,6 +1115,7 @@ def _skl2onnx_convert(scope, operator, container):
             raise ValueError(f"skmtl's converter needs 2-D inputs of known width; "
                              f"{variable.onnx_name!r} has shape {shape}.")
         sources.append((variable.full_name, guess_proto_type(variable.type), shape[1]))
+    _check_numeric_columns_not_text(operator.raw_operator, sources)
     model = _estimator_model(operator.raw_operator, sources, container.target_opset)
     graph = model.graph
     declared = [variable.raw_name for variable in operator.outputs]

@@ -9,6 +9,20 @@ import pytest
 DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def batches_of_at_least_128(request, monkeypatch):
+    """``batch_size="auto"`` at least 128 rows, as before session 13, in this process.
+
+    The shipped floor is 32: on the few thousand rows most tests fit, four
+    times the steps, which doubled the suite's time for no check of its own.
+    Tests of what the shipped floor does are marked ``shipped_batch_floor``.
+    """
+    if request.node.get_closest_marker("shipped_batch_floor") is None:
+        from skmtl import _base
+
+        monkeypatch.setattr(_base, "AUTO_BATCH_SIZE_RANGE", (128, 1024))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def shared_data_home():
     """Point SKMTL_DATA at the shared data folder (absolute) for the whole run.

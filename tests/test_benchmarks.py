@@ -225,6 +225,31 @@ def test_search_with_missing_numbers(tmp_path, monkeypatch):
         search.main(["--missing-fraction", "1", "--output", str(output)])
 
 
+def test_small_data_puts_candidates_beside_gradient_boosting(tmp_path, monkeypatch):
+    from benchmarks import small_data
+
+    monkeypatch.setattr(small_data, "TEST_ROWS", 1000)
+    output = tmp_path / "small.md"
+    small_data.main(["--sizes", "300", "--seeds", "0", "1", "--candidates", "defaults",
+                     "--output", str(output)])
+    lines = [line for line in output.read_text().splitlines() if line.startswith("| ")]
+    assert "- command: `python -m benchmarks.small_data --sizes 300" in output.read_text()
+    columns = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [dict(zip(columns, (c.strip() for c in line.strip("|").split("|"))))
+            for line in lines[1:]]
+    assert [row["contender"] for row in rows] == [small_data.GRADIENT_BOOSTING, "defaults"]
+    for row in rows:
+        assert row["training rows"] == "300"
+        # (gradient boosting may predict one constant from 300 impressions' few clicks)
+        for key in ("census AUC income_50k", "census AUC never_married", "multitask AUC",
+                    "funnel AUC pCVR"):
+            assert 0.5 <= _number(row[key]) <= 1.0, (key, row)
+        assert _number(row["regression R2"]) <= 1.0 and _number(row["fit s (all problems)"]) > 0
+    assert _number(rows[1]["census AUC never_married"]) > 0.9
+    with pytest.raises(SystemExit):
+        small_data.main(["--sizes", "10000", "--output", str(output)])
+
+
 # -- the model family (issue 9) ----------------------------------------------------
 
 FAMILY_CENSUS = ["skmtl-sharedbottom", "floor-sharedbottom", "skmtl-omoe", "floor-omoe",

@@ -31,7 +31,8 @@ ALL_ESTIMATORS = [MMOEClassifier, OMOEClassifier, PLEClassifier, SharedBottomCla
 
 # scikit-learn's check data sets are tiny (tens of rows): more epochs and a
 # larger step than the defaults let the network fit them.
-CHECK_PARAMS = dict(max_epochs=30, learning_rate=0.01, random_state=0)
+# batches of 128: a check's few rows in one or two steps an epoch (as the xfails were judged)
+CHECK_PARAMS = dict(max_epochs=30, learning_rate=0.01, batch_size=128, random_state=0)
 
 _SINGLE_COLUMN = (
     "ESMM and AITM model a funnel of at least two stages; this check fits them on a single "

@@ -233,11 +233,13 @@ def test_fit_follows_the_schedule(tasks, monkeypatch):
     assert model.net_.optimizer_.param_groups[0]["lr"] == 0.01
 
 
+@pytest.mark.shipped_batch_floor
 def test_auto_batch_size(tasks):
     model = MMOEClassifier()
-    assert [model._batch_size(n) for n in (100, 20_000, 40_000, 10**6)] == [128, 312, 625, 1024]
+    assert [model._batch_size(n) for n in (100, 5_000, 20_000, 40_000, 10**6)] == [
+        32, 78, 312, 625, 1024]
     X, Y, _ = tasks
-    assert MMOEClassifier(max_epochs=1).fit(X, Y).net_.batch_size == 128
+    assert MMOEClassifier(max_epochs=1).fit(X, Y).net_.batch_size == 32
     assert MMOEClassifier(max_epochs=1, batch_size=50).fit(X, Y).net_.batch_size == 50
 
 
@@ -302,6 +304,10 @@ def test_duplicate_column_names_are_refused(tasks):
     pd.Series(pd.date_range("2020-01-01", periods=2000, freq="h", tz="UTC")),
     pd.Series(pd.to_timedelta(np.arange(2000), unit="s")),
     pd.Series(pd.period_range("2020-01", periods=2000, freq="D")),
+    # a pyarrow duration (the difference of two timestamps read with engine="pyarrow")
+    # was read as a count of its unit: predictions changed with the unit
+    pd.Series(pd.to_timedelta(np.arange(2000), unit="s")).astype("duration[s][pyarrow]"),
+    pd.Series(pd.date_range("2020-01-01", periods=2000)).astype("timestamp[s][pyarrow]"),
 ])
 def test_dates_and_durations_are_refused_as_numbers(tasks, column):
     X, Y, _ = tasks

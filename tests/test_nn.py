@@ -279,6 +279,10 @@ def test_piecewise_linear_embedding_learns_an_offset_for_missing_values():
     for bad in ([1.0], [1.0, float("inf")]):
         with pytest.raises(ValueError, match="one finite position per feature"):
             PiecewiseLinearEmbedding([4, 2], 3, missing_positions=bad)
+    # without missing positions NaN is an error that says so, not torch's IndexError
+    with pytest.raises(ValueError, match="positions hold NaN: build the embedding with "
+                                         "missing_positions"):
+        PiecewiseLinearEmbedding([4, 2], 3)(positions)
 
 
 def test_inputs_of_the_wrong_width_are_refused_not_broadcast():

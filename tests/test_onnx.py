@@ -198,6 +198,30 @@ def test_missing_numbers_are_served_as_predict_encodes_them(numeric_encoding, da
     assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X_test)
 
 
+def test_an_object_column_of_numbers_without_one_in_the_sample(data):
+    # the input became text (no number in the sample's rows to type it by): onnx_inputs
+    # gave "" for every number and the graph's cast failed on every row
+    X, Y, _, _, X_test = data
+    as_objects = X.assign(num_a=X["num_a"].astype(object).where(np.arange(len(X)) >= 5, None))
+    estimator = skmtl.MMOEClassifier(max_epochs=1, categorical_features=["color", "shop"],
+                                     random_state=0).fit(as_objects, Y)
+    model = to_onnx(estimator, as_objects.head())
+    assert [i.type.tensor_type.elem_type for i in model.graph.input if i.name == "num_a"] == [
+        onnx.TensorProto.DOUBLE]
+    assert_serves_predictions(estimator, model, X_test.assign(
+        num_a=X_test["num_a"].astype(object).where(np.arange(len(X_test)) % 3 != 0, None)))
+    # skl2onnx types an object column as text whatever it holds: refused, saying what to do
+    skl2onnx = pytest.importorskip("skl2onnx")
+    skmtl.onnx.register()
+    pipeline = Pipeline([("model", estimator)])
+    with pytest.raises(ValueError, match=r"skl2onnx typed the input 'num_a' as text, but "
+                                         r"MMOEClassifier reads its columns \['num_a'\] as "
+                                         r"numbers.*X_sample.astype"):
+        skl2onnx.to_onnx(pipeline, as_objects.iloc[5:10])
+    converted = skl2onnx.to_onnx(pipeline, as_objects.iloc[5:10].astype({"num_a": float}))
+    assert_serves_predictions(estimator, converted, as_objects.astype({"num_a": float}))
+
+
 def test_export_under_a_float64_default_dtype(data):
     # the example inputs of the export took the caller's default dtype: float64 failed
     import torch

@@ -243,6 +243,29 @@ def test_a_missing_file_is_not_a_damaged_one(tmp_path):
         load(tmp_path / "no such model.skmtl")
 
 
+def test_values_json_cannot_hold_are_named_when_saving(tasks, tmp_path):
+    # the error named neither the column nor the task, after the whole fit
+    X, Y, _ = tasks
+    banded = X.assign(day=pd.date_range("2020-01-01", periods=len(X), freq="h").normalize(),
+                      band=pd.cut(X["num_b"], [-np.inf, 0, np.inf]))
+    model = MMOEClassifier(max_epochs=1, random_state=0,
+                           categorical_features=["day", "band", "color", "shop"]).fit(banded, Y)
+    with pytest.raises(TypeError, match=r"cannot store the categories of column 'day' as JSON: "
+                                        r"they hold values of type \['datetime'\]; "
+                                        r".*astype\(str\)"):
+        model.save(tmp_path / "model.skmtl")
+    model.set_params(categorical_features=["band", "color", "shop"])
+    model.fit(banded.drop(columns="day"), Y)
+    with pytest.raises(TypeError, match="categories of column 'band'.*'Interval'"):
+        model.save(tmp_path / "model.skmtl")
+    when = Y.assign(t2=np.where(Y["t2"] == 1, pd.Timestamp("2020-01-01").date(),
+                                pd.Timestamp("2020-01-02").date()))
+    model = MMOEClassifier(max_epochs=1, random_state=0).fit(X, when)
+    with pytest.raises(TypeError, match="cannot store the classes of task 't2' as JSON"):
+        model.save(tmp_path / "model.skmtl")
+    assert not (tmp_path / "model.skmtl").exists()
+
+
 def test_numpy_scalar_learning_rates_save_and_load(tasks, tmp_path):
     # the optimizer kept the NumPy scalar, which torch.load(weights_only=True) refuses
     X, Y, _ = tasks

@@ -95,6 +95,19 @@ def test_continuous_labels(tasks):
     X, _, _ = tasks
     with pytest.raises(ValueError, match="continuous"):
         MMOEClassifier(**FAST).fit(X, np.linspace(0, 1, len(X)))
+    # in an object array (Y.to_numpy() of a string and a float column) they were 2000 classes
+    labels = pd.DataFrame({"clicked": np.where(X["num_a"] > 0, "yes", "no"),
+                           "spend": np.linspace(0, 1, len(X))})
+    with pytest.raises(ValueError, match="Labels of task 'task_1' are continuous"):
+        MMOEClassifier(**FAST).fit(X, labels.to_numpy())
+    with pytest.raises(ValueError, match="Labels of task 'spend' are continuous"):
+        MMOEClassifier(**FAST).fit(X, labels.astype(object))
+    # whole numbers among None in an object array are classes
+    classes = labels.assign(spend=np.where(np.arange(len(X)) % 3, np.arange(len(X)) % 2, None))
+    model = MMOEClassifier(**FAST).fit(X, classes.to_numpy())
+    assert [len(c) for c in model.classes_] == [2, 2]
+    with pytest.raises(ValueError, match="Labels of task 'task_0': Input contains infinity"):
+        MMOEClassifier(**FAST).fit(X, np.where(X["num_a"] > 0, 1.0, np.inf))
 
 
 def test_object_column_with_mixed_types_names_the_column(tasks):
@@ -211,6 +224,12 @@ def test_score_checks_y_against_the_model_and_x(tasks):
         model.score(X, Y, sample_weight=np.ones(3))
     with pytest.raises(ValueError, match="Every label in y is missing"):
         model.score(X, np.full(Y.shape, np.nan))
+    # by position, each column was scored against the other task's predictions
+    with pytest.raises(ValueError, match=r"name the fitted tasks \['t1', 't2'\] in another order"):
+        model.score(X, Y[["t2", "t1"]])
+    with pytest.raises(ValueError, match="another order"):
+        model.score(X, Y.set_axis(["t2", "other"], axis=1))
+    assert model.score(X, Y.set_axis(["a", "b"], axis=1)) == model.score(X, Y.to_numpy())
     regressor = MMOERegressor(**FAST).fit(X, X[["num_a", "num_b"]])
     with pytest.raises(ValueError, match=r"fitted on 2 task\(s\)"):
         regressor.score(X, X[["num_a", "num_b"]].assign(third=1.0))

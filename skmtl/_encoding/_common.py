@@ -88,24 +88,27 @@ def deviation_unit(low, high, mean):
     return np.where(np.isfinite(unit) & (unit > 0), unit, 1.0)
 
 
-def array_to_json(values):
+def array_to_json(values, what="values"):
     """A 1-D array of labels or categories as ``{"dtype": ..., "values": [...]}``.
 
     Only booleans, integers, floats and strings are supported, so that the
-    result is plain JSON and reading it back runs no code.
+    result is plain JSON and reading it back runs no code. ``what`` names
+    the values in the error (``"the categories of column 'day'"``).
     """
     values = np.asarray(values)
+    advice = ("use strings, numbers or booleans, e.g. .astype(str) before fit (or persist "
+              "with joblib instead)")
     if values.dtype.kind == "O":
         # numpy scalars held in an object array (np.int64, np.str_) as Python ones
         items = [v.item() if isinstance(v, np.generic) else v for v in values.tolist()]
         kinds = {type(v) for v in items}
         if not kinds <= {str, int, float, bool}:
             raise TypeError(
-                f"cannot store values of type {sorted(k.__name__ for k in kinds)} as JSON; "
-                "use strings, numbers or booleans (or persist with joblib instead).")
+                f"cannot store {what} as JSON: they hold values of type "
+                f"{sorted(k.__name__ for k in kinds)}; {advice}.")
         return {"dtype": "object", "values": items}
     if values.dtype.kind not in _JSON_KINDS:
-        raise TypeError(f"cannot store values of dtype {values.dtype} as JSON.")
+        raise TypeError(f"cannot store {what} as JSON: their dtype is {values.dtype}; {advice}.")
     return {"dtype": values.dtype.str, "values": values.tolist()}
 
 

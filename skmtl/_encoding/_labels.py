@@ -1,5 +1,7 @@
 """Label columns: checks and encoding as class indices per task."""
 
+import numbers
+
 import numpy as np
 import pandas as pd
 from scipy import sparse
@@ -87,7 +89,13 @@ def check_targets(Y, n_samples, estimator_name, regression=False, require_known=
 def _label_type(name, labels):
     """scikit-learn's ``type_of_target``; labels of types that cannot be compared raise."""
     try:
-        return type_of_target(labels)
+        kind = type_of_target(labels)
+        if kind == "unknown" and all(isinstance(label, numbers.Real) for label in labels):
+            # numbers in an object array (df.to_numpy() of mixed columns): read as numbers
+            kind = type_of_target(labels.astype(np.float64))
+        return kind
+    except ValueError as error:  # infinity
+        raise ValueError(f"Labels of task {name!r}: {error}") from None
     except TypeError:
         kinds = sorted({type(label).__name__ for label in labels})
         if kinds in (["bytes"], ["bytes_"]):  # scikit-learn refuses them

@@ -175,6 +175,9 @@ class NumericEncoding:
             self.knots_.append(knots)
             self.levels_.append(levels)
             self.missing_levels_[i] = np.interp(_median(column, column_weight), knots, levels)
+        for i in unknown:
+            # ignored: NaN encodes like any value (a learned offset of NaN set them apart)
+            self.learned_missing_[i] = False
         _warn_unknown_columns(reader, unknown)
         return self
 

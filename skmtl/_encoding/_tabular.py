@@ -288,7 +288,8 @@ class TabularEncoder:
             "n_features_in": int(self.n_features_in_),
             "feature_names_in": None if names is None else [str(n) for n in names],
             "is_categorical": self.is_categorical_.tolist(),
-            "categories": [array_to_json(c) for c in self.categories_],
+            "categories": [array_to_json(c, f"the categories of column {self._label(j)!r}")
+                           for j, c in zip(self.categorical_indices_, self.categories_)],
             "hash_buckets": [int(n) for n in self.hash_buckets_],
             "hash_whole_floats_as_integers": self.hashes_whole_floats_as_integers,
             "numeric": self.numeric_.to_dict(),
@@ -522,6 +523,11 @@ class _RowReader:
                 if missing.any():
                     if not self._encoding.accepts_missing:
                         self.check_numeric_finite(allow_missing=False)  # raises, naming them
+                    # infinity in a column scaled by infinity (no known value in fit) is
+                    # NaN too: it is refused as in any other column
+                    if np.isinf(self._encoding.scale_[missing.any(axis=0)]).any() and \
+                            np.isinf(self._numeric_rows(start, stop, dtype=np.float64)).any():
+                        self.check_numeric_finite()  # raises, naming them
                     np.copyto(numeric, self._encoding.missing_inputs.astype(np.float32)[None],
                               where=missing)
                 overflowing = ~np.isfinite(numeric).all(axis=0)
@@ -689,8 +695,9 @@ def _rows(values, start, stop):
 def _numeric_values(values, label):
     """The column's NumPy array when it has one (no copy), else the column itself."""
     dtype = values.dtype
+    # (a pyarrow duration is kind "m" but no timedelta64 dtype: its unit would be the number)
     if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype) \
-            or isinstance(dtype, pd.PeriodDtype):
+            or isinstance(dtype, pd.PeriodDtype) or getattr(dtype, "kind", None) in ("m", "M"):
         raise TypeError(
             f"Numeric column {label!r} has dtype {dtype}; dates and durations are not converted "
             "implicitly. Turn them into numbers first (e.g. X[col].dt.dayofweek, or "

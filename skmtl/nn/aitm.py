@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .esmm import imputation_towers, two_columns
-from .layers import MLP, FeatureEmbedding, per_task_units
+from .layers import MLP, FeatureEmbedding, per_task_units, prior_logits
 
 
 class AdaptiveInformationTransfer(nn.Module):
@@ -142,6 +142,19 @@ class AITM(nn.Module):
         if self.imputation_towers is not None:
             logits.extend(self.imputation_towers(x))
         return torch.cat(logits, dim=1)
+
+    @torch.no_grad()
+    def init_output_bias(self, stage_frequencies):
+        """Start each stage's probabilities at its frequencies.
+
+        Parameters
+        ----------
+        stage_frequencies : sequence of array-like of shape (2,)
+            Per stage, the frequencies of not reaching it and of reaching it,
+            over all impressions (what each head's logit gives).
+        """
+        for head, frequencies in zip(self.heads, stage_frequencies, strict=True):
+            head.bias.copy_(prior_logits(frequencies, 1))
 
     def predict_proba(self, logits):
         """Entire-space probabilities per stage, each ``(batch, 2)``: ``[1 - p, p]``."""

@@ -116,6 +116,22 @@ class ESMM(nn.Module):
             logits = logits + self.imputation_towers(x)
         return torch.cat(logits, dim=1)
 
+    @torch.no_grad()
+    def init_output_bias(self, stage_frequencies):
+        """Start each stage's probabilities at its frequencies.
+
+        Parameters
+        ----------
+        stage_frequencies : sequence of array-like of shape (2,)
+            Per stage, the frequencies of not reaching it and of reaching it,
+            over all impressions. Tower ``k`` starts at the rate of stage ``k``
+            among the impressions that reached stage ``k - 1``.
+        """
+        reach = [float(f[1]) / float(sum(f)) for f in stage_frequencies]
+        before = [1.0] + reach[:-1]
+        conditional = [min(r / max(b, 1e-30), 1.0) for r, b in zip(reach, before)]
+        self.towers.init_output_bias([[1.0 - c, c] for c in conditional])
+
     def predict_proba(self, logits):
         """Entire-space probabilities per stage, each ``(batch, 2)``: ``[1 - p, p]``."""
         conditional = torch.sigmoid(logits[:, :self.n_stages]).unbind(dim=1)

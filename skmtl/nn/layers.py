@@ -410,6 +410,26 @@ class TaskTowers(nn.ModuleList):
             for units, dim in zip(per_task_units(tower_units, len(task_output_dims)),
                                   task_output_dims))
 
+    @torch.no_grad()
+    def init_output_bias(self, class_frequencies):
+        """Start each task's probabilities at its class frequencies.
+
+        Sets the bias of each tower's last layer to :func:`prior_logits`.
+        The first steps of training then learn from the features rather
+        than spend themselves on the base rate; on a rare positive class
+        they otherwise push the rows of largest activation down first, and
+        a short fit ranked the rows backwards.
+
+        Parameters
+        ----------
+        class_frequencies : sequence of (array-like or None)
+            Per task, the frequency of each class (None: leave the tower as it is).
+        """
+        for tower, frequencies in zip(self, class_frequencies, strict=True):
+            if frequencies is not None:
+                last = tower[-1]
+                last.bias.copy_(prior_logits(frequencies, last.out_features))
+
     def forward(self, x):
         """Task outputs from ``(batch, input_dim)`` (shared) or ``(batch, n_tasks, input_dim)``.
 
@@ -418,6 +438,66 @@ class TaskTowers(nn.ModuleList):
         if x.dim() == 2:
             return tuple(tower(x) for tower in self)
         return tuple(tower(x[:, t]) for t, tower in enumerate(self))
+
+
+# class frequencies are kept within [bound, 1 - bound]: their logits stay finite
+_FREQUENCY_BOUND = 1e-6
+
+
+def prior_logits(frequencies, n_outputs=None):
+    """Logits whose probabilities are ``frequencies``, as a task's output layer gives them.
+
+    Parameters
+    ----------
+    frequencies : array-like of shape (n_classes,)
+        Frequency of each class; they need not sum to 1 exactly.
+    n_outputs : int, optional
+        Outputs of the layer: 1 for a binary task (the log-odds of class 1),
+        else ``n_classes`` (the log-frequencies: a softmax gives them back).
+        Default: 1 for two classes.
+
+    Returns
+    -------
+    Tensor of shape (n_outputs,)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn.layers import prior_logits
+    >>> logit = prior_logits([0.9, 0.1])
+    >>> round(float(torch.sigmoid(logit)), 4)
+    0.1
+    >>> torch.softmax(prior_logits([0.5, 0.3, 0.2]), dim=0)
+    tensor([0.5000, 0.3000, 0.2000])
+    """
+    frequencies = torch.as_tensor(frequencies, dtype=torch.float32)
+    n_classes = frequencies.numel()
+    if n_outputs is None:
+        n_outputs = 1 if n_classes == 2 else n_classes
+    if frequencies.dim() != 1 or n_classes < 2 or n_outputs not in (1, n_classes) or (
+            n_outputs == 1 and n_classes != 2):
+        raise ValueError(f"{n_outputs} output(s) cannot give the frequencies of "
+                         f"{n_classes} classes")
+    if not (torch.isfinite(frequencies).all() and (frequencies >= 0).all()
+            and frequencies.sum() > 0):
+        raise ValueError(f"class frequencies must be finite, >= 0 and not all 0; got "
+                         f"{frequencies.tolist()}")
+    frequencies = (frequencies / frequencies.sum()).clamp(_FREQUENCY_BOUND, 1 - _FREQUENCY_BOUND)
+    if n_outputs == 1:
+        return torch.logit(frequencies[1:])
+    return frequencies.log()
+
+
+class _TaskTowersOutputBias:
+    """``init_output_bias`` of a network whose ``towers`` (:class:`TaskTowers`) end in the
+    task outputs."""
+
+    def init_output_bias(self, class_frequencies):
+        """Start each task's probabilities at its class frequencies.
+
+        See :meth:`TaskTowers.init_output_bias`.
+        """
+        self.towers.init_output_bias(class_frequencies)
 
 
 def task_probabilities(logits):

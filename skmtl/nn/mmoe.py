@@ -2,10 +2,11 @@
 
 from torch import nn
 
-from .layers import ExpertBank, FeatureEmbedding, TaskGates, TaskTowers, task_probabilities
+from .layers import (ExpertBank, FeatureEmbedding, TaskGates, TaskTowers,
+                     _TaskTowersOutputBias, task_probabilities)
 
 
-class _MixtureOfExperts(nn.Module):
+class _MixtureOfExperts(_TaskTowersOutputBias, nn.Module):
     """Shared experts mixed by ``n_gates`` softmax gates, then one tower per task."""
 
     def __init__(self, cardinalities, n_numeric, task_output_dims, n_gates, *, embedding_dim,

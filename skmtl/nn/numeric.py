@@ -52,7 +52,7 @@ class PiecewiseLinearEmbedding(nn.Module):
         Where each feature's missing value (a NaN position) starts: it is
         embedded as that position (the estimators give the median's) plus
         an offset of the layer's output learned per feature, zero at first.
-        Without it, positions are never NaN.
+        Without it, a NaN position is a ``ValueError``.
 
     Attributes
     ----------
@@ -133,9 +133,15 @@ class PiecewiseLinearEmbedding(nn.Module):
         lower = positions.floor().clamp(0.0, width - 1.0)
         fraction = (positions - lower).clamp(0.0, 1.0).unsqueeze(-1)
         rows = lower.long() + torch.arange(n_features, device=positions.device) * (width + 1)
-        below, above = _gather_rows(sums.reshape(-1, dim),
-                                    torch.stack([rows, rows + 1]).reshape(-1)).view(
-            2, *positions.shape, dim)
+        try:
+            below, above = _gather_rows(sums.reshape(-1, dim),
+                                        torch.stack([rows, rows + 1]).reshape(-1)).view(
+                2, *positions.shape, dim)
+        except IndexError:  # checked only here: the check would cost every batch a pass
+            if torch.isnan(positions).any():
+                raise ValueError("positions hold NaN: build the embedding with "
+                                 "missing_positions to embed missing values") from None
+            raise
         embedded = torch.lerp(below, above, fraction) + bias.transpose(0, 1)
         if self.missing_offsets is not None:
             embedded = torch.addcmul(embedded, missing.unsqueeze(-1).to(embedded.dtype),

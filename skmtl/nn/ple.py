@@ -3,7 +3,8 @@
 import torch
 from torch import nn
 
-from .layers import ExpertBank, FeatureEmbedding, TaskGates, TaskTowers, task_probabilities
+from .layers import (ExpertBank, FeatureEmbedding, TaskGates, TaskTowers,
+                     _TaskTowersOutputBias, task_probabilities)
 
 
 class ExtractionLevel(nn.Module):
@@ -111,7 +112,7 @@ class ExtractionLevel(nn.Module):
         return out, task_gates, shared_gate
 
 
-class PLE(nn.Module):
+class PLE(_TaskTowersOutputBias, nn.Module):
     """Progressive Layered Extraction: levels of shared and task-specific experts.
 
     ``n_levels=1`` is the Customized Gate Control (CGC) model of the same

@@ -2,10 +2,11 @@
 
 from torch import nn
 
-from .layers import MLP, FeatureEmbedding, TaskTowers, task_probabilities
+from .layers import (MLP, FeatureEmbedding, TaskTowers, _TaskTowersOutputBias,
+                     task_probabilities)
 
 
-class SharedBottom(nn.Module):
+class SharedBottom(_TaskTowersOutputBias, nn.Module):
     """One bottom MLP shared by every task, then one tower per task.
 
     Parameters
