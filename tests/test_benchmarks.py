@@ -28,6 +28,10 @@ from benchmarks.data import SharedEncoding, holdout_mask, load_funnel4
 from benchmarks.report import funnel_stages
 from benchmarks.worker import expected_auc, mean_kl_divergence
 
+# fits in other processes (workers, ranks) are compared with fits here: every
+# process with the shipped batch_size="auto" (see conftest.py)
+pytestmark = pytest.mark.shipped_batch_floor
+
 RUN = ["skmtl", "floor", "hgb"]
 GHOST = "ghost-peer"
 MISSING_MODULE = "skmtl_benchmark_no_such_package"

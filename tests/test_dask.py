@@ -15,6 +15,10 @@ from skmtl.dask import predict_frame, torch_threads
 
 from conftest import make_tasks
 
+# fits in other processes (workers, ranks) are compared with fits here: every
+# process with the shipped batch_size="auto" (see conftest.py)
+pytestmark = pytest.mark.shipped_batch_floor
+
 COLORS = ["red", "green", "blue", "black"]
 
 

@@ -16,6 +16,10 @@ import torch.multiprocessing as mp
 
 from conftest import make_tasks
 
+# fits in other processes (workers, ranks) are compared with fits here: every
+# process with the shipped batch_size="auto" (see conftest.py)
+pytestmark = pytest.mark.shipped_batch_floor
+
 TIMEOUT_SECONDS = 120
 
 
