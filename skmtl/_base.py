@@ -967,7 +967,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                              "another order; pass y[model.task_names_].")
         y = np.column_stack([np.asarray(column, dtype=object) for column in columns])
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, y)
+            sample_weight = _check_sample_weight(sample_weight, y, ensure_non_negative=True)
         return y, sample_weight
 
     def __sklearn_tags__(self):

@@ -3,7 +3,7 @@
 A model file is a zip archive with two members:
 
 ``skmtl.json``
-    The estimator's class and parameters, the fitted encoders, the tasks and
+    The estimator's class, parameters and metadata requests, the fitted encoders, the tasks and
     their classes, the training history, the skmtl and torch versions that
     wrote it, the format version, and the SHA-256 of the weights.
 ``weights.pt``
@@ -32,6 +32,7 @@ except ImportError:  # a Python built without lzma cannot read such members anyw
 
 import numpy as np
 import pandas as pd
+import sklearn
 import torch
 from skorch.history import History
 
@@ -83,6 +84,7 @@ def save(estimator, path):
         "history": _json_history(net.history),
         # the seed of the early-stopping split that warm fits hold out again
         "split_seed": getattr(estimator, "_split_seed", None),
+        "metadata_requests": _metadata_requests(estimator),
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
     with replaced_on_success(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -192,6 +194,7 @@ def load(path, device=None):
                 and isinstance(state["optimizer"].get("state"), dict)
                 and isinstance(state["optimizer"].get("param_groups"), list)):
             raise ValueError("the weights file does not hold an optimizer state.")
+        _set_metadata_requests(estimator, config.get("metadata_requests", {}))
         return estimator._restore_fitted(
             encoder=TabularEncoder.from_dict(config["encoder"]),
             task_names=task_names,
@@ -206,6 +209,33 @@ def load(path, device=None):
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError, OverflowError) as exc:
         raise ValueError(f"{path}: the model description is invalid or does not match its "
                          f"weights ({type(exc).__name__}: {exc}).") from None
+
+
+def _metadata_requests(estimator):
+    """What ``set_fit_request`` and the like asked for: ``{method: {parameter: request}}``.
+
+    Only the requests set (True, False or an alias); the rest keep their default.
+    """
+    routing = estimator.get_metadata_routing()
+    requests = {}
+    for method in ("fit", "partial_fit", "score"):
+        asked = {name: value for name, value in getattr(routing, method).requests.items()
+                 if isinstance(value, bool) or (isinstance(value, str)
+                                                and not value.startswith("$"))}
+        if asked:
+            requests[method] = asked
+    return requests
+
+
+def _set_metadata_requests(estimator, requests):
+    """Set the requests :func:`_metadata_requests` read (``set_fit_request(...)``...)."""
+    if not isinstance(requests, dict) or not all(
+            method in ("fit", "partial_fit", "score") and isinstance(asked, dict)
+            for method, asked in requests.items()):
+        raise ValueError(f"metadata_requests={requests!r} is not a set of requests.")
+    with sklearn.config_context(enable_metadata_routing=True):
+        for method, asked in requests.items():
+            getattr(estimator, f"set_{method}_request")(**asked)
 
 
 def _read_member(zf, name):

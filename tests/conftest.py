@@ -5,6 +5,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The suite runs on one pytest-xdist worker per core (setup.cfg): torch's
+    # threads of two workers on the same cores wait on each other, which made
+    # the suite slower than one process. One thread each, in the processes
+    # the tests start too (benchmark workers, ranks, Dask workers).
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 # The real data sets lie beside the repository (CI sets SKMTL_DATA to it too).
 DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -21,6 +31,39 @@ def batches_of_at_least_128(request, monkeypatch):
         from skmtl import _base
 
         monkeypatch.setattr(_base, "AUTO_BATCH_SIZE_RANGE", (128, 1024))
+
+
+@pytest.fixture(scope="session")
+def onnx_registry_built_once():
+    """Build torch's table of ONNX translations once per run, not once per export.
+
+    ``torch.onnx.export`` rebuilds it for every call (about 40 % of an
+    export's time, which is most of ``test_onnx.py``'s); skmtl never adds
+    translations to it, so one table per opset serves every export. Without
+    that private torch class (another torch), exports build their own. Not
+    automatic: importing the exporter takes seconds, which tests without an
+    export should not pay.
+    """
+    try:
+        from torch.onnx._internal.exporter._registration import ONNXRegistry
+    except ImportError:
+        yield
+        return
+    build = ONNXRegistry.__dict__.get("from_torchlib")
+    if not isinstance(build, classmethod):
+        yield
+        return
+    built = {}
+
+    def from_torchlib(cls, *args, **kwargs):
+        key = (cls, args, tuple(sorted(kwargs.items())))
+        if key not in built:
+            built[key] = build.__func__(cls, *args, **kwargs)
+        return built[key]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ONNXRegistry, "from_torchlib", classmethod(from_torchlib))
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -558,7 +558,7 @@ def test_scale_out_ddp_on_tiny_data(capsys):
 
 # -- ONNX serving (benchmarks/serving.py) ---------------------------------------------
 
-def test_serving_on_tiny_data(capsys):
+def test_serving_on_tiny_data(capsys, onnx_registry_built_once):
     from benchmarks import serving
 
     assert serving.main(["--census-rows", "2000", "--coat-rows", "3000", "--rows", "3000",

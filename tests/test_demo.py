@@ -38,7 +38,7 @@ def test_demo_falls_back_to_synthetic_data(one_epoch, tmp_path):
                              print_fn=lines.append)
     text = "\n".join(lines)
     assert text.count("using synthetic data instead") == 2
-    assert str(tmp_path / "empty") in text
+    assert f"({tmp_path / 'empty'} does not exist, though --data-home names it" in text
     assert [row["task"] for row in results["mmoe"]] == ["task_0", "task_1"]
     for row in results["mmoe"]:
         assert 0.5 < row["MMoE AUC"] <= 1.0 and 0.5 < row["boosting AUC"] <= 1.0
@@ -50,10 +50,18 @@ def test_demo_falls_back_to_synthetic_data(one_epoch, tmp_path):
     assert results["serving"]["max difference"] < 1e-5
 
 
-def test_demo_says_when_its_data_home_does_not_exist(one_epoch, tmp_path, monkeypatch):
+def test_demo_says_when_its_data_home_does_not_exist(tmp_path, monkeypatch):
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop  # the message comes before any fit; the fallback is tested above
+
     lines = []
     monkeypatch.setenv("SKMTL_DATA", str(tmp_path / "typo"))
-    _demo.run_demo(tmp_path / "out", download=False, print_fn=lines.append)
+    monkeypatch.setattr(_demo, "_mmoe_on_census", stop)
+    with pytest.raises(Stop):
+        _demo.run_demo(tmp_path / "out", download=False, print_fn=lines.append)
     assert f"({tmp_path / 'typo'} does not exist, though SKMTL_DATA names it" in "\n".join(lines)
 
 

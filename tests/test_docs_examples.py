@@ -52,7 +52,7 @@ def test_scaling_out_torchrun_example_runs(tmp_path):
 SERVING = _examples("serving.md")
 
 
-def test_serving_examples_run_in_order(tmp_path, monkeypatch, capsys):
+def test_serving_examples_run_in_order(tmp_path, monkeypatch, capsys, onnx_registry_built_once):
     assert len(SERVING) == 3
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "docs_example"}

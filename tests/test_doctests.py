@@ -22,8 +22,10 @@ def _examples(name):
 
 
 @pytest.mark.parametrize("name", ["skmtl"] + MODULES)
-def test_docstring_examples_run(name):
+def test_docstring_examples_run(name, request):
     matplotlib.use("Agg")
+    if name == "skmtl.onnx":
+        request.getfixturevalue("onnx_registry_built_once")
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     for test in _examples(name):
         runner.run(test)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.preprocessing import QuantileTransformer
 
-from skmtl import ESMMClassifier, MMOEClassifier
+from skmtl import ESMMClassifier, MMOEClassifier, MMOERegressor
 from skmtl._encoding import NUMERIC_ENCODINGS, TabularEncoder, _numeric
 from skmtl._encoding._categorical import code_reader
 from skmtl._encoding._numeric import weighted_quantiles
@@ -493,6 +493,12 @@ def test_score_needs_a_positive_weight_on_a_known_label(tasks):
     weight = np.r_[np.ones(len(Y) // 2), np.zeros(len(Y) - len(Y) // 2)]
     with pytest.raises(ValueError, match="zero on every row with a known label"):
         model.score(X, half, sample_weight=weight)
+    # negative weights were averaged ("zero on every row" when all were negative)
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
+        model.score(X, Y, sample_weight=-np.ones(len(Y)))
+    regressor = MMOERegressor(**{**FAST, "max_epochs": 1}).fit(X, Y.astype(float))
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
+        regressor.score(X, Y.astype(float), sample_weight=np.r_[-1.0, np.ones(len(Y) - 1)])
 
 
 def test_validation_rows_weigh_nothing_in_the_encoder(tasks, monkeypatch):

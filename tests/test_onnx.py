@@ -18,6 +18,8 @@ from skmtl.onnx import expected_outputs, onnx_inputs, save_onnx, to_onnx
 
 from conftest import make_tasks
 
+pytestmark = pytest.mark.usefixtures("onnx_registry_built_once")
+
 # float32 networks in torch and in onnxruntime sum in different orders
 TOLERANCE = 1e-5
 

@@ -104,6 +104,21 @@ def test_torch_default_dtype_changes_nothing(tasks, tmp_path, numeric_encoding):
         torch.set_default_dtype(default)
 
 
+def test_metadata_requests_are_kept(tasks, tmp_path):
+    # they were dropped: a loaded model in a routed search ignored sample_weight
+    import sklearn
+
+    X, Y, _ = tasks
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = MMOEClassifier(**{**FAST, "max_epochs": 1}).set_fit_request(
+            sample_weight=True).set_score_request(sample_weight="score_weight")
+    model.fit(X, Y).save(tmp_path / "model.skmtl")
+    routing = load(tmp_path / "model.skmtl").get_metadata_routing()
+    assert routing.fit.requests == {"sample_weight": True}
+    assert routing.score.requests == {"sample_weight": "score_weight"}
+    assert routing.partial_fit.requests == {"classes": None, "sample_weight": None}
+
+
 def test_loaded_model_continues_training(tasks, tmp_path):
     X, Y, _ = tasks
     model = MMOEClassifier(warm_start=True, **FAST).fit(X, Y)
@@ -316,6 +331,9 @@ def test_weights_of_the_wrong_shape(saved, tmp_path):
     (lambda c: c.update(split_seed=-5), "split_seed=-5"),
     (lambda c: c.update(estimator=["MMOEClassifier"]), "unknown estimator"),
     (lambda c: c["encoder"].update(n_features_in=float("inf")), "OverflowError"),
+    (lambda c: c.update(metadata_requests={"fit": {"sample_weight": 3}}), "sample_weight"),
+    (lambda c: c.update(metadata_requests={"fit": {"no_such_param": True}}), "no_such_param"),
+    (lambda c: c.update(metadata_requests={"__init__": {}}), "not a set of requests"),
 ])
 def test_tampered_description(saved, tmp_path, change, message):
     _, config, weights = saved
