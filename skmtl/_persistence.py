@@ -3,9 +3,10 @@
 A model file is a zip archive with two members:
 
 ``skmtl.json``
-    The estimator's class, parameters and metadata requests, the fitted encoders, the tasks and
-    their classes, the training history, the skmtl and torch versions that
-    wrote it, the format version, and the SHA-256 of the weights.
+    The estimator's class, parameters and metadata requests, the fitted
+    encoders, the tasks and their classes, the training history, the skmtl
+    and torch versions that wrote it, the format version, and the SHA-256 of
+    the weights.
 ``weights.pt``
     The module's, the optimizer's and the loss weighting's ``state_dict``, read back with
     ``torch.load(weights_only=True)``, which only rebuilds tensors and plain
@@ -56,6 +57,7 @@ OLDEST_READABLE_FORMAT = 2
 _CONFIG = "skmtl.json"
 _ITEMS = "__items__"  # a dict whose keys are not all strings, as [key, value] pairs
 _WEIGHTS = "weights.pt"
+_ROUTED_METHODS = ("fit", "partial_fit", "score")  # the methods that take metadata
 
 
 def save(estimator, path):
@@ -218,7 +220,7 @@ def _metadata_requests(estimator):
     """
     routing = estimator.get_metadata_routing()
     requests = {}
-    for method in ("fit", "partial_fit", "score"):
+    for method in _ROUTED_METHODS:
         asked = {name: value for name, value in getattr(routing, method).requests.items()
                  if isinstance(value, bool) or (isinstance(value, str)
                                                 and not value.startswith("$"))}
@@ -230,7 +232,7 @@ def _metadata_requests(estimator):
 def _set_metadata_requests(estimator, requests):
     """Set the requests :func:`_metadata_requests` read (``set_fit_request(...)``...)."""
     if not isinstance(requests, dict) or not all(
-            method in ("fit", "partial_fit", "score") and isinstance(asked, dict)
+            method in _ROUTED_METHODS and isinstance(asked, dict)
             for method, asked in requests.items()):
         raise ValueError(f"metadata_requests={requests!r} is not a set of requests.")
     with sklearn.config_context(enable_metadata_routing=True):

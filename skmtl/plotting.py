@@ -399,7 +399,7 @@ class TaskCalibrationDisplay:
 
 def _task_labels(y, task, index, n_tasks):
     """The labels of task ``task`` (number ``index``) from one task's or all tasks' labels."""
-    y = as_pandas(y)  # a pyarrow Table's columns are arrays, not names
+    y = as_pandas(y, "y")  # a pyarrow Table's columns are arrays, not names
     if hasattr(y, "columns"):
         matches = [column for column in y.columns if str(column) == task]
         if not matches:

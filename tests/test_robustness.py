@@ -46,6 +46,31 @@ def test_arrow_tables_are_read_as_dataframes(tasks):
         from_arrow.predict(pa.table(X[X.columns[::-1]]))
 
 
+def test_torch_tensors_are_read_as_arrays_and_lazy_frames_refused(tasks):
+    # a tensor that requires grad (a feature another network computed) raised
+    # torch's "Can't call numpy() on Tensor that requires grad"
+    X, Y, _ = tasks
+    numbers = X[["num_a", "num_b"]].to_numpy(np.float32).copy()
+    features = torch.from_numpy(numbers).requires_grad_()
+    labels = torch.from_numpy(Y.to_numpy().copy())
+    model = MMOEClassifier(**FAST).fit(features, labels)
+    expected = MMOEClassifier(**FAST).fit(numbers, Y.to_numpy())
+    for a, b in zip(model.predict_proba(features), expected.predict_proba(numbers)):
+        np.testing.assert_array_equal(a, b)
+
+    class LazyFrame:  # polars' lazy query (polars is not a dependency)
+        __module__ = "polars.lazyframe.frame"
+
+        def collect(self):
+            return X
+
+    with pytest.raises(TypeError, match=r"X is a lazy frame \(polars.lazyframe.frame.LazyFrame"
+                                        r"\), a query not yet run: pass X.collect\(\)"):
+        model.predict(LazyFrame())
+    with pytest.raises(TypeError, match=r"y is a lazy frame .* pass y.collect\(\)"):
+        MMOEClassifier(**FAST).fit(X, LazyFrame())
+
+
 def test_an_arrow_integer_column_with_nulls_keeps_its_integers(tasks):
     # to_pandas made it floats: every hashed id moved to another bucket
     pa = pytest.importorskip("pyarrow")

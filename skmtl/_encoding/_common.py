@@ -9,17 +9,25 @@ def column_label(feature_names, index):
     return str(feature_names[index]) if feature_names is not None else int(index)
 
 
-def as_pandas(data):
+def as_pandas(data, what="X"):
     """``data`` as pandas when it is another library's table (pyarrow, polars, ...).
 
     A pyarrow ``Table`` or ``RecordBatch`` becomes a DataFrame as
     :func:`arrow_to_pandas` makes it; other tables that convert themselves
     (``to_pandas``) and speak the Arrow or dataframe interchange protocol
-    become what their ``to_pandas`` gives (a pyarrow array, a Series);
-    anything else is returned as it is.
+    become what their ``to_pandas`` gives (a pyarrow array, a Series); a
+    torch tensor becomes a NumPy array (detached, on the CPU); anything else
+    is returned as it is. A lazy frame (polars' ``LazyFrame``) is a
+    ``TypeError`` that says to collect it.
     """
     if isinstance(data, (pd.DataFrame, pd.Series, np.ndarray)):
         return data
+    if type(data).__module__.startswith("torch") and callable(getattr(data, "detach", None)):
+        return data.detach().cpu().numpy()
+    if "Lazy" in type(data).__name__ and callable(getattr(data, "collect", None)):
+        raise TypeError(f"{what} is a lazy frame ({type(data).__module__}."
+                        f"{type(data).__name__}), a query not yet run: pass "
+                        f"{what}.collect().")
     if type(data).__module__.startswith("pyarrow") and hasattr(data, "schema") \
             and hasattr(data, "columns"):
         return arrow_to_pandas(data, decode_dictionaries=False)

@@ -29,7 +29,7 @@ def check_targets(Y, n_samples, estimator_name, regression=False, require_known=
     if Y is None:
         raise ValueError(
             f"{estimator_name} requires y to be passed, but the target y is None.")
-    Y = as_pandas(Y)
+    Y = as_pandas(Y, "y")
     if sparse.issparse(Y):
         raise TypeError(f"{estimator_name} does not accept sparse targets; pass a dense array.")
     if regression and isinstance(Y, (pd.DataFrame, pd.Series)):
