@@ -1049,7 +1049,18 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
                              f"{len(task_names)} task(s): {task_names}.")
         fixed = []
         for task, task_classes in zip(task_names, given):
-            task_classes = np.unique(np.asarray(task_classes))
+            task_classes = np.asarray(task_classes)
+            if not known_labels(task_classes).all():
+                raise ValueError(
+                    f"classes of task {task!r} holds a missing value ({task_classes.tolist()}):"
+                    " NaN and None mean a label is not known, never a class; list the classes "
+                    "only.")
+            try:
+                task_classes = np.unique(task_classes)
+            except TypeError:
+                raise ValueError(f"classes of task {task!r} mixes types that do not sort "
+                                 f"together ({task_classes.tolist()}); give the classes as "
+                                 "the labels are, all strings or all numbers.") from None
             if len(task_classes) < 2:
                 raise ValueError(f"classes of task {task!r} must hold at least two classes; "
                                  f"got {task_classes.tolist()}.")
@@ -1405,9 +1416,18 @@ def _common_label_dtype(classes):
 
 
 def _same_classes(classes, fitted, single_output):
+    """Whether ``classes`` are the fitted ones, read as the first call read them."""
     given = [classes] if single_output else list(classes)
-    return len(given) == len(fitted) and all(
-        np.array_equal(np.sort(np.asarray(g)), np.asarray(f)) for g, f in zip(given, fitted))
+    if len(given) != len(fitted):
+        return False
+    for task_classes, fitted_classes in zip(given, fitted):
+        try:
+            task_classes = np.unique(np.asarray(task_classes))  # as the first call kept them
+        except TypeError:  # types that do not sort together: not the fitted classes
+            return False
+        if not np.array_equal(task_classes, np.asarray(fitted_classes)):
+            return False
+    return True
 
 
 def _check_known_labels(columns, task_names, fit_weight):

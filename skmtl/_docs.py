@@ -45,10 +45,12 @@ COMMON_PARAMETERS = """\
         Which columns are categorical, as in
         :class:`~sklearn.ensemble.HistGradientBoostingClassifier`:
         ``"from_dtype"`` takes pandas ``category``, ``object`` and string
-        columns; or give column names, indices or a boolean mask; ``None``
-        means none. Categorical columns are embedded (missing values and
-        categories unseen in ``fit`` share a reserved embedding); the others
-        are numeric.
+        columns, every column of a string array, and the columns of an
+        object array that hold anything but numbers and booleans; or give
+        column names, indices or a boolean mask; ``None`` means none.
+        Categorical columns are embedded (missing values and categories
+        unseen in ``fit`` share a reserved embedding); the others are
+        numeric.
     categories : dict or None, default=None
         ``{column: list_of_values}`` fixes a categorical column's vocabulary
         up front instead of learning it from ``X`` (other values are

@@ -65,8 +65,9 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
                 values[known] = np.asarray(column[known], dtype=np.float64)
             except (TypeError, ValueError):
                 values[known] = -1.0  # reported below
-            if not np.isin(values[known], (0.0, 1.0)).all():
-                found = np.unique(np.asarray(column[known], dtype=object).astype(str))[:5]
+            other = known & ~np.isin(values, (0.0, 1.0))
+            if other.any():
+                found = pd.unique(np.asarray(column[other], dtype=object))[:5]
                 raise ValueError(
                     f"{name} needs binary 0/1 labels (or missing ones); stage {task!r} has "
                     f"other values (e.g. {found.tolist()}).")

@@ -187,8 +187,12 @@ def test_esmm_rejects_non_binary_labels(tasks, bad_value):
     bad = funnel.astype(object)
     bad.loc[3, "click"] = bad_value
     # (0.5 makes the numbers continuous, as in a float column)
+    # the values other than 0 and 1 only (0, 1 and 2 were listed, as strings)
     message = (r"Labels of task 'click' are continuous" if bad_value == 0.5 else
-               r"binary 0/1 labels \(or missing ones\); stage .click.")
+               r"binary 0/1 labels \(or missing ones\); stage .click. holds strings" if
+               bad_value == "yes" else
+               rf"binary 0/1 labels \(or missing ones\); stage .click. has other values "
+               rf"\(e.g. \[{bad_value}\]\)")
     with pytest.raises(ValueError, match=message):
         ESMMClassifier(**FAST).fit(X, bad)
 
@@ -366,6 +370,30 @@ def test_numbers_of_an_object_array_with_pandas_missing_values():
     np.testing.assert_array_equal(model.predict_proba(frame.to_numpy()),
                                   model.predict_proba(as_floats))
     assert frame.to_numpy().dtype == object
+
+
+def test_numbers_in_an_object_array_are_numeric_columns():
+    # np.asarray of a table of numbers and categories (Bagging, Stacking with
+    # passthrough, ClassifierChain do it): every column was categorical, every float
+    # a category of its own, and held-out rows unknown: AUC 0.49 inside Bagging
+    from sklearn.ensemble import BaggingClassifier
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=1200), "c": rng.choice(["a", "b"], 1200),
+                      "k": pd.array(rng.integers(0, 5, 1200), dtype="Int64"),
+                      "flag": rng.random(1200) < 0.5})
+    X.loc[3, "x"], X.loc[4, "k"] = np.nan, pd.NA
+    y = (X["x"].fillna(0) > 0).astype(int).to_numpy()
+    as_objects = X.to_numpy()
+    assert as_objects.dtype == object
+    model = MMOEClassifier(max_epochs=3, random_state=0).fit(as_objects[:900], y[:900])
+    np.testing.assert_array_equal(model._encoder.is_categorical_, [False, True, False, False])
+    assert roc_auc_score(y[900:], model.predict_proba(as_objects[900:])[:, 1]) > 0.8
+    bagged = BaggingClassifier(MMOEClassifier(max_epochs=3, random_state=0), n_estimators=2,
+                               random_state=0).fit(X[["x", "c"]][:900], y[:900])
+    assert roc_auc_score(y[900:], bagged.predict_proba(X[["x", "c"]][900:])[:, 1]) > 0.8
+    # strings, and arrays of one kind, keep the rule of their dtype
+    assert MMOEClassifier(max_epochs=1).fit(X[["c"]].to_numpy(str), y)._encoder.is_categorical_[0]
 
 
 def test_unseen_and_missing_categories_at_predict_time(mmoe, holdout):

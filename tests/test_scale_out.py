@@ -313,6 +313,15 @@ def test_partial_fit_classes(tasks):
         MMOEClassifier().partial_fit(X, Y[["t1"]], classes=[[0, 1], [0, 1]])
     single = MMOEClassifier(random_state=0).partial_fit(X, Y["t1"], classes=[0, 1])
     assert list(single.classes_) == [0, 1]
+    # the same classes with a repeat, on every call (as dask-ml's Incremental passes them)
+    single.partial_fit(X, Y["t1"], classes=[1, 0, 1])
+    # NaN was a class no row can have (NaN is a missing label); None a numpy TypeError
+    with pytest.raises(ValueError, match="classes of task 't2' holds a missing value"):
+        MMOEClassifier().partial_fit(X, Y, classes=[[0, 1], [0, 1, np.nan]])
+    with pytest.raises(ValueError, match="classes of task 't1' holds a missing value"):
+        MMOEClassifier().partial_fit(X, Y.astype(str), classes=[["0", "1", None], ["0", "1"]])
+    with pytest.raises(ValueError, match="classes of task 't1' mixes types"):
+        MMOEClassifier().partial_fit(X, Y, classes=[np.array([0, 1, "2"], object), [0, 1]])
 
 
 def test_partial_fit_checks_later_chunks(tasks):

@@ -13,6 +13,8 @@ from ._common import (array_from_json, array_to_json, as_pandas, column, column_
 from ._numeric import NumericEncoding
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+# what pandas' infer_dtype calls a column of numbers or booleans
+_NUMBER_KINDS = ("floating", "integer", "mixed-integer-float", "boolean")
 
 
 def check_features(X, estimator_name):
@@ -75,8 +77,9 @@ class TabularEncoder:
     ----------
     categorical_features : "from_dtype", array-like of str, int or bool, or None
         Which columns are categorical. ``"from_dtype"``: pandas ``category``,
-        ``object`` and string columns (all columns of an object or string
-        array). Names need a DataFrame; a boolean mask has one entry per column.
+        ``object`` and string columns (all columns of a string array; those of
+        an object array that hold anything but numbers and booleans). Names
+        need a DataFrame; a boolean mask has one entry per column.
     numeric_encoding : str, default="standard"
         How numeric columns are encoded, see :class:`NumericEncoding`.
     n_bins : int, default=32
@@ -360,7 +363,14 @@ class TabularEncoder:
                     f"names, indices or booleans; got {spec!r}.")
             if isinstance(X, pd.DataFrame):
                 return np.array([is_categorical_dtype(d) for d in X.dtypes], dtype=bool)
-            return np.full(n_features, X.dtype.kind in "OUS", dtype=bool)
+            if X.dtype.kind != "O":
+                return np.full(n_features, X.dtype.kind in "US", dtype=bool)
+            # An object array is often a table of numbers and categories that lost
+            # its dtypes on the way (np.asarray(df), as Bagging and Stacking do): a
+            # column of numbers or booleans (missing values aside) is numeric; every
+            # float would be a category of its own otherwise.
+            return np.array([pd.api.types.infer_dtype(X[:, j], skipna=True)
+                             not in _NUMBER_KINDS for j in range(n_features)], dtype=bool)
         spec = np.asarray(spec)
         mask = np.zeros(n_features, dtype=bool)
         if spec.size == 0:
