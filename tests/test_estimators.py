@@ -394,6 +394,19 @@ def test_numbers_in_an_object_array_are_numeric_columns():
     assert roc_auc_score(y[900:], bagged.predict_proba(X[["x", "c"]][900:])[:, 1]) > 0.8
     # strings, and arrays of one kind, keep the rule of their dtype
     assert MMOEClassifier(max_epochs=1).fit(X[["c"]].to_numpy(str), y)._encoder.is_categorical_[0]
+    # a column of missing values only is numeric (and ignored), as a DataFrame's float column;
+    # it was categorical, and hashed every number of later partial_fit chunks
+    blank = as_objects.copy()
+    blank[:, 0] = None
+    with pytest.warns(UserWarning, match=r"Numeric columns \[0\] have no known value"):
+        hashed = MMOEClassifier(max_epochs=1, hash_buckets=8).fit(blank, y)
+    assert not hashed._encoder.is_categorical_[0]
+    # numpy casts dates and bytes to numbers: datetime64("2020-01-01") was 18262 (days)
+    for value in (np.datetime64("2020-01-01"), b"12"):
+        bad = as_objects[900:].copy()
+        bad[5, 0] = value
+        with pytest.raises(ValueError, match=r"Numeric columns \[0\] hold values that are not"):
+            model.predict(bad)
 
 
 def test_unseen_and_missing_categories_at_predict_time(mmoe, holdout):

@@ -1,5 +1,6 @@
 """A whole table: the container of ``X``, which columns are which, blocks of encoded rows."""
 
+import datetime
 import warnings
 
 import numpy as np
@@ -13,8 +14,11 @@ from ._common import (array_from_json, array_to_json, as_pandas, column, column_
 from ._numeric import NumericEncoding
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-# what pandas' infer_dtype calls a column of numbers or booleans
+# what pandas' infer_dtype calls a column of numbers or booleans (missing values aside)
 _NUMBER_KINDS = ("floating", "integer", "mixed-integer-float", "boolean")
+# ... and values that numpy would cast to numbers though they are none
+_NOT_NUMBER_KINDS = ("datetime64", "datetime", "date", "timedelta64", "timedelta", "time",
+                     "period", "bytes")
 
 
 def check_features(X, estimator_name):
@@ -367,10 +371,12 @@ class TabularEncoder:
                 return np.full(n_features, X.dtype.kind in "US", dtype=bool)
             # An object array is often a table of numbers and categories that lost
             # its dtypes on the way (np.asarray(df), as Bagging and Stacking do): a
-            # column of numbers or booleans (missing values aside) is numeric; every
-            # float would be a category of its own otherwise.
+            # column of numbers or booleans is numeric (every float would be a category
+            # of its own otherwise), and so is one of missing values only, as in a
+            # DataFrame's float column.
             return np.array([pd.api.types.infer_dtype(X[:, j], skipna=True)
-                             not in _NUMBER_KINDS for j in range(n_features)], dtype=bool)
+                             not in (*_NUMBER_KINDS, "empty") for j in range(n_features)],
+                            dtype=bool)
         spec = np.asarray(spec)
         mask = np.zeros(n_features, dtype=bool)
         if spec.size == 0:
@@ -684,6 +690,8 @@ class _RowReader:
             if values.dtype.kind in "biuf" and values.dtype.itemsize <= 8:
                 return values  # an assignment casts it, with no temporary copy
             if values.dtype == object:  # as a Series' values: pd.NA is missing too
+                if _holds_dates_or_bytes(values):
+                    raise TypeError  # numpy reads datetime64("2020-01-01") as 18262 days
                 return pd.Series(values, copy=False).to_numpy(dtype=dtype, na_value=np.nan)
             # (long doubles are cast here: np.interp refuses them)
             return np.asarray(values, dtype=dtype)
@@ -695,6 +703,20 @@ class _RowReader:
     def labels(self, numeric_positions):
         """Labels of numeric columns given by position (or mask) among the numeric columns."""
         return [self.encoder._label(j) for j in self.encoder.numeric_indices_[numeric_positions]]
+
+
+def _holds_dates_or_bytes(values):
+    """Whether an object array holds dates, durations or bytes, which numpy casts to numbers."""
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind in _NOT_NUMBER_KINDS:
+        return True
+    # a look at every value only when the column mixes kinds
+    return kind.startswith("mixed") and kind != "mixed-integer-float" and any(
+        isinstance(value, _DATE_OR_BYTES) for value in values)
+
+
+_DATE_OR_BYTES = (np.datetime64, np.timedelta64, bytes, datetime.date, datetime.time,
+                  datetime.timedelta, pd.Period)
 
 
 def _rows(values, start, stop):
