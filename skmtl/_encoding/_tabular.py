@@ -19,6 +19,8 @@ _NUMBER_KINDS = ("floating", "integer", "mixed-integer-float", "boolean")
 # ... and values that numpy would cast to numbers though they are none
 _NOT_NUMBER_KINDS = ("datetime64", "datetime", "date", "timedelta64", "timedelta", "time",
                      "period", "bytes")
+_DATE_OR_BYTES = (np.datetime64, np.timedelta64, bytes, datetime.date, datetime.time,
+                  datetime.timedelta, pd.Period)
 
 
 def check_features(X, estimator_name):
@@ -713,10 +715,6 @@ def _holds_dates_or_bytes(values):
     # a look at every value only when the column mixes kinds
     return kind.startswith("mixed") and kind != "mixed-integer-float" and any(
         isinstance(value, _DATE_OR_BYTES) for value in values)
-
-
-_DATE_OR_BYTES = (np.datetime64, np.timedelta64, bytes, datetime.date, datetime.time,
-                  datetime.timedelta, pd.Period)
 
 
 def _rows(values, start, stop):
