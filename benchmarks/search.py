@@ -216,6 +216,7 @@ def main(argv=None):
                         help="the splits (and estimators' seeds) to average over "
                              "(default: 0 1 2)")
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES),
+                        choices=list(CANDIDATES), metavar="NAME",
                         help="names of CANDIDATES to run (default: all)")
     parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=list(PROBLEMS),
                         help="the problems to fit each candidate on (default: all; census "
@@ -226,9 +227,6 @@ def main(argv=None):
     parser.add_argument("--output", default="benchmarks/search.md",
                         help="the markdown table to write (default: %(default)s)")
     args = parser.parse_args(argv)
-    unknown = set(args.candidates) - set(CANDIDATES)
-    if unknown:
-        parser.error(f"unknown candidates {sorted(unknown)}; known: {list(CANDIDATES)}")
     if not 0.0 <= args.missing_fraction < 1.0:
         parser.error(f"--missing-fraction must be in [0, 1); got {args.missing_fraction}")
     global MISSING_FRACTION

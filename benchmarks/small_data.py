@@ -152,13 +152,11 @@ def main(argv=None):
                         help="training rows (default: %(default)s)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES),
+                        choices=list(CANDIDATES), metavar="NAME",
                         help="names of CANDIDATES to run (default: all)")
     parser.add_argument("--output", default="benchmarks/small_data.md",
                         help="the markdown table to write (default: %(default)s)")
     args = parser.parse_args(argv)
-    unknown = set(args.candidates) - set(CANDIDATES)
-    if unknown:
-        parser.error(f"unknown candidates {sorted(unknown)}; known: {list(CANDIDATES)}")
     if not all(100 <= n < 10_000 for n in args.sizes):
         parser.error("sizes must be within [100, 10,000): from 10,000 rows early stopping "
                      "holds some out, and the batch rules here count every row")

@@ -587,6 +587,10 @@ def test_serving_on_tiny_data(capsys, onnx_registry_built_once):
     ("run", ["--fit-passes", "0"], "--fit-passes: 0 must be at least 1"),
     ("speed", ["--rows", "-3"], "--rows: -3 must be at least 1"),
     ("objectives", ["--max-epochs", "x"], "--max-epochs: 'x' is not an integer"),
+    ("search", ["--candidates", "no such candidate"],
+     "argument --candidates: invalid choice: 'no such candidate'"),
+    ("small_data", ["--candidates", "defaults", "other"],
+     "argument --candidates: invalid choice: 'other'"),
     ("figure", [], "the following arguments are required: records, figure"),
     ("figure", ["/no/such/records.json", "out.png"], "cannot read the records"),
 ])
