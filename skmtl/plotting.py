@@ -216,7 +216,9 @@ class GateWeightsDisplay:
                 raise ValueError(f"level must be in [{-n_levels}, {n_levels - 1}] for this "
                                  f"{n_levels}-level model; got {level}.")
             weights = weights[level]
-            n_shared, per_task = estimator.n_shared_experts, estimator.n_task_experts
+            # the fitted network's experts: set_params may have changed the parameters since
+            fitted = estimator._fitted_network_params
+            n_shared, per_task = fitted["n_shared_experts"], fitted["n_task_experts"]
             experts = [f"shared {e}" for e in range(n_shared)] + [
                 f"{task} {e}" for task in tasks for e in range(per_task)]
             gates = tasks + ["shared"] * (weights.shape[1] - len(tasks))

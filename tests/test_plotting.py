@@ -107,6 +107,8 @@ def test_gate_weights_display_shows_the_mean_gate_weights(data):
     assert first.expert_names == ["shared 0", "t1 0", "t1 1", "t2 0", "t2 1"]
     np.testing.assert_allclose(first.weights, ple.gate_weights(X)[0].mean(axis=0))
     assert GateWeightsDisplay.from_estimator(ple, X).gate_names == ["t1", "t2"]
+    ple.set_params(n_shared_experts=2, n_task_experts=1)  # the next fit's; not this network's
+    assert GateWeightsDisplay.from_estimator(ple, X, level=0).expert_names == first.expert_names
     with pytest.raises(ValueError, match="level must be in"):
         GateWeightsDisplay.from_estimator(ple, X, level=2)
     esmm = skmtl.ESMMClassifier(max_epochs=1, random_state=0).fit(X, funnel)
