@@ -33,6 +33,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import __version__
 from ._base import GateWeightsMixin, MultiTaskEstimatorBase, MultiTaskRegressorBase
 from ._encoding import UNKNOWN_CODE, check_features
+from ._encoding._categorical import is_categorical_dtype
 from ._encoding._common import column
 from ._funnel import FunnelClassifierBase
 
@@ -233,6 +234,7 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
     ``numeric`` column (skl2onnx types object columns as text), which the
     graph parses, numbers become their text and missing values ``"nan"``.
     """
+    values = _decoded(values)
     if dtype.kind == "O" and numeric:
         return np.array([v if isinstance(v, str) else "nan" if pd.isna(v) else repr(float(v))
                          for v in values], dtype=object)
@@ -896,6 +898,14 @@ def _search_tree(thresholds):
     return nodes
 
 
+def _decoded(values):
+    """A pyarrow dictionary column (``dtype_backend="pyarrow"``) as the column of its values."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.ArrowDtype) and is_categorical_dtype(dtype):
+        return values.astype(pd.ArrowDtype(dtype.pyarrow_dtype.value_type))
+    return values
+
+
 def _column_type(values, name, hashed=False, numeric=False):
     """The ONNX element type of a column's input, from its values in X_sample.
 
@@ -905,15 +915,19 @@ def _column_type(values, name, hashed=False, numeric=False):
     depends on the values' integer type. A ``numeric`` column without a
     known value in the sample is doubles too, not text.
     """
+    values = _decoded(values)
     dtype = values.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         values, dtype = dtype.categories, dtype.categories.dtype
-        if dtype.kind in "biuf":
-            return helper.np_dtype_to_tensor_dtype(dtype) if hashed else TensorProto.DOUBLE
+        number = getattr(dtype, "numpy_dtype", dtype)  # Int64 or boolean categories too
+        if number.kind in "biuf":
+            return helper.np_dtype_to_tensor_dtype(number) if hashed else TensorProto.DOUBLE
     numpy_dtype = getattr(dtype, "numpy_dtype", None)  # pandas' nullable numbers
     if numpy_dtype is not None and numpy_dtype.kind in "biuf":
         return helper.np_dtype_to_tensor_dtype(numpy_dtype) if hashed else TensorProto.DOUBLE
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        if dtype.kind == "f" and dtype.itemsize > 8:  # long double: ONNX has none
+            return TensorProto.DOUBLE
         return helper.np_dtype_to_tensor_dtype(dtype)
     kind = pd.api.types.infer_dtype(values, skipna=True)
     if kind == "empty" and numeric:

@@ -139,6 +139,15 @@ def test_missing_labels_in_a_nullable_integer_column(tasks):
     assert np.isfinite(model.history_[:, "train_loss"]).all()
 
 
+def test_missing_labels_in_a_category_column_of_integers(tasks):
+    X, Y, _ = tasks
+    hidden = Y.astype("category")
+    hidden.loc[::3, "t1"] = np.nan
+    model = MMOEClassifier(max_epochs=1, random_state=0).fit(X, hidden)
+    assert model.classes_[0].dtype.kind == "i"  # not the floats pandas gives with NaN
+    assert model.predict(X).dtype.kind == "i"
+
+
 def test_the_masked_task_loss_in_history_is_over_known_rows(tasks):
     X, Y, _ = tasks
     hidden, rows = _hide(Y, "t2", 0.5)

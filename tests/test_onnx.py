@@ -150,6 +150,32 @@ def test_hashed_integer_columns_hash_as_in_training(data):
         assert_serves_predictions(estimator, model, X_test)
 
 
+def test_extension_dtypes_export_as_predict_reads_them(data):
+    """Columns predict takes (categories of nullable numbers, columns read with
+    dtype_backend="pyarrow", numpy's long double) export, hashed or not."""
+    pa = pytest.importorskip("pyarrow")
+    X, Y, _, _, _ = data
+    codes = X["shop"].astype(int).to_numpy()
+
+    def dictionary(values):
+        return pd.Series(pa.array(values).dictionary_encode().to_pandas(
+            types_mapper=pd.ArrowDtype)).array
+
+    X = X.assign(int64_categories=pd.Series(pd.array(codes, "Int64")).astype("category").array,
+                 boolean_categories=pd.Series(pd.array(codes > 2, "boolean")).astype(
+                     "category").array,
+                 arrow_strings=dictionary([f"s{c}" for c in codes]),
+                 arrow_integers=dictionary(codes),
+                 long_double=X["num_a"].to_numpy(dtype=np.longdouble))
+    # strings cannot be hashed in ONNX (test_string_hashing_cannot_be_exported_yet)
+    hashable = ["int64_categories", "boolean_categories", "arrow_integers"]
+    for hash_buckets in (None, dict.fromkeys(hashable, 5)):
+        estimator = skmtl.MMOEClassifier(max_epochs=1, hash_buckets=hash_buckets,
+                                         random_state=0).fit(X, Y)
+        assert list(estimator.is_categorical_[-5:]) == [True] * 4 + [False]
+        assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X.iloc[:200])
+
+
 def test_string_hashing_cannot_be_exported_yet(data):
     X, Y, _, _, _ = data
     estimator = skmtl.MMOEClassifier(max_epochs=1, hash_buckets={"color": 16}).fit(X, Y)

@@ -110,14 +110,18 @@ def _label_type(name, labels):
 def _label_column(series):
     """A pandas target column as an array.
 
-    A nullable integer or boolean column (``Int64``, ``boolean``) holding
-    ``pd.NA`` becomes an object array of its values with None where missing,
-    so that its classes stay integers or booleans (pandas would give floats).
+    A nullable integer or boolean column (``Int64``, ``boolean``), or a
+    ``category`` of such values, with missing values becomes an object array
+    of its values with None where missing, so that its classes stay integers
+    or booleans (pandas would give floats).
     """
     dtype = series.dtype
-    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "biu" and \
-            series.hasnans:
-        return series.to_numpy(dtype=object, na_value=None)
+    values_dtype = dtype.categories.dtype if isinstance(dtype, pd.CategoricalDtype) else dtype
+    if (isinstance(dtype, pd.api.extensions.ExtensionDtype) and values_dtype.kind in "biu"
+            and series.hasnans):
+        values = series.astype(object).to_numpy(copy=True)  # to_numpy(na_value=): floats
+        values[pd.isna(values)] = None
+        return values
     return series.to_numpy()
 
 
