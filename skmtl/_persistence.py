@@ -41,9 +41,10 @@ from ._encoding import TabularEncoder
 from ._files import replaced_on_success
 
 FORMAT = "skmtl-model"
-# What save writes expands some tens of times at most when read (the JSON of a
-# table of thousands of 0/1 columns: ~40-fold); a member that claims much more is
-# refused before it is read (a zip bomb would fill memory).
+# A member that claims to expand more than this when read is refused before it
+# is read (a zip bomb would fill memory); save stores uncompressed a description
+# that would (the JSON of thousands of 0/1 columns expands ~40-fold, that of
+# categories padded with spaces several hundred-fold).
 _MAX_EXPANSION = 200
 # 2: numeric encodings (the encoder's "numeric" state), skmtl's own Adam.
 # 3: the model family and regressors (targets' mean and scale), per-task
@@ -89,9 +90,16 @@ def save(estimator, path):
         "metadata_requests": _metadata_requests(estimator),
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
-    with replaced_on_success(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(_CONFIG, json.dumps(config, indent=1, allow_nan=True))
-        zf.writestr(_WEIGHTS, weights)
+    description = json.dumps(config, allow_nan=True).encode()
+    # compressed unless load would take it for a bomb (long padded strings among
+    # the categories compress several hundred times); the weights barely compress
+    description_compression = (
+        zipfile.ZIP_DEFLATED if _expansion_allowed(len(description),
+                                                   len(zlib.compress(description)))
+        else zipfile.ZIP_STORED)
+    with replaced_on_success(path) as f, zipfile.ZipFile(f, "w") as zf:
+        zf.writestr(_CONFIG, description, compress_type=description_compression)
+        zf.writestr(_WEIGHTS, weights, compress_type=zipfile.ZIP_STORED)
 
 
 def load(path, device=None):
@@ -246,10 +254,15 @@ def _read_member(zf, name):
     if len(infos) != 1:
         raise zipfile.BadZipFile(f"{len(infos)} members named {name!r}")
     info = infos[0]
-    if info.file_size > _MAX_EXPANSION * info.compress_size + 2 ** 20:
+    if not _expansion_allowed(info.file_size, info.compress_size):
         raise zipfile.BadZipFile(f"{name!r} would expand {info.compress_size} bytes to "
                                  f"{info.file_size}")
     return zf.read(info)
+
+
+def _expansion_allowed(size, compressed_size):
+    """Whether a member of ``compressed_size`` bytes may expand to ``size`` when read."""
+    return size <= _MAX_EXPANSION * compressed_size + 2 ** 20
 
 
 def _estimator_classes():

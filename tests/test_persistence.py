@@ -396,6 +396,18 @@ def test_archives_with_two_descriptions_or_a_bomb(saved, tmp_path):
         load(tmp_path / "bomb.skmtl")
 
 
+def test_categories_that_compress_like_a_bomb_save_and_load(tmp_path):
+    # values of a CHAR(2000) database column: the description compresses ~300-fold
+    rng = np.random.default_rng(0)
+    products = np.array([f"p{i}".ljust(2000) for i in range(5000)], dtype=object)
+    X = pd.DataFrame({"product": rng.permutation(products), "x": rng.normal(size=5000)})
+    y = (X["x"] > 0).astype(int)
+    model = MMOEClassifier(max_epochs=1, random_state=0).fit(X, y)
+    model.save(tmp_path / "padded.skmtl")
+    loaded = load(tmp_path / "padded.skmtl")
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
 @pytest.mark.parametrize("name", ["mmoe", "esmm"])
 def test_format_2_files_still_load(name):
     # Written by skmtl at commit a14e750 (format 2, before the model family)
