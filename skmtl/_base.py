@@ -27,17 +27,21 @@ from . import _distributed, _persistence
 from ._optim import Adam, fused_adam_supported
 from ._training import (BatchIterator, BestWeightsEarlyStopping, LearningRateSchedule,
                         MultiTaskNet, TensorData, rank_zero_sink)
-from .nn import (MultiTaskLoss, MultiTaskSquaredLoss, PeriodicEmbedding,
+from .nn import (FeatureEmbedding, MultiTaskLoss, MultiTaskSquaredLoss, PeriodicEmbedding,
                  PiecewiseLinearEmbedding)
 from .nn.weighting import LOSS_WEIGHTINGS
 from .exceptions import TrainingInterruptedWarning
 
 # Prediction encodes PREDICT_BLOCK_SIZE rows at a time (this bounds its
-# memory) and feeds them to the network PREDICT_BATCH_SIZE rows at a time.
+# memory) and feeds them to the network PREDICT_BATCH_SIZE rows at a time at most.
 # With 8192-row batches glibc often handed the heap back to the system after
 # every batch and the next batch faulted it in again (see benchmarks/README).
+# Wide tables get smaller batches: the embeddings hold (batch, columns, width)
+# tensors, about PREDICT_BATCH_FLOATS floats at most (a 4096-row batch of 1,000
+# periodic columns took 1.3 GB, of 256 rows 94 MB and less time).
 PREDICT_BLOCK_SIZE = 16384
 PREDICT_BATCH_SIZE = 4096
+PREDICT_BATCH_FLOATS = 2 ** 24
 # batch_size="auto": 1/64 of the training rows, within this range, so that
 # small data sets still get enough steps (a floor of 128 left 2,000 rows 84
 # steps in 6 epochs: see benchmarks/README) and large ones a fast epoch.
@@ -921,15 +925,15 @@ class MultiTaskEstimatorBase(BaseEstimator):
         codes = np.empty((block_size, len(self._encoder.categorical_indices_)), np.int32)
         numeric = np.empty((block_size, len(self._encoder.numeric_indices_)), np.float32)
         codes_tensor, numeric_tensor = torch.from_numpy(codes), torch.from_numpy(numeric)
-        row_sums = np.empty(PREDICT_BATCH_SIZE)
+        batch_size = self._predict_batch_size()
+        row_sums = np.empty(batch_size)
         outputs = ones = None
         with torch.inference_mode():
             for block_start, block_stop in reader.blocks(block_size):
                 reader.read(block_start, block_stop, out=(codes[:block_stop - block_start],
                                                           numeric[:block_stop - block_start]))
-                for first in range(0, block_stop - block_start, PREDICT_BATCH_SIZE):
-                    batch = slice(first, min(first + PREDICT_BATCH_SIZE,
-                                             block_stop - block_start))
+                for first in range(0, block_stop - block_start, batch_size):
+                    batch = slice(first, min(first + batch_size, block_stop - block_start))
                     batch_outputs = [o.cpu().numpy() for o in compute(
                         codes_tensor[batch].to(device), numeric_tensor[batch].to(device))]
                     if outputs is None:
@@ -944,6 +948,18 @@ class MultiTaskEstimatorBase(BaseEstimator):
                             sums = np.matmul(rows, ones_t, out=row_sums[:len(rows)])
                             rows /= sums[:, None]
         return outputs
+
+    def _predict_batch_size(self):
+        """Rows per batch at predict: PREDICT_BATCH_SIZE, fewer for wide embeddings."""
+        # floats per row, roughly: a few tensors as wide as the embedded input,
+        # and the periodic embeddings' cosines and sines
+        floats = 0
+        for layer in self.net_.module_.modules():
+            if isinstance(layer, FeatureEmbedding):
+                floats += 6 * layer.output_dim
+            elif isinstance(layer, PeriodicEmbedding):
+                floats += 6 * layer.frequencies.numel()
+        return min(PREDICT_BATCH_SIZE, max(64, PREDICT_BATCH_FLOATS // max(floats, 1)))
 
     def _module_outputs(self, method):
         """``compute`` for :meth:`_forward`: the module's forward pass, then ``method``."""

@@ -439,6 +439,23 @@ def test_predictions_do_not_depend_on_block_and_batch_sizes(name, request, holdo
         np.testing.assert_allclose(small.sum(axis=1), 1.0, rtol=1e-12)
 
 
+@pytest.mark.parametrize("numeric_encoding", ["periodic", "piecewise_linear"])
+def test_wide_tables_predict_in_smaller_batches(numeric_encoding, monkeypatch):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 400))
+    y = (X[:, 0] > 0).astype(int)
+    model = MMOEClassifier(numeric_encoding=numeric_encoding, max_epochs=1,
+                           random_state=0).fit(X, y)
+    # 400 columns of 8-wide embeddings (periodic: and 16 frequencies): not 4096 rows
+    assert 64 <= model._predict_batch_size() < 1000
+    narrow = MMOEClassifier(numeric_encoding=numeric_encoding, max_epochs=1,
+                            random_state=0).fit(X[:, :10], y)
+    assert narrow._predict_batch_size() == skmtl_base.PREDICT_BATCH_SIZE
+    proba = model.predict_proba(X)
+    monkeypatch.setattr(skmtl_base, "PREDICT_BATCH_FLOATS", 2 ** 40)  # one batch
+    np.testing.assert_allclose(model.predict_proba(X), proba, rtol=1e-6)
+
+
 @pytest.mark.parametrize("dtype_categories", [["a", "b", "c"],        # as fitted
                                               ["a", "b"],             # a prefix
                                               ["c", "a", "b"],        # reordered
