@@ -560,3 +560,11 @@ def test_nullable_numeric_columns_are_read_by_position(tasks):
     shifted = X.set_axis(np.arange(len(X)) * 0.5 + 1000.25)   # a float index
     for a, b in zip(model.predict_proba(X), model.predict_proba(shifted)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n_columns, block_size", [(10, 65536), (1000, 4194), (10_000, 1024)])
+def test_blocks_of_wide_tables_hold_fewer_rows(n_columns, block_size):
+    # a block of a wide table would make several float64 copies of GBs in fit
+    X = np.zeros((3, n_columns))
+    reader = TabularEncoder(numeric_encoding="standard").fit(X).reader(X)
+    assert reader.block_size == block_size

@@ -476,7 +476,10 @@ class _RowReader:
     result is row-major, as the batches of training gather rows.
     """
 
-    block_size = 65536
+    # rows of a block: at most this many, and about block_values values (a block
+    # of a wide table makes several float64 copies of itself)
+    max_block_size = 65536
+    block_values = 2 ** 22
 
     def __init__(self, encoder, X, numeric_encoding=None):
         """``numeric_encoding``: the one being fitted, if not yet the encoder's ``numeric_``."""
@@ -500,6 +503,11 @@ class _RowReader:
     @property
     def n_numeric(self):
         return len(self._numeric)
+
+    @property
+    def block_size(self):
+        n_columns = len(self._categorical) + len(self._numeric)
+        return max(1024, min(self.max_block_size, self.block_values // max(n_columns, 1)))
 
     def blocks(self, block_size=None):
         """``(start, stop)`` of consecutive blocks of rows."""
