@@ -488,3 +488,20 @@ def test_same_random_state_same_predictions_across_processes(cls):
                               check=True).stdout.strip() for _ in range(2)]
     assert len(digests[0]) == 64
     assert digests[0] == digests[1]
+
+
+def test_load_does_not_import_torch_dynamo(tasks, tmp_path):
+    # load builds the network on the meta device first; some factory functions
+    # there (arange, a product with a number) import torch._dynamo, two seconds
+    X, Y, _ = tasks
+    paths = []
+    for model in (MMOEClassifier(numeric_encoding="piecewise_linear", **FAST),
+                  MMOEClassifier(numeric_encoding="periodic", **FAST),
+                  skmtl.PLEClassifier(**FAST)):
+        paths.append(str(tmp_path / f"{len(paths)}.skmtl"))
+        model.fit(X, Y).save(paths[-1])
+    code = (f"import sys, skmtl\nfor path in {paths!r}:\n    skmtl.load(path)\n"
+            "print('torch._dynamo' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"

@@ -82,14 +82,19 @@ class FeatureEmbedding(nn.Module):
         for cardinality in cardinalities[:-1]:
             offsets.append(offsets[-1] + cardinality)
         self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.long), persistent=True)
-        self.embedding = (
-            nn.Embedding(sum(cardinalities), self.embedding_dim) if cardinalities else None
-        )
-        if self.embedding is not None:
-            nn.init.normal_(self.embedding.weight, std=0.05)
+        self.embedding = None
+        if cardinalities:
+            # N(0, 0.05^2), drawn as randn and scaled in place: normal_ on the meta
+            # device (where load builds a network first) imports torch._dynamo, two
+            # seconds. The first draw is nn.Embedding's own initialisation, which
+            # came first before: the same seed gives the same weights as then.
+            shape = (sum(cardinalities), self.embedding_dim)
+            torch.randn(shape)
+            self.embedding = nn.Embedding(*shape, _weight=torch.randn(shape).mul_(0.05))
             if padding_codes is not None:
                 with torch.no_grad():
-                    rows = torch.tensor(padding_codes, dtype=torch.long) + self.offsets
+                    rows = torch.tensor([int(code) + offset
+                                         for code, offset in zip(padding_codes, offsets)])
                     self.embedding.weight[rows] = 0.0
         self.numeric_embedding = numeric_embedding if self.n_numeric else None
         numeric_dim = (self.n_numeric if self.numeric_embedding is None

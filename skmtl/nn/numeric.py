@@ -87,7 +87,10 @@ class PiecewiseLinearEmbedding(nn.Module):
         self.n_features = len(n_bins)
         # The bins' lower ends and the per-feature layer: forward reads the layer's
         # weight and bias itself (see there); both stay the state of saved models.
-        self.register_buffer("bin_starts", torch.arange(width, dtype=torch.float32))
+        # (not torch.arange: on the meta device, where load builds it first, that
+        # imports torch._dynamo, two seconds)
+        self.register_buffer("bin_starts", torch.tensor([float(i) for i in range(width)],
+                                                        dtype=torch.float32))
         self.linear = _PerFeatureLinear(self.n_features, width, int(embedding_dim))
         # Each feature's last position. Not in the state_dict: it comes from n_bins,
         # and models saved before it existed must load.
@@ -188,7 +191,9 @@ class PeriodicEmbedding(nn.Module):
             raise ValueError(f"n_features, embedding_dim and n_frequencies must be >= 1; got "
                              f"{n_features}, {embedding_dim}, {n_frequencies}")
         self.n_features = int(n_features)
-        self.frequencies = nn.Parameter(torch.randn(self.n_features, int(n_frequencies)) * sigma)
+        # (in place: randn * sigma imports torch._dynamo on the meta device, two seconds)
+        self.frequencies = nn.Parameter(
+            torch.randn(self.n_features, int(n_frequencies)).mul_(sigma))
         self.linear = _PerFeatureLinear(self.n_features, 2 * int(n_frequencies),
                                         int(embedding_dim))
         self.output_dim = self.n_features * int(embedding_dim)

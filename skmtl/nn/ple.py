@@ -55,17 +55,19 @@ class ExtractionLevel(nn.Module):
         self.output_dim = self.experts.output_dim
         self.task_gates = TaskGates(input_dim, self.n_tasks, self.n_shared + n_task_experts)
         self.shared_gate = None if last else TaskGates(input_dim, 1, n_experts)
-        shared = torch.arange(self.n_shared)
-        own = [self.n_shared + t * n_task_experts + torch.arange(n_task_experts)
-               for t in range(self.n_tasks)]
+        # (index lists built in Python: torch.arange on the meta device, where load
+        # builds a module first, imports torch._dynamo, two seconds)
+        shared = list(range(self.n_shared))
+        own = [list(range(self.n_shared + t * n_task_experts,
+                          self.n_shared + (t + 1) * n_task_experts)) for t in range(self.n_tasks)]
         # The experts each task's gate sees, (n_tasks, n_shared + n_task_experts).
-        self.register_buffer("visible", torch.stack([torch.cat([shared, o]) for o in own]),
+        self.register_buffer("visible", torch.tensor([shared + o for o in own]),
                              persistent=False)
         # The input each expert reads on levels after the first: its task's
         # representation (0 .. n_tasks - 1), or the shared one (n_tasks).
-        self.register_buffer("expert_input", torch.cat(
-            [torch.full((self.n_shared,), self.n_tasks)] +
-            [torch.full((n_task_experts,), t) for t in range(self.n_tasks)]), persistent=False)
+        self.register_buffer("expert_input", torch.tensor(
+            [self.n_tasks] * self.n_shared +
+            [t for t in range(self.n_tasks) for _ in range(n_task_experts)]), persistent=False)
 
     def forward(self, x):
         """Map the level's input to ``(batch, n_tasks [+ 1], output_dim)``.
