@@ -146,6 +146,7 @@ class NumericEncoding:
         if self.bin_strategy == "target" and self.encoding == "piecewise_linear" \
                 and targets is None:
             raise ValueError('bin_strategy="target" needs the targets in fit.')
+        sample_targets = None if targets is None else targets[rows]
         unknown = []
         for i in range(n_numeric):
             # the known values of the column in rows of positive weight (none: a constant 0)
@@ -158,7 +159,7 @@ class NumericEncoding:
             column_weight = None if weight is None or not known.any() else weight[known]
             if self.encoding == "piecewise_linear":
                 if self.bin_strategy == "target" and known.any():
-                    knots = _tree_edges(column, column_weight, targets[rows][known],
+                    knots = _tree_edges(column, column_weight, sample_targets[known],
                                         self.n_bins, rng, regression)
                 else:
                     knots = _quantile_edges(column, column_weight, self.n_bins)
