@@ -93,10 +93,11 @@ def save(estimator, path):
     description = json.dumps(config, allow_nan=True).encode()
     # compressed unless load would take it for a bomb (long padded strings among
     # the categories compress several hundred times); the weights barely compress
-    description_compression = (
-        zipfile.ZIP_DEFLATED if _expansion_allowed(len(description),
-                                                   len(zlib.compress(description)))
-        else zipfile.ZIP_STORED)
+    deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)  # zipfile's
+    compressed_size = len(deflate.compress(description) + deflate.flush())
+    description_compression = (zipfile.ZIP_DEFLATED
+                               if _expansion_allowed(len(description), compressed_size)
+                               else zipfile.ZIP_STORED)
     with replaced_on_success(path) as f, zipfile.ZipFile(f, "w") as zf:
         zf.writestr(_CONFIG, description, compress_type=description_compression)
         zf.writestr(_WEIGHTS, weights, compress_type=zipfile.ZIP_STORED)

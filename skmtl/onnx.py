@@ -33,7 +33,6 @@ from sklearn.utils.validation import check_is_fitted
 from . import __version__
 from ._base import GateWeightsMixin, MultiTaskEstimatorBase, MultiTaskRegressorBase
 from ._encoding import UNKNOWN_CODE, check_features
-from ._encoding._categorical import is_categorical_dtype
 from ._encoding._common import column
 from ._funnel import FunnelClassifierBase
 
@@ -901,8 +900,11 @@ def _search_tree(thresholds):
 def _decoded(values):
     """A pyarrow dictionary column (``dtype_backend="pyarrow"``) as the column of its values."""
     dtype = values.dtype
-    if isinstance(dtype, pd.ArrowDtype) and is_categorical_dtype(dtype):
-        return values.astype(pd.ArrowDtype(dtype.pyarrow_dtype.value_type))
+    if isinstance(dtype, pd.ArrowDtype):
+        import pyarrow as pa  # (installed: pandas made the dtype)
+
+        if pa.types.is_dictionary(dtype.pyarrow_dtype):
+            return values.astype(pd.ArrowDtype(dtype.pyarrow_dtype.value_type))
     return values
 
 
@@ -919,10 +921,10 @@ def _column_type(values, name, hashed=False, numeric=False):
     dtype = values.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         values, dtype = dtype.categories, dtype.categories.dtype
-        number = getattr(dtype, "numpy_dtype", dtype)  # Int64 or boolean categories too
-        if number.kind in "biuf":
-            return helper.np_dtype_to_tensor_dtype(number) if hashed else TensorProto.DOUBLE
-    numpy_dtype = getattr(dtype, "numpy_dtype", None)  # pandas' nullable numbers
+        if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+            return helper.np_dtype_to_tensor_dtype(dtype) if hashed else TensorProto.DOUBLE
+    # pandas' nullable numbers (and categories of them)
+    numpy_dtype = getattr(dtype, "numpy_dtype", None)
     if numpy_dtype is not None and numpy_dtype.kind in "biuf":
         return helper.np_dtype_to_tensor_dtype(numpy_dtype) if hashed else TensorProto.DOUBLE
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":

@@ -166,13 +166,15 @@ def test_extension_dtypes_export_as_predict_reads_them(data):
                      "category").array,
                  arrow_strings=dictionary([f"s{c}" for c in codes]),
                  arrow_integers=dictionary(codes),
+                 arrow_plain_strings=pd.array([f"s{c}" for c in codes],
+                                              dtype=pd.ArrowDtype(pa.string())),
                  long_double=X["num_a"].to_numpy(dtype=np.longdouble))
     # strings cannot be hashed in ONNX (test_string_hashing_cannot_be_exported_yet)
     hashable = ["int64_categories", "boolean_categories", "arrow_integers"]
     for hash_buckets in (None, dict.fromkeys(hashable, 5)):
         estimator = skmtl.MMOEClassifier(max_epochs=1, hash_buckets=hash_buckets,
                                          random_state=0).fit(X, Y)
-        assert list(estimator.is_categorical_[-5:]) == [True] * 4 + [False]
+        assert list(estimator.is_categorical_[-6:]) == [True] * 5 + [False]
         assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X.iloc[:200])
 
 

@@ -143,10 +143,10 @@ class NumericEncoding:
         rows = _subsample(reader.n_samples, FIT_SUBSAMPLE_SIZE, rng)
         values = reader.numeric_sample(rows)
         weight = _usable_weight(None if sample_weight is None else sample_weight[rows])
-        if self.bin_strategy == "target" and self.encoding == "piecewise_linear" \
-                and targets is None:
+        target_bins = self.bin_strategy == "target" and self.encoding == "piecewise_linear"
+        if target_bins and targets is None:
             raise ValueError('bin_strategy="target" needs the targets in fit.')
-        sample_targets = None if targets is None else targets[rows]
+        sample_targets = targets[rows] if target_bins else None
         unknown = []
         for i in range(n_numeric):
             # the known values of the column in rows of positive weight (none: a constant 0)
@@ -158,7 +158,7 @@ class NumericEncoding:
             column = values[known, i] if known.any() else np.zeros(1)
             column_weight = None if weight is None or not known.any() else weight[known]
             if self.encoding == "piecewise_linear":
-                if self.bin_strategy == "target" and known.any():
+                if target_bins and known.any():
                     knots = _tree_edges(column, column_weight, sample_targets[known],
                                         self.n_bins, rng, regression)
                 else:

@@ -476,8 +476,9 @@ class _RowReader:
     result is row-major, as the batches of training gather rows.
     """
 
-    # rows of a block: at most this many, and about block_values values (a block
-    # of a wide table makes several float64 copies of itself)
+    # rows of a block: at most max_block_size, and about block_values values
+    # (a block of a wide table makes several float64 copies of itself), but at
+    # least 1024 rows (more values than that past 4,096 columns)
     max_block_size = 65536
     block_values = 2 ** 22
 

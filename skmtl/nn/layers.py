@@ -84,13 +84,14 @@ class FeatureEmbedding(nn.Module):
         self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.long), persistent=True)
         self.embedding = None
         if cardinalities:
-            # N(0, 0.05^2), drawn as randn and scaled in place: normal_ on the meta
-            # device (where load builds a network first) imports torch._dynamo, two
-            # seconds. The first draw is nn.Embedding's own initialisation, which
-            # came first before: the same seed gives the same weights as then.
             shape = (sum(cardinalities), self.embedding_dim)
-            torch.randn(shape)
-            self.embedding = nn.Embedding(*shape, _weight=torch.randn(shape).mul_(0.05))
+            torch.randn(shape)  # nn.Embedding's own initial draw, as before: the same weights
+            weight = torch.empty(shape)
+            # not on the meta device (where load builds a network first): normal_
+            # there imports torch._dynamo, two seconds
+            if not weight.is_meta:
+                weight.normal_(0.0, 0.05)
+            self.embedding = nn.Embedding(*shape, _weight=weight)
             if padding_codes is not None:
                 with torch.no_grad():
                     rows = torch.tensor([int(code) + offset
