@@ -304,16 +304,18 @@ def _json_params(params):
 def json_value(value):
     """Tuples, arrays and pandas' 1-D containers as lists, numpy scalars as Python ones.
 
-    A dict whose keys are not all strings (column positions, say) becomes
-    ``{"__items__": [[key, value], ...]}``, so that its keys come back as
-    they were. Applied recursively; parameter values that are equal in
-    content come out equal (the warm-start check compares them so).
+    A dict whose keys are not all strings (column positions, tuples naming
+    the columns of a MultiIndex), or that has the key ``"__items__"``,
+    becomes ``{"__items__": [[key, value], ...]}``, so that its keys come
+    back as they were (a tuple key as a list, read back as a tuple). Applied
+    recursively; parameter values that are equal in content come out equal
+    (the warm-start check compares them so).
     """
     if isinstance(value, (tuple, list, np.ndarray, pd.Index, pd.Series,
                           pd.api.extensions.ExtensionArray)):
         return [json_value(item) for item in value]
     if isinstance(value, dict):
-        if all(isinstance(key, str) for key in value):
+        if all(isinstance(key, str) for key in value) and _ITEMS not in value:
             return {str(key): json_value(item) for key, item in value.items()}
         return {_ITEMS: [[json_value(key), json_value(item)] for key, item in value.items()]}
     if isinstance(value, np.generic):
@@ -330,11 +332,22 @@ def _from_json_value(value):
             return {key: _from_json_value(item) for key, item in value.items()}
         items = value[_ITEMS]
         if not isinstance(items, list) or not all(
-                isinstance(item, list) and len(item) == 2
-                and isinstance(item[0], (str, int, float, bool)) for item in items):
+                isinstance(item, list) and len(item) == 2 and _is_json_key(item[0])
+                for item in items):
             raise ValueError(f"{_ITEMS} must be a list of [key, value] pairs")
-        return {key: _from_json_value(item) for key, item in items}
+        return {_from_json_key(key): _from_json_value(item) for key, item in items}
     return value
+
+
+def _is_json_key(key):
+    """Whether ``key`` is a dict key as :func:`json_value` writes one (a list: a tuple)."""
+    if isinstance(key, list):
+        return all(_is_json_key(part) for part in key)
+    return isinstance(key, (str, int, float, bool, type(None)))
+
+
+def _from_json_key(key):
+    return tuple(_from_json_key(part) for part in key) if isinstance(key, list) else key
 
 
 def _is_json(value):

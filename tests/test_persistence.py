@@ -162,6 +162,24 @@ def test_numpy_values_and_column_positions_in_parameters(tasks, tmp_path):
     np.testing.assert_allclose(refitted.predict_proba(values)[1], model.predict_proba(values)[1])
 
 
+def test_tuple_and_reserved_keys_in_parameters(tasks, tmp_path):
+    # a MultiIndex names tasks by tuples; "__items__" is the file's own marker
+    X, Y, _ = tasks
+    Y = Y.set_axis(pd.MultiIndex.from_tuples([("y", "t1"), ("y", "t2")]), axis=1)
+    model = MMOEClassifier(**FAST, task_weights={("y", "t1"): 2.0, ("y", "t2"): 1.0},
+                           tower_units={("y", "t1"): (8,), ("y", "t2"): (4,)}).fit(X, Y)
+    model.save(tmp_path / "tuples.skmtl")
+    loaded = load(tmp_path / "tuples.skmtl")
+    assert loaded.get_params()["task_weights"] == model.task_weights
+    assert loaded.get_params()["tower_units"] == model.tower_units
+    np.testing.assert_array_equal(loaded.predict_proba(X)[1], model.predict_proba(X)[1])
+
+    X = X.rename(columns={"color": "__items__"})
+    model = MMOEClassifier(**FAST, categories={"__items__": ["blue", "green", "red"]})
+    model.fit(X, Y).save(tmp_path / "reserved.skmtl")
+    assert load(tmp_path / "reserved.skmtl").categories == {"__items__": ["blue", "green", "red"]}
+
+
 def test_pandas_containers_in_parameters(tasks, tmp_path):
     # an Index of categories or of column names broke every later partial_fit and warm fit
     # (the truth value of an array is ambiguous) and save (not JSON)
