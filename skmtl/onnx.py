@@ -474,6 +474,9 @@ def _estimator_model(estimator, sources, target_opset):
         ir_version=network_model.ir_version, producer_name="skmtl",
         producer_version=__version__,
         doc_string=f"{type(estimator).__name__} exported by skmtl.onnx.to_onnx")
+    if any(i.name == "" for i in graph.inputs):  # ONNX's name of an omitted input
+        raise ValueError("A column has the empty name '', which an ONNX input cannot have; "
+                         "rename it to export.")
     clash = sorted({i.name for i in graph.inputs} & {o.name for o in graph.outputs})
     if clash:
         raise ValueError(f"Columns {clash} have the names of the model's outputs; rename them "

@@ -306,6 +306,9 @@ def test_bad_export_requests_are_clear_errors(data):
                     numeric_shop)
     with pytest.raises(ValueError, match="'shop' has missing values"):
         onnx_inputs(model, numeric_shop.assign(shop=np.nan))
+    unnamed = X.rename(columns={"num_b": ""})  # (onnx's checker: "required to be non-empty")
+    with pytest.raises(ValueError, match="the empty name ''"):
+        to_onnx(skmtl.SharedBottomClassifier(max_epochs=1).fit(unnamed, Y), unnamed)
 
 
 def test_affine_encoding_in_float64_and_columns_named_like_internal_tensors():
