@@ -141,6 +141,26 @@ class EpochTable(PrintLog):
             net.epoch_table_columns_ = columns
         self.printed_epochs_ = len(net.history)
 
+    # skorch's table drops every key ending in "_best" or "_batch_count" (its flags
+    # of a best epoch, its batch counts) and colours a value whose "<key>_best" is
+    # true: a task named "a_best" lost its columns and coloured task "a"'s numbers.
+    # skmtl records no such flags; only skorch's two batch counts are dropped.
+    _BATCH_COUNTS = ("train_batch_count", "valid_batch_count")
+
+    def _sorted_keys(self, keys):
+        ignored = set(self.keys_ignored_) | set(self._BATCH_COUNTS)
+        shown = sorted(key for key in keys if key not in ignored)
+        events = [key for key in shown if key.startswith("event_")]
+        return ([key for key in ("epoch",) if key in shown]
+                + [key for key in shown if key not in ("epoch", "dur") and key not in events]
+                + events + [key for key in ("dur",) if key in shown])
+
+    def format_row(self, row, key, color):
+        flag = f"{key}_best"
+        if flag in row and not isinstance(row[flag], bool):  # a task's value, not a flag
+            row = {name: value for name, value in row.items() if name != flag}
+        return super().format_row(row, key, color)
+
     def on_train_end(self, net, **kwargs):
         # EarlyStopping stops training in its on_epoch_end, before this one's
         last = net.history[-1] if len(net.history) else {}

@@ -47,6 +47,20 @@ def test_verbose_1_prints_a_row_per_epoch_with_each_tasks_scores(data, capsys):
     assert captured.err == ""
 
 
+def test_tasks_named_like_skorchs_flags_keep_their_columns(data, capsys):
+    # skorch's table hid keys ending in "_best" and coloured "<key>" by "<key>_best"
+    X, Y, _ = data
+    Y = Y.set_axis(["t1", "t1_best"], axis=1)
+    MMOEClassifier(max_epochs=2, early_stopping=True, verbose=1, random_state=0).fit(X, Y)
+    out = capsys.readouterr().out
+    header, rows = _table(out)
+    assert header == ["epoch", "train_loss", "train_loss_t1", "train_loss_t1_best",
+                      "valid_auc_t1", "valid_auc_t1_best", "valid_loss", "valid_loss_t1",
+                      "valid_loss_t1_best", "dur"]
+    assert all(len(row) == len(header) for row in rows)
+    assert "\x1b[" not in out  # no colour: no value is flagged best
+
+
 def test_verbose_1_prints_the_epoch_early_stopping_ends_on(data, capsys):
     X, Y, _ = data
     model = MMOEClassifier(max_epochs=5, early_stopping=True, n_iter_no_change=1, tol=10.0,
