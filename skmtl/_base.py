@@ -62,14 +62,25 @@ def _check_units(name, units, allow_empty=True):
     return tuple(int(u) for u in units)
 
 
+def _by_task_name(mapping, parameter):
+    """``mapping`` keyed by task names, the strings of y's column names (0 -> "0")."""
+    by_name = {}
+    for task, value in mapping.items():
+        if str(task) in by_name:
+            raise ValueError(f"{parameter} names task {str(task)!r} twice (keys are read as "
+                             f"task names, their strings); got keys {list(mapping)}.")
+        by_name[str(task)] = value
+    return by_name
+
+
 def _check_tower_units(tower_units):
     """``tower_units`` as ``("all", units)``, ``("list", [units, ...])`` or ``("dict", {...})``."""
     message = ("tower_units must be a sequence of positive integers (the same tower for every "
                "task), a list of such sequences (one per task) or a dict {task_name: "
                f"sequence}}; got {tower_units!r}.")
     if isinstance(tower_units, dict):
-        return "dict", {str(task): _check_units(f"tower_units[{task!r}]", units)
-                        for task, units in tower_units.items()}
+        return "dict", {task: _check_units(f"tower_units[{task!r}]", units)
+                        for task, units in _by_task_name(tower_units, "tower_units").items()}
     if isinstance(tower_units, (str, bytes)) or not np.iterable(tower_units):
         raise ValueError(message)
     items = list(tower_units)
@@ -547,8 +558,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
             raise TypeError("task_weights must be a list or a dict {task_name: weight}; for a "
                             "pandas Series, pass task_weights=series.to_dict().")
         if isinstance(weights, dict):
-            # task names are the strings of Y's column names (0 -> "0"), as in tower_units
-            weights = {str(task): weight for task, weight in weights.items()}
+            weights = _by_task_name(weights, "task_weights")
             unknown = sorted(set(weights) - set(task_names))
             if unknown:
                 raise ValueError(f"task_weights names unknown task(s) {unknown}; the tasks "

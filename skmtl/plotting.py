@@ -87,8 +87,10 @@ class HistoryDisplay:
         Parameters
         ----------
         estimator : fitted skmtl estimator
-        tasks : str or list of str, optional
-            The task or tasks to draw (default: all).
+        tasks : str, int or list of them, optional
+            The task or tasks to draw, by name (default: all); a name that is
+            not a string (a column position) is read as its string, ``0`` as
+            ``"0"``, as in ``task_weights``.
         scores : bool, default=True
             Also draw each task's validation ROC AUC (classifiers) or R²
             (regressors), when the fit held out validation rows.
@@ -99,7 +101,8 @@ class HistoryDisplay:
         history = estimator.history_
         # task names are the strings of y's column names, as in task_weights
         tasks = (estimator.task_names_ if tasks is None else
-                 [tasks] if isinstance(tasks, str) else [str(task) for task in tasks])
+                 [str(tasks)] if isinstance(tasks, str) or not np.iterable(tasks)
+                 else [str(task) for task in tasks])
         unknown = [task for task in tasks if task not in estimator.task_names_]
         if unknown:
             raise ValueError(f"tasks {unknown} are not among the estimator's tasks "

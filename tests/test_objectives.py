@@ -487,6 +487,7 @@ def test_task_weights_scale_each_tasks_loss(tasks, holdout):
 @pytest.mark.parametrize("weights, message", [
     ([1.0, -1.0], "non-negative"), ([1.0, np.nan], "finite"), ([0.0, 0.0], "positive"),
     ([1.0], "1 weight"), ([1.0, 2.0, 3.0], "3 weight"), ({"t3": 1.0}, "unknown task"),
+    ({0: 5.0, "0": 1.0}, "names task '0' twice"),
     (["a", "b"], "numbers"), ([[1.0, 2.0]], r"shape \(1, 2\)"),
     # float32 would make these inf, or zeros that train nothing
     ([1e39, 1.0], "sum at most"), ([1e-50, 1e-50], "at least 1e-20"),

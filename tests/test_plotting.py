@@ -54,6 +54,8 @@ def test_history_display_draws_each_tasks_losses_and_scores(data):
     numbered = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(X, Y.set_axis([0, 1],
                                                                                     axis=1))
     by_int = HistoryDisplay.from_estimator(numbered, tasks=[1], scores=False)
+    assert [line.get_label() for line in HistoryDisplay.from_estimator(
+        numbered, tasks=1, scores=False).lines_] == ["train 1"]
     assert [line.get_label() for line in by_int.lines_][0] == "train 1"
 
 
