@@ -33,6 +33,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import __version__
 from ._base import GateWeightsMixin, MultiTaskEstimatorBase, MultiTaskRegressorBase
 from ._encoding import UNKNOWN_CODE, check_features
+from ._encoding._categorical import is_arrow_dictionary
 from ._encoding._common import column
 from ._funnel import FunnelClassifierBase
 
@@ -902,12 +903,8 @@ def _search_tree(thresholds):
 
 def _decoded(values):
     """A pyarrow dictionary column (``dtype_backend="pyarrow"``) as the column of its values."""
-    dtype = values.dtype
-    if isinstance(dtype, pd.ArrowDtype):
-        import pyarrow as pa  # (installed: pandas made the dtype)
-
-        if pa.types.is_dictionary(dtype.pyarrow_dtype):
-            return values.astype(pd.ArrowDtype(dtype.pyarrow_dtype.value_type))
+    if is_arrow_dictionary(values.dtype):
+        return values.astype(pd.ArrowDtype(values.dtype.pyarrow_dtype.value_type))
     return values
 
 

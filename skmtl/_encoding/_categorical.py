@@ -18,10 +18,14 @@ def is_categorical_dtype(dtype):
         isinstance(dtype, pd.CategoricalDtype)
         or pd.api.types.is_object_dtype(dtype)
         or pd.api.types.is_string_dtype(dtype)
-        # pyarrow's dictionary type: a category column read with dtype_backend="pyarrow"
-        or (isinstance(dtype, pd.ArrowDtype) and str(dtype.pyarrow_dtype).startswith(
-            "dictionary<"))
+        or is_arrow_dictionary(dtype)
     )
+
+
+def is_arrow_dictionary(dtype):
+    """Whether ``dtype`` is pyarrow's dictionary type: a category column read with
+    ``dtype_backend="pyarrow"``."""
+    return isinstance(dtype, pd.ArrowDtype) and str(dtype.pyarrow_dtype).startswith("dictionary<")
 
 
 def fit_categories(values, label):
