@@ -47,6 +47,14 @@ PREDICT_BATCH_FLOATS = 2 ** 24
 # small data sets still get enough steps (a floor of 128 left 2,000 rows 84
 # steps in 6 epochs: see benchmarks/README) and large ones a fast epoch.
 AUTO_BATCH_SIZE_RANGE = (32, 1024)
+# sparse_embeddings="auto": lazy updates from this many values in the
+# embedding table (262,144 rows of 8). Below it, updating the whole table
+# is as fast or faster; above it, the dense update's cost grows with the table
+# (benchmarks/README.md, "Sparse embedding updates").
+AUTO_SPARSE_EMBEDDING_VALUES = 2 ** 21
+# loss weightings that compute every task's gradient of the shared parameters
+# (the embedding tables among them) as dense matrices
+_GRADIENT_WEIGHTINGS = ("gradnorm", "pcgrad")
 # sample_weight (and task_weights) within what float32 sums of weighted losses can hold
 MIN_SAMPLE_WEIGHT, MAX_SAMPLE_WEIGHT_SUM = 1e-20, 1e30
 
@@ -108,6 +116,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         "categories": [dict, None],
         "hash_buckets": [Interval(Integral, 1, MAX_HASH_BUCKETS, closed="both"), dict, None],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "sparse_embeddings": [StrOptions({"auto"}), "boolean"],
         "numeric_encoding": [StrOptions(set(NUMERIC_ENCODINGS))],
         "n_bins": [Interval(Integral, 2, None, closed="left")],
         "bin_strategy": [StrOptions(set(BIN_STRATEGIES))],
@@ -320,6 +329,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
             if warm:
                 encoder = self._encoder
                 categorical, numeric = encoder.transform(X)
+                encoder.warn_categories_outside_vocabulary(X, categorical, "the first fit")
             else:
                 encoder = self._new_encoder(rng)
                 categorical, numeric = encoder.fit_transform(
@@ -372,7 +382,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
                     net.distributed = True
                     net.iterator_train__max_batches = steps_per_epoch
             try:
-                net.partial_fit(train)
+                with _embedding_updates(net.module_, self._sparse_embeddings(net.module_)):
+                    net.partial_fit(train)
             except BaseException:
                 if warm:  # leave the model as it was before this fit
                     _restore_training_state(net, before)
@@ -481,7 +492,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 for group in net.optimizer_.param_groups:  # no schedule sets it
                     group["lr"] = float(self.learning_rate)
             try:
-                net.partial_fit(data, epochs=1)
+                with _embedding_updates(net.module_, self._sparse_embeddings(net.module_)):
+                    net.partial_fit(data, epochs=1)
             except BaseException:
                 if not first:
                     _restore_training_state(net, before)
@@ -784,6 +796,12 @@ class MultiTaskEstimatorBase(BaseEstimator):
     def _check_hyperparameters(self):
         """Checks beyond ``_parameter_constraints``; models extend."""
         _check_tower_units(self.tower_units)
+        if (_sparse_requested(self.sparse_embeddings)
+                and self.loss_weighting in _GRADIENT_WEIGHTINGS):
+            raise ValueError(
+                f"sparse_embeddings=True cannot be used with loss_weighting="
+                f"{self.loss_weighting!r}, which computes every task's gradient of the whole "
+                "embedding table; use sparse_embeddings='auto' (dense updates here) or False.")
         if self.scoring not in self._SCORINGS:
             raise ValueError(f"The 'scoring' parameter of {type(self).__name__} must be one of "
                              f"{list(self._SCORINGS)}; got {self.scoring!r}.")
@@ -816,10 +834,25 @@ class MultiTaskEstimatorBase(BaseEstimator):
         if warm:
             raise ValueError("warm_start is not supported under torch.distributed yet; fit "
                              "with warm_start=False.")
-        if self.loss_weighting in ("gradnorm", "pcgrad"):
+        if self.loss_weighting in _GRADIENT_WEIGHTINGS:
             raise ValueError(f"loss_weighting={self.loss_weighting!r} is not supported under "
                              "torch.distributed yet (each rank would balance its own "
                              "gradients); use 'equal', 'uncertainty' or 'dwa'.")
+        if _sparse_requested(self.sparse_embeddings):
+            raise ValueError("sparse_embeddings=True is not supported under torch.distributed "
+                             "yet (the ranks average dense gradients); use "
+                             "sparse_embeddings='auto' (dense updates there) or False.")
+
+    def _sparse_embeddings(self, module):
+        """Whether this fit updates the embedding tables of ``module`` lazily:
+        ``sparse_embeddings`` resolved."""
+        if self.sparse_embeddings != "auto":
+            return bool(self.sparse_embeddings)
+        if self.loss_weighting in _GRADIENT_WEIGHTINGS or _distributed.world():
+            return False
+        values = sum(layer.embedding.weight.numel() for layer in module.modules()
+                     if isinstance(layer, FeatureEmbedding) and layer.embedding is not None)
+        return values >= AUTO_SPARSE_EMBEDDING_VALUES
 
     def _early_stopping_enabled(self, n_samples):
         if self.early_stopping == "auto":
@@ -1489,6 +1522,26 @@ def _restore_training_state(net, state):
 # fits in threads of one process take turns, or they would draw from each
 # other's seeded stream and restore each other's saved state.
 _TORCH_RANDOM_STATE_LOCK = threading.RLock()
+
+
+def _sparse_requested(sparse_embeddings):
+    """Whether ``sparse_embeddings`` asks for sparse updates whatever the table (True, not
+    "auto")."""
+    return not isinstance(sparse_embeddings, str) and bool(sparse_embeddings)
+
+
+@contextlib.contextmanager
+def _embedding_updates(module, sparse):
+    """Train ``module``'s embedding tables with sparse gradients inside the block; the
+    fitted module is left with dense ones, as a plain PyTorch optimizer expects."""
+    layers = [layer for layer in module.modules() if isinstance(layer, FeatureEmbedding)]
+    for layer in layers:
+        layer.sparse = sparse
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.sparse = False
 
 
 @contextlib.contextmanager

@@ -58,18 +58,28 @@ COMMON_PARAMETERS = """\
         not hashed.
     hash_buckets : int, dict or None, default=None
         Hash a categorical column's values into that many buckets instead of
-        learning a vocabulary: an int for every categorical column, or
-        ``{column: n}``. The hash (pandas' ``hash_array``) is the same in
-        every process and on every machine, and values need not have been
-        seen in ``fit``: the usual answer for ids with millions of values.
-        Integers hash alike whatever their width (int32 or int64, NumPy,
-        ``Int64`` or Python ints), but ``1``, ``1.0`` and ``"1"`` differ:
-        keep an id column's kind from fit to predict (an integer column with
-        missing values as pandas' ``Int64``, not floats). At most
-        2,147,483,647 buckets; colliding values share an embedding.
+        learning a vocabulary: an int for every categorical column that has
+        no vocabulary in ``categories``, or ``{column: n}``. The hash
+        (pandas' ``hash_array``) is the same in every process and on every
+        machine, and values need not have been seen in ``fit``: the usual
+        answer for ids with millions of values. A number hashes as its value,
+        whatever holds it: ``1`` of an int32, int64, ``Int64`` or object
+        column and ``1.0`` of the float column pandas makes of integer ids
+        once one is missing share a bucket; the text ``"1"`` does not. At
+        most 2,147,483,647 buckets; colliding values share an embedding.
     embedding_dim : int, default=8
         Size of each categorical column's embedding, and of each numeric
         column's with the ``"piecewise_linear"`` and ``"periodic"`` encodings.
+    sparse_embeddings : "auto" or bool, default="auto"
+        Update only the rows of the embedding table that a batch looks up
+        (sparse gradients, and Adam's "lazy" update: a row no batch uses
+        keeps its value and moments until one does). A step then costs the
+        same however many ids the table holds, where a dense update touches
+        every row at every step. ``"auto"``: sparse when the table holds at
+        least 2,097,152 values (262,144 ids of ``embedding_dim=8``), and not
+        with ``loss_weighting="gradnorm"`` or ``"pcgrad"`` or under
+        ``torch.distributed``, which need dense gradients (``True`` there is
+        a ``ValueError``). May change between fits of a ``warm_start``.
     numeric_encoding : {"piecewise_linear", "periodic", "quantile", "standard", \
 "passthrough"}, default="piecewise_linear"
         How numeric columns enter the network (after Gorishniy et al., "On
@@ -171,7 +181,10 @@ default="equal"
     warm_start : bool, default=False
         Keep the fitted network, encoders and targets' classes (or scaling),
         and continue training for ``max_epochs`` more epochs on the next
-        ``fit``.
+        ``fit``. The vocabularies stay the first fit's: a value it did not
+        see (a new id) gets the unknown category's embedding, with a warning
+        for a ``category`` column whose dtype lists it. Fit anew, or hash the
+        column (``hash_buckets``), to learn new values.
 """
 
 _ATTRIBUTES_AFTER_TARGETS = """\

@@ -114,6 +114,13 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
 
     def _first_chunk_targets(self, columns, task_names, classes, single_output, sample_weight):
         if classes is None:
+            state = self._local_target_state(columns, task_names, sample_weight)
+            for task, (not_reached, reached) in zip(task_names, state):
+                if not (not_reached and reached):
+                    raise ValueError(
+                        f"Stage {task!r} has only one class among the known labels of the "
+                        "first partial_fit chunk (fit_parquet: the first frame); pass "
+                        f"classes=[[0, 1]] * {len(task_names)} on the first call.")
             return self._encode_targets(columns, task_names, False, sample_weight)
         # the classes are 0 and 1; given, a chunk may lack one of them
         if (len(classes) != len(task_names)

@@ -10,6 +10,13 @@ undecorated base methods (exposed by ``functools.wraps`` as ``__wrapped__``)
 and updates with the same kernels as ``torch.optim.Adam``: ``_fused_adam_``
 where it runs, else the ``_foreach`` sequence of ``Adam(foreach=True)``. Its
 results and its ``state_dict`` are those of ``torch.optim.Adam`` (tested).
+
+A parameter with a sparse gradient (an embedding table with
+``sparse=True``) is updated "lazily", as TensorFlow's ``LazyAdam`` and
+``torch.optim.SparseAdam`` do: only the rows the gradient holds move, and
+only their moments decay. The other rows keep their values and moments
+until a batch looks them up again, so a step's cost follows the batch, not
+the table.
 """
 
 import functools
@@ -125,8 +132,6 @@ class Adam(Optimizer):
             if not params:
                 continue
             for p in params:
-                if p.grad.is_sparse:
-                    raise RuntimeError("Adam does not support sparse gradients.")
                 state = self.state[p]
                 if not state:
                     # where torch.optim.Adam keeps it: beside the parameter when fused
@@ -134,6 +139,12 @@ class Adam(Optimizer):
                                      else torch.tensor(0.0))
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            for p in params:
+                if p.grad.is_sparse:
+                    _lazy_update(group, p, p.grad, self.state[p])
+            params = [p for p in params if not p.grad.is_sparse]
+            if not params:
+                continue
             states = [self.state[p] for p in params]
             update = _fused_update if group["fused"] else _foreach_update
             update(group, params, [p.grad for p in params], [s["exp_avg"] for s in states],
@@ -168,3 +179,22 @@ def _foreach_update(group, params, grads, exp_avgs, exp_avg_sqs, steps):
     torch._foreach_add_(denominators, group["eps"])
     torch._foreach_addcdiv_(params, exp_avgs, denominators,
                             [-lr / (1 - beta1 ** n) for n in counts])
+
+
+def _lazy_update(group, param, grad, state):
+    """Adam's update of the rows of ``param`` that the sparse ``grad`` holds, and of their
+    moments; the bias corrections count every step of the parameter."""
+    beta1, beta2 = group["betas"]
+    grad = grad.coalesce()
+    rows, values = grad.indices()[0], grad.values()
+    state["step"].add_(1)
+    n = float(state["step"])
+    if group["weight_decay"]:
+        values = values.add(param.index_select(0, rows), alpha=group["weight_decay"])
+    exp_avg = state["exp_avg"].index_select(0, rows).lerp_(values, 1 - beta1)
+    exp_avg_sq = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(
+        values, values, value=1 - beta2)
+    state["exp_avg"].index_copy_(0, rows, exp_avg)
+    state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
+    denominator = exp_avg_sq.sqrt_().div_((1 - beta2 ** n) ** 0.5).add_(group["eps"])
+    param.index_add_(0, rows, exp_avg.div_(denominator), alpha=-group["lr"] / (1 - beta1 ** n))

@@ -61,6 +61,11 @@ def _worker(rank, world_size, port, out_dir, case):
             result = _bad_fits(rank)
             return
         X, Y = _shard(rank, case)
+        if case == "same columns":
+            # "auto" would update the embeddings sparsely here, but not under torch.distributed
+            # (the ranks all-reduce dense gradients); partial_fit below, alone, does
+            import skmtl._base
+            skmtl._base.AUTO_SPARSE_EMBEDDING_VALUES = 1
         kind = PLERegressor if case == "regressor" else MMOEClassifier
         if case == "regressor":
             Y = X[["num_a", "num_b"]] * [3.0, 0.5] + rank  # the shards' scales differ
@@ -112,12 +117,14 @@ def _bad_fits(rank):
         cases["an invalid parameter"] = (MMOEClassifier(max_epochs=0), X, Y)
         cases["labels of another type"] = (MMOEClassifier(**fast), X,
                                            Y.assign(t1=Y["t1"].map({0: "no", 1: "yes"})))
+        cases["sparse embedding updates"] = (MMOEClassifier(**fast, sparse_embeddings=True), X, Y)
         cases["a target too large to standardise"] = (
             MMOERegressor(**fast), X.drop(columns=["num_a"]),
             X[["num_a"]] * 1e300)
     else:
         for name in ("infinity in a numeric column", "a column categorical on one rank",
-                     "other parameters", "an invalid parameter", "labels of another type"):
+                     "other parameters", "an invalid parameter", "labels of another type",
+                     "sparse embedding updates"):
             cases[name] = (MMOEClassifier(**fast), X, Y)
         cases["a target too large to standardise"] = (
             MMOERegressor(**fast), X.drop(columns=["num_a"]), X[["num_a"]])
@@ -218,6 +225,9 @@ BAD_FITS = {
     "an invalid parameter": (
         "ValueError", r"fit failed on rank\(s\) 1: InvalidParameterError: The 'max_epochs' "
                       "parameter"),
+    "sparse embedding updates": (
+        "ValueError", r"fit failed on rank\(s\) 1: ValueError: sparse_embeddings=True is not "
+                      "supported under torch.distributed"),
     "labels of another type": (
         "TypeError", r"The labels of task 't1' are text on rank\(s\) \[1\] and numbers on "
                      r"rank\(s\) \[0\]"),

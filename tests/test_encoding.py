@@ -1,5 +1,6 @@
 """Numeric encodings, the learning-rate schedule, the optimizer and the encoder's edges."""
 
+import copy
 import subprocess
 import sys
 
@@ -266,6 +267,62 @@ def test_adam_matches_torch(fused, weight_decay):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-7)
     theirs.load_state_dict(ours.state_dict())   # state dicts go both ways
     ours.load_state_dict(theirs.state_dict())
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_adam_updates_rows_of_a_sparse_gradient_like_sparse_adam(fused):
+    # the embedding's rows move as torch.optim.SparseAdam moves them (lazily: rows
+    # no batch looks up keep their values and moments); the dense layer as Adam
+    torch.manual_seed(0)
+    ours_model = torch.nn.Sequential(torch.nn.Embedding(50, 4, sparse=True),
+                                     torch.nn.Flatten(), torch.nn.Linear(12, 2))
+    torch_model = copy.deepcopy(ours_model)
+    initial = ours_model[0].weight.detach().clone()
+    embedding, linear = torch_model[0], torch_model[2]
+    # SparseAdam adds eps before the bias correction of the second moment, Adam after:
+    # a negligible eps leaves the update itself to compare
+    ours = Adam(ours_model.parameters(), lr=0.01, eps=1e-20, fused=fused)
+    theirs = [torch.optim.SparseAdam(embedding.parameters(), lr=0.01, eps=1e-20),
+              torch.optim.Adam(linear.parameters(), lr=0.01, eps=1e-20, fused=fused or None,
+                               foreach=not fused)]
+    for i in range(20):
+        x = torch.randint(0, 40, (8, 3))   # rows 40 to 49 are never looked up
+        for optimizer in [ours, *theirs]:
+            optimizer.param_groups[0]["lr"] = 0.01 / (i + 1)
+            optimizer.zero_grad()
+        for model in (ours_model, torch_model):
+            model(x).pow(2).mean().backward()
+        for optimizer in [ours, *theirs]:
+            optimizer.step()
+    for a, b in zip(ours_model.parameters(), torch_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    table = ours_model[0].weight
+    assert torch.equal(table[40:], initial[40:]) and (table[:40] != initial[:40]).all()
+    state = ours.state[table]
+    assert float(state["step"]) == 20 and not state["exp_avg"][40:].any()
+    Adam.check_state(ours)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_adam_lazy_update_moves_only_the_rows_looked_up(weight_decay):
+    torch.manual_seed(0)
+    lazy = torch.nn.Embedding(30, 4, sparse=True)
+    dense = torch.nn.Embedding(30, 4)
+    dense.load_state_dict(lazy.state_dict())
+    before = lazy.weight.detach().clone()
+    optimizers = [Adam(m.parameters(), lr=0.1, weight_decay=weight_decay) for m in (lazy, dense)]
+    for rows in ([0, 1, 2, 1], [2, 3]):
+        for model, optimizer in zip((lazy, dense), optimizers):
+            optimizer.zero_grad()
+            model(torch.tensor(rows)).sum().backward()
+            optimizer.step()
+        if rows[0] == 0:  # a first step is Adam's, on the rows looked up
+            torch.testing.assert_close(lazy.weight[:3], dense.weight[:3], rtol=0, atol=1e-7)
+    moved = (lazy.weight != before).any(dim=1)
+    assert moved.tolist() == [True] * 4 + [False] * 26
+    # a dense step moves rows 0 and 1 again (their momentum), and with weight decay all rows
+    assert not torch.equal(lazy.weight[:2], dense.weight[:2])
+    assert (dense.weight[4:] != before[4:]).any() == (weight_decay > 0)
 
 
 def test_adam_takes_parameter_groups_of_generators():

@@ -65,6 +65,27 @@ def test_feature_embedding_gradient_matches_plain_lookup(embedding_dim):
     assert emb.embedding.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("embedding_dim", [4, 48])   # summed in serial chunks / in one call
+def test_feature_embedding_sparse_gradient_holds_the_rows_looked_up(embedding_dim):
+    torch.manual_seed(0)
+    cardinalities = [7, 5000, 3]
+    dense = FeatureEmbedding(cardinalities, 0, embedding_dim)
+    sparse = FeatureEmbedding(cardinalities, 0, embedding_dim, sparse=True)
+    sparse.load_state_dict(dense.state_dict())
+    categorical = torch.stack([torch.randint(0, c, (20_000,)) for c in cardinalities], dim=1)
+    upstream = torch.randn(20_000, dense.output_dim)
+    for emb in (dense, sparse):
+        (emb(categorical, torch.empty(20_000, 0)) * upstream).sum().backward()
+    grad = sparse.embedding.weight.grad
+    assert grad.is_sparse   # one entry per row looked up:
+    looked_up = torch.unique((categorical + dense.offsets).reshape(-1))
+    assert torch.equal(grad._indices()[0], looked_up) and len(looked_up) < sum(cardinalities)
+    torch.testing.assert_close(grad.to_dense(), dense.embedding.weight.grad, rtol=1e-4,
+                               atol=1e-4)
+    with torch.no_grad():   # and the same values looked up
+        torch.testing.assert_close(sparse(categorical, None), dense(categorical, None))
+
+
 @pytest.mark.parametrize("embedding_dim", [4, 16])   # the serial and the parallel backward
 def test_per_sample_gradients_with_torch_func(embedding_dim):
     # torch.func's vmap(grad(...)) runs the embeddings' custom lookup batched: the

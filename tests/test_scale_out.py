@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.metrics import r2_score, roc_auc_score
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -95,6 +96,11 @@ def test_hash_buckets_in_fit(tasks, holdout):
     assert encoder.cardinalities == [5, 9]
     everything = MMOEClassifier(**FAST, hash_buckets=64).fit(X, Y)
     assert everything._encoder.hash_buckets_ == [64, 64]
+    # an int hashes the columns that have no vocabulary in categories (it was an error
+    # naming "both categories and hash_buckets")
+    mixed = MMOEClassifier(**FAST, hash_buckets=64, categories={"color": COLORS}).fit(X, Y)
+    assert mixed._encoder.hash_buckets_ == [0, 64]
+    np.testing.assert_array_equal(mixed._encoder.categories_[0], sorted(COLORS))
     X_test, Y_test, _ = holdout
     # a value never seen in fit still lands in a bucket, not in the unknown code
     unseen = X_test.assign(color="purple")
@@ -285,6 +291,23 @@ def test_partial_fit_warns_of_chunk_categories_outside_the_vocabulary(tasks):
         model.partial_fit(X.iloc[1000:1500], Y.iloc[1000:1500])  # strings: unseen is normal
 
 
+def test_warm_start_warns_of_categories_outside_the_first_fits_vocabulary(tasks):
+    # a day's refit with warm_start coded a new category unknown without a word, where
+    # partial_fit warned
+    X, Y, _ = tasks
+    first = X[X["color"] != "black"].iloc[:500]
+    model = MMOEClassifier(max_epochs=1, random_state=0, warm_start=True).fit(
+        first.astype({"color": "category"}), Y.loc[first.index])
+    later = X.iloc[500:1000].astype({"color": "category"})
+    n_black = int((later["color"] == "black").sum())
+    with pytest.warns(UserWarning, match=rf"'color'.*vocabulary the first fit fixed "
+                                         rf"\(e.g. \['black'\]\): {n_black} of 500 rows"):
+        model.fit(later, Y.iloc[500:1000])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(X.iloc[1000:1500], Y.iloc[1000:1500])  # strings: unseen is normal
+
+
 def test_partial_fit_needs_a_vocabulary_for_string_columns(tasks):
     X, Y, _ = tasks
     with pytest.raises(ValueError, match=r"'color'.*category.*categories=.*hash_buckets="):
@@ -355,7 +378,9 @@ def test_partial_fit_funnels_and_regressors(tasks, holdout):
     X_test, Y_test, funnel_test = holdout
     no_conversion = funnel["conversion"] == 0
     for cls in (ESMMClassifier, AITMClassifier):
-        with pytest.raises(ValueError, match="only one class"):
+        with pytest.raises(ValueError, match=r"Stage 'conversion' has only one class among "
+                                             r"the known labels of the first partial_fit chunk.*"
+                                             r"pass classes=\[\[0, 1\]\] \* 2"):
             cls().partial_fit(X[no_conversion], funnel[no_conversion])
         model = cls(random_state=0).partial_fit(X[no_conversion], funnel[no_conversion],
                                                 classes=[[0, 1], [0, 1]])
@@ -387,3 +412,105 @@ def test_partial_fit_model_saves_and_loads(tasks, tmp_path):
     np.testing.assert_array_equal(model.predict_proba(X)[0], loaded.predict_proba(X)[0])
     loaded.partial_fit(X.iloc[:500], Y.iloc[:500])
     assert loaded.n_iter_ == model.n_iter_ + 1
+
+
+# -- sparse embedding updates ------------------------------------------------------
+
+
+def _ids_frame(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, 40, n)
+    X = pd.DataFrame({"user": pd.Series(ids).map("u{}".format), "x": rng.standard_normal(n)})
+    Y = pd.DataFrame({"a": ((ids % 3 == 0) ^ (X["x"] > 1)).astype(int),
+                      "b": (X["x"] > 0).astype(int)})
+    # a vocabulary with an id no row has: its embedding is never looked up
+    return X, Y, {"user": sorted(X["user"].unique()) + ["never seen"]}
+
+
+def _embedding_table(model):
+    return model.net_.module_.embedding.embedding.weight
+
+
+def _rows_looked_up(model, X):
+    categorical, _ = model._encoder.transform(X)
+    offsets = model.net_.module_.embedding.offsets.numpy()
+    used = np.zeros(_embedding_table(model).shape[0], bool)
+    used[np.unique(categorical + offsets)] = True
+    return used
+
+
+def _train_recording_gradients(model, train):
+    """Run ``train()`` with a hook on the embedding table: the layouts of its gradients."""
+    sparse = []
+    hook = _embedding_table(model).register_hook(lambda grad: sparse.append(grad.is_sparse))
+    try:
+        train()
+    finally:
+        hook.remove()
+    return sparse
+
+
+@pytest.mark.parametrize("sparse_embeddings", [True, False])
+def test_sparse_embeddings_move_only_the_rows_a_batch_looks_up(sparse_embeddings):
+    X, Y, vocabulary = _ids_frame()
+    model = MMOEClassifier(**FAST, categories=vocabulary, warm_start=True,
+                           sparse_embeddings=False).fit(X, Y)
+    before = _embedding_table(model).detach().clone()
+    model.set_params(sparse_embeddings=sparse_embeddings)
+    layouts = _train_recording_gradients(model, lambda: model.fit(X, Y))
+    assert layouts and set(layouts) == {sparse_embeddings}
+    after = _embedding_table(model).detach()
+    used = _rows_looked_up(model, X)
+    assert 0 < (~used).sum() < len(used)
+    assert (after[used] != before[used]).any(dim=1).all()
+    # lazily, a row no batch looks up keeps its value (and weight decay spares it); a
+    # dense update moves "never seen" with Adam's momentum and weight decay
+    assert torch.equal(after[~used], before[~used]) == sparse_embeddings
+    # the fitted module is left with dense gradients, for a plain PyTorch optimizer
+    assert not any(getattr(layer, "sparse", False) for layer in model.net_.module_.modules())
+    assert model.score(X, Y) > 0.6
+
+
+@pytest.mark.parametrize("loss_weighting, threshold, expected", [
+    ("equal", None, False),       # a small table: dense updates
+    ("equal", 1, True),
+    ("uncertainty", 1, True),
+    ("pcgrad", 1, False),         # every task's dense gradient of the shared parameters
+])
+def test_sparse_embeddings_auto(monkeypatch, loss_weighting, threshold, expected):
+    import skmtl._base
+    if threshold is not None:
+        monkeypatch.setattr(skmtl._base, "AUTO_SPARSE_EMBEDDING_VALUES", threshold)
+    X, Y, _ = _ids_frame()
+    model = MMOEClassifier(**FAST, warm_start=True, loss_weighting=loss_weighting).fit(X, Y)
+    layouts = _train_recording_gradients(model, lambda: model.fit(X, Y))
+    assert layouts and set(layouts) == {expected}
+
+
+def test_sparse_embeddings_in_partial_fit_save_and_load(tmp_path):
+    X, Y, vocabulary = _ids_frame()
+    model = MMOEClassifier(random_state=0, categories=vocabulary, sparse_embeddings=True)
+    model.partial_fit(X, Y)
+    before = _embedding_table(model).detach().clone()
+    assert _train_recording_gradients(model, lambda: model.partial_fit(X, Y))[0] is True
+    unused = ~_rows_looked_up(model, X)
+    assert torch.equal(_embedding_table(model).detach()[unused], before[unused])
+    model.save(tmp_path / "model.skmtl")
+    loaded = skmtl.load(tmp_path / "model.skmtl")
+    assert loaded.get_params()["sparse_embeddings"] is True
+    assert _train_recording_gradients(loaded, lambda: loaded.partial_fit(X, Y))[0] is True
+    assert loaded.n_iter_ == 3
+
+
+def test_sparse_embeddings_checks():
+    X, Y, _ = _ids_frame()
+    for weighting in ("gradnorm", "pcgrad"):
+        with pytest.raises(ValueError, match=f"sparse_embeddings=True cannot be used with "
+                                             f"loss_weighting='{weighting}'"):
+            MMOEClassifier(sparse_embeddings=True, loss_weighting=weighting).fit(X, Y)
+    with pytest.raises(InvalidParameterError, match="sparse_embeddings"):
+        MMOEClassifier(sparse_embeddings="yes").fit(X, Y)
+    # no categorical column: nothing to update sparsely
+    model = MMOEClassifier(**FAST, sparse_embeddings=True).fit(X[["x"]], Y)
+    assert model.net_.module_.embedding.embedding is None
+    assert (np.asarray(model.predict(X[["x"]]))[:, 1] == Y["b"]).mean() > 0.9

@@ -100,9 +100,9 @@ class TabularEncoder:
         front instead of learned from ``X`` (column names, or positions for
         an array).
     hash_buckets : int, dict or None, default=None
-        Hash every categorical column (an int), or the named ones
-        (``{column: n}``), into that many buckets instead of learning a
-        vocabulary (see :func:`hashed_code_reader`).
+        Hash every categorical column without a vocabulary in ``categories``
+        (an int), or the named ones (``{column: n}``), into that many buckets
+        instead of learning a vocabulary (see :func:`hashed_code_reader`).
     """
 
     def __init__(self, categorical_features="from_dtype", numeric_encoding="standard",
@@ -158,13 +158,14 @@ class TabularEncoder:
                     f"{self.categories_[k][:3].tolist()}): every row gets the unknown "
                     "category. Check the vocabulary's type.", UserWarning, stacklevel=5)
 
-    def warn_categories_outside_vocabulary(self, X, codes):
+    def warn_categories_outside_vocabulary(self, X, codes, fixed_by="the first chunk"):
         """Warn about ``category`` columns of a later chunk whose categories the vocabulary lacks.
 
-        The vocabulary is fixed by the first chunk (``partial_fit``): rows of
-        a category its dtype lists and the vocabulary does not get the unknown
-        code. Dask partitions read with categories of their own do that. Once
-        per column and model (not per partition); vocabularies given in
+        The vocabulary is fixed by the first chunk (``partial_fit``) or fit
+        (``warm_start``, ``fixed_by="the first fit"``): rows of a category
+        its dtype lists and the vocabulary does not get the unknown code.
+        Dask partitions read with categories of their own do that. Once per
+        column and model (not per partition); vocabularies given in
         ``categories`` are left alone.
         """
         if not isinstance(X, pd.DataFrame):
@@ -182,7 +183,7 @@ class TabularEncoder:
                 examples = pd.unique(values[outside])[:3].tolist()
                 warnings.warn(
                     f"Categorical column {self._label(j)!r} has categories outside the "
-                    f"vocabulary the first chunk fixed (e.g. {examples}): {outside.sum()} of "
+                    f"vocabulary {fixed_by} fixed (e.g. {examples}): {outside.sum()} of "
                     f"{len(values)} rows get the unknown category. Give every chunk a category "
                     "dtype listing every value (with Dask: known categories, e.g. "
                     "ddf.categorize()), categories=..., or hash_buckets.",
@@ -198,6 +199,8 @@ class TabularEncoder:
         self.numeric_indices_ = np.flatnonzero(~self.is_categorical_)
         given = self._per_column("categories", self.categories)
         buckets = self._per_column("hash_buckets", self.hash_buckets)
+        if not isinstance(self.hash_buckets, dict):  # an int: the columns without a vocabulary
+            buckets = {j: n for j, n in buckets.items() if j not in given}
         both = sorted(str(self._label(j)) for j in set(given) & set(buckets))
         if both:
             raise ValueError(f"Columns {both} are named in both categories and hash_buckets; "
