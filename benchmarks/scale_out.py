@@ -5,8 +5,9 @@
     python -m benchmarks.scale_out --streaming 2000000 20000000 [--epochs 1] [--folder DIR]
     SKMTL_DATA=../shared/data python -m benchmarks.scale_out --dask [--census-rows N]
     SKMTL_DATA=../shared/data python -m benchmarks.scale_out --ddp [--census-rows N]
+    python -m benchmarks.scale_out --embeddings [--rows N] [--epochs 2] [--seeds 0 1 2]
 
-Run from the repository root. Four sections:
+Run from the repository root. Five sections:
 
 hashing
     ``hash_buckets=n`` (every categorical column hashed into ``n`` buckets)
@@ -49,6 +50,21 @@ ddp (``--ddp``)
     ``rank::2``), against one process with 1 and with 2 torch threads: test
     ROC AUC of both tasks (rank 0's model; every rank ends with the same)
     and the mean seconds per epoch. Each run in fresh processes.
+
+embeddings (``--embeddings``)
+    Dense against sparse updates of the embedding table
+    (``sparse_embeddings=False`` / ``True``) as the table grows, and the
+    ablation of sparse steps that drop the steps a row misses ("lazy" Adam)
+    instead of catching them up: synthetic interactions
+    (``make_interactions``: ``--rows`` training rows and a fifth as many test
+    rows; a user id of Zipf frequencies, an item id of 20,000 values, three
+    numbers; two tasks from latent factors of user and item) with 10,000
+    users (exact vocabulary), 10,000,000 users (exact vocabulary: the users
+    seen in the training rows) and 10,000,000 users hashed into 4,194,304
+    buckets. ``MMOEClassifier(max_epochs=--epochs, early_stopping=False)``,
+    each fit in its own process: fit seconds, peak resident memory during
+    the fit, test ROC AUC of both tasks, and which of dense and sparse
+    ``"auto"`` picks.
 """
 
 import argparse
@@ -376,6 +392,118 @@ def ddp_report(records):
             *_table(header, rows), ""]
 
 
+# -- dense and sparse embedding updates -------------------------------------------------
+
+ITEMS = 20_000
+FACTORS = 8
+# distinct latent factors of the users (a user's are those of its id modulo this)
+USER_FACTOR_ROWS = 2 ** 16
+EMBEDDING_TABLES = (("10,000 users", 10_000, None),
+                    ("10,000,000 users, exact vocabulary", 10_000_000, None),
+                    ("10,000,000 users hashed into 4,194,304 buckets", 10_000_000, 2 ** 22))
+
+
+def make_interactions(n_rows, n_users, seed):
+    """``(X, Y)``: user and item ids, three numbers, tasks ``click`` and ``like``.
+
+    Users come with Zipf frequencies (exponent 1.1: a few frequent, most seen
+    once or never; 1,000,000 rows hold about 340,000 users of 10,000,000),
+    items uniformly. The tasks' logits are the dot product of the
+    user's and the item's latent factors, fixed across seeds (the test rows
+    share them), plus the numbers.
+    """
+    import pandas as pd
+
+    truth = np.random.default_rng(12345)
+    user_factors = truth.normal(0, 1, (USER_FACTOR_ROWS, FACTORS)).astype(np.float32)
+    item_factors = truth.normal(0, 1, (ITEMS, FACTORS)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    users = (rng.zipf(1.1, n_rows) - 1) % n_users
+    items = rng.integers(0, ITEMS, n_rows)
+    numbers = rng.normal(0, 1, (n_rows, 3)).astype(np.float32)
+    u, v = user_factors[users % USER_FACTOR_ROWS], item_factors[items]
+    affinity = (u * v).sum(axis=1) / np.sqrt(FACTORS)
+    logits = {"click": 1.5 * affinity + 0.5 * numbers[:, 0] - 1.0,
+              "like": u[:, 0] + v[:, 1] + 0.5 * affinity - numbers[:, 1] - 1.5}
+    X = pd.DataFrame({"user": users, "item": items, "x0": numbers[:, 0], "x1": numbers[:, 1],
+                      "x2": numbers[:, 2]})
+    Y = pd.DataFrame({task: (rng.random(n_rows) < 1 / (1 + np.exp(-logit))).astype(np.int64)
+                      for task, logit in logits.items()})
+    return X, Y
+
+
+def measure_embedding_updates(n_rows, n_users, buckets, updates, epochs, seed):
+    from sklearn.metrics import roc_auc_score
+
+    from .speed import PeakMemory
+
+    sparse = updates != "dense"
+    if updates == "lazy":
+        # the ablation: sparse steps that drop the steps a row misses, as "lazy" Adam
+        # (TensorFlow's LazyAdam, torch.optim.SparseAdam) does
+        from skmtl import _optim
+        _optim._catch_up = lambda *args, **kwargs: None
+    X, Y = make_interactions(n_rows, n_users, seed)
+    X_test, Y_test = make_interactions(max(n_rows // 5, 1_000), n_users, seed + 1000)
+    model = MMOEClassifier(max_epochs=epochs, early_stopping=False, random_state=seed,
+                           categorical_features=["user", "item"], sparse_embeddings=sparse,
+                           hash_buckets=None if buckets is None else {"user": buckets})
+    start = time.perf_counter()
+    with PeakMemory() as memory:
+        model.fit(X, Y)
+    seconds = time.perf_counter() - start
+    proba = model.predict_proba(X_test)
+    return {"seconds": seconds, "peak_increase": memory.increase,
+            "table_rows": int(model.net_.module_.embedding.embedding.weight.shape[0]),
+            "auto_sparse": bool(model.set_params(sparse_embeddings="auto")._sparse_embeddings(
+                model.net_.module_)),
+            **{f"auc_{task}": roc_auc_score(Y_test[task], p[:, 1])
+               for task, p in zip(Y.columns, proba)}}
+
+
+EMBEDDING_UPDATES = {"dense": "dense", "sparse": "sparse",
+                     "lazy": "sparse, lazy (without catching up)"}
+
+
+def embedding_updates(seeds, n_rows, epochs):
+    records = []
+    for seed in seeds:
+        for label, n_users, buckets in EMBEDDING_TABLES:
+            for updates in EMBEDDING_UPDATES:
+                result = _in_child("measure_embedding_updates", n_rows=n_rows, n_users=n_users,
+                                   buckets=buckets, updates=updates, epochs=epochs, seed=seed)
+                records.append({"table": label, "seed": seed, "updates": updates, **result})
+                print(f"  {label} seed {seed} {updates}: {records[-1]}",
+                      file=sys.stderr, flush=True)
+    return records
+
+
+def embedding_updates_report(records, n_rows, epochs):
+    mib = 1 / 2 ** 20
+    header = ["embedding table", "rows of the table", "updates", "fit s", "fit ×",
+              "peak RSS increase (MiB)", "AUC click", "AUC like", "Δ AUC click",
+              "Δ AUC like", "auto picks"]
+    rows = []
+    for label, _, _ in EMBEDDING_TABLES:
+        chosen = [r for r in records if r["table"] == label]
+        if not chosen:
+            continue
+        dense = {r["seed"]: r for r in chosen if r["updates"] == "dense"}
+        for updates, name in EMBEDDING_UPDATES.items():
+            runs = [r for r in chosen if r["updates"] == updates]
+            rows.append([
+                label, f"{int(np.mean([r['table_rows'] for r in runs])):,}", name,
+                mean_std(runs, "seconds", 1),
+                f"{np.mean([r['seconds'] / dense[r['seed']]['seconds'] for r in runs]):.2f}",
+                f"{np.mean([r['peak_increase'] for r in runs]) * mib:,.0f}",
+                mean_std(runs, "auc_click", 4), mean_std(runs, "auc_like", 4),
+                *(f"{np.mean([r[m] - dense[r['seed']][m] for r in runs]):+.4f}"
+                  for m in ("auc_click", "auc_like")),
+                "sparse" if runs[0]["auto_sparse"] else "dense"])
+    return [f"### Dense and sparse embedding updates ({n_rows:,} training rows, {epochs} "
+            "epoch(s), MMOEClassifier)", "", *_table(header, rows), ""]
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale_out",
                                      description=__doc__.split("\n")[0])
@@ -385,14 +513,19 @@ def parse_args(argv):
     parser.add_argument("--coat-rows", type=positive_int, default=None)
     parser.add_argument("--streaming", type=positive_int, nargs="+", default=None,
                         help="run the streaming section at these numbers of rows instead")
-    parser.add_argument("--epochs", type=positive_int, default=1,
-                        help="epochs of the streaming fits")
+    parser.add_argument("--epochs", type=positive_int, default=None,
+                        help="epochs of the streaming fits (default 1) and of the embeddings "
+                             "section's (default 2)")
     parser.add_argument("--folder", type=Path, default=Path("/tmp/skmtl-streaming"),
                         help="where the streaming section writes its Parquet folders")
     parser.add_argument("--dask", action="store_true",
                         help="run the Dask search section instead")
     parser.add_argument("--ddp", action="store_true",
                         help="run the torch.distributed section instead")
+    parser.add_argument("--embeddings", action="store_true",
+                        help="run the dense-against-sparse embedding updates section instead")
+    parser.add_argument("--rows", type=positive_int, default=1_000_000,
+                        help="training rows of the embeddings section")
     return parser.parse_args(argv)
 
 
@@ -401,7 +534,14 @@ def main(argv=None):
     args = parse_args(argv)
     started = time.perf_counter()
     machine = machine_info()
-    if args.ddp:
+    if args.embeddings:
+        title = "dense and sparse embedding updates"
+        epochs = args.epochs or 2
+        tables = embedding_updates_report(embedding_updates(args.seeds, args.rows, epochs),
+                                          args.rows, epochs)
+        note = (f"; mean ± std over seeds {' '.join(map(str, args.seeds))}; fit × and Δ: "
+                "against dense updates of the same seed")
+    elif args.ddp:
         title = "data-parallel fit"
         tables = ddp_report(ddp(args.census_rows))
         note = ""
@@ -412,8 +552,8 @@ def main(argv=None):
         note = ""
     elif args.streaming:
         title = "streaming from Parquet"
-        tables = streaming_report(streaming(args.streaming, args.epochs, args.folder),
-                                  args.epochs)
+        epochs = args.epochs or 1
+        tables = streaming_report(streaming(args.streaming, epochs, args.folder), epochs)
         note = ""
     else:
         title = "hashed against exact vocabularies"

@@ -12,17 +12,28 @@ where it runs, else the ``_foreach`` sequence of ``Adam(foreach=True)``. Its
 results and its ``state_dict`` are those of ``torch.optim.Adam`` (tested).
 
 A parameter with a sparse gradient (an embedding table with
-``sparse=True``) is updated "lazily", as TensorFlow's ``LazyAdam`` and
-``torch.optim.SparseAdam`` do: only the rows the gradient holds move, and
-only their moments decay. The other rows keep their values and moments
-until a batch looks them up again, so a step's cost follows the batch, not
-the table.
+``sparse=True``) is updated row by row: a step moves only the rows the
+gradient holds, so its cost follows the batch, not the table. Unlike the
+"lazy" Adam of TensorFlow's ``LazyAdam`` and ``torch.optim.SparseAdam``,
+the steps a row misses while no batch looks it up are not lost: when one
+does, or at :meth:`Adam.catch_up`, the row first takes them, in closed form
+(its momentum's and the weight decay's, at the learning rate of the step
+that catches up; see ``_catch_up``). Lazily, a row seen once moved about a
+tenth as far as under Adam, rows never seen kept their random start where
+Adam's weight decay shrinks them to zero, and rare ids learned less
+(benchmarks/README.md, "Sparse embedding updates").
 """
+
+import math
 
 import functools
 
 import torch
 from torch.optim import Optimizer
+
+
+# catch_up works through an embedding table in blocks of this many rows
+CATCH_UP_ROWS = 65_536
 
 
 def _undecorated(name):
@@ -91,6 +102,23 @@ class Adam(Optimizer):
     def load_state_dict(self, state_dict):
         _load_state_dict(self, state_dict)
 
+    @torch.no_grad()
+    def catch_up(self):
+        """Bring every row that sparse steps left behind up to date (see the module's
+        docstring); called at the end of each epoch, before the weights are read."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state.get(p)
+                if not (state and "last_update" in state):
+                    continue
+                last_update, last_lr = state.pop("last_update"), state.pop("last_lr")
+                now = float(state["step"])
+                for start in range(0, p.shape[0], CATCH_UP_ROWS):  # bounded temporaries
+                    block = slice(start, start + CATCH_UP_ROWS)
+                    _catch_up(group, p, block, state["exp_avg"][block],
+                              state["exp_avg_sq"][block], last_update[block], last_lr[block],
+                              now, now)
+
     def check_state(self):
         """Raise ValueError unless the settings and moments fit the parameters.
 
@@ -141,7 +169,7 @@ class Adam(Optimizer):
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             for p in params:
                 if p.grad.is_sparse:
-                    _lazy_update(group, p, p.grad, self.state[p])
+                    _sparse_update(group, p, p.grad, self.state[p])
             params = [p for p in params if not p.grad.is_sparse]
             if not params:
                 continue
@@ -181,20 +209,93 @@ def _foreach_update(group, params, grads, exp_avgs, exp_avg_sqs, steps):
                             [-lr / (1 - beta1 ** n) for n in counts])
 
 
-def _lazy_update(group, param, grad, state):
-    """Adam's update of the rows of ``param`` that the sparse ``grad`` holds, and of their
-    moments; the bias corrections count every step of the parameter."""
+def _sparse_update(group, param, grad, state):
+    """Adam's update of the rows of ``param`` that the sparse ``grad`` holds, after
+    catching them up with the steps they missed."""
     beta1, beta2 = group["betas"]
     grad = grad.coalesce()
     rows, values = grad.indices()[0], grad.values()
     state["step"].add_(1)
     n = float(state["step"])
+    exp_avg = state["exp_avg"].index_select(0, rows)
+    exp_avg_sq = state["exp_avg_sq"].index_select(0, rows)
+    if "last_update" in state:
+        _catch_up(group, param, rows, exp_avg, exp_avg_sq,
+                  state["last_update"].index_select(0, rows),
+                  state["last_lr"].index_select(0, rows), n - 1, n)
+    else:  # every row is up to date (a first step, or one after catch_up)
+        state["last_update"] = torch.full(param.shape[:1], n - 1, dtype=torch.float64,
+                                          device=param.device)
+        state["last_lr"] = torch.full(param.shape[:1], group["lr"], dtype=torch.float64,
+                                      device=param.device)
     if group["weight_decay"]:
         values = values.add(param.index_select(0, rows), alpha=group["weight_decay"])
-    exp_avg = state["exp_avg"].index_select(0, rows).lerp_(values, 1 - beta1)
-    exp_avg_sq = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(
-        values, values, value=1 - beta2)
+    exp_avg.lerp_(values, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(values, values, value=1 - beta2)
     state["exp_avg"].index_copy_(0, rows, exp_avg)
     state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
+    state["last_update"].index_fill_(0, rows, n)
+    state["last_lr"].index_fill_(0, rows, group["lr"])
     denominator = exp_avg_sq.sqrt_().div_((1 - beta2 ** n) ** 0.5).add_(group["eps"])
     param.index_add_(0, rows, exp_avg.div_(denominator), alpha=-group["lr"] / (1 - beta1 ** n))
+
+
+def _catch_up(group, param, rows, exp_avg, exp_avg_sq, last_update, last_lr, now, lr_step):
+    """Move the rows ``rows`` of ``param`` (an index tensor or a slice), last updated at
+    the steps ``last_update`` with the learning rates ``last_lr``, as Adam's steps up to
+    ``now`` without a gradient of the loss would have, and decay their moments
+    ``exp_avg`` and ``exp_avg_sq`` (those rows' own, in place). ``group["lr"]`` is the
+    learning rate of step ``lr_step``.
+
+    Such a step ``t + j`` moves a row by ``lr * m_j / (sqrt(v_j) + eps)`` (bias corrected)
+    where the momentum ``m_j = b1**j m + (1 - b1**j) wd w`` holds what is left of the
+    row's last gradient and the weight decay's gradient, and ``v_j = b2**j v``. Summed
+    over ``j = 1 .. k`` with the bias corrections of step ``t + 1`` (the steps that
+    count most), ``eps`` kept out of the sums and ``w`` held fixed:
+    ``lr * (m * sum r**j + wd w * sum (q**j - r**j)) / (sqrt(v) + eps)`` with
+    ``r = b1 / sqrt(b2)`` and ``q = 1 / sqrt(b2)``. Adam normalises the weight decay's
+    small gradient to steps of up to ``lr``: a row with no gradient of the loss (``v``
+    of 0) shrinks to zero at ``lr`` a step. The decay's move is bounded by that and by
+    the row's size. ``lr`` changes with the schedule: it is taken to go in a straight
+    line from the last update's rate to this step's (``sum lr_j r**j`` in closed form
+    too).
+    """
+    beta1, beta2 = group["betas"]
+    weight_decay = group["weight_decay"]
+    idle = now - last_update
+    if not bool((idle > 0).any()):
+        return
+    first = last_update + 1
+    correction = (1 - beta2 ** first).sqrt() / (1 - beta1 ** first)
+    ratio = beta1 / math.sqrt(beta2)
+    momentum_steps = ratio * (1 - ratio ** idle) / (1 - ratio)
+    # sum_j j r**j, for the learning rate's change along the way
+    momentum_ramp = (ratio * (1 - (idle + 1) * ratio ** idle + idle * ratio ** (idle + 1))
+                     / (1 - ratio) ** 2)
+    # group["lr"] is the rate of step lr_step: this one's in a step, the last one's at the end
+    slope = (group["lr"] - last_lr) / (lr_step - last_update).clamp(min=1)
+    values = param[rows] if isinstance(rows, slice) else param.index_select(0, rows)
+    denominator = exp_avg_sq.sqrt().add_(group["eps"])
+    values -= exp_avg / denominator * _column(
+        (momentum_steps * last_lr + momentum_ramp * slope) * correction, param)
+    if weight_decay:
+        lr = (last_lr + group["lr"]) / 2
+        growth = 1 / math.sqrt(beta2)
+        capped = idle.clamp(max=100_000)  # saturated long before: q**k overflows at 1.4M
+        decay_steps = growth * (growth ** capped - 1) / (growth - 1) - momentum_steps
+        shrink = torch.minimum(
+            values.abs() / denominator * _column(decay_steps * correction * lr * weight_decay,
+                                                 param),
+            _column(idle * lr, param))
+        values = values.sign() * (values.abs() - shrink).clamp_(min=0)
+    if isinstance(rows, slice):
+        param[rows] = values
+    else:
+        param.index_copy_(0, rows, values)
+    exp_avg.mul_(_column(beta1 ** idle, exp_avg))
+    exp_avg_sq.mul_(_column(beta2 ** idle, exp_avg_sq))
+
+
+def _column(per_row, like):
+    """``per_row`` (float64, one value per row) as a column of ``like``'s dtype."""
+    return per_row.to(like.dtype).unsqueeze(1)

@@ -478,6 +478,8 @@ class MultiTaskNet(NeuralNet):
                 weights.append(weight)
             self.notify("on_batch_end", batch=batch, training=training, **step)
             n_batches += 1
+        if training:  # the embedding rows sparse steps left behind, before anything reads them
+            self.optimizer_.catch_up()
         if self.distributed:  # the epoch's numbers over every rank's rows
             loss_sum = _distributed.sum_over_ranks(loss_sum)
             weight_sum = _distributed.sum_over_ranks(weight_sum)

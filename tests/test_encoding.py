@@ -1,6 +1,5 @@
 """Numeric encodings, the learning-rate schedule, the optimizer and the encoder's edges."""
 
-import copy
 import subprocess
 import sys
 
@@ -269,60 +268,82 @@ def test_adam_matches_torch(fused, weight_decay):
     ours.load_state_dict(theirs.state_dict())
 
 
+def _train_embeddings(model, optimizer, batches, learning_rates=None):
+    # a gradient that does not vanish: each row's own fixed direction
+    directions = torch.randn(model.weight.shape, generator=torch.Generator().manual_seed(2))
+    for i, rows in enumerate(batches):
+        if learning_rates is not None:
+            optimizer.param_groups[0]["lr"] = learning_rates[i]
+        optimizer.zero_grad()
+        (model(rows) * directions[rows]).sum().backward()
+        optimizer.step()
+
+
 @pytest.mark.parametrize("fused", [True, False])
-def test_adam_updates_rows_of_a_sparse_gradient_like_sparse_adam(fused):
-    # the embedding's rows move as torch.optim.SparseAdam moves them (lazily: rows
-    # no batch looks up keep their values and moments); the dense layer as Adam
+def test_adam_sparse_steps_catch_up_with_adams_dense_ones(fused):
+    # Rows no batch looks up for a while take, when one does (or at catch_up), the steps
+    # their momentum would have taken: the table ends where dense Adam leaves it (up to
+    # the bias corrections, taken at one step for the whole while), with a learning rate
+    # that changes along the way too. "Lazy" Adam (SparseAdam) drops those steps.
     torch.manual_seed(0)
-    ours_model = torch.nn.Sequential(torch.nn.Embedding(50, 4, sparse=True),
-                                     torch.nn.Flatten(), torch.nn.Linear(12, 2))
-    torch_model = copy.deepcopy(ours_model)
-    initial = ours_model[0].weight.detach().clone()
-    embedding, linear = torch_model[0], torch_model[2]
-    # SparseAdam adds eps before the bias correction of the second moment, Adam after:
-    # a negligible eps leaves the update itself to compare
-    ours = Adam(ours_model.parameters(), lr=0.01, eps=1e-20, fused=fused)
-    theirs = [torch.optim.SparseAdam(embedding.parameters(), lr=0.01, eps=1e-20),
-              torch.optim.Adam(linear.parameters(), lr=0.01, eps=1e-20, fused=fused or None,
-                               foreach=not fused)]
-    for i in range(20):
-        x = torch.randint(0, 40, (8, 3))   # rows 40 to 49 are never looked up
-        for optimizer in [ours, *theirs]:
-            optimizer.param_groups[0]["lr"] = 0.01 / (i + 1)
-            optimizer.zero_grad()
-        for model in (ours_model, torch_model):
-            model(x).pow(2).mean().backward()
-        for optimizer in [ours, *theirs]:
-            optimizer.step()
-    for a, b in zip(ours_model.parameters(), torch_model.parameters()):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
-    table = ours_model[0].weight
-    assert torch.equal(table[40:], initial[40:]) and (table[:40] != initial[:40]).all()
-    state = ours.state[table]
-    assert float(state["step"]) == 20 and not state["exp_avg"][40:].any()
+    sparse = torch.nn.Embedding(200, 4, sparse=True)
+    dense, lazy = torch.nn.Embedding(200, 4), torch.nn.Embedding(200, 4, sparse=True)
+    dense.load_state_dict(sparse.state_dict())
+    lazy.load_state_dict(sparse.state_dict())
+    settings = dict(lr=0.01, eps=1e-12)
+    ours = Adam(sparse.parameters(), fused=fused, **settings)
+    theirs = torch.optim.Adam(dense.parameters(), **settings)
+    sparse_adam = torch.optim.SparseAdam(lazy.parameters(), **settings)
+    everything = [torch.arange(200)] * 1000   # bias corrections near 1 from here on
+    generator = torch.Generator().manual_seed(1)
+    some = [torch.randint(0, 200, (20,), generator=generator) for _ in range(60)]
+    decaying = [0.01 * (1 - i / 120) for i in range(60)]   # as a schedule lowers it
+    for model, optimizer in ((sparse, ours), (dense, theirs), (lazy, sparse_adam)):
+        _train_embeddings(model, optimizer, everything)
+        before = model.weight.detach().clone()
+        _train_embeddings(model, optimizer, some, decaying)
+    ours.catch_up()
+    state = ours.state[sparse.weight]
+    assert "last_update" not in state and float(state["step"]) == 1060
     Adam.check_state(ours)
+    moved = (dense.weight - before).abs().max()
+    assert (sparse.weight - dense.weight).abs().max() < 1e-2 * moved   # 4.6e-3 here
+    assert (lazy.weight - dense.weight).abs().max() > 0.1 * moved   # 0.54 here
+    # with nothing left behind, catch_up changes nothing
+    after = sparse.weight.detach().clone()
+    ours.catch_up()
+    assert torch.equal(sparse.weight, after)
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
-def test_adam_lazy_update_moves_only_the_rows_looked_up(weight_decay):
+def test_adam_sparse_steps_of_rows_without_gradients(weight_decay):
+    # rows no batch looks up: untouched without weight decay; with it, Adam normalises
+    # its gradient to steps of lr towards zero, and the sparse steps catch up with those
     torch.manual_seed(0)
-    lazy = torch.nn.Embedding(30, 4, sparse=True)
+    sparse = torch.nn.Embedding(30, 4, sparse=True)
     dense = torch.nn.Embedding(30, 4)
-    dense.load_state_dict(lazy.state_dict())
-    before = lazy.weight.detach().clone()
-    optimizers = [Adam(m.parameters(), lr=0.1, weight_decay=weight_decay) for m in (lazy, dense)]
-    for rows in ([0, 1, 2, 1], [2, 3]):
-        for model, optimizer in zip((lazy, dense), optimizers):
-            optimizer.zero_grad()
-            model(torch.tensor(rows)).sum().backward()
-            optimizer.step()
-        if rows[0] == 0:  # a first step is Adam's, on the rows looked up
-            torch.testing.assert_close(lazy.weight[:3], dense.weight[:3], rtol=0, atol=1e-7)
-    moved = (lazy.weight != before).any(dim=1)
-    assert moved.tolist() == [True] * 4 + [False] * 26
-    # a dense step moves rows 0 and 1 again (their momentum), and with weight decay all rows
-    assert not torch.equal(lazy.weight[:2], dense.weight[:2])
-    assert (dense.weight[4:] != before[4:]).any() == (weight_decay > 0)
+    dense.load_state_dict(sparse.state_dict())
+    initial = sparse.weight.detach().clone()
+    optimizers = [Adam(m.parameters(), lr=0.1, weight_decay=weight_decay)
+                  for m in (sparse, dense)]
+    for model, optimizer in zip((sparse, dense), optimizers):
+        _train_embeddings(model, optimizer, [torch.tensor([0, 1, 2, 1])])
+    # a first step is Adam's on the rows looked up
+    torch.testing.assert_close(sparse.weight[:3], dense.weight[:3], rtol=0, atol=1e-7)
+    for model, optimizer in zip((sparse, dense), optimizers):
+        _train_embeddings(model, optimizer, [torch.tensor([2, 3])])
+    optimizers[0].catch_up()
+    unused = sparse.weight[4:].detach()
+    if not weight_decay:
+        assert torch.equal(unused, initial[4:]) and torch.equal(dense.weight[4:], initial[4:])
+        return
+    far = initial[4:].abs() > 0.3   # two steps of 0.1 do not reach zero
+    assert far.sum() > 50
+    # within the change of Adam's own normalised step as the row moves
+    torch.testing.assert_close(unused[far], dense.weight[4:][far], rtol=0, atol=5e-3)
+    torch.testing.assert_close(unused[far].abs(), initial[4:][far].abs() - 0.2, rtol=0,
+                               atol=1e-6)
+    assert (unused[~far].abs() <= initial[4:][~far].abs()).all()
 
 
 def test_adam_takes_parameter_groups_of_generators():

@@ -451,21 +451,24 @@ def _train_recording_gradients(model, train):
 
 
 @pytest.mark.parametrize("sparse_embeddings", [True, False])
-def test_sparse_embeddings_move_only_the_rows_a_batch_looks_up(sparse_embeddings):
+def test_sparse_embeddings_train_the_rows_a_batch_looks_up(sparse_embeddings):
     X, Y, vocabulary = _ids_frame()
     model = MMOEClassifier(**FAST, categories=vocabulary, warm_start=True,
-                           sparse_embeddings=False).fit(X, Y)
+                           sparse_embeddings=sparse_embeddings).fit(X, Y)
     before = _embedding_table(model).detach().clone()
-    model.set_params(sparse_embeddings=sparse_embeddings)
     layouts = _train_recording_gradients(model, lambda: model.fit(X, Y))
     assert layouts and set(layouts) == {sparse_embeddings}
     after = _embedding_table(model).detach()
     used = _rows_looked_up(model, X)
     assert 0 < (~used).sum() < len(used)
     assert (after[used] != before[used]).any(dim=1).all()
-    # lazily, a row no batch looks up keeps its value (and weight decay spares it); a
-    # dense update moves "never seen" with Adam's momentum and weight decay
-    assert torch.equal(after[~used], before[~used]) == sparse_embeddings
+    if sparse_embeddings:
+        # a row no batch looks up ("never seen") shrinks towards zero by Adam's weight
+        # decay alone, as in dense steps: the sparse ones catch up with the steps it missed
+        assert (after[~used].abs() <= before[~used].abs()).all()
+        assert (after[~used].abs() < before[~used].abs()).any()
+    # and the rows the sparse steps left behind were caught up at each epoch's end
+    assert all("last_update" not in state for state in model.net_.optimizer_.state.values())
     # the fitted module is left with dense gradients, for a plain PyTorch optimizer
     assert not any(getattr(layer, "sparse", False) for layer in model.net_.module_.modules())
     assert model.score(X, Y) > 0.6
@@ -494,7 +497,9 @@ def test_sparse_embeddings_in_partial_fit_save_and_load(tmp_path):
     before = _embedding_table(model).detach().clone()
     assert _train_recording_gradients(model, lambda: model.partial_fit(X, Y))[0] is True
     unused = ~_rows_looked_up(model, X)
-    assert torch.equal(_embedding_table(model).detach()[unused], before[unused])
+    after = _embedding_table(model).detach()
+    assert (after[unused].abs() <= before[unused].abs()).all()
+    assert not torch.equal(after[unused], before[unused])
     model.save(tmp_path / "model.skmtl")
     loaded = skmtl.load(tmp_path / "model.skmtl")
     assert loaded.get_params()["sparse_embeddings"] is True
