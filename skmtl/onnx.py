@@ -126,6 +126,20 @@ def to_onnx(estimator, X_sample, *, target_opset=None):
 def save_onnx(estimator, path, X_sample, *, target_opset=None):
     """Write :func:`to_onnx`'s model of ``estimator`` to ``path``; return the model.
 
+    Parameters
+    ----------
+    estimator : fitted skmtl estimator
+    path : str or path-like
+        The ``.onnx`` file to write.
+    X_sample : DataFrame or array-like of shape (n_samples, n_features)
+        Rows like those the model will serve (see :func:`to_onnx`).
+    target_opset : int, optional
+        Version of the default ONNX operator set (see :func:`to_onnx`).
+
+    Returns
+    -------
+    model : onnx.ModelProto
+
     Examples
     --------
     >>> import os, tempfile
@@ -982,6 +996,11 @@ def _input_specs(model):
         return [(i.name, np.dtype(object) if i.type.tensor_type.elem_type == TensorProto.STRING
                  else helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type))
                 for i in model.graph.input]
+    if not callable(getattr(model, "get_inputs", None)):
+        hint = (" (a fitted estimator: export it with to_onnx first)"
+                if hasattr(model, "predict_proba") or hasattr(model, "predict") else "")
+        raise TypeError(f"model must be an onnx.ModelProto or an onnxruntime.InferenceSession "
+                        f"of a model written by to_onnx; got {type(model).__name__}{hint}.")
     types = {"tensor(string)": np.dtype(object), "tensor(double)": np.dtype(np.float64),
              "tensor(float)": np.dtype(np.float32), "tensor(bool)": np.dtype(bool)}
     specs = []

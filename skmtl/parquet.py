@@ -212,8 +212,15 @@ def _buffered(pending, rng):
 def parquet_categories(source, columns):
     """The distinct non-missing values of each of ``columns`` over a whole Parquet data set.
 
-    Reads only those columns (``columns``: a name or a list of them), one
-    record batch at a time; pass the result as an estimator's ``categories``.
+    Reads only those columns, one record batch at a time; pass the result as
+    an estimator's ``categories``.
+
+    Parameters
+    ----------
+    source : str, path-like or list of them
+        A Parquet file, a folder of Parquet files, or a list of files.
+    columns : str or list of str
+        The categorical columns.
 
     Returns
     -------

@@ -382,8 +382,16 @@ class TaskCalibrationDisplay:
     def plot(self, ax=None, *, name=None, ref_line=True, **kwargs):
         """Draw the curve (and the diagonal) on ``ax``; return ``self``.
 
-        ``name`` labels the curve (default: estimator and task); ``kwargs``
-        go to ``ax.plot``, so several estimators can share one axes.
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Where to draw; a new figure's by default.
+        name : str, optional
+            The curve's label (default: estimator and task).
+        ref_line : bool, default=True
+            Draw the diagonal of perfect calibration (once per axes).
+        **kwargs
+            Passed to ``ax.plot``, so several estimators can share one axes.
         """
         ax = _axes(ax)
         if name is None:

@@ -81,3 +81,7 @@ def test_user_guide_examples_run_in_order(page, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     if page == "getting_started.md":
         assert out.strip().splitlines()[-1] == "True"  # ONNX agrees with the loaded model
+        # the scores the page shows as printed
+        shown = re.findall(r"^# ((?:PLE|SharedBottom)Classifier \d\.\d+)$",
+                           (DOCS / page).read_text(), flags=re.M)
+        assert len(shown) == 2 and all(line in out.splitlines() for line in shown), shown

@@ -301,6 +301,10 @@ def test_bad_export_requests_are_clear_errors(data):
     model = to_onnx(estimator, X)
     with pytest.raises(ValueError, match="differ from the model's inputs"):
         onnx_inputs(model, X.rename(columns={"num_a": "A"}))
+    # the fitted estimator in place of its export (an AttributeError on 'get_inputs')
+    with pytest.raises(TypeError, match=r"onnx.ModelProto or an onnxruntime.InferenceSession"
+                                        r".*got SharedBottomClassifier \(a fitted estimator"):
+        onnx_inputs(estimator, X)
     numeric_shop = X.assign(shop=X["shop"].astype(int))  # an int64 input
     model = to_onnx(skmtl.SharedBottomClassifier(max_epochs=1).fit(numeric_shop, Y),
                     numeric_shop)

@@ -519,3 +519,30 @@ def test_sparse_embeddings_checks():
     model = MMOEClassifier(**FAST, sparse_embeddings=True).fit(X[["x"]], Y)
     assert model.net_.module_.embedding.embedding is None
     assert (np.asarray(model.predict(X[["x"]]))[:, 1] == Y["b"]).mean() > 0.9
+
+
+def test_sparse_embeddings_interrupted_mid_epoch_leave_every_row_up_to_date(monkeypatch,
+                                                                             tmp_path):
+    from skmtl._training import MultiTaskNet
+    from skmtl.exceptions import TrainingInterruptedWarning
+
+    train_step, calls = MultiTaskNet.train_step, {"n": 0}
+
+    def interrupting_step(self, batch, **fit_params):
+        calls["n"] += 1
+        if calls["n"] > 7:   # in the second epoch of 5 steps
+            raise KeyboardInterrupt
+        return train_step(self, batch, **fit_params)
+
+    monkeypatch.setattr(MultiTaskNet, "train_step", interrupting_step)
+    X, Y, vocabulary = _ids_frame()
+    model = MMOEClassifier(**FAST, categories=vocabulary, sparse_embeddings=True)
+    with pytest.warns(TrainingInterruptedWarning):
+        model.fit(X, Y)
+    # the steps the rows missed in the cut epoch were taken: the state is dense Adam's, and
+    # the saved model loads (load checks the optimizer's state)
+    assert all(set(state) == {"step", "exp_avg", "exp_avg_sq"}
+               for state in model.net_.optimizer_.state.values())
+    model.save(tmp_path / "model.skmtl")
+    np.testing.assert_array_equal(skmtl.load(tmp_path / "model.skmtl").predict_proba(X)[0],
+                                  model.predict_proba(X)[0])

@@ -59,6 +59,9 @@ class FeatureEmbedding(nn.Module):
     [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5, -1.0]
     """
 
+    # also the value of modules pickled before the attribute existed
+    sparse = False
+
     def __init__(self, cardinalities, n_numeric, embedding_dim, padding_codes=None,
                  numeric_embedding=None, sparse=False):
         super().__init__()

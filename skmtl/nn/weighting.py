@@ -152,6 +152,11 @@ class UncertaintyWeighting(LossWeighting):
     with no known label in a batch (a loss of exactly 0) leaves its ``s_t``
     alone there: the ``+ s_t`` term alone would push its weight up.
 
+    Parameters
+    ----------
+    task_weights : sequence of float
+        One non-negative fixed weight per task, on top of the learned ones.
+
     Examples
     --------
     >>> import torch
@@ -365,6 +370,12 @@ class PCGrad(_SharedGradientWeighting):
     task's gradient it conflicts with (negative inner product); the
     projected gradients are summed. Task-specific parameters get their
     ordinary gradient.
+
+    Parameters
+    ----------
+    task_weights : sequence of float
+        One non-negative weight per task, applied to its gradient before
+        the projections.
 
     Examples
     --------
