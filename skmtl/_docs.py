@@ -72,10 +72,11 @@ COMMON_PARAMETERS = """\
         column's with the ``"piecewise_linear"`` and ``"periodic"`` encodings.
     sparse_embeddings : "auto" or bool, default="auto"
         Update only the rows of the embedding table that a batch looks up
-        (sparse gradients, and Adam's "lazy" update: a row no batch uses
-        keeps its value and moments until one does). A step then costs the
-        same however many ids the table holds, where a dense update touches
-        every row at every step. ``"auto"``: sparse when the table holds at
+        (sparse gradients). A row no batch uses takes the steps of Adam it
+        missed (its momentum's and weight decay's) when a batch next looks it
+        up, or at the end of the epoch; unlike "lazy" Adam, which drops them.
+        A step then costs the same however many ids the table holds, where a
+        dense update touches every row at every step. ``"auto"``: sparse when the table holds at
         least 2,097,152 values (262,144 ids of ``embedding_dim=8``), and not
         with ``loss_weighting="gradnorm"`` or ``"pcgrad"`` or under
         ``torch.distributed``, which need dense gradients (``True`` there is

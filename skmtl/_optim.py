@@ -249,7 +249,8 @@ def _catch_up(group, param, rows, exp_avg, exp_avg_sq, last_update, last_lr, now
 
     Such a step ``t + j`` moves a row by ``lr * m_j / (sqrt(v_j) + eps)`` (bias corrected)
     where the momentum ``m_j = b1**j m + (1 - b1**j) wd w`` holds what is left of the
-    row's last gradient and the weight decay's gradient, and ``v_j = b2**j v``. Summed
+    row's last gradient and the weight decay's gradient, and ``v_j = b2**j v`` (plus the
+    decay's ``(1 - b2**j) (wd w)**2``, left out of the steps but not of the moments). Summed
     over ``j = 1 .. k`` with the bias corrections of step ``t + 1`` (the steps that
     count most), ``eps`` kept out of the sums and ``w`` held fixed:
     ``lr * (m * sum r**j + wd w * sum (q**j - r**j)) / (sqrt(v) + eps)`` with
@@ -292,8 +293,13 @@ def _catch_up(group, param, rows, exp_avg, exp_avg_sq, last_update, last_lr, now
         param[rows] = values
     else:
         param.index_copy_(0, rows, values)
-    exp_avg.mul_(_column(beta1 ** idle, exp_avg))
-    exp_avg_sq.mul_(_column(beta2 ** idle, exp_avg_sq))
+    kept_avg, kept_avg_sq = beta1 ** idle, beta2 ** idle
+    exp_avg.mul_(_column(kept_avg, exp_avg))
+    exp_avg_sq.mul_(_column(kept_avg_sq, exp_avg_sq))
+    if weight_decay:  # the moments took in the decay's gradient meanwhile
+        decay_gradient = values * weight_decay
+        exp_avg.add_(decay_gradient * _column(1 - kept_avg, exp_avg))
+        exp_avg_sq.addcmul_(decay_gradient, decay_gradient * _column(1 - kept_avg_sq, exp_avg_sq))
 
 
 def _column(per_row, like):

@@ -384,6 +384,9 @@ class MultiTaskNet(NeuralNet):
         try:
             return super().fit_loop(X, y, epochs, **fit_params)
         except KeyboardInterrupt:
+            # the rows the cut epoch's sparse steps left behind, before on_train_end
+            # restores the best weights (and the schedule its first rate)
+            self.optimizer_.catch_up()
             stoppers = [cb for _, cb in self.callbacks_ if isinstance(cb, EarlyStopping)]
             self.interrupted_ = not any(cb.misses_ >= cb.patience for cb in stoppers)
             if len(self.history) and "dur" not in self.history[-1]:

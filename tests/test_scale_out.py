@@ -521,9 +521,9 @@ def test_sparse_embeddings_checks():
     assert (np.asarray(model.predict(X[["x"]]))[:, 1] == Y["b"]).mean() > 0.9
 
 
-def test_sparse_embeddings_interrupted_mid_epoch_leave_every_row_up_to_date(monkeypatch,
-                                                                             tmp_path):
-    from skmtl._training import MultiTaskNet
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_sparse_embeddings_interrupted_mid_epoch(monkeypatch, tmp_path, early_stopping):
+    from skmtl._training import BestWeightsEarlyStopping, MultiTaskNet
     from skmtl.exceptions import TrainingInterruptedWarning
 
     train_step, calls = MultiTaskNet.train_step, {"n": 0}
@@ -536,13 +536,20 @@ def test_sparse_embeddings_interrupted_mid_epoch_leave_every_row_up_to_date(monk
 
     monkeypatch.setattr(MultiTaskNet, "train_step", interrupting_step)
     X, Y, vocabulary = _ids_frame()
-    model = MMOEClassifier(**FAST, categories=vocabulary, sparse_embeddings=True)
+    model = MMOEClassifier(**FAST, categories=vocabulary, sparse_embeddings=True,
+                           early_stopping=early_stopping, validation_fraction=0.2)
     with pytest.warns(TrainingInterruptedWarning):
         model.fit(X, Y)
     # the steps the rows missed in the cut epoch were taken: the state is dense Adam's, and
     # the saved model loads (load checks the optimizer's state)
     assert all(set(state) == {"step", "exp_avg", "exp_avg_sq"}
                for state in model.net_.optimizer_.state.values())
+    if early_stopping:
+        # and before the best epoch's weights were restored, not after: they stay as saved
+        stopper = next(cb for _, cb in model.net_.callbacks_
+                       if isinstance(cb, BestWeightsEarlyStopping))
+        assert torch.equal(_embedding_table(model),
+                           stopper.best_model_weights_["embedding.embedding.weight"])
     model.save(tmp_path / "model.skmtl")
     np.testing.assert_array_equal(skmtl.load(tmp_path / "model.skmtl").predict_proba(X)[0],
                                   model.predict_proba(X)[0])

@@ -37,7 +37,8 @@ class FeatureEmbedding(nn.Module):
         Give the table a sparse gradient that holds only the rows a batch
         looks up, as ``nn.Embedding(sparse=True)`` does; the optimizer must
         take sparse gradients (``skmtl``'s own Adam updates those rows
-        only). May be switched between fits.
+        only). May be switched between fits. Not with ``torch.func``'s
+        transforms or batched gradients (``is_grads_batched``).
 
     Attributes
     ----------
