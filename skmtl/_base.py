@@ -47,7 +47,7 @@ PREDICT_BATCH_FLOATS = 2 ** 24
 # small data sets still get enough steps (a floor of 128 left 2,000 rows 84
 # steps in 6 epochs: see benchmarks/README) and large ones a fast epoch.
 AUTO_BATCH_SIZE_RANGE = (32, 1024)
-# sparse_embeddings="auto": lazy updates from this many values in the
+# sparse_embeddings="auto": sparse updates from this many values in the
 # embedding table (262,144 rows of 8). Below it, updating the whole table
 # is as fast or faster; above it, the dense update's cost grows with the table
 # (benchmarks/README.md, "Sparse embedding updates").
@@ -844,7 +844,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                              "sparse_embeddings='auto' (dense updates there) or False.")
 
     def _sparse_embeddings(self, module):
-        """Whether this fit updates the embedding tables of ``module`` lazily:
+        """Whether this fit updates the embedding tables of ``module`` sparsely:
         ``sparse_embeddings`` resolved."""
         if self.sparse_embeddings != "auto":
             return bool(self.sparse_embeddings)
