@@ -382,7 +382,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                     net.distributed = True
                     net.iterator_train__max_batches = steps_per_epoch
             try:
-                with _embedding_updates(net, self._sparse_embeddings(net.module_)):
+                with _embedding_updates(net.module_, self._sparse_embeddings(net.module_)):
                     net.partial_fit(train)
             except BaseException:
                 if warm:  # leave the model as it was before this fit
@@ -492,7 +492,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 for group in net.optimizer_.param_groups:  # no schedule sets it
                     group["lr"] = float(self.learning_rate)
             try:
-                with _embedding_updates(net, self._sparse_embeddings(net.module_)):
+                with _embedding_updates(net.module_, self._sparse_embeddings(net.module_)):
                     net.partial_fit(data, epochs=1)
             except BaseException:
                 if not first:
@@ -1531,11 +1531,11 @@ def _sparse_requested(sparse_embeddings):
 
 
 @contextlib.contextmanager
-def _embedding_updates(net, sparse):
-    """Train the embedding tables of ``net``'s module with sparse gradients inside the
-    block. The fitted module is left with dense ones, as a plain PyTorch optimizer
-    expects, and every row up to date (an interrupted epoch did not catch them up)."""
-    layers = [layer for layer in net.module_.modules() if isinstance(layer, FeatureEmbedding)]
+def _embedding_updates(module, sparse):
+    """Train ``module``'s embedding tables with sparse gradients inside the block; the
+    fitted module is left with dense ones, as a plain PyTorch optimizer expects. (The
+    training loop catches the rows up at each epoch's end and on an interrupt.)"""
+    layers = [layer for layer in module.modules() if isinstance(layer, FeatureEmbedding)]
     for layer in layers:
         layer.sparse = sparse
     try:
@@ -1543,7 +1543,6 @@ def _embedding_updates(net, sparse):
     finally:
         for layer in layers:
             layer.sparse = False
-        net.optimizer_.catch_up()
 
 
 @contextlib.contextmanager
