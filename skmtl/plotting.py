@@ -26,10 +26,19 @@ def _check_skmtl_estimator(estimator, display):
                         f"{hint}.")
 
 
+def _pyplot():
+    """matplotlib's pyplot, or an ImportError naming the extra to install."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("skmtl.plotting needs matplotlib: pip install '.[plot]' in the "
+                          "repository.") from None
+    return plt
+
+
 def _axes(ax):
     """``ax``, or the axes of a new figure."""
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     if ax is None:
         _, ax = plt.subplots(layout="constrained")  # room for long task names
     return ax
@@ -97,6 +106,7 @@ class HistoryDisplay:
         ax : matplotlib Axes, optional
         """
         _check_skmtl_estimator(estimator, "HistoryDisplay")
+        _pyplot()  # before any work on the estimator
         check_is_fitted(estimator)
         history = estimator.history_
         # task names are the strings of y's column names, as in task_weights
@@ -129,9 +139,9 @@ class HistoryDisplay:
 
     def plot(self, ax=None):
         """Draw the curves on ``ax`` (a new figure's by default); return ``self``."""
+        ax = _axes(ax)
         from matplotlib.ticker import MaxNLocator
 
-        ax = _axes(ax)
         self.lines_ = [ax.plot(self.epochs, values, marker="o", label=label)[0]
                        for label, values in self.losses.items()]
         ax.set(xlabel="epoch", ylabel="loss")
@@ -207,6 +217,7 @@ class GateWeightsDisplay:
         ax : matplotlib Axes, optional
         """
         _check_skmtl_estimator(estimator, "GateWeightsDisplay")
+        _pyplot()
         if not hasattr(estimator, "gate_weights"):
             raise TypeError(f"{type(estimator).__name__} has no gates; GateWeightsDisplay "
                             "draws those of MMoE, OMoE and PLE.")
@@ -333,6 +344,7 @@ class TaskCalibrationDisplay:
         ax : matplotlib Axes, optional
         """
         _check_skmtl_estimator(estimator, "TaskCalibrationDisplay")
+        _pyplot()
         if not hasattr(estimator, "predict_proba"):
             raise TypeError(f"{type(estimator).__name__} predicts no probabilities; "
                             "TaskCalibrationDisplay draws those of classifiers.")

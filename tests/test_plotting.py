@@ -1,5 +1,7 @@
 """skmtl.plotting: the displays draw what the estimators computed."""
 
+import sys
+
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -208,3 +210,22 @@ def test_task_calibration_display_reads_arrow_labels_and_labels_its_curve(data):
     # built by hand without names, the curve still has a label (matplotlib hides "")
     bare = TaskCalibrationDisplay(prob_true=[0.1, 0.5], prob_pred=[0.2, 0.4], y_prob=[0.1])
     assert bare.plot().line_.get_label() == "predictions"
+
+
+def test_displays_without_matplotlib_name_the_extra_before_predicting(data, monkeypatch):
+    X, Y, _ = data
+    model = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(X, Y)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the estimator ran on X before matplotlib was checked")
+
+    monkeypatch.setattr(model, "predict_proba", must_not_run)
+    monkeypatch.setattr(model, "gate_weights", must_not_run)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # import fails
+    calls = [lambda: HistoryDisplay.from_estimator(model),
+             lambda: GateWeightsDisplay.from_estimator(model, X),
+             lambda: TaskCalibrationDisplay.from_estimator(model, X, Y, task="t1"),
+             lambda: HistoryDisplay(epochs=[1], losses={"train t1": [0.5]}).plot()]
+    for call in calls:
+        with pytest.raises(ImportError, match=r"needs matplotlib: pip install '\.\[plot\]'"):
+            call()
