@@ -283,6 +283,7 @@ def streaming_report(records, epochs):
 # -- dask ---------------------------------------------------------------------------------
 
 DASK_GRID = {"n_experts": [2, 4], "learning_rate": [3e-3, 6e-3]}
+DASK_FOLDS = 3
 
 
 def dask_search(census_rows):
@@ -297,7 +298,7 @@ def dask_search(census_rows):
 
     def search(n_jobs=None):
         start = time.perf_counter()
-        result = GridSearchCV(MMOEClassifier(random_state=0), DASK_GRID, cv=3,
+        result = GridSearchCV(MMOEClassifier(random_state=0), DASK_GRID, cv=DASK_FOLDS,
                               n_jobs=n_jobs).fit(problem.X_train, problem.Y_train)
         return result, time.perf_counter() - start
 
@@ -321,7 +322,9 @@ def dask_report(records, n_rows):
              f"{r['best_score']:.4f}", "yes" if r["same_scores"] else "no"] for r in records]
     header = ["backend", "wall s", "× default", "best parameters", "best score",
               "same scores as default"]
-    return [f"### GridSearchCV on Dask ({n_rows:,} Census training rows, 4 candidates × 3 folds)",
+    n_candidates = int(np.prod([len(values) for values in DASK_GRID.values()]))
+    return [f"### GridSearchCV on Dask ({n_rows:,} Census training rows, {n_candidates} "
+            f"candidates × {DASK_FOLDS} folds)",
             "", *_table(header, rows), ""]
 
 

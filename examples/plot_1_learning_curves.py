@@ -24,7 +24,7 @@ X, Y = census.data, census.target
 import os  # noqa: E402 (hidden from the page, as is this block)
 
 if os.environ.get("SKMTL_DOCS_QUICK"):  # the CI build: a fraction of the rows
-    X, Y = X.iloc[:15_000], Y.iloc[:15_000]
+    X, Y = X.iloc[:6_000], Y.iloc[:6_000]
 # sphinx_gallery_end_ignore
 X_train, X_test, Y_train, Y_test = train_test_split(
     X, Y, test_size=0.2, random_state=0)

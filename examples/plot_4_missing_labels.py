@@ -25,7 +25,7 @@ fractions = [0.0, 0.5, 0.8, 0.95]
 import os  # noqa: E402 (hidden from the page, as is this block)
 
 if os.environ.get("SKMTL_DOCS_QUICK"):
-    X, Y = X.iloc[:20_000], Y.iloc[:20_000]
+    X, Y = X.iloc[:8_000], Y.iloc[:8_000]
     fractions = [0.0, 0.8, 0.95]
 # sphinx_gallery_end_ignore
 X_train, X_test, Y_train, Y_test = train_test_split(

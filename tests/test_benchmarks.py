@@ -11,6 +11,7 @@ package is installed (the ``bench`` extra; CI does not install it).
 """
 
 import dataclasses
+import functools
 import importlib
 import importlib.util
 import json
@@ -174,7 +175,21 @@ def test_holdout_mask_is_a_seeded_tenth():
     assert not np.array_equal(mask, holdout_mask(1001, 0.1, seed=4))
 
 
-def test_search_runs_a_candidate_on_every_problem(tmp_path, monkeypatch):
+@pytest.fixture
+def small_search_problems(monkeypatch):
+    """The search's problems on a few thousand rows each (a real run fits them whole)."""
+    from benchmarks import search
+
+    def fewer_rows(make, n_rows):
+        return lambda n_samples, **kwargs: make(min(n_samples, n_rows), **kwargs)
+
+    monkeypatch.setattr(search, "load_census", functools.partial(search.load_census,
+                                                                 n_rows=6000))
+    monkeypatch.setattr(search, "make_multitask", fewer_rows(search.make_multitask, 5000))
+    monkeypatch.setattr(search, "make_entire_space", fewer_rows(search.make_entire_space, 10000))
+
+
+def test_search_runs_a_candidate_on_every_problem(tmp_path, monkeypatch, small_search_problems):
     from benchmarks import search
 
     # one short candidate keeps the smoke test short; the real run uses the defaults
@@ -194,7 +209,7 @@ def test_search_runs_a_candidate_on_every_problem(tmp_path, monkeypatch):
     assert _number(cells["census fit s"]) > 0 and cells["epochs"] == "1.0"
 
 
-def test_search_on_census_only(tmp_path, monkeypatch):
+def test_search_on_census_only(tmp_path, monkeypatch, small_search_problems):
     from benchmarks import search
 
     monkeypatch.setitem(search.CANDIDATES, "short one", {"max_epochs": 1})
@@ -209,7 +224,7 @@ def test_search_on_census_only(tmp_path, monkeypatch):
     assert 0.5 < _number(cells[1]) <= 1.0 and cells[-4:] == ["–", "–", "–", "–"]
 
 
-def test_search_with_missing_numbers(tmp_path, monkeypatch):
+def test_search_with_missing_numbers(tmp_path, monkeypatch, small_search_problems):
     from benchmarks import search
 
     monkeypatch.setattr(search, "MISSING_FRACTION", 0.0)  # restored after the test
@@ -556,12 +571,15 @@ def test_figure_without_a_successful_run_is_a_usage_error(tmp_path, capsys):
     assert "no successful run to plot" in capsys.readouterr().err
 
 
-def test_scale_out_dask_search_on_tiny_data(capsys):
+def test_scale_out_dask_search_on_tiny_data(capsys, monkeypatch):
     from benchmarks import scale_out
 
+    # two candidates × two folds: the fits are the same on every backend, only fewer
+    monkeypatch.setattr(scale_out, "DASK_GRID", {"n_experts": [2, 4]})
+    monkeypatch.setattr(scale_out, "DASK_FOLDS", 2)
     assert scale_out.main(["--dask", "--census-rows", "1500"]) == 0
     tables = _tables_by_heading(capsys.readouterr().out)
-    rows = next(rows for heading, rows in tables.items() if heading.startswith("GridSearchCV"))
+    rows = tables["GridSearchCV on Dask (1,200 Census training rows, 2 candidates × 2 folds)"]
     assert [row["backend"] for row in rows] == [
         "default backend (n_jobs=None)", "loky, n_jobs=2", "dask, LocalCluster of 2 processes"]
     assert {row["same scores as default"] for row in rows} == {"yes"}
