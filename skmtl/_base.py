@@ -1533,8 +1533,9 @@ def _sparse_requested(sparse_embeddings):
 @contextlib.contextmanager
 def _embedding_updates(module, sparse):
     """Train ``module``'s embedding tables with sparse gradients inside the block; the
-    fitted module is left with dense ones, as a plain PyTorch optimizer expects. (The
-    training loop catches the rows up at each epoch's end and on an interrupt.)"""
+    fitted module is left with dense ones, as a plain PyTorch optimizer expects (the last
+    batch's sparse gradient is dropped). (The training loop catches the rows up at each
+    epoch's end and on an interrupt.)"""
     layers = [layer for layer in module.modules() if isinstance(layer, FeatureEmbedding)]
     for layer in layers:
         layer.sparse = sparse
@@ -1543,6 +1544,9 @@ def _embedding_updates(module, sparse):
     finally:
         for layer in layers:
             layer.sparse = False
+            for parameter in layer.parameters():
+                if parameter.grad is not None and parameter.grad.is_sparse:
+                    parameter.grad = None
 
 
 @contextlib.contextmanager

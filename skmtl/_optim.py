@@ -111,13 +111,18 @@ class Adam(Optimizer):
                 state = self.state.get(p)
                 if not (state and "last_update" in state):
                     continue
-                last_update, last_lr = state.pop("last_update"), state.pop("last_lr")
+                last_update, last_lr = state["last_update"], state["last_lr"]
                 now = float(state["step"])
                 for start in range(0, p.shape[0], CATCH_UP_ROWS):  # bounded temporaries
                     block = slice(start, start + CATCH_UP_ROWS)
                     _catch_up(group, p, block, state["exp_avg"][block],
                               state["exp_avg_sq"][block], last_update[block], last_lr[block],
                               now, now)
+                    # rows caught up are up to date: an interrupt here leaves the rest to
+                    # the next call, not undone
+                    last_update[block] = now
+                    last_lr[block] = group["lr"]
+                del state["last_update"], state["last_lr"]
 
     def check_state(self):
         """Raise ValueError unless the settings and moments fit the parameters.

@@ -13,6 +13,7 @@ from skmtl import ESMMClassifier, MMOEClassifier, MMOERegressor
 from skmtl._encoding import NUMERIC_ENCODINGS, TabularEncoder, _numeric
 from skmtl._encoding._categorical import code_reader
 from skmtl._encoding._numeric import weighted_quantiles
+from skmtl import _optim
 from skmtl._optim import Adam
 from skmtl._training import LearningRateSchedule
 from skmtl.nn import PeriodicEmbedding, PiecewiseLinearEmbedding
@@ -319,6 +320,36 @@ def test_adam_sparse_steps_catch_up_with_adams_dense_ones(fused, weight_decay, n
     after = sparse.weight.detach().clone()
     ours.catch_up()
     assert torch.equal(sparse.weight, after)
+
+
+def test_adam_catch_up_interrupted_is_finished_by_the_next_call(monkeypatch):
+    # the training loop calls catch_up again on an interrupt: the rows of the blocks not
+    # yet caught up must still be behind then, and those caught up not moved twice
+    tables = []
+    for interrupt in (False, True):
+        torch.manual_seed(0)
+        table = torch.nn.Embedding(300, 4, sparse=True)
+        optimizer = Adam(table.parameters(), lr=0.01, weight_decay=1e-3)
+        _train_embeddings(table, optimizer, [torch.arange(300)] + [torch.arange(10)] * 5)
+        if interrupt:
+            monkeypatch.setattr(_optim, "CATCH_UP_ROWS", 50)
+            calls, original = [], _optim._catch_up
+
+            def catch_up_block(*args):
+                calls.append(1)
+                if len(calls) == 3:
+                    raise KeyboardInterrupt
+                original(*args)
+
+            monkeypatch.setattr(_optim, "_catch_up", catch_up_block)
+            with pytest.raises(KeyboardInterrupt):
+                optimizer.catch_up()
+            assert "last_update" in optimizer.state[table.weight]
+            monkeypatch.setattr(_optim, "_catch_up", original)
+        optimizer.catch_up()
+        assert "last_update" not in optimizer.state[table.weight]
+        tables.append(table.weight.detach())
+    torch.testing.assert_close(tables[1], tables[0], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-2])

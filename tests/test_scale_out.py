@@ -471,6 +471,8 @@ def test_sparse_embeddings_train_the_rows_a_batch_looks_up(sparse_embeddings):
     assert all("last_update" not in state for state in model.net_.optimizer_.state.values())
     # the fitted module is left with dense gradients, for a plain PyTorch optimizer
     assert not any(getattr(layer, "sparse", False) for layer in model.net_.module_.modules())
+    gradient = _embedding_table(model).grad
+    assert (gradient is None) if sparse_embeddings else (gradient.layout == torch.strided)
     assert model.score(X, Y) > 0.6
 
 
