@@ -68,12 +68,14 @@ embeddings (``--embeddings``)
 """
 
 import argparse
+import contextlib
 import json
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -440,19 +442,20 @@ def measure_embedding_updates(n_rows, n_users, buckets, updates, epochs, seed):
 
     from .speed import PeakMemory
 
+    from skmtl import _optim
+
     sparse = updates != "dense"
-    if updates == "lazy":
-        # the ablation: sparse steps that drop the steps a row misses, as "lazy" Adam
-        # (TensorFlow's LazyAdam, torch.optim.SparseAdam) does
-        from skmtl import _optim
-        _optim._catch_up = lambda *args, **kwargs: None
+    # the ablation: sparse steps that drop the steps a row misses, as "lazy" Adam
+    # (TensorFlow's LazyAdam, torch.optim.SparseAdam) does
+    steps = (mock.patch.object(_optim, "_catch_up", lambda *args, **kwargs: None)
+             if updates == "lazy" else contextlib.nullcontext())
     X, Y = make_interactions(n_rows, n_users, seed)
     X_test, Y_test = make_interactions(max(n_rows // 5, 1_000), n_users, seed + 1000)
     model = MMOEClassifier(max_epochs=epochs, early_stopping=False, random_state=seed,
                            categorical_features=["user", "item"], sparse_embeddings=sparse,
                            hash_buckets=None if buckets is None else {"user": buckets})
     start = time.perf_counter()
-    with PeakMemory() as memory:
+    with PeakMemory() as memory, steps:
         model.fit(X, Y)
     seconds = time.perf_counter() - start
     proba = model.predict_proba(X_test)
