@@ -3,6 +3,7 @@
 Each measurement runs in a fresh process, one after another::
 
     python -m benchmarks.speed [--rows 1000000] [--memory-rows 2000000] [--threads N]
+                               [--measurements encoding prediction memory wide]
 
 * encoding: a DataFrame of ``--rows`` rows x 40 columns (30 categorical, 10
   numeric) turned into tensors by the fitted encoder (``transform``), with the
@@ -15,7 +16,10 @@ Each measurement runs in a fresh process, one after another::
 * memory: peak resident memory during ``fit`` (one epoch) on ``--memory-rows``
   rows, against the encoded data plus the model, and the extra memory of
   ``predict_proba`` against the size of its output. Resident memory is sampled
-  every 5 ms from ``/proc/self/status`` (Linux).
+  every 5 ms from ``/proc/self/status`` (Linux);
+* wide table: the defaults' target-aware bins (one tree per numeric column)
+  of ``--wide-rows`` rows x ``--wide-columns`` numeric columns, grown on one
+  thread and on torch's threads, and ``MMOEClassifier(max_epochs=1).fit``.
 """
 
 import argparse
@@ -170,8 +174,37 @@ def measure_memory(rows):
             "predict_extra_over_output": predict_memory.increase - output}
 
 
+def make_wide_frame(n_rows, n_columns, seed=0):
+    """``n_columns`` numeric columns and two binary tasks, each of a few of them."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(n_rows, n_columns)),
+                     columns=[f"num_{j}" for j in range(n_columns)])
+    logits = X.iloc[:, :6].to_numpy() @ rng.normal(size=(6, 2))
+    Y = pd.DataFrame((rng.random((n_rows, 2)) < 1 / (1 + np.exp(-logits))).astype(int),
+                     columns=["a", "b"])
+    return X, Y
+
+
+def measure_wide(rows, columns):
+    import torch
+    from skmtl import MMOEClassifier
+
+    X, Y = make_wide_frame(rows, columns)
+    model = MMOEClassifier(max_epochs=1, random_state=0)
+    targets = Y.to_numpy().astype(np.float64)
+    bins = {}
+    for n_threads in dict.fromkeys([1, torch.get_num_threads()]):
+        start = time.perf_counter()
+        model._new_encoder(np.random.RandomState(0)).fit(X, None, targets, n_threads=n_threads)
+        bins[n_threads] = time.perf_counter() - start
+    start = time.perf_counter()
+    model.fit(X, Y)
+    return {"rows": rows, "columns": columns, "bins_s": {str(k): v for k, v in bins.items()},
+            "fit_s": time.perf_counter() - start}
+
+
 MEASUREMENTS = {"encoding": measure_encoding, "prediction": measure_prediction,
-                "memory": measure_memory}
+                "memory": measure_memory, "wide": measure_wide}
 
 
 def _child(name, kwargs, threads):
@@ -197,40 +230,60 @@ def main(argv=None):
     parser.add_argument("--encodings", nargs="+",
                         default=["piecewise_linear", "periodic", "quantile", "standard"],
                         help="numeric encodings of the prediction measurement")
+    parser.add_argument("--wide-rows", type=positive_int, default=20_000)
+    parser.add_argument("--wide-columns", type=positive_int, default=1_000)
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch threads in every child (default: torch's own)")
+    parser.add_argument("--measurements", nargs="+", choices=list(MEASUREMENTS),
+                        default=list(MEASUREMENTS), help="the ones to run (default: all)")
     args = parser.parse_args(argv)
     mb = 1 / 2**20
 
-    print(f"## Encoding: {args.rows:,} rows x 40 columns (30 categorical, 10 numeric)\n")
-    print("| categorical columns as | fit s | transform s (DataFrame -> tensors) |")
-    print("|---|---|---|")
-    for strings in (False, True):
-        r = run("encoding", args.threads, rows=args.rows, strings=strings)
-        print(f"| {'str' if strings else 'category'} | {r['fit_s']:.2f} | "
-              f"{r['transform_s']:.2f} |")
+    if "encoding" in args.measurements:
+        print(f"## Encoding: {args.rows:,} rows x 40 columns (30 categorical, 10 numeric)\n")
+        print("| categorical columns as | fit s | transform s (DataFrame -> tensors) |")
+        print("|---|---|---|")
+        for strings in (False, True):
+            r = run("encoding", args.threads, rows=args.rows, strings=strings)
+            print(f"| {'str' if strings else 'category'} | {r['fit_s']:.2f} | "
+                  f"{r['transform_s']:.2f} |")
 
-    print(f"\n## predict_proba on {args.rows:,} rows, MMOEClassifier(numeric_encoding=...)\n")
-    print("| numeric_encoding | skmtl from DataFrame (rows/s) | bare module on tensors (rows/s) "
-          f"| ratio (median of {PREDICTION_PAIRS} pairs) | lowest, highest pair "
-          "| ratio of the best times |")
-    print("|---|---|---|---|---|---|")
-    for encoding in args.encodings:
-        r = run("prediction", args.threads, rows=args.rows, numeric_encoding=encoding)
-        print(f"| {encoding} | {r['skmtl_rows_per_s']:,.0f} | {r['bare_rows_per_s']:,.0f} | "
-              f"{r['ratio']:.2f} | {r['ratio_range'][0]:.2f}, {r['ratio_range'][1]:.2f} | "
-              f"{r['ratio_of_best']:.2f} |", flush=True)
+    if "prediction" in args.measurements:
+        print(f"\n## predict_proba on {args.rows:,} rows, MMOEClassifier(numeric_encoding=...)\n")
+        print("| numeric_encoding | skmtl from DataFrame (rows/s) "
+              "| bare module on tensors (rows/s) "
+              f"| ratio (median of {PREDICTION_PAIRS} pairs) | lowest, highest pair "
+              "| ratio of the best times |")
+        print("|---|---|---|---|---|---|")
+        for encoding in args.encodings:
+            r = run("prediction", args.threads, rows=args.rows, numeric_encoding=encoding)
+            print(f"| {encoding} | {r['skmtl_rows_per_s']:,.0f} | {r['bare_rows_per_s']:,.0f} | "
+                  f"{r['ratio']:.2f} | {r['ratio_range'][0]:.2f}, {r['ratio_range'][1]:.2f} | "
+                  f"{r['ratio_of_best']:.2f} |", flush=True)
 
-    r = run("memory", args.threads, rows=args.memory_rows)
-    print(f"\n## Memory, {args.memory_rows:,} rows x 40 columns, MMOEClassifier(max_epochs=1)\n")
-    print("| fit: peak RSS increase MB | encoded data MB | model (+grads, Adam) MB | ratio |")
-    print("|---|---|---|---|")
-    print(f"| {r['fit_peak_increase'] * mb:,.0f} | {r['encoded'] * mb:,.0f} | "
-          f"{r['model'] * mb:,.1f} | {r['fit_ratio']:.2f} |")
-    print("\n| predict_proba: peak RSS increase MB | output MB | extra beyond output MB |")
-    print("|---|---|---|")
-    print(f"| {r['predict_peak_increase'] * mb:,.0f} | {r['predict_output'] * mb:,.0f} | "
-          f"{r['predict_extra_over_output'] * mb:,.0f} |")
+    if "memory" in args.measurements:
+        r = run("memory", args.threads, rows=args.memory_rows)
+        print(f"\n## Memory, {args.memory_rows:,} rows x 40 columns, "
+              "MMOEClassifier(max_epochs=1)\n")
+        print("| fit: peak RSS increase MB | encoded data MB | model (+grads, Adam) MB | ratio |")
+        print("|---|---|---|---|")
+        print(f"| {r['fit_peak_increase'] * mb:,.0f} | {r['encoded'] * mb:,.0f} | "
+              f"{r['model'] * mb:,.1f} | {r['fit_ratio']:.2f} |")
+        print("\n| predict_proba: peak RSS increase MB | output MB | extra beyond output MB |")
+        print("|---|---|---|")
+        print(f"| {r['predict_peak_increase'] * mb:,.0f} | {r['predict_output'] * mb:,.0f} | "
+              f"{r['predict_extra_over_output'] * mb:,.0f} |")
+
+    if "wide" in args.measurements:
+        r = run("wide", args.threads, rows=args.wide_rows, columns=args.wide_columns)
+        print(f"\n## Target bins of a wide table: {args.wide_rows:,} rows x {args.wide_columns:,} "
+              "numeric columns, 2 tasks\n")
+        print("| trees grown on | bins s (encoder fit) | × one thread |")
+        print("|---|---|---|")
+        one = r["bins_s"]["1"]
+        for threads, seconds in r["bins_s"].items():
+            print(f"| {threads} thread(s) | {seconds:.2f} | {seconds / one:.2f} |")
+        print(f"\n`MMOEClassifier(max_epochs=1).fit`, torch's threads: {r['fit_s']:.2f} s")
 
 
 if __name__ == "__main__":

@@ -333,7 +333,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
             else:
                 encoder = self._new_encoder(rng)
                 categorical, numeric = encoder.fit_transform(
-                    X, fit_weight, targets, regression=is_regressor(self))
+                    X, fit_weight, targets, regression=is_regressor(self),
+                    n_threads=torch.get_num_threads())
                 agreed.signature = {"categorical columns": encoder.categorical_indices_.tolist()}
             agreed.share = (_validation_labels(targets, valid_rows, sample_weight),
                             (encoder.categories_, encoder.numeric_.to_dict()) if ranks else None)
@@ -459,7 +460,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
                                                               single_output, sample_weight)
             encoder = self._new_encoder(rng)
             categorical, numeric = encoder.fit_transform(
-                X, sample_weight, targets, regression=is_regressor(self), first_chunk=True)
+                X, sample_weight, targets, regression=is_regressor(self), first_chunk=True,
+                n_threads=torch.get_num_threads())
         else:
             targets, target_state = self._encode_targets(columns, task_names, True, None)
             encoder = self._encoder

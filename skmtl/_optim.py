@@ -17,8 +17,8 @@ gradient holds, so its cost follows the batch, not the table. Unlike the
 "lazy" Adam of TensorFlow's ``LazyAdam`` and ``torch.optim.SparseAdam``,
 the steps a row misses while no batch looks it up are not lost: when one
 does, or at :meth:`Adam.catch_up`, the row first takes them, in closed form
-(its momentum's and the weight decay's, at the learning rate of the step
-that catches up; see ``_catch_up``). Lazily, a row seen once moved about a
+(its momentum's and the weight decay's, with the learning rate taken along a
+straight line from its last update's; see ``_catch_up``). Lazily, a row seen once moved about a
 tenth as far as under Adam, rows never seen kept their random start where
 Adam's weight decay shrinks them to zero, and rare ids learned less
 (benchmarks/README.md, "Sparse embedding updates").

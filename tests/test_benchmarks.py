@@ -586,6 +586,16 @@ def test_scale_out_embedding_updates_on_tiny_data(monkeypatch, capsys,
         assert 0.5 < float(row["AUC like"].split()[0]) <= 1.0
         assert float(row["fit ×"]) > 0
     assert rows[0]["fit ×"] == "1.00" and rows[0]["Δ AUC click"] == "+0.0000"
+    from skmtl import _optim
+    assert _optim._catch_up.__module__ == "skmtl._optim"
+
+
+def test_speed_of_a_wide_tables_bins_on_tiny_data():
+    from benchmarks import speed
+
+    record = speed.measure_wide(300, 12)
+    assert record["columns"] == 12 and set(record["bins_s"]) == {"1"}  # one thread per worker
+    assert record["bins_s"]["1"] > 0 and record["fit_s"] > 0
 
 
 def test_figure_without_a_successful_run_is_a_usage_error(tmp_path, capsys):

@@ -139,6 +139,46 @@ def test_target_bins_find_the_label_threshold():
         TabularEncoder(numeric_encoding="piecewise_linear", bin_strategy="target").fit(X)
 
 
+@pytest.mark.parametrize("labels", ["classes", "missing labels", "regression"])
+def test_target_bins_are_the_same_on_several_threads(labels, monkeypatch):
+    # the trees' random draws are made in the columns' order, whatever thread grows them
+    monkeypatch.setattr(_numeric, "TREE_SUBSAMPLE_SIZE", 300)  # each column draws its rows
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(500, 11)), columns=[f"x{j}" for j in range(11)])
+    X["constant"] = 1.0
+    X.loc[rng.random(500) < 0.3, "x3"] = np.nan
+    logits = X[["x0", "x1", "x2", "x4"]].fillna(0).to_numpy() @ rng.normal(size=(4, 2))
+    targets = logits if labels == "regression" else (logits > 0).astype(np.float64)
+    if labels == "missing labels":
+        targets[rng.random(500) < 0.4, 1] = np.nan
+    weight = rng.integers(0, 3, 500).astype(float)
+    fits = [TabularEncoder(numeric_encoding="piecewise_linear", bin_strategy="target",
+                           random_state=0).fit(X, weight, targets, labels == "regression",
+                                               n_threads=n_threads).numeric_
+            for n_threads in (1, 3)]
+    assert len(fits[0].knots_) == 12 and len(fits[0].knots_[-1]) == 1  # the constant
+    assert sum(len(knots) > 3 for knots in fits[0].knots_) >= 10
+    for one, several in zip(fits[0].knots_, fits[1].knots_):
+        np.testing.assert_array_equal(one, several)
+    np.testing.assert_array_equal(fits[0].missing_levels_, fits[1].missing_levels_)
+
+
+def test_estimators_grow_target_bins_on_torchs_threads(monkeypatch):
+    threads = []
+    original = _numeric.NumericEncoding.fit
+
+    def fit(self, *args, n_threads=1, **kwargs):
+        threads.append(n_threads)
+        return original(self, *args, n_threads=n_threads, **kwargs)
+
+    monkeypatch.setattr(_numeric.NumericEncoding, "fit", fit)
+    X = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 7})
+    Y = pd.DataFrame({"t1": np.arange(40) % 2, "t2": np.arange(40) % 3 == 0})
+    MMOEClassifier(max_epochs=1).fit(X, Y)
+    MMOEClassifier(max_epochs=1).partial_fit(X, Y, classes=[[0, 1], [False, True]])
+    assert threads == [torch.get_num_threads()] * 2
+
+
 def test_bins_and_quantiles_are_learned_on_a_bounded_sample(monkeypatch):
     monkeypatch.setattr(_numeric, "FIT_SUBSAMPLE_SIZE", 100)
     X = pd.DataFrame({"x": np.arange(1000.0)})

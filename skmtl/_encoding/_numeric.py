@@ -1,6 +1,7 @@
 """Numeric columns: how each becomes the network's input, learned in fit, applied in blocks."""
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.special import ndtri
@@ -99,7 +100,7 @@ class NumericEncoding:
         where the network learns missing values."""
         return np.where(self.learned_missing_, np.nan, self.missing_levels_)
 
-    def fit(self, reader, sample_weight=None, targets=None, regression=False):
+    def fit(self, reader, sample_weight=None, targets=None, regression=False, n_threads=1):
         """Learn the map of every numeric column.
 
         Parameters
@@ -112,6 +113,9 @@ class NumericEncoding:
         regression : bool, default=False
             ``targets`` are real values: the target bins come from a
             regression tree.
+        n_threads : int, default=1
+            Threads that grow the target bins' trees, several columns at
+            once (the same bins with any number).
         """
         if self.encoding not in NUMERIC_ENCODINGS:
             raise ValueError(f"numeric_encoding must be one of {NUMERIC_ENCODINGS}; "
@@ -147,7 +151,15 @@ class NumericEncoding:
         if target_bins and targets is None:
             raise ValueError('bin_strategy="target" needs the targets in fit.')
         sample_targets = targets[rows] if target_bins else None
-        unknown = []
+        unknown, medians, trees = [], [], {}
+        self.knots_, self.levels_ = [None] * n_numeric, [None] * n_numeric
+
+        def grow_trees():
+            # a few columns' trees at a time: each holds its rows until it is grown
+            for i, edges in zip(trees, _run(trees.values(), n_threads)):
+                self._set_bins(i, edges)
+            trees.clear()
+
         for i in range(n_numeric):
             # the known values of the column in rows of positive weight (none: a constant 0)
             known = ~np.isnan(values[:, i])
@@ -157,14 +169,15 @@ class NumericEncoding:
                 unknown.append(i)
             column = values[known, i] if known.any() else np.zeros(1)
             column_weight = None if weight is None or not known.any() else weight[known]
+            medians.append(_median(column, column_weight))
             if self.encoding == "piecewise_linear":
                 if target_bins and known.any():
-                    knots = _tree_edges(column, column_weight, sample_targets[known],
-                                        self.n_bins, rng, regression)
+                    trees[i] = _tree_edges(column, column_weight, sample_targets[known],
+                                           self.n_bins, rng, regression)
+                    if len(trees) >= 4 * n_threads:
+                        grow_trees()
                 else:
-                    knots = _quantile_edges(column, column_weight, self.n_bins)
-                knots, _ = _without_overflowing_slopes(knots, np.arange(len(knots), dtype=float))
-                levels = np.arange(len(knots), dtype=np.float64)
+                    self._set_bins(i, _quantile_edges(column, column_weight, self.n_bins))
             else:
                 knots, ranks = _rank_map(column, column_weight)
                 # Normal scores of the knots' ranks: interpolating between them
@@ -172,15 +185,20 @@ class NumericEncoding:
                 # function per value (within 1/1000 of rank of interpolating
                 # the ranks first, as QuantileTransformer does).
                 levels = ndtri(np.clip(ranks, _RANK_BOUND, 1.0 - _RANK_BOUND))
-                knots, levels = _without_overflowing_slopes(knots, levels)
-            self.knots_.append(knots)
-            self.levels_.append(levels)
-            self.missing_levels_[i] = np.interp(_median(column, column_weight), knots, levels)
+                self.knots_[i], self.levels_[i] = _without_overflowing_slopes(knots, levels)
+        grow_trees()
+        for i, median in enumerate(medians):
+            self.missing_levels_[i] = np.interp(median, self.knots_[i], self.levels_[i])
         for i in unknown:
             # ignored: NaN encodes like any value (a learned offset of NaN set them apart)
             self.learned_missing_[i] = False
         _warn_unknown_columns(reader, unknown)
         return self
+
+    def _set_bins(self, i, edges):
+        """Column ``i``'s map to its position among its bin ``edges``."""
+        knots, _ = _without_overflowing_slopes(edges, np.arange(len(edges), dtype=float))
+        self.knots_[i], self.levels_[i] = knots, np.arange(len(knots), dtype=np.float64)
 
     @classmethod
     def agreed(cls, states, n_numeric):
@@ -348,6 +366,10 @@ def _tree_edges(values, weight, targets, n_bins, rng, regression=False):
     The tree is multi-output (every task a column of ``targets``): a split
     is chosen by its impurity decrease summed over the tasks, so the splits
     that matter to some task win over noise from the others.
+
+    Returns a function of no arguments that grows the tree and returns the
+    edges: the random draws are made here, in the columns' order, and the
+    work is left to the caller (on another thread, say).
     """
     if weight is not None:  # rows of weight 0 carry nothing, not even their values
         values, targets, weight = values[weight > 0], targets[weight > 0], weight[weight > 0]
@@ -358,21 +380,38 @@ def _tree_edges(values, weight, targets, n_bins, rng, regression=False):
     # threshold between ranks k and k + 1 becomes the middle of those values.
     distinct, ranks = np.unique(values[rows], return_inverse=True)
     if len(distinct) < 2:
-        return np.unique([low, high])
+        return lambda: np.unique([low, high])
     targets, weight = targets[rows], None if weight is None else weight[rows]
-    missing = np.isnan(targets)
-    if missing.any():
-        targets, regression = _imputed_tree_targets(targets, missing, weight, regression), True
-    # a share of the weight, not of the rows, so that a weight of 2 is a repeated row
-    tree = (DecisionTreeRegressor if regression else DecisionTreeClassifier)(
-        max_leaf_nodes=max(n_bins, 2), min_weight_fraction_leaf=1 / (8 * n_bins),
-        random_state=rng.randint(np.iinfo(np.int32).max))
-    tree.fit(ranks.reshape(-1, 1).astype(np.float32), targets, sample_weight=weight)
-    below = np.floor(tree.tree_.threshold[tree.tree_.feature >= 0]).astype(np.intp)
-    # halves first: the sum of two values near the float64 maximum overflows
-    inner = distinct[below] / 2 + distinct[below + 1] / 2
-    inner = inner[(inner > low) & (inner < high)]
-    return np.unique(np.concatenate([[low], inner, [high]]))
+    seed = rng.randint(np.iinfo(np.int32).max)
+
+    def grow():
+        tree_targets, tree_regression = targets, regression
+        missing = np.isnan(targets)
+        if missing.any():
+            tree_targets, tree_regression = _imputed_tree_targets(
+                targets, missing, weight, regression), True
+        # a share of the weight, not of the rows, so that a weight of 2 is a repeated row
+        tree = (DecisionTreeRegressor if tree_regression else DecisionTreeClassifier)(
+            max_leaf_nodes=max(n_bins, 2), min_weight_fraction_leaf=1 / (8 * n_bins),
+            random_state=seed)
+        tree.fit(ranks.reshape(-1, 1).astype(np.float32), tree_targets, sample_weight=weight)
+        below = np.floor(tree.tree_.threshold[tree.tree_.feature >= 0]).astype(np.intp)
+        # halves first: the sum of two values near the float64 maximum overflows
+        inner = distinct[below] / 2 + distinct[below + 1] / 2
+        inner = inner[(inner > low) & (inner < high)]
+        return np.unique(np.concatenate([[low], inner, [high]]))
+
+    return grow
+
+
+def _run(jobs, n_threads):
+    """The results of the functions ``jobs``, in order, computed on up to ``n_threads``
+    threads (scikit-learn's trees release the GIL while they grow)."""
+    jobs = list(jobs)
+    if n_threads <= 1 or len(jobs) <= 1:
+        return [job() for job in jobs]
+    with ThreadPoolExecutor(min(n_threads, len(jobs))) as pool:
+        return list(pool.map(lambda job: job(), jobs))
 
 
 def _imputed_tree_targets(targets, missing, weight, regression):

@@ -119,7 +119,8 @@ class TabularEncoder:
 
     # -- fit -----------------------------------------------------------------
 
-    def fit(self, X, sample_weight=None, targets=None, regression=False, first_chunk=False):
+    def fit(self, X, sample_weight=None, targets=None, regression=False, first_chunk=False,
+            n_threads=1):
         """Learn the columns, the categories and the numeric encoding of ``X``.
 
         ``sample_weight`` weights the rows in the numeric statistics, so that
@@ -129,15 +130,16 @@ class TabularEncoder:
         real values), are needed by ``bin_strategy="target"``. With
         ``first_chunk``, ``X`` is the first of several chunks: a vocabulary
         may not come from its values, only from ``categories``, hashing or a
-        ``category`` dtype (whose whole category list is taken).
+        ``category`` dtype (whose whole category list is taken). ``n_threads``
+        grow the target bins' trees (:meth:`NumericEncoding.fit`).
         """
-        self._fit(X, sample_weight, targets, regression, first_chunk)
+        self._fit(X, sample_weight, targets, regression, first_chunk, n_threads)
         return self
 
     def fit_transform(self, X, sample_weight=None, targets=None, regression=False,
-                      first_chunk=False):
+                      first_chunk=False, n_threads=1):
         """Fit to ``X`` and return its encoding, as :meth:`transform` does."""
-        reader = self._fit(X, sample_weight, targets, regression, first_chunk)
+        reader = self._fit(X, sample_weight, targets, regression, first_chunk, n_threads)
         codes, numeric = self._encode(reader)
         self._warn_unmatched_categories(reader.X, codes)
         return codes, numeric
@@ -189,7 +191,7 @@ class TabularEncoder:
                     "ddf.categorize()), categories=..., or hash_buckets.",
                     UserWarning, stacklevel=4)
 
-    def _fit(self, X, sample_weight, targets, regression, first_chunk=False):
+    def _fit(self, X, sample_weight, targets, regression, first_chunk=False, n_threads=1):
         """Fit, and return the row reader of ``X`` used for it."""
         X = check_features(X, self.estimator_name)
         self.n_features_in_ = X.shape[1]
@@ -219,7 +221,8 @@ class TabularEncoder:
         numeric = NumericEncoding(self.numeric_encoding, self.n_bins, self.bin_strategy,
                                   self.random_state)
         reader = _RowReader(self, X, numeric)
-        self.numeric_ = numeric.fit(reader, sample_weight, targets, regression)
+        self.numeric_ = numeric.fit(reader, sample_weight, targets, regression,
+                                    n_threads=n_threads)
         return reader
 
     def category_indexes(self):
