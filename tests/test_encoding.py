@@ -163,6 +163,27 @@ def test_target_bins_are_the_same_on_several_threads(labels, monkeypatch):
     np.testing.assert_array_equal(fits[0].missing_levels_, fits[1].missing_levels_)
 
 
+def test_target_bins_trees_see_the_callers_scikit_learn_settings(monkeypatch):
+    # scikit-learn's settings are per thread: the trees' threads take the caller's
+    import sklearn
+
+    seen = []
+    original = _numeric.DecisionTreeClassifier.fit
+
+    def fit(self, *args, **kwargs):
+        seen.append(sklearn.get_config()["assume_finite"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(_numeric.DecisionTreeClassifier, "fit", fit)
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(200, 6)))
+    targets = (X.to_numpy()[:, :1] > 0).astype(np.float64)
+    with sklearn.config_context(assume_finite=True):
+        TabularEncoder(numeric_encoding="piecewise_linear", bin_strategy="target").fit(
+            X, None, targets, n_threads=3)
+    assert seen == [True] * 6
+
+
 def test_estimators_grow_target_bins_on_torchs_threads(monkeypatch):
     threads = []
     original = _numeric.NumericEncoding.fit

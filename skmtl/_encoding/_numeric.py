@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.special import ndtri
+from sklearn import config_context, get_config
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 NUMERIC_ENCODINGS = ("piecewise_linear", "periodic", "quantile", "standard", "passthrough")
@@ -410,8 +411,14 @@ def _run(jobs, n_threads):
     jobs = list(jobs)
     if n_threads <= 1 or len(jobs) <= 1:
         return [job() for job in jobs]
+    config = get_config()  # scikit-learn's settings are per thread: the caller's in each
+
+    def run(job):
+        with config_context(**config):
+            return job()
+
     with ThreadPoolExecutor(min(n_threads, len(jobs))) as pool:
-        return list(pool.map(lambda job: job(), jobs))
+        return list(pool.map(run, jobs))
 
 
 def _imputed_tree_targets(targets, missing, weight, regression):
