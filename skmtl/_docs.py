@@ -123,7 +123,10 @@ COMMON_PARAMETERS = """\
         ``"cosine"``: a linear warm-up over the first 5 % of the training
         steps, then a cosine decay to zero at the end of ``max_epochs``.
     weight_decay : float, default=1e-5
-        Adam's L2 penalty.
+        Adam's L2 penalty (``torch.optim.Adam``'s ``weight_decay``, added to
+        the gradient of the mean loss, not decoupled as AdamW's): strong at
+        1e-3 already; at 1e-2 a network on a few thousand rows shrinks to
+        constant predictions.
     batch_size : int or "auto", default="auto"
         Rows per training step; ``"auto"``: 1/64 of the training rows, at
         least 32 and at most 1024.
