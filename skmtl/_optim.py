@@ -17,11 +17,11 @@ gradient holds, so its cost follows the batch, not the table. Unlike the
 "lazy" Adam of TensorFlow's ``LazyAdam`` and ``torch.optim.SparseAdam``,
 the steps a row misses while no batch looks it up are not lost: when one
 does, or at :meth:`Adam.catch_up`, the row first takes them, in closed form
-(its momentum's and the weight decay's, with the learning rate taken along a
-straight line from its last update's; see ``_catch_up``). Lazily, a row seen once moved about a
-tenth as far as under Adam, rows never seen kept their random start where
-Adam's weight decay shrinks them to zero, and rare ids learned less
-(benchmarks/README.md, "Sparse embedding updates").
+(its momentum's and the weight decay's, with the learning rate taken along
+a straight line from its last update's; see ``_catch_up``). Lazily, a row
+seen once moved about a tenth as far as under Adam, rows never seen kept
+their random start where Adam's weight decay shrinks them to zero, and rare
+ids learned less (benchmarks/README.md, "Sparse embedding updates").
 """
 
 import math
@@ -115,13 +115,17 @@ class Adam(Optimizer):
                 now = float(state["step"])
                 for start in range(0, p.shape[0], CATCH_UP_ROWS):  # bounded temporaries
                     block = slice(start, start + CATCH_UP_ROWS)
-                    _catch_up(group, p, block, state["exp_avg"][block],
-                              state["exp_avg_sq"][block], last_update[block], last_lr[block],
-                              now, now)
-                    # rows caught up are up to date: an interrupt here leaves the rest to
-                    # the next call, not undone
-                    last_update[block] = now
-                    last_lr[block] = group["lr"]
+                    exp_avg = state["exp_avg"][block].clone()
+                    exp_avg_sq = state["exp_avg_sq"][block].clone()
+                    rows = _catch_up(group, p, block, exp_avg, exp_avg_sq, last_update[block],
+                                     last_lr[block], now, now)
+                    # Computed aside, written together with the block's marks: an interrupt
+                    # (the training loop then calls again) leaves each block before or
+                    # after, unless it lands within these few writes.
+                    if rows is not None:
+                        p[block], state["exp_avg"][block] = rows, exp_avg
+                        state["exp_avg_sq"][block] = exp_avg_sq
+                    last_update[block], last_lr[block] = now, group["lr"]
                 del state["last_update"], state["last_lr"]
 
     def check_state(self):
@@ -225,9 +229,11 @@ def _sparse_update(group, param, grad, state):
     exp_avg = state["exp_avg"].index_select(0, rows)
     exp_avg_sq = state["exp_avg_sq"].index_select(0, rows)
     if "last_update" in state:
-        _catch_up(group, param, rows, exp_avg, exp_avg_sq,
-                  state["last_update"].index_select(0, rows),
-                  state["last_lr"].index_select(0, rows), n - 1, n)
+        caught_up = _catch_up(group, param, rows, exp_avg, exp_avg_sq,
+                              state["last_update"].index_select(0, rows),
+                              state["last_lr"].index_select(0, rows), n - 1, n)
+        if caught_up is not None:
+            param.index_copy_(0, rows, caught_up)
     else:  # every row is up to date (a first step, or one after catch_up)
         state["last_update"] = torch.full(param.shape[:1], n - 1, dtype=torch.float64,
                                           device=param.device)
@@ -246,11 +252,11 @@ def _sparse_update(group, param, grad, state):
 
 
 def _catch_up(group, param, rows, exp_avg, exp_avg_sq, last_update, last_lr, now, lr_step):
-    """Move the rows ``rows`` of ``param`` (an index tensor or a slice), last updated at
-    the steps ``last_update`` with the learning rates ``last_lr``, as Adam's steps up to
-    ``now`` without a gradient of the loss would have, and decay their moments
-    ``exp_avg`` and ``exp_avg_sq`` (those rows' own, in place). ``group["lr"]`` is the
-    learning rate of step ``lr_step``.
+    """The rows ``rows`` of ``param`` (an index tensor or a slice), last updated at the
+    steps ``last_update`` with the learning rates ``last_lr``, moved as Adam's steps up to
+    ``now`` without a gradient of the loss would have (None if none was missed; the
+    caller writes them), and their moments ``exp_avg`` and ``exp_avg_sq`` (those rows'
+    own) decayed in place. ``group["lr"]`` is the learning rate of step ``lr_step``.
 
     Such a step ``t + j`` moves a row by ``lr * m_j / (sqrt(v_j) + eps)`` (bias corrected)
     where the momentum ``m_j = b1**j m + (1 - b1**j) wd w`` holds what is left of the
@@ -270,7 +276,7 @@ def _catch_up(group, param, rows, exp_avg, exp_avg_sq, last_update, last_lr, now
     weight_decay = group["weight_decay"]
     idle = now - last_update
     if not bool((idle > 0).any()):
-        return
+        return None
     first = last_update + 1
     correction = (1 - beta2 ** first).sqrt() / (1 - beta1 ** first)
     ratio = beta1 / math.sqrt(beta2)
@@ -280,7 +286,7 @@ def _catch_up(group, param, rows, exp_avg, exp_avg_sq, last_update, last_lr, now
                      / (1 - ratio) ** 2)
     # group["lr"] is the rate of step lr_step: this one's in a step, the last one's at the end
     slope = (group["lr"] - last_lr) / (lr_step - last_update).clamp(min=1)
-    values = param[rows] if isinstance(rows, slice) else param.index_select(0, rows)
+    values = param[rows].clone() if isinstance(rows, slice) else param.index_select(0, rows)
     denominator = exp_avg_sq.sqrt().add_(group["eps"])
     values -= exp_avg / denominator * _column(
         (momentum_steps * last_lr + momentum_ramp * slope) * correction, param)
@@ -294,10 +300,6 @@ def _catch_up(group, param, rows, exp_avg, exp_avg_sq, last_update, last_lr, now
                                                  param),
             _column(idle * lr, param))
         values = values.sign() * (values.abs() - shrink).clamp_(min=0)
-    if isinstance(rows, slice):
-        param[rows] = values
-    else:
-        param.index_copy_(0, rows, values)
     kept_avg, kept_avg_sq = beta1 ** idle, beta2 ** idle
     exp_avg.mul_(_column(kept_avg, exp_avg))
     exp_avg_sq.mul_(_column(kept_avg_sq, exp_avg_sq))
@@ -305,6 +307,7 @@ def _catch_up(group, param, rows, exp_avg, exp_avg_sq, last_update, last_lr, now
         decay_gradient = values * weight_decay
         exp_avg.add_(decay_gradient * _column(1 - kept_avg, exp_avg))
         exp_avg_sq.addcmul_(decay_gradient, decay_gradient * _column(1 - kept_avg_sq, exp_avg_sq))
+    return values
 
 
 def _column(per_row, like):

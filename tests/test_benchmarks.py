@@ -591,11 +591,17 @@ def test_scale_out_embedding_updates_on_tiny_data(monkeypatch, capsys,
 
 
 def test_speed_of_a_wide_tables_bins_on_tiny_data():
+    import torch
     from benchmarks import speed
 
-    record = speed.measure_wide(300, 12)
-    assert record["columns"] == 12 and set(record["bins_s"]) == {"1"}  # one thread per worker
-    assert record["bins_s"]["1"] > 0 and record["fit_s"] > 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        record = speed.measure_wide(300, 12)
+    finally:
+        torch.set_num_threads(threads)
+    assert record["columns"] == 12 and set(record["bins_s"]) == {"1", "2"}
+    assert min(record["bins_s"].values()) > 0 and record["fit_s"] > 0
 
 
 def test_figure_without_a_successful_run_is_a_usage_error(tmp_path, capsys):

@@ -4,8 +4,11 @@ import ast
 import importlib.metadata
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11 on
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 # Modules that need an extra check for it themselves and name it in their ImportError.
