@@ -173,7 +173,9 @@ default="equal"
     random_state : int, RandomState or None, default=None
         Seeds weight initialisation, dropout, shuffling, the validation
         split, and the rows sampled to learn quantiles and bins and the
-        trees of ``bin_strategy="target"``. A fixed value gives identical predictions on the CPU.
+        trees of ``bin_strategy="target"``. A fixed value gives identical
+        predictions on the CPU with the same number of torch threads (other
+        numbers may differ in the last float32 bits).
     device : str or torch.device, default="cpu"
         Where the network is trained, e.g. ``"cuda"``.
     verbose : int, default=0

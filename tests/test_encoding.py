@@ -183,6 +183,24 @@ def test_target_bins_trees_see_the_callers_scikit_learn_settings(monkeypatch):
     assert seen == [True] * 6
 
 
+def test_target_bins_grow_in_the_callers_thread_when_no_thread_can_start(monkeypatch):
+    # while the interpreter shuts down (a fit in a thread the main one did not wait for,
+    # or in an atexit handler) a pool takes no work: the fit failed with several threads
+    class ShuttingDown(_numeric.ThreadPoolExecutor):
+        def submit(self, *args, **kwargs):
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(300, 5)))
+    targets = (X.to_numpy()[:, :1] > 0).astype(np.float64)
+    settings = dict(numeric_encoding="piecewise_linear", bin_strategy="target", random_state=0)
+    expected = TabularEncoder(**settings).fit(X, None, targets).numeric_.knots_
+    monkeypatch.setattr(_numeric, "ThreadPoolExecutor", ShuttingDown)
+    knots = TabularEncoder(**settings).fit(X, None, targets, n_threads=2).numeric_.knots_
+    for ours, theirs in zip(knots, expected):
+        np.testing.assert_array_equal(ours, theirs)
+
+
 def test_estimators_grow_target_bins_on_torchs_threads(monkeypatch):
     threads = []
     original = _numeric.NumericEncoding.fit

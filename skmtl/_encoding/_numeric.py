@@ -418,7 +418,11 @@ def _run(jobs, n_threads):
             return job()
 
     with ThreadPoolExecutor(min(n_threads, len(jobs))) as pool:
-        return list(pool.map(run, jobs))
+        try:
+            results = pool.map(run, jobs)  # submits every job now
+        except RuntimeError:  # the interpreter is shutting down: it takes no new threads
+            return [job() for job in jobs]
+        return list(results)
 
 
 def _imputed_tree_targets(targets, missing, weight, regression):
