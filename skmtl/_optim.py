@@ -17,8 +17,8 @@ gradient holds, so its cost follows the batch, not the table. Unlike the
 "lazy" Adam of TensorFlow's ``LazyAdam`` and ``torch.optim.SparseAdam``,
 the steps a row misses while no batch looks it up are not lost: when one
 does, or at :meth:`Adam.catch_up`, the row first takes them, in closed form
-(its momentum's and the weight decay's, with the learning rate taken along
-a straight line from its last update's; see ``_catch_up``). Lazily, a row
+(its momentum's and the weight decay's, from sums over the steps it missed
+of their learning rates and bias corrections; see ``_catch_up``). Lazily, a row
 seen once moved about a tenth as far as under Adam, rows never seen kept
 their random start where Adam's weight decay shrinks them to zero, and rare
 ids learned less (benchmarks/README.md, "Sparse embedding updates").
@@ -111,22 +111,21 @@ class Adam(Optimizer):
                 state = self.state.get(p)
                 if not (state and "last_update" in state):
                     continue
-                last_update, last_lr = state["last_update"], state["last_lr"]
-                now = float(state["step"])
+                last_update, missed = state["last_update"], state["missed_steps"]
                 for start in range(0, p.shape[0], CATCH_UP_ROWS):  # bounded temporaries
                     block = slice(start, start + CATCH_UP_ROWS)
                     exp_avg = state["exp_avg"][block].clone()
                     exp_avg_sq = state["exp_avg_sq"][block].clone()
                     rows = _catch_up(group, p, block, exp_avg, exp_avg_sq, last_update[block],
-                                     last_lr[block], now, now)
+                                     missed)
                     # Computed aside, written together with the block's marks: an interrupt
                     # (the training loop then calls again) leaves each block before or
                     # after, unless it lands within these few writes.
                     if rows is not None:
                         p[block], state["exp_avg"][block] = rows, exp_avg
                         state["exp_avg_sq"][block] = exp_avg_sq
-                    last_update[block], last_lr[block] = now, group["lr"]
-                del state["last_update"], state["last_lr"]
+                    last_update[block] = missed.now
+                del state["last_update"], state["missed_steps"]
 
     def check_state(self):
         """Raise ValueError unless the settings and moments fit the parameters.
@@ -224,21 +223,22 @@ def _sparse_update(group, param, grad, state):
     beta1, beta2 = group["betas"]
     grad = grad.coalesce()
     rows, values = grad.indices()[0], grad.values()
-    state["step"].add_(1)
-    n = float(state["step"])
     exp_avg = state["exp_avg"].index_select(0, rows)
     exp_avg_sq = state["exp_avg_sq"].index_select(0, rows)
     if "last_update" in state:
         caught_up = _catch_up(group, param, rows, exp_avg, exp_avg_sq,
                               state["last_update"].index_select(0, rows),
-                              state["last_lr"].index_select(0, rows), n - 1, n)
+                              state["missed_steps"])
         if caught_up is not None:
             param.index_copy_(0, rows, caught_up)
     else:  # every row is up to date (a first step, or one after catch_up)
-        state["last_update"] = torch.full(param.shape[:1], n - 1, dtype=torch.float64,
-                                          device=param.device)
-        state["last_lr"] = torch.full(param.shape[:1], group["lr"], dtype=torch.float64,
-                                      device=param.device)
+        state["last_update"] = torch.full(param.shape[:1], float(state["step"]),
+                                          dtype=torch.float64, device=param.device)
+        state["missed_steps"] = _MissedSteps(float(state["step"]), group["betas"],
+                                             param.device)
+    state["step"].add_(1)
+    n = float(state["step"])
+    state["missed_steps"].record(group["lr"])
     if group["weight_decay"]:
         values = values.add(param.index_select(0, rows), alpha=group["weight_decay"])
     exp_avg.lerp_(values, 1 - beta1)
@@ -246,59 +246,94 @@ def _sparse_update(group, param, grad, state):
     state["exp_avg"].index_copy_(0, rows, exp_avg)
     state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
     state["last_update"].index_fill_(0, rows, n)
-    state["last_lr"].index_fill_(0, rows, group["lr"])
     denominator = exp_avg_sq.sqrt_().div_((1 - beta2 ** n) ** 0.5).add_(group["eps"])
     param.index_add_(0, rows, exp_avg.div_(denominator), alpha=-group["lr"] / (1 - beta1 ** n))
 
 
-def _catch_up(group, param, rows, exp_avg, exp_avg_sq, last_update, last_lr, now, lr_step):
-    """The rows ``rows`` of ``param`` (an index tensor or a slice), last updated at the
-    steps ``last_update`` with the learning rates ``last_lr``, moved as Adam's steps up to
-    ``now`` without a gradient of the loss would have (None if none was missed; the
-    caller writes them), and their moments ``exp_avg`` and ``exp_avg_sq`` (those rows'
-    own) decayed in place. ``group["lr"]`` is the learning rate of step ``lr_step``.
+class _MissedSteps:
+    """The steps since ``first`` summed for rows that missed them, by their last step.
 
-    Such a step ``t + j`` moves a row by ``lr * m_j / (sqrt(v_j) + eps)`` (bias corrected)
-    where the momentum ``m_j = b1**j m + (1 - b1**j) wd w`` holds what is left of the
-    row's last gradient and the weight decay's gradient, and ``v_j = b2**j v`` (plus the
-    decay's ``(1 - b2**j) (wd w)**2``, left out of the steps but not of the moments). Summed
-    over ``j = 1 .. k`` with the bias corrections of step ``t + 1`` (the steps that
-    count most), ``eps`` kept out of the sums and ``w`` held fixed:
-    ``lr * (m * sum r**j + wd w * sum (q**j - r**j)) / (sqrt(v) + eps)`` with
-    ``r = b1 / sqrt(b2)`` and ``q = 1 / sqrt(b2)``. Adam normalises the weight decay's
-    small gradient to steps of up to ``lr``: a row with no gradient of the loss (``v``
-    of 0) shrinks to zero at ``lr`` a step. The decay's move is bounded by that and by
-    the row's size. ``lr`` changes with the schedule: it is taken to go in a straight
-    line from the last update's rate to this step's (``sum lr_j r**j`` in closed form
-    too).
+    A row with no gradient of the loss from step ``t + 1`` on moves at step
+    ``s = t + j`` by ``lr_s * c_s * r**j * m / sqrt(v)`` under Adam (leaving out
+    ``eps`` and the weight decay), where ``m`` and ``v`` are its moments after step
+    ``t``, ``c_s = sqrt(1 - b2**s) / (1 - b1**s)`` the bias corrections and
+    ``r = b1 / sqrt(b2)``. ``momentum[t - first]`` holds ``sum_s lr_s c_s r**(s - t)``
+    over the steps recorded after ``t``; each step adds its term to the rows of the
+    steps before it for as long as ``r**j`` counts (about 350 steps at Adam's default
+    betas). ``rates`` and ``learning_rates`` hold running sums of ``lr_s c_s`` and
+    ``lr_s``, for the weight decay's part of the moves.
+    """
+
+    def __init__(self, first, betas, device):
+        self.first = self.now = first
+        self.betas = betas
+        ratio = betas[0] / math.sqrt(betas[1])
+        window = (math.ceil(math.log(1e-16) / math.log(ratio)) if 0 < ratio < 1
+                  else 1 if ratio == 0 else None)   # None: every step counts
+        self.powers = (None if window is None else
+                       ratio ** torch.arange(window, 0, -1, dtype=torch.float64, device=device))
+        self.ratio = ratio
+        self.momentum, self.rates, self.learning_rates = (
+            torch.zeros(256, dtype=torch.float64, device=device) for _ in range(3))
+
+    def record(self, lr):
+        """Record the next step, taken at the learning rate ``lr``."""
+        beta1, beta2 = self.betas
+        self.now += 1
+        k = int(self.now - self.first)
+        if k >= len(self.momentum):
+            self.momentum, self.rates, self.learning_rates = (
+                torch.cat([table, torch.zeros_like(table)])
+                for table in (self.momentum, self.rates, self.learning_rates))
+        rate = lr * math.sqrt(1 - beta2 ** self.now) / (1 - beta1 ** self.now)
+        if self.powers is None:
+            powers = self.ratio ** torch.arange(k, 0, -1, dtype=torch.float64,
+                                                device=self.momentum.device)
+        else:
+            powers = self.powers[-k:]
+        self.momentum[k - len(powers):k] += rate * powers
+        self.rates[k] = self.rates[k - 1] + rate
+        self.learning_rates[k] = self.learning_rates[k - 1] + lr
+
+
+def _catch_up(group, param, rows, exp_avg, exp_avg_sq, last_update, missed):
+    """The rows ``rows`` of ``param`` (an index tensor or a slice), last updated at the
+    steps ``last_update``, moved as Adam's steps up to ``missed.now`` without a gradient
+    of the loss would have (None if none was missed; the caller writes them), and their
+    moments ``exp_avg`` and ``exp_avg_sq`` (those rows' own) decayed in place.
+
+    Such a step ``s = t + j`` moves a row by ``lr_s c_s m_j / (sqrt(v_j) + eps)`` where
+    ``c_s`` are the bias corrections, the momentum ``m_j = b1**j m + (1 - b1**j) wd w``
+    holds what is left of the row's last gradient and the weight decay's gradient, and
+    ``v_j = b2**j v`` (plus the decay's ``(1 - b2**j) (wd w)**2``, left out of the steps
+    but not of the moments). Summed over the missed steps with ``eps`` kept out of the
+    sums and ``w`` held fixed: ``(m * sum lr_s c_s r**j + wd w * sum lr_s c_s (q**j -
+    r**j)) / (sqrt(v) + eps)`` with ``r = b1 / sqrt(b2)`` and ``q = 1 / sqrt(b2)``. The
+    first sum is ``missed.momentum``'s; the second takes the mean of ``q**j`` over the
+    steps for a weighted one (``q**j`` stays near 1 for a thousand steps). Adam
+    normalises the weight decay's small gradient to steps of up to ``lr``: a row with no
+    gradient of the loss (``v`` of 0) shrinks to zero at ``lr`` a step. The decay's move
+    is bounded by that and by the row's size.
     """
     beta1, beta2 = group["betas"]
     weight_decay = group["weight_decay"]
-    idle = now - last_update
+    idle = missed.now - last_update
     if not bool((idle > 0).any()):
         return None
-    first = last_update + 1
-    correction = (1 - beta2 ** first).sqrt() / (1 - beta1 ** first)
-    ratio = beta1 / math.sqrt(beta2)
-    momentum_steps = ratio * (1 - ratio ** idle) / (1 - ratio)
-    # sum_j j r**j, for the learning rate's change along the way
-    momentum_ramp = (ratio * (1 - (idle + 1) * ratio ** idle + idle * ratio ** (idle + 1))
-                     / (1 - ratio) ** 2)
-    # group["lr"] is the rate of step lr_step: this one's in a step, the last one's at the end
-    slope = (group["lr"] - last_lr) / (lr_step - last_update).clamp(min=1)
+    since = (last_update - missed.first).long()
+    momentum_move = missed.momentum[since]
     values = param[rows].clone() if isinstance(rows, slice) else param.index_select(0, rows)
     denominator = exp_avg_sq.sqrt().add_(group["eps"])
-    values -= exp_avg / denominator * _column(
-        (momentum_steps * last_lr + momentum_ramp * slope) * correction, param)
+    values -= exp_avg / denominator * _column(momentum_move, param)
     if weight_decay:
-        lr = (last_lr + group["lr"]) / 2
+        now = int(missed.now - missed.first)
         growth = 1 / math.sqrt(beta2)
-        capped = idle.clamp(max=100_000)  # saturated long before: q**k overflows at 1.4M
-        decay_steps = growth * (growth ** capped - 1) / (growth - 1) - momentum_steps
+        capped = idle.clamp(min=1, max=100_000)  # saturated long before: q**k overflows at 1.4M
+        mean_growth = growth * (growth ** capped - 1) / ((growth - 1) * capped)
+        decay_steps = (missed.rates[now] - missed.rates[since]) * mean_growth - momentum_move
         shrink = torch.minimum(
-            values.abs() / denominator * _column(decay_steps * correction * lr * weight_decay,
-                                                 param),
-            _column(idle * lr, param))
+            values.abs() / denominator * _column(decay_steps * weight_decay, param),
+            _column(missed.learning_rates[now] - missed.learning_rates[since], param))
         values = values.sign() * (values.abs() - shrink).clamp_(min=0)
     kept_avg, kept_avg_sq = beta1 ** idle, beta2 ** idle
     exp_avg.mul_(_column(kept_avg, exp_avg))
