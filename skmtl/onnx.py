@@ -503,7 +503,7 @@ def _estimator_model(estimator, sources, target_opset):
 
     helper.set_model_props(model, {
         "skmtl_estimator": type(estimator).__name__,
-        "skmtl_tasks": ",".join(estimator.task_names_),
+        "skmtl_tasks": json.dumps([str(name) for name in estimator.task_names_]),
         # what onnx_inputs needs beyond the inputs' types (single-column inputs)
         "skmtl_numeric_inputs": json.dumps(input_names(encoder.numeric_indices_)),
         "skmtl_categorical_inputs": json.dumps(input_names(encoder.categorical_indices_)),

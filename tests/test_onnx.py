@@ -1,5 +1,7 @@
 """skmtl.onnx: exported models reproduce the estimators' predictions in onnxruntime."""
 
+import json
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -269,10 +271,14 @@ def test_export_under_a_float64_default_dtype(data):
 
 def test_save_onnx_writes_a_model_a_fresh_session_runs(data, tmp_path):
     X, Y, _, _, X_test = data
+    Y = Y.rename(columns={"t1": "clicked, then bought"})
     estimator = skmtl.SharedBottomClassifier(max_epochs=1, random_state=0).fit(X, Y)
     path = tmp_path / "model.onnx"
     save_onnx(estimator, path, X)
     served = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    metadata = served.get_modelmeta().custom_metadata_map
+    assert metadata["skmtl_estimator"] == "SharedBottomClassifier"
+    assert json.loads(metadata["skmtl_tasks"]) == ["clicked, then bought", "t2"]
     proba = served.run(["proba_t2"], onnx_inputs(served, X_test))[0]
     np.testing.assert_allclose(proba, estimator.predict_proba(X_test)[1], atol=TOLERANCE)
 
