@@ -83,6 +83,7 @@ CANDIDATES = {
     "weight decay 1e-4": {"weight_decay": 1e-4},
     "8 epochs": {"max_epochs": 8},
     "embedding 4": {"embedding_dim": 4},
+    "batch normalisation": {"batch_norm": True},
     # with --missing-fraction: what a user would otherwise do, the defaults behind
     # scikit-learn's imputer (the median, and a 0/1 indicator column per column)
     "defaults after SimpleImputer(median, add_indicator)": {"impute": True},

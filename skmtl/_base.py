@@ -29,6 +29,7 @@ from ._training import (BatchIterator, BestWeightsEarlyStopping, LearningRateSch
                         MultiTaskNet, TensorData, rank_zero_sink)
 from .nn import (FeatureEmbedding, MultiTaskLoss, MultiTaskSquaredLoss, PeriodicEmbedding,
                  PiecewiseLinearEmbedding)
+from .nn.layers import batch_statistics
 from .nn.weighting import LOSS_WEIGHTINGS
 from .exceptions import TrainingInterruptedWarning
 
@@ -121,6 +122,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         "n_bins": [Interval(Integral, 2, None, closed="left")],
         "bin_strategy": [StrOptions(set(BIN_STRATEGIES))],
         "dropout": [Interval(Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "learning_rate_schedule": [StrOptions({"cosine", "constant"})],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -151,8 +153,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
     # own in _MODEL_NETWORK_PARAMS. A warm start keeps both, so they may not
     # change between fits, and a saved model records the fitted values.
     _NETWORK_PARAMS = ("categorical_features", "categories", "hash_buckets", "embedding_dim",
-                       "numeric_encoding", "n_bins", "bin_strategy", "dropout", "tower_units",
-                       "loss_weighting")
+                       "numeric_encoding", "n_bins", "bin_strategy", "dropout", "batch_norm",
+                       "tower_units", "loss_weighting")
     _MODEL_NETWORK_PARAMS = ()
     # What the validation pass scores per task ("auc" or "r2"), in history_,
     # and the values of ``scoring`` (the mean of those scores, or the loss).
@@ -755,13 +757,21 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 expected = self._new_module(encoder, task_names, target_state).state_dict()
             _check_saved_weights(module_state, expected)
             module = self._new_module(encoder, task_names, target_state)
-            built = {name: buffer.clone() for name, buffer in module.named_buffers()}
+            statistics = batch_statistics(module)
+            built = {name: buffer.clone() for name, buffer in module.named_buffers()
+                     if name not in statistics}
             module.load_state_dict(module_state)
-            # buffers follow from the configuration (embedding offsets, say): a file's
-            # other values would read the wrong rows
-            if not all(torch.equal(buffer, built[name])
-                       for name, buffer in module.named_buffers()):
+            # other buffers follow from the configuration (embedding offsets, say): a
+            # file's other values would read the wrong rows
+            buffers = dict(module.named_buffers())
+            if not all(torch.equal(buffers[name], buffer) for name, buffer in built.items()):
                 raise ValueError("the saved network's buffers disagree with its configuration.")
+            for name in statistics:  # learned, but a negative variance predicts NaN
+                value = buffers[name]
+                if not bool(torch.isfinite(value).all()) or (
+                        name.endswith("running_var") and bool((value < 0).any())):
+                    raise ValueError(f"the saved network's batch statistics {name!r} are not "
+                                     "finite, or a variance is negative.")
             net = self._build_net(module, self._task_output_dims(target_state), task_names,
                                   callbacks=[], train_split=None, seed=0, device=device,
                                   batch_size=self._batch_size(0),

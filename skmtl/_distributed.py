@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import distributed as dist
 
+from .nn.layers import batch_statistics
+
 
 def world():
     """``(rank, world_size)`` inside a process group of several ranks, else None."""
@@ -159,14 +161,25 @@ def union(arrays, what):
 
 def average_gradients(parameters):
     """Average the ``.grad`` of ``parameters`` over the ranks, in one all-reduce."""
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
+    _average([p.grad for p in parameters if p.grad is not None])
+
+
+def average_batch_statistics(module):
+    """Average the running statistics of ``module``'s batch normalisations over the ranks,
+    in one all-reduce (each rank's come from its own batches)."""
+    _average([buffer for buffer in batch_statistics(module).values()
+              if buffer.is_floating_point()])   # (not the count of batches, the same)
+
+
+def _average(tensors):
+    """Replace each of ``tensors`` by its mean over the ranks."""
+    if not tensors:
         return
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    flat = torch.cat([t.reshape(-1) for t in tensors])
     dist.all_reduce(flat)
     flat /= dist.get_world_size()
-    for grad, part in zip(grads, torch.split(flat, [g.numel() for g in grads])):
-        grad.copy_(part.view_as(grad))
+    for tensor, part in zip(tensors, torch.split(flat, [t.numel() for t in tensors])):
+        tensor.copy_(part.view_as(tensor))
 
 
 def sum_over_ranks(tensor):

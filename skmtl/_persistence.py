@@ -53,7 +53,8 @@ _MAX_EXPANSION = 200
 #    loss_weighting, scoring, ...), their defaults for older files.
 # 5: dict parameters with keys other than strings (column positions in
 #    categories and hash_buckets) as {"__items__": [[key, value], ...]}.
-FORMAT_VERSION = 5
+# 6: batch_norm (batch normalisation's running statistics among the weights).
+FORMAT_VERSION = 6
 OLDEST_READABLE_FORMAT = 2
 _CONFIG = "skmtl.json"
 _ITEMS = "__items__"  # a dict whose keys are not all strings, as [key, value] pairs

@@ -410,7 +410,9 @@ class MultiTaskNet(NeuralNet):
         return X
 
     def _outputs_finite(self, batch):
-        """Whether the network's outputs for ``batch`` are all finite."""
+        """Whether the network's outputs for ``batch`` are all finite (in evaluation mode:
+        a pass in training mode would move batch normalisation's running statistics)."""
+        self._set_training(False)
         with torch.no_grad():
             outputs = self.infer(batch[0])
         outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
@@ -483,6 +485,8 @@ class MultiTaskNet(NeuralNet):
             n_batches += 1
         if training:  # the embedding rows sparse steps left behind, before anything reads them
             self.optimizer_.catch_up()
+            if self.distributed:  # one model on every rank, to validate and to keep
+                _distributed.average_batch_statistics(self.module_)
         if self.distributed:  # the epoch's numbers over every rank's rows
             loss_sum = _distributed.sum_over_ranks(loss_sum)
             weight_sum = _distributed.sum_over_ranks(weight_sum)

@@ -73,7 +73,7 @@ class AITMClassifier(FunnelClassifierBase):
                  categorical_features="from_dtype", categories=None, hash_buckets=None,
                  embedding_dim=8, sparse_embeddings="auto",
                  numeric_encoding="piecewise_linear", n_bins=32, bin_strategy="target",
-                 dropout=0.0, learning_rate=6e-3, learning_rate_schedule="cosine",
+                 dropout=0.0, batch_norm=False, learning_rate=6e-3, learning_rate_schedule="cosine",
                  weight_decay=1e-5, batch_size="auto", max_epochs=10,
                  early_stopping="auto", validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
                  scoring="loss", task_weights=None, loss_weighting="equal", gradnorm_alpha=1.5,
@@ -83,7 +83,7 @@ class AITMClassifier(FunnelClassifierBase):
     def _build_module(self, embedding, task_output_dims, tower_units):
         return AITM(**embedding, n_stages=len(task_output_dims), tower_units=tower_units,
                     transfer_units=self.transfer_units, dropout=self.dropout,
-                    imputation=self.counterfactual == "dr")
+                    batch_norm=self.batch_norm, imputation=self.counterfactual == "dr")
 
     def _build_criterion(self, task_output_dims):
         return AITMLoss(self.calibration_weight, **self._counterfactual_params())

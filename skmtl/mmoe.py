@@ -29,7 +29,8 @@ class _MixtureOfExperts(GateWeightsMixin, MultiTaskEstimatorBase):
     def _build_module(self, embedding, task_output_dims, tower_units):
         return self._NETWORK(**embedding, task_output_dims=task_output_dims,
                              n_experts=self.n_experts, expert_units=self.expert_units,
-                             tower_units=tower_units, dropout=self.dropout)
+                             tower_units=tower_units, dropout=self.dropout,
+                             batch_norm=self.batch_norm)
 
 
 class _MMoE(_MixtureOfExperts):
@@ -39,7 +40,7 @@ class _MMoE(_MixtureOfExperts):
                  categorical_features="from_dtype", categories=None, hash_buckets=None,
                  embedding_dim=8, sparse_embeddings="auto",
                  numeric_encoding="piecewise_linear", n_bins=32, bin_strategy="target",
-                 dropout=0.0, learning_rate=6e-3, learning_rate_schedule="cosine",
+                 dropout=0.0, batch_norm=False, learning_rate=6e-3, learning_rate_schedule="cosine",
                  weight_decay=1e-5, batch_size="auto", max_epochs=6,
                  early_stopping="auto", validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
                  scoring="loss", task_weights=None, loss_weighting="equal", gradnorm_alpha=1.5,
@@ -54,7 +55,7 @@ class _OMoE(_MixtureOfExperts):
                  categorical_features="from_dtype", categories=None, hash_buckets=None,
                  embedding_dim=8, sparse_embeddings="auto",
                  numeric_encoding="piecewise_linear", n_bins=32, bin_strategy="target",
-                 dropout=0.0, learning_rate=6e-3, learning_rate_schedule="cosine",
+                 dropout=0.0, batch_norm=False, learning_rate=6e-3, learning_rate_schedule="cosine",
                  weight_decay=1e-5, batch_size="auto", max_epochs=6,
                  early_stopping="auto", validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
                  scoring="loss", task_weights=None, loss_weighting="equal", gradnorm_alpha=1.5,

@@ -17,7 +17,7 @@ class _SharedBottom(MultiTaskEstimatorBase):
                  categorical_features="from_dtype", categories=None, hash_buckets=None,
                  embedding_dim=8, sparse_embeddings="auto",
                  numeric_encoding="piecewise_linear", n_bins=32, bin_strategy="target",
-                 dropout=0.0, learning_rate=6e-3, learning_rate_schedule="cosine",
+                 dropout=0.0, batch_norm=False, learning_rate=6e-3, learning_rate_schedule="cosine",
                  weight_decay=1e-5, batch_size="auto", max_epochs=6,
                  early_stopping="auto", validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
                  scoring="loss", task_weights=None, loss_weighting="equal", gradnorm_alpha=1.5,
@@ -31,7 +31,7 @@ class _SharedBottom(MultiTaskEstimatorBase):
     def _build_module(self, embedding, task_output_dims, tower_units):
         return SharedBottom(**embedding, task_output_dims=task_output_dims,
                             bottom_units=self.bottom_units, tower_units=tower_units,
-                            dropout=self.dropout)
+                            dropout=self.dropout, batch_norm=self.batch_norm)
 
 
 _PARAMETERS = """\

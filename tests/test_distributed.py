@@ -70,8 +70,9 @@ def _worker(rank, world_size, port, out_dir, case):
         if case == "regressor":
             Y = X[["num_a", "num_b"]] * [3.0, 0.5] + rank  # the shards' scales differ
             X = X.drop(columns=["num_a"])
+        # batch normalisation's running statistics come from each rank's own batches
         model = kind(max_epochs=4, batch_size=128, early_stopping=True, n_iter_no_change=2,
-                     random_state=rank, loss_weighting="uncertainty")
+                     random_state=rank, loss_weighting="uncertainty", batch_norm=True)
         try:
             model.fit(X, Y)
         except ValueError as exc:

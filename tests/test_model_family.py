@@ -195,6 +195,26 @@ def test_warm_start_early_stopping_and_history(cls, tasks):
         model.set_params(tower_units=(7,)).fit(X, Y)
 
 
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
+def test_batch_norm_trains_saves_and_warm_starts(cls, tasks, holdout, tmp_path):
+    X, Y = _data(cls, tasks)
+    X, Y = X.iloc[:1025], Y.iloc[:1025]   # the last batch of 128 holds one row
+    model = cls(**FAST, batch_norm=True, warm_start=True).fit(X, Y)
+    norms = [m for m in model.net_.module_.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert norms and all(int(m.num_batches_tracked) > 0 for m in norms)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d)
+                   for m in cls(**FAST).fit(X, Y).net_.module_.modules())
+    expected = _outputs(model, holdout[0])
+    model.save(tmp_path / "model.skmtl")
+    for a, b in zip(expected, _outputs(skmtl.load(tmp_path / "model.skmtl"), holdout[0])):
+        np.testing.assert_array_equal(a, b)
+    model.fit(X, Y)    # warm: on from the saved statistics
+    assert model.n_iter_ == 6
+    with pytest.raises(ValueError, match="warm_start"):
+        model.set_params(batch_norm=False).fit(X, Y)
+    model.set_params(batch_norm=True, warm_start=False).partial_fit(X.iloc[:1], Y.iloc[:1])
+
+
 @pytest.mark.parametrize("cls", TASK_CLASSIFIERS + REGRESSORS, ids=lambda c: c.__name__)
 def test_pipeline_with_column_transformer(cls, tasks):
     X, Y = _data(cls, tasks)

@@ -134,6 +134,45 @@ def test_expert_bank_matches_independent_experts():
         torch.testing.assert_close(out[:, e], h)
 
 
+def test_expert_bank_batch_norm_normalises_each_experts_units():
+    torch.manual_seed(0)
+    plain = ExpertBank(6, n_experts=3, hidden_units=[5, 4])
+    normalised = ExpertBank(6, n_experts=3, hidden_units=[5, 4], batch_norm=True)
+    normalised.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.randn(64, 6)
+    # in training, each expert's units are standardised over the batch before the ReLU:
+    # the same from one input for all experts and from each expert's own copy of it
+    out = normalised(x)
+    torch.testing.assert_close(normalised(x.unsqueeze(1).expand(64, 3, 6)), out)
+    first = normalised.first(x)
+    standardised = (first - first.mean(0)) / torch.sqrt(first.var(0, unbiased=False) + 1e-5)
+    h = torch.relu(standardised).view(64, 3, 5).transpose(0, 1)
+    h = torch.baddbmm(normalised.biases[0], h, normalised.weights[0])  # (E, B, 4)
+    h = torch.relu((h - h.mean(1, keepdim=True))
+                   / torch.sqrt(h.var(1, unbiased=False, keepdim=True) + 1e-5))
+    torch.testing.assert_close(out, h.transpose(0, 1), rtol=1e-4, atol=1e-5)
+    # in evaluation, with the running statistics of a new layer, it is the plain bank
+    normalised.norms.apply(lambda layer: layer.reset_running_stats()
+                           if isinstance(layer, nn.BatchNorm1d) else None)
+    torch.testing.assert_close(normalised.eval()(x), plain(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [1, 0])
+def test_batch_norm_trains_on_a_batch_of_one_row_or_none(rows):
+    # torch's BatchNorm1d refuses them in training; they take the running statistics,
+    # which they leave alone
+    torch.manual_seed(0)
+    mlp = MLP(6, [8], output_dim=2, batch_norm=True)
+    assert [type(layer).__name__ for layer in mlp] == ["Linear", "BatchNorm", "ReLU", "Linear"]
+    mlp(torch.randn(32, 6))
+    statistics = {k: v.clone() for k, v in mlp.state_dict().items() if "running" in k}
+    x = torch.randn(rows, 6)
+    trained = mlp(x)
+    trained.sum().backward()
+    assert all(torch.equal(mlp.state_dict()[k], v) for k, v in statistics.items())
+    torch.testing.assert_close(trained, mlp.eval()(x))
+
+
 def test_gates_are_distributions():
     gates = TaskGates(6, n_tasks=2, n_experts=3)(torch.randn(4, 6))
     assert gates.shape == (4, 2, 3)
@@ -324,6 +363,11 @@ def test_inputs_of_the_wrong_width_are_refused_not_broadcast():
     lambda: SharedBottom([5, 3], 2, [1, 1]), lambda: ESMM([5, 3], 2, 3),
     lambda: AITM([5, 3], 2, 3),
     lambda: MMoE([5, 3], 2, [1, 1], numeric_embedding=PeriodicEmbedding(2, 4)),
+    lambda: MMoE([5, 3], 2, [1, 2], batch_norm=True),
+    lambda: PLE([5, 3], 2, [1, 1], n_levels=2, batch_norm=True),
+    lambda: SharedBottom([5, 3], 2, [1, 1], batch_norm=True),
+    lambda: ESMM([5, 3], 2, 3, imputation=True, batch_norm=True),
+    lambda: AITM([5, 3], 2, 3, batch_norm=True),
 ])
 def test_a_batch_of_no_rows(make):
     outputs = make()(torch.zeros(0, 2, dtype=torch.long), torch.zeros(0, 2))

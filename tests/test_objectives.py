@@ -550,6 +550,17 @@ def test_loss_weightings_on_every_model(tasks, cls, loss_weighting):
     assert np.isfinite(model.history_[:, "train_loss"]).all()
 
 
+@pytest.mark.parametrize("loss_weighting", ["gradnorm", "pcgrad"])
+def test_per_task_gradients_through_batch_norm(tasks, holdout, loss_weighting):
+    # one batched backward pass per step (is_grads_batched) through the normalisations
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST, loss_weighting=loss_weighting, batch_norm=True).fit(X, Y)
+    assert np.isfinite(model.history_[:, "train_loss"]).all()
+    X_test, Y_test, _ = holdout
+    for task, proba in zip(["t1", "t2"], model.predict_proba(X_test)):
+        assert roc_auc_score(Y_test[task], proba[:, 1]) > 0.7
+
+
 @pytest.mark.parametrize("loss_weighting", ["uncertainty", "gradnorm", "dwa"])
 def test_learned_weights_survive_save_load_and_warm_start(tasks, holdout, tmp_path,
                                                          loss_weighting):

@@ -112,6 +112,16 @@ def test_every_numeric_encoding_exports(numeric_encoding, data):
                               X_test.assign(constant=-4.0))
 
 
+@pytest.mark.parametrize("estimator_class", [skmtl.MMOEClassifier, skmtl.PLERegressor,
+                                             skmtl.AITMClassifier], ids=lambda c: c.__name__)
+def test_batch_normalisation_is_served_with_its_running_statistics(estimator_class, data):
+    X, Y, funnel, targets, X_test = data
+    y = funnel if estimator_class in FUNNELS else (
+        targets if estimator_class in REGRESSORS else Y)
+    estimator = estimator_class(max_epochs=1, batch_norm=True, random_state=0).fit(X, y)
+    assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X_test)
+
+
 def test_counterfactual_imputation_towers_are_not_served(data):
     X, _, funnel, _, X_test = data
     for estimator_class in FUNNELS:

@@ -137,7 +137,7 @@ def test_file_is_stamped_with_versions(tasks, tmp_path):
         config = json.loads(zf.read("skmtl.json"))
     assert config["skmtl_version"] == skmtl.__version__
     assert config["torch_version"] == torch.__version__
-    assert config["format_version"] == 5 and config["estimator"] == "ESMMClassifier"
+    assert config["format_version"] == 6 and config["estimator"] == "ESMMClassifier"
 
 
 def test_numpy_values_and_column_positions_in_parameters(tasks, tmp_path):
@@ -388,6 +388,22 @@ def test_tampered_weights_with_a_valid_checksum(saved, tmp_path, change, message
     config, weights = _with_weights((config, weights), change)
     with pytest.raises(ValueError, match=message):
         load(_write(tmp_path / "o.skmtl", config, weights))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s["module"]["experts.norms.0.running_var"].__setitem__(0, -1.0), "negative"),
+    (lambda s: s["module"]["towers.0.1.running_mean"].__setitem__(0, float("nan")), "finite"),
+])
+def test_tampered_batch_statistics(tasks, tmp_path, change, message):
+    # learned buffers (unlike the embedding offsets), but a negative variance predicts NaN
+    path = tmp_path / "bn.skmtl"
+    MMOEClassifier(max_epochs=1, batch_norm=True, random_state=0).fit(*tasks[:2]).save(path)
+    with zipfile.ZipFile(path) as zf:
+        config, weights = json.loads(zf.read("skmtl.json")), zf.read("weights.pt")
+    assert load(_write(tmp_path / "same.skmtl", config, weights)).batch_norm is True
+    config, weights = _with_weights((config, weights), change)
+    with pytest.raises(ValueError, match=message):
+        load(_write(tmp_path / "b.skmtl", config, weights))
 
 
 def test_a_configuration_asking_for_a_huge_network_allocates_nothing(saved, tmp_path):

@@ -5,7 +5,7 @@ Nothing in this sub-package imports scikit-learn.
 
 from .aitm import AITM, AdaptiveInformationTransfer
 from .esmm import ESMM, entire_space_log_proba
-from .layers import MLP, ExpertBank, FeatureEmbedding, TaskGates, TaskTowers
+from .layers import MLP, BatchNorm, ExpertBank, FeatureEmbedding, TaskGates, TaskTowers
 from .losses import (AITMLoss, EntireSpaceLoss, MultiTaskLoss, MultiTaskSquaredLoss,
                      known_targets)
 from .mmoe import MMoE, OMoE
@@ -17,6 +17,7 @@ __all__ = [
     "AITM",
     "AITMLoss",
     "AdaptiveInformationTransfer",
+    "BatchNorm",
     "ESMM",
     "EntireSpaceLoss",
     "ExpertBank",

@@ -79,6 +79,8 @@ class AITM(nn.Module):
     imputation : bool, default=False
         Add imputation towers for the doubly robust counterfactual risk, as
         in :class:`ESMM`.
+    batch_norm : bool, default=False
+        Batch-normalise the hidden layers before their activation (see :class:`MLP`).
 
     Examples
     --------
@@ -96,7 +98,7 @@ class AITM(nn.Module):
 
     def __init__(self, cardinalities, n_numeric, n_stages=2, *, embedding_dim=8,
                  tower_units=(64, 32), transfer_units=32, dropout=0.0, padding_codes=None,
-                 numeric_embedding=None, imputation=False):
+                 numeric_embedding=None, imputation=False, batch_norm=False):
         super().__init__()
         if n_stages < 2:
             raise ValueError(f"AITM needs at least 2 stages, got {n_stages}")
@@ -104,7 +106,7 @@ class AITM(nn.Module):
         self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
                                           numeric_embedding)
         self.towers = nn.ModuleList(
-            MLP(self.embedding.output_dim, units, dropout)
+            MLP(self.embedding.output_dim, units, dropout, batch_norm=batch_norm)
             for units in per_task_units(tower_units, self.n_stages))
         widths = [tower.output_dim for tower in self.towers]
         # stage k's representation: its tower's output for k = 0, the AIT output after
@@ -117,7 +119,8 @@ class AITM(nn.Module):
             for k in range(1, self.n_stages))
         self.heads = nn.ModuleList(nn.Linear(width, 1) for width in representation)
         self.imputation_towers = imputation_towers(
-            self.embedding.output_dim, tower_units, self.n_stages, dropout) if imputation else None
+            self.embedding.output_dim, tower_units, self.n_stages, dropout,
+            batch_norm) if imputation else None
         # What one stage's loss alone trains (see skmtl.nn.weighting.split_parameters): the
         # last stage's tower, transfer, attention and head (a stage passes its representation
         # on, and the calibrator of stage k reads stage k - 1's head), and the imputation

@@ -71,6 +71,8 @@ class ESMM(nn.Module):
         Add an imputation tower per later stage (the towers of stages 2, 3,
         ...'s sizes) for the doubly robust counterfactual risk (see
         :mod:`skmtl.nn.counterfactual`); its logits follow the stages'.
+    batch_norm : bool, default=False
+        Batch-normalise the hidden layers before their activation (see :class:`MLP`).
 
     Examples
     --------
@@ -88,7 +90,7 @@ class ESMM(nn.Module):
 
     def __init__(self, cardinalities, n_numeric, n_stages=2, *, embedding_dim=8,
                  tower_units=(64, 32), dropout=0.0, padding_codes=None, numeric_embedding=None,
-                 imputation=False):
+                 imputation=False, batch_norm=False):
         super().__init__()
         if n_stages < 2:
             raise ValueError(f"ESMM needs at least 2 stages, got {n_stages}")
@@ -96,9 +98,10 @@ class ESMM(nn.Module):
         self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
                                           numeric_embedding)
         self.towers = TaskTowers(self.embedding.output_dim, tower_units, [1] * self.n_stages,
-                                 dropout)
+                                 dropout, batch_norm)
         self.imputation_towers = imputation_towers(
-            self.embedding.output_dim, tower_units, self.n_stages, dropout) if imputation else None
+            self.embedding.output_dim, tower_units, self.n_stages, dropout,
+            batch_norm) if imputation else None
         # What one stage's loss alone trains (see skmtl.nn.weighting.split_parameters): the
         # last stage's tower (tower k enters the products of stage k and every later one)
         # and the imputation towers (each in one stage's counterfactual risk).
@@ -146,10 +149,10 @@ class ESMM(nn.Module):
         return two_columns(torch.sigmoid(logits[:, :self.n_stages]))
 
 
-def imputation_towers(input_dim, tower_units, n_stages, dropout):
+def imputation_towers(input_dim, tower_units, n_stages, dropout, batch_norm):
     """The doubly robust risk's imputation towers: one per later stage, sized as its tower."""
     return TaskTowers(input_dim, per_task_units(tower_units, n_stages)[1:], [1] * (n_stages - 1),
-                      dropout)
+                      dropout, batch_norm)
 
 
 def two_columns(positive):

@@ -208,8 +208,34 @@ def _gather_rows(table, rows, sparse=False):
     return table.index_select(0, rows)
 
 
+class BatchNorm(nn.BatchNorm1d):
+    """``BatchNorm1d`` that also trains on a batch of one row (or of none).
+
+    Such a batch has no variance to normalise by (``BatchNorm1d`` raises): it
+    is normalised with the running statistics, which it leaves as they are,
+    as in evaluation.
+    """
+
+    def forward(self, x):
+        if self.training and x.shape[0] <= 1:
+            return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight,
+                                            self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
+def batch_statistics(module):
+    """The buffers of ``module``'s batch normalisations, ``{name: tensor}``: learned in
+    training, unlike its other buffers (embedding offsets, ...), which its configuration
+    sets."""
+    return {f"{prefix}.{name}" if prefix else name: buffer
+            for prefix, layer in module.named_modules()
+            if isinstance(layer, nn.modules.batchnorm._BatchNorm)
+            for name, buffer in layer.named_buffers(recurse=False)}
+
+
 class MLP(nn.Sequential):
-    """Stack of ``Linear -> ReLU -> Dropout`` blocks.
+    """Stack of ``Linear -> ReLU -> Dropout`` blocks (``Linear -> BatchNorm -> ReLU ->
+    Dropout`` with ``batch_norm``).
 
     Parameters
     ----------
@@ -219,6 +245,9 @@ class MLP(nn.Sequential):
     dropout : float, default=0.0
     output_dim : int, optional
         If given, a final linear layer without activation.
+    batch_norm : bool, default=False
+        Normalise each hidden layer's outputs over the batch (:class:`BatchNorm`)
+        before the activation.
 
     Examples
     --------
@@ -231,7 +260,7 @@ class MLP(nn.Sequential):
     (torch.Size([8, 1]), 10)
     """
 
-    def __init__(self, input_dim, hidden_units, dropout=0.0, output_dim=None):
+    def __init__(self, input_dim, hidden_units, dropout=0.0, output_dim=None, batch_norm=False):
         if any(int(units) < 1 for units in hidden_units) or (
                 output_dim is not None and int(output_dim) < 1):
             raise ValueError(f"layer widths must be >= 1; got hidden_units={list(hidden_units)}"
@@ -239,7 +268,8 @@ class MLP(nn.Sequential):
         layers = []
         width = input_dim
         for units in hidden_units:
-            layers += [nn.Linear(width, units), nn.ReLU()]
+            layers += [nn.Linear(width, units), *([BatchNorm(units)] if batch_norm else []),
+                       nn.ReLU()]
             if dropout:
                 layers.append(nn.Dropout(dropout))
             width = units
@@ -264,6 +294,9 @@ class ExpertBank(nn.Module):
     hidden_units : sequence of int
         Layer widths of every expert (at least one layer).
     dropout : float, default=0.0
+    batch_norm : bool, default=False
+        Normalise every expert's hidden units over the batch before the
+        activation (one :class:`BatchNorm` per layer over all experts' units).
 
     Attributes
     ----------
@@ -282,7 +315,7 @@ class ExpertBank(nn.Module):
     torch.Size([5, 4, 8])
     """
 
-    def __init__(self, input_dim, n_experts, hidden_units, dropout=0.0):
+    def __init__(self, input_dim, n_experts, hidden_units, dropout=0.0, batch_norm=False):
         super().__init__()
         hidden_units = [int(u) for u in hidden_units]
         if not hidden_units or min(hidden_units) < 1 or int(n_experts) < 1:
@@ -300,6 +333,8 @@ class ExpertBank(nn.Module):
             nn.Parameter(torch.empty(self.n_experts, 1, fan_out)) for fan_out in hidden_units[1:]
         )
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.norms = (nn.ModuleList(BatchNorm(self.n_experts * units) for units in hidden_units)
+                      if batch_norm else None)
         self.output_dim = hidden_units[-1]
         self._reset_deep_layers()
 
@@ -318,18 +353,29 @@ class ExpertBank(nn.Module):
         representation), still one batched product.
         """
         if x.dim() == 2:
-            h = self.first(x).view(x.shape[0], self.n_experts,
-                                   self.first.out_features // self.n_experts).transpose(0, 1)
+            h = self.first(x)
+            if self.norms is not None:  # (B, E * h) as it comes: no copy
+                h = self.norms[0](h)
+            h = h.view(x.shape[0], self.n_experts,
+                       self.first.out_features // self.n_experts).transpose(0, 1)
         else:
             # The first layer's (E * h, in) weight seen as E matrices of (in, h).
             weight = self.first.weight.view(self.n_experts, -1, x.shape[2]).transpose(1, 2)
             bias = self.first.bias.view(self.n_experts, 1, -1)
-            h = torch.baddbmm(bias, x.transpose(0, 1), weight)
+            h = self._normalise(torch.baddbmm(bias, x.transpose(0, 1), weight), 0)
         h = self.dropout(torch.relu(h))
-        for weight, bias in zip(self.weights, self.biases):
+        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases), start=1):
             # (E, B, in) @ (E, in, out) + (E, 1, out)
-            h = self.dropout(torch.relu(torch.baddbmm(bias, h, weight)))
+            h = self.dropout(torch.relu(self._normalise(torch.baddbmm(bias, h, weight), layer)))
         return h.transpose(0, 1)
+
+    def _normalise(self, h, layer):
+        """Hidden units ``(E, B, units)`` of layer ``layer``, batch-normalised if asked."""
+        if self.norms is None:
+            return h
+        n_experts, batch, units = h.shape
+        flat = self.norms[layer](h.transpose(0, 1).reshape(batch, n_experts * units))
+        return flat.view(batch, n_experts, units).transpose(0, 1)
 
 
 class TaskGates(nn.Module):
@@ -419,6 +465,8 @@ class TaskTowers(nn.ModuleList):
     task_output_dims : sequence of int
         Outputs of each task's last layer.
     dropout : float, default=0.0
+    batch_norm : bool, default=False
+        Batch-normalise the towers' hidden layers (see :class:`MLP`).
 
     Examples
     --------
@@ -432,13 +480,13 @@ class TaskTowers(nn.ModuleList):
     [torch.Size([5, 1]), torch.Size([5, 3])]
     """
 
-    def __init__(self, input_dim, tower_units, task_output_dims, dropout=0.0):
+    def __init__(self, input_dim, tower_units, task_output_dims, dropout=0.0, batch_norm=False):
         task_output_dims = [int(d) for d in task_output_dims]
         if not task_output_dims or min(task_output_dims) < 1:
             raise ValueError(f"towers need at least one task, each with >= 1 outputs; got "
                              f"task_output_dims={task_output_dims}")
         super().__init__(
-            MLP(input_dim, units, dropout, output_dim=dim)
+            MLP(input_dim, units, dropout, output_dim=dim, batch_norm=batch_norm)
             for units, dim in zip(per_task_units(tower_units, len(task_output_dims)),
                                   task_output_dims))
 

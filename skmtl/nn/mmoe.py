@@ -11,15 +11,16 @@ class _MixtureOfExperts(_TaskTowersOutputBias, nn.Module):
 
     def __init__(self, cardinalities, n_numeric, task_output_dims, n_gates, *, embedding_dim,
                  n_experts, expert_units, tower_units, dropout, padding_codes,
-                 numeric_embedding):
+                 numeric_embedding, batch_norm):
         super().__init__()
         self.task_output_dims = [int(d) for d in task_output_dims]
         self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
                                           numeric_embedding)
-        self.experts = ExpertBank(self.embedding.output_dim, n_experts, expert_units, dropout)
+        self.experts = ExpertBank(self.embedding.output_dim, n_experts, expert_units, dropout,
+                                  batch_norm)
         self.gates = TaskGates(self.embedding.output_dim, n_gates, n_experts)
         self.towers = TaskTowers(self.experts.output_dim, tower_units, self.task_output_dims,
-                                 dropout)
+                                 dropout, batch_norm)
 
     def forward(self, categorical, numeric):
         """Return a tuple of per-task logits, task ``t`` of shape ``(batch, dims[t])``."""
@@ -65,6 +66,8 @@ class MMoE(_MixtureOfExperts):
         Per categorical column, the reserved code whose embedding starts at zero.
     numeric_embedding : nn.Module, optional
         Embeds the numeric inputs (see :class:`FeatureEmbedding`).
+    batch_norm : bool, default=False
+        Batch-normalise the hidden layers before their activation (see :class:`MLP`).
 
     Examples
     --------
@@ -85,12 +88,13 @@ class MMoE(_MixtureOfExperts):
 
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
                  n_experts=4, expert_units=(32,), tower_units=(32,), dropout=0.0,
-                 padding_codes=None, numeric_embedding=None):
+                 padding_codes=None, numeric_embedding=None, batch_norm=False):
         super().__init__(cardinalities, n_numeric, task_output_dims,
                          n_gates=len(task_output_dims), embedding_dim=embedding_dim,
                          n_experts=n_experts, expert_units=expert_units,
                          tower_units=tower_units, dropout=dropout,
-                         padding_codes=padding_codes, numeric_embedding=numeric_embedding)
+                         padding_codes=padding_codes, numeric_embedding=numeric_embedding,
+                         batch_norm=batch_norm)
 
 
 class OMoE(_MixtureOfExperts):
@@ -118,8 +122,9 @@ class OMoE(_MixtureOfExperts):
 
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
                  n_experts=4, expert_units=(64,), tower_units=(32,), dropout=0.0,
-                 padding_codes=None, numeric_embedding=None):
+                 padding_codes=None, numeric_embedding=None, batch_norm=False):
         super().__init__(cardinalities, n_numeric, task_output_dims, n_gates=1,
                          embedding_dim=embedding_dim, n_experts=n_experts,
                          expert_units=expert_units, tower_units=tower_units, dropout=dropout,
-                         padding_codes=padding_codes, numeric_embedding=numeric_embedding)
+                         padding_codes=padding_codes, numeric_embedding=numeric_embedding,
+                         batch_norm=batch_norm)

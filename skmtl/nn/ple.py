@@ -23,6 +23,8 @@ class ExtractionLevel(nn.Module):
     dropout : float
     last : bool
         The last level has no shared gate.
+    batch_norm : bool, default=False
+        Batch-normalise the experts' hidden layers (see :class:`ExpertBank`).
 
     Examples
     --------
@@ -41,7 +43,7 @@ class ExtractionLevel(nn.Module):
     """
 
     def __init__(self, input_dim, n_tasks, n_shared_experts, n_task_experts, expert_units,
-                 dropout, last):
+                 dropout, last, batch_norm=False):
         super().__init__()
         if int(n_shared_experts) < 0 or int(n_task_experts) < 0 or (
                 int(n_shared_experts) + int(n_task_experts) < 1):
@@ -51,7 +53,7 @@ class ExtractionLevel(nn.Module):
         self.n_tasks = int(n_tasks)
         self.n_shared = int(n_shared_experts)
         n_experts = self.n_shared + self.n_tasks * int(n_task_experts)
-        self.experts = ExpertBank(input_dim, n_experts, expert_units, dropout)
+        self.experts = ExpertBank(input_dim, n_experts, expert_units, dropout, batch_norm)
         self.output_dim = self.experts.output_dim
         self.task_gates = TaskGates(input_dim, self.n_tasks, self.n_shared + n_task_experts)
         self.shared_gate = None if last else TaskGates(input_dim, 1, n_experts)
@@ -138,6 +140,8 @@ class PLE(_TaskTowersOutputBias, nn.Module):
     dropout : float, default=0.0
     padding_codes : sequence of int, optional
     numeric_embedding : nn.Module, optional
+    batch_norm : bool, default=False
+        Batch-normalise the hidden layers before their activation (see :class:`MLP`).
 
     Examples
     --------
@@ -157,7 +161,8 @@ class PLE(_TaskTowersOutputBias, nn.Module):
 
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
                  n_levels=2, n_shared_experts=2, n_task_experts=2, expert_units=(64,),
-                 tower_units=(32,), dropout=0.0, padding_codes=None, numeric_embedding=None):
+                 tower_units=(32,), dropout=0.0, padding_codes=None, numeric_embedding=None,
+                 batch_norm=False):
         super().__init__()
         if n_levels < 1:
             raise ValueError(f"PLE needs at least 1 level, got {n_levels}")
@@ -168,10 +173,11 @@ class PLE(_TaskTowersOutputBias, nn.Module):
         levels, width = [], self.embedding.output_dim
         for level in range(int(n_levels)):
             levels.append(ExtractionLevel(width, n_tasks, n_shared_experts, n_task_experts,
-                                          expert_units, dropout, last=level == n_levels - 1))
+                                          expert_units, dropout, last=level == n_levels - 1,
+                                          batch_norm=batch_norm))
             width = levels[-1].output_dim
         self.levels = nn.ModuleList(levels)
-        self.towers = TaskTowers(width, tower_units, self.task_output_dims, dropout)
+        self.towers = TaskTowers(width, tower_units, self.task_output_dims, dropout, batch_norm)
         # What one task's loss alone trains (see skmtl.nn.weighting.split_parameters): its
         # tower and its gates of the last two levels. An earlier level's task gate feeds the
         # task's experts of the next level, which that level's shared gate passes on to every

@@ -24,6 +24,8 @@ class SharedBottom(_TaskTowersOutputBias, nn.Module):
     dropout : float, default=0.0
     padding_codes : sequence of int, optional
     numeric_embedding : nn.Module, optional
+    batch_norm : bool, default=False
+        Batch-normalise the hidden layers before their activation (see :class:`MLP`).
 
     Examples
     --------
@@ -41,14 +43,15 @@ class SharedBottom(_TaskTowersOutputBias, nn.Module):
 
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
                  bottom_units=(128, 64), tower_units=(32,), dropout=0.0, padding_codes=None,
-                 numeric_embedding=None):
+                 numeric_embedding=None, batch_norm=False):
         super().__init__()
         self.task_output_dims = [int(d) for d in task_output_dims]
         self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
                                           numeric_embedding)
-        self.bottom = MLP(self.embedding.output_dim, bottom_units, dropout)
+        self.bottom = MLP(self.embedding.output_dim, bottom_units, dropout,
+                          batch_norm=batch_norm)
         self.towers = TaskTowers(self.bottom.output_dim, tower_units, self.task_output_dims,
-                                 dropout)
+                                 dropout, batch_norm)
 
     def forward(self, categorical, numeric):
         """Return a tuple of per-task logits, task ``t`` of shape ``(batch, dims[t])``."""
