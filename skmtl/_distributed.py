@@ -168,7 +168,7 @@ def average_batch_statistics(module):
     """Average the running statistics of ``module``'s batch normalisations over the ranks,
     in one all-reduce (each rank's come from its own batches)."""
     _average([buffer for buffer in batch_statistics(module).values()
-              if buffer.is_floating_point()])   # (not the count of batches, the same)
+              if buffer.is_floating_point()])   # (not the integer count of batches)
 
 
 def _average(tensors):

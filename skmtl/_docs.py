@@ -120,10 +120,10 @@ COMMON_PARAMETERS = """\
     batch_norm : bool, default=False
         Normalise every hidden layer's outputs over the batch before its
         activation (batch normalisation), in the experts, the bottom and the
-        towers. On Census, MMoE gained 0.0008 AUC on the income task (six
-        splits) for about 16 % more fit time; ESMM lost 0.010 to 0.013 pCVR
-        AUC on Coat and on a synthetic funnel
-        (``benchmarks/README.md``). A training batch of one row is
+        towers (not in AITM's transfer layers). On Census, MMoE gained
+        0.0008 AUC on the income task (six splits) for about 16 % more fit
+        time; ESMM lost 0.010 to 0.013 pCVR AUC on Coat and on a synthetic
+        funnel (``benchmarks/README.md``). A training batch of one row is
         normalised with the running statistics.
     learning_rate : float, default=6e-3
         Adam's (peak) learning rate.

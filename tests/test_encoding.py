@@ -430,6 +430,18 @@ def test_adam_catch_up_is_dense_adams_under_warm_up(first_steps):
     assert error < 1e-3, error
 
 
+@pytest.mark.parametrize("betas", [(0.9, 0.81), (0.9, 0.5), (0.9, 0.0), (0.9, 0.8100001)])
+def test_adam_sparse_steps_refuse_betas_whose_momentum_outlasts_the_second_moment(betas):
+    # b1 >= sqrt(b2): the sums would grow without the eps that bounds Adam's moves (one
+    # such row ended at -2.63 against dense Adam's -0.71); just below, they would span
+    # hundreds of millions of steps
+    table = torch.nn.Embedding(10, 2, sparse=True)
+    optimizer = Adam(table.parameters(), lr=0.01, betas=betas)
+    table(torch.tensor([1, 2])).sum().backward()
+    with pytest.raises(ValueError, match="beta1 / sqrt"):
+        optimizer.step()
+
+
 @pytest.mark.parametrize("computed", [False, True])
 def test_adam_catch_up_interrupted_is_finished_by_the_next_call(computed, monkeypatch):
     # the training loop calls catch_up again on an interrupt: the rows of the blocks not

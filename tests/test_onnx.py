@@ -112,8 +112,8 @@ def test_every_numeric_encoding_exports(numeric_encoding, data):
                               X_test.assign(constant=-4.0))
 
 
-@pytest.mark.parametrize("estimator_class", [skmtl.MMOEClassifier, skmtl.PLERegressor,
-                                             skmtl.AITMClassifier], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("estimator_class", [skmtl.MMOEClassifier, skmtl.PLERegressor],
+                         ids=lambda c: c.__name__)
 def test_batch_normalisation_is_served_with_its_running_statistics(estimator_class, data):
     X, Y, funnel, targets, X_test = data
     y = funnel if estimator_class in FUNNELS else (

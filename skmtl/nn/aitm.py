@@ -80,7 +80,8 @@ class AITM(nn.Module):
         Add imputation towers for the doubly robust counterfactual risk, as
         in :class:`ESMM`.
     batch_norm : bool, default=False
-        Batch-normalise the hidden layers before their activation (see :class:`MLP`).
+        Batch-normalise the towers' hidden layers before their activation (see
+        :class:`MLP`); the transfer layers are not.
 
     Examples
     --------

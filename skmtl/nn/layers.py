@@ -211,13 +211,23 @@ def _gather_rows(table, rows, sparse=False):
 class BatchNorm(nn.BatchNorm1d):
     """``BatchNorm1d`` that also trains on a batch of one row (or of none).
 
-    Such a batch has no variance to normalise by (``BatchNorm1d`` raises): it
-    is normalised with the running statistics, which it leaves as they are,
-    as in evaluation.
+    Such a batch of ``(batch, features)`` has no variance to normalise by
+    (``BatchNorm1d`` raises): it is normalised with the running statistics,
+    which it leaves as they are, as in evaluation.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import BatchNorm
+    >>> norm = BatchNorm(3)
+    >>> norm(torch.tensor([[1.0, 2.0, 3.0], [3.0, 6.0, 9.0]])).round(decimals=3).tolist()
+    [[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]
+    >>> norm(torch.ones(1, 3)).shape  # one row: the running statistics
+    torch.Size([1, 3])
     """
 
     def forward(self, x):
-        if self.training and x.shape[0] <= 1:
+        if self.training and x.shape[0] <= 1 and x.dim() == 2 and self.track_running_stats:
             return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight,
                                             self.bias, False, 0.0, self.eps)
         return super().forward(x)
