@@ -100,6 +100,11 @@ def _check_tower_units(tower_units):
     raise ValueError(message)
 
 
+# Parameters added since models could be pickled (joblib), with the value that keeps the
+# network of a model pickled before.
+_PARAMETERS_ADDED = {"batch_norm": False}
+
+
 class MultiTaskEstimatorBase(BaseEstimator):
     """Input validation, encoding, training and prediction shared by all models.
 
@@ -662,10 +667,10 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 for name in self._NETWORK_PARAMS + self._MODEL_NETWORK_PARAMS}
 
     def _check_network_unchanged(self, continuing="warm_start"):
-        changed = [f"{name} was {fitted!r} and is now {now!r}"
-                   for (name, fitted), now in zip(self._fitted_network_params.items(),
-                                                  self._network_params().values())
-                   if _persistence.json_value(fitted) != _persistence.json_value(now)]
+        now = self._network_params()
+        changed = [f"{name} was {fitted!r} and is now {now[name]!r}"
+                   for name, fitted in self._fitted_network_params.items()
+                   if _persistence.json_value(fitted) != _persistence.json_value(now[name])]
         if changed:
             restart = ("fit with warm_start=False" if continuing == "warm_start" else
                        "fit anew (fit with warm_start=False)")
@@ -766,12 +771,14 @@ class MultiTaskEstimatorBase(BaseEstimator):
             buffers = dict(module.named_buffers())
             if not all(torch.equal(buffers[name], buffer) for name, buffer in built.items()):
                 raise ValueError("the saved network's buffers disagree with its configuration.")
-            for name in statistics:  # learned, but a negative variance predicts NaN
+            # learned, but NaN or a negative variance predicts NaN (an infinite variance,
+            # from a column of huge numbers, zeroes its unit as training did)
+            for name in statistics:
                 value = buffers[name]
-                if not bool(torch.isfinite(value).all()) or (
+                if bool(value.isnan().any()) or (
                         name.endswith("running_var") and bool((value < 0).any())):
-                    raise ValueError(f"the saved network's batch statistics {name!r} are not "
-                                     "finite, or a variance is negative.")
+                    raise ValueError(f"the saved network's batch statistics {name!r} hold NaN "
+                                     "or a negative variance.")
             net = self._build_net(module, self._task_output_dims(target_state), task_names,
                                   callbacks=[], train_split=None, seed=0, device=device,
                                   batch_size=self._batch_size(0),
@@ -820,6 +827,11 @@ class MultiTaskEstimatorBase(BaseEstimator):
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        # pickled before a parameter existed: the value that builds the network it has
+        for name, value in _PARAMETERS_ADDED.items():
+            self.__dict__.setdefault(name, value)
+            if "_fitted_network_params" in self.__dict__:
+                self._fitted_network_params.setdefault(name, value)
         # unpickled where the GPU it was trained on is missing, the network runs on
         # the CPU (skorch moved it, with a warning): so does further training
         if "net_" in self.__dict__ and checked_device(self.device).type == "cuda" \

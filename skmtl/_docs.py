@@ -123,8 +123,9 @@ COMMON_PARAMETERS = """\
         towers (not in AITM's transfer layers). On Census, MMoE gained
         0.0008 AUC on the income task (six splits) for about 16 % more fit
         time; ESMM lost 0.010 to 0.013 pCVR AUC on Coat and on a synthetic
-        funnel (``benchmarks/README.md``). A training batch of one row is
-        normalised with the running statistics.
+        funnel (``benchmarks/README.md``). Rows of weight 0 count in the
+        batch's statistics; a training batch of one row is normalised with
+        the running statistics.
     learning_rate : float, default=6e-3
         Adam's (peak) learning rate.
     learning_rate_schedule : {"cosine", "constant"}, default="cosine"

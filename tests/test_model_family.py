@@ -1,5 +1,7 @@
 """The model family: every estimator's contract, per-task towers, gate weights, regressors, AITM."""
 
+import pickle
+
 import joblib
 import numpy as np
 import pandas as pd
@@ -215,6 +217,23 @@ def test_batch_norm_trains_saves_and_warm_starts(cls, tasks, holdout, tmp_path):
     with pytest.raises(ValueError, match="warm_start"):
         model.set_params(batch_norm=False).fit(X, Y)
     model.set_params(batch_norm=True, warm_start=False).partial_fit(X.iloc[:1], Y.iloc[:1])
+
+
+def test_models_pickled_before_batch_norm_predict_save_and_train_on(tasks, holdout, tmp_path):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST, warm_start=True).fit(X, Y)
+    expected = model.predict_proba(holdout[0])
+    # what a model pickled (joblib) before the parameter holds: no batch_norm anywhere
+    del model.__dict__["batch_norm"], model._fitted_network_params["batch_norm"]
+    del model.net_.module_.experts.__dict__["norms"]
+    old = pickle.loads(pickle.dumps(model))
+    assert old.get_params()["batch_norm"] is False
+    for a, b in zip(old.predict_proba(holdout[0]), expected):
+        np.testing.assert_array_equal(a, b)
+    old.save(tmp_path / "old.skmtl")
+    assert skmtl.load(tmp_path / "old.skmtl").batch_norm is False
+    old.fit(X, Y)   # warm: the network it has
+    assert old.n_iter_ == 6
 
 
 @pytest.mark.parametrize("cls", TASK_CLASSIFIERS + REGRESSORS, ids=lambda c: c.__name__)

@@ -392,15 +392,24 @@ def test_tampered_weights_with_a_valid_checksum(saved, tmp_path, change, message
 
 @pytest.mark.parametrize("change, message", [
     (lambda s: s["module"]["experts.norms.0.running_var"].__setitem__(0, -1.0), "negative"),
-    (lambda s: s["module"]["towers.0.1.running_mean"].__setitem__(0, float("nan")), "finite"),
+    (lambda s: s["module"]["towers.0.1.running_mean"].__setitem__(0, float("nan")), "NaN"),
 ])
 def test_tampered_batch_statistics(tasks, tmp_path, change, message):
     # learned buffers (unlike the embedding offsets), but a negative variance predicts NaN
     path = tmp_path / "bn.skmtl"
-    MMOEClassifier(max_epochs=1, batch_norm=True, random_state=0).fit(*tasks[:2]).save(path)
+    model = MMOEClassifier(max_epochs=1, batch_norm=True, random_state=0).fit(*tasks[:2])
+    model.save(path)
     with zipfile.ZipFile(path) as zf:
         config, weights = json.loads(zf.read("skmtl.json")), zf.read("weights.pt")
     assert load(_write(tmp_path / "same.skmtl", config, weights)).batch_norm is True
+    # an infinite variance (a column of numbers near 1e19, say) zeroes its unit: it loads
+    infinite = _with_weights((config, weights), lambda s: s["module"][
+        "experts.norms.0.running_var"].__setitem__(0, float("inf")))
+    with torch.no_grad():
+        model.net_.module_.experts.norms[0].running_var[0] = float("inf")
+    np.testing.assert_array_equal(
+        load(_write(tmp_path / "inf.skmtl", *infinite)).predict_proba(tasks[0])[0],
+        model.predict_proba(tasks[0])[0])
     config, weights = _with_weights((config, weights), change)
     with pytest.raises(ValueError, match=message):
         load(_write(tmp_path / "b.skmtl", config, weights))

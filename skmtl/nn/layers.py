@@ -348,6 +348,11 @@ class ExpertBank(nn.Module):
         self.output_dim = hidden_units[-1]
         self._reset_deep_layers()
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "norms" not in self._modules:  # pickled before batch normalisation
+            self.__dict__.setdefault("norms", None)
+
     def _reset_deep_layers(self):
         # Same initialisation as nn.Linear, expert by expert.
         for weight, bias in zip(self.weights, self.biases):
