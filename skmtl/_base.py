@@ -23,7 +23,7 @@ from ._encoding import (BIN_STRATEGIES, MAX_HASH_BUCKETS, NUMERIC_ENCODINGS, UNK
                         NumericEncoding, TabularEncoder, array_from_json, array_to_json,
                         check_features, check_targets, deviation_unit, encode_labels,
                         known_labels, label_classes)
-from . import _distributed, _persistence
+from . import _distributed, _persistence, _predict
 from ._optim import Adam, fused_adam_supported
 from ._training import (BatchIterator, BestWeightsEarlyStopping, LearningRateSchedule,
                         MultiTaskNet, TensorData, rank_zero_sink)
@@ -33,15 +33,14 @@ from .nn.layers import batch_statistics
 from .nn.weighting import LOSS_WEIGHTINGS
 from .exceptions import TrainingInterruptedWarning
 
-# Prediction encodes PREDICT_BLOCK_SIZE rows at a time (this bounds its
-# memory) and feeds them to the network PREDICT_BATCH_SIZE rows at a time at most.
-# With 8192-row batches glibc often handed the heap back to the system after
-# every batch and the next batch faulted it in again (see benchmarks/README).
-# Wide tables get smaller batches: the embeddings hold (batch, columns, width)
-# tensors, about PREDICT_BATCH_FLOATS floats at most (16,384 rows of 1,000
-# periodic columns took 1.3 GB in batches of 4096, 68 MB and less time in the
-# 116 rows this gives).
-PREDICT_BLOCK_SIZE = 16384
+# Prediction feeds the network PREDICT_BATCH_SIZE rows at a time at most
+# (skmtl._predict encodes several batches at a time). With 8192-row batches
+# glibc often handed the heap back to the system after every batch and the
+# next batch faulted it in again (see benchmarks/README). Wide tables get
+# smaller batches: the embeddings hold (batch, columns, width) tensors,
+# about PREDICT_BATCH_FLOATS floats at most (16,384 rows of 1,000 periodic
+# columns took 1.3 GB in batches of 4096, 68 MB and less time in the 116 rows
+# this gives).
 PREDICT_BATCH_SIZE = 4096
 PREDICT_BATCH_FLOATS = 2 ** 24
 # batch_size="auto": 1/64 of the training rows, within this range, so that
@@ -974,48 +973,13 @@ class MultiTaskEstimatorBase(BaseEstimator):
     # -- predict -----------------------------------------------------------------
 
     def _forward(self, X, compute, rows_sum_to_one=False):
-        """Run ``compute(categorical, numeric)`` over ``X``; one array per tensor it returns.
-
-        ``compute`` returns a list of tensors with one row per input row.
-        Rows are encoded a block at a time into buffers reused from block to
-        block, and each block goes through the module in batches, so the
-        memory used beyond the returned arrays is bounded by the block size,
-        not by the number of rows. With ``rows_sum_to_one``, each (2-D)
-        output's rows are divided by their sum at float64 precision, as
-        scikit-learn expects of probabilities.
-        """
+        """Run ``compute(categorical, numeric)`` over ``X``; one array per tensor it returns
+        (:func:`skmtl._predict.predict_in_blocks`)."""
         check_is_fitted(self)
         reader = self._encoder.reader(X)
-        module = self.net_.module_
-        module.eval()
-        device = self.net_.device
-        block_size = min(PREDICT_BLOCK_SIZE, reader.n_samples)
-        codes = np.empty((block_size, len(self._encoder.categorical_indices_)), np.int32)
-        numeric = np.empty((block_size, len(self._encoder.numeric_indices_)), np.float32)
-        codes_tensor, numeric_tensor = torch.from_numpy(codes), torch.from_numpy(numeric)
-        batch_size = self._predict_batch_size()
-        row_sums = np.empty(batch_size)
-        outputs = ones = None
-        with torch.inference_mode():
-            for block_start, block_stop in reader.blocks(block_size):
-                reader.read(block_start, block_stop, out=(codes[:block_stop - block_start],
-                                                          numeric[:block_stop - block_start]))
-                for first in range(0, block_stop - block_start, batch_size):
-                    batch = slice(first, min(first + batch_size, block_stop - block_start))
-                    batch_outputs = [o.cpu().numpy() for o in compute(
-                        codes_tensor[batch].to(device), numeric_tensor[batch].to(device))]
-                    if outputs is None:
-                        outputs = [np.empty((reader.n_samples,) + o.shape[1:])
-                                   for o in batch_outputs]
-                        ones = [np.ones(o.shape[1]) for o in batch_outputs]
-                    for out, o, ones_t in zip(outputs, batch_outputs, ones):
-                        rows = out[block_start + batch.start:block_start + batch.stop]
-                        rows[...] = o
-                        if rows_sum_to_one:
-                            # a product with ones: np.sum over 2 columns is slow
-                            sums = np.matmul(rows, ones_t, out=row_sums[:len(rows)])
-                            rows /= sums[:, None]
-        return outputs
+        self.net_.module_.eval()
+        return _predict.predict_in_blocks(reader, compute, self._predict_batch_size(),
+                                          self.net_.device, rows_sum_to_one)
 
     def _predict_batch_size(self):
         """Rows per batch at predict: PREDICT_BATCH_SIZE, fewer for wide embeddings."""

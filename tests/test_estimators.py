@@ -20,6 +20,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 import skmtl
 from skmtl import ESMMClassifier, MMOEClassifier
 from skmtl import _base as skmtl_base
+from skmtl import _predict as skmtl_predict
 from skmtl._encoding import UNKNOWN_CODE, TabularEncoder
 from skmtl._encoding._tabular import _RowReader
 from skmtl.datasets import fetch_census_income
@@ -310,7 +311,7 @@ def test_missing_numbers_do_not_rescan_the_rows(encoding, monkeypatch):
     X, Y, _ = _informative_missing_values(600)
     model = MMOEClassifier(numeric_encoding=encoding, max_epochs=1, random_state=0).fit(X, Y)
     monkeypatch.setattr(_RowReader, "block_size", 50)
-    monkeypatch.setattr(skmtl_base, "PREDICT_BLOCK_SIZE", 50)
+    monkeypatch.setattr(skmtl_predict, "PREDICT_BLOCK_SIZE", 50)
     scans = []
     original = _RowReader.check_numeric_finite
     monkeypatch.setattr(_RowReader, "check_numeric_finite",
@@ -432,7 +433,7 @@ def test_predictions_do_not_depend_on_block_and_batch_sizes(name, request, holdo
     model = request.getfixturevalue(name)
     X = holdout[0].iloc[:53]
     reference = model.predict_proba(X)
-    monkeypatch.setattr(skmtl_base, "PREDICT_BLOCK_SIZE", 10)   # 6 blocks, the last short
+    monkeypatch.setattr(skmtl_predict, "PREDICT_BLOCK_SIZE", 10)   # 6 blocks, the last short
     monkeypatch.setattr(skmtl_base, "PREDICT_BATCH_SIZE", 4)    # 3 batches a block
     for small, whole in zip(model.predict_proba(X), reference):
         np.testing.assert_allclose(small, whole, rtol=1e-5, atol=1e-7)

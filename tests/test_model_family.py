@@ -19,6 +19,7 @@ from skmtl import (AITMClassifier, ESMMClassifier, MMOEClassifier, MMOERegressor
                    OMOEClassifier, OMOERegressor, PLEClassifier, PLERegressor,
                    SharedBottomClassifier, SharedBottomRegressor)
 from skmtl import _base as skmtl_base
+from skmtl import _predict as skmtl_predict
 from skmtl._base import MultiTaskRegressorBase
 from skmtl._funnel import FunnelClassifierBase
 
@@ -367,7 +368,7 @@ def test_gate_weights_shapes_and_sums(cls, fitted, holdout):
 def test_gate_weights_are_batched(fitted, holdout, monkeypatch):
     X = holdout[0]
     expected = fitted[PLEClassifier].gate_weights(X)
-    monkeypatch.setattr(skmtl_base, "PREDICT_BLOCK_SIZE", 300)
+    monkeypatch.setattr(skmtl_predict, "PREDICT_BLOCK_SIZE", 300)
     monkeypatch.setattr(skmtl_base, "PREDICT_BATCH_SIZE", 64)
     for a, b in zip(expected, fitted[PLEClassifier].gate_weights(X)):
         np.testing.assert_allclose(a, b, rtol=1e-6)

@@ -1,5 +1,6 @@
 """A whole table: the container of ``X``, which columns are which, blocks of encoded rows."""
 
+import copy
 import datetime
 import warnings
 
@@ -502,10 +503,20 @@ class _RowReader:
         self._numeric = [_numeric_values(column(X, j), encoder._label(j))
                          for j in encoder.numeric_indices_]
         self._encoding = encoder.numeric_ if numeric_encoding is None else numeric_encoding
+        self._clear_scratch()
+
+    def _clear_scratch(self):
         # scratch space for read, grown to the largest block and then reused
         self._by_column = np.empty((len(self._categorical), 0), dtype=np.int32)
         self._positions = np.empty(0, dtype=np.intp)
         self._centred = np.empty(0, dtype=np.float64)
+
+    def with_own_scratch(self):
+        """A reader of the same rows with scratch space of its own: :meth:`read` may run in
+        another thread beside this one's."""
+        reader = copy.copy(self)
+        reader._clear_scratch()
+        return reader
 
     @property
     def n_numeric(self):
