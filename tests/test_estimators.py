@@ -470,6 +470,23 @@ def test_encoder_codes_of_category_columns(dtype_categories):
     np.testing.assert_array_equal(encoder.transform(X)[0][:, 0], expected)
 
 
+def test_encoder_positions_of_a_dtype_follow_the_dtype_and_the_fit():
+    # the positions of a dtype's categories are kept from call to call
+    encoder = TabularEncoder().fit(pd.DataFrame({"x": pd.Categorical(["a", "b", "c", "a"])}))
+    dtypes = [pd.CategoricalDtype(c) for c in (["a", "b", "c"], ["c", "a", "b"], ["c", "a", "b"],
+                                               ["a", "b", "c", "d"])]
+    for dtype in dtypes + dtypes[:1]:
+        X = pd.DataFrame({"x": pd.Series(["c", "a", "b", None], dtype=dtype)})
+        np.testing.assert_array_equal(encoder.transform(X)[0][:, 0], [3, 1, 2, UNKNOWN_CODE])
+    # the same dtype object after a new fit (on strings): looked up among the new categories
+    encoder.fit(pd.DataFrame({"x": ["c", "z"]}))
+    X = pd.DataFrame({"x": pd.Series(["c", "a"], dtype=dtypes[0])})
+    np.testing.assert_array_equal(encoder.transform(X)[0][:, 0], [1, UNKNOWN_CODE])
+    restored = pickle.loads(pickle.dumps(encoder))
+    assert "_positions" not in restored.__dict__
+    np.testing.assert_array_equal(restored.transform(X)[0][:, 0], [1, UNKNOWN_CODE])
+
+
 def test_encoder_names_every_non_finite_column_whatever_the_block(monkeypatch):
     monkeypatch.setattr(_RowReader, "block_size", 4)
     clean = pd.DataFrame({"a": np.arange(10.0), "b": np.arange(10.0), "c": np.arange(10.0)})

@@ -55,17 +55,20 @@ def fit_categories(values, label):
         return uniques
 
 
-def code_reader(values, index):
+def code_reader(values, index, positions_of=None):
     """A function ``(start, stop, out, scratch)`` writing those rows' codes into ``out``.
 
     Known values get their position in the categories ``index`` plus one;
     missing and unknown values get ``UNKNOWN_CODE``. ``scratch`` is an intp
-    array of ``stop - start`` elements the function may overwrite.
+    array of ``stop - start`` elements the function may overwrite. For a
+    ``category`` column, ``positions_of(dtype)`` gives
+    ``category_positions(index, dtype)`` (from a cache, say).
     """
     if isinstance(values.dtype, pd.CategoricalDtype):
-        positions = index.get_indexer(values.cat.categories)
-        dtype_codes = values.cat.codes.to_numpy()
-        if np.array_equal(positions, np.arange(len(positions))):
+        positions, in_order = (positions_of(values.dtype) if positions_of is not None
+                               else category_positions(index, values.dtype))
+        dtype_codes = values.array.codes  # (the .cat accessor costs 20 times as much)
+        if in_order:
             # The dtype's categories are the fitted ones, in order (the usual
             # case): the code is the dtype's code + 1, and missing (-1) becomes
             # UNKNOWN_CODE (0). Twice as fast as the lookup below.
@@ -87,6 +90,13 @@ def code_reader(values, index):
         # get_indexer gives -1 for missing and unknown values, hence the + 1.
         np.add(index.get_indexer(array[start:stop]), 1, out=out)
     return codes_of_values
+
+
+def category_positions(index, dtype):
+    """The positions in ``index`` of the categories of ``dtype`` (a ``CategoricalDtype``;
+    -1 where not in ``index``), and whether they are ``index``'s first ones in order."""
+    positions = index.get_indexer(dtype.categories)
+    return positions, np.array_equal(positions, np.arange(len(positions)))
 
 
 def _arrow_string_code_reader(array, index):
