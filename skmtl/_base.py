@@ -978,11 +978,13 @@ class MultiTaskEstimatorBase(BaseEstimator):
         check_is_fitted(self)
         reader = self._encoder.reader(X)
         self.net_.module_.eval()
-        return _predict.predict_in_blocks(reader, compute, self._predict_batch_size(),
+        return _predict.predict_in_blocks(reader, compute, self._predict_batch_size,
                                           self.net_.device, rows_sum_to_one)
 
-    def _predict_batch_size(self):
-        """Rows per batch at predict: PREDICT_BATCH_SIZE, fewer for wide embeddings."""
+    def _predict_batch_size(self, n_threads=1):
+        """Rows per batch at predict, with ``n_threads`` threads predicting at once:
+        PREDICT_BATCH_SIZE, fewer for wide embeddings (the threads share
+        PREDICT_BATCH_FLOATS)."""
         # floats per row, roughly: a few tensors as wide as the embedded input,
         # and the periodic embeddings' cosines and sines
         floats = 0
@@ -991,7 +993,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 floats += 6 * layer.output_dim
             elif isinstance(layer, PeriodicEmbedding):
                 floats += 6 * layer.frequencies.numel()
-        return min(PREDICT_BATCH_SIZE, max(64, PREDICT_BATCH_FLOATS // max(floats, 1)))
+        return min(PREDICT_BATCH_SIZE,
+                   max(64, PREDICT_BATCH_FLOATS // n_threads // max(floats, 1)))
 
     def _module_outputs(self, method):
         """``compute`` for :meth:`_forward`: the module's forward pass, then ``method``."""

@@ -1,7 +1,6 @@
 """Prediction over the rows of a table: encoded a block at a time, run through the network
 in batches, on several threads when torch has several."""
 
-import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,33 +22,37 @@ def predict_in_blocks(reader, compute, batch_size, device="cpu", rows_sum_to_one
 
     ``compute`` returns a list of tensors with one row per input row.
     Rows are encoded a block at a time into buffers reused from block to
-    block, and each block goes through ``compute`` in batches of at most
-    ``batch_size`` rows, so the memory used beyond the returned arrays is
-    bounded by the block size, not by the number of rows. With
-    ``rows_sum_to_one``, each (2-D) output's rows are divided by their sum at
-    float64 precision, as scikit-learn expects of probabilities.
+    block, and each block goes through ``compute`` in batches of
+    ``batch_size(n_threads)`` rows at most, so the memory used beyond the
+    returned arrays is bounded by the block and batch sizes, not by the
+    number of rows. With ``rows_sum_to_one``, each (2-D) output's rows are
+    divided by their sum at float64 precision, as scikit-learn expects of
+    probabilities.
 
     On the CPU, with torch set to ``n > 1`` threads and at least
     ``PARALLEL_ROWS_PER_THREAD`` rows for each, ``n`` threads each encode and
-    compute whole blocks, torch using one thread in each
-    (:func:`one_torch_thread_each`). Encoding a block is NumPy and pandas
-    work that torch's own threads cannot share; beside another thread's
-    network it costs far less (``benchmarks/README.md``, "Prediction on
-    several threads").
+    compute whole blocks with torch on one thread (:class:`_OneTorchThreadPool`),
+    in blocks and batches ``n`` times smaller where the table is wide.
+    Encoding a block is NumPy and pandas work that torch's own threads cannot
+    share; beside another thread's network it costs far less
+    (``benchmarks/README.md``, "Prediction on several threads").
     """
     n_workers = _n_workers(reader.n_samples, device)
-    # blocks of equal size, as many for each thread
-    n_blocks = -(-reader.n_samples // PREDICT_BLOCK_SIZE)
+    # blocks of equal size, as many for each thread, within the reader's bound
+    # on the values of a block (shared among the threads)
+    largest = min(PREDICT_BLOCK_SIZE, max(1024, reader.block_size // n_workers))
+    n_blocks = -(-reader.n_samples // largest)
     n_blocks = -(-n_blocks // n_workers) * n_workers
     blocks = _Blocks(reader.blocks(-(-reader.n_samples // max(n_blocks, 1))))
     outputs = _Outputs(reader.n_samples, rows_sum_to_one)
     if n_workers == 1:
-        _predict_blocks(reader, blocks, compute, batch_size, device, outputs)
+        _predict_blocks(reader, blocks, compute, batch_size(1), device, outputs)
         return outputs.arrays
     readers = [reader] + [reader.with_own_scratch() for _ in range(n_workers - 1)]
-    with one_torch_thread_each(), ThreadPoolExecutor(n_workers) as pool:
-        futures = [pool.submit(_predict_blocks, worker_reader, blocks, compute, batch_size,
-                               device, outputs) for worker_reader in readers]
+    with _OneTorchThreadPool(n_workers) as pool:
+        futures = pool.submit_each(_predict_blocks, [
+            (worker_reader, blocks, compute, batch_size(n_workers), device, outputs)
+            for worker_reader in readers])
         try:
             for future in futures:
                 future.result()
@@ -59,7 +62,8 @@ def predict_in_blocks(reader, compute, batch_size, device="cpu", rows_sum_to_one
 
 
 def _n_workers(n_samples, device):
-    if torch.device(device).type != "cpu":
+    # autocast is a setting of the calling thread, which the pool's threads would not share
+    if torch.device(device).type != "cpu" or torch.is_autocast_enabled("cpu"):
         return 1
     return max(1, min(torch.get_num_threads(), n_samples // PARALLEL_ROWS_PER_THREAD))
 
@@ -77,8 +81,10 @@ def _predict_blocks(reader, blocks, compute, batch_size, device, outputs):
                 reader.read(block_start, block_stop, out=(codes[:n_rows], numeric[:n_rows]))
                 for first in range(0, n_rows, batch_size):
                     batch = slice(first, min(first + batch_size, n_rows))
-                    outputs.write(block_start + batch.start, [o.cpu().numpy() for o in compute(
-                        codes_tensor[batch].to(device), numeric_tensor[batch].to(device))])
+                    # (float(): under autocast, the outputs may be bfloat16, which NumPy lacks)
+                    outputs.write(block_start + batch.start, [
+                        o.float().cpu().numpy() for o in compute(
+                            codes_tensor[batch].to(device), numeric_tensor[batch].to(device))])
     except BaseException:
         blocks.close()
         raise
@@ -130,31 +136,38 @@ class _Outputs:
                 rows /= np.matmul(rows, ones)[:, None]
 
 
-_threads_lock = threading.Lock()
-_threads_users = 0
-_threads_saved = None
+class _OneTorchThreadPool(ThreadPoolExecutor):
+    """Threads that each run torch on one thread of their own.
 
-
-@contextlib.contextmanager
-def one_torch_thread_each():
-    """Set torch to one thread (``torch.set_num_threads(1)``) while the block runs.
-
-    The threads of :func:`predict_in_blocks` then each run the network on one
-    core instead of sharing cores with torch's own threads. The setting is
-    process-wide (as scikit-learn's ``threadpool_limits`` are): overlapping
-    calls from several threads restore the first one's setting when the last
-    one ends.
+    With OpenMP, torch's thread count is a setting of each thread, but
+    ``torch.set_num_threads`` also sets the count that threads take when they
+    first use torch. Each thread of the pool sets 1 as it starts; once all
+    have, the caller sets its own count again, which gives that default back
+    without changing the caller's own: only a thread first using torch in
+    those moments would start with one.
     """
-    global _threads_users, _threads_saved
-    with _threads_lock:
-        if _threads_users == 0:
-            _threads_saved = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _threads_users += 1
-    try:
-        yield
-    finally:
-        with _threads_lock:
-            _threads_users -= 1
-            if _threads_users == 0:
-                torch.set_num_threads(_threads_saved)
+
+    def __init__(self, n_threads):
+        self._all_started = threading.Barrier(n_threads + 1)
+        super().__init__(n_threads, initializer=self._start_thread)
+
+    def _start_thread(self):
+        # torch sets a thread's count from the default at its first use of
+        # torch, even after torch.set_num_threads: that first use comes first
+        torch.get_num_threads()
+        torch.set_num_threads(1)
+        self._all_started.wait()
+
+    def submit_each(self, function, arguments):
+        """``function(*args)`` on a thread of its own for each ``args`` of ``arguments`` (as
+        many as the pool's threads); the futures, once every thread has started."""
+        threads = torch.get_num_threads()
+        try:
+            futures = [self.submit(function, *args) for args in arguments]
+            self._all_started.wait()
+        except BaseException:
+            self._all_started.abort()
+            raise
+        finally:
+            torch.set_num_threads(threads)
+        return futures

@@ -117,21 +117,79 @@ def test_an_error_in_a_thread_reaches_the_caller(models, holdout, small_blocks,
     assert np.isfinite(models["mmoe"].predict_proba(holdout[0])[0]).all()
 
 
-def test_overlapping_predictions_restore_torch_threads(models, holdout, small_blocks,
-                                                       two_torch_threads):
+def test_overlapping_predictions_leave_each_callers_torch_threads(models, holdout, small_blocks,
+                                                                two_torch_threads, monkeypatch):
+    # torch's thread count is per thread (OpenMP): the pool's threads set theirs, never the
+    # callers', whichever caller enters or leaves first
     X = holdout[0]
     expected = models["mmoe"].predict_proba(X)[0]
-    with ThreadPoolExecutor(3) as pool:
-        probas = list(pool.map(lambda _: models["mmoe"].predict_proba(X)[0], range(12)))
-    for proba in probas:
-        np.testing.assert_allclose(proba, expected, rtol=1e-6, atol=1e-7)
+    both_open = threading.Barrier(2, timeout=30)
+    opened = []
+    enter = _predict._OneTorchThreadPool.__enter__
+
+    def entering(self):
+        pool = enter(self)
+        opened.append(self)
+        if len(opened) <= 2:
+            both_open.wait()  # the first two predictions overlap
+        return pool
+
+    monkeypatch.setattr(_predict._OneTorchThreadPool, "__enter__", entering)
+
+    def predict(rows):
+        torch.set_num_threads(2)
+        proba = models["mmoe"].predict_proba(X.iloc[:rows])[0]
+        return proba, torch.get_num_threads()
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(predict, [500, 1000]))  # the shorter one leaves first
+    for (proba, threads), rows in zip(results, [500, 1000]):
+        assert threads == 2
+        np.testing.assert_allclose(proba, expected[:rows], rtol=1e-6, atol=1e-7)
     assert torch.get_num_threads() == 2
+    # and a thread using torch for the first time afterwards starts with the count saved
+    with ThreadPoolExecutor(1) as fresh:
+        assert fresh.submit(torch.get_num_threads).result() == 2
 
 
-def test_one_torch_thread_each_nests(two_torch_threads):
-    with _predict.one_torch_thread_each():
-        assert torch.get_num_threads() == 1
-        with _predict.one_torch_thread_each():
-            assert torch.get_num_threads() == 1
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == 2
+def test_autocast_predicts_on_the_calling_thread(models, holdout, small_blocks, block_readers,
+                                                 two_torch_threads):
+    # autocast is set per thread: the pool's threads would compute in float32
+    X = holdout[0]
+    expected = models["mmoe"].predict_proba(X)
+    block_readers.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        proba = models["mmoe"].predict_proba(X)
+    assert {thread for thread, _ in block_readers} == {threading.get_ident()}
+    for got, want in zip(proba, expected):
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-12)
+        np.testing.assert_allclose(got, want, atol=0.05)
+        assert np.abs(got - want).max() > 0  # computed in bfloat16 indeed
+
+
+def test_threads_share_the_memory_bounds_of_a_wide_table(monkeypatch, two_torch_threads):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 400))
+    model = MMOEClassifier(max_epochs=1, random_state=0).fit(X[:600], (X[:600, 0] > 0))
+    monkeypatch.setattr(_predict, "PARALLEL_ROWS_PER_THREAD", 100)
+    monkeypatch.setattr(_RowReader, "block_values", 2 ** 20)  # blocks of 2,621 rows at most
+    sizes = []
+    predict_blocks = _predict._predict_blocks
+
+    def recording(reader, blocks, compute, batch_size, *args):
+        sizes.append((blocks.largest, batch_size))
+        return predict_blocks(reader, blocks, compute, batch_size, *args)
+
+    monkeypatch.setattr(_predict, "_predict_blocks", recording)
+    torch.set_num_threads(1)
+    expected = model.predict_proba(X)
+    torch.set_num_threads(2)
+    np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-6, atol=1e-7)
+    (one_block, one_batch), *two = sizes
+    assert len(two) == 2
+    # 400 columns: blocks within 2**20 values and batches within 2**24 floats, which
+    # the threads share: 2 blocks of 1,500 rows on one thread, 4 of 750 on two
+    assert one_block == 1500 and one_batch < 1000
+    for block, batch in two:
+        assert block == 750 and batch == one_batch // 2
