@@ -1,5 +1,6 @@
 """Numeric encodings, the learning-rate schedule, the optimizer and the encoder's edges."""
 
+import pickle
 import subprocess
 import sys
 
@@ -646,6 +647,21 @@ def test_strings_held_by_pyarrow_get_the_codes_of_python_strings(dtype):
     # read by pyarrow's lookup, not through Python strings
     reader = code_reader(new["s"].astype(dtype), pd.Index(["a", "b", "c", "dd"]))
     assert reader.__name__ == "codes_of_arrow_strings"
+
+
+def test_pyarrow_value_sets_follow_the_type_and_the_fit():
+    # the fitted categories as a pyarrow array are kept from call to call
+    pytest.importorskip("pyarrow")
+    encoder = TabularEncoder().fit(pd.DataFrame({"s": ["a", "b", "c"]}, dtype=object))
+    X = pd.DataFrame({"s": ["c", "a", "x", None]}, dtype=object)
+    for dtype in ["string[pyarrow]", "large_string[pyarrow]", "str", "string[pyarrow]"]:
+        np.testing.assert_array_equal(encoder.transform(X.astype({"s": dtype}))[0][:, 0],
+                                      [3, 1, 0, 0])
+    # after a new fit (on Python strings): looked up among the new categories
+    encoder.fit(pd.DataFrame({"s": ["x", "c"]}, dtype=object))
+    np.testing.assert_array_equal(encoder.transform(X.astype({"s": "str"}))[0][:, 0],
+                                  [1, 0, 2, 0])  # (categories sorted: c, x)
+    assert "_value_sets" not in pickle.loads(pickle.dumps(encoder)).__dict__
 
 
 def test_pyarrow_dictionary_columns_are_categorical(tasks, tmp_path):

@@ -55,14 +55,16 @@ def fit_categories(values, label):
         return uniques
 
 
-def code_reader(values, index, positions_of=None):
+def code_reader(values, index, positions_of=None, value_set_of=None):
     """A function ``(start, stop, out, scratch)`` writing those rows' codes into ``out``.
 
     Known values get their position in the categories ``index`` plus one;
     missing and unknown values get ``UNKNOWN_CODE``. ``scratch`` is an intp
-    array of ``stop - start`` elements the function may overwrite. For a
-    ``category`` column, ``positions_of(dtype)`` gives
-    ``category_positions(index, dtype)`` (from a cache, say).
+    array of ``stop - start`` elements the function may overwrite.
+    ``positions_of(dtype)`` gives ``category_positions(index, dtype)`` for a
+    ``category`` column, ``value_set_of(arrow_type)`` gives
+    ``arrow_value_set(index, arrow_type)`` for pyarrow strings (from a
+    cache, say).
     """
     if isinstance(values.dtype, pd.CategoricalDtype):
         positions, in_order = (positions_of(values.dtype) if positions_of is not None
@@ -82,7 +84,7 @@ def code_reader(values, index, positions_of=None):
     array = values.array if isinstance(values, pd.Series) else values
     if array.dtype.kind == "S":  # pandas cannot look up numpy bytes held in a Series
         array = np.asarray(array, dtype=object)
-    arrow_reader = _arrow_string_code_reader(array, index)
+    arrow_reader = _arrow_string_code_reader(array, index, value_set_of)
     if arrow_reader is not None:
         return arrow_reader
 
@@ -99,13 +101,25 @@ def category_positions(index, dtype):
     return positions, np.array_equal(positions, np.arange(len(positions)))
 
 
-def _arrow_string_code_reader(array, index):
+def arrow_value_set(index, arrow_type):
+    """The categories ``index`` as a pyarrow array of ``arrow_type`` for ``index_in``, or
+    None when they are not all strings."""
+    import pyarrow as pa
+
+    categories = index.to_numpy()
+    if not all(isinstance(c, str) for c in categories):
+        return None
+    return pa.array(categories, type=arrow_type)
+
+
+def _arrow_string_code_reader(array, index, value_set_of=None):
     """:func:`code_reader` for strings held by pyarrow (pandas' ``str`` with pyarrow installed).
 
     pyarrow's hash lookup (``index_in``) finds the codes without turning the
     strings into Python objects, which ``Index.get_indexer`` does: 3 to 6
     times faster. None for other columns, or when the categories are not
-    all strings.
+    all strings. ``value_set_of(arrow_type)``, when given, returns
+    ``arrow_value_set(index, arrow_type)`` (from a cache, say).
     """
     dtype = array.dtype
     if not ((isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow")
@@ -115,11 +129,12 @@ def _arrow_string_code_reader(array, index):
     import pyarrow.compute as pc
 
     arrow_type = pa.array(array[:0]).type
-    categories = index.to_numpy()
-    if not (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)) or \
-            not all(isinstance(c, str) for c in categories):
+    if not (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)):
         return None
-    value_set = pa.array(categories, type=arrow_type)
+    value_set = (value_set_of(arrow_type) if value_set_of is not None
+                 else arrow_value_set(index, arrow_type))
+    if value_set is None:
+        return None
 
     def codes_of_arrow_strings(start, stop, out, scratch):
         # index_in gives null for missing and unknown values: -1, and + 1 as above
