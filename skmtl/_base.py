@@ -1383,7 +1383,7 @@ def _agreed_encoder(encoder, fitted):
         categories.append(_distributed.union([rank[0][k] for rank in fitted],
                                              f"The values of column {column!r}"))
     encoder.categories_ = categories
-    encoder._indexes = None
+    encoder._lookups = None
     encoder.numeric_ = NumericEncoding.agreed([rank[1] for rank in fitted],
                                               len(encoder.numeric_indices_))
     return encoder

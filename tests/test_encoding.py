@@ -649,19 +649,82 @@ def test_strings_held_by_pyarrow_get_the_codes_of_python_strings(dtype):
     assert reader.__name__ == "codes_of_arrow_strings"
 
 
+_ODD_VALUES = ["c", np.str_("b"), None, np.nan, np.float64("nan"), pd.NA, "unseen", "", 3,
+               b"a", 2.5, pd.NaT]
+
+
+@pytest.mark.parametrize("values", [["c", "a", "unseen", "dd"], ["c", None, np.nan, "a"],
+                                    _ODD_VALUES])
+@pytest.mark.parametrize("n_rows", [1, 4, 1000])
+def test_python_strings_get_the_codes_of_get_indexer(values, n_rows):
+    # the dict lookup of Python strings gives what pandas' get_indexer gives, whatever the values
+    index = pd.Index(["a", "b", "c", "dd"], dtype=object)
+    column = np.array((values * n_rows)[:max(n_rows, len(values))], dtype=object)
+    reader = code_reader(column, index)
+    assert reader.__name__ == "codes_of_python_strings"
+    for start, stop in [(0, len(column)), (1, min(2, len(column))), (len(column) - 1, len(column))]:
+        out = np.full(stop - start, -7, dtype=np.int32)
+        reader(start, stop, out, np.empty(stop - start, np.intp))
+        np.testing.assert_array_equal(out, index.get_indexer(column[start:stop]) + 1)
+
+
+@pytest.mark.parametrize("dtype", ["string[python]", "str", "string[pyarrow]",
+                                   "large_string[pyarrow]"])
+@pytest.mark.parametrize("n_rows", [1, 5, 600])  # pyarrow: a dict up to 256 rows, index_in above
+def test_pandas_strings_get_the_codes_of_get_indexer(dtype, n_rows):
+    if dtype != "string[python]":
+        pytest.importorskip("pyarrow")
+    index = pd.Index(["a", "b", "c", "dd"], dtype=object)
+    values = np.array((["c", None, "unseen", "a", "dd"] * n_rows)[:n_rows], dtype=object)
+    column = pd.Series(values, dtype=dtype)
+    for n in sorted({1, n_rows // 2 or 1, n_rows}):
+        out = np.empty(n, dtype=np.int32)
+        code_reader(column, index)(n_rows - n, n_rows, out, np.empty(n, np.intp))
+        np.testing.assert_array_equal(out, index.get_indexer(values[n_rows - n:]) + 1)
+
+
+def test_columns_are_read_alike_without_pandas_array_iterator(monkeypatch):
+    # the column arrays come from a private pandas iterator when it exists; the public path
+    # gives the same encoding of every kind of column
+    rng = np.random.default_rng(0)
+    n = 200
+    levels = np.array(["a", "b", "c"], dtype=object)
+    X = pd.DataFrame({
+        "category": pd.Categorical(levels[rng.integers(0, 3, n)]),
+        "object": levels[rng.integers(0, 3, n)],
+        "string": pd.array(levels[rng.integers(0, 3, n)], dtype="string[python]"),
+        "int8": rng.integers(-5, 5, n).astype(np.int8),
+        "Int64": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(0, 9, n)),
+                          dtype="Int64"),
+        "Float64": pd.array(rng.normal(size=n), dtype="Float64"),
+        "bool": rng.random(n) < 0.5,
+        "float32": rng.normal(size=n).astype(np.float32),
+        "object numbers": np.where(rng.random(n) < 0.1, None, rng.normal(size=n)).astype(object),
+    })
+    encoder = TabularEncoder(categorical_features=["category", "object", "string"]).fit(X)
+    expected = encoder.transform(X)
+    assert expected[0].shape == (n, 3) and expected[1].shape == (n, 6)
+    monkeypatch.delattr(pd.DataFrame, "_iter_column_arrays")
+    for got, want in zip(TabularEncoder(categorical_features=["category", "object", "string"])
+                         .fit(X).transform(X), expected):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_pyarrow_value_sets_follow_the_type_and_the_fit():
     # the fitted categories as a pyarrow array are kept from call to call
     pytest.importorskip("pyarrow")
     encoder = TabularEncoder().fit(pd.DataFrame({"s": ["a", "b", "c"]}, dtype=object))
-    X = pd.DataFrame({"s": ["c", "a", "x", None]}, dtype=object)
+    # (more rows than ARROW_SMALL_BLOCK: looked up by pyarrow's index_in)
+    X = pd.DataFrame({"s": ["c", "a", "x", None] * 100}, dtype=object)
     for dtype in ["string[pyarrow]", "large_string[pyarrow]", "str", "string[pyarrow]"]:
         np.testing.assert_array_equal(encoder.transform(X.astype({"s": dtype}))[0][:, 0],
-                                      [3, 1, 0, 0])
+                                      [3, 1, 0, 0] * 100)
     # after a new fit (on Python strings): looked up among the new categories
     encoder.fit(pd.DataFrame({"s": ["x", "c"]}, dtype=object))
     np.testing.assert_array_equal(encoder.transform(X.astype({"s": "str"}))[0][:, 0],
-                                  [1, 0, 2, 0])  # (categories sorted: c, x)
-    assert "_value_sets" not in pickle.loads(pickle.dumps(encoder)).__dict__
+                                  [1, 0, 2, 0] * 100)  # (categories sorted: c, x)
+    assert "_lookups" in encoder.__dict__
+    assert "_lookups" not in pickle.loads(pickle.dumps(encoder)).__dict__
 
 
 def test_pyarrow_dictionary_columns_are_categorical(tasks, tmp_path):

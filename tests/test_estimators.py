@@ -483,7 +483,7 @@ def test_encoder_positions_of_a_dtype_follow_the_dtype_and_the_fit():
     X = pd.DataFrame({"x": pd.Series(["c", "a"], dtype=dtypes[0])})
     np.testing.assert_array_equal(encoder.transform(X)[0][:, 0], [1, UNKNOWN_CODE])
     restored = pickle.loads(pickle.dumps(encoder))
-    assert "_positions" not in restored.__dict__
+    assert "_lookups" in encoder.__dict__ and "_lookups" not in restored.__dict__
     np.testing.assert_array_equal(restored.transform(X)[0][:, 0], [1, UNKNOWN_CODE])
 
 

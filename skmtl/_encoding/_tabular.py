@@ -2,17 +2,15 @@
 
 import copy
 import datetime
-import functools
-import operator
 import warnings
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._categorical import (MAX_HASH_BUCKETS, arrow_value_set, category_positions, code_reader,
-                           fit_categories, hashed_code_reader, is_categorical_dtype)
-from ._common import (all_columns, array_from_json, array_to_json, as_pandas, column,
+from ._categorical import (MAX_HASH_BUCKETS, ColumnLookups, code_reader, fit_categories,
+                           hashed_code_reader, is_categorical_dtype)
+from ._common import (column_arrays, array_from_json, array_to_json, as_pandas, column,
                       column_label, deviation_unit, feature_names)
 from ._numeric import NumericEncoding
 
@@ -55,7 +53,7 @@ def check_features(X, estimator_name):
                 "Turn them into numbers first (e.g. days since a reference date).")
         if X.dtype.kind not in "biufOUS":
             raise TypeError(f"X has unsupported dtype {X.dtype}.")
-    elif len({isinstance(c, str) for c in X.columns}) > 1:
+    elif len({isinstance(c, str) for c in X.columns.tolist()}) > 1:  # (tolist: 4x faster)
         kinds = sorted({type(c).__name__ for c in X.columns})
         raise TypeError(f"X's column names mix strings with other types ({', '.join(kinds)}); "
                         "make them all strings, e.g. X.columns = X.columns.astype(str).")
@@ -220,7 +218,7 @@ class TabularEncoder:
         self.categories_ = [self._vocabulary(X, j, given, first_chunk, learned_rows)
                             if j not in buckets else np.empty(0, dtype=object)
                             for j in self.categorical_indices_]
-        self._indexes = None
+        self._lookups = None
         numeric = NumericEncoding(self.numeric_encoding, self.n_bins, self.bin_strategy,
                                   self.random_state)
         reader = _RowReader(self, X, numeric)
@@ -228,48 +226,22 @@ class TabularEncoder:
                                     n_threads=n_threads)
         return reader
 
-    def category_indexes(self):
-        """One ``pd.Index`` of the categories per categorical column, built once and kept.
+    def category_lookups(self):
+        """One :class:`ColumnLookups` per categorical column, built once and kept.
 
-        Its hash table maps values to codes; rebuilt on every call, it made
-        ``predict_proba`` on 100 rows of 30 categorical columns twice as slow.
+        Its tables map values to codes. Rebuilt on every call, the index's
+        hash table made ``predict_proba`` on 100 rows of 30 categorical
+        columns twice as slow; on one row, looking a dtype's categories up
+        again cost about 0.1 ms a column, most of the call.
         """
-        if getattr(self, "_indexes", None) is None:
-            self._indexes = [pd.Index(categories) for categories in self.categories_]
-        return self._indexes
-
-    def category_positions(self, k, dtype):
-        """:func:`category_positions` of the ``k``-th categorical column's fitted categories
-        and ``dtype``, kept for the last dtype seen in each column.
-
-        Rows taken from one DataFrame share its dtype object; looking its
-        categories up again on every call cost about 0.1 ms a column, most
-        of ``predict_proba``'s time on one row.
-        """
-        # by identity: unordered dtypes compare equal whatever their categories' order
-        return self._kept("_positions", k, dtype, category_positions, operator.is_)
-
-    def arrow_value_set(self, k, arrow_type):
-        """:func:`arrow_value_set` of the ``k``-th categorical column's fitted categories,
-        kept for the last pyarrow type seen in each column (building it took about
-        0.08 ms a column and call)."""
-        return self._kept("_value_sets", k, arrow_type, arrow_value_set, operator.eq)
-
-    def _kept(self, cache_name, k, key, compute, same):
-        """``compute(index, key)`` for the ``k``-th column's categories ``index``, kept in
-        the cache ``cache_name`` while the index is the same object and ``same(key, kept
-        key)``."""
-        index = self.category_indexes()[k]
-        cache = self.__dict__.setdefault(cache_name, {})
-        kept = cache.get(k)
-        if kept is None or kept[0] is not index or not same(key, kept[1]):
-            kept = cache[k] = (index, key, compute(index, key))
-        return kept[2]
+        if getattr(self, "_lookups", None) is None:
+            self._lookups = [ColumnLookups(pd.Index(categories))
+                             for categories in self.categories_]
+        return self._lookups
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for cache in ("_indexes", "_positions", "_value_sets"):  # rebuilt on first use
-            state.pop(cache, None)
+        state.pop("_lookups", None)  # rebuilt on first use
         return state
 
     def _per_column(self, name, spec):
@@ -525,14 +497,13 @@ class _RowReader:
         self.encoder = encoder
         self.X = X
         self.n_samples = X.shape[0]
-        columns = all_columns(X)
+        columns = column_arrays(X)
         self._categorical = [
             hashed_code_reader(columns[j], n_buckets, encoder.hashes_whole_floats_as_integers)
             if n_buckets else
-            code_reader(columns[j], index, functools.partial(encoder.category_positions, k),
-                        functools.partial(encoder.arrow_value_set, k))
-            for k, (j, index, n_buckets) in enumerate(zip(
-                encoder.categorical_indices_, encoder.category_indexes(), encoder.hash_buckets_))]
+            code_reader(columns[j], lookups.index, lookups)
+            for j, lookups, n_buckets in zip(
+                encoder.categorical_indices_, encoder.category_lookups(), encoder.hash_buckets_)]
         self._numeric = [_numeric_values(columns[j], encoder._label(j))
                          for j in encoder.numeric_indices_]
         self._encoding = encoder.numeric_ if numeric_encoding is None else numeric_encoding
@@ -591,7 +562,7 @@ class _RowReader:
             centred = self._centred[:n_rows]
             with np.errstate(over="ignore", invalid="ignore"):  # checked below
                 for i, values in enumerate(self._numeric):
-                    values = self._as_float(i, _rows(values, start, stop), np.float64)
+                    values = self._as_float(i, values[start:stop], np.float64)
                     np.subtract(values, self._encoding.mean_[i], out=centred)
                     centred /= self._encoding.scale_[i]
                     numeric[:, i] = centred
@@ -618,7 +589,7 @@ class _RowReader:
                         "or 'quantile'.")
         else:
             for i, values in enumerate(self._numeric):
-                values = self._as_float(i, _rows(values, start, stop), np.float64)
+                values = self._as_float(i, values[start:stop], np.float64)
                 if np.isfinite(values).all():
                     numeric[:, i] = self._encoding.apply(i, values)
                     continue
@@ -740,13 +711,13 @@ class _RowReader:
         if out is None:
             out = np.empty((stop - start, len(self._numeric)), dtype=dtype)
         for i, values in enumerate(self._numeric):
-            out[:, i] = self._as_float(i, _rows(values, start, stop), out.dtype)
+            out[:, i] = self._as_float(i, values[start:stop], out.dtype)
         return out
 
     def _as_float(self, i, values, dtype):
         """``values`` of the ``i``-th numeric column as floats (no copy for NumPy numbers)."""
         try:
-            if isinstance(values, pd.Series):
+            if isinstance(values, pd.api.extensions.ExtensionArray):
                 return values.to_numpy(dtype=dtype, na_value=np.nan)
             if values.dtype.kind in "biuf" and values.dtype.itemsize <= 8:
                 return values  # an assignment casts it, with no temporary copy
@@ -776,13 +747,9 @@ def _holds_dates_or_bytes(values):
         isinstance(value, _DATE_OR_BYTES) for value in values)
 
 
-def _rows(values, start, stop):
-    """Rows ``start:stop`` by position (a Series' ``[a:b]`` follows labels in pandas < 3)."""
-    return values.iloc[start:stop] if isinstance(values, pd.Series) else values[start:stop]
-
-
 def _numeric_values(values, label):
-    """The column's NumPy array when it has one (no copy), else the column itself."""
+    """The array of a numeric column, once checked to hold no dates, durations or
+    complex numbers."""
     dtype = values.dtype
     # (a pyarrow duration is kind "m" but no timedelta64 dtype: its unit would be the number)
     if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype) \
@@ -794,8 +761,6 @@ def _numeric_values(values, label):
     if isinstance(dtype, np.dtype) and dtype.kind == "c":
         raise ValueError(f"Complex data not supported: numeric column {label!r} has dtype "
                          f"{dtype}.")
-    if isinstance(values, pd.Series) and isinstance(dtype, np.dtype) and dtype.kind in "biuf":
-        return values.to_numpy()
     return values
 
 
