@@ -1067,14 +1067,16 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
 
     def _label_frequencies(self, targets, weight, classes):
         """Each task's class frequencies among its known labels (weighted); None if a task
-        has no label of positive weight here."""
+        has no label of positive weight of one of its classes here (``partial_fit``'s
+        first chunk, with ``classes``): a frequency of 0 would start the task certain that
+        the class never occurs."""
         frequencies = []
         for t, task_classes in enumerate(classes):
             known = ~np.isnan(targets[:, t])
             counts = np.bincount(targets[known, t].astype(np.intp),
                                  None if weight is None else weight[known],
                                  minlength=len(task_classes))
-            if not counts.sum() > 0:
+            if not (counts > 0).all():
                 return None
             frequencies.append(counts / counts.sum())
         return frequencies

@@ -436,7 +436,34 @@ class MultiTaskNet(NeuralNet):
         if self.distributed:
             _distributed.average_gradients(list(self.module_.parameters())
                                            + list(self.loss_weighting_.parameters()))
+        else:
+            self._drop_gradients_without_labels(*batch[1])
         return {"loss": loss, "y_pred": y_pred, "task_losses": task_losses.detach()}
+
+    def _drop_gradients_without_labels(self, target, weight):
+        """Leave out of the optimizer's step what a batch without labels cannot teach.
+
+        A task with no known label of positive weight in the batch gives its
+        own parameters a gradient of exactly 0; Adam would still move them
+        by its momentum (and a batch with no label at all, every parameter).
+        Their gradients become None, which the optimizer skips: a
+        ``partial_fit`` chunk whose labels are all missing leaves the model
+        as it was. (Not under torch.distributed, where every rank must take
+        the same step whatever its own rows.)
+        """
+        if not self.missing_labels and weight is None:
+            return
+        _, known = known_targets(target)
+        taught = known.any(dim=0) if weight is None else (weight.to(known.dtype) @ known) > 0
+        if bool(taught.all()):
+            return
+        if not bool(taught.any()):
+            untaught = [*self.module_.parameters(), *self.loss_weighting_.parameters()]
+        else:  # the parameters of the untaught tasks alone: only theirs have no gradient
+            untaught = [p for p in self.parameter_split_[1]
+                        if p.grad is not None and not bool(p.grad.any())]
+        for parameter in untaught:
+            parameter.grad = None
 
     def train_step(self, batch, **fit_params):
         kept = self.loss_weighting_.before_step()

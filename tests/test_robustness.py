@@ -1,5 +1,6 @@
 """Bad input, faults during training, and devices: clear errors, usable estimators."""
 
+import copy
 import pickle
 
 import joblib
@@ -295,6 +296,53 @@ def test_partial_fit_chunk_without_labels_of_one_task_trains_the_others(tasks):
     assert np.isnan(last["train_loss_t2"]) and last["train_loss"] == last["train_loss_t1"] > 0
     with pytest.raises(ValueError, match="Every label of task 't2' is missing"):
         MMOEClassifier(**FAST).partial_fit(X[:500], Y[:500].astype(float).assign(t2=np.nan))
+
+
+def test_partial_fit_chunk_without_labels_of_one_task_leaves_its_parameters(tasks):
+    # its gradient is 0; Adam's momentum alone must not move its tower and gate
+    X, Y, _ = tasks
+    X = X.astype({"color": "category"})
+    model = MMOEClassifier(**FAST).partial_fit(X, Y)
+    own = {name: p.detach().clone() for name, p in model.net_.module_.named_parameters()
+           if name.startswith(("towers.1.", "gates.1."))}
+    shared = copy.deepcopy(model.net_.module_.experts.state_dict())
+    model.partial_fit(X[:500], Y[:500].astype(float).assign(t2=np.nan))
+    after = dict(model.net_.module_.named_parameters())
+    assert own and all(torch.equal(after[name], value) for name, value in own.items())
+    assert not all(torch.equal(value, model.net_.module_.experts.state_dict()[name])
+                   for name, value in shared.items())
+
+
+@pytest.mark.parametrize("make", [lambda: MMOEClassifier(**FAST), lambda: MMOERegressor(**FAST),
+                                  lambda: ESMMClassifier(**FAST),
+                                  lambda: MMOEClassifier(loss_weighting="uncertainty", **FAST)])
+def test_partial_fit_chunk_without_any_label_leaves_the_model(tasks, make):
+    X, Y, funnel = tasks
+    X = X.astype({"color": "category"})
+    labels = funnel if isinstance(make(), ESMMClassifier) else Y.astype(float)
+    model = make().partial_fit(X, labels)
+    before = copy.deepcopy(model.net_.module_.state_dict())
+    model.partial_fit(X[:500], labels[:500].astype(float) * np.nan)
+    assert all(torch.equal(value, model.net_.module_.state_dict()[name])
+               for name, value in before.items())
+    assert np.isnan(model.history_[-1]["train_loss"])
+    # nor do labels on rows of weight 0 only
+    chunk = labels[:500].astype(float)
+    chunk.iloc[:250] = np.nan
+    model.partial_fit(X[:500], chunk, sample_weight=np.repeat([1.0, 0.0], 250))
+    assert all(torch.equal(value, model.net_.module_.state_dict()[name])
+               for name, value in before.items())
+
+
+@pytest.mark.parametrize("cls", [MMOEClassifier, ESMMClassifier])
+def test_partial_fit_first_chunk_without_a_class_does_not_start_certain(tasks, cls):
+    # the class's frequency in the first chunk is 0: no prior, rather than p = 1e-6
+    X, Y, funnel = tasks
+    X = X.astype({"color": "category"})
+    labels = (funnel if cls is ESMMClassifier else Y).copy()
+    labels.iloc[:, 1] = 0
+    model = cls(**FAST).partial_fit(X[:300], labels[:300], classes=[[0, 1], [0, 1]])
+    assert model.predict_proba(X)[1][:, 1].mean() > 1e-3
 
 
 def test_bad_labels_at_warm_start(tasks):
