@@ -34,7 +34,7 @@ from . import __version__
 from ._base import GateWeightsMixin, MultiTaskEstimatorBase, MultiTaskRegressorBase
 from ._encoding import UNKNOWN_CODE, check_features
 from ._encoding._categorical import is_arrow_dictionary
-from ._encoding._common import column
+from ._encoding._common import column, column_arrays
 from ._funnel import FunnelClassifierBase
 
 __all__ = ["expected_outputs", "onnx_inputs", "register", "save_onnx", "to_onnx"]
@@ -210,16 +210,16 @@ def onnx_inputs(model, X):
     if X.shape[1] != len(specs):
         raise ValueError(f"X has {X.shape[1]} columns; the model has {len(specs)} inputs "
                          f"{[name for name, _ in specs]}.")
-    if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
-        differ = [(c, name) for c, (name, _) in zip(X.columns, specs) if c != name]
+    names = X.columns.tolist() if isinstance(X, pd.DataFrame) else []
+    if names and all(isinstance(c, str) for c in names):
+        differ = [(c, name) for c, (name, _) in zip(names, specs) if c != name]
         if differ:
             raise ValueError(f"The columns of X differ from the model's inputs (column, input): "
                              f"{differ}.")
-    columns = X.items() if isinstance(X, pd.DataFrame) else enumerate(X.T)
     inputs = {name: _input_values(values, name, dtype, missing_strings.get(name, ""),
                                   name in categorical_inputs, name in hashed_inputs,
                                   floats_apart, name in numeric_inputs)
-              for (name, dtype), (_, values) in zip(specs, columns)}
+              for (name, dtype), values in zip(specs, column_arrays(X))}
     # as predict refuses them: the exported model would serve NaN for infinity, and
     # models without missing_levels_ (older, or passthrough) for NaN
     accepts_missing = json.loads(metadata.get("skmtl_numeric_missing_values", "false"))
@@ -248,20 +248,18 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
     ``numeric`` column (skl2onnx types object columns as text), which the
     graph parses, numbers become their text and missing values ``"nan"``.
     """
-    values = _decoded(values)
+    values = _decoded(values)  # (a column's array: a Series per column costs more than the rest)
     if dtype.kind == "O" and numeric:
         return np.array([v if isinstance(v, str) else "nan" if pd.isna(v) else repr(float(v))
                          for v in values], dtype=object)
     if dtype.kind == "O":
         if isinstance(values.dtype, pd.CategoricalDtype):
             # the categories once, then the codes: far faster than value by value
-            categories = np.append(_text_or(values.cat.categories, missing), missing)
-            return categories.take(values.cat.codes.to_numpy(), mode="wrap")
+            categories = np.append(_text_or(values.categories, missing), missing)
+            return categories.take(values.codes, mode="wrap")
         return _text_or(values, missing)
-    values = pd.Series(values) if not isinstance(values, pd.Series) else values
     if categorical:
-        held = (values.cat.categories if isinstance(values.dtype, pd.CategoricalDtype)
-                else values)
+        held = values.categories if isinstance(values.dtype, pd.CategoricalDtype) else values
         kind = pd.api.types.infer_dtype(held, skipna=True)
         if kind not in ("integer", "boolean", "floating", "mixed-integer-float", "empty"):
             other = next((v for v in held if not isinstance(v, (int, float, np.number))
@@ -284,8 +282,13 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
                 "integers.")
     if dtype.kind == "f":
         try:
-            return values.to_numpy(dtype=dtype, na_value=np.nan)
+            if isinstance(values, pd.api.extensions.ExtensionArray):
+                return values.to_numpy(dtype=dtype, na_value=np.nan)
+            if values.dtype.kind in "biuf":
+                return values.astype(dtype)
+            return pd.Series(values, copy=False).to_numpy(dtype=dtype, na_value=np.nan)
         except (TypeError, ValueError):
+            values = pd.Series(values, copy=False)
             numbers = pd.to_numeric(values, errors="coerce")
             others = values[numbers.isna() & values.notna()]
             other = others.iloc[0] if len(others) else values.iloc[0]
@@ -294,10 +297,10 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
                 f"{dtype} input cannot hold; predict refuses such a value in a numeric column, "
                 "and in a categorical one reads it as an unknown category, as the model reads "
                 "NaN: give NaN there.") from None
-    if values.hasnans:
+    if pd.isna(values).any():
         raise ValueError(f"Column {name!r} has missing values, which its {dtype} input "
                          "cannot hold.")
-    array = values.to_numpy()
+    array = values if isinstance(values, np.ndarray) else values.to_numpy()
     if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
         raise ValueError(f"Column {name!r} holds numbers that are not whole, which its "
                          f"{dtype} input cannot hold.")
