@@ -1066,19 +1066,17 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
         return [1 if len(task_classes) == 2 else len(task_classes) for task_classes in classes]
 
     def _label_frequencies(self, targets, weight, classes):
-        """Each task's class frequencies among its known labels (weighted); None if a task
-        has no label of positive weight of one of its classes here (``partial_fit``'s
-        first chunk, with ``classes``): a frequency of 0 would start the task certain that
-        the class never occurs."""
+        """Each task's class frequencies among its known labels (weighted); None for a task
+        that has no label of positive weight of one of its classes here (``partial_fit``'s
+        first chunk, with ``classes``; a rare class whose rows all went to validation): a
+        frequency of 0 would start the task certain that the class never occurs."""
         frequencies = []
         for t, task_classes in enumerate(classes):
             known = ~np.isnan(targets[:, t])
             counts = np.bincount(targets[known, t].astype(np.intp),
                                  None if weight is None else weight[known],
                                  minlength=len(task_classes))
-            if not (counts > 0).all():
-                return None
-            frequencies.append(counts / counts.sum())
+            frequencies.append(counts / counts.sum() if (counts > 0).all() else None)
         return frequencies
 
     def _build_criterion(self, task_output_dims):

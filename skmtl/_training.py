@@ -312,6 +312,15 @@ class LearningRateSchedule(Callback):
             group["lr"] = self.learning_rate
 
 
+def label_weights(target, weight, missing_labels=True):
+    """The weight of the known labels of each task in a batch: a tensor ``(n_tasks,)``,
+    or without ``missing_labels`` (every label known) one number for all tasks."""
+    if not missing_labels:
+        return len(target) if weight is None else float(weight.sum())
+    _, known = known_targets(target)
+    return known.sum(dim=0) if weight is None else weight.to(known.dtype) @ known
+
+
 class MultiTaskNet(NeuralNet):
     """skorch net for the multi-task modules.
 
@@ -441,28 +450,28 @@ class MultiTaskNet(NeuralNet):
         return {"loss": loss, "y_pred": y_pred, "task_losses": task_losses.detach()}
 
     def _drop_gradients_without_labels(self, target, weight):
-        """Leave out of the optimizer's step what a batch without labels cannot teach.
+        """No step at all on a batch that teaches nothing.
 
-        A task with no known label of positive weight in the batch gives its
-        own parameters a gradient of exactly 0; Adam would still move them
-        by its momentum (and a batch with no label at all, every parameter).
-        Their gradients become None, which the optimizer skips: a
-        ``partial_fit`` chunk whose labels are all missing leaves the model
-        as it was. (Not under torch.distributed, where every rank must take
-        the same step whatever its own rows.)
+        A batch without a known label of positive weight (in any task)
+        gives every parameter a gradient of exactly 0, which Adam would
+        still follow by its momentum (and weight decay): a ``partial_fit``
+        chunk of missing labels moved a regressor's predictions by many
+        standard deviations. Such gradients become None, which the
+        optimizer skips. A criterion that teaches without labels (AITM's
+        calibrator) leaves gradients that are not 0: those steps are taken.
+        (Not under torch.distributed, where every rank must take the same
+        step whatever its own rows.)
         """
         if not self.missing_labels and weight is None:
             return
-        _, known = known_targets(target)
-        taught = known.any(dim=0) if weight is None else (weight.to(known.dtype) @ known) > 0
-        if bool(taught.all()):
+        if bool(torch.as_tensor(label_weights(target, weight, self.missing_labels) > 0).any()):
             return
-        if not bool(taught.any()):
-            untaught = [*self.module_.parameters(), *self.loss_weighting_.parameters()]
-        else:  # the parameters of the untaught tasks alone: only theirs have no gradient
-            untaught = [p for p in self.parameter_split_[1]
-                        if p.grad is not None and not bool(p.grad.any())]
-        for parameter in untaught:
+        parameters = [*self.module_.parameters(), *self.loss_weighting_.parameters()]
+        gradients = [p.grad for p in parameters if p.grad is not None]
+        if any(bool(g.coalesce().values().any() if g.is_sparse else g.any())
+               for g in gradients):
+            return
+        for parameter in parameters:
             parameter.grad = None
 
     def train_step(self, batch, **fit_params):
@@ -493,13 +502,10 @@ class MultiTaskNet(NeuralNet):
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             _, (target, weight) = batch
+            # each task's loss is a mean over the rows where its label is known
+            batch_weight = label_weights(target, weight, self.missing_labels)
             if self.missing_labels:
-                # each task's loss is a mean over the rows where its label is known
-                _, known = known_targets(target)
-                batch_weight = (known.sum(dim=0) if weight is None else
-                                weight @ known).to(self.device)
-            else:
-                batch_weight = len(target) if weight is None else float(weight.sum())
+                batch_weight = batch_weight.to(self.device)
             loss_sum += step["task_losses"].double() * batch_weight
             first_nonfinite = torch.where(first_nonfinite.any(), first_nonfinite,
                                           ~torch.isfinite(step["task_losses"]))

@@ -560,6 +560,20 @@ def test_date_arrays_are_refused(tasks, dtype):
         MMOEClassifier(**FAST).fit(np.arange(2000).astype(dtype).reshape(-1, 1), tasks[1])
 
 
+@pytest.mark.parametrize("value", [np.datetime64("2020-01-01"), np.timedelta64(5, "D"),
+                                   b"2.5"])
+def test_dates_and_bytes_in_an_object_column_are_not_numbers(tasks, value):
+    # numpy would read them as 18262 days, 5 days and 2.5; a DataFrame column as an array does
+    X, Y, _ = tasks
+    when = np.array([value, 1.0] * (len(X) // 2), dtype=object)
+    numeric_when = dict(categorical_features=["color", "shop"], **FAST)
+    with pytest.raises(ValueError, match=r"Numeric columns \['when'\] hold values that are not"):
+        MMOEClassifier(**numeric_when).fit(X.assign(when=when), Y)
+    model = MMOEClassifier(**numeric_when).fit(X.assign(when=1.0), Y)
+    with pytest.raises(ValueError, match=r"Numeric columns \['when'\] hold values that are not"):
+        model.predict_proba(X.assign(when=when))
+
+
 def test_dates_may_be_declared_categorical(tasks):
     X, Y, _ = tasks
     X = X.assign(day=pd.date_range("2020-01-01", periods=len(X), freq="h").normalize())
@@ -656,9 +670,10 @@ _ODD_VALUES = ["c", np.str_("b"), None, np.nan, np.float64("nan"), pd.NA, "unsee
 @pytest.mark.parametrize("values", [["c", "a", "unseen", "dd"], ["c", None, np.nan, "a"],
                                     _ODD_VALUES])
 @pytest.mark.parametrize("n_rows", [1, 4, 1000])
-def test_python_strings_get_the_codes_of_get_indexer(values, n_rows):
+@pytest.mark.parametrize("index_dtype", [None, object])  # (None: str in pandas 3, as in fit)
+def test_python_strings_get_the_codes_of_get_indexer(values, n_rows, index_dtype):
     # the dict lookup of Python strings gives what pandas' get_indexer gives, whatever the values
-    index = pd.Index(["a", "b", "c", "dd"], dtype=object)
+    index = pd.Index(["a", "b", "c", "dd"], dtype=index_dtype)
     column = np.array((values * n_rows)[:max(n_rows, len(values))], dtype=object)
     reader = code_reader(column, index)
     assert reader.__name__ == "codes_of_python_strings"
@@ -671,10 +686,11 @@ def test_python_strings_get_the_codes_of_get_indexer(values, n_rows):
 @pytest.mark.parametrize("dtype", ["string[python]", "str", "string[pyarrow]",
                                    "large_string[pyarrow]"])
 @pytest.mark.parametrize("n_rows", [1, 5, 600])  # pyarrow: a dict up to 256 rows, index_in above
-def test_pandas_strings_get_the_codes_of_get_indexer(dtype, n_rows):
+@pytest.mark.parametrize("index_dtype", [None, object])
+def test_pandas_strings_get_the_codes_of_get_indexer(dtype, n_rows, index_dtype):
     if dtype != "string[python]":
         pytest.importorskip("pyarrow")
-    index = pd.Index(["a", "b", "c", "dd"], dtype=object)
+    index = pd.Index(["a", "b", "c", "dd"], dtype=index_dtype)
     values = np.array((["c", None, "unseen", "a", "dd"] * n_rows)[:n_rows], dtype=object)
     column = pd.Series(values, dtype=dtype)
     for n in sorted({1, n_rows // 2 or 1, n_rows}):

@@ -498,13 +498,13 @@ def test_encoder_names_every_non_finite_column_whatever_the_block(monkeypatch):
         encoder.transform(X)
 
 
-def test_encoder_category_index_is_a_cache(tasks):
+def test_encoder_category_lookups_are_a_cache(tasks):
     X = tasks[0].iloc[:200]
     encoder = TabularEncoder().fit(X)
     codes, _ = encoder.transform(X)
     # not carried in pickles, rebuilt on first use
     restored = pickle.loads(pickle.dumps(encoder))
-    assert "_indexes" not in restored.__dict__
+    assert "_lookups" in encoder.__dict__ and "_lookups" not in restored.__dict__
     np.testing.assert_array_equal(restored.transform(X)[0], codes)
     # a new fit forgets the old categories
     other = X.assign(color=X["color"].map({"red": "cyan", "green": "cyan", "blue": "teal",

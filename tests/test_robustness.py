@@ -12,7 +12,7 @@ from scipy import sparse
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from skmtl import ESMMClassifier, MMOEClassifier, MMOERegressor
+from skmtl import AITMClassifier, ESMMClassifier, MMOEClassifier, MMOERegressor
 from skmtl._training import MultiTaskNet
 from skmtl.exceptions import DivergenceError, TrainingInterruptedWarning
 from skmtl.nn import MultiTaskLoss
@@ -298,21 +298,6 @@ def test_partial_fit_chunk_without_labels_of_one_task_trains_the_others(tasks):
         MMOEClassifier(**FAST).partial_fit(X[:500], Y[:500].astype(float).assign(t2=np.nan))
 
 
-def test_partial_fit_chunk_without_labels_of_one_task_leaves_its_parameters(tasks):
-    # its gradient is 0; Adam's momentum alone must not move its tower and gate
-    X, Y, _ = tasks
-    X = X.astype({"color": "category"})
-    model = MMOEClassifier(**FAST).partial_fit(X, Y)
-    own = {name: p.detach().clone() for name, p in model.net_.module_.named_parameters()
-           if name.startswith(("towers.1.", "gates.1."))}
-    shared = copy.deepcopy(model.net_.module_.experts.state_dict())
-    model.partial_fit(X[:500], Y[:500].astype(float).assign(t2=np.nan))
-    after = dict(model.net_.module_.named_parameters())
-    assert own and all(torch.equal(after[name], value) for name, value in own.items())
-    assert not all(torch.equal(value, model.net_.module_.experts.state_dict()[name])
-                   for name, value in shared.items())
-
-
 @pytest.mark.parametrize("make", [lambda: MMOEClassifier(**FAST), lambda: MMOERegressor(**FAST),
                                   lambda: ESMMClassifier(**FAST),
                                   lambda: MMOEClassifier(loss_weighting="uncertainty", **FAST)])
@@ -334,6 +319,17 @@ def test_partial_fit_chunk_without_any_label_leaves_the_model(tasks, make):
                for name, value in before.items())
 
 
+def test_partial_fit_chunk_without_labels_still_trains_aitms_calibrator(tasks):
+    # the calibrator (p(stage k) <= p(stage k - 1)) teaches without labels: a step is taken
+    X, _, funnel = tasks
+    model = AITMClassifier(calibration_weight=0.0, **FAST).fit(X, funnel)
+    model.set_params(calibration_weight=5.0)
+    before = copy.deepcopy(model.net_.module_.state_dict())
+    model.partial_fit(X[:500], funnel[:500].astype(float) * np.nan)
+    assert not all(torch.equal(value, model.net_.module_.state_dict()[name])
+                   for name, value in before.items())
+
+
 @pytest.mark.parametrize("cls", [MMOEClassifier, ESMMClassifier])
 def test_partial_fit_first_chunk_without_a_class_does_not_start_certain(tasks, cls):
     # the class's frequency in the first chunk is 0: no prior, rather than p = 1e-6
@@ -343,6 +339,19 @@ def test_partial_fit_first_chunk_without_a_class_does_not_start_certain(tasks, c
     labels.iloc[:, 1] = 0
     model = cls(**FAST).partial_fit(X[:300], labels[:300], classes=[[0, 1], [0, 1]])
     assert model.predict_proba(X)[1][:, 1].mean() > 1e-3
+
+
+def test_a_class_without_weight_leaves_the_other_tasks_prior(tasks):
+    # a rare class of t1 whose one row weighs 0 (or went to the validation rows): t1 starts
+    # neutral, t2 at its base rate
+    X, Y, _ = tasks
+    Y = Y.assign(t2=(np.random.default_rng(1).random(len(Y)) < 0.05).astype(int))
+    Y.iloc[6, 0] = 2
+    model = MMOEClassifier(max_epochs=1, learning_rate=1e-12, early_stopping=False,
+                           random_state=0)
+    model.fit(X, Y, sample_weight=np.where(np.arange(len(X)) == 6, 0.0, 1.0))
+    assert model.predict_proba(X)[1][:, 1].mean() == pytest.approx(Y["t2"].mean(), abs=0.01)
+    assert model.predict_proba(X)[0][:, 2].mean() > 0.1
 
 
 def test_bad_labels_at_warm_start(tasks):

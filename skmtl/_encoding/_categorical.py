@@ -56,17 +56,17 @@ def fit_categories(values, label):
         return uniques
 
 
-def code_reader(values, index, lookups=None):
+def code_reader(values, categories):
     """A function ``(start, stop, out, scratch)`` writing those rows' codes into ``out``.
 
-    Known values get their position in the categories ``index`` plus one;
-    missing and unknown values get ``UNKNOWN_CODE``. ``values`` is a column
-    (a Series or an array); ``scratch`` is an intp array of ``stop - start``
-    elements the function may overwrite. ``lookups``, the
-    :class:`ColumnLookups` of ``index``, keeps its tables from call to call
-    (by default they are built for this call).
+    Known values get their position in ``categories`` plus one; missing and
+    unknown values get ``UNKNOWN_CODE``. ``values`` is a column (a Series or
+    an array); ``scratch`` is an intp array of ``stop - start`` elements the
+    function may overwrite. ``categories`` is a ``pd.Index``, or its
+    :class:`ColumnLookups`, which keeps the lookup tables from call to call.
     """
-    lookups = ColumnLookups(index) if lookups is None else lookups
+    lookups = categories if isinstance(categories, ColumnLookups) else ColumnLookups(categories)
+    index = lookups.index
     array = values.array if isinstance(values, pd.Series) else values
     if isinstance(array.dtype, pd.CategoricalDtype):
         positions, in_order = lookups.positions(array.dtype)
@@ -114,27 +114,30 @@ class ColumnLookups:
     """
 
     def __init__(self, index):
-        self.index = index
-        self._positions = self._value_set = self._string_codes = None  # (key, table)
+        self.index = pd.Index(index)
+        self._positions = self._value_set = None  # (key, table)
+        self._string_codes = ()  # (table,) once built
 
     def positions(self, dtype):
         """:func:`category_positions` of ``dtype``."""
+        kept = self._positions
         # by identity: unordered dtypes compare equal whatever their categories' order
-        if self._positions is None or self._positions[0] is not dtype:
-            self._positions = (dtype, category_positions(self.index, dtype))
-        return self._positions[1]
+        if kept is None or kept[0] is not dtype:
+            kept = self._positions = (dtype, category_positions(self.index, dtype))
+        return kept[1]
 
     def arrow_value_set(self, arrow_type):
         """:func:`arrow_value_set` for ``arrow_type``."""
-        if self._value_set is None or self._value_set[0] != arrow_type:
-            self._value_set = (arrow_type, arrow_value_set(self.index, arrow_type))
-        return self._value_set[1]
+        kept = self._value_set
+        if kept is None or kept[0] != arrow_type:
+            kept = self._value_set = (arrow_type, arrow_value_set(self.index, arrow_type))
+        return kept[1]
 
     def string_codes(self):
         """:func:`string_codes` of the categories."""
-        if self._string_codes is None:
-            self._string_codes = (None, string_codes(self.index))
-        return self._string_codes[1]
+        if not self._string_codes:
+            self._string_codes = (string_codes(self.index),)
+        return self._string_codes[0]
 
 
 def category_positions(index, dtype):

@@ -235,8 +235,7 @@ class TabularEncoder:
         again cost about 0.1 ms a column, most of the call.
         """
         if getattr(self, "_lookups", None) is None:
-            self._lookups = [ColumnLookups(pd.Index(categories))
-                             for categories in self.categories_]
+            self._lookups = [ColumnLookups(categories) for categories in self.categories_]
         return self._lookups
 
     def __getstate__(self):
@@ -501,7 +500,7 @@ class _RowReader:
         self._categorical = [
             hashed_code_reader(columns[j], n_buckets, encoder.hashes_whole_floats_as_integers)
             if n_buckets else
-            code_reader(columns[j], lookups.index, lookups)
+            code_reader(columns[j], lookups)
             for j, lookups, n_buckets in zip(
                 encoder.categorical_indices_, encoder.category_lookups(), encoder.hash_buckets_)]
         self._numeric = [_numeric_values(columns[j], encoder._label(j))
@@ -748,8 +747,8 @@ def _holds_dates_or_bytes(values):
 
 
 def _numeric_values(values, label):
-    """The array of a numeric column, once checked to hold no dates, durations or
-    complex numbers."""
+    """The array of a numeric column, once its dtype is checked to be no date, duration or
+    complex number (an object column's values are checked as they are read)."""
     dtype = values.dtype
     # (a pyarrow duration is kind "m" but no timedelta64 dtype: its unit would be the number)
     if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype) \

@@ -153,12 +153,14 @@ class AITM(nn.Module):
 
         Parameters
         ----------
-        stage_frequencies : sequence of array-like of shape (2,)
+        stage_frequencies : sequence of (array-like of shape (2,) or None)
             Per stage, the frequencies of not reaching it and of reaching it,
-            over all impressions (what each head's logit gives).
+            over all impressions (what each head's logit gives); None leaves
+            the stage's head as it is.
         """
         for head, frequencies in zip(self.heads, stage_frequencies, strict=True):
-            head.bias.copy_(prior_logits(frequencies, 1))
+            if frequencies is not None:
+                head.bias.copy_(prior_logits(frequencies, 1))
 
     def predict_proba(self, logits):
         """Entire-space probabilities per stage, each ``(batch, 2)``: ``[1 - p, p]``."""

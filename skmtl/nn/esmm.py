@@ -125,15 +125,17 @@ class ESMM(nn.Module):
 
         Parameters
         ----------
-        stage_frequencies : sequence of array-like of shape (2,)
+        stage_frequencies : sequence of (array-like of shape (2,) or None)
             Per stage, the frequencies of not reaching it and of reaching it,
             over all impressions. Tower ``k`` starts at the rate of stage ``k``
-            among the impressions that reached stage ``k - 1``.
+            among the impressions that reached stage ``k - 1``; it is left as
+            it is where stage ``k`` or ``k - 1`` is None.
         """
-        reach = [float(f[1]) / float(sum(f)) for f in stage_frequencies]
+        reach = [None if f is None else float(f[1]) / float(sum(f)) for f in stage_frequencies]
         before = [1.0] + reach[:-1]
-        conditional = [min(r / max(b, 1e-30), 1.0) for r, b in zip(reach, before)]
-        self.towers.init_output_bias([[1.0 - c, c] for c in conditional])
+        conditional = [None if r is None or b is None else min(r / max(b, 1e-30), 1.0)
+                       for r, b in zip(reach, before)]
+        self.towers.init_output_bias([None if c is None else [1.0 - c, c] for c in conditional])
 
     def predict_proba(self, logits):
         """Entire-space probabilities per stage, each ``(batch, 2)``: ``[1 - p, p]``."""
