@@ -10,7 +10,7 @@ from scipy import sparse
 
 from ._categorical import (MAX_HASH_BUCKETS, ColumnLookups, code_reader, fit_categories,
                            hashed_code_reader, is_categorical_dtype)
-from ._common import (column_arrays, array_from_json, array_to_json, as_pandas, column,
+from ._common import (array_from_json, array_to_json, as_pandas, column, column_arrays,
                       column_label, deviation_unit, feature_names)
 from ._numeric import NumericEncoding
 
