@@ -596,12 +596,17 @@ def _per_task_auc(scores, targets, weights):
         if proba.shape[1] == 2:
             aucs.append(binary_auc(labels, proba[:, 1], task_weight))
             continue
+        if not (np.bincount(labels, minlength=proba.shape[1]) > 0).all():
+            # a class absent from the validation rows: undefined (and, with thousands of
+            # classes, roc_auc_score took seconds per epoch to find it so)
+            aucs.append(float("nan"))
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 auc = roc_auc_score(labels, proba, multi_class="ovr", sample_weight=task_weight,
                                     labels=np.arange(proba.shape[1]))
-            except ValueError:  # a class absent from the validation rows
+            except ValueError:  # e.g. a class whose rows all weigh 0
                 auc = float("nan")
         aucs.append(float(auc))
     return aucs

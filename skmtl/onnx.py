@@ -581,8 +581,11 @@ def _label_array(classes):
                         ((int, np.integer), np.int64), ((float, np.floating), np.float64)):
         if all(isinstance(v, kind) for v in values):
             return np.array(values, dtype=dtype)
-    raise NotImplementedError(f"Classes {values!r} mix types; an ONNX label output holds one "
-                              "type. Give the labels one type (e.g. strings) to export.")
+    kinds = sorted({type(v).__name__ for v in values})
+    raise NotImplementedError(
+        f"Classes {values!r} are of type(s) {kinds}; an ONNX label output holds strings, "
+        "booleans, integers or floats, of one type. Give the labels one of those types (e.g. "
+        "strings) to export.")
 
 
 # -- the network ----------------------------------------------------------------------

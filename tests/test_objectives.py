@@ -685,6 +685,18 @@ def test_regressor_scoring_r2(tasks):
     assert constant.n_iter_ > 3
 
 
+def test_multiclass_auc_of_validation_rows_lacking_a_class_is_nan(monkeypatch):
+    # undefined, and known so without roc_auc_score (seconds per epoch with many classes)
+    from skmtl import _training
+    scores = [[torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1]])]]
+    targets = [torch.tensor([[2.0], [0.0], [float("nan")]])]
+    expected = roc_auc_score([2, 0, 1], scores[0][0].numpy(), multi_class="ovr")
+    assert _training._per_task_auc(scores, [torch.tensor([[2.0], [0.0], [1.0]])],
+                                   [None]) == [pytest.approx(expected)]
+    monkeypatch.setattr(_training, "roc_auc_score", None)  # not called
+    assert np.isnan(_training._per_task_auc(scores, targets, [None])[0])
+
+
 @pytest.mark.parametrize("value", [1.2, 1.3])
 def test_r2_of_a_task_constant_on_the_validation_rows_only_is_left_out(value):
     # its standardised float32 targets are equal, but r2_score's mean of them is

@@ -428,6 +428,14 @@ def test_values_that_are_not_text_in_a_string_input_are_unknown_categories(data)
     assert_serves_predictions(estimator, model, served.astype({"shop": "category"}))
 
 
+def test_classes_of_another_type_cannot_be_exported(data):
+    X, Y, _, _, _ = data
+    days = pd.Series(pd.to_datetime(Y.iloc[:, 0], unit="D"), name="day")
+    estimator = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(X, days)
+    with pytest.raises(NotImplementedError, match=r"are of type\(s\) \['datetime'\]"):
+        to_onnx(estimator, X.head())
+
+
 def test_bytes_categories_cannot_be_exported(data):
     X, Y, _, _, _ = data
     estimator = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(

@@ -259,6 +259,15 @@ def test_score_checks_y_against_the_model_and_x(tasks):
     regressor = MMOERegressor(**FAST).fit(X, X[["num_a", "num_b"]])
     with pytest.raises(ValueError, match=r"fitted on 2 task\(s\)"):
         regressor.score(X, X[["num_a", "num_b"]].assign(third=1.0))
+    # labels read as numbers where the model learned strings (or the other way) equal no
+    # class: an error, not an accuracy of 0
+    text = MMOEClassifier(**FAST).fit(X, Y.astype(str))
+    assert text.score(X, Y.astype(str)) > 0.5
+    with pytest.raises(ValueError, match=r"task 't1' in y include [01] \(int\), but its classes "
+                                         r"are strings \('0', '1'\)"):
+        text.score(X, Y)
+    with pytest.raises(ValueError, match=r"include '1' \(str\), but its classes are not"):
+        model.score(X, Y.astype(object).assign(t2=Y["t2"].astype(str)))
 
 
 def test_funnel_labels_given_as_strings(tasks):
