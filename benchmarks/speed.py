@@ -7,7 +7,8 @@ Each measurement runs in a fresh process, one after another::
 
 * encoding: a DataFrame of ``--rows`` rows x 40 columns (30 categorical, 10
   numeric) turned into tensors by the fitted encoder (``transform``), with the
-  categorical columns as pandas ``category`` and as strings;
+  categorical columns as pandas ``category``, as pandas strings (``str``:
+  pyarrow's with pandas 3) and as Python strings (``object``);
 * prediction: ``MMOEClassifier(numeric_encoding=...).predict_proba`` from
   that DataFrame (encoding included) against the bare ``skmtl.nn.MMoE``
   module on pre-built tensors, same batch size, ``torch.inference_mode``:
@@ -94,11 +95,13 @@ class PeakMemory:
 # -- the measurements, each run in a child process -------------------------------------------
 
 
-def measure_encoding(rows, strings):
+def measure_encoding(rows, kind):
     from skmtl._encoding import TabularEncoder
     import torch
 
-    X, _ = make_frame(rows, strings=strings)
+    X, _ = make_frame(rows, strings=kind != "category")
+    if kind == "object":
+        X = X.astype({name: object for name in X.columns if name.startswith("cat_")})
     encoder = TabularEncoder()
     start = time.perf_counter()
     encoder.fit(X)
@@ -243,9 +246,9 @@ def main(argv=None):
         print(f"## Encoding: {args.rows:,} rows x 40 columns (30 categorical, 10 numeric)\n")
         print("| categorical columns as | fit s | transform s (DataFrame -> tensors) |")
         print("|---|---|---|")
-        for strings in (False, True):
-            r = run("encoding", args.threads, rows=args.rows, strings=strings)
-            print(f"| {'str' if strings else 'category'} | {r['fit_s']:.2f} | "
+        for kind in ("category", "str", "object"):
+            r = run("encoding", args.threads, rows=args.rows, kind=kind)
+            print(f"| {kind} | {r['fit_s']:.2f} | "
                   f"{r['transform_s']:.2f} |")
 
     if "prediction" in args.measurements:

@@ -604,6 +604,14 @@ def test_speed_of_a_wide_tables_bins_on_tiny_data():
     assert min(record["bins_s"].values()) > 0 and record["fit_s"] > 0
 
 
+@pytest.mark.parametrize("kind", ["category", "str", "object"])
+def test_speed_of_encoding_each_kind_of_column_on_tiny_data(kind):
+    from benchmarks import speed
+
+    record = speed.measure_encoding(2000, kind)
+    assert record["rows"] == 2000 and record["fit_s"] > 0 and record["transform_s"] > 0
+
+
 def test_figure_without_a_successful_run_is_a_usage_error(tmp_path, capsys):
     from benchmarks import figure
 
