@@ -1249,11 +1249,9 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
             scale = unit * np.sqrt((weights * scaled ** 2).sum(axis=0) / total)
         # a constant target stays constant (exactly: a float mean's rounding leaves a spread)
         constant = low == high
+        # (scale 1, not the constant's size: partial_fit and warm_start keep the first
+        # scaling, and later targets that vary would be millions of such scales apart)
         mean[constant], scale[constant | (scale == 0)] = low[constant], 1.0
-        # ... and predictions near it: the network's leftover output (about 0.02) is in units
-        # of the scale, which is the constant's size up to 1 (at least float32's smallest)
-        scale[constant] = np.where(low[constant] == 0, 1.0, np.clip(
-            np.abs(low[constant]), np.finfo(np.float32).tiny, 1.0))
         return mean, scale
 
     def _agreed_target_state(self, states, task_names):

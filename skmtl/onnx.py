@@ -35,6 +35,7 @@ from ._base import GateWeightsMixin, MultiTaskEstimatorBase, MultiTaskRegressorB
 from ._encoding import UNKNOWN_CODE, check_features
 from ._encoding._categorical import is_arrow_dictionary
 from ._encoding._common import column, column_arrays
+from ._encoding._tabular import _holds_dates_or_bytes
 from ._funnel import FunnelClassifierBase
 
 __all__ = ["expected_outputs", "onnx_inputs", "register", "save_onnx", "to_onnx"]
@@ -251,7 +252,7 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
     values = _decoded(values)  # (a column's array: a Series per column costs more than the rest)
     if dtype.kind == "O" and numeric:
         return np.array([v if isinstance(v, str) else "nan" if pd.isna(v) else repr(float(v))
-                         for v in values], dtype=object)
+                         for v in values.tolist()], dtype=object)
     if dtype.kind == "O":
         if isinstance(values.dtype, pd.CategoricalDtype):
             # the categories once, then the codes: far faster than value by value
@@ -282,13 +283,18 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
                 "integers.")
     if dtype.kind == "f":
         try:
+            if _dates_or_bytes(values):  # as predict: numpy would make them numbers
+                raise TypeError
             if isinstance(values, pd.api.extensions.ExtensionArray):
                 return values.to_numpy(dtype=dtype, na_value=np.nan)
             if values.dtype.kind in "biuf":
                 return values.astype(dtype)
-            return pd.Series(values, copy=False).to_numpy(dtype=dtype, na_value=np.nan)
+            # (dtype=object: from a bare array, pandas would infer dates anew)
+            return pd.Series(values, dtype=object, copy=False).to_numpy(dtype=dtype,
+                                                                      na_value=np.nan)
         except (TypeError, ValueError):
-            values = pd.Series(values, copy=False)
+            values = pd.Series(values, dtype=values.dtype if isinstance(
+                values, pd.api.extensions.ExtensionArray) else object, copy=False)
             numbers = pd.to_numeric(values, errors="coerce")
             others = values[numbers.isna() & values.notna()]
             other = others.iloc[0] if len(others) else values.iloc[0]
@@ -312,6 +318,15 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
         raise ValueError(f"Column {name!r} holds numbers beyond its {dtype} input's range "
                          f"[{np.iinfo(dtype).min}, {np.iinfo(dtype).max}].")
     return array.astype(dtype)
+
+
+def _dates_or_bytes(values):
+    """Whether a column holds dates, durations or bytes, which ``predict`` refuses as
+    numbers (and NumPy would cast to some)."""
+    dtype = values.dtype
+    if getattr(dtype, "kind", None) in ("m", "M") or isinstance(dtype, pd.PeriodDtype):
+        return True
+    return isinstance(values, np.ndarray) and dtype.kind == "O" and _holds_dates_or_bytes(values)
 
 
 def _text_or(values, missing):

@@ -562,6 +562,13 @@ def test_onnx_inputs_refuse_what_predict_refuses(data):
         onnx_inputs(to_onnx(passthrough, X), X.assign(num_a=np.nan))
     with pytest.raises(ValueError, match="'age' holds numbers that are not whole"):
         onnx_inputs(model, X.assign(age=50.9))
+    # dates and durations, which numpy would make numbers (NaT a finite one)
+    days = pd.Series(pd.date_range("2020-01-01", periods=len(X)))
+    for dates in [days.astype(object).where(np.arange(len(X)) % 3 > 0, None), days,
+                  days - days.iloc[0], np.array([np.datetime64("2020-01-01")] * len(X), object)]:
+        with pytest.raises(ValueError, match="'num_a' holds values that are not numbers"):
+            onnx_inputs(model, X.assign(num_a=np.asarray(dates) if isinstance(dates, np.ndarray)
+                                        else dates.array))
     with pytest.raises(ValueError, match=r"Columns \['proba_t1'\] have the names"):
         to_onnx(skmtl.SharedBottomClassifier(max_epochs=1).fit(
             X.rename(columns={"num_b": "proba_t1"}), Y), X.rename(columns={"num_b": "proba_t1"}))
