@@ -574,6 +574,18 @@ def test_dates_and_bytes_in_an_object_column_are_not_numbers(tasks, value):
         model.predict_proba(X.assign(when=when))
 
 
+@pytest.mark.parametrize("hashed", [False, True])
+def test_unhashable_values_of_a_categorical_column_are_named(tasks, hashed):
+    X, Y, _ = tasks
+    model = MMOEClassifier(hash_buckets={"color": 8} if hashed else None, **FAST).fit(X, Y)
+    color = X["color"].to_numpy(dtype=object)
+    color[1] = ["red"]
+    for rows in (3, 1000):  # (Python strings looked up by a dict, then by pandas)
+        with pytest.raises(TypeError, match=r"Categorical column 'color' holds values that "
+                                            r"cannot be looked up \(unhashable type: 'list'\)"):
+            model.predict_proba(X.assign(color=color)[:rows])
+
+
 def test_dates_may_be_declared_categorical(tasks):
     X, Y, _ = tasks
     X = X.assign(day=pd.date_range("2020-01-01", periods=len(X), freq="h").normalize())

@@ -553,7 +553,13 @@ class _RowReader:
             self._centred = np.empty(n_rows, dtype=np.float64)
         by_column = self._by_column[:, :n_rows]
         for k, codes_of in enumerate(self._categorical):
-            codes_of(start, stop, by_column[k], self._positions[:n_rows])
+            try:
+                codes_of(start, stop, by_column[k], self._positions[:n_rows])
+            except TypeError as exc:  # a list or a dict among the values: unhashable
+                label = self.encoder._label(self.encoder.categorical_indices_[k])
+                raise TypeError(f"Categorical column {label!r} holds values that cannot be "
+                                f"looked up ({exc}); convert them, e.g. X[col].astype(str).") \
+                    from None
         np.copyto(codes, by_column.T)
         if self._encoding.is_affine:
             # Centred and scaled at float64 before the cast to float32: a column
