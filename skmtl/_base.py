@@ -21,8 +21,8 @@ from skorch.helper import predefined_split
 
 from ._encoding import (BIN_STRATEGIES, MAX_HASH_BUCKETS, NUMERIC_ENCODINGS, UNKNOWN_CODE,
                         NumericEncoding, TabularEncoder, array_from_json, array_to_json,
-                        check_features, check_targets, deviation_unit, encode_labels,
-                        known_labels, label_classes)
+                        check_features, check_label_type, check_targets, deviation_unit,
+                        encode_labels, known_labels, label_classes)
 from . import _distributed, _persistence, _predict
 from ._optim import Adam, fused_adam_supported
 from ._training import (BatchIterator, BestWeightsEarlyStopping, LearningRateSchedule,
@@ -1189,8 +1189,8 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
         Y_pred = self.predict(X)
         y, sample_weight = self._score_targets(y, Y_pred.shape[0], sample_weight)
         known = known_labels(y.ravel()).reshape(y.shape)
-        for task, classes, labels in zip(self.task_names_, self._classes_list(), y.T):
-            _check_label_type(task, classes, labels[known_labels(labels)])
+        for t, (task, classes) in enumerate(zip(self.task_names_, self._classes_list())):
+            check_label_type(task, classes, y[known[:, t], t])
         hits = np.ones(y.shape, dtype=bool)  # an unknown label is no miss
         hits[known] = y[known] == Y_pred.reshape(y.shape).astype(object)[known]
         rows = known.any(axis=1)
@@ -1201,22 +1201,6 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
             raise ValueError("sample_weight is zero on every row with a known label; score "
                              "needs a positive weight on one.")
         return float(np.average(hits[rows].all(axis=1), weights=_rows(sample_weight, rows)))
-
-
-def _check_label_type(task, classes, labels):
-    """Raise if ``labels`` are text where the fitted ``classes`` are not, or the other way:
-    such labels equal no class, and accuracy would be 0 without a word (scikit-learn refuses
-    the mix too: "Mix of label input types")."""
-    classes = np.asarray(classes).tolist()
-    text_classes = all(isinstance(c, str) for c in classes)
-    text = np.fromiter((isinstance(v, str) for v in labels.tolist()), bool, len(labels))
-    wrong = labels[~text] if text_classes else labels[text]
-    if len(wrong):
-        shown = ", ".join(map(repr, classes[:5])) + (", ..." if len(classes) > 5 else "")
-        raise ValueError(
-            f"The labels of task {task!r} in y include {wrong[0]!r} ({type(wrong[0]).__name__}), "
-            f"but its classes are {'strings' if text_classes else 'not strings'} ({shown}): "
-            "give y's labels the classes' type (e.g. y.astype(str) or y.astype(int)).")
 
 
 class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):

@@ -35,7 +35,7 @@ from ._base import GateWeightsMixin, MultiTaskEstimatorBase, MultiTaskRegressorB
 from ._encoding import UNKNOWN_CODE, check_features
 from ._encoding._categorical import is_arrow_dictionary
 from ._encoding._common import column, column_arrays
-from ._encoding._tabular import _holds_dates_or_bytes
+from ._encoding._tabular import _holds_dates_or_bytes, is_date_dtype
 from ._funnel import FunnelClassifierBase
 
 __all__ = ["expected_outputs", "onnx_inputs", "register", "save_onnx", "to_onnx"]
@@ -323,10 +323,10 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
 def _dates_or_bytes(values):
     """Whether a column holds dates, durations or bytes, which ``predict`` refuses as
     numbers (and NumPy would cast to some)."""
-    dtype = values.dtype
-    if getattr(dtype, "kind", None) in ("m", "M") or isinstance(dtype, pd.PeriodDtype):
+    if is_date_dtype(values.dtype):
         return True
-    return isinstance(values, np.ndarray) and dtype.kind == "O" and _holds_dates_or_bytes(values)
+    return isinstance(values, np.ndarray) and values.dtype.kind == "O" and \
+        _holds_dates_or_bytes(values)
 
 
 def _text_or(values, missing):

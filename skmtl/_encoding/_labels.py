@@ -144,6 +144,22 @@ def known_labels(column):
     return ~np.asarray(pd.isna(column), dtype=bool)
 
 
+def check_label_type(task, classes, labels):
+    """Raise if the known ``labels`` of ``task`` are text where its fitted ``classes`` are not,
+    or the other way: such labels equal no class, and accuracy would be 0 without a word
+    (scikit-learn refuses the mix too: "Mix of label input types")."""
+    classes = np.asarray(classes).tolist()
+    text_classes = all(isinstance(c, str) for c in classes)
+    text = np.fromiter((isinstance(v, str) for v in labels.tolist()), bool, len(labels))
+    wrong = labels[~text] if text_classes else labels[text]
+    if len(wrong):
+        shown = ", ".join(map(repr, classes[:5])) + (", ..." if len(classes) > 5 else "")
+        raise ValueError(
+            f"The labels of task {task!r} in y include {wrong[0]!r} ({type(wrong[0]).__name__}), "
+            f"but its classes are {'strings' if text_classes else 'not strings'} ({shown}): "
+            "give y's labels the classes' type (e.g. y.astype(str) or y.astype(int)).")
+
+
 def _check_regression_target(name, column):
     if column.dtype.kind in "mM":
         raise ValueError(

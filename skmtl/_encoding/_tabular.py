@@ -752,13 +752,19 @@ def _holds_dates_or_bytes(values):
         isinstance(value, _DATE_OR_BYTES) for value in values)
 
 
+def is_date_dtype(dtype):
+    """Whether ``dtype`` holds dates or durations (NumPy, pandas or pyarrow), which numeric
+    columns refuse."""
+    # (a pyarrow duration is kind "m" but no timedelta64 dtype: its unit would be the number)
+    return (pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
+            or isinstance(dtype, pd.PeriodDtype) or getattr(dtype, "kind", None) in ("m", "M"))
+
+
 def _numeric_values(values, label):
     """The array of a numeric column, once its dtype is checked to be no date, duration or
     complex number (an object column's values are checked as they are read)."""
     dtype = values.dtype
-    # (a pyarrow duration is kind "m" but no timedelta64 dtype: its unit would be the number)
-    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype) \
-            or isinstance(dtype, pd.PeriodDtype) or getattr(dtype, "kind", None) in ("m", "M"):
+    if is_date_dtype(dtype):
         raise TypeError(
             f"Numeric column {label!r} has dtype {dtype}; dates and durations are not converted "
             "implicitly. Turn them into numbers first (e.g. X[col].dt.dayofweek, or "
