@@ -271,6 +271,30 @@ def test_small_data_puts_candidates_beside_gradient_boosting(tmp_path, monkeypat
         small_data.main(["--sizes", "10000", "--output", str(output)])
 
 
+def test_other_data_puts_candidates_beside_gradient_boosting(tmp_path):
+    from benchmarks import other_data
+
+    output = tmp_path / "other.md"
+    other_data.main(["--problems", "breast_cancer", "diabetes", "--seeds", "0", "1",
+                     "--candidates", "defaults", "--output", str(output)])
+    text = output.read_text()
+    assert "- command: `python -m benchmarks.other_data --problems breast_cancer" in text
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    columns = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [dict(zip(columns, (c.strip() for c in line.strip("|").split("|"))))
+            for line in lines[1:]]
+    assert [(row["problem"], row["contender"]) for row in rows] == [
+        (problem, contender) for problem in ("breast_cancer", "diabetes")
+        for contender in (other_data.GRADIENT_BOOSTING, "defaults")]
+    score = "test AUC or R² (mean over tasks)"
+    for row in rows:
+        assert _number(row["fit s"]) > 0
+        assert row["epochs"] == ("–" if row["contender"] == other_data.GRADIENT_BOOSTING
+                                 else "6.0")
+    assert 0.95 < _number(rows[0][score]) <= 1.0 and 0.95 < _number(rows[1][score]) <= 1.0
+    assert 0.1 < _number(rows[2][score]) < 0.7 and 0.1 < _number(rows[3][score]) < 0.7
+
+
 # -- the model family (issue 9) ----------------------------------------------------
 
 FAMILY_CENSUS = ["skmtl-sharedbottom", "floor-sharedbottom", "skmtl-omoe", "floor-omoe",
@@ -684,6 +708,7 @@ def test_serving_on_tiny_data(capsys, onnx_registry_built_once):
      "argument --candidates: invalid choice: 'no such candidate'"),
     ("small_data", ["--candidates", "defaults", "other"],
      "argument --candidates: invalid choice: 'other'"),
+    ("other_data", ["--problems", "iris"], "argument --problems: invalid choice: 'iris'"),
     ("figure", [], "the following arguments are required: records, figure"),
     ("figure", ["/no/such/records.json", "out.png"], "cannot read the records"),
 ])
