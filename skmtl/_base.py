@@ -122,7 +122,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         "hash_buckets": [Interval(Integral, 1, MAX_HASH_BUCKETS, closed="both"), dict, None],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "sparse_embeddings": [StrOptions({"auto"}), "boolean"],
-        "numeric_encoding": [StrOptions(set(NUMERIC_ENCODINGS))],
+        "numeric_encoding": [StrOptions({"auto", *NUMERIC_ENCODINGS})],
         "n_bins": [Interval(Integral, 2, None, closed="left")],
         "bin_strategy": [StrOptions(set(BIN_STRATEGIES))],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -435,7 +435,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
         classes : list of array-like, or array-like, optional
             Classifiers: the classes of each task (one array per task, or
             one array for a 1-D ``y``), when a chunk may lack some. Only on
-            the first call.
+            the first call, whose chunk may then lack a task's labels
+            altogether (without them, every task needs a known label there).
         sample_weight : array-like of shape (n_samples,), optional
 
         Returns
@@ -446,7 +447,10 @@ class MultiTaskEstimatorBase(BaseEstimator):
             raise ValueError("partial_fit is not supported under torch.distributed yet; call "
                              "fit on each rank's shard.")
         first = not hasattr(self, "net_")
-        X, columns, task_names, single_output = self._checked_input(X, y, require_known=first)
+        # given the classes, a first chunk may lack a task's labels as a later one may
+        require_known = first and (classes is None or is_regressor(self))
+        X, columns, task_names, single_output = self._checked_input(X, y,
+                                                                    require_known=require_known)
         n_samples = X.shape[0]
         if not first:
             self._check_same_tasks(task_names, single_output, "partial_fit")
@@ -461,7 +465,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
         sample_weight = _checked_sample_weight(sample_weight, X)
         rng = check_random_state(self.random_state)
         if first:
-            _check_known_labels(columns, task_names, sample_weight)
+            if require_known:
+                _check_known_labels(columns, task_names, sample_weight)
             targets, target_state = self._first_chunk_targets(columns, task_names, classes,
                                                               single_output, sample_weight)
             encoder = self._new_encoder(rng)
@@ -598,13 +603,9 @@ class MultiTaskEstimatorBase(BaseEstimator):
         if not np.isfinite(values).all() or (values < 0).any() or not values.any():
             raise ValueError(f"task_weights must be finite and non-negative, with at least "
                              f"one positive weight; got {weights!r}.")
-        if not (MIN_SAMPLE_WEIGHT <= values.max() and values.sum() <= MAX_SAMPLE_WEIGHT_SUM):
-            raise ValueError(
-                f"task_weights range up to {values.max():.3g} and sum to {values.sum():.3g}: the "
-                f"tasks' weighted losses are summed in float32, which needs the largest weight at "
-                f"least {MIN_SAMPLE_WEIGHT:g} and the sum at most {MAX_SAMPLE_WEIGHT_SUM:g}. "
-                "Divide the weights by a constant: their ratios are what matter.")
-        return values.astype(np.float32)
+        # Only the ratios count: weights of 1e-4 would otherwise leave the loss's
+        # gradient below weight decay's, which then shrinks every weight to 0.
+        return (values / values.max()).astype(np.float32)
 
     def _scoring_weights(self, task_weights, target_state):
         """Weights of the tasks' validation scores in ``scoring``'s mean; None for the loss."""
@@ -746,6 +747,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         self.is_categorical_ = encoder.is_categorical_
+        self.numeric_encoding_ = encoder.numeric_.encoding
         self.history_ = net.history
         self.n_iter_ = len(net.history)
 
@@ -831,6 +833,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
             self.__dict__.setdefault(name, value)
             if "_fitted_network_params" in self.__dict__:
                 self._fitted_network_params.setdefault(name, value)
+        if "_encoder" in self.__dict__:  # fitted before numeric_encoding_ existed
+            self.__dict__.setdefault("numeric_encoding_", self._encoder.numeric_.encoding)
         # unpickled where the GPU it was trained on is missing, the network runs on
         # the CPU (skorch moved it, with a warning): so does further training
         if "net_" in self.__dict__ and checked_device(self.device).type == "cuda" \

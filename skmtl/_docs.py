@@ -81,11 +81,17 @@ COMMON_PARAMETERS = """\
         with ``loss_weighting="gradnorm"`` or ``"pcgrad"`` or under
         ``torch.distributed``, which need dense gradients (``True`` there is
         a ``ValueError``). May change between fits of a ``warm_start``.
-    numeric_encoding : {"piecewise_linear", "periodic", "quantile", "standard", \
-"passthrough"}, default="piecewise_linear"
+    numeric_encoding : {"auto", "piecewise_linear", "periodic", "quantile", "standard", \
+"passthrough"}, default="auto"
         How numeric columns enter the network (after Gorishniy et al., "On
         Embeddings for Numerical Features in Tabular Deep Learning", NeurIPS
-        2022). ``"piecewise_linear"``: each column is cut into at most
+        2022). ``"auto"``: ``"piecewise_linear"`` when some numeric column is
+        mostly one value or heavy-tailed (one value on at least half the
+        rows, or a skewness of at least 2, among the rows the bins are
+        learned from: incomes, amounts, counts that are 0 on most rows, where
+        the bins pay) or has missing values (which the bins learn),
+        ``"standard"`` when every numeric column is smooth and complete (see
+        ``numeric_encoding_``). ``"piecewise_linear"``: each column is cut into at most
         ``n_bins`` bins; a value is encoded by how far it fills each bin,
         then embedded by a small linear layer with ReLU per column.
         ``"periodic"``: the column's rank-Gaussian value is embedded by
@@ -158,7 +164,9 @@ COMMON_PARAMETERS = """\
     task_weights : array-like, dict or None, default=None
         A non-negative weight per task scaling its loss: one per task in
         ``y``'s column order, or ``{task_name: weight}`` (tasks not named
-        weigh 1). ``None`` weighs every task 1. The recorded
+        weigh 1). ``None`` weighs every task 1. Only their ratios count:
+        they are divided by the largest (``[2, 1]`` trains as ``[1, 0.5]``,
+        and ``history_`` records the divided weights). The recorded
         ``train_loss``/``valid_loss`` are the losses' sum under these
         weights.
     loss_weighting : {"equal", "uncertainty", "gradnorm", "dwa", "pcgrad"}, \
@@ -211,6 +219,9 @@ _ATTRIBUTES_AFTER_TARGETS = """\
         Defined only when ``X`` has string column names.
     is_categorical_ : ndarray of bool
         Which input columns were treated as categorical.
+    numeric_encoding_ : str
+        The encoding of the numeric columns: ``numeric_encoding``, or the one
+        ``"auto"`` chose.
     history_ : skorch.History
         One entry per epoch: ``train_loss``, ``train_loss_<task>`` (over the
         rows where that task's label is known) and ``task_weight_<task>``;

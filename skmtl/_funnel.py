@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import MultiTaskClassifierBase
+from ._base import MAX_SAMPLE_WEIGHT_SUM, MultiTaskClassifierBase
 from ._encoding import known_labels
 
 
@@ -28,7 +28,8 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
     _parameter_constraints = {
         **MultiTaskClassifierBase._parameter_constraints,
         "counterfactual": [StrOptions({"ips", "dr"}), None],
-        "counterfactual_weight": [Interval(Real, 0, None, closed="left")],
+        # (bounded: the losses are scaled in float32, where 1e39 is infinite)
+        "counterfactual_weight": [Interval(Real, 0, MAX_SAMPLE_WEIGHT_SUM, closed="both")],
         "propensity_clip": [Interval(Real, 0, 1, closed="right")],
     }
 

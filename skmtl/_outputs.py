@@ -2,6 +2,24 @@
 
 import numpy as np
 
+from ._base import MultiTaskEstimatorBase
+
+
+def check_skmtl_estimator(estimator, user, verb="takes"):
+    """Raise a TypeError unless ``estimator`` is a skmtl estimator, with a hint for the
+    wrappers that hold one (a Pipeline, a search, dask-ml's ``Incremental``)."""
+    if isinstance(estimator, MultiTaskEstimatorBase):
+        return
+    if hasattr(estimator, "steps"):
+        hint = " (for a Pipeline, pass its last step, pipeline[-1], and X as that step sees it)"
+    elif hasattr(estimator, "best_estimator_") or hasattr(estimator, "param_grid"):
+        hint = " (for a search, pass its best_estimator_)"
+    elif hasattr(estimator, "estimator"):
+        hint = " (for a wrapper such as dask-ml's Incremental, pass its fitted estimator_)"
+    else:
+        hint = ""
+    raise TypeError(f"{user} {verb} a skmtl estimator; got {type(estimator).__name__}{hint}.")
+
 
 def prediction_column_names(estimator):
     """The column names of :func:`prediction_columns` for a fitted estimator.

@@ -303,7 +303,8 @@ def _json_params(params):
 
 
 def json_value(value):
-    """Tuples, arrays and pandas' 1-D containers as lists, numpy scalars as Python ones.
+    """Tuples, arrays (NumPy's, torch's) and pandas' 1-D containers as lists, NumPy and
+    torch scalars as Python ones.
 
     A dict whose keys are not all strings (column positions, tuples naming
     the columns of a MultiIndex), or that has the key ``"__items__"``,
@@ -312,6 +313,9 @@ def json_value(value):
     recursively; parameter values that are equal in content come out equal
     (the warm-start check compares them so).
     """
+    if isinstance(value, torch.Tensor):  # (task_weights=torch.tensor([1., 2.]), say)
+        value = value.detach().cpu().numpy()
+        return json_value(value) if value.ndim else value.item()
     if isinstance(value, (tuple, list, np.ndarray, pd.Index, pd.Series,
                           pd.api.extensions.ExtensionArray)):
         return [json_value(item) for item in value]

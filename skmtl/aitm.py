@@ -5,6 +5,7 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval
 
 from . import _docs
+from ._base import MAX_SAMPLE_WEIGHT_SUM
 from ._funnel import FunnelClassifierBase
 from .nn import AITM, AITMLoss
 
@@ -65,14 +66,14 @@ class AITMClassifier(FunnelClassifierBase):
     _parameter_constraints = {
         **FunnelClassifierBase._parameter_constraints,
         "transfer_units": [Interval(Integral, 1, None, closed="left")],
-        "calibration_weight": [Interval(Real, 0, None, closed="left")],
+        "calibration_weight": [Interval(Real, 0, MAX_SAMPLE_WEIGHT_SUM, closed="both")],
     }
 
     def __init__(self, *, tower_units=(64, 32), transfer_units=32, calibration_weight=0.6,
                  counterfactual=None, counterfactual_weight=0.3, propensity_clip=0.2,
                  categorical_features="from_dtype", categories=None, hash_buckets=None,
                  embedding_dim=8, sparse_embeddings="auto",
-                 numeric_encoding="piecewise_linear", n_bins=32, bin_strategy="target",
+                 numeric_encoding="auto", n_bins=32, bin_strategy="target",
                  dropout=0.0, batch_norm=False, learning_rate=6e-3, learning_rate_schedule="cosine",
                  weight_decay=1e-5, batch_size="auto", max_epochs=10,
                  early_stopping="auto", validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,

@@ -21,7 +21,7 @@ is the equivalent over the partitions.
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from ._outputs import prediction_column_names, prediction_columns
+from ._outputs import check_skmtl_estimator, prediction_column_names, prediction_columns
 
 
 def predict_frame(estimator, X):
@@ -57,6 +57,7 @@ def predict_frame(estimator, X):
     >>> bool(np.allclose(computed["proba_task_0"], model.predict_proba(data.data)[0][:, 1]))
     True
     """
+    check_skmtl_estimator(estimator, "predict_frame")
     check_is_fitted(estimator)
     if not hasattr(X, "map_partitions"):
         raise TypeError(f"predict_frame needs a Dask DataFrame; got {type(X).__name__} (for "

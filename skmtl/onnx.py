@@ -293,16 +293,15 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
             return pd.Series(values, dtype=object, copy=False).to_numpy(dtype=dtype,
                                                                       na_value=np.nan)
         except (TypeError, ValueError):
-            values = pd.Series(values, dtype=values.dtype if isinstance(
-                values, pd.api.extensions.ExtensionArray) else object, copy=False)
-            numbers = pd.to_numeric(values, errors="coerce")
-            others = values[numbers.isna() & values.notna()]
-            other = others.iloc[0] if len(others) else values.iloc[0]
-            raise ValueError(
-                f"Column {name!r} holds values that are not numbers (e.g. {other!r}), which its "
-                f"{dtype} input cannot hold; predict refuses such a value in a numeric column, "
-                "and in a categorical one reads it as an unknown category, as the model reads "
-                "NaN: give NaN there.") from None
+            raise _not_numbers(values, name, dtype) from None
+    if values.dtype.kind in "OUS" and not isinstance(values.dtype, pd.CategoricalDtype):
+        # text such as "3" (ids read from a CSV), which predict reads as the number
+        if _dates_or_bytes(values):
+            raise _not_numbers(values, name, dtype)
+        numbers = pd.to_numeric(pd.Series(values, copy=False), errors="coerce")
+        if (numbers.isna() & pd.notna(values)).any():
+            raise _not_numbers(values, name, dtype)
+        values = numbers.to_numpy()
     if pd.isna(values).any():
         raise ValueError(f"Column {name!r} has missing values, which its {dtype} input "
                          "cannot hold.")
@@ -318,6 +317,20 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
         raise ValueError(f"Column {name!r} holds numbers beyond its {dtype} input's range "
                          f"[{np.iinfo(dtype).min}, {np.iinfo(dtype).max}].")
     return array.astype(dtype)
+
+
+def _not_numbers(values, name, dtype):
+    """The ValueError of a column whose values are not all numbers, naming one that is not."""
+    values = pd.Series(values, dtype=values.dtype if isinstance(
+        values, pd.api.extensions.ExtensionArray) else object, copy=False)
+    numbers = pd.to_numeric(values, errors="coerce")
+    others = values[numbers.isna() & values.notna()]
+    other = others.iloc[0] if len(others) else values.iloc[0]
+    return ValueError(
+        f"Column {name!r} holds values that are not numbers (e.g. {other!r}), which its "
+        f"{dtype} input cannot hold; predict refuses such a value in a numeric column, "
+        "and in a categorical one reads it as an unknown category, as the model reads "
+        "NaN: give NaN there.")
 
 
 def _dates_or_bytes(values):

@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._encoding._common import arrow_to_pandas
 from ._files import replaced_on_success
-from ._outputs import check_kept_columns, prediction_columns
+from ._outputs import check_kept_columns, check_skmtl_estimator, prediction_columns
 
 
 def _pyarrow():
@@ -43,6 +43,18 @@ def _dataset(source):
     except (FileNotFoundError, pa.ArrowInvalid) as exc:
         raise ValueError(f"{source!r} is not a readable Parquet file or folder ({exc}).") \
             from None
+
+
+def _data_columns(dataset):
+    """The data set's column names but the row index pandas stored with a frame.
+
+    ``DataFrame.to_parquet`` writes an index other than a plain range as
+    columns (``__index_level_0__``, or the index's name); ``pd.read_parquet``
+    reads them back as the index: they are no features.
+    """
+    metadata = dataset.schema.pandas_metadata or {}
+    index = {name for name in metadata.get("index_columns", ()) if isinstance(name, str)}
+    return [name for name in dataset.schema.names if name not in index]
 
 
 def _column_names(columns):
@@ -118,10 +130,11 @@ def _cast_columns(table, types):
 
 
 def _check_destination(source, destination):
-    """Raise if ``destination`` is a file of ``source`` or lies in one of its folders.
-
-    A later read of the folder would take the output for input.
-    """
+    """Raise if ``destination`` is a file of ``source``, lies in one of its folders (a
+    later read of the folder would take the output for input), or is a folder."""
+    if os.path.isdir(destination):  # (found only after every block was predicted)
+        raise ValueError(f"The destination {os.fspath(destination)!r} is a folder; give the "
+                         "path of the Parquet file to write.")
     sources = [source] if isinstance(source, (str, os.PathLike)) else source
     target = os.path.realpath(destination)
     for path in sources:
@@ -246,6 +259,7 @@ def parquet_categories(source, columns):
 
     columns = _column_names(columns)
     seen = {name: set() for name in columns}
+    types = {name: {} for name in columns}  # {type: the first file holding it}
     # file by file, each with its own types (the data set's would cast to the first file's)
     for fragment in _check_columns(_dataset(source), columns):
         for batch in fragment.to_batches(columns=columns):
@@ -253,8 +267,20 @@ def parquet_categories(source, columns):
                 values = batch.column(name)
                 if pa.types.is_dictionary(values.type):
                     values = values.cast(values.type.value_type)
-                seen[name].update(v for v in pc.unique(values).to_pylist() if v is not None)
-    return {name: sorted(values) for name, values in seen.items()}
+                types[name].setdefault(str(values.type), fragment.path)
+                # (v == v: not NaN, which is missing too)
+                seen[name].update(v for v in pc.unique(values).to_pylist()
+                                  if v is not None and v == v)
+    categories = {}
+    for name, values in seen.items():
+        try:
+            categories[name] = sorted(values)
+        except TypeError:  # strings in one file, numbers in another, say
+            found = ", ".join(f"{kind} in {path}" for kind, path in types[name].items())
+            raise ValueError(f"Column {name!r} holds values of types that cannot be "
+                             f"compared across the files ({found}); write it with one "
+                             "type in every file.") from None
+    return categories
 
 
 def fit_parquet(estimator, source, targets, *, features=None, epochs=1, batch_rows=65_536,
@@ -271,9 +297,10 @@ def fit_parquet(estimator, source, targets, *, features=None, epochs=1, batch_ro
         The label columns (one per task, in order); a single name gives a 1-D
         ``y``.
     features : str or list of str, optional
-        The feature columns; default: every column but the targets and
-        ``weight_column``. Only these, the targets and the weights are read;
-        every file must have them.
+        The feature columns; default: every column but the targets,
+        ``weight_column`` and the row index pandas stored with the frame
+        (which ``pd.read_parquet`` reads back as the index). Only these,
+        the targets and the weights are read; every file must have them.
     epochs : int, default=1
         Passes over the whole data set.
     batch_rows : int, default=65536
@@ -307,13 +334,14 @@ def fit_parquet(estimator, source, targets, *, features=None, epochs=1, batch_ro
     >>> [proba.shape for proba in model.predict_proba(data.data)]
     [(1000, 2), (1000, 2)]
     """
+    check_skmtl_estimator(estimator, "fit_parquet")
     _check_count(epochs, "epochs")
     single = isinstance(targets, str)
     target_names = _column_names(targets)
     others = target_names + ([] if weight_column is None else [weight_column])
     dataset = _dataset(source)
     if features is None:
-        features = [name for name in dataset.schema.names if name not in others]
+        features = [name for name in _data_columns(dataset) if name not in others]
     features = _column_names(features)
     columns = features + others
     _check_columns(dataset, columns)
@@ -348,8 +376,9 @@ def predict_parquet(estimator, source, destination, *, batch_rows=65_536, keep_c
     column of integers in one file and of floats in another is written as
     floats). A model fitted on named columns reads only those (and the kept
     ones) from the input; one fitted on an array reads every column but the
-    kept ones, in the order of the data set's schema (its first file),
-    whatever the order in each file.
+    kept ones (and the row index pandas stored with a frame), in the order
+    of the data set's schema (its first file), whatever the order in each
+    file.
 
     Parameters
     ----------
@@ -381,6 +410,7 @@ def predict_parquet(estimator, source, destination, *, batch_rows=65_536, keep_c
     ((1000, 3), ['id', 'proba_task_0', 'proba_task_1'])
     """
     pa = _pyarrow()
+    check_skmtl_estimator(estimator, "predict_parquet")
     check_is_fitted(estimator)
     keep_columns = _column_names(keep_columns)
     check_kept_columns(estimator, keep_columns)
@@ -390,7 +420,7 @@ def predict_parquet(estimator, source, destination, *, batch_rows=65_536, keep_c
     dataset = _dataset(source)
     names = getattr(estimator, "feature_names_in_", None)
     fitted_on_array = names is None
-    features = ([name for name in dataset.schema.names if name not in keep_columns]
+    features = ([name for name in _data_columns(dataset) if name not in keep_columns]
                 if fitted_on_array else list(names))
     columns = list(dict.fromkeys([*keep_columns, *features]))
     kept_types = _unified_types(_check_columns(dataset, columns), keep_columns)

@@ -11,19 +11,11 @@ import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import MultiTaskEstimatorBase
 from ._encoding import known_labels
 from ._encoding._common import as_pandas
+from ._outputs import check_skmtl_estimator
 
 __all__ = ["GateWeightsDisplay", "HistoryDisplay", "TaskCalibrationDisplay"]
-
-
-def _check_skmtl_estimator(estimator, display):
-    if not isinstance(estimator, MultiTaskEstimatorBase):
-        hint = (" (for a Pipeline, pass its last step, pipeline[-1], and X as that step sees "
-                "it)" if hasattr(estimator, "steps") else "")
-        raise TypeError(f"{display} draws a skmtl estimator; got {type(estimator).__name__}"
-                        f"{hint}.")
 
 
 def _pyplot():
@@ -105,7 +97,7 @@ class HistoryDisplay:
             (regressors), when the fit held out validation rows.
         ax : matplotlib Axes, optional
         """
-        _check_skmtl_estimator(estimator, "HistoryDisplay")
+        check_skmtl_estimator(estimator, "HistoryDisplay", verb="draws")
         _pyplot()  # before any work on the estimator
         check_is_fitted(estimator)
         history = estimator.history_
@@ -216,7 +208,7 @@ class GateWeightsDisplay:
             every level but the last the shared gate).
         ax : matplotlib Axes, optional
         """
-        _check_skmtl_estimator(estimator, "GateWeightsDisplay")
+        check_skmtl_estimator(estimator, "GateWeightsDisplay", verb="draws")
         _pyplot()
         if not hasattr(estimator, "gate_weights"):
             raise TypeError(f"{type(estimator).__name__} has no gates; GateWeightsDisplay "
@@ -343,7 +335,7 @@ class TaskCalibrationDisplay:
             As :func:`sklearn.calibration.calibration_curve`.
         ax : matplotlib Axes, optional
         """
-        _check_skmtl_estimator(estimator, "TaskCalibrationDisplay")
+        check_skmtl_estimator(estimator, "TaskCalibrationDisplay", verb="draws")
         _pyplot()
         if not hasattr(estimator, "predict_proba"):
             raise TypeError(f"{type(estimator).__name__} predicts no probabilities; "

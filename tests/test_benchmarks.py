@@ -291,6 +291,9 @@ def test_other_data_puts_candidates_beside_gradient_boosting(tmp_path):
         assert _number(row["fit s"]) > 0
         assert row["epochs"] == ("–" if row["contender"] == other_data.GRADIENT_BOOSTING
                                  else "6.0")
+    # the cancer's skewed measurements take the bins; the diabetes' smooth ones do not
+    assert [row["numeric_encoding_"] for row in rows] == ["–", "piecewise_linear", "–",
+                                                          "standard"]
     assert 0.95 < _number(rows[0][score]) <= 1.0 and 0.95 < _number(rows[1][score]) <= 1.0
     assert 0.1 < _number(rows[2][score]) < 0.7 and 0.1 < _number(rows[3][score]) < 0.7
 

@@ -9,6 +9,8 @@ import pytest
 from distributed import Client, LocalCluster
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from skmtl import MMOEClassifier, MMOERegressor
 from skmtl.dask import predict_frame, torch_threads
@@ -96,3 +98,15 @@ def test_predict_frame_of_a_regressor_and_a_multiclass_task():
         predict_frame(MMOEClassifier(), dd.from_pandas(X, npartitions=3))
     with pytest.raises(TypeError, match="needs a Dask DataFrame; got DataFrame"):
         predict_frame(model, X)
+    # the wrappers of a model: a hint, not an AttributeError on a private attribute
+    pipeline = make_pipeline(FunctionTransformer(), MMOEClassifier(max_epochs=1)).fit(X, Y)
+    with pytest.raises(TypeError, match=r"got Pipeline \(for a Pipeline, pass .*pipeline\[-1\]"):
+        predict_frame(pipeline, dd.from_pandas(X, npartitions=3))
+    search = GridSearchCV(MMOEClassifier(max_epochs=1), {"dropout": [0.0]}, cv=2).fit(X, Y)
+    with pytest.raises(TypeError, match="got GridSearchCV .*best_estimator_"):
+        predict_frame(search, dd.from_pandas(X, npartitions=3))
+    from dask_ml.wrappers import Incremental
+
+    incremental = Incremental(MMOEClassifier(max_epochs=1))
+    with pytest.raises(TypeError, match="got Incremental .*estimator_"):
+        predict_frame(incremental, dd.from_pandas(X, npartitions=3))

@@ -283,7 +283,7 @@ def test_missing_numbers_refused_where_they_cannot_be_encoded(tasks, tmp_path):
     with pytest.raises(ValueError, match=r"\['num_a'\] contain NaN, which numeric_encoding="
                                          "'passthrough' does not encode"):
         MMOEClassifier(**FAST, numeric_encoding="passthrough").fit(bad, Y)
-    model = MMOEClassifier(**FAST).fit(X, Y)
+    model = MMOEClassifier(**FAST, numeric_encoding="piecewise_linear").fit(X, Y)
     # a model saved before missing values were learned has no level for them
     state = model._encoder.to_dict()
     del state["numeric"]["missing_levels"], state["numeric"]["learned_missing"]
@@ -292,7 +292,7 @@ def test_missing_numbers_refused_where_they_cannot_be_encoded(tasks, tmp_path):
         model.predict_proba(bad)
     # and one pickled then (joblib): neither its encoding nor its embedding has the
     # attributes (predict raised AttributeError, and so did save)
-    older = MMOEClassifier(**FAST).fit(X, Y)
+    older = MMOEClassifier(**FAST, numeric_encoding="piecewise_linear").fit(X, Y)
     del older._encoder.numeric_.missing_levels_, older._encoder.numeric_.learned_missing_
     del older.net_.module_.embedding.numeric_embedding.missing_offsets
     pickled = pickle.loads(pickle.dumps(older))
@@ -563,6 +563,61 @@ def test_standard_and_passthrough_numeric_encodings(tasks):
     _, numeric = on._encoder.transform(X)
     np.testing.assert_allclose(numeric.mean(0), 0.0, atol=1e-5)
     np.testing.assert_allclose(numeric.std(0), 1.0, rtol=1e-4)
+
+
+
+def _smooth_and_heavy(n=600, seed=0):
+    """A frame of two smooth columns and a label; and an amount that is 0 on 90 % of rows."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"normal": rng.normal(size=n), "uniform": rng.uniform(size=n)})
+    amount = np.where(rng.random(n) < 0.9, 0.0, rng.lognormal(8.0, 1.0, n))
+    y = (X["normal"] + X["uniform"] + (amount > 0) + rng.normal(0, 0.5, n) > 1.0).astype(int)
+    return X, amount, y
+
+
+def test_auto_numeric_encoding_bins_only_columns_that_need_them(tmp_path):
+    X, amount, y = _smooth_and_heavy()
+    fast = dict(max_epochs=2, random_state=0)
+    smooth = MMOEClassifier(**fast).fit(X, y)
+    assert smooth.numeric_encoding == "auto" and smooth.numeric_encoding_ == "standard"
+    standard = MMOEClassifier(numeric_encoding="standard", **fast).fit(X, y)
+    np.testing.assert_array_equal(smooth.predict_proba(X), standard.predict_proba(X))
+    # one heavy column bins the table, with the very bins "piecewise_linear" fits
+    heavy_X = X.assign(amount=amount)
+    heavy = MMOEClassifier(**fast).fit(heavy_X, y)
+    assert heavy.numeric_encoding_ == "piecewise_linear"
+    binned = MMOEClassifier(numeric_encoding="piecewise_linear", **fast).fit(heavy_X, y)
+    np.testing.assert_array_equal(heavy.predict_proba(heavy_X), binned.predict_proba(heavy_X))
+    del heavy.numeric_encoding_  # pickled before the attribute existed
+    assert pickle.loads(pickle.dumps(heavy)).numeric_encoding_ == "piecewise_linear"
+    # a skewed column without a mass point, and missing values, choose the bins too
+    skewed = MMOEClassifier(**fast).fit(X.assign(normal=np.exp(2 * X["normal"])), y)
+    assert skewed.numeric_encoding_ == "piecewise_linear"
+    gappy = X.copy()
+    gappy.loc[::50, "uniform"] = np.nan
+    learned = MMOEClassifier(**fast).fit(gappy, y)
+    assert learned.numeric_encoding_ == "piecewise_linear"
+    assert learned._encoder.numeric_.learned_missing_ == [False, True]
+    # a 0/1 column is neither; nor is a mass point in rows of weight 0
+    flag = MMOEClassifier(**fast).fit(X.assign(flag=(amount > 0).astype(float)), y)
+    assert flag.numeric_encoding_ == "standard"
+    weight = np.where(amount > 0, 1.0, 0.0)
+    weight[:200] = 1.0  # 0 on about 60 % of the rows
+    zeros_unweighted = X.assign(amount=np.where(weight > 0, X["normal"], 0.0))
+    assert MMOEClassifier(**fast).fit(zeros_unweighted, y).numeric_encoding_ == \
+        "piecewise_linear"
+    assert MMOEClassifier(**fast).fit(zeros_unweighted, y, sample_weight=weight) \
+        .numeric_encoding_ == "standard"
+    # the choice is the fitted model's: saved, loaded, continued
+    smooth.save(tmp_path / "smooth.skmtl")
+    loaded = skmtl.load(tmp_path / "smooth.skmtl")
+    assert loaded.numeric_encoding_ == "standard" and loaded.numeric_encoding == "auto"
+    np.testing.assert_array_equal(loaded.predict_proba(X), smooth.predict_proba(X))
+    smooth.set_params(warm_start=True).fit(heavy_X.drop(columns="amount"), y)
+    assert smooth.numeric_encoding_ == "standard" and smooth.n_iter_ == 4
+    # a table without numeric columns
+    codes = pd.DataFrame({"c": pd.Categorical(np.arange(600) % 3)})
+    assert MMOEClassifier(**fast).fit(codes, y).numeric_encoding_ == "standard"
 
 
 def test_parameters_are_validated_at_fit_not_init(tasks):

@@ -133,7 +133,8 @@ def test_aitm_takes_large_sample_weights_whose_losses_sum_beyond_float32():
     # nearly every click buys: both stages start at about the same rate (the outputs
     # start at the label frequencies), so rows above their click probability abound
     funnel = pd.DataFrame({"click": click, "buy": click * (rng.integers(0, 50, 200) > 0)})
-    model = AITMClassifier(max_epochs=1, learning_rate=1e-12, random_state=0)
+    model = AITMClassifier(max_epochs=1, learning_rate=1e-12, random_state=0,
+                           numeric_encoding="piecewise_linear")  # (whose start has such rows)
     model.fit(X, funnel, sample_weight=np.full(200, 1e20))
     assert 1e18 < model.history_[-1, "train_loss"] < np.inf
 
@@ -507,6 +508,8 @@ def test_new_estimators_validate_their_own_parameters(tasks):
         AITMClassifier(transfer_units=0, **FAST).fit(X, funnel)
     with pytest.raises(ValueError, match="calibration_weight"):
         AITMClassifier(calibration_weight=-1.0, **FAST).fit(X, funnel)
+    with pytest.raises(ValueError, match=r"calibration_weight.*1e\+30"):
+        AITMClassifier(calibration_weight=1e39, **FAST).fit(X, funnel)
     with pytest.raises(ValueError, match="n_experts"):
         OMOERegressor(n_experts=0, **FAST).fit(X, _regression_targets(X))
 

@@ -562,6 +562,15 @@ def test_onnx_inputs_refuse_what_predict_refuses(data):
         onnx_inputs(to_onnx(passthrough, X), X.assign(num_a=np.nan))
     with pytest.raises(ValueError, match="'age' holds numbers that are not whole"):
         onnx_inputs(model, X.assign(age=50.9))
+    # text in the int64 input: digits are the numbers predict reads, other text and bytes
+    # are refused as predict refuses them (a bare TypeError of NumPy's before)
+    as_text = X.assign(age=X["age"].astype(str))
+    np.testing.assert_array_equal(onnx_inputs(model, as_text)["age"],
+                                  onnx_inputs(model, X)["age"])
+    for text, shown in ((["1", "x"], "'x'"), ([b"1", b"2"], "b'1'")):
+        with pytest.raises(ValueError, match=f"'age' holds values that are not numbers .*"
+                                             f"{shown}"):
+            onnx_inputs(model, X.iloc[:2].assign(age=pd.Series(text, dtype=object).array))
     # dates and durations, which numpy would make numbers (NaT a finite one)
     days = pd.Series(pd.date_range("2020-01-01", periods=len(X)))
     for dates in [days.astype(object).where(np.arange(len(X)) % 3 > 0, None), days,

@@ -303,6 +303,58 @@ def test_parquet_categories_reads_each_file_with_its_types(tmp_path):
     assert parquet_categories(tmp_path, "uid") == {"uid": [1, 2, 3, 2**40]}
 
 
+def test_the_row_index_pandas_stored_is_no_feature(numeric, tmp_path):
+    # DataFrame.to_parquet stores an index other than a range as __index_level_0__,
+    # which fit_parquet learned as a feature: the same rows, other predictions
+    X, y, array_model = numeric
+    sampled = X.assign(label=y).sample(frac=1.0, random_state=0)
+    (tmp_path / "train").mkdir()
+    sampled.to_parquet(tmp_path / "train" / "part-0.parquet")
+    model = fit_parquet(MMOEClassifier(max_epochs=1, random_state=0), tmp_path / "train",
+                        "label", batch_rows=300)
+    assert list(model.feature_names_in_) == ["a", "b", "c"]
+    scores = []
+    for k, index in enumerate([range(10, 310), range(10**6, 10**6 + 300)]):
+        (tmp_path / f"new{k}").mkdir()
+        X.set_axis(list(index)).rename_axis("row").to_parquet(tmp_path / f"new{k}" / "x.parquet")
+        predict_parquet(model, tmp_path / f"new{k}", tmp_path / f"scores{k}.parquet")
+        scores.append(pq.read_table(tmp_path / f"scores{k}.parquet")["proba_label"].to_numpy())
+    np.testing.assert_array_equal(scores[0], scores[1])
+    np.testing.assert_allclose(scores[0], model.predict_proba(X)[:, 1], rtol=1e-6)
+    # a model fitted on an array reads every column but the index ("row" here)
+    predict_parquet(array_model, tmp_path / "new1", tmp_path / "array.parquet")
+    np.testing.assert_allclose(pq.read_table(tmp_path / "array.parquet")["proba_task_0"],
+                               array_model.predict_proba(X.to_numpy())[:, 1], rtol=1e-6)
+
+
+def test_parquet_categories_of_mixed_types_and_nan(tmp_path):
+    pq.write_table(pa.table({"store": [1, 2], "x": [1.0, np.nan]}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"store": ["3", "4"], "x": [2.0, None]}), tmp_path / "b.parquet")
+    # NaN is missing, as null is (it came back as a category)
+    assert parquet_categories(tmp_path, "x") == {"x": [1.0, 2.0]}
+    with pytest.raises(ValueError, match=r"Column 'store' holds values of types that cannot be "
+                                         r"compared across the files \(int64 in .*a\.parquet, "
+                                         r"string in .*b\.parquet\)"):
+        parquet_categories(tmp_path, ["x", "store"])
+
+
+def test_wrappers_of_a_model_get_a_hint(numeric, tmp_path):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y, model = numeric
+    source = _write_parts(tmp_path / "in", X.assign(label=y))
+    pipeline = make_pipeline(StandardScaler(), MMOEClassifier(max_epochs=1)).fit(X, y)
+    with pytest.raises(TypeError, match=r"predict_parquet takes a skmtl estimator; got "
+                                        r"Pipeline \(for a Pipeline, pass its last step"):
+        predict_parquet(pipeline, source, tmp_path / "scores.parquet")
+    with pytest.raises(TypeError, match="fit_parquet takes a skmtl estimator; got Pipeline"):
+        fit_parquet(make_pipeline(StandardScaler(), MMOEClassifier()), source, "label")
+    # a folder as the destination: refused before any work, not by open() at the end
+    with pytest.raises(ValueError, match="destination .* is a folder; give the path"):
+        predict_parquet(model, source, tmp_path)
+
+
 def test_a_single_column_name_is_one_column_and_batch_rows_is_checked(numeric, tmp_path):
     X, y, _ = numeric
     source = _write_parts(tmp_path / "in", X.assign(label=y, id=range(300)))

@@ -41,7 +41,8 @@ def _fitted(kind, tasks):
         labels = Y.assign(t2=np.where(Y["t2"] == 1, "buy", "skip"),
                           grade=pd.cut(X["num_a"], [-np.inf, -0.5, 0.5, np.inf],
                                        labels=[0, 1, 2]).astype(int))
-        return MMOEClassifier(early_stopping=True, **FAST).fit(X, labels)
+        return MMOEClassifier(early_stopping=True, numeric_encoding="piecewise_linear",
+                              **FAST).fit(X, labels)
     if kind == "single":
         return MMOEClassifier(**FAST).fit(X[["num_a", "num_b"]].to_numpy(), Y["t1"].to_numpy())
     stages = funnel.assign(purchase=funnel["conversion"] * (X["num_b"] > 3).astype(int))
@@ -197,6 +198,18 @@ def test_pandas_containers_in_parameters(tasks, tmp_path):
                           categorical_features=pd.Index(["color", "shop"])).fit(X, Y)
     assert warm.fit(X, Y).n_iter_ == 6
 
+
+
+@pytest.mark.parametrize("task_weights, saved", [
+    (torch.tensor([1.0, 2.0]), [1.0, 2.0]), ({"t2": torch.tensor(0.5)}, {"t2": 0.5})])
+def test_torch_values_in_parameters(tasks, tmp_path, task_weights, saved):
+    # fit took a tensor, and save refused it: "cannot save parameter ... as JSON"
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST, task_weights=task_weights).fit(X, Y)
+    model.save(tmp_path / "m.skmtl")
+    loaded = load(tmp_path / "m.skmtl")
+    assert loaded.get_params()["task_weights"] == saved
+    np.testing.assert_array_equal(loaded.predict_proba(X)[0], model.predict_proba(X)[0])
 
 @pytest.mark.parametrize("tower_units", [[(8,), (4, 2)], {"t1": (8,), "t2": (4, 2)}, (6, 3)])
 def test_tower_units_come_back_in_the_form_given(tasks, tmp_path, tower_units):

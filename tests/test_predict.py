@@ -171,7 +171,8 @@ def test_autocast_predicts_on_the_calling_thread(models, holdout, small_blocks, 
 def test_threads_share_the_memory_bounds_of_a_wide_table(monkeypatch, two_torch_threads):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3000, 400))
-    model = MMOEClassifier(max_epochs=1, random_state=0).fit(X[:600], (X[:600, 0] > 0))
+    model = MMOEClassifier(max_epochs=1, numeric_encoding="piecewise_linear",
+                           random_state=0).fit(X[:600], (X[:600, 0] > 0))
     monkeypatch.setattr(_predict, "PARALLEL_ROWS_PER_THREAD", 100)
     monkeypatch.setattr(_RowReader, "block_values", 2 ** 20)  # blocks of 2,621 rows at most
     sizes = []

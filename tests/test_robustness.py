@@ -10,6 +10,7 @@ import pytest
 import torch
 from scipy import sparse
 from sklearn.exceptions import NotFittedError
+from sklearn.metrics import roc_auc_score
 from sklearn.utils.validation import check_is_fitted
 
 from skmtl import AITMClassifier, ESMMClassifier, MMOEClassifier, MMOERegressor
@@ -350,6 +351,23 @@ def test_partial_fit_first_chunk_without_a_class_does_not_start_certain(tasks, c
     assert model.predict_proba(X)[1][:, 1].mean() > 1e-3
 
 
+def test_partial_fit_first_chunk_without_a_tasks_labels_given_the_classes(tasks):
+    # a task labelled on a few rows: whether fit_parquet's first shuffled frame had one
+    # decided whether it fitted ("Every label of task 't2' is missing")
+    X, Y, _ = tasks
+    X = X.astype({"color": "category"})
+    unlabelled = Y.astype(float).assign(t2=np.nan)
+    with pytest.raises(ValueError, match="Every label of task 't2' is missing"):
+        MMOEClassifier(**FAST).partial_fit(X[:300], unlabelled[:300])
+    with pytest.raises(ValueError, match="Every label of task 't2' is missing"):
+        MMOERegressor(**FAST).partial_fit(X[:300], unlabelled[:300], classes=None)
+    model = MMOEClassifier(**FAST).partial_fit(X[:300], unlabelled[:300],
+                                               classes=[[0, 1], [0, 1]])
+    assert model.predict_proba(X)[1][:, 1].mean() == pytest.approx(0.5, abs=0.2)
+    model.partial_fit(X[300:], Y[300:])
+    assert roc_auc_score(Y["t2"], model.predict_proba(X)[1][:, 1]) > 0.6
+
+
 def test_a_class_without_weight_leaves_the_other_tasks_prior(tasks):
     # a rare class of t1 whose one row weighs 0 (or went to the validation rows): t1 starts
     # neutral, t2 at its base rate
@@ -414,8 +432,8 @@ def test_labels_of_mixed_or_other_types(tasks):
 def test_task_weights_by_integer_column_names(tasks):
     X, Y, _ = tasks
     model = MMOEClassifier(**FAST, task_weights={0: 2.0}).fit(X, Y.set_axis([0, 1], axis=1))
-    assert model.history_[-1]["task_weight_0"] == 2.0
-    assert model.history_[-1]["task_weight_1"] == 1.0
+    assert model.history_[-1]["task_weight_0"] == 1.0  # the ratios: divided by the largest
+    assert model.history_[-1]["task_weight_1"] == 0.5
 
 
 def test_divergence_names_the_task(tasks, monkeypatch):

@@ -465,7 +465,9 @@ def test_sparse_embeddings_train_the_rows_a_batch_looks_up(sparse_embeddings):
     if sparse_embeddings:
         # a row no batch looks up ("never seen") shrinks towards zero by Adam's weight
         # decay alone, as in dense steps: the sparse ones catch up with the steps it missed
-        assert (after[~used].abs() <= before[~used].abs()).all()
+        # (Adam's steps are about learning_rate long: a value near 0 may cross it)
+        bound = torch.clamp(before[~used].abs(), min=model.learning_rate)
+        assert (after[~used].abs() <= bound).all()
         assert (after[~used].abs() < before[~used].abs()).any()
     # and the rows the sparse steps left behind were caught up at each epoch's end
     assert all("last_update" not in state for state in model.net_.optimizer_.state.values())

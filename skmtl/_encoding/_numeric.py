@@ -9,6 +9,13 @@ from sklearn import config_context, get_config
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 NUMERIC_ENCODINGS = ("piecewise_linear", "periodic", "quantile", "standard", "passthrough")
+# numeric_encoding="auto" chooses "piecewise_linear" for a table where some numeric
+# column is mostly one value or heavy-tailed, "standard" for one of smooth columns:
+# a column needs bins when one value holds at least this share of its (weighted)
+# rows, or when its skewness is at least this large (see benchmarks/README.md,
+# "Data the defaults were not chosen on").
+AUTO_MODE_SHARE = 0.5
+AUTO_SKEWNESS = 2.0
 BIN_STRATEGIES = ("quantile", "target")
 # Quantiles and bin edges are learned from at most this many rows, drawn at
 # random: it bounds the memory and time of fit on millions of rows (as the
@@ -58,7 +65,11 @@ class NumericEncoding:
 
     Parameters
     ----------
-    encoding : str, one of ``NUMERIC_ENCODINGS``
+    encoding : str, one of ``NUMERIC_ENCODINGS`` or ``"auto"``
+        ``"auto"`` becomes ``"piecewise_linear"`` in :meth:`fit` when some
+        column is mostly one value or heavy-tailed (:func:`needs_bins`) or has
+        missing values, and ``"standard"`` otherwise; ``encoding`` then holds
+        the choice.
     n_bins : int
         Largest number of bins per column for ``"piecewise_linear"``.
     bin_strategy : {"quantile", "target"}
@@ -118,10 +129,22 @@ class NumericEncoding:
             Threads that grow the target bins' trees, several columns at
             once (the same bins with any number).
         """
-        if self.encoding not in NUMERIC_ENCODINGS:
-            raise ValueError(f"numeric_encoding must be one of {NUMERIC_ENCODINGS}; "
-                             f"got {self.encoding!r}.")
+        if self.encoding not in NUMERIC_ENCODINGS + ("auto",):
+            raise ValueError(f"numeric_encoding must be one of {NUMERIC_ENCODINGS + ('auto',)}"
+                             f"; got {self.encoding!r}.")
         n_numeric = reader.n_numeric
+        rng = np.random.RandomState(self.random_state)
+        sample = missing = None
+        if self.encoding == "auto" and n_numeric:
+            # the rows the bins would be learned from (the same draws: "auto" that
+            # chooses bins fits the bins "piecewise_linear" fits); missing values
+            # choose bins too: the bins learn where they go, as gradient boosting does
+            sample = _Sample(reader, sample_weight, rng)
+            missing = reader.numeric_missing(sample_weight)
+            self.encoding = ("piecewise_linear" if missing.any() or any(
+                needs_bins(*sample.known(i)[:2]) for i in range(n_numeric)) else "standard")
+        elif self.encoding == "auto":
+            self.encoding = "standard"
         self.mean_, self.scale_ = np.zeros(n_numeric), np.ones(n_numeric)
         self.knots_, self.levels_ = [], []
         self.learned_missing_ = [False] * n_numeric
@@ -143,15 +166,15 @@ class NumericEncoding:
             return self
         if self.encoding == "piecewise_linear":
             # from every row, not the subsample: a rare missing value is still learned
-            self.learned_missing_ = reader.numeric_missing(sample_weight).tolist()
-        rng = np.random.RandomState(self.random_state)
-        rows = _subsample(reader.n_samples, FIT_SUBSAMPLE_SIZE, rng)
-        values = reader.numeric_sample(rows)
-        weight = _usable_weight(None if sample_weight is None else sample_weight[rows])
+            if missing is None:
+                missing = reader.numeric_missing(sample_weight)
+            self.learned_missing_ = missing.tolist()
+        if sample is None:
+            sample = _Sample(reader, sample_weight, rng)
         target_bins = self.bin_strategy == "target" and self.encoding == "piecewise_linear"
         if target_bins and targets is None:
             raise ValueError('bin_strategy="target" needs the targets in fit.')
-        sample_targets = targets[rows] if target_bins else None
+        sample_targets = targets[sample.rows] if target_bins else None
         unknown, medians, trees = [], [], {}
         self.knots_, self.levels_ = [None] * n_numeric, [None] * n_numeric
 
@@ -162,14 +185,9 @@ class NumericEncoding:
             trees.clear()
 
         for i in range(n_numeric):
-            # the known values of the column in rows of positive weight (none: a constant 0)
-            known = ~np.isnan(values[:, i])
-            if weight is not None:
-                known &= weight > 0
+            column, column_weight, known = sample.known(i)
             if not known.any():
                 unknown.append(i)
-            column = values[known, i] if known.any() else np.zeros(1)
-            column_weight = None if weight is None or not known.any() else weight[known]
             medians.append(_median(column, column_weight))
             if self.encoding == "piecewise_linear":
                 if target_bins and known.any():
@@ -204,8 +222,13 @@ class NumericEncoding:
     @classmethod
     def agreed(cls, states, n_numeric):
         """The encoding of a fit on several ranks, from each rank's :meth:`to_dict`: the
-        first rank's, learning the missing values of a column any rank has some of."""
-        encoding = cls.from_dict(states[0], n_numeric)
+        first rank's, learning the missing values of a column any rank has some of.
+
+        Ranks that chose apart (``"auto"``, each on its own rows) agree on the bins of
+        the first rank that chose them: some rank's rows need them.
+        """
+        binned = [state for state in states if state["encoding"] == "piecewise_linear"]
+        encoding = cls.from_dict(binned[0] if binned else states[0], n_numeric)
         if encoding.encoding == "piecewise_linear":
             encoding.learned_missing_ = [
                 any(state["learned_missing"][i] for state in states) for i in range(n_numeric)]
@@ -303,6 +326,65 @@ def _without_overflowing_slopes(knots, levels):
         if np.isfinite(slope):
             kept.append(k)
     return knots[kept], levels[kept]
+
+
+class _Sample:
+    """The rows of a fit the maps are learned from: at most ``FIT_SUBSAMPLE_SIZE``."""
+
+    def __init__(self, reader, sample_weight, rng):
+        self.rows = _subsample(reader.n_samples, FIT_SUBSAMPLE_SIZE, rng)
+        self.values = reader.numeric_sample(self.rows)
+        self.weight = _usable_weight(None if sample_weight is None
+                                     else sample_weight[self.rows])
+
+    def known(self, i):
+        """``(values, weight, known)`` of column ``i``: its known values in rows of positive
+        weight (none: a constant 0), their weights (or None) and the mask of those rows."""
+        known = ~np.isnan(self.values[:, i])
+        if self.weight is not None:
+            known &= self.weight > 0
+        if not known.any():
+            return np.zeros(1), None, known
+        return (self.values[known, i], None if self.weight is None else self.weight[known],
+                known)
+
+
+def needs_bins(values, weight=None):
+    """Whether a numeric column is mostly one value or heavy-tailed.
+
+    Such columns (incomes, amounts, counts that are 0 on most rows) are where
+    the piecewise-linear encoding's target bins pay; on smooth columns a
+    standardised input is as good and faster. A column of at most two distinct
+    values is neither. Values beyond float32's range need bins too: a
+    standardised input cannot hold them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> needs_bins(rng.normal(size=1000)), needs_bins(rng.uniform(size=1000))
+    (False, False)
+    >>> gains = np.where(rng.random(1000) < 0.9, 0.0, rng.lognormal(8, 1, 1000))
+    >>> needs_bins(gains), needs_bins(rng.lognormal(0, 1.5, 1000))  # mostly 0; skewed
+    (True, True)
+    >>> needs_bins(rng.integers(0, 2, 1000).astype(float))  # two values
+    False
+    """
+    distinct, inverse = np.unique(values, return_inverse=True)
+    if max(-distinct[0], distinct[-1]) > np.finfo(np.float32).max:
+        return True
+    if len(distinct) <= 2:
+        return False
+    weight = np.ones(len(values)) if weight is None else np.asarray(weight, dtype=np.float64)
+    total = weight.sum()
+    if np.bincount(inverse, weights=weight).max() >= AUTO_MODE_SHARE * total:
+        return True
+    mean = weight @ values / total
+    spread = np.sqrt(weight @ (values - mean) ** 2 / total)
+    if not spread > 0:  # (or not finite: values near float64's limits)
+        return not spread == 0
+    skewness = weight @ ((values - mean) / spread) ** 3 / total
+    return not abs(skewness) < AUTO_SKEWNESS  # (NaN: heavy)
 
 
 def _subsample(n_samples, size, rng):
