@@ -343,6 +343,14 @@ def fit_parquet(estimator, source, targets, *, features=None, epochs=1, batch_ro
     if features is None:
         features = [name for name in _data_columns(dataset) if name not in others]
     features = _column_names(features)
+    for name, names in (("targets", target_names), ("features", features)):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"{name} names {repeated} more than once.")
+    both = sorted(set(features) & set(others))
+    if both:
+        raise ValueError(f"Columns {both} are features and also targets or weight_column; "
+                         "a column can be one of them only.")
     columns = features + others
     _check_columns(dataset, columns)
     rng = np.random.default_rng(random_state)

@@ -350,6 +350,11 @@ def test_wrappers_of_a_model_get_a_hint(numeric, tmp_path):
         predict_parquet(pipeline, source, tmp_path / "scores.parquet")
     with pytest.raises(TypeError, match="fit_parquet takes a skmtl estimator; got Pipeline"):
         fit_parquet(make_pipeline(StandardScaler(), MMOEClassifier()), source, "label")
+    # repeated columns, and a target among the features ("X has duplicate column names")
+    with pytest.raises(ValueError, match=r"targets names \['label'\] more than once"):
+        fit_parquet(MMOEClassifier(), source, ["label", "label"])
+    with pytest.raises(ValueError, match=r"Columns \['label'\] are features and also targets"):
+        fit_parquet(MMOEClassifier(), source, "label", features=["a", "label"])
     # a folder as the destination: refused before any work, not by open() at the end
     with pytest.raises(ValueError, match="destination .* is a folder; give the path"):
         predict_parquet(model, source, tmp_path)
