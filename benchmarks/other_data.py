@@ -30,8 +30,6 @@ boosting's summed over its models.
 """
 
 import argparse
-import shlex
-import sys
 import time
 from datetime import datetime, timezone
 
@@ -44,7 +42,7 @@ from sklearn.model_selection import train_test_split
 
 from skmtl import MMOEClassifier, MMOERegressor
 
-from .report import machine_info, script_header
+from .report import write_script_table
 
 GRADIENT_BOOSTING = "HistGradientBoosting, one per task"
 # name -> the change of the estimators' defaults
@@ -212,18 +210,12 @@ def main(argv=None):
 
 
 def _write(args, argv, rows, started, clock):
-    argv = sys.argv[1:] if argv is None else argv
-    lines = script_header("skmtl on data its defaults were not chosen on",
-                          f"python -m benchmarks.other_data {shlex.join(argv)}".strip(),
-                          machine_info(), clock,
-                          note=f"; started {started:%Y-%m-%d %H:%M} UTC; seeds {args.seeds}")
-    lines += ["| problem | contender | test AUC or R² (mean over tasks) | fit s | epochs | "
-              "numeric_encoding_ |", "|---|---|---|---|---|---|"]
-    for problem, name, cells in rows:
-        lines.append(f"| {problem} | {name} | {cells['score']} | {cells['fit s']} | "
-                     f"{cells['epochs']} | {cells['numeric_encoding_']} |")
-    with open(args.output, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_script_table(args.output, "skmtl on data its defaults were not chosen on",
+                       "benchmarks.other_data", argv, started, clock, args.seeds,
+                       ("problem", "contender", "test AUC or R² (mean over tasks)", "fit s",
+                        "epochs", "numeric_encoding_"),
+                       [(problem, name, cells["score"], cells["fit s"], cells["epochs"],
+                         cells["numeric_encoding_"]) for problem, name, cells in rows])
 
 
 if __name__ == "__main__":

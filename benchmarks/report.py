@@ -3,7 +3,9 @@
 import math
 import os
 import platform
+import shlex
 import subprocess
+import sys
 import time
 from importlib import metadata
 
@@ -67,6 +69,23 @@ def script_header(title, command, machine, started, note="", extra_versions=""):
             f"{extra_versions}skmtl {versions['skmtl']} "
             f"(commit {versions.get('skmtl commit', '?')})",
             f"- took {(time.perf_counter() - started) / 60:.1f} min{note}", ""]
+
+
+def write_script_table(path, title, script, argv, started, clock, seeds, columns, rows):
+    """Write a separate script's report: its header, then one markdown table.
+
+    ``argv``: the script's arguments (None: ``sys.argv``'s); ``started``: the UTC
+    datetime, ``clock``: the ``time.perf_counter()`` of its start; ``rows``: the
+    tables' cells, as strings in ``columns``' order.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    lines = script_header(title, f"python -m {script} {shlex.join(argv)}".strip(),
+                          machine_info(), clock,
+                          note=f"; started {started:%Y-%m-%d %H:%M} UTC; seeds {seeds}")
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def _git_commit():

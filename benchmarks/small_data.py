@@ -24,8 +24,6 @@ package's own (1/64 of the rows within [32, 1024] since session 13).
 """
 
 import argparse
-import shlex
-import sys
 import time
 from datetime import datetime, timezone
 
@@ -37,7 +35,7 @@ from skmtl import ESMMClassifier, MMOEClassifier, MMOERegressor
 from skmtl.datasets import make_entire_space, make_multitask
 
 from .data import load_census
-from .report import machine_info, script_header
+from .report import write_script_table
 
 TEST_ROWS = 10_000
 # name -> batch size of n training rows (None: the estimators' "auto")
@@ -181,17 +179,10 @@ def main(argv=None):
 
 
 def _write(args, argv, rows, started, clock):
-    argv = sys.argv[1:] if argv is None else argv
-    lines = script_header("skmtl on small tables",
-                          f"python -m benchmarks.small_data {shlex.join(argv)}".strip(),
-                          machine_info(), clock,
-                          note=f"; started {started:%Y-%m-%d %H:%M} UTC; seeds {args.seeds}")
-    lines += ["| training rows | contender | " + " | ".join(COLUMNS) + " |",
-              "|---|---|" + "---|" * len(COLUMNS)]
-    for n, name, cells in rows:
-        lines.append(f"| {n:,} | {name} | " + " | ".join(cells[k] for k in COLUMNS) + " |")
-    with open(args.output, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_script_table(args.output, "skmtl on small tables", "benchmarks.small_data", argv,
+                       started, clock, args.seeds, ("training rows", "contender", *COLUMNS),
+                       [(f"{n:,}", name, *(cells[k] for k in COLUMNS))
+                        for n, name, cells in rows])
 
 
 if __name__ == "__main__":
