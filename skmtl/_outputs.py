@@ -1,6 +1,7 @@
 """Predictions as named columns, for outputs written as tables (Parquet, Dask)."""
 
 import numpy as np
+from sklearn.model_selection._search import BaseSearchCV
 
 from ._base import MultiTaskEstimatorBase
 
@@ -12,10 +13,10 @@ def check_skmtl_estimator(estimator, user, verb="takes"):
         return
     if hasattr(estimator, "steps"):
         hint = " (for a Pipeline, pass its last step, pipeline[-1], and X as that step sees it)"
-    elif hasattr(estimator, "best_estimator_") or hasattr(estimator, "param_grid"):
+    elif isinstance(estimator, BaseSearchCV):
         hint = " (for a search, pass its best_estimator_)"
-    elif hasattr(estimator, "estimator"):
-        hint = " (for a wrapper such as dask-ml's Incremental, pass its fitted estimator_)"
+    elif type(estimator).__name__ == "Incremental":  # dask-ml's, which skmtl does not import
+        hint = " (for dask-ml's Incremental, pass its fitted estimator_)"
     else:
         hint = ""
     raise TypeError(f"{user} {verb} a skmtl estimator; got {type(estimator).__name__}{hint}.")

@@ -296,12 +296,14 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
             raise _not_numbers(values, name, dtype) from None
     if values.dtype.kind in "OUS" and not isinstance(values.dtype, pd.CategoricalDtype):
         # text such as "3" (ids read from a CSV), which predict reads as the number
-        if _dates_or_bytes(values):
-            raise _not_numbers(values, name, dtype)
-        numbers = pd.to_numeric(pd.Series(values, copy=False), errors="coerce")
-        if (numbers.isna() & pd.notna(values)).any():
-            raise _not_numbers(values, name, dtype)
-        values = numbers.to_numpy()
+        # (float() of each, as predict reads them: "NaN" is missing, "1_000" is 1000)
+        try:
+            if _dates_or_bytes(values):
+                raise TypeError
+            values = pd.Series(values, dtype=object, copy=False).to_numpy(dtype=np.float64,
+                                                                         na_value=np.nan)
+        except (TypeError, ValueError):
+            raise _not_numbers(values, name, dtype) from None
     if pd.isna(values).any():
         raise ValueError(f"Column {name!r} has missing values, which its {dtype} input "
                          "cannot hold.")

@@ -155,7 +155,9 @@ def iter_frames(source, columns=None, *, batch_rows=65_536, shuffle_buffer=None,
     source : str, path-like or list of them
         A Parquet file, a folder of Parquet files, or a list of files.
     columns : str or list of str, optional
-        The columns to read (default: all); every file must have them.
+        The columns to read (default: all but the row index pandas stored
+        with a frame, as ``pd.read_parquet`` reads it); every file must have
+        them.
     batch_rows : int, default=65536
     shuffle_buffer : int, optional
         Shuffle: visit the files in a random order and the rows in a random
@@ -187,7 +189,11 @@ def iter_frames(source, columns=None, *, batch_rows=65_536, shuffle_buffer=None,
     if shuffle_buffer is not None:
         _check_count(shuffle_buffer, "shuffle_buffer")
     columns = None if columns is None else _column_names(columns)
-    fragments = _check_columns(_dataset(source), columns or ())
+    dataset = _dataset(source)
+    fragments = _check_columns(dataset, columns or ())
+    # every column of each file but the row index pandas stored, as pd.read_parquet reads
+    index = () if columns is not None else sorted(
+        set(dataset.schema.names) - set(_data_columns(dataset)))
     rng = np.random.default_rng(random_state)
     if shuffle_buffer is not None:
         fragments = [fragments[i] for i in rng.permutation(len(fragments))]
@@ -198,7 +204,9 @@ def iter_frames(source, columns=None, *, batch_rows=65_536, shuffle_buffer=None,
     pending, n_pending = [], 0
     for fragment in fragments:
         for batch in fragment.to_batches(columns=columns, batch_size=batch_rows):
-            pending.append(arrow_to_pandas(batch))
+            part = arrow_to_pandas(batch)
+            pending.append(part.drop(columns=[c for c in index if c in part]) if index
+                           else part)
             n_pending += batch.num_rows
             if n_pending >= buffer_rows:
                 frame = _buffered(pending, shuffle)

@@ -18,7 +18,10 @@ from skmtl._optim import Adam
 from skmtl._training import LearningRateSchedule
 from skmtl.nn import PeriodicEmbedding, PiecewiseLinearEmbedding
 
-FAST = dict(max_epochs=3, batch_size=128, random_state=0)
+# the target bins, the path of most tables (numeric_encoding="auto" would
+# standardise these smooth columns)
+FAST = dict(max_epochs=3, batch_size=128, random_state=0,
+            numeric_encoding="piecewise_linear")
 
 
 def _encoded_numeric(encoder, X):
@@ -32,7 +35,8 @@ def _encoded_numeric(encoder, X):
 @pytest.mark.parametrize("cls", [MMOEClassifier, ESMMClassifier])
 def test_every_encoding_fits_and_predicts(encoding, cls, tasks, holdout):
     X, Y, funnel = tasks
-    model = cls(numeric_encoding=encoding, **FAST).fit(X, Y if cls is MMOEClassifier else funnel)
+    model = cls(**{**FAST, "numeric_encoding": encoding}).fit(
+        X, Y if cls is MMOEClassifier else funnel)
     for p in model.predict_proba(holdout[0]):
         assert np.all(np.isfinite(p))
     embedding = model.net_.module_.embedding.numeric_embedding
@@ -598,16 +602,16 @@ def test_values_beyond_float32_are_named_as_such(tasks):
     huge = X.copy()
     huge.loc[3, "num_b"] = 1e39
     with pytest.raises(ValueError, match=r"\['num_b'\] hold finite values beyond float32"):
-        MMOEClassifier(numeric_encoding="standard", **FAST).fit(huge, Y)
+        MMOEClassifier(**{**FAST, "numeric_encoding": "standard"}).fit(huge, Y)
     # the interpolated encodings clip such values to the fitted range, in fit and predict
-    model = MMOEClassifier(numeric_encoding="quantile", **FAST).fit(X, Y)
+    model = MMOEClassifier(**{**FAST, "numeric_encoding": "quantile"}).fit(X, Y)
     assert np.all(np.isfinite(model.predict_proba(huge)[0]))
-    model = MMOEClassifier(numeric_encoding="piecewise_linear", **FAST).fit(huge, Y)
+    model = MMOEClassifier(**{**FAST, "numeric_encoding": "piecewise_linear"}).fit(huge, Y)
     assert model._encoder.numeric_.knots_[1][-1] == 1e39
     both = huge.copy()
     both.loc[4, "num_a"] = np.inf
     with pytest.raises(ValueError, match=r"\['num_a'\] contain infinite values"):
-        MMOEClassifier(numeric_encoding="piecewise_linear", **FAST).fit(both, Y)
+        MMOEClassifier(**{**FAST, "numeric_encoding": "piecewise_linear"}).fit(both, Y)
 
 
 def test_standardised_values_far_from_zero_keep_their_spread(tasks):
@@ -615,13 +619,13 @@ def test_standardised_values_far_from_zero_keep_their_spread(tasks):
     # Timestamps of one day in 2023: float32 holds them only to 128 s.
     seconds = 1.7e9 + np.random.default_rng(0).uniform(0, 86_400, len(X))
     timed = X[["num_a"]].assign(time=seconds)
-    model = MMOEClassifier(numeric_encoding="standard", **FAST).fit(timed, Y)
+    model = MMOEClassifier(**{**FAST, "numeric_encoding": "standard"}).fit(timed, Y)
     _, numeric = model._encoder.transform(timed)
     expected = (seconds - seconds.mean()) / seconds.std()
     np.testing.assert_allclose(numeric[:, 1], expected, rtol=0, atol=1e-5)
     # standardised beyond float32's range, though finite in float32 before: named
     far = timed.assign(time=3e38)
-    scaled = MMOEClassifier(numeric_encoding="standard", **FAST).fit(timed.assign(
+    scaled = MMOEClassifier(**{**FAST, "numeric_encoding": "standard"}).fit(timed.assign(
         time=seconds * 1e-6), Y)
     with pytest.raises(ValueError, match=r"\['time'\] hold values that exceed float32's range "
                                          "once standardised"):

@@ -25,7 +25,10 @@ from skmtl._encoding import UNKNOWN_CODE, TabularEncoder
 from skmtl._encoding._tabular import _RowReader
 from skmtl.datasets import fetch_census_income
 
-FAST = dict(max_epochs=4, batch_size=128, random_state=0)
+# the target bins, the path of most tables (numeric_encoding="auto" would
+# standardise these smooth columns)
+FAST = dict(max_epochs=4, batch_size=128, random_state=0,
+            numeric_encoding="piecewise_linear")
 
 
 @pytest.fixture(scope="module")
@@ -282,8 +285,8 @@ def test_missing_numbers_refused_where_they_cannot_be_encoded(tasks, tmp_path):
     bad = X.assign(num_a=X["num_a"].where(X.index != 5))
     with pytest.raises(ValueError, match=r"\['num_a'\] contain NaN, which numeric_encoding="
                                          "'passthrough' does not encode"):
-        MMOEClassifier(**FAST, numeric_encoding="passthrough").fit(bad, Y)
-    model = MMOEClassifier(**FAST, numeric_encoding="piecewise_linear").fit(X, Y)
+        MMOEClassifier(**{**FAST, "numeric_encoding": "passthrough"}).fit(bad, Y)
+    model = MMOEClassifier(**{**FAST, "numeric_encoding": "piecewise_linear"}).fit(X, Y)
     # a model saved before missing values were learned has no level for them
     state = model._encoder.to_dict()
     del state["numeric"]["missing_levels"], state["numeric"]["learned_missing"]
@@ -292,7 +295,7 @@ def test_missing_numbers_refused_where_they_cannot_be_encoded(tasks, tmp_path):
         model.predict_proba(bad)
     # and one pickled then (joblib): neither its encoding nor its embedding has the
     # attributes (predict raised AttributeError, and so did save)
-    older = MMOEClassifier(**FAST, numeric_encoding="piecewise_linear").fit(X, Y)
+    older = MMOEClassifier(**{**FAST, "numeric_encoding": "piecewise_linear"}).fit(X, Y)
     del older._encoder.numeric_.missing_levels_, older._encoder.numeric_.learned_missing_
     del older.net_.module_.embedding.numeric_embedding.missing_offsets
     pickled = pickle.loads(pickle.dumps(older))
@@ -326,7 +329,7 @@ def test_missing_numbers_do_not_rescan_the_rows(encoding, monkeypatch):
 def test_crafted_missing_value_encodings_are_refused(tasks, encoding, key, value):
     # a level outside the encoding's range loaded, and predicted NaN for missing values
     X, Y, _ = tasks
-    model = MMOEClassifier(**FAST, numeric_encoding=encoding).fit(
+    model = MMOEClassifier(**{**FAST, "numeric_encoding": encoding}).fit(
         X.assign(num_a=X["num_a"].where(X.index % 5 != 0)), Y)
     state = model._encoder.to_dict()
     state["numeric"][key][0] = value
@@ -340,7 +343,7 @@ def test_a_numeric_column_without_known_values(tasks):
     empty = X.assign(num_b=np.nan)
     for encoding in ("piecewise_linear", "standard", "quantile"):
         with pytest.warns(UserWarning, match=r"Numeric columns \['num_b'\] have no known value"):
-            model = MMOEClassifier(**FAST, numeric_encoding=encoding).fit(empty, Y)
+            model = MMOEClassifier(**{**FAST, "numeric_encoding": encoding}).fit(empty, Y)
         # its weights never trained: values at predict must not reach them
         # (standard fed them raw: a value of 5000 moved probabilities by 0.9)
         # (piecewise-linear embedded them without the offset NaN rows had learned)
@@ -356,7 +359,7 @@ def test_a_numeric_column_without_known_values(tasks):
     hidden = X.assign(num_b=np.r_[np.full(1000, np.nan), X["num_b"][1000:]])
     for encoding in ("piecewise_linear", "quantile"):
         with pytest.warns(UserWarning, match=r"\['num_b'\] have no known value"):
-            model = MMOEClassifier(**FAST, numeric_encoding=encoding).fit(
+            model = MMOEClassifier(**{**FAST, "numeric_encoding": encoding}).fit(
                 hidden, Y, sample_weight=weight)
         np.testing.assert_array_equal(model._encoder.numeric_.knots_[1], [0.0])
 
@@ -554,8 +557,8 @@ def test_columns_must_match_fit(mmoe, holdout):
 
 def test_standard_and_passthrough_numeric_encodings(tasks):
     X, Y, _ = tasks
-    on = MMOEClassifier(numeric_encoding="standard", **FAST).fit(X, Y)
-    off = MMOEClassifier(numeric_encoding="passthrough", **FAST).fit(X, Y)
+    on = MMOEClassifier(**{**FAST, "numeric_encoding": "standard"}).fit(X, Y)
+    off = MMOEClassifier(**{**FAST, "numeric_encoding": "passthrough"}).fit(X, Y)
     np.testing.assert_allclose(on._encoder.numeric_.mean_, X[["num_a", "num_b"]].mean(),
                                rtol=1e-5)
     _, numeric = off._encoder.transform(X)
@@ -613,11 +616,21 @@ def test_auto_numeric_encoding_bins_only_columns_that_need_them(tmp_path):
     loaded = skmtl.load(tmp_path / "smooth.skmtl")
     assert loaded.numeric_encoding_ == "standard" and loaded.numeric_encoding == "auto"
     np.testing.assert_array_equal(loaded.predict_proba(X), smooth.predict_proba(X))
-    smooth.set_params(warm_start=True).fit(heavy_X.drop(columns="amount"), y)
+    skewed_X = X.assign(normal=np.exp(2 * X["normal"]))  # would choose bins anew
+    smooth.set_params(warm_start=True).fit(skewed_X, y)
     assert smooth.numeric_encoding_ == "standard" and smooth.n_iter_ == 4
-    # a table without numeric columns
+    # a table without numeric columns; a column without a known value has nothing to learn
     codes = pd.DataFrame({"c": pd.Categorical(np.arange(600) % 3)})
     assert MMOEClassifier(**fast).fit(codes, y).numeric_encoding_ == "standard"
+    with pytest.warns(UserWarning, match="no known value"):
+        empty = MMOEClassifier(**fast).fit(X.assign(empty=np.nan), y)
+    assert empty.numeric_encoding_ == "standard"
+    # a value beyond float32 that "standard" cannot hold, in a row the choice does not
+    # sample (weight 0 here): bins, not an error naming an encoding never asked for
+    huge = X.assign(uniform=np.where(np.arange(600) == 7, 1e39, X["uniform"]))
+    zero = np.where(np.arange(600) == 7, 0.0, 1.0)
+    assert MMOEClassifier(**fast).fit(huge, y, sample_weight=zero).numeric_encoding_ == \
+        "piecewise_linear"
 
 
 def test_parameters_are_validated_at_fit_not_init(tasks):
@@ -923,7 +936,7 @@ def test_pipeline_with_column_transformer(tasks):
         verbose_feature_names_out=False,
     ).set_output(transform="pandas")
     pipe = make_pipeline(pre, MMOEClassifier(categorical_features=categorical,
-                                             numeric_encoding="passthrough", **FAST))
+                                             **{**FAST, "numeric_encoding": "passthrough"}))
     pipe.fit(X, Y)
     assert list(pipe[-1].is_categorical_) == [True, True, False, False]
     proba = pipe.predict_proba(X)

@@ -23,7 +23,10 @@ from skmtl import _predict as skmtl_predict
 from skmtl._base import MultiTaskRegressorBase
 from skmtl._funnel import FunnelClassifierBase
 
-FAST = dict(max_epochs=3, batch_size=128, random_state=0)
+# the target bins, the path of most tables (numeric_encoding="auto" would
+# standardise these smooth columns)
+FAST = dict(max_epochs=3, batch_size=128, random_state=0,
+            numeric_encoding="piecewise_linear")
 TASK_CLASSIFIERS = [MMOEClassifier, OMOEClassifier, PLEClassifier, SharedBottomClassifier]
 FUNNELS = [ESMMClassifier, AITMClassifier]
 REGRESSORS = [MMOERegressor, OMOERegressor, PLERegressor, SharedBottomRegressor]
@@ -248,7 +251,7 @@ def test_pipeline_with_column_transformer(cls, tasks):
         verbose_feature_names_out=False,
     ).set_output(transform="pandas")
     pipe = make_pipeline(pre, cls(categorical_features=categorical,
-                                  numeric_encoding="passthrough", **FAST)).fit(X, Y)
+                                  **{**FAST, "numeric_encoding": "passthrough"})).fit(X, Y)
     assert list(pipe[-1].is_categorical_) == [True, True, False, False]
     unseen = X.assign(color="ultraviolet")
     predictions = (pipe.predict(unseen) if issubclass(cls, MultiTaskRegressorBase)

@@ -21,7 +21,10 @@ from skmtl.nn.weighting import (DynamicWeightAverage, GradNorm, LossWeighting, P
                                 UncertaintyWeighting, project_conflicting, split_parameters,
                                 task_gradients)
 
-FAST = dict(max_epochs=3, batch_size=128, random_state=0)
+# the target bins, the path of most tables (numeric_encoding="auto" would
+# standardise these smooth columns)
+FAST = dict(max_epochs=3, batch_size=128, random_state=0,
+            numeric_encoding="piecewise_linear")
 
 
 def _hide(Y, column, fraction, seed=0, missing=np.nan):

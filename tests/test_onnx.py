@@ -571,6 +571,8 @@ def test_onnx_inputs_refuse_what_predict_refuses(data):
         with pytest.raises(ValueError, match=f"'age' holds values that are not numbers .*"
                                              f"{shown}"):
             onnx_inputs(model, X.iloc[:2].assign(age=pd.Series(text, dtype=object).array))
+    with pytest.raises(ValueError, match="'age' has missing values"):  # "NaN": as predict
+        onnx_inputs(model, X.iloc[:2].assign(age=pd.Series(["NaN", "2"], dtype=object).array))
     # dates and durations, which numpy would make numbers (NaT a finite one)
     days = pd.Series(pd.date_range("2020-01-01", periods=len(X)))
     for dates in [days.astype(object).where(np.arange(len(X)) % 3 > 0, None), days,

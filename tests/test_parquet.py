@@ -313,6 +313,7 @@ def test_the_row_index_pandas_stored_is_no_feature(numeric, tmp_path):
     model = fit_parquet(MMOEClassifier(max_epochs=1, random_state=0), tmp_path / "train",
                         "label", batch_rows=300)
     assert list(model.feature_names_in_) == ["a", "b", "c"]
+    assert list(next(iter_frames(tmp_path / "train")).columns) == ["a", "b", "c", "label"]
     scores = []
     for k, index in enumerate([range(10, 310), range(10**6, 10**6 + 300)]):
         (tmp_path / f"new{k}").mkdir()

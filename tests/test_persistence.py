@@ -21,7 +21,10 @@ import skmtl
 from skmtl import ESMMClassifier, MMOEClassifier, load
 from skmtl._encoding import NUMERIC_ENCODINGS
 
-FAST = dict(max_epochs=3, batch_size=128, random_state=0)
+# the target bins, the path of most tables (numeric_encoding="auto" would
+# standardise these smooth columns)
+FAST = dict(max_epochs=3, batch_size=128, random_state=0,
+            numeric_encoding="piecewise_linear")
 
 
 def _outputs(model, X):
@@ -36,13 +39,12 @@ def _outputs(model, X):
 def _fitted(kind, tasks):
     X, Y, funnel = tasks
     if kind in NUMERIC_ENCODINGS:
-        return MMOEClassifier(numeric_encoding=kind, **FAST).fit(X, Y)
+        return MMOEClassifier(**{**FAST, "numeric_encoding": kind}).fit(X, Y)
     if kind == "mmoe":
         labels = Y.assign(t2=np.where(Y["t2"] == 1, "buy", "skip"),
                           grade=pd.cut(X["num_a"], [-np.inf, -0.5, 0.5, np.inf],
                                        labels=[0, 1, 2]).astype(int))
-        return MMOEClassifier(early_stopping=True, numeric_encoding="piecewise_linear",
-                              **FAST).fit(X, labels)
+        return MMOEClassifier(early_stopping=True, **FAST).fit(X, labels)
     if kind == "single":
         return MMOEClassifier(**FAST).fit(X[["num_a", "num_b"]].to_numpy(), Y["t1"].to_numpy())
     stages = funnel.assign(purchase=funnel["conversion"] * (X["num_b"] > 3).astype(int))
@@ -551,8 +553,8 @@ def test_load_does_not_import_torch_dynamo(tasks, tmp_path):
     # there (arange, a product with a number) import torch._dynamo, two seconds
     X, Y, _ = tasks
     paths = []
-    for model in (MMOEClassifier(numeric_encoding="piecewise_linear", **FAST),
-                  MMOEClassifier(numeric_encoding="periodic", **FAST),
+    for model in (MMOEClassifier(**{**FAST, "numeric_encoding": "piecewise_linear"}),
+                  MMOEClassifier(**{**FAST, "numeric_encoding": "periodic"}),
                   skmtl.PLEClassifier(**FAST)):
         paths.append(str(tmp_path / f"{len(paths)}.skmtl"))
         model.fit(X, Y).save(paths[-1])

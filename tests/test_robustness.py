@@ -18,7 +18,10 @@ from skmtl._training import MultiTaskNet
 from skmtl.exceptions import DivergenceError, TrainingInterruptedWarning
 from skmtl.nn import MultiTaskLoss
 
-FAST = dict(max_epochs=3, batch_size=128, random_state=0)
+# the target bins, the path of most tables (numeric_encoding="auto" would
+# standardise these smooth columns)
+FAST = dict(max_epochs=3, batch_size=128, random_state=0,
+            numeric_encoding="piecewise_linear")
 
 
 # -- bad input ----------------------------------------------------------------------
@@ -366,6 +369,14 @@ def test_partial_fit_first_chunk_without_a_tasks_labels_given_the_classes(tasks)
     assert model.predict_proba(X)[1][:, 1].mean() == pytest.approx(0.5, abs=0.2)
     model.partial_fit(X[300:], Y[300:])
     assert roc_auc_score(Y["t2"], model.predict_proba(X)[1][:, 1]) > 0.6
+    # no task labelled at all: the target bins fall back to quantile bins (the trees
+    # had no target column: "Found array with 0 feature(s)")
+    none = MMOEClassifier(**FAST).partial_fit(X[:300], Y[:300].astype(float) * np.nan,
+                                              classes=[[0, 1], [0, 1]])
+    assert none.numeric_encoding_ == "piecewise_linear"
+    assert all(n > 1 for n in none._encoder.numeric_.n_bins_)
+    none.partial_fit(X[300:], Y[300:])
+    assert roc_auc_score(Y["t1"], none.predict_proba(X)[0][:, 1]) > 0.6
 
 
 def test_a_class_without_weight_leaves_the_other_tasks_prior(tasks):

@@ -141,8 +141,11 @@ class NumericEncoding:
             # choose bins too: the bins learn where they go, as gradient boosting does
             sample = _Sample(reader, sample_weight, rng)
             missing = reader.numeric_missing(sample_weight)
-            self.encoding = ("piecewise_linear" if missing.any() or any(
-                needs_bins(*sample.known(i)[:2]) for i in range(n_numeric)) else "standard")
+            # a column with no known value has nothing to learn: it does not count
+            learnable = missing & np.array([sample.known(i)[2].any() for i in range(n_numeric)])
+            self.encoding = ("piecewise_linear" if learnable.any() or any(
+                needs_bins(*sample.known(i)[:2]) for i in range(n_numeric))
+                or reader.numeric_beyond_float32().any() else "standard")
         elif self.encoding == "auto":
             self.encoding = "standard"
         self.mean_, self.scale_ = np.zeros(n_numeric), np.ones(n_numeric)
@@ -367,6 +370,8 @@ def needs_bins(values, weight=None):
     >>> gains = np.where(rng.random(1000) < 0.9, 0.0, rng.lognormal(8, 1, 1000))
     >>> needs_bins(gains), needs_bins(rng.lognormal(0, 1.5, 1000))  # mostly 0; skewed
     (True, True)
+    >>> needs_bins(1e-200 * rng.lognormal(0, 1.5, 1000))  # at any scale
+    True
     >>> needs_bins(rng.integers(0, 2, 1000).astype(float))  # two values
     False
     """
@@ -379,12 +384,12 @@ def needs_bins(values, weight=None):
     total = weight.sum()
     if np.bincount(inverse, weights=weight).max() >= AUTO_MODE_SHARE * total:
         return True
-    mean = weight @ values / total
-    spread = np.sqrt(weight @ (values - mean) ** 2 / total)
-    if not spread > 0:  # (or not finite: values near float64's limits)
-        return not spread == 0
-    skewness = weight @ ((values - mean) / spread) ** 3 / total
-    return not abs(skewness) < AUTO_SKEWNESS  # (NaN: heavy)
+    # in units of the largest deviation: squares of tiny values would underflow
+    deviations = values - weight @ values / total
+    deviations /= np.abs(deviations).max()
+    spread = np.sqrt(weight @ deviations ** 2 / total)
+    skewness = weight @ (deviations / spread) ** 3 / total
+    return not abs(skewness) < AUTO_SKEWNESS
 
 
 def _subsample(n_samples, size, rng):
@@ -456,6 +461,8 @@ def _tree_edges(values, weight, targets, n_bins, rng, regression=False):
     """
     if weight is not None:  # rows of weight 0 carry nothing, not even their values
         values, targets, weight = values[weight > 0], targets[weight > 0], weight[weight > 0]
+    if np.isnan(targets).all():  # no known label (a first partial_fit chunk given classes)
+        return lambda: _quantile_edges(values, weight, n_bins)
     low, high = values.min(), values.max()
     rows = _subsample(len(values), TREE_SUBSAMPLE_SIZE, rng)
     # The tree splits the ranks of the distinct values (exact in float32,

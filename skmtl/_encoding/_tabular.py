@@ -688,6 +688,16 @@ class _RowReader:
         mean[none_known], deviation[none_known] = np.nan, np.nan
         return mean, deviation
 
+    def numeric_beyond_float32(self):
+        """Whether each numeric column holds a finite value beyond float32's range, in
+        any row (of any weight)."""
+        huge = np.zeros(len(self._numeric), dtype=bool)
+        for start, stop in self.blocks():
+            with np.errstate(invalid="ignore"):
+                huge |= (np.abs(self._numeric_rows(start, stop, dtype=np.float64))
+                         > _FLOAT32_MAX).any(axis=0)
+        return huge
+
     def numeric_missing(self, sample_weight=None):
         """Whether each numeric column has a missing value (NaN) in a row of positive weight."""
         missing = np.zeros(len(self._numeric), dtype=bool)
