@@ -282,28 +282,10 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
                 "input): predict puts 3.0 in another bucket than 3. Give the column as "
                 "integers.")
     if dtype.kind == "f":
-        try:
-            if _dates_or_bytes(values):  # as predict: numpy would make them numbers
-                raise TypeError
-            if isinstance(values, pd.api.extensions.ExtensionArray):
-                return values.to_numpy(dtype=dtype, na_value=np.nan)
-            if values.dtype.kind in "biuf":
-                return values.astype(dtype)
-            # (dtype=object: from a bare array, pandas would infer dates anew)
-            return pd.Series(values, dtype=object, copy=False).to_numpy(dtype=dtype,
-                                                                      na_value=np.nan)
-        except (TypeError, ValueError):
-            raise _not_numbers(values, name, dtype) from None
+        return _floats(values, name, dtype)
     if values.dtype.kind in "OUS" and not isinstance(values.dtype, pd.CategoricalDtype):
         # text such as "3" (ids read from a CSV), which predict reads as the number
-        # (float() of each, as predict reads them: "NaN" is missing, "1_000" is 1000)
-        try:
-            if _dates_or_bytes(values):
-                raise TypeError
-            values = pd.Series(values, dtype=object, copy=False).to_numpy(dtype=np.float64,
-                                                                         na_value=np.nan)
-        except (TypeError, ValueError):
-            raise _not_numbers(values, name, dtype) from None
+        values = _floats(values, name, dtype, np.float64)
     if pd.isna(values).any():
         raise ValueError(f"Column {name!r} has missing values, which its {dtype} input "
                          "cannot hold.")
@@ -319,6 +301,25 @@ def _input_values(values, name, dtype, missing="", categorical=False, hashed=Fal
         raise ValueError(f"Column {name!r} holds numbers beyond its {dtype} input's range "
                          f"[{np.iinfo(dtype).min}, {np.iinfo(dtype).max}].")
     return array.astype(dtype)
+
+
+def _floats(values, name, dtype, as_dtype=None):
+    """``values`` as floats of ``as_dtype`` (default ``dtype``), each read as predict reads
+    it (``float()``: "NaN" is missing, "1_000" is 1000); a ValueError naming the column
+    of input ``dtype`` if one is no number."""
+    as_dtype = dtype if as_dtype is None else as_dtype
+    try:
+        if _dates_or_bytes(values):  # as predict: numpy would make them numbers
+            raise TypeError
+        if isinstance(values, pd.api.extensions.ExtensionArray):
+            return values.to_numpy(dtype=as_dtype, na_value=np.nan)
+        if values.dtype.kind in "biuf":
+            return values.astype(as_dtype)
+        # (dtype=object: from a bare array, pandas would infer dates anew)
+        return pd.Series(values, dtype=object, copy=False).to_numpy(dtype=as_dtype,
+                                                                  na_value=np.nan)
+    except (TypeError, ValueError):
+        raise _not_numbers(values, name, dtype) from None
 
 
 def _not_numbers(values, name, dtype):

@@ -45,15 +45,20 @@ def _dataset(source):
             from None
 
 
-def _data_columns(dataset):
-    """The data set's column names but the row index pandas stored with a frame.
+def _stored_index(dataset):
+    """The columns of the row index pandas stored with a frame.
 
     ``DataFrame.to_parquet`` writes an index other than a plain range as
     columns (``__index_level_0__``, or the index's name); ``pd.read_parquet``
     reads them back as the index: they are no features.
     """
     metadata = dataset.schema.pandas_metadata or {}
-    index = {name for name in metadata.get("index_columns", ()) if isinstance(name, str)}
+    return {name for name in metadata.get("index_columns", ()) if isinstance(name, str)}
+
+
+def _data_columns(dataset):
+    """The data set's column names but those of the row index pandas stored."""
+    index = _stored_index(dataset)
     return [name for name in dataset.schema.names if name not in index]
 
 
@@ -192,8 +197,7 @@ def iter_frames(source, columns=None, *, batch_rows=65_536, shuffle_buffer=None,
     dataset = _dataset(source)
     fragments = _check_columns(dataset, columns or ())
     # every column of each file but the row index pandas stored, as pd.read_parquet reads
-    index = () if columns is not None else sorted(
-        set(dataset.schema.names) - set(_data_columns(dataset)))
+    index = _stored_index(dataset) if columns is None else set()
     rng = np.random.default_rng(random_state)
     if shuffle_buffer is not None:
         fragments = [fragments[i] for i in rng.permutation(len(fragments))]
