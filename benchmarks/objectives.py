@@ -4,7 +4,7 @@ pCVR, in one process, one fit at a time.
     SKMTL_DATA=../shared/data python -m benchmarks.objectives [--seeds 0 1 2] \\
         [--sections missing weighting counterfactual synthetic] [--census-rows N] \\
         [--coat-rows N] [--synthetic-rows N] [--counterfactual-weights 0.3 ...] \\
-        [--propensity-clips 0.2 ...] \\
+        [--propensity-clips 0.2 ...] [--constraint-weights 0.1 ...] \\
         [--max-epochs N] [--out benchmarks/results/objectives.json]
 
 Run from the repository root. Every contender is fitted once per seed with
@@ -42,9 +42,10 @@ weighting
     ``task_weight_<task>`` (the weights in force in that epoch).
 counterfactual
     Coat: ``ESMMClassifier`` and ``AITMClassifier``, each with
-    ``counterfactual=None``, ``"ips"`` and ``"dr"`` (the latter two once per
-    ``--counterfactual-weights`` and ``--propensity-clips`` pair), against CVR models fitted on the
-    clicked rows only: ``MMOEClassifier`` on 1-D ``y`` (as
+    ``counterfactual=None``, ``"ips"``, ``"dr"`` and ``"dcmt"`` (the latter
+    three once per ``--counterfactual-weights`` and ``--propensity-clips``
+    pair, ``"dcmt"`` also once per ``--constraint-weights``), against CVR
+    models fitted on the clicked rows only: ``MMOEClassifier`` on 1-D ``y`` (as
     ``contenders.ours.SkmtlClickedCVR``) and
     ``HistGradientBoostingClassifier`` with the id columns as ordinal codes
     (as ``contenders.classic.HGBClickedCVR``). Metrics on the
@@ -93,7 +94,7 @@ SECTION_DATASETS = {"missing": ("census",), "weighting": ("census", "coat"),
 DEFAULT_OUT = Path("benchmarks") / "results" / "objectives.json"
 MISSING_FRACTIONS = (0.5, 0.9)
 LOSS_WEIGHTINGS = ("equal", "uncertainty", "gradnorm", "dwa", "pcgrad")
-COUNTERFACTUALS = ("ips", "dr")
+COUNTERFACTUALS = ("ips", "dr", "dcmt")
 SYNTHETIC_ROWS = 50_000
 SYNTHETIC_DATA_SEED = 2026
 # report.machine_info lists the suite's peers too; they play no part here
@@ -216,14 +217,17 @@ def _clicked_hgb_pcvr(problem, seed, max_epochs):
     return model.predict_proba(X_test)[:, 1], seconds, [model.n_iter_]
 
 
-def pcvr_contenders(weights, clips):
+def pcvr_contenders(weights, clips, constraint_weights=(0.1,)):
     """The contenders of the counterfactual and synthetic sections, in table order.
 
     Parameters
     ----------
     weights, clips : lists of float
         The ``counterfactual_weight`` and ``propensity_clip`` values of the
-        ``"ips"`` and ``"dr"`` rows, one row per pair.
+        ``"ips"``, ``"dr"`` and ``"dcmt"`` rows, one row per pair.
+    constraint_weights : list of float, default=(0.1,)
+        The ``counterfactual_constraint_weight`` values of the ``"dcmt"``
+        rows, one row per weight, clip and constraint weight.
 
     Returns
     -------
@@ -237,10 +241,16 @@ def pcvr_contenders(weights, clips):
         for method in COUNTERFACTUALS:
             for weight in weights:
                 for clip in clips:
-                    contenders[f"{name} {method} w={weight:g} clip={clip:g}"] = (
-                        functools.partial(_funnel_pcvr, estimator, {
-                            "counterfactual": method, "counterfactual_weight": weight,
-                            "propensity_clip": clip}))
+                    params = {"counterfactual": method, "counterfactual_weight": weight,
+                              "propensity_clip": clip}
+                    label = f"{name} {method} w={weight:g} clip={clip:g}"
+                    if method != "dcmt":
+                        contenders[label] = functools.partial(_funnel_pcvr, estimator, params)
+                        continue
+                    for constraint in constraint_weights:
+                        contenders[f"{label} λ={constraint:g}"] = functools.partial(
+                            _funnel_pcvr, estimator,
+                            {**params, "counterfactual_constraint_weight": constraint})
     contenders["MMOEClassifier on clicked rows"] = _clicked_mmoe_pcvr
     contenders["HistGradientBoosting on clicked rows"] = _clicked_hgb_pcvr
     return contenders
@@ -324,8 +334,8 @@ def weighting(seed, args, measure):
 def counterfactual(seed, args, measure):
     """:func:`pcvr_contenders` on Coat, scored on the random-exposure ratings."""
     problem = load_coat(seed, args.coat_rows, not args.no_download)
-    for label, fit in pcvr_contenders(args.counterfactual_weights,
-                                                   args.propensity_clips).items():
+    for label, fit in pcvr_contenders(args.counterfactual_weights, args.propensity_clips,
+                                      args.constraint_weights).items():
         measure({"section": "counterfactual", "dataset": "coat", "seed": seed,
                  "contender": label},
                 functools.partial(_scored, fit, _coat_scores, problem, seed, args.max_epochs))
@@ -334,8 +344,8 @@ def counterfactual(seed, args, measure):
 def synthetic(seed, args, measure):
     """:func:`pcvr_contenders` on :func:`load_synthetic`, against the true pCVR."""
     problem = load_synthetic(seed, args.synthetic_rows)
-    for label, fit in pcvr_contenders(args.counterfactual_weights,
-                                                   args.propensity_clips).items():
+    for label, fit in pcvr_contenders(args.counterfactual_weights, args.propensity_clips,
+                                      args.constraint_weights).items():
         measure({"section": "synthetic", "dataset": "synthetic", "seed": seed,
                  "contender": label},
                 functools.partial(_scored, fit, _synthetic_scores, problem, seed,
@@ -429,10 +439,11 @@ def _pcvr_tables(records):
     lines = []
     if any(r["section"] == "counterfactual" for r in records):
         lines += ["## Counterfactual pCVR on Coat", "",
-                  "ESMM and AITM on all impressions, with ESCM²'s counterfactual risk "
-                  "(`counterfactual`, weight `w`) or without, against CVR models fitted on the "
-                  "clicked rows only. pCVR = p(conversion | click) on the random-exposure test "
-                  "ratings; gap = absolute difference of the mean pCVR and the observed rate.",
+                  "ESMM and AITM on all impressions, with a counterfactual risk "
+                  "(`counterfactual`, weight `w`, DCMT's prior weight `λ`) or without, against "
+                  "CVR models fitted on the clicked rows only. pCVR = p(conversion | click) on "
+                  "the random-exposure test ratings; gap = absolute difference of the mean pCVR "
+                  "and the observed rate.",
                   ""]
         header = (["contender", "AUC pCVR", "mean pCVR", "observed rate", "gap", "log loss pCVR"]
                   + _COST_HEADER)
@@ -537,6 +548,10 @@ def parse_args(argv=None):
     parser.add_argument("--propensity-clips", type=float, nargs="+", default=[0.2],
                         help="propensity_clip of the ips and dr rows, one row per weight and "
                              "clip (default: 0.2, the estimators' default)")
+    parser.add_argument("--constraint-weights", type=float, nargs="+", default=[0.1],
+                        help="counterfactual_constraint_weight of the dcmt rows, one row per "
+                             "weight, clip and constraint weight (default: 0.1, the "
+                             "estimators' default)")
     parser.add_argument("--max-epochs", type=positive_int, default=None,
                         help="max_epochs of every neural estimator (default: their own)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
@@ -558,7 +573,8 @@ def main(argv=None):
             "census_rows": args.census_rows, "coat_rows": args.coat_rows,
             "synthetic_rows": args.synthetic_rows,
             "counterfactual_weights": args.counterfactual_weights,
-            "propensity_clips": args.propensity_clips}
+            "propensity_clips": args.propensity_clips,
+            "constraint_weights": args.constraint_weights}
     records = []
 
     def save(partial):

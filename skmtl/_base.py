@@ -101,7 +101,7 @@ def _check_tower_units(tower_units):
 
 # Parameters added since models could be pickled (joblib), with the value that keeps the
 # network of a model pickled before.
-_PARAMETERS_ADDED = {"batch_norm": False}
+_PARAMETERS_ADDED = {"batch_norm": False, "counterfactual_constraint_weight": 0.1}
 
 
 class MultiTaskEstimatorBase(BaseEstimator):
@@ -830,6 +830,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
         super().__setstate__(state)
         # pickled before a parameter existed: the value that builds the network it has
         for name, value in _PARAMETERS_ADDED.items():
+            if name not in self._get_param_names():
+                continue
             self.__dict__.setdefault(name, value)
             if "_fitted_network_params" in self.__dict__:
                 self._fitted_network_params.setdefault(name, value)

@@ -13,32 +13,50 @@ TOWER_UNITS = """\
         get a bigger tower."""
 
 COUNTERFACTUAL = """\
-    counterfactual : {None, "ips", "dr"}, default=None
-        Debias each later stage's conditional probability (pCVR) as ESCM²
-        does (Wang et al., SIGIR 2022): add ``counterfactual_weight`` times
-        a counterfactual risk over all impressions to the stage's loss, with
-        the model's own probability of reaching the previous stage (pCTR) as
-        the propensity. ``"ips"``: the inverse-propensity-weighted
-        cross-entropy of the reached rows. ``"dr"``: doubly robust, with an
-        imputation tower per later stage (sized as that stage's tower) that
-        predicts the label where it is not observed. ``None`` (the default)
-        turns it off. A row whose stage label (or the previous stage's) is
-        missing is left out of that stage's risk. The risk is part of the stage's training and
-        validation loss, so early stopping watches it too (DR's imputation
-        loss trains its towers but is left out of it). It corrects a
-        bias explained by the features (on ``make_entire_space``, ``"ips"``
-        lowered the error of pCVR against the truth by about an eighth); it
-        cannot correct one driven by the label itself: on Coat, where users
-        choose what they rate, every setting raised the mean pCVR further
-        above the rate observed on random exposures (see
-        ``benchmarks/README.md``). ``"dr"`` did not beat plain ESMM on
-        ``make_entire_space``.
+    counterfactual : {None, "ips", "dr", "dcmt"}, default=None
+        Debias each later stage's conditional probability (pCVR): add
+        ``counterfactual_weight`` times a counterfactual risk over all
+        impressions to the stage's loss, with the model's own probability of
+        reaching the previous stage (pCTR) as the propensity. ``None`` (the
+        default) turns it off.
+
+        - ``"ips"`` (ESCM², Wang et al., SIGIR 2022): the
+          inverse-propensity-weighted cross-entropy of the reached rows.
+        - ``"dr"`` (ESCM²): doubly robust, with an imputation tower per later
+          stage (sized as that stage's tower) that predicts the label where
+          it is not observed; its own loss trains it but is left out of the
+          stage's loss.
+        - ``"dcmt"`` (Zhu et al., ICDE 2023): IPS on the reached rows plus a
+          twin, counterfactual tower per later stage that learns *not*
+          converting on the rows that stopped before the stage, tied to the
+          stage's probability by the prior that the two sum to 1 (weight
+          ``counterfactual_constraint_weight``).
+
+        IPS and DR correct a bias explained by the features (on
+        ``make_entire_space``, ``"ips"`` lowered the error of pCVR against
+        the truth by about an eighth), not one driven by the label itself:
+        on Coat, where users choose what they rate, they raised the mean
+        pCVR further above the rate observed on random exposures. DCMT
+        assumes the label drives it (a row that stopped would rather not
+        have converted): on Coat it brought the mean pCVR towards the
+        observed rate and raised the pCVR AUC; on ``make_entire_space``,
+        where that assumption is false, it biased pCVR low (see
+        ``benchmarks/README.md``). A row whose stage label (or the previous
+        stage's) is missing is left out of that stage's risk. The risk is
+        part of the stage's training and validation loss, so early stopping
+        watches it too.
     counterfactual_weight : float, default=0.3
         Weight of the counterfactual risk in the later stages' losses.
     propensity_clip : float, default=0.2
         Propensities below it are raised to it, bounding the inverse
-        weights by ``1 / propensity_clip``. 0.05 (inverse weights up to 20)
-        made ESMM's IPS pCVR noisier on ``make_entire_space`` and Coat than 0.2."""
+        weights by ``1 / propensity_clip`` (for ``"dcmt"``, those of the
+        rows that stopped too). 0.05 (inverse weights up to 20) made ESMM's
+        IPS pCVR noisier on ``make_entire_space`` and Coat than 0.2.
+    counterfactual_constraint_weight : float, default=0.1
+        ``"dcmt"`` only: weight of the prior that the stage's probability
+        and its counterfactual tower's sum to 1, inside the risk. Larger
+        values pull pCVR down further where rows resemble those that
+        stopped before the stage."""
 
 COMMON_PARAMETERS = """\
     categorical_features : "from_dtype", array-like or None, default="from_dtype"

@@ -9,6 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import MAX_SAMPLE_WEIGHT_SUM, MultiTaskClassifierBase
 from ._encoding import known_labels
+from .nn.counterfactual import COUNTERFACTUAL_METHODS
 
 
 class FunnelClassifierBase(MultiTaskClassifierBase):
@@ -19,25 +20,34 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
     the entire-space probability of reaching each stage,
     :meth:`predict_conditional_proba` each stage's probability given the
     previous one. The network's ``predict_conditional_proba`` maps its
-    outputs to the latter. ``counterfactual`` adds ESCM²'s risk of the
-    conditional probabilities to the loss; ``"dr"`` adds imputation towers
-    to the network (the model's ``_build_module`` passes ``imputation``).
+    outputs to the latter. ``counterfactual`` adds a counterfactual risk of
+    the conditional probabilities to the loss; ``"dr"`` and ``"dcmt"`` add
+    extra towers to the network (the model's ``_build_module`` passes
+    :attr:`_extra_towers` as ``imputation``).
     """
 
     _MODEL_NETWORK_PARAMS = ("counterfactual",)
     _parameter_constraints = {
         **MultiTaskClassifierBase._parameter_constraints,
-        "counterfactual": [StrOptions({"ips", "dr"}), None],
+        "counterfactual": [StrOptions(set(COUNTERFACTUAL_METHODS)), None],
         # (bounded: the losses are scaled in float32, where 1e39 is infinite)
         "counterfactual_weight": [Interval(Real, 0, MAX_SAMPLE_WEIGHT_SUM, closed="both")],
         "propensity_clip": [Interval(Real, 0, 1, closed="right")],
+        "counterfactual_constraint_weight": [
+            Interval(Real, 0, MAX_SAMPLE_WEIGHT_SUM, closed="both")],
     }
+
+    @property
+    def _extra_towers(self):
+        """Whether the network needs the counterfactual risk's extra towers (DR, DCMT)."""
+        return self.counterfactual in ("dr", "dcmt")
 
     def _counterfactual_params(self):
         """The loss's keyword arguments for ``counterfactual``."""
         return dict(counterfactual=self.counterfactual,
                     counterfactual_weight=self.counterfactual_weight,
-                    propensity_clip=self.propensity_clip)
+                    propensity_clip=self.propensity_clip,
+                    counterfactual_constraint_weight=self.counterfactual_constraint_weight)
 
     def _prepare_labels(self, columns, task_names, single_output):
         """Each stage as 0.0 / 1.0, NaN where unknown, with what the funnel implies filled in.

@@ -71,8 +71,8 @@ class AITMClassifier(FunnelClassifierBase):
 
     def __init__(self, *, tower_units=(64, 32), transfer_units=32, calibration_weight=0.6,
                  counterfactual=None, counterfactual_weight=0.3, propensity_clip=0.2,
-                 categorical_features="from_dtype", categories=None, hash_buckets=None,
-                 embedding_dim=8, sparse_embeddings="auto",
+                 counterfactual_constraint_weight=0.1, categorical_features="from_dtype",
+                 categories=None, hash_buckets=None, embedding_dim=8, sparse_embeddings="auto",
                  numeric_encoding="auto", n_bins=32, bin_strategy="target",
                  dropout=0.0, batch_norm=False, learning_rate=6e-3, learning_rate_schedule="cosine",
                  weight_decay=1e-5, batch_size="auto", max_epochs=10,
@@ -84,7 +84,7 @@ class AITMClassifier(FunnelClassifierBase):
     def _build_module(self, embedding, task_output_dims, tower_units):
         return AITM(**embedding, n_stages=len(task_output_dims), tower_units=tower_units,
                     transfer_units=self.transfer_units, dropout=self.dropout,
-                    batch_norm=self.batch_norm, imputation=self.counterfactual == "dr")
+                    batch_norm=self.batch_norm, imputation=self._extra_towers)
 
     def _build_criterion(self, task_output_dims):
         return AITMLoss(self.calibration_weight, **self._counterfactual_params())

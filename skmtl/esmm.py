@@ -46,7 +46,8 @@ class ESMMClassifier(FunnelClassifierBase):
     """
 
     def __init__(self, *, tower_units=(64, 32), counterfactual=None, counterfactual_weight=0.3,
-                 propensity_clip=0.2, categorical_features="from_dtype", categories=None,
+                 propensity_clip=0.2, counterfactual_constraint_weight=0.1,
+                 categorical_features="from_dtype", categories=None,
                  hash_buckets=None, embedding_dim=8, sparse_embeddings="auto",
                  numeric_encoding="auto", n_bins=32, bin_strategy="target",
                  dropout=0.0, batch_norm=False, learning_rate=6e-3, learning_rate_schedule="cosine",
@@ -59,7 +60,7 @@ class ESMMClassifier(FunnelClassifierBase):
     def _build_module(self, embedding, task_output_dims, tower_units):
         return ESMM(**embedding, n_stages=len(task_output_dims), tower_units=tower_units,
                     dropout=self.dropout, batch_norm=self.batch_norm,
-                    imputation=self.counterfactual == "dr")
+                    imputation=self._extra_towers)
 
     def _build_criterion(self, task_output_dims):
         return EntireSpaceLoss(**self._counterfactual_params())

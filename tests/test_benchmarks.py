@@ -486,7 +486,8 @@ def test_objectives_on_tiny_data(tmp_path, capsys):
     weights = ["0.5", "1"]
     argv = ["--seeds", "0", "--census-rows", "3000", "--coat-rows", "3000", "--synthetic-rows",
             "3000", "--max-epochs", "1", "--counterfactual-weights", *weights,
-            "--propensity-clips", "0.2", "--out", str(out), "--no-download"]
+            "--propensity-clips", "0.2", "--constraint-weights", "0.1", "0.3", "--out", str(out),
+            "--no-download"]
     assert objectives.main(argv) == 0
     markdown = capsys.readouterr().out
     assert "python -m benchmarks.objectives --seeds 0 --census-rows 3000" in markdown
@@ -498,8 +499,11 @@ def test_objectives_on_tiny_data(tmp_path, capsys):
     assert [r for r in records if r["status"] != "ok"] == []
     for record in records:
         assert record["fit_seconds"] > 0 and all(n >= 1 for n in record["n_iter"]), record
-    pcvr_labels = list(objectives.pcvr_contenders([float(w) for w in weights], [0.2]))
-    assert len(pcvr_labels) == 2 * (1 + 2 * len(weights)) + 2
+    pcvr_labels = list(objectives.pcvr_contenders([float(w) for w in weights], [0.2],
+                                                  [0.1, 0.3]))
+    # per model: plain, ips and dr per weight, dcmt per weight and constraint weight
+    assert len(pcvr_labels) == 2 * (1 + 2 * len(weights) + 2 * len(weights)) + 2
+    assert "ESMM dcmt w=0.5 clip=0.2 λ=0.3" in pcvr_labels
     expected = {
         "missing": {(0.0, "every label known")} | {
             (f, c) for f in objectives.MISSING_FRACTIONS

@@ -14,6 +14,7 @@ import skmtl
 from skmtl import (AITMClassifier, ESMMClassifier, MMOEClassifier, MMOERegressor,
                    OMOEClassifier, PLEClassifier, PLERegressor, SharedBottomClassifier)
 from skmtl._training import _per_task_auc, _per_task_r2, binary_auc
+from skmtl.datasets import make_entire_space
 from skmtl.nn import (AITM, ESMM, PLE, AITMLoss, EntireSpaceLoss, MMoE, MultiTaskLoss,
                        MultiTaskSquaredLoss)
 from skmtl.nn.counterfactual import CounterfactualRisk, conditional_log_proba_from_reach
@@ -748,7 +749,7 @@ def test_interrupt_warning_names_the_monitored_score(tasks, monkeypatch):
         MMOEClassifier(**FAST, early_stopping=True, scoring="roc_auc").fit(*tasks[:2])
 
 
-# -- counterfactual (ESCM²) -----------------------------------------------------------
+# -- counterfactual (ESCM², DCMT) -----------------------------------------------------
 
 
 def _funnel_batch(seed=0, n=32):
@@ -773,7 +774,7 @@ def test_ips_risk_by_hand():
     torch.testing.assert_close(value[1], expected)
 
 
-@pytest.mark.parametrize("method", ["ips", "dr"])
+@pytest.mark.parametrize("method", ["ips", "dr", "dcmt"])
 def test_counterfactual_risk_leaves_out_rows_of_unknown_label(method):
     target, logits = _funnel_batch()
     imputation = torch.randn(32, 1)
@@ -782,7 +783,7 @@ def test_counterfactual_risk_leaves_out_rows_of_unknown_label(method):
         log_reach = torch.cumsum(F.logsigmoid(logits[rows]), dim=1)
         return CounterfactualRisk(method)(
             (F.logsigmoid(logits[rows]), F.logsigmoid(-logits[rows])), log_reach, target[rows],
-            known, imputation_logits=imputation[rows])
+            known, extra_logits=imputation[rows])
 
     clicked = int(torch.nonzero(target[:, 0])[0])
     known = torch.ones_like(target)
@@ -793,11 +794,12 @@ def test_counterfactual_risk_leaves_out_rows_of_unknown_label(method):
 
 def test_counterfactual_risk_does_not_train_the_propensity():
     target, logits = _funnel_batch()
-    for method, imputation in (("ips", None), ("dr", torch.randn(32, 1, requires_grad=True))):
+    for method, imputation in (("ips", None), ("dr", torch.randn(32, 1, requires_grad=True)),
+                               ("dcmt", torch.randn(32, 1, requires_grad=True))):
         log_reach = torch.cumsum(F.logsigmoid(logits), dim=1)
         value = CounterfactualRisk(method)(
             (F.logsigmoid(logits), F.logsigmoid(-logits)), log_reach, target,
-            torch.ones_like(target), imputation_logits=imputation)
+            torch.ones_like(target), extra_logits=imputation)
         (grad,) = torch.autograd.grad(value.sum(), logits)
         assert torch.all(grad[:, 0] == 0) and torch.any(grad[:, 1] != 0)
 
@@ -808,7 +810,7 @@ def test_dr_imputation_loss_trains_only_the_imputation():
     log_reach = torch.cumsum(F.logsigmoid(logits), dim=1)
     conditional = (F.logsigmoid(logits), F.logsigmoid(-logits))
     dr = CounterfactualRisk("dr")(conditional, log_reach, target, torch.ones_like(target),
-                                  imputation_logits=imputation)
+                                  extra_logits=imputation)
     grad_logits, grad_imputation = torch.autograd.grad(dr[1], [logits, imputation],
                                                        retain_graph=True)
     assert torch.any(grad_imputation != 0)
@@ -830,14 +832,14 @@ def test_aitm_conditional_log_proba_is_the_capped_ratio():
     assert log_not_q.min() == pytest.approx(np.log(1e-4), rel=1e-3)
 
 
-@pytest.mark.parametrize("method", ["ips", "dr"])
+@pytest.mark.parametrize("method", ["ips", "dr", "dcmt"])
 def test_aitm_counterfactual_risk_does_not_train_the_previous_stage(method):
     target, logits = _funnel_batch()
     log_reach = F.logsigmoid(logits)  # AITM: entire-space logits
-    imputation = torch.randn(32, 1) if method == "dr" else None
+    imputation = torch.randn(32, 1) if method != "ips" else None
     value = CounterfactualRisk(method)(conditional_log_proba_from_reach(log_reach), log_reach,
                                        target, torch.ones_like(target),
-                                       imputation_logits=imputation)
+                                       extra_logits=imputation)
     (grad,) = torch.autograd.grad(value.sum(), logits)
     assert torch.all(grad[:, 0] == 0) and torch.any(grad[:, 1] != 0)
 
@@ -848,7 +850,7 @@ def test_dr_risk_by_hand():
     log_reach = torch.cumsum(F.logsigmoid(logits), dim=1)
     conditional = (F.logsigmoid(logits), F.logsigmoid(-logits))
     value = CounterfactualRisk("dr", propensity_clip=0.3)(
-        conditional, log_reach, target, torch.ones_like(target), imputation_logits=imputation)
+        conditional, log_reach, target, torch.ones_like(target), extra_logits=imputation)
     q, r = torch.sigmoid(logits[:, 1]), torch.sigmoid(imputation[:, 0])
     click, conversion = target[:, 0], target[:, 1]
     error = -(conversion * torch.log(q) + (1 - conversion) * torch.log(1 - q))
@@ -856,6 +858,47 @@ def test_dr_risk_by_hand():
     propensity = torch.sigmoid(logits[:, 0]).clamp(min=0.3)
     estimate = (imputed_error + click * (error - imputed_error) / propensity).mean()
     torch.testing.assert_close(value[1], estimate, rtol=1e-5, atol=1e-6)
+
+
+def test_dcmt_risk_by_hand():
+    target, logits = _funnel_batch(seed=5)
+    twin = torch.randn(32, 1)
+    log_reach = torch.cumsum(F.logsigmoid(logits), dim=1)
+    conditional = (F.logsigmoid(logits), F.logsigmoid(-logits))
+    value = CounterfactualRisk("dcmt", propensity_clip=0.3, constraint_weight=0.7)(
+        conditional, log_reach, target, torch.ones_like(target), extra_logits=twin)
+    q, q_twin = torch.sigmoid(logits[:, 1]), torch.sigmoid(twin[:, 0])
+    click, conversion = target[:, 0], target[:, 1]
+    error = -(conversion * torch.log(q) + (1 - conversion) * torch.log(1 - q))
+    # the twin learns "would not have converted" (1 - label) where the click is missing
+    twin_error = -((1 - conversion) * torch.log(q_twin) + conversion * torch.log(1 - q_twin))
+    ctr = torch.sigmoid(logits[:, 0])
+    estimate = (click * error / ctr.clamp(min=0.3)
+                + (1 - click) * twin_error / (1 - ctr).clamp(min=0.3)
+                + 0.7 * (1 - q - q_twin).abs()).mean()
+    torch.testing.assert_close(value[1], estimate, rtol=1e-5, atol=1e-6)
+    # the prior trains both towers, the twin's error only the twin
+    twin.requires_grad_(True)
+    prior_only = CounterfactualRisk("dcmt", constraint_weight=1.0)(
+        conditional, log_reach, torch.ones_like(target), torch.ones_like(target),
+        extra_logits=twin)
+    grad_logits, grad_twin = torch.autograd.grad(prior_only[1], [logits, twin])
+    assert torch.any(grad_logits[:, 1] != 0) and torch.all(grad_logits[:, 0] == 0)
+    assert torch.any(grad_twin != 0)
+
+
+def test_dcmt_constraint_pulls_pcvr_down_where_rows_did_not_click():
+    # conversions hidden where users did not click: the twin and its prior lower the
+    # pCVR of the unclicked rows, the more so the larger the constraint's weight
+    data = make_entire_space(4000, random_state=0)
+    unclicked = data.target["click"].to_numpy() == 0
+    mean_pcvr = []
+    for weight in (0.0, 1.0):
+        model = ESMMClassifier(**FAST, counterfactual="dcmt",
+                               counterfactual_constraint_weight=weight).fit(data.data,
+                                                                            data.target)
+        mean_pcvr.append(model.predict_conditional_proba(data.data)[1][unclicked, 1].mean())
+    assert mean_pcvr[1] < mean_pcvr[0] - 0.02
 
 
 def test_entire_space_loss_adds_the_weighted_risk_to_later_stages():
@@ -866,18 +909,20 @@ def test_entire_space_loss_adds_the_weighted_risk_to_later_stages():
     risk = CounterfactualRisk("ips")((F.logsigmoid(logits), F.logsigmoid(-logits)), log_reach,
                                      target, torch.ones_like(target))
     torch.testing.assert_close(with_ips, plain + 0.5 * risk)
-    with pytest.raises(ValueError, match="imputation=True"):
-        EntireSpaceLoss("dr")(logits, target)
+    for method in ("dr", "dcmt"):
+        with pytest.raises(ValueError, match=f"'{method}' needs .*imputation=True"):
+            EntireSpaceLoss(method)(logits, target)
 
 
 @pytest.mark.parametrize("cls", [ESMMClassifier, AITMClassifier])
-@pytest.mark.parametrize("counterfactual", ["ips", "dr"])
+@pytest.mark.parametrize("counterfactual", ["ips", "dr", "dcmt"])
 def test_counterfactual_funnels_fit_save_and_predict(tasks, holdout, tmp_path, cls,
                                                      counterfactual):
     X, _, funnel = tasks
-    model = cls(**FAST, counterfactual=counterfactual, counterfactual_weight=0.5).fit(X, funnel)
+    model = cls(**FAST, counterfactual=counterfactual, counterfactual_weight=0.5,
+                counterfactual_constraint_weight=0.2).fit(X, funnel)
     module = model.net_.module_
-    assert (module.imputation_towers is not None) == (counterfactual == "dr")
+    assert (module.imputation_towers is not None) == (counterfactual in ("dr", "dcmt"))
     X_test, _, funnel_test = holdout
     proba, conditional = model.predict_proba(X_test), model.predict_conditional_proba(X_test)
     assert [p.shape for p in proba + conditional] == [(len(X_test), 2)] * 4
@@ -885,6 +930,7 @@ def test_counterfactual_funnels_fit_save_and_predict(tasks, holdout, tmp_path, c
     model.save(tmp_path / "model.skmtl")
     loaded = skmtl.load(tmp_path / "model.skmtl")
     assert loaded.counterfactual == counterfactual
+    assert loaded.counterfactual_constraint_weight == 0.2
     for a, b in zip(conditional, loaded.predict_conditional_proba(X_test)):
         np.testing.assert_array_equal(a, b)
 
@@ -905,6 +951,9 @@ def test_counterfactual_bad_input(tasks):
         ESMMClassifier(**FAST, counterfactual="ips", propensity_clip=0.0).fit(X, funnel)
     with pytest.raises(InvalidParameterError, match="counterfactual_weight"):
         AITMClassifier(**FAST, counterfactual="ips", counterfactual_weight=-1).fit(X, funnel)
+    with pytest.raises(InvalidParameterError, match="counterfactual_constraint_weight"):
+        ESMMClassifier(**FAST, counterfactual="dcmt",
+                       counterfactual_constraint_weight=float("nan")).fit(X, funnel)
     # beyond float32, where the weighted losses are summed: infinite, then NaN
     with pytest.raises(InvalidParameterError, match=r"counterfactual_weight.*1e\+30"):
         ESMMClassifier(**FAST, counterfactual="ips", counterfactual_weight=1e39).fit(X, funnel)

@@ -122,12 +122,16 @@ def test_batch_normalisation_is_served_with_its_running_statistics(estimator_cla
     assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X_test)
 
 
-def test_counterfactual_imputation_towers_are_not_served(data):
+@pytest.mark.parametrize("counterfactual", ["dr", "dcmt"])
+def test_counterfactual_extra_towers_are_not_served(data, counterfactual):
     X, _, funnel, _, X_test = data
     for estimator_class in FUNNELS:
-        estimator = estimator_class(max_epochs=1, counterfactual="dr", random_state=0)
+        estimator = estimator_class(max_epochs=1, counterfactual=counterfactual, random_state=0)
         estimator.fit(X, funnel)
-        assert_serves_predictions(estimator, to_onnx(estimator, X), X_test)
+        model = to_onnx(estimator, X)
+        # labels, probabilities and conditional ones per stage; nothing of the extra towers
+        assert len(model.graph.output) == 3 * len(funnel.columns)
+        assert_serves_predictions(estimator, model, X_test)
 
 
 def test_conditional_probabilities_of_rare_stages_stay_exact(data):

@@ -77,8 +77,8 @@ class AITM(nn.Module):
     padding_codes : sequence of int, optional
     numeric_embedding : nn.Module, optional
     imputation : bool, default=False
-        Add imputation towers for the doubly robust counterfactual risk, as
-        in :class:`ESMM`.
+        Add the extra towers of the DR and DCMT counterfactual risks, as in
+        :class:`ESMM`.
     batch_norm : bool, default=False
         Batch-normalise the towers' hidden layers before their activation (see
         :class:`MLP`); the transfer layers are not.
@@ -133,7 +133,7 @@ class AITM(nn.Module):
     def forward(self, categorical, numeric):
         """Return the stages' entire-space logits, shape ``(batch, n_stages)``.
 
-        With ``imputation``, ``(batch, 2 * n_stages - 1)``: the imputation
+        With ``imputation``, ``(batch, 2 * n_stages - 1)``: the extra
         towers' logits follow.
         """
         x = self.embedding(categorical, numeric)

@@ -1,4 +1,4 @@
-"""Counterfactual regularisers of a funnel's conditional probabilities (ESCM², SIGIR 2022).
+"""Counterfactual regularisers of a funnel's conditional probabilities (ESCM², DCMT).
 
 ESMM fits the entire-space probabilities of a funnel; its conditional
 probability (pCVR, conversion given click) is still biased towards the rows
@@ -15,12 +15,27 @@ as the propensity:
   ``ê_i`` is the cross-entropy against the label imputed by a separate
   imputation tower, trained to predict ``e_i`` on the reached rows
   (``mean_i o_i (e_i - ê_i)^2 / ô_i``).
+
+Both assume that whether a row reached the previous stage depends on its
+features only. Where it also depends on the label (users rate the items
+they like), Zhu et al., "DCMT: A Direct Entire-Space Causal Multi-Task
+Framework for Post-Click Conversion Estimation" (ICDE 2023), add a twin,
+counterfactual tower ``q*`` that predicts *not* converting on the rows that
+did not reach the previous stage, tied to the factual one by the prior
+``q + q* = 1``:
+
+- DCMT: ``mean_i [o_i e_i / ô_i + (1 - o_i) e*_i / (1 - ô_i) + λ |1 - q_i - q*_i|]``,
+  where ``e*_i`` is the cross-entropy of ``q*_i`` against ``1 - y_i`` (1
+  on the rows that did not reach the previous stage) and ``λ`` the
+  constraint's weight. The prior pulls ``q`` down where rows resemble those
+  that stopped before the stage.
 """
 
 import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 # the helpers below serve the losses of skmtl.nn; the risk is the public part
 __all__ = ["CounterfactualRisk"]
@@ -44,15 +59,21 @@ def conditional_log_proba_from_reach(log_reach):
     return log_q, torch.log(-torch.expm1(log_q))
 
 
+COUNTERFACTUAL_METHODS = ("ips", "dr", "dcmt")
+
+
 class CounterfactualRisk(nn.Module):
-    """The IPS or DR risk of each later stage's conditional probability.
+    """The IPS, DR or DCMT risk of each later stage's conditional probability.
 
     Parameters
     ----------
-    method : {"ips", "dr"}
+    method : {"ips", "dr", "dcmt"}
     propensity_clip : float, default=0.2
         Propensities below it are raised to it, which bounds the inverse
-        weights by ``1 / propensity_clip``.
+        weights by ``1 / propensity_clip``; for DCMT, ``1 - ô`` likewise.
+    constraint_weight : float, default=0.1
+        DCMT's ``λ``, the weight of the prior ``q + q* = 1``; not used by
+        IPS and DR.
 
     Examples
     --------
@@ -69,17 +90,27 @@ class CounterfactualRisk(nn.Module):
     >>> log_reach, _ = entire_space_log_proba(logits)
     >>> CounterfactualRisk("ips")(log_conditional, log_reach, target, known)  # 2 * 2 log 2 / 4
     tensor([0.0000, 0.6931])
+
+    DCMT, with the twin tower's logits at 0 too (``q = q* = 0.5``, so the
+    prior holds): the 2 clicked rows count ``2 log 2`` each as above, and
+    the 2 others ``log 2 / 0.5`` each for the twin tower.
+
+    >>> twin = torch.zeros(4, 1)
+    >>> CounterfactualRisk("dcmt")(log_conditional, log_reach, target, known,
+    ...                            extra_logits=twin)  # 4 * 2 log 2 / 4
+    tensor([0.0000, 1.3863])
     """
 
-    def __init__(self, method, propensity_clip=0.2):
+    def __init__(self, method, propensity_clip=0.2, constraint_weight=0.1):
         super().__init__()
-        if method not in ("ips", "dr"):
-            raise ValueError(f"method must be 'ips' or 'dr', got {method!r}")
+        if method not in COUNTERFACTUAL_METHODS:
+            raise ValueError(f"method must be one of {COUNTERFACTUAL_METHODS}, got {method!r}")
         self.method = method
         self.propensity_clip = float(propensity_clip)
+        self.constraint_weight = float(constraint_weight)
 
     def forward(self, log_conditional, log_reach, target, known, sample_weight=None,
-                imputation_logits=None):
+                extra_logits=None):
         """Return the risk per stage, shape ``(n_stages,)`` (0 for the first stage).
 
         For DR, the imputation loss is added by its gradient only: it trains
@@ -95,11 +126,13 @@ class CounterfactualRisk(nn.Module):
         target, known : Tensors of shape (batch, n_stages)
             Labels (0 where missing) and 1 where they are known.
         sample_weight : Tensor of shape (batch,), optional
-        imputation_logits : Tensor of shape (batch, n_stages - 1)
-            The imputation towers' logits of each later stage's label; DR only.
+        extra_logits : Tensor of shape (batch, n_stages - 1)
+            The extra towers' logits of each later stage: DR's imputation of
+            its label, DCMT's counterfactual ``q*``; not used by IPS.
         """
         log_q, log_not_q = log_conditional[0][:, 1:], log_conditional[1][:, 1:]
-        propensity = torch.exp(log_reach[:, :-1].detach()).clamp(min=self.propensity_clip)
+        reach = torch.exp(log_reach[:, :-1].detach())
+        propensity = reach.clamp(min=self.propensity_clip)
         reached, label = target[:, :-1], target[:, 1:]
         # A stage's risk is a mean over the rows where its label and the previous
         # stage's are known (a missing label leaves the row out, as in every loss);
@@ -112,8 +145,17 @@ class CounterfactualRisk(nn.Module):
         total = (weight * counted).sum(dim=0).clamp(min=torch.finfo(log_q.dtype).tiny)
         if self.method == "ips":
             risk = (weight * observed * error / propensity).sum(dim=0) / total
+        elif self.method == "dcmt":
+            missed = (1.0 - reached) * counted
+            twin_error = F.binary_cross_entropy_with_logits(extra_logits, 1.0 - label,
+                                                            reduction="none")
+            # q + q* = 1: q = exp(log q), as the stage's probability (AITM's capped ratio)
+            prior = (1.0 - torch.exp(log_q) - torch.sigmoid(extra_logits)).abs()
+            not_reached = (1.0 - reach).clamp(min=self.propensity_clip)
+            risk = (weight * (observed * error / propensity + missed * twin_error / not_reached
+                              + self.constraint_weight * counted * prior)).sum(dim=0) / total
         else:
-            imputed = torch.sigmoid(imputation_logits)
+            imputed = torch.sigmoid(extra_logits)
             # the imputed error, as the prediction's loss (the imputation held fixed) ...
             imputed_error = -(imputed.detach() * log_q + (1.0 - imputed.detach()) * log_not_q)
             # ... and as the imputation's (the prediction held fixed)
@@ -128,8 +170,12 @@ class CounterfactualRisk(nn.Module):
         return torch.cat([risk.new_zeros(1), risk])
 
 
-def imputation_logits_of(outputs, n_stages):
-    """Split a funnel network's outputs into ``(stage_logits, imputation_logits or None)``."""
+def extra_logits_of(outputs, n_stages):
+    """Split a funnel network's outputs into ``(stage_logits, extra_logits or None)``.
+
+    The extra logits are those of the network's extra towers (DR's
+    imputation, DCMT's counterfactual towers), one per later stage.
+    """
     if outputs.shape[1] == n_stages:
         return outputs, None
     return outputs[:, :n_stages], outputs[:, n_stages:]

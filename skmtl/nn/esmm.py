@@ -68,8 +68,9 @@ class ESMM(nn.Module):
     numeric_embedding : nn.Module, optional
         Embeds the numeric inputs (see :class:`FeatureEmbedding`).
     imputation : bool, default=False
-        Add an imputation tower per later stage (the towers of stages 2, 3,
-        ...'s sizes) for the doubly robust counterfactual risk (see
+        Add an extra tower per later stage (the towers of stages 2, 3, ...'s
+        sizes), the imputation tower of the doubly robust counterfactual
+        risk or DCMT's counterfactual tower (see
         :mod:`skmtl.nn.counterfactual`); its logits follow the stages'.
     batch_norm : bool, default=False
         Batch-normalise the hidden layers before their activation (see :class:`MLP`).
@@ -110,7 +111,7 @@ class ESMM(nn.Module):
     def forward(self, categorical, numeric):
         """Return conditional logits of shape ``(batch, n_stages)``.
 
-        With ``imputation``, ``(batch, 2 * n_stages - 1)``: the imputation
+        With ``imputation``, ``(batch, 2 * n_stages - 1)``: the extra
         towers' logits follow.
         """
         x = self.embedding(categorical, numeric)
@@ -152,7 +153,7 @@ class ESMM(nn.Module):
 
 
 def imputation_towers(input_dim, tower_units, n_stages, dropout, batch_norm):
-    """The doubly robust risk's imputation towers: one per later stage, sized as its tower."""
+    """The extra towers of the DR and DCMT risks: one per later stage, sized as its tower."""
     return TaskTowers(input_dim, per_task_units(tower_units, n_stages)[1:], [1] * (n_stages - 1),
                       dropout, batch_norm)
 

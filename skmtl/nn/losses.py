@@ -5,7 +5,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .counterfactual import (CounterfactualRisk, conditional_log_proba_from_reach,
-                             imputation_logits_of)
+                             extra_logits_of)
 from .esmm import entire_space_log_proba
 
 
@@ -142,22 +142,24 @@ class _FunnelLoss(_PerTaskLoss):
     """A funnel's per-stage losses, optionally with ESCM²'s counterfactual risk (parameters
     in :class:`EntireSpaceLoss`)."""
 
-    def __init__(self, counterfactual=None, counterfactual_weight=0.3, propensity_clip=0.2):
+    def __init__(self, counterfactual=None, counterfactual_weight=0.3, propensity_clip=0.2,
+                 counterfactual_constraint_weight=0.1):
         super().__init__()
         self.counterfactual_weight = float(counterfactual_weight)
-        self.counterfactual = (None if counterfactual is None else
-                               CounterfactualRisk(counterfactual, propensity_clip))
+        self.counterfactual = (None if counterfactual is None else CounterfactualRisk(
+            counterfactual, propensity_clip, counterfactual_constraint_weight))
 
     def _add_counterfactual(self, losses, log_conditional, log_reach, target, known,
-                            sample_weight, imputation_logits):
+                            sample_weight, extra_logits):
         if self.counterfactual is None:
             return losses
-        if self.counterfactual.method == "dr" and imputation_logits is None:
-            raise ValueError("counterfactual='dr' needs a network built with imputation=True")
+        if self.counterfactual.method in ("dr", "dcmt") and extra_logits is None:
+            raise ValueError(f"counterfactual={self.counterfactual.method!r} needs a network "
+                             "built with imputation=True (its extra towers)")
         if known is None:
             known = torch.ones_like(target)
         return losses + self.counterfactual_weight * self.counterfactual(
-            log_conditional, log_reach, target, known, sample_weight, imputation_logits)
+            log_conditional, log_reach, target, known, sample_weight, extra_logits)
 
 
 class EntireSpaceLoss(_FunnelLoss):
@@ -169,15 +171,17 @@ class EntireSpaceLoss(_FunnelLoss):
 
     Parameters
     ----------
-    counterfactual : {None, "ips", "dr"}, default=None
-        Add ``counterfactual_weight`` times the IPS or DR risk of each later
-        stage's conditional probability to that stage's loss (see
-        :mod:`skmtl.nn.counterfactual`). ``"dr"`` needs the network's
-        imputation towers.
+    counterfactual : {None, "ips", "dr", "dcmt"}, default=None
+        Add ``counterfactual_weight`` times the IPS, DR or DCMT risk of each
+        later stage's conditional probability to that stage's loss (see
+        :mod:`skmtl.nn.counterfactual`). ``"dr"`` and ``"dcmt"`` need the
+        network's extra towers (``imputation=True``).
     counterfactual_weight : float, default=0.3
     propensity_clip : float, default=0.2
         Propensities (the model's probability of reaching the previous
         stage) below it are raised to it.
+    counterfactual_constraint_weight : float, default=0.1
+        DCMT's weight of the prior ``q + q* = 1``.
 
     Examples
     --------
@@ -199,20 +203,20 @@ class EntireSpaceLoss(_FunnelLoss):
         ----------
         logits : Tensor of shape (batch, n_stages)
             Conditional logits from :class:`skmtl.nn.ESMM` (followed by the
-            imputation towers' logits, with ``imputation``).
+            extra towers' logits, with ``imputation``).
         target : Tensor of shape (batch, n_stages)
             1 where the row reached that stage, 0 where it did not, NaN
             where it is not known.
         sample_weight : Tensor of shape (batch,), optional
         """
-        logits, imputation_logits = imputation_logits_of(logits, target.shape[1])
+        logits, extra_logits = extra_logits_of(logits, target.shape[1])
         target, known = self._known(target)
         log_reach, log_miss = entire_space_log_proba(logits)
         losses = -(target * log_reach + (1.0 - target) * log_miss)
         return self._add_counterfactual(
             _weighted_mean(losses, known, sample_weight),
             (F.logsigmoid(logits), F.logsigmoid(-logits)), log_reach, target, known,
-            sample_weight, imputation_logits)
+            sample_weight, extra_logits)
 
 
 class AITMLoss(_FunnelLoss):
@@ -233,7 +237,7 @@ class AITMLoss(_FunnelLoss):
     Parameters
     ----------
     calibration_weight : float, default=0.6
-    counterfactual, counterfactual_weight, propensity_clip
+    counterfactual, counterfactual_weight, propensity_clip, counterfactual_constraint_weight
         As for :class:`EntireSpaceLoss`.
 
     Examples
@@ -250,8 +254,9 @@ class AITMLoss(_FunnelLoss):
     """
 
     def __init__(self, calibration_weight=0.6, counterfactual=None, counterfactual_weight=0.3,
-                 propensity_clip=0.2):
-        super().__init__(counterfactual, counterfactual_weight, propensity_clip)
+                 propensity_clip=0.2, counterfactual_constraint_weight=0.1):
+        super().__init__(counterfactual, counterfactual_weight, propensity_clip,
+                         counterfactual_constraint_weight)
         self.calibration_weight = float(calibration_weight)
 
     def forward(self, logits, target, sample_weight=None):
@@ -261,12 +266,12 @@ class AITMLoss(_FunnelLoss):
         ----------
         logits : Tensor of shape (batch, n_stages)
             Entire-space logits from :class:`AITM` (followed by the
-            imputation towers' logits, with ``imputation``).
+            extra towers' logits, with ``imputation``).
         target : Tensor of shape (batch, n_stages)
             NaN where the label is not known (the calibrator still applies).
         sample_weight : Tensor of shape (batch,), optional
         """
-        logits, imputation_logits = imputation_logits_of(logits, target.shape[1])
+        logits, extra_logits = extra_logits_of(logits, target.shape[1])
         target, known = self._known(target)
         losses = _weighted_mean(
             F.binary_cross_entropy_with_logits(logits, target, reduction="none"), known,
@@ -283,4 +288,4 @@ class AITMLoss(_FunnelLoss):
         log_reach = F.logsigmoid(logits)
         return self._add_counterfactual(
             losses, conditional_log_proba_from_reach(log_reach), log_reach, target, known,
-            sample_weight, imputation_logits)
+            sample_weight, extra_logits)
