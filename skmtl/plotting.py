@@ -127,7 +127,7 @@ class HistoryDisplay:
         display = cls(epochs=per_epoch("epoch"), losses=losses, scores=score_values,
                       score_name=f"validation {'ROC AUC' if metric == 'auc' else 'R²'}",
                       estimator_name=type(estimator).__name__)
-        return display.plot(ax=ax)
+        return display.plot(ax=ax, name=name, ref_line=ref_line, **kwargs)
 
     def plot(self, ax=None):
         """Draw the curves on ``ax`` (a new figure's by default); return ``self``."""
@@ -313,7 +313,7 @@ class TaskCalibrationDisplay:
 
     @classmethod
     def from_estimator(cls, estimator, X, y, *, task=None, conditional=False, n_bins=10,
-                       strategy="uniform", ax=None):
+                       strategy="uniform", ax=None, name=None, ref_line=True, **kwargs):
         """The calibration of ``estimator``'s task ``task`` on ``(X, y)``, drawn on ``ax``.
 
         Parameters
@@ -334,6 +334,9 @@ class TaskCalibrationDisplay:
         strategy : {"uniform", "quantile"}, default="uniform"
             As :func:`sklearn.calibration.calibration_curve`.
         ax : matplotlib Axes, optional
+        name, ref_line, **kwargs
+            As :meth:`plot`: the curve's label (two models of one class on
+            one axes need their own), the diagonal, ``ax.plot``'s options.
         """
         check_skmtl_estimator(estimator, "TaskCalibrationDisplay", verb="draws")
         _pyplot()
@@ -381,7 +384,7 @@ class TaskCalibrationDisplay:
         display = cls(prob_true=prob_true, prob_pred=prob_pred, y_prob=y_prob,
                       task=f"{task} | previous stage" if conditional else task,
                       estimator_name=type(estimator).__name__)
-        return display.plot(ax=ax)
+        return display.plot(ax=ax, name=name, ref_line=ref_line, **kwargs)
 
     def plot(self, ax=None, *, name=None, ref_line=True, **kwargs):
         """Draw the curve (and the diagonal) on ``ax``; return ``self``.

@@ -146,6 +146,12 @@ def test_task_calibration_display_matches_calibration_curve(data):
     assert conditional.ax_ is display.ax_
     labels = [line.get_label() for line in display.ax_.get_lines()]
     assert labels.count("perfectly calibrated") == 1
+    # a name and plot options, as scikit-learn's CalibrationDisplay takes them
+    named = TaskCalibrationDisplay.from_estimator(
+        esmm, X, funnel["conversion"], task="conversion", conditional=True, ax=display.ax_,
+        name="ESMM, debiased", color="tab:red", linestyle="--")
+    assert named.line_.get_label() == "ESMM, debiased"
+    assert named.line_.get_color() == "tab:red" and named.line_.get_linestyle() == "--"
 
 
 def test_task_calibration_display_errors(data):
