@@ -3,7 +3,7 @@
 MMoE is also compared with gradient boosting (``HistGradientBoostingClassifier``,
 one per task), the comparison a new user makes first, and with the rest of the
 model family at their defaults (Shared-Bottom, OMoE, PLE on Census; AITM
-beside ESMM on Coat). Then the MMoE model is exported to ONNX (with the ``onnx``
+and ESMM with DCMT's correction of self-selection beside ESMM on Coat). Then the MMoE model is exported to ONNX (with the ``onnx``
 extra) and checked and timed in onnxruntime.
 
 Run it with ``python -m skmtl demo``. Where the real data cannot be had
@@ -167,6 +167,11 @@ def _esmm_on_coat(load, random_state, print_fn):
     esmm_cvr = esmm.predict_conditional_proba(X_test)[1][:, 1]
     aitm, aitm_seconds = _timed_fit(AITMClassifier(random_state=random_state), X_train, Y_train)
     aitm_cvr = aitm.predict_conditional_proba(X_test)[1][:, 1]
+    # users rate what they like: DCMT corrects pCVR for that self-selection
+    dcmt, dcmt_seconds = _timed_fit(
+        ESMMClassifier(counterfactual="dcmt", counterfactual_weight=1.0,
+                       random_state=random_state), X_train, Y_train)
+    dcmt_cvr = dcmt.predict_conditional_proba(X_test)[1][:, 1]
     clicked = Y_train["click"].to_numpy() == 1
     naive, naive_seconds = _timed_fit(MMOEClassifier(random_state=random_state),
                                       X_train[clicked], Y_train["conversion"][clicked])
@@ -176,6 +181,7 @@ def _esmm_on_coat(load, random_state, print_fn):
          "observed rate": y_test.mean(), "log loss": log_loss(y_test, cvr), "fit s": seconds}
         for name, cvr, seconds in [
             ("ESMMClassifier, all impressions", esmm_cvr, esmm_seconds),
+            ("ESMMClassifier(counterfactual='dcmt')", dcmt_cvr, dcmt_seconds),
             ("AITMClassifier, all impressions", aitm_cvr, aitm_seconds),
             ("single-task, clicked rows only", naive_cvr, naive_seconds)]
     ]
@@ -183,15 +189,17 @@ def _esmm_on_coat(load, random_state, print_fn):
              "epochs")
     _print_table(rows, print_fn)
     print_fn("Mean pCVR minus the observed rate: " + ", ".join(
-        f"{row['model'].split(',')[0]} {row['mean pCVR'] - row['observed rate']:+.3f}"
+        f"{row['model'].split(',')[0].replace('Classifier', '')} "
+        f"{row['mean pCVR'] - row['observed rate']:+.3f}"
         for row in rows) + ". AUC ranks the test items; the mean and the log loss show how "
              "well each model's probabilities match the conversions of items shown at random.")
     curves = [_curves("esmm_conversion", "ESMM — p(conversion | click)", esmm, "conversion",
-                      y_test, {"ESMM": esmm_cvr, "AITM": aitm_cvr,
+                      y_test, {"ESMM": esmm_cvr, "ESMM, DCMT": dcmt_cvr, "AITM": aitm_cvr,
                                "clicked rows only": naive_cvr})]
     # calibration of pCVR where every item was exposed at random
     curves[0]["calibration"] = (X_test, y_test, [
         (esmm, dict(task="conversion", conditional=True)),
+        (dcmt, dict(task="conversion", conditional=True, name="ESMMClassifier, DCMT")),
         (aitm, dict(task="conversion", conditional=True)),
         (naive, {})])
     return rows, curves

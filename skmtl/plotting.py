@@ -127,7 +127,7 @@ class HistoryDisplay:
         display = cls(epochs=per_epoch("epoch"), losses=losses, scores=score_values,
                       score_name=f"validation {'ROC AUC' if metric == 'auc' else 'R²'}",
                       estimator_name=type(estimator).__name__)
-        return display.plot(ax=ax, name=name, ref_line=ref_line, **kwargs)
+        return display.plot(ax=ax)
 
     def plot(self, ax=None):
         """Draw the curves on ``ax`` (a new figure's by default); return ``self``."""

@@ -25,7 +25,8 @@ def test_demo_on_real_data(one_epoch, tmp_path, capsys):
     assert "income_50k" in out and "never_married" in out
     assert "boosting AUC" in out and "gradient boosting:" in out
     for name in ("MMOEClassifier()", "PLEClassifier()", "OMOEClassifier()",
-                 "SharedBottomClassifier()", "AITMClassifier, all impressions"):
+                 "SharedBottomClassifier()", "AITMClassifier, all impressions",
+                 "ESMMClassifier(counterfactual='dcmt')"):
         assert name in out
     assert "Serving: MMOEClassifier() exported to ONNX" in out
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
@@ -46,7 +47,7 @@ def test_demo_falls_back_to_synthetic_data(one_epoch, tmp_path):
         "MMOEClassifier()", "PLEClassifier()", "OMOEClassifier()", "SharedBottomClassifier()"]
     for row in results["family"]:
         assert 0.5 < row["task_0 AUC"] <= 1.0 and row["epochs"] == 1
-    assert len(results["esmm"]) == 3 and len(results["plots"]) == 3
+    assert len(results["esmm"]) == 4 and len(results["plots"]) == 3
     assert results["serving"]["max difference"] < 1e-5
 
 
