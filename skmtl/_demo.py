@@ -3,8 +3,9 @@
 MMoE is also compared with gradient boosting (``HistGradientBoostingClassifier``,
 one per task), the comparison a new user makes first, and with the rest of the
 model family at their defaults (Shared-Bottom, OMoE, PLE on Census; AITM
-and ESMM with DCMT's correction of self-selection beside ESMM on Coat). Then the MMoE model is exported to ONNX (with the ``onnx``
-extra) and checked and timed in onnxruntime.
+and ESMM with DCMT's correction of self-selection beside ESMM on Coat). Then
+the MMoE model is exported to ONNX (with the ``onnx`` extra) and checked and
+timed in onnxruntime.
 
 Run it with ``python -m skmtl demo``. Where the real data cannot be had
 (neither in the data home nor downloadable) it says so and uses the synthetic
