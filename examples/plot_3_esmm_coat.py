@@ -59,7 +59,7 @@ for name, p in (("ESMM, all impressions", p_esmm),
 # the items users picked, which is higher than that of items shown at random.
 # On all of Coat's impressions (``benchmarks/README.md``, three seeds) ESMM
 # ranks a little better (ROC AUC 0.767 against 0.763 on clicks) and its mean
-# pCVR, 0.221, is nearer the observed 0.185 than the 0.254 of the model
+# pCVR, 0.221, is nearer the observed 0.185 than the 0.255 of the model
 # trained on clicks; DCMT brings it to 0.192 and the AUC to 0.771.
 fig, ax = plt.subplots(figsize=(6, 5))
 TaskCalibrationDisplay.from_estimator(

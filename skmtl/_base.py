@@ -100,7 +100,7 @@ def _check_tower_units(tower_units):
 
 
 # Parameters added since models could be pickled (joblib), with the value that keeps the
-# network of a model pickled before.
+# network and the loss of a model pickled before.
 _PARAMETERS_ADDED = {"batch_norm": False, "counterfactual_constraint_weight": 0.1}
 
 
@@ -833,7 +833,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
             if name not in self._get_param_names():
                 continue
             self.__dict__.setdefault(name, value)
-            if "_fitted_network_params" in self.__dict__:
+            if "_fitted_network_params" in self.__dict__ and \
+                    name in self._NETWORK_PARAMS + self._MODEL_NETWORK_PARAMS:
                 self._fitted_network_params.setdefault(name, value)
         if "_encoder" in self.__dict__:  # fitted before numeric_encoding_ existed
             self.__dict__.setdefault("numeric_encoding_", self._encoder.numeric_.encoding)

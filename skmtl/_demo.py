@@ -182,12 +182,13 @@ def _esmm_on_coat(load, random_state, print_fn):
          "observed rate": y_test.mean(), "log loss": log_loss(y_test, cvr), "fit s": seconds}
         for name, cvr, seconds in [
             ("ESMMClassifier, all impressions", esmm_cvr, esmm_seconds),
-            ("ESMMClassifier(counterfactual='dcmt')", dcmt_cvr, dcmt_seconds),
+            ("ESMMClassifier(counterfactual='dcmt', counterfactual_weight=1)", dcmt_cvr,
+             dcmt_seconds),
             ("AITMClassifier, all impressions", aitm_cvr, aitm_seconds),
             ("single-task, clicked rows only", naive_cvr, naive_seconds)]
     ]
-    print_fn(f"ESMMClassifier(): {esmm.n_iter_} epochs; AITMClassifier(): {aitm.n_iter_} "
-             "epochs")
+    print_fn(f"ESMMClassifier(): {esmm.n_iter_} epochs; with DCMT: {dcmt.n_iter_}; "
+             f"AITMClassifier(): {aitm.n_iter_}")
     _print_table(rows, print_fn)
     print_fn("Mean pCVR minus the observed rate: " + ", ".join(
         f"{row['model'].split(',')[0].replace('Classifier', '')} "

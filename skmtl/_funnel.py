@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import MAX_SAMPLE_WEIGHT_SUM, MultiTaskClassifierBase
 from ._encoding import known_labels
-from .nn.counterfactual import COUNTERFACTUAL_METHODS
+from .nn.counterfactual import COUNTERFACTUAL_METHODS, EXTRA_TOWER_METHODS
 
 
 class FunnelClassifierBase(MultiTaskClassifierBase):
@@ -40,10 +40,23 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
     @property
     def _extra_towers(self):
         """Whether the network needs the counterfactual risk's extra towers (DR, DCMT)."""
-        return self.counterfactual in ("dr", "dcmt")
+        return self.counterfactual in EXTRA_TOWER_METHODS
+
+    def _module_outputs(self, method):
+        # predictions need the stages' logits only, not the risk's extra towers
+        module = self.net_.module_
+        return lambda categorical, numeric: method(
+            module(categorical=categorical, numeric=numeric, extra_towers=False))
 
     def _counterfactual_params(self):
         """The loss's keyword arguments for ``counterfactual``."""
+        if (self.counterfactual == "dcmt" and self.counterfactual_weight
+                * self.counterfactual_constraint_weight > MAX_SAMPLE_WEIGHT_SUM):
+            # each is bounded, their product is not: inf in float32, then NaN
+            raise ValueError(
+                "counterfactual_weight * counterfactual_constraint_weight must be at most "
+                f"{MAX_SAMPLE_WEIGHT_SUM:g}, got {self.counterfactual_weight:g} * "
+                f"{self.counterfactual_constraint_weight:g}.")
         return dict(counterfactual=self.counterfactual,
                     counterfactual_weight=self.counterfactual_weight,
                     propensity_clip=self.propensity_clip,

@@ -665,7 +665,9 @@ class _ServedNetwork(torch.nn.Module):
         inputs = list(inputs)
         categorical = inputs.pop(0) if self.n_categorical else None
         numeric = inputs.pop(0) if self.n_numeric else None
-        logits = self.module(categorical, numeric)
+        # a funnel's counterfactual extra towers are trained, not served
+        logits = (self.module(categorical, numeric, extra_towers=False) if self.funnel
+                  else self.module(categorical, numeric))
         if self.regression:
             outputs = [torch.cat(logits, dim=1)]
         else:

@@ -26,7 +26,7 @@ def test_demo_on_real_data(one_epoch, tmp_path, capsys):
     assert "boosting AUC" in out and "gradient boosting:" in out
     for name in ("MMOEClassifier()", "PLEClassifier()", "OMOEClassifier()",
                  "SharedBottomClassifier()", "AITMClassifier, all impressions",
-                 "ESMMClassifier(counterfactual='dcmt')"):
+                 "ESMMClassifier(counterfactual='dcmt', counterfactual_weight=1)"):
         assert name in out
     assert "Serving: MMOEClassifier() exported to ONNX" in out
     assert {p.name for p in (tmp_path / "out").iterdir()} == {

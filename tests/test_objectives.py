@@ -1,5 +1,7 @@
 """Training objectives: missing labels, task weights, loss weighting, scoring, counterfactual."""
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -935,6 +937,33 @@ def test_counterfactual_funnels_fit_save_and_predict(tasks, holdout, tmp_path, c
         np.testing.assert_array_equal(a, b)
 
 
+def test_predictions_do_not_run_the_extra_towers(tasks):
+    X, _, funnel = tasks
+    model = AITMClassifier(**FAST, counterfactual="dcmt").fit(X, funnel)
+    module = model.net_.module_.eval()
+    calls = []
+    module.imputation_towers.register_forward_hook(lambda *args: calls.append(1))
+    conditional = model.predict_conditional_proba(X)
+    assert calls == []
+    codes, numeric = model._encoder.transform(X)
+    with torch.no_grad():  # as training calls it: the extra towers' logits follow
+        logits = module(torch.as_tensor(codes), torch.as_tensor(numeric))
+    assert logits.shape[1] == 3 and calls == [1]
+    np.testing.assert_allclose(conditional[1], module.predict_conditional_proba(logits)[1],
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_pickled_before_the_constraint_weight_existed(tasks):
+    X, _, funnel = tasks
+    model = ESMMClassifier(**FAST, counterfactual="ips", warm_start=True).fit(X, funnel)
+    del model.__dict__["counterfactual_constraint_weight"]
+    old = pickle.loads(pickle.dumps(model))
+    assert old.get_params()["counterfactual_constraint_weight"] == 0.1
+    old.partial_fit(X, funnel)  # the loss is built anew; the network is unchanged
+    old.fit(X, funnel)
+    assert np.isfinite(old.predict_conditional_proba(X)[1]).all()
+
+
 def test_counterfactual_with_missing_conversions(tasks):
     X, _, funnel = tasks
     hidden = funnel.astype(float)
@@ -957,6 +986,9 @@ def test_counterfactual_bad_input(tasks):
     # beyond float32, where the weighted losses are summed: infinite, then NaN
     with pytest.raises(InvalidParameterError, match=r"counterfactual_weight.*1e\+30"):
         ESMMClassifier(**FAST, counterfactual="ips", counterfactual_weight=1e39).fit(X, funnel)
+    with pytest.raises(ValueError, match=r"counterfactual_weight \* counterfactual_constr"):
+        ESMMClassifier(**FAST, counterfactual="dcmt", counterfactual_weight=1e20,
+                       counterfactual_constraint_weight=1e20).fit(X, funnel)
     # models without a funnel have no such parameter
     with pytest.raises(TypeError, match="counterfactual"):
         MMOEClassifier(counterfactual="ips")

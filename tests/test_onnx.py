@@ -125,12 +125,19 @@ def test_batch_normalisation_is_served_with_its_running_statistics(estimator_cla
 @pytest.mark.parametrize("counterfactual", ["dr", "dcmt"])
 def test_counterfactual_extra_towers_are_not_served(data, counterfactual):
     X, _, funnel, _, X_test = data
+
+    def weights(model):  # the graph's parameters, in numbers
+        return sum(int(np.prod(tensor.dims)) for tensor in model.graph.initializer)
+
     for estimator_class in FUNNELS:
         estimator = estimator_class(max_epochs=1, counterfactual=counterfactual, random_state=0)
         estimator.fit(X, funnel)
         model = to_onnx(estimator, X)
-        # labels, probabilities and conditional ones per stage; nothing of the extra towers
+        # labels, probabilities and conditional ones per stage; the extra towers are
+        # neither outputs nor computed
         assert len(model.graph.output) == 3 * len(funnel.columns)
+        plain = estimator_class(max_epochs=1, random_state=0).fit(X, funnel)
+        assert weights(model) == weights(to_onnx(plain, X))
         assert_serves_predictions(estimator, model, X_test)
 
 

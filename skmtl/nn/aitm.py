@@ -130,11 +130,11 @@ class AITM(nn.Module):
         self.task_specific = (f"towers.{last}", f"transfers.{last - 1}",
                               f"attentions.{last - 1}", f"heads.{last}", "imputation_towers")
 
-    def forward(self, categorical, numeric):
+    def forward(self, categorical, numeric, extra_towers=True):
         """Return the stages' entire-space logits, shape ``(batch, n_stages)``.
 
-        With ``imputation``, ``(batch, 2 * n_stages - 1)``: the extra
-        towers' logits follow.
+        With ``imputation`` (and ``extra_towers``, which predictions turn
+        off), ``(batch, 2 * n_stages - 1)``: the extra towers' logits follow.
         """
         x = self.embedding(categorical, numeric)
         z = self.towers[0](x)
@@ -143,7 +143,7 @@ class AITM(nn.Module):
             transferred = self.transfers[k - 1](z)
             z = self.attentions[k - 1](transferred, self.towers[k](x))
             logits.append(self.heads[k](z))
-        if self.imputation_towers is not None:
+        if self.imputation_towers is not None and extra_towers:
             logits.extend(self.imputation_towers(x))
         return torch.cat(logits, dim=1)
 

@@ -60,6 +60,8 @@ def conditional_log_proba_from_reach(log_reach):
 
 
 COUNTERFACTUAL_METHODS = ("ips", "dr", "dcmt")
+# the methods whose risk reads the network's extra towers (imputation=True)
+EXTRA_TOWER_METHODS = ("dr", "dcmt")
 
 
 class CounterfactualRisk(nn.Module):

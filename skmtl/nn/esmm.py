@@ -108,15 +108,15 @@ class ESMM(nn.Module):
         # and the imputation towers (each in one stage's counterfactual risk).
         self.task_specific = (f"towers.{self.n_stages - 1}", "imputation_towers")
 
-    def forward(self, categorical, numeric):
+    def forward(self, categorical, numeric, extra_towers=True):
         """Return conditional logits of shape ``(batch, n_stages)``.
 
-        With ``imputation``, ``(batch, 2 * n_stages - 1)``: the extra
-        towers' logits follow.
+        With ``imputation`` (and ``extra_towers``, which predictions turn
+        off), ``(batch, 2 * n_stages - 1)``: the extra towers' logits follow.
         """
         x = self.embedding(categorical, numeric)
         logits = self.towers(x)
-        if self.imputation_towers is not None:
+        if self.imputation_towers is not None and extra_towers:
             logits = logits + self.imputation_towers(x)
         return torch.cat(logits, dim=1)
 

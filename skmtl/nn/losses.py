@@ -4,8 +4,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .counterfactual import (CounterfactualRisk, conditional_log_proba_from_reach,
-                             extra_logits_of)
+from .counterfactual import (EXTRA_TOWER_METHODS, CounterfactualRisk,
+                             conditional_log_proba_from_reach, extra_logits_of)
 from .esmm import entire_space_log_proba
 
 
@@ -139,7 +139,7 @@ class MultiTaskSquaredLoss(_PerTaskLoss):
 
 
 class _FunnelLoss(_PerTaskLoss):
-    """A funnel's per-stage losses, optionally with ESCM²'s counterfactual risk (parameters
+    """A funnel's per-stage losses, optionally with a counterfactual risk (parameters
     in :class:`EntireSpaceLoss`)."""
 
     def __init__(self, counterfactual=None, counterfactual_weight=0.3, propensity_clip=0.2,
@@ -153,7 +153,7 @@ class _FunnelLoss(_PerTaskLoss):
                             sample_weight, extra_logits):
         if self.counterfactual is None:
             return losses
-        if self.counterfactual.method in ("dr", "dcmt") and extra_logits is None:
+        if self.counterfactual.method in EXTRA_TOWER_METHODS and extra_logits is None:
             raise ValueError(f"counterfactual={self.counterfactual.method!r} needs a network "
                              "built with imputation=True (its extra towers)")
         if known is None:
