@@ -168,6 +168,36 @@ def test_the_masked_task_loss_in_history_is_over_known_rows(tasks):
     assert model.history_[-1, "train_loss_t2"] == pytest.approx(expected, rel=1e-3)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_sparsely_labelled_task_trains_by_its_share_of_known_labels(tasks, monkeypatch,
+                                                                      weighted):
+    # each known label pulls alike whichever task it belongs to: the task losses trained
+    # on are the recorded means over known labels times the task's share of the batch
+    from skmtl.nn.weighting import LossWeighting
+
+    X, Y, _ = tasks
+    hidden, rows = _hide(Y, "t2", 0.75)
+    weight = np.random.default_rng(0).random(len(X)) + 0.5 if weighted else None
+    trained = []
+    backward = LossWeighting.backward
+    monkeypatch.setattr(LossWeighting, "backward", lambda self, losses, *split: (
+        trained.append(losses.detach().clone()), backward(self, losses, *split))[1])
+    model = MMOEClassifier(max_epochs=1, batch_size=len(X), early_stopping=False,
+                           random_state=0).fit(X, hidden, sample_weight=weight)
+    share = 1.0 - (rows.mean() if weight is None else weight[rows].sum() / weight.sum())
+    assert len(trained) == 1  # one batch
+    recorded = [model.history_[-1, f"train_loss_{task}"] for task in ("t1", "t2")]
+    np.testing.assert_allclose(trained[0].numpy(), [recorded[0], recorded[1] * share],
+                               rtol=1e-4)
+    # every label known: nothing is scaled
+    trained.clear()
+    complete = MMOEClassifier(max_epochs=1, batch_size=len(X), early_stopping=False,
+                              random_state=0).fit(X, Y)
+    np.testing.assert_allclose(trained[0].numpy(), [complete.history_[-1, "train_loss_t1"],
+                                                    complete.history_[-1, "train_loss_t2"]],
+                               rtol=1e-4)
+
+
 def test_missing_labels_with_sample_weight_and_early_stopping(tasks):
     X, Y, _ = tasks
     hidden, _ = _hide(Y, "t1", 0.3)
