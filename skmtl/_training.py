@@ -464,7 +464,8 @@ class MultiTaskNet(NeuralNet):
         if not self.missing_labels:
             return task_losses
         known = label_weights(target, weight, True).to(task_losses.device)
-        total = known.new_tensor(len(target) if weight is None else float(weight.sum()))
+        total = (known.new_tensor(len(target)) if weight is None
+                 else weight.sum().to(known.device, known.dtype))
         return task_losses * (known / total.clamp(min=torch.finfo(known.dtype).tiny))
 
     def _drop_gradients_without_labels(self, target, weight):
