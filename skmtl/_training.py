@@ -436,13 +436,16 @@ class MultiTaskNet(NeuralNet):
         target = target.to(self.device)
         weight = None if weight is None else weight.to(self.device)
         task_losses = self.criterion_(y_pred, target, weight)
-        return y_pred, task_losses
+        # taken, not kept: a tensor of the graph left on the criterion would hold the
+        # graph and stop the model from being pickled
+        label_free = self.criterion_.__dict__.pop("label_free_", None)
+        return y_pred, task_losses, label_free
 
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
-        y_pred, task_losses = self._batch_loss(batch)
-        loss = self.loss_weighting_.backward(self._per_label(task_losses, *batch[1]),
-                                             *self.parameter_split_)
+        y_pred, task_losses, label_free = self._batch_loss(batch)
+        loss = self.loss_weighting_.backward(
+            self._per_label(task_losses, label_free, *batch[1]), *self.parameter_split_)
         if self.distributed:
             _distributed.average_gradients(list(self.module_.parameters())
                                            + list(self.loss_weighting_.parameters()))
@@ -450,7 +453,7 @@ class MultiTaskNet(NeuralNet):
             self._drop_gradients_without_labels(*batch[1])
         return {"loss": loss, "y_pred": y_pred, "task_losses": task_losses.detach()}
 
-    def _per_label(self, task_losses, target, weight):
+    def _per_label(self, task_losses, label_free, target, weight):
         """The losses to train on: each task's, times the share of the batch's weight its
         known labels hold.
 
@@ -459,14 +462,18 @@ class MultiTaskNet(NeuralNet):
         ten times the pull of another task's. Scaled, every known label weighs
         the same whichever task it belongs to (on Census with 90 % of one task's
         labels missing, the other task gained 0.0009 AUC and the sparse one
-        0.0001; see benchmarks/README.md).
+        0.0001; see benchmarks/README.md). ``label_free``, the part of the
+        losses that needs no label (AITM's calibrator), is not scaled.
         """
         if not self.missing_labels:
             return task_losses
         known = label_weights(target, weight, True).to(task_losses.device)
         total = (known.new_tensor(len(target)) if weight is None
                  else weight.sum().to(known.device, known.dtype))
-        return task_losses * (known / total.clamp(min=torch.finfo(known.dtype).tiny))
+        share = known / total.clamp(min=torch.finfo(known.dtype).tiny)
+        if label_free is None:
+            return task_losses * share
+        return (task_losses - label_free) * share + label_free
 
     def _drop_gradients_without_labels(self, target, weight):
         """No step at all on a batch that teaches nothing.
@@ -502,7 +509,7 @@ class MultiTaskNet(NeuralNet):
     def validation_step(self, batch, **fit_params):
         self._set_training(False)
         with torch.no_grad():
-            y_pred, task_losses = self._batch_loss(batch)
+            y_pred, task_losses, _ = self._batch_loss(batch)
         return {"loss": task_losses.sum(), "y_pred": y_pred, "task_losses": task_losses}
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):

@@ -198,6 +198,21 @@ def test_a_sparsely_labelled_task_trains_by_its_share_of_known_labels(tasks, mon
                                rtol=1e-4)
 
 
+def test_aitm_with_missing_labels_trains_its_calibrator_unscaled_and_pickles(tasks):
+    # the calibrator's part of a stage's loss needs no label: it is not scaled by the
+    # stage's share of known labels, and nothing of the graph stays on the criterion
+    X, _, funnel = tasks
+    hidden = funnel.astype(float)
+    hidden.loc[:, "conversion"] = np.nan
+    hidden.loc[hidden.index[:50], "conversion"] = funnel["conversion"][:50]
+    model = AITMClassifier(**{**FAST, "early_stopping": False}, calibration_weight=5.0)
+    model.fit(X, hidden)
+    assert "label_free_" not in model.net_.criterion_.__dict__
+    loaded = pickle.loads(pickle.dumps(model))
+    proba = loaded.predict_proba(X)
+    assert (proba[1][:, 1] <= proba[0][:, 1] + 1e-3).mean() > 0.99  # the calibrator acted
+
+
 def test_missing_labels_with_sample_weight_and_early_stopping(tasks):
     X, Y, _ = tasks
     hidden, _ = _hide(Y, "t1", 0.3)

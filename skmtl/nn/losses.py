@@ -51,10 +51,14 @@ class _PerTaskLoss(nn.Module):
 
     ``missing_labels = False`` (set by whoever knows the targets are
     complete) skips the masking, which costs as much again as a small
-    loss's own arithmetic.
+    loss's own arithmetic. ``label_free_``, set by a call whose losses have
+    a part that needs no label (AITM's calibrator), is that part: a trainer
+    that weighs each task by its share of known labels takes it (deleting
+    the attribute) and leaves that part unscaled.
     """
 
     missing_labels = True
+    label_free_ = None
 
     def _known(self, target):
         """``(target, known)`` as :func:`known_targets`, or ``(target, None)``."""
@@ -282,7 +286,9 @@ class AITMLoss(_FunnelLoss):
             excess = excess * sample_weight.unsqueeze(1)
         # a weight of 2 counts as a repeated row, in the sum as in the mean
         penalty = torch.cat([excess.new_zeros(1), excess.sum(dim=0)])
-        losses = losses + self.calibration_weight * penalty
+        # the part of each stage's loss that needs no label (see label_free_)
+        self.label_free_ = self.calibration_weight * penalty
+        losses = losses + self.label_free_
         if self.counterfactual is None:
             return losses
         log_reach = F.logsigmoid(logits)
