@@ -177,24 +177,24 @@ def _esmm_on_coat(load, random_state, print_fn):
     naive, naive_seconds = _timed_fit(MMOEClassifier(random_state=random_state),
                                       X_train[clicked], Y_train["conversion"][clicked])
     naive_cvr = naive.predict_proba(X_test)[:, 1]
+    contenders = [  # name in the table, short name, pCVR, fit seconds
+        ("ESMMClassifier, all impressions", "ESMM", esmm_cvr, esmm_seconds),
+        ("ESMMClassifier(counterfactual='dcmt', counterfactual_weight=1)", "ESMM with DCMT",
+         dcmt_cvr, dcmt_seconds),
+        ("AITMClassifier, all impressions", "AITM", aitm_cvr, aitm_seconds),
+        ("single-task, clicked rows only", "single-task", naive_cvr, naive_seconds)]
     rows = [
         {"model": name, "pCVR AUC": roc_auc_score(y_test, cvr), "mean pCVR": cvr.mean(),
          "observed rate": y_test.mean(), "log loss": log_loss(y_test, cvr), "fit s": seconds}
-        for name, cvr, seconds in [
-            ("ESMMClassifier, all impressions", esmm_cvr, esmm_seconds),
-            ("ESMMClassifier(counterfactual='dcmt', counterfactual_weight=1)", dcmt_cvr,
-             dcmt_seconds),
-            ("AITMClassifier, all impressions", aitm_cvr, aitm_seconds),
-            ("single-task, clicked rows only", naive_cvr, naive_seconds)]
-    ]
+        for name, _, cvr, seconds in contenders]
     print_fn(f"ESMMClassifier(): {esmm.n_iter_} epochs; with DCMT: {dcmt.n_iter_}; "
              f"AITMClassifier(): {aitm.n_iter_}")
     _print_table(rows, print_fn)
-    print_fn("Mean pCVR minus the observed rate: " + ", ".join(
-        f"{row['model'].split(',')[0].replace('Classifier', '')} "
-        f"{row['mean pCVR'] - row['observed rate']:+.3f}"
-        for row in rows) + ". AUC ranks the test items; the mean and the log loss show how "
-             "well each model's probabilities match the conversions of items shown at random.")
+    gaps = ", ".join(f"{short} {row['mean pCVR'] - row['observed rate']:+.3f}"
+                     for (_, short, _, _), row in zip(contenders, rows))
+    print_fn(f"Mean pCVR minus the observed rate: {gaps}. AUC ranks the test items; the mean "
+             "and the log loss show how well each model's probabilities match the conversions "
+             "of items shown at random.")
     curves = [_curves("esmm_conversion", "ESMM — p(conversion | click)", esmm, "conversion",
                       y_test, {"ESMM": esmm_cvr, "ESMM, DCMT": dcmt_cvr, "AITM": aitm_cvr,
                                "clicked rows only": naive_cvr})]

@@ -28,6 +28,9 @@ def test_demo_on_real_data(one_epoch, tmp_path, capsys):
                  "SharedBottomClassifier()", "AITMClassifier, all impressions",
                  "ESMMClassifier(counterfactual='dcmt', counterfactual_weight=1)"):
         assert name in out
+    assert "Mean pCVR minus the observed rate: ESMM +" in out or \
+        "Mean pCVR minus the observed rate: ESMM -" in out
+    assert ", ESMM with DCMT " in out and ", single-task " in out
     assert "Serving: MMOEClassifier() exported to ONNX" in out
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
         "mmoe_income_50k.png", "mmoe_never_married.png", "esmm_conversion.png", "mmoe.onnx"}
