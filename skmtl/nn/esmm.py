@@ -105,7 +105,7 @@ class ESMM(nn.Module):
             batch_norm) if imputation else None
         # What one stage's loss alone trains (see skmtl.nn.weighting.split_parameters): the
         # last stage's tower (tower k enters the products of stage k and every later one)
-        # and the imputation towers (each in one stage's counterfactual risk).
+        # and the extra towers (each in one stage's counterfactual risk).
         self.task_specific = (f"towers.{self.n_stages - 1}", "imputation_towers")
 
     def forward(self, categorical, numeric, extra_towers=True):
