@@ -1003,11 +1003,14 @@ class MultiTaskEstimatorBase(BaseEstimator):
         return min(PREDICT_BATCH_SIZE,
                    max(64, PREDICT_BATCH_FLOATS // n_threads // max(floats, 1)))
 
+    # keyword arguments of the network's forward pass at predict (and in ONNX)
+    _PREDICT_FORWARD = {}
+
     def _module_outputs(self, method):
         """``compute`` for :meth:`_forward`: the module's forward pass, then ``method``."""
-        module = self.net_.module_
+        module, options = self.net_.module_, self._PREDICT_FORWARD
         return lambda categorical, numeric: method(module(categorical=categorical,
-                                                          numeric=numeric))
+                                                          numeric=numeric, **options))
 
     def _score_targets(self, y, n_samples, sample_weight):
         """``y`` for ``score`` as an object array ``(n_samples, n_tasks)``, read as ``fit``

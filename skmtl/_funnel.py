@@ -27,6 +27,8 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
     """
 
     _MODEL_NETWORK_PARAMS = ("counterfactual",)
+    # predictions need the stages' logits only, not the counterfactual risk's extra towers
+    _PREDICT_FORWARD = {"extra_towers": False}
     _parameter_constraints = {
         **MultiTaskClassifierBase._parameter_constraints,
         "counterfactual": [StrOptions(set(COUNTERFACTUAL_METHODS)), None],
@@ -41,12 +43,6 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
     def _extra_towers(self):
         """Whether the network needs the counterfactual risk's extra towers (DR, DCMT)."""
         return self.counterfactual in EXTRA_TOWER_METHODS
-
-    def _module_outputs(self, method):
-        # predictions need the stages' logits only, not the risk's extra towers
-        module = self.net_.module_
-        return lambda categorical, numeric: method(
-            module(categorical=categorical, numeric=numeric, extra_towers=False))
 
     def _counterfactual_params(self):
         """The loss's keyword arguments for ``counterfactual``."""

@@ -639,6 +639,8 @@ class _ServedNetwork(torch.nn.Module):
         self.n_numeric = len(encoder.numeric_indices_)
         self.regression = isinstance(estimator, MultiTaskRegressorBase)
         self.funnel = isinstance(estimator, FunnelClassifierBase)
+        # as predict runs it: a funnel's counterfactual extra towers are trained, not served
+        self.forward_options = dict(estimator._PREDICT_FORWARD)
         self.gates = isinstance(estimator, GateWeightsMixin)
         # One row of zeros (unknown categories) names and shapes the outputs.
         with torch.no_grad():
@@ -665,9 +667,7 @@ class _ServedNetwork(torch.nn.Module):
         inputs = list(inputs)
         categorical = inputs.pop(0) if self.n_categorical else None
         numeric = inputs.pop(0) if self.n_numeric else None
-        # a funnel's counterfactual extra towers are trained, not served
-        logits = (self.module(categorical, numeric, extra_towers=False) if self.funnel
-                  else self.module(categorical, numeric))
+        logits = self.module(categorical, numeric, **self.forward_options)
         if self.regression:
             outputs = [torch.cat(logits, dim=1)]
         else:
