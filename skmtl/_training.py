@@ -444,8 +444,9 @@ class MultiTaskNet(NeuralNet):
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         y_pred, task_losses, label_free = self._batch_loss(batch)
-        loss = self.loss_weighting_.backward(
-            self._per_label(task_losses, label_free, *batch[1]), *self.parameter_split_)
+        trained, shares = self._per_label(task_losses, label_free, *batch[1])
+        loss = self.loss_weighting_.backward(trained, *self.parameter_split_,
+                                             label_shares=shares, mean_losses=task_losses)
         if self.distributed:
             _distributed.average_gradients(list(self.module_.parameters())
                                            + list(self.loss_weighting_.parameters()))
@@ -455,7 +456,7 @@ class MultiTaskNet(NeuralNet):
 
     def _per_label(self, task_losses, label_free, target, weight):
         """The losses to train on: each task's, times the share of the batch's weight its
-        known labels hold.
+        known labels hold; and those shares (None without ``missing_labels``).
 
         Each task's loss is a mean over its known labels (as recorded); trained
         as it is, a task known on 10 % of the rows would give each of its labels
@@ -466,14 +467,14 @@ class MultiTaskNet(NeuralNet):
         losses that needs no label (AITM's calibrator), is not scaled.
         """
         if not self.missing_labels:
-            return task_losses
+            return task_losses, None
         known = label_weights(target, weight, True).to(task_losses.device)
         total = (known.new_tensor(len(target)) if weight is None
                  else weight.sum().to(known.device, known.dtype))
         share = known / total.clamp(min=torch.finfo(known.dtype).tiny)
         if label_free is None:
-            return task_losses * share
-        return (task_losses - label_free) * share + label_free
+            return task_losses * share, share
+        return (task_losses - label_free) * share + label_free, share
 
     def _drop_gradients_without_labels(self, target, weight):
         """No step at all on a batch that teaches nothing.

@@ -178,10 +178,15 @@ def test_a_sparsely_labelled_task_trains_by_its_share_of_known_labels(tasks, mon
     X, Y, _ = tasks
     hidden, rows = _hide(Y, "t2", 0.75)
     weight = np.random.default_rng(0).random(len(X)) + 0.5 if weighted else None
-    trained = []
+    trained, shares = [], []
     backward = LossWeighting.backward
-    monkeypatch.setattr(LossWeighting, "backward", lambda self, losses, *split: (
-        trained.append(losses.detach().clone()), backward(self, losses, *split))[1])
+
+    def recording_backward(self, losses, *split, label_shares=None, mean_losses=None):
+        trained.append(losses.detach().clone())
+        shares.append(label_shares)
+        return backward(self, losses, *split, label_shares, mean_losses)
+
+    monkeypatch.setattr(LossWeighting, "backward", recording_backward)
     model = MMOEClassifier(max_epochs=1, batch_size=len(X), early_stopping=False,
                            random_state=0).fit(X, hidden, sample_weight=weight)
     share = 1.0 - (rows.mean() if weight is None else weight[rows].sum() / weight.sum())
@@ -189,6 +194,7 @@ def test_a_sparsely_labelled_task_trains_by_its_share_of_known_labels(tasks, mon
     recorded = [model.history_[-1, f"train_loss_{task}"] for task in ("t1", "t2")]
     np.testing.assert_allclose(trained[0].numpy(), [recorded[0], recorded[1] * share],
                                rtol=1e-4)
+    np.testing.assert_allclose(shares[0].numpy(), [1.0, share], rtol=1e-5)
     # every label known: nothing is scaled
     trained.clear()
     complete = MMOEClassifier(max_epochs=1, batch_size=len(X), early_stopping=False,
@@ -502,6 +508,21 @@ def test_uncertainty_weighting_leaves_a_task_without_labels_alone():
     weighting = UncertaintyWeighting([1.0, 1.0])
     weighting.objective(torch.tensor([0.7, 0.0])).backward()  # no known label of task 1
     assert weighting.log_variance.grad[0] != 0 and weighting.log_variance.grad[1] == 0
+
+
+def test_uncertainty_weighting_scales_its_log_variance_term_by_the_label_share():
+    # every known label adds exp(-s) * loss + s: with the losses scaled by the share of
+    # known labels, s is pulled towards the log of the task's mean loss however few its
+    # labels; a task with none (here a label-free loss of 0.3, as AITM's calibrator) is
+    # left alone
+    weighting = UncertaintyWeighting([1.0, 1.0, 1.0])
+    mean_losses = torch.tensor([0.5, 0.5, 0.3])
+    shares = torch.tensor([1.0, 0.1, 0.0])
+    trained = torch.tensor([0.5, 0.05, 0.3])
+    weighting.objective(trained, shares).backward()
+    # d/ds of share * (exp(-s) * mean_loss + s) at s = 0
+    torch.testing.assert_close(weighting.log_variance.grad,
+                               shares * (1 - mean_losses))
 
 
 def test_uncertainty_weighting_objective():
@@ -1086,6 +1107,20 @@ def test_loss_weighting_with_a_single_task(tasks, loss_weighting):
     assert np.isfinite(model.history_[:, "task_weight_t1"]).all()
 
 
+def test_gradnorm_compares_mean_losses_not_the_losses_scaled_by_label_shares():
+    w = torch.ones(3, requires_grad=True)
+    gradnorm = GradNorm([1.0, 1.0])
+    shares = torch.tensor([1.0, 0.05])
+    losses = torch.stack([0.7 * w.sum() / 3, 0.7 * w.sum() / 3])
+    gradnorm.backward(losses * shares, [w], [], label_shares=shares,
+                      mean_losses=losses.detach())
+    torch.testing.assert_close(gradnorm.initial_losses, torch.tensor([0.7, 0.7]))
+    # a task with a gradient (a loss that needs no label) but no known label sits out
+    absent = GradNorm([1.0, 1.0])
+    absent.backward(losses, [w], [], label_shares=torch.tensor([1.0, 0.0]))
+    assert torch.isnan(absent.initial_losses[1])
+
+
 def test_gradnorm_waits_for_a_task_absent_from_the_first_batch():
     gradnorm = GradNorm([1.0, 1.0])
     gradnorm._update_balance(torch.tensor([0.0, 0.7]), torch.tensor([0.0, 2.0]))
@@ -1126,6 +1161,33 @@ def test_learned_weights_of_a_task_without_labels_stay(tasks, loss_weighting):
     assert len(set(model.history_[:, "task_weight_t2"])) == 1
     if loss_weighting == "uncertainty":  # gradnorm: one task alone has nothing to balance
         assert len(set(model.history_[:, "task_weight_t1"])) > 1
+
+
+@pytest.mark.parametrize("loss_weighting", ["uncertainty", "gradnorm"])
+def test_aitm_stage_without_labels_keeps_its_learned_weight(loss_weighting):
+    # the calibrator's part of the conversion loss needs no label: it made the stage look
+    # labelled, and its weight moved on a chunk without any label (the calibrator trains)
+    data = make_entire_space(2000, random_state=0)
+    X, funnel = data.data, data.target
+    model = AITMClassifier(random_state=0, loss_weighting=loss_weighting, batch_size=32)
+    model.partial_fit(X[:1000], funnel[:1000])
+    before = {k: v.clone() for k, v in model.net_.loss_weighting_.state_dict().items()}
+    model.partial_fit(X[1000:], funnel[1000:].astype(float) * np.nan)
+    after = model.net_.loss_weighting_.state_dict()
+    for key in before:
+        torch.testing.assert_close(after[key], before[key], rtol=0, atol=0)
+
+
+def test_gradnorm_initial_losses_are_means_over_known_labels(tasks):
+    # they were scaled by the first batch's share of known labels (0.03 for a task known
+    # on 5 % of it), and the balance then drifted for every later batch
+    X, Y, _ = tasks
+    hidden, _ = _hide(Y, "t2", 0.95)
+    model = MMOEClassifier(random_state=0, loss_weighting="gradnorm", batch_size=500,
+                           categories={"color": ["black", "blue", "green", "red"]})
+    model.partial_fit(X[:500], hidden[:500])
+    initial = model.net_.loss_weighting_.initial_losses
+    assert 0.4 < float(initial[1]) < 1.2 and 0.4 < float(initial[0]) < 1.2, initial
 
 
 def test_a_task_without_labels_has_no_loss_in_the_history(tasks):

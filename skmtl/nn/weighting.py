@@ -115,20 +115,30 @@ class LossWeighting(nn.Module):
         """The weight of each task's loss in force now, shape ``(n_tasks,)``."""
         return self.task_weights
 
-    def objective(self, task_losses):
-        """The scalar to minimise for these per-task losses."""
+    def objective(self, task_losses, label_shares=None):
+        """The scalar to minimise for these per-task losses (see :meth:`backward`)."""
         return (self.weights() * task_losses).sum()
 
-    def backward(self, task_losses, shared, specific):
+    def backward(self, task_losses, shared, specific, label_shares=None, mean_losses=None):
         """Accumulate the gradients of one batch into ``.grad``; return the objective.
 
         Parameters
         ----------
         task_losses : Tensor of shape (n_tasks,)
+            The losses to train on.
         shared, specific : lists of Parameters
             The network's parameters, split by :func:`split_parameters`.
+        label_shares : Tensor of shape (n_tasks,), default=None
+            The share of the batch's weight that each task's known labels
+            hold (0: the task has no known label in the batch and takes no
+            part in learning the weights). None: inferred, a task whose loss
+            is exactly 0 having no known label.
+        mean_losses : Tensor of shape (n_tasks,), default=None
+            Each task's loss as a mean over its known labels, when
+            ``task_losses`` were scaled by ``label_shares``: the losses a
+            weighting compares between batches. None: ``task_losses``.
         """
-        objective = self.objective(task_losses)
+        objective = self.objective(task_losses, label_shares)
         objective.backward()
         return objective
 
@@ -148,9 +158,14 @@ class UncertaintyWeighting(LossWeighting):
 
     Minimises ``sum_t task_weights[t] * (exp(-s_t) * loss_t + s_t)`` with a
     learned log-variance ``s_t`` per task (trained with the network), so a
-    task's weight ``exp(-s_t)`` settles near the inverse of its loss. A task
-    with no known label in a batch (a loss of exactly 0) leaves its ``s_t``
-    alone there: the ``+ s_t`` term alone would push its weight up.
+    task's weight ``exp(-s_t)`` settles near the inverse of its loss. With
+    ``label_shares`` (losses scaled by the share of the batch their known
+    labels hold), the ``s_t`` term is scaled alike: every known label adds
+    its own ``exp(-s_t) * loss + s_t``, and the weight still settles near
+    the inverse of the task's mean loss, however few its labels. A task with
+    no known label in a batch leaves its ``s_t`` alone there: the ``+ s_t``
+    term alone would push its weight up, and a loss that needs no label
+    (AITM's calibrator) would move it.
 
     Parameters
     ----------
@@ -179,11 +194,14 @@ class UncertaintyWeighting(LossWeighting):
     def weights(self):
         return self.task_weights * torch.exp(-self.log_variance.detach())
 
-    def objective(self, task_losses):
+    def objective(self, task_losses, label_shares=None):
+        if label_shares is None:
+            label_shares = (task_losses.detach() != 0).to(task_losses.dtype)
         precision = torch.exp(-self.log_variance)
-        present = task_losses.detach() != 0
+        # no gradient to the s of a task without labels (after_step then keeps it)
+        precision = torch.where(label_shares > 0, precision, precision.detach())
         return (self.task_weights * (precision * task_losses
-                                     + self.log_variance * present)).sum()
+                                     + self.log_variance * label_shares)).sum()
 
     def before_step(self):
         return self.log_variance.detach().clone()
@@ -254,7 +272,7 @@ class _SharedGradientWeighting(LossWeighting):
     parameters get the ordinary gradient of the weighted sum.
     """
 
-    def backward(self, task_losses, shared, specific):
+    def backward(self, task_losses, shared, specific, label_shares=None, mean_losses=None):
         weights = self.weights()
         objective = (weights * task_losses).sum()
         if not shared:
@@ -263,10 +281,12 @@ class _SharedGradientWeighting(LossWeighting):
         gradients = task_gradients(task_losses, shared)
         if specific:
             torch.autograd.backward(objective, inputs=specific)
-        _set_gradients(shared, self._shared_gradient(gradients, weights, task_losses.detach()))
+        mean_losses = task_losses if mean_losses is None else mean_losses
+        _set_gradients(shared, self._shared_gradient(gradients, weights, mean_losses.detach(),
+                                                     label_shares))
         return objective
 
-    def _shared_gradient(self, gradients, weights, task_losses):
+    def _shared_gradient(self, gradients, weights, mean_losses, label_shares):
         """The shared parameters' flat gradient from the tasks' ``(n_tasks, n)`` ones."""
         raise NotImplementedError
 
@@ -281,8 +301,10 @@ class GradNorm(_SharedGradientWeighting):
     those ratios: a task that trains slower gets a larger gradient. The
     weights are then renormalised to sum to ``n_tasks``. They balance the
     tasks' own gradients; ``task_weights`` scale the balanced weights (a task
-    weighted 2 keeps twice the weight of an otherwise equal one). A task with no
-    known label in a batch (a zero gradient) sits that batch out. The norms
+    weighted 2 keeps twice the weight of an otherwise equal one). The
+    ratios compare each task's mean loss over its known labels (``mean_losses``
+    of :meth:`backward`), however many labels a batch holds. A task with no
+    known label in a batch (or a zero gradient) sits that batch out. The norms
     are taken over every shared parameter (the paper takes the last shared
     layer), so the per-task gradients hold ``n_tasks`` times the shared
     parameters, embedding tables included.
@@ -322,15 +344,17 @@ class GradNorm(_SharedGradientWeighting):
     def weights(self):
         return self.task_weights * self.balance
 
-    def _shared_gradient(self, gradients, weights, task_losses):
-        self._update_balance(task_losses, gradients.norm(dim=1))
+    def _shared_gradient(self, gradients, weights, mean_losses, label_shares):
+        self._update_balance(mean_losses, gradients.norm(dim=1), label_shares)
         # the weights in force before the update (in the gradients' dtype: @ does not promote)
         return weights.to(gradients.dtype) @ gradients
 
-    def _update_balance(self, losses, gradient_norms):
-        # A task without a known label in the batch has no gradient: it takes
-        # no part in this update, and its initial loss waits for a batch with one.
+    def _update_balance(self, losses, gradient_norms, label_shares=None):
+        # A task without a known label in the batch takes no part in this
+        # update, and its initial loss waits for a batch with one.
         present = gradient_norms > 0
+        if label_shares is not None:
+            present &= label_shares > 0
         self.initial_losses.copy_(torch.where(torch.isnan(self.initial_losses) & present,
                                               losses, self.initial_losses))
         counted = present & ~torch.isnan(self.initial_losses)
@@ -391,7 +415,7 @@ class PCGrad(_SharedGradientWeighting):
     tensor([0.5000, 1.5000])
     """
 
-    def _shared_gradient(self, gradients, weights, task_losses):
+    def _shared_gradient(self, gradients, weights, mean_losses, label_shares):
         return project_conflicting(weights[:, None] * gradients).sum(dim=0)
 
 
