@@ -47,7 +47,7 @@ def predict_in_blocks(reader, compute, batch_size, device="cpu", rows_sum_to_one
     outputs = _Outputs(reader.n_samples, rows_sum_to_one)
     if n_workers == 1:
         _predict_blocks(reader, blocks, compute, batch_size(1), device, outputs)
-        return outputs.arrays
+        return outputs.checked()
     readers = [reader] + [reader.with_own_scratch() for _ in range(n_workers - 1)]
     with _OneTorchThreadPool(n_workers) as pool:
         futures = pool.submit_each(_predict_blocks, [
@@ -58,7 +58,7 @@ def predict_in_blocks(reader, compute, batch_size, device="cpu", rows_sum_to_one
                 future.result()
         finally:  # an error or an interrupt: the other threads stop after their block
             blocks.close()
-    return outputs.arrays
+    return outputs.checked()
 
 
 def _n_workers(n_samples, device):
@@ -134,6 +134,19 @@ class _Outputs:
             if self.rows_sum_to_one:
                 # a product with ones: np.sum over 2 columns is slow
                 rows /= np.matmul(rows, ones)[:, None]
+
+    def checked(self):
+        """The arrays, once sure that every value is finite (else a ValueError)."""
+        if self.arrays is None or all(np.isfinite(array).all() for array in self.arrays):
+            return self.arrays
+        bad = np.zeros(self.n_samples, bool)
+        for array in self.arrays:
+            bad |= ~np.isfinite(array.reshape(self.n_samples, -1)).all(axis=1)
+        rows = np.flatnonzero(bad)
+        raise ValueError(
+            f"The network's output is NaN or infinite for {len(rows)} row(s) of X "
+            f"(the first: row {rows[0]}). Their numeric values are most likely too "
+            "large for it, far beyond those seen in fit; clip or rescale them.")
 
 
 class _OneTorchThreadPool(ThreadPoolExecutor):

@@ -1,5 +1,6 @@
 """Numeric encodings, the learning-rate schedule, the optimizer and the encoder's edges."""
 
+import decimal
 import pickle
 import subprocess
 import sys
@@ -595,6 +596,26 @@ def test_dates_may_be_declared_categorical(tasks):
     X = X.assign(day=pd.date_range("2020-01-01", periods=len(X), freq="h").normalize())
     model = MMOEClassifier(categorical_features=["color", "shop", "day"], **FAST).fit(X, Y)
     assert model.is_categorical_[-1]
+
+
+@pytest.mark.parametrize("huge", [10**400, -10**400, decimal.Decimal("1e400"), "-1e400"])
+def test_numbers_beyond_float64_in_an_object_column_are_named_as_such(tasks, huge):
+    # a Python int raised pandas' bare OverflowError; a Decimal or a string became
+    # infinity, reported as "infinite values"
+    X, Y, _ = tasks
+    params = {**FAST, "categorical_features": ["color", "shop"]}
+    model = MMOEClassifier(**params).fit(X, Y)
+    bad = X.assign(num_b=X["num_b"].astype(object))
+    bad.loc[5, "num_b"] = huge
+    match = r"\['num_b'\] hold numbers beyond float64's range \(\|x\| > 1.8e\+308\), such as "
+    with pytest.raises(ValueError, match=match):
+        MMOEClassifier(**params).fit(bad, Y)
+    with pytest.raises(ValueError, match=match):
+        model.predict_proba(bad)
+    for infinite in (np.inf, "inf", decimal.Decimal("-Infinity")):  # infinite indeed
+        bad.loc[5, "num_b"] = infinite
+        with pytest.raises(ValueError, match=r"\['num_b'\] contain infinite values"):
+            MMOEClassifier(**params).fit(bad, Y)
 
 
 def test_values_beyond_float32_are_named_as_such(tasks):

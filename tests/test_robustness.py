@@ -578,3 +578,35 @@ def test_model_trained_on_cuda_loads_on_cpu(tasks, holdout, tmp_path):
         load(tmp_path / "cpu.skmtl", device="cuda")
     with pytest.raises(ValueError, match="device='bogus' is not a valid torch device"):
         load(tmp_path / "cpu.skmtl", device="bogus")
+
+
+def test_aitm_stays_finite_for_numbers_far_beyond_the_fitted_range(tasks):
+    # its attention scores are products of two projections: for inputs of about 1e20 they
+    # overflowed, inf - inf made the conversion stage NaN, and predict turned NaN into 0
+    X, _, funnel = tasks
+    model = AITMClassifier(**{**FAST, "numeric_encoding": "standard"}).fit(X, funnel)
+    far = X.head(3).copy()
+    far.loc[far.index[0], "num_a"] = 1e25
+    far.loc[far.index[1], "num_b"] = -1e30
+    for proba in model.predict_proba(far):
+        assert np.isfinite(proba).all()
+    model.predict(far)
+
+
+def test_a_non_finite_output_at_predict_is_a_clear_error(tasks, monkeypatch):
+    # (a network that overflows on some rows, such as PLE with batch_norm=True on a
+    # standardised value of 3e38, still inside float32's range)
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST).fit(X, Y)
+    forward = type(model.net_.module_).forward
+
+    def overflowing(module, categorical, numeric, **kwargs):
+        logits = forward(module, categorical, numeric, **kwargs)
+        return [logit.index_fill(0, torch.tensor([1]), torch.nan) for logit in logits]
+
+    monkeypatch.setattr(type(model.net_.module_), "forward", overflowing)
+    with pytest.raises(ValueError, match=r"NaN or infinite for 1 row\(s\) of X \(the first: "
+                                         r"row 1\)"):
+        model.predict_proba(X.head(10))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.predict(X.head(10))

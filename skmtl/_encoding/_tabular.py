@@ -2,6 +2,7 @@
 
 import copy
 import datetime
+import decimal
 import warnings
 
 import numpy as np
@@ -739,9 +740,19 @@ class _RowReader:
             if values.dtype == object:  # as a Series' values: pd.NA is missing too
                 if _holds_dates_or_bytes(values):
                     raise TypeError  # numpy reads datetime64("2020-01-01") as 18262 days
-                return pd.Series(values, copy=False).to_numpy(dtype=dtype, na_value=np.nan)
+                floats = pd.Series(values, copy=False).to_numpy(dtype=dtype, na_value=np.nan)
+                if any(_overflows(value) for value in values[np.isinf(floats)]):
+                    raise OverflowError  # a Decimal or a string such as "1e400"
+                return floats
             # (long doubles are cast here: np.interp refuses them)
             return np.asarray(values, dtype=dtype)
+        except OverflowError:
+            example = next((value for value in values if _overflows(value)), None)
+            raise ValueError(
+                f"Numeric columns [{self.labels([i])[0]!r}] hold numbers beyond float64's "
+                f"range (|x| > {np.finfo(np.float64).max:.3g})"
+                + ("" if example is None else f", such as {_shortened(example)}")
+                + "; rescale them or declare the columns categorical.") from None
         except (TypeError, ValueError):
             raise ValueError(
                 f"Numeric columns [{self.labels([i])[0]!r}] hold values that are not numbers. "
@@ -750,6 +761,22 @@ class _RowReader:
     def labels(self, numeric_positions):
         """Labels of numeric columns given by position (or mask) among the numeric columns."""
         return [self.encoder._label(j) for j in self.encoder.numeric_indices_[numeric_positions]]
+
+
+def _overflows(value):
+    """Whether ``value`` is a finite number that float64 cannot hold (an int, a Decimal,
+    a string), which becomes infinity or an OverflowError when cast."""
+    try:
+        return np.isinf(float(value)) and not decimal.Decimal(str(value)).is_infinite()
+    except OverflowError:
+        return True
+    except (TypeError, ValueError, decimal.InvalidOperation):
+        return False
+
+
+def _shortened(value, length=40):
+    text = repr(value)
+    return text if len(text) <= length else f"{text[:length]}..."
 
 
 def _holds_dates_or_bytes(values):

@@ -8,6 +8,10 @@ from torch import nn
 from .esmm import imputation_towers, two_columns
 from .layers import MLP, FeatureEmbedding, per_task_units, prior_logits
 
+# The largest projection of AdaptiveInformationTransfer: a sum of transfer_units products
+# of two stays within float32 (3.4e38) for up to 1e8 units
+PROJECTION_BOUND = 1e15
+
 
 class AdaptiveInformationTransfer(nn.Module):
     """Attention over a stage's own representation and what the previous stage passes on.
@@ -43,9 +47,13 @@ class AdaptiveInformationTransfer(nn.Module):
     def forward(self, transferred, own):
         """Combine two ``(batch, input_dim)`` tensors into ``(batch, transfer_units)``."""
         d = self.transfer_units
+        # Bounded, so that the scores (products of two projections) stay finite: from
+        # inputs of about 1e20 on, they overflowed and inf - inf made the output NaN.
         # split, not slices: a slice's backward fills a zero tensor of the whole width
-        h1_transferred, h2_transferred, h3_transferred = self.projections(transferred).split(d, 1)
-        h1_own, h2_own, h3_own = self.projections(own).split(d, 1)
+        h1_transferred, h2_transferred, h3_transferred = self.projections(transferred).clamp(
+            -PROJECTION_BOUND, PROJECTION_BOUND).split(d, 1)
+        h1_own, h2_own, h3_own = self.projections(own).clamp(
+            -PROJECTION_BOUND, PROJECTION_BOUND).split(d, 1)
         scores = ((h1_transferred * h2_transferred).sum(dim=1, keepdim=True)
                   - (h1_own * h2_own).sum(dim=1, keepdim=True))
         # the softmax over two inputs is the sigmoid of their scores' difference
