@@ -598,10 +598,12 @@ def test_dates_may_be_declared_categorical(tasks):
     assert model.is_categorical_[-1]
 
 
-@pytest.mark.parametrize("huge", [10**400, -10**400, decimal.Decimal("1e400"), "-1e400"])
+@pytest.mark.parametrize("huge", ["10**400", "-10**5000", "decimal.Decimal('1e400')",
+                                  "'-1e400'"])
 def test_numbers_beyond_float64_in_an_object_column_are_named_as_such(tasks, huge):
     # a Python int raised pandas' bare OverflowError; a Decimal or a string became
-    # infinity, reported as "infinite values"
+    # infinity, reported as "infinite values" (an int of 5,000 digits has no repr)
+    huge = eval(huge)
     X, Y, _ = tasks
     params = {**FAST, "categorical_features": ["color", "shop"]}
     model = MMOEClassifier(**params).fit(X, Y)
@@ -616,6 +618,11 @@ def test_numbers_beyond_float64_in_an_object_column_are_named_as_such(tasks, hug
         bad.loc[5, "num_b"] = infinite
         with pytest.raises(ValueError, match=r"\['num_b'\] contain infinite values"):
             MMOEClassifier(**params).fit(bad, Y)
+    if np.finfo(np.longdouble).max > 1e400:  # (80-bit long doubles of x86)
+        longdouble = X.assign(num_b=X["num_b"].to_numpy(np.longdouble))
+        longdouble.loc[5, "num_b"] = np.longdouble("1e400")
+        with pytest.raises(ValueError, match=match):
+            model.predict_proba(longdouble)
 
 
 def test_values_beyond_float32_are_named_as_such(tasks):

@@ -518,11 +518,16 @@ def test_uncertainty_weighting_scales_its_log_variance_term_by_the_label_share()
     weighting = UncertaintyWeighting([1.0, 1.0, 1.0])
     mean_losses = torch.tensor([0.5, 0.5, 0.3])
     shares = torch.tensor([1.0, 0.1, 0.0])
-    trained = torch.tensor([0.5, 0.05, 0.3])
-    weighting.objective(trained, shares).backward()
+    label_free = torch.tensor([0.0, 0.2, 0.3])  # in the means, and unscaled when trained
+    trained = ((mean_losses - label_free) * shares + label_free).requires_grad_()
+    objective = weighting.objective(trained, shares, mean_losses)
+    objective.backward()
     # d/ds of share * (exp(-s) * mean_loss + s) at s = 0
     torch.testing.assert_close(weighting.log_variance.grad,
                                shares * (1 - mean_losses))
+    # the network trains on the losses as given, weighted exp(-s)
+    torch.testing.assert_close(trained.grad, torch.ones(3))
+    assert float(objective.detach()) == pytest.approx(float(trained.detach().sum()))
 
 
 def test_uncertainty_weighting_objective():
@@ -1115,6 +1120,13 @@ def test_gradnorm_compares_mean_losses_not_the_losses_scaled_by_label_shares():
     gradnorm.backward(losses * shares, [w], [], label_shares=shares,
                       mean_losses=losses.detach())
     torch.testing.assert_close(gradnorm.initial_losses, torch.tensor([0.7, 0.7]))
+    # the balance compares the mean losses' gradients: alike here, so it stays
+    # (it moved to the sparse task, whose trained gradient is 20 times smaller)
+    for _ in range(10):
+        w.grad = None
+        gradnorm.backward(losses * shares, [w], [], label_shares=shares,
+                          mean_losses=losses.detach())
+    torch.testing.assert_close(gradnorm.weights(), torch.ones(2))
     # a task with a gradient (a loss that needs no label) but no known label sits out
     absent = GradNorm([1.0, 1.0])
     absent.backward(losses, [w], [], label_shares=torch.tensor([1.0, 0.0]))

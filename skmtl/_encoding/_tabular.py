@@ -3,6 +3,7 @@
 import copy
 import datetime
 import decimal
+import math
 import warnings
 
 import numpy as np
@@ -741,11 +742,13 @@ class _RowReader:
                 if _holds_dates_or_bytes(values):
                     raise TypeError  # numpy reads datetime64("2020-01-01") as 18262 days
                 floats = pd.Series(values, copy=False).to_numpy(dtype=dtype, na_value=np.nan)
-                if any(_overflows(value) for value in values[np.isinf(floats)]):
-                    raise OverflowError  # a Decimal or a string such as "1e400"
-                return floats
-            # (long doubles are cast here: np.interp refuses them)
-            return np.asarray(values, dtype=dtype)
+            else:  # (long doubles are cast here: np.interp refuses them)
+                with np.errstate(over="ignore"):
+                    floats = np.asarray(values, dtype=dtype)
+            # a Decimal, a string such as "1e400" or a long double become infinite
+            if any(_overflows(value) for value in values[np.isinf(floats)]):
+                raise OverflowError
+            return floats
         except OverflowError:
             example = next((value for value in values if _overflows(value)), None)
             raise ValueError(
@@ -775,6 +778,9 @@ def _overflows(value):
 
 
 def _shortened(value, length=40):
+    if isinstance(value, int) and abs(value).bit_length() > 4 * length:
+        # (Python refuses to write out ints of more than 4300 digits)
+        return f"an integer of about {int(abs(value).bit_length() * math.log10(2)) + 1} digits"
     text = repr(value)
     return text if len(text) <= length else f"{text[:length]}..."
 

@@ -19,7 +19,8 @@ class AdaptiveInformationTransfer(nn.Module):
     For the two inputs ``u`` (the transferred ``p`` and the stage's own
     ``q``) the weight is the softmax over ``u`` of ``<h1(u), h2(u)> / sqrt(d)``
     and the output ``sum_u w_u h3(u)``, with ``h1, h2, h3`` linear maps to
-    ``d = transfer_units`` dimensions.
+    ``d = transfer_units`` dimensions, clipped to ``±PROJECTION_BOUND`` (far
+    beyond any trained value) so that the scores stay finite.
 
     Parameters
     ----------

@@ -115,7 +115,7 @@ class LossWeighting(nn.Module):
         """The weight of each task's loss in force now, shape ``(n_tasks,)``."""
         return self.task_weights
 
-    def objective(self, task_losses, label_shares=None):
+    def objective(self, task_losses, label_shares=None, mean_losses=None):
         """The scalar to minimise for these per-task losses (see :meth:`backward`)."""
         return (self.weights() * task_losses).sum()
 
@@ -132,13 +132,13 @@ class LossWeighting(nn.Module):
             The share of the batch's weight that each task's known labels
             hold (0: the task has no known label in the batch and takes no
             part in learning the weights). None: inferred, a task whose loss
-            is exactly 0 having no known label.
+            (GradNorm: whose gradient) is exactly 0 having no known label.
         mean_losses : Tensor of shape (n_tasks,), default=None
             Each task's loss as a mean over its known labels, when
             ``task_losses`` were scaled by ``label_shares``: the losses a
             weighting compares between batches. None: ``task_losses``.
         """
-        objective = self.objective(task_losses, label_shares)
+        objective = self.objective(task_losses, label_shares, mean_losses)
         objective.backward()
         return objective
 
@@ -160,12 +160,11 @@ class UncertaintyWeighting(LossWeighting):
     learned log-variance ``s_t`` per task (trained with the network), so a
     task's weight ``exp(-s_t)`` settles near the inverse of its loss. With
     ``label_shares`` (losses scaled by the share of the batch their known
-    labels hold), the ``s_t`` term is scaled alike: every known label adds
-    its own ``exp(-s_t) * loss + s_t``, and the weight still settles near
-    the inverse of the task's mean loss, however few its labels. A task with
-    no known label in a batch leaves its ``s_t`` alone there: the ``+ s_t``
-    term alone would push its weight up, and a loss that needs no label
-    (AITM's calibrator) would move it.
+    labels hold), ``s_t`` learns as if every known label added its own
+    ``exp(-s_t) * loss + s_t``: the weight settles near the inverse of the
+    task's mean loss (``mean_losses``), however few its labels, and a part
+    of the loss that needs no label (AITM's calibrator) does not move it. A
+    task with no known label in a batch leaves its ``s_t`` alone there.
 
     Parameters
     ----------
@@ -194,13 +193,20 @@ class UncertaintyWeighting(LossWeighting):
     def weights(self):
         return self.task_weights * torch.exp(-self.log_variance.detach())
 
-    def objective(self, task_losses, label_shares=None):
+    def objective(self, task_losses, label_shares=None, mean_losses=None):
         if label_shares is None:
             label_shares = (task_losses.detach() != 0).to(task_losses.dtype)
+        if mean_losses is None:
+            mean_losses = task_losses
         precision = torch.exp(-self.log_variance)
-        # no gradient to the s of a task without labels (after_step then keeps it)
-        precision = torch.where(label_shares > 0, precision, precision.detach())
-        return (self.task_weights * (precision * task_losses
+        fixed = precision.detach()
+        # The network trains on precision * task_losses; s on share * (precision *
+        # mean_loss + s) (the first term's value is fixed * task_losses, its gradient
+        # to s that of the second). A task without labels gives s no gradient (after_step
+        # then keeps it).
+        pull_on_s = torch.where(label_shares > 0,
+                                (precision - fixed) * label_shares * mean_losses.detach(), 0.0)
+        return (self.task_weights * (fixed * task_losses + pull_on_s
                                      + self.log_variance * label_shares)).sum()
 
     def before_step(self):
@@ -302,8 +308,9 @@ class GradNorm(_SharedGradientWeighting):
     weights are then renormalised to sum to ``n_tasks``. They balance the
     tasks' own gradients; ``task_weights`` scale the balanced weights (a task
     weighted 2 keeps twice the weight of an otherwise equal one). The
-    ratios compare each task's mean loss over its known labels (``mean_losses``
-    of :meth:`backward`), however many labels a batch holds. A task with no
+    ratios and the norms compare each task's mean loss over its known labels
+    (``mean_losses`` of :meth:`backward`) and its gradient, however many
+    labels a batch holds; the gradient applied keeps the losses' scaling. A task with no
     known label in a batch (or a zero gradient) sits that batch out. The norms
     are taken over every shared parameter (the paper takes the last shared
     layer), so the per-task gradients hold ``n_tasks`` times the shared
@@ -345,7 +352,12 @@ class GradNorm(_SharedGradientWeighting):
         return self.task_weights * self.balance
 
     def _shared_gradient(self, gradients, weights, mean_losses, label_shares):
-        self._update_balance(mean_losses, gradients.norm(dim=1), label_shares)
+        norms = gradients.norm(dim=1)
+        if label_shares is not None:
+            # balanced: the norms of the mean losses' gradients (those of the losses
+            # trained on are scaled by the shares, which the balance would undo)
+            norms = torch.where(label_shares > 0, norms / label_shares, norms)
+        self._update_balance(mean_losses, norms, label_shares)
         # the weights in force before the update (in the gradients' dtype: @ does not promote)
         return weights.to(gradients.dtype) @ gradients
 
