@@ -485,6 +485,17 @@ def test_dwa_skips_a_task_in_an_epoch_without_its_labels():
         dwa.end_epoch(losses)
     ratio = torch.tensor([0.4 / 0.5, 0.9 / 1.0])  # task 1's last two known losses
     torch.testing.assert_close(dwa.weights(), 2 * torch.softmax(ratio / 2.0, dim=0))
+    # an epoch without task 1's labels leaves its weight; the others share the rest
+    dwa = DynamicWeightAverage([1.0, 1.0, 1.0])
+    for losses in ([1.0, 1.0, 1.0], [0.5, 0.9, 0.8]):
+        dwa.end_epoch(losses)
+    before = dwa.weights().clone()
+    dwa.end_epoch([0.4, float("nan"), 0.7])
+    after = dwa.weights()
+    assert after[1] == before[1] and float(after.sum()) == pytest.approx(3.0)
+    ratio = torch.tensor([0.4 / 0.5, 0.7 / 0.8])
+    torch.testing.assert_close(after[[0, 2]],
+                               (3 - before[1]) * torch.softmax(ratio / 2.0, dim=0))
 
 
 def test_gradnorm_shifts_weight_to_the_task_with_the_smaller_gradient():

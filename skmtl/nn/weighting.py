@@ -262,13 +262,19 @@ class DynamicWeightAverage(LossWeighting):
     def end_epoch(self, task_losses):
         losses = torch.as_tensor(task_losses, dtype=torch.float32,
                                  device=self.recent_losses.device)
-        # a task without labels this epoch keeps its last two losses, and so its ratio
+        # a task without labels this epoch keeps its last two losses and its weight; the
+        # others share the rest of the weights as their ratios say
+        labelled = ~torch.isnan(losses)
         shifted = torch.stack([self.recent_losses[1], losses])
-        self.recent_losses.copy_(torch.where(torch.isnan(losses), self.recent_losses, shifted))
-        if not torch.isnan(self.recent_losses).any():
+        self.recent_losses.copy_(torch.where(labelled, shifted, self.recent_losses))
+        if not torch.isnan(self.recent_losses).any() and labelled.any():
             ratio = self.recent_losses[1] / self.recent_losses[0].clamp(
                 min=torch.finfo(torch.float32).tiny)
-            self.balance.copy_(self.n_tasks * torch.softmax(ratio / self.temperature, dim=0))
+            balance = self.n_tasks * torch.softmax(ratio / self.temperature, dim=0)
+            if not labelled.all():
+                balance = torch.where(labelled, balance * self.balance[labelled].sum()
+                                      / balance[labelled].sum(), self.balance)
+            self.balance.copy_(balance)
 
 
 class _SharedGradientWeighting(LossWeighting):
