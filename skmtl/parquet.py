@@ -299,6 +299,11 @@ def fit_parquet(estimator, source, targets, *, features=None, epochs=1, batch_ro
                 shuffle_buffer=262_144, classes=None, weight_column=None, random_state=None):
     """Train ``estimator`` on a Parquet data set with :meth:`partial_fit`, ``epochs`` times over.
 
+    Each frame is checked as ``partial_fit`` checks its input, when it is
+    reached: a frame it refuses (a NaN weight, an unknown class, ...) stops
+    the training with that error, and the model keeps what the frames before
+    it taught (as after a loop of ``partial_fit`` calls).
+
     Parameters
     ----------
     estimator : a skmtl estimator
