@@ -57,10 +57,11 @@ for name, p in (("ESMM, all impressions", p_esmm),
 # Bins of predicted pCVR (each a fifth of the rows) against the observed
 # rate in them. The model trained on clicks learned the conversion rate of
 # the items users picked, which is higher than that of items shown at random.
-# On all of Coat's impressions (``benchmarks/README.md``, three seeds) ESMM
+# Over three seeds (``benchmarks/README.md``, not this page's one fit) ESMM
 # ranks a little better (ROC AUC 0.767 against 0.763 on clicks) and its mean
 # pCVR, 0.221, is nearer the observed 0.185 than the 0.255 of the model
-# trained on clicks; DCMT brings it to 0.192 and the AUC to 0.771.
+# trained on clicks; DCMT brings it to 0.192 and the AUC to 0.771. One seed
+# varies: the fit above may rank a little worse with DCMT.
 fig, ax = plt.subplots(figsize=(6, 5))
 TaskCalibrationDisplay.from_estimator(
     esmm, X_random, converted, task="conversion", conditional=True,

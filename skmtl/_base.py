@@ -1174,6 +1174,10 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
     def predict(self, X):
         """Most probable class per task.
 
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
         Returns
         -------
         Y_pred : ndarray of shape (n_samples, n_tasks), or (n_samples,) when
@@ -1195,6 +1199,18 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
         Missing labels (NaN, None) are left out: a row counts when every
         task known for it is right, and rows with no known label do not
         count.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples, n_tasks) or (n_samples,)
+            The true labels, one column per task as in ``fit``; NaN, None or
+            ``pd.NA`` where unknown.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        score : float
         """
         Y_pred = self.predict(X)
         y, sample_weight = self._score_targets(y, Y_pred.shape[0], sample_weight)
@@ -1301,11 +1317,22 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
         Y_pred = standardised * self._target_scale + self._target_mean
         return Y_pred[:, 0] if self._single_output else Y_pred
 
-
     def score(self, X, y, sample_weight=None):
         """R², averaged uniformly over the tasks, each over the rows where its target is known.
 
         Without missing targets this is :meth:`sklearn.base.RegressorMixin.score`.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples, n_tasks) or (n_samples,)
+            The true targets, one column per task as in ``fit``; NaN, None or
+            ``pd.NA`` where unknown.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        score : float
         """
         Y_pred = self.predict(X)
         y, sample_weight = self._score_targets(y, Y_pred.shape[0], sample_weight)

@@ -155,6 +155,10 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
     def predict_proba(self, X):
         """Entire-space probability of reaching each stage.
 
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
         Returns
         -------
         proba : list of ndarrays of shape (n_samples, 2)
@@ -165,6 +169,10 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
 
     def predict_conditional_proba(self, X):
         """Probability of each stage given the previous one.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
 
         Returns
         -------

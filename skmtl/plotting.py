@@ -90,8 +90,8 @@ class HistoryDisplay:
         estimator : fitted skmtl estimator
         tasks : str, int or list of them, optional
             The task or tasks to draw, by name (default: all); a name that is
-            not a string (a column position) is read as its string, ``0`` as
-            ``"0"``, as in ``task_weights``.
+            not a string (an integer column label of ``Y``) is read as its
+            string, ``0`` as ``"0"``, as in ``task_weights``.
         scores : bool, default=True
             Also draw each task's validation ROC AUC (classifiers) or R²
             (regressors), when the fit held out validation rows.
