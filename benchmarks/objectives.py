@@ -5,7 +5,8 @@ pCVR, in one process, one fit at a time.
         [--sections missing weighting counterfactual synthetic] [--census-rows N] \\
         [--coat-rows N] [--synthetic-rows N] [--counterfactual-weights 0.3 ...] \\
         [--propensity-clips 0.2 ...] [--constraint-weights 0.1 ...] \\
-        [--max-epochs N] [--out benchmarks/results/objectives.json]
+        [--masked-weightings gradnorm ...] [--max-epochs N] \\
+        [--out benchmarks/results/objectives.json]
 
 Run from the repository root. Every contender is fitted once per seed with
 its estimator's defaults and ``random_state=seed`` (``--max-epochs`` caps
@@ -29,8 +30,9 @@ missing
     ("drop rows"); two single-task ``MMOEClassifier`` on 1-D ``y``, one for
     ``income_50k`` on every training row and one for ``never_married`` on the
     rows where it is known ("single-task", the fit seconds are the sum of
-    both). The reference, f = 0: ``MMOEClassifier`` on every label. Metric:
-    test ROC AUC of both tasks.
+    both). The reference, f = 0: ``MMOEClassifier`` on every label. With
+    ``--masked-weightings``, "masked (NaN)" again with each of those
+    ``loss_weighting`` options. Metric: test ROC AUC of both tasks.
 weighting
     ``MMOEClassifier`` on Census-Income (both tasks) and ``ESMMClassifier``
     on Coat (``benchmarks.data.load_coat``: click and conversion on all
@@ -154,8 +156,8 @@ def _synthetic_scores(problem, pcvr):
             "true_mean_pcvr": float(truth.mean())}
 
 
-def _census_multitask(problem, X, Y, training):
-    model, seconds = _fit(MMOEClassifier(**training), X, Y)
+def _census_multitask(problem, X, Y, training, **params):
+    model, seconds = _fit(MMOEClassifier(**training, **params), X, Y)
     proba = model.predict_proba(problem.X_test)
     return _census_scores(problem, [p[:, 1] for p in proba]), seconds, [model.n_iter_]
 
@@ -311,6 +313,9 @@ def missing(seed, args, measure):
             "single-task": functools.partial(_census_single_tasks, problem, income_alone,
                                              X[known], Y[married][known], training),
         }
+        for option in args.masked_weightings:
+            runs[f"masked (NaN), loss_weighting={option!r}"] = functools.partial(
+                _census_multitask, problem, X, masked, training, loss_weighting=option)
         for label, run in runs.items():
             measure({**record, "fraction": fraction, "contender": label}, run)
 
@@ -552,6 +557,10 @@ def parse_args(argv=None):
                         help="counterfactual_constraint_weight of the dcmt rows, one row per "
                              "weight, clip and constraint weight (default: 0.1, the "
                              "estimators' default)")
+    parser.add_argument("--masked-weightings", nargs="+", default=[],
+                        choices=[o for o in LOSS_WEIGHTINGS if o != "equal"],
+                        help="in the missing section, also the masked model with each of "
+                             "these loss_weighting options")
     parser.add_argument("--max-epochs", type=positive_int, default=None,
                         help="max_epochs of every neural estimator (default: their own)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,

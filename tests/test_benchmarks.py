@@ -486,8 +486,8 @@ def test_objectives_on_tiny_data(tmp_path, capsys):
     weights = ["0.5", "1"]
     argv = ["--seeds", "0", "--census-rows", "3000", "--coat-rows", "3000", "--synthetic-rows",
             "3000", "--max-epochs", "1", "--counterfactual-weights", *weights,
-            "--propensity-clips", "0.2", "--constraint-weights", "0.1", "0.3", "--out", str(out),
-            "--no-download"]
+            "--propensity-clips", "0.2", "--constraint-weights", "0.1", "0.3",
+            "--masked-weightings", "gradnorm", "--out", str(out), "--no-download"]
     assert objectives.main(argv) == 0
     markdown = capsys.readouterr().out
     assert "python -m benchmarks.objectives --seeds 0 --census-rows 3000" in markdown
@@ -507,7 +507,8 @@ def test_objectives_on_tiny_data(tmp_path, capsys):
     expected = {
         "missing": {(0.0, "every label known")} | {
             (f, c) for f in objectives.MISSING_FRACTIONS
-            for c in ("masked (NaN)", "drop rows", "single-task")},
+            for c in ("masked (NaN)", "drop rows", "single-task",
+                      "masked (NaN), loss_weighting='gradnorm'")},
         "weighting": {(d, o) for d in ("census", "coat") for o in objectives.LOSS_WEIGHTINGS},
         "counterfactual": {("coat", c) for c in pcvr_labels},
         "synthetic": {("synthetic", c) for c in pcvr_labels},
