@@ -57,14 +57,21 @@ AUTO_SPARSE_EMBEDDING_VALUES = 2 ** 21
 _GRADIENT_WEIGHTINGS = ("gradnorm", "pcgrad")
 # sample_weight (and task_weights) within what float32 sums of weighted losses can hold
 MIN_SAMPLE_WEIGHT, MAX_SAMPLE_WEIGHT_SUM = 1e-20, 1e30
+# The network's sizes are bounded far beyond any useful value (a layer of MAX_UNITS units
+# on as many inputs holds 4 billion weights), so that a size of 10**12 is a clear error,
+# not an allocation that fills the memory, and a saved file naming such sizes is refused
+# before anything is built.
+MAX_UNITS, MAX_EXPERTS, MAX_LEVELS = 65_536, 1_024, 64
 
 
 def _check_units(name, units, allow_empty=True):
     if isinstance(units, (str, bytes, dict)) or not np.iterable(units):
         raise ValueError(f"{name} must be a sequence of positive integers; got {units!r}.")
     units = tuple(units)
-    if not all(isinstance(u, Integral) and not isinstance(u, bool) and u >= 1 for u in units):
-        raise ValueError(f"{name} must be a sequence of positive integers; got {units!r}.")
+    if not all(isinstance(u, Integral) and not isinstance(u, bool) and 1 <= u <= MAX_UNITS
+               for u in units):
+        raise ValueError(f"{name} must be a sequence of integers from 1 to {MAX_UNITS}; got "
+                         f"{units!r}.")
     if not units and not allow_empty:
         raise ValueError(f"{name} needs at least one layer; got {units!r}.")
     return tuple(int(u) for u in units)
@@ -120,7 +127,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
         "categories": [dict, None],
         "hash_buckets": [Interval(Integral, 1, MAX_HASH_BUCKETS, closed="both"), dict, None],
-        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "embedding_dim": [Interval(Integral, 1, MAX_UNITS, closed="both")],
         "sparse_embeddings": [StrOptions({"auto"}), "boolean"],
         "numeric_encoding": [StrOptions({"auto", *NUMERIC_ENCODINGS})],
         "n_bins": [Interval(Integral, 2, None, closed="left")],

@@ -5,7 +5,7 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval
 
 from . import _docs
-from ._base import MAX_SAMPLE_WEIGHT_SUM
+from ._base import MAX_SAMPLE_WEIGHT_SUM, MAX_UNITS
 from ._funnel import FunnelClassifierBase
 from .nn import AITM, AITMLoss
 
@@ -65,7 +65,7 @@ class AITMClassifier(FunnelClassifierBase):
     _MODEL_NETWORK_PARAMS = ("transfer_units", "counterfactual")
     _parameter_constraints = {
         **FunnelClassifierBase._parameter_constraints,
-        "transfer_units": [Interval(Integral, 1, None, closed="left")],
+        "transfer_units": [Interval(Integral, 1, MAX_UNITS, closed="both")],
         "calibration_weight": [Interval(Real, 0, MAX_SAMPLE_WEIGHT_SUM, closed="both")],
     }
 

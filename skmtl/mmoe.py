@@ -5,8 +5,8 @@ from numbers import Integral
 from sklearn.utils._param_validation import Interval
 
 from . import _docs
-from ._base import (GateWeightsMixin, MultiTaskClassifierBase, MultiTaskEstimatorBase,
-                    MultiTaskRegressorBase, _check_units)
+from ._base import (MAX_EXPERTS, GateWeightsMixin, MultiTaskClassifierBase,
+                    MultiTaskEstimatorBase, MultiTaskRegressorBase, _check_units)
 from .nn import MMoE, OMoE
 
 
@@ -16,7 +16,7 @@ class _MixtureOfExperts(GateWeightsMixin, MultiTaskEstimatorBase):
     _MODEL_NETWORK_PARAMS = ("n_experts", "expert_units")
     _parameter_constraints = {
         **MultiTaskEstimatorBase._parameter_constraints,
-        "n_experts": [Interval(Integral, 1, None, closed="left")],
+        "n_experts": [Interval(Integral, 1, MAX_EXPERTS, closed="both")],
         "expert_units": ["array-like"],
     }
 

@@ -5,8 +5,8 @@ from numbers import Integral
 from sklearn.utils._param_validation import Interval
 
 from . import _docs
-from ._base import (GateWeightsMixin, MultiTaskClassifierBase, MultiTaskEstimatorBase,
-                    MultiTaskRegressorBase, _check_units)
+from ._base import (MAX_EXPERTS, MAX_LEVELS, GateWeightsMixin, MultiTaskClassifierBase,
+                    MultiTaskEstimatorBase, MultiTaskRegressorBase, _check_units)
 from .nn import PLE
 
 
@@ -14,9 +14,9 @@ class _PLE(GateWeightsMixin, MultiTaskEstimatorBase):
     _MODEL_NETWORK_PARAMS = ("n_levels", "n_shared_experts", "n_task_experts", "expert_units")
     _parameter_constraints = {
         **MultiTaskEstimatorBase._parameter_constraints,
-        "n_levels": [Interval(Integral, 1, None, closed="left")],
-        "n_shared_experts": [Interval(Integral, 1, None, closed="left")],
-        "n_task_experts": [Interval(Integral, 1, None, closed="left")],
+        "n_levels": [Interval(Integral, 1, MAX_LEVELS, closed="both")],
+        "n_shared_experts": [Interval(Integral, 1, MAX_EXPERTS, closed="both")],
+        "n_task_experts": [Interval(Integral, 1, MAX_EXPERTS, closed="both")],
         "expert_units": ["array-like"],
     }
     _GATE_WEIGHTS_PER_LEVEL = True

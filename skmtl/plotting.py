@@ -7,6 +7,8 @@ its constructor from values already computed, and drawn by ``plot(ax=...)``;
 matplotlib (the ``plot`` extra: ``pip install ".[plot]"`` in the repository).
 """
 
+from numbers import Integral
+
 import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.utils.validation import check_is_fitted
@@ -218,6 +220,9 @@ class GateWeightsDisplay:
         tasks = list(estimator.task_names_)
         if isinstance(weights, list):  # PLE: one array per level
             n_levels = len(weights)
+            if isinstance(level, bool) or not isinstance(level, Integral):
+                raise TypeError(f"level must be an integer (a level of the model); got "
+                                f"{level!r}.")
             if not -n_levels <= level < n_levels:
                 raise ValueError(f"level must be in [{-n_levels}, {n_levels - 1}] for this "
                                  f"{n_levels}-level model; got {level}.")

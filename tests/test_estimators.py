@@ -645,6 +645,30 @@ def test_parameters_are_validated_at_fit_not_init(tasks):
         MMOEClassifier(expert_units=(8, 0)).fit(X, Y)
 
 
+@pytest.mark.parametrize("estimator, params", [
+    (skmtl.PLEClassifier, {"n_levels": 10**12}),  # filled the memory in a loop over levels
+    (skmtl.PLEClassifier, {"n_shared_experts": 10**6}),
+    (skmtl.PLERegressor, {"n_task_experts": 2**70}),
+    (MMOEClassifier, {"n_experts": 10**12}),
+    (MMOEClassifier, {"embedding_dim": 10**12}),
+    (skmtl.AITMClassifier, {"transfer_units": 2**70}),
+])
+def test_network_sizes_beyond_any_use_name_the_parameter(tasks, estimator, params):
+    # a torch allocation error or an overflow in torch.empty, naming nothing, before
+    X, Y, funnel = tasks
+    name = next(iter(params))
+    with pytest.raises(InvalidParameterError, match=f"The '{name}' parameter"):
+        estimator(max_epochs=1, **params).fit(X, funnel if name == "transfer_units" else Y)
+
+
+@pytest.mark.parametrize("name", ["expert_units", "tower_units"])
+def test_layer_widths_beyond_any_use_name_the_parameter(tasks, name):
+    X, Y, _ = tasks
+    with pytest.raises(ValueError, match=f"{name} must be a sequence of integers from 1 to "
+                                         f"{skmtl_base.MAX_UNITS}"):
+        MMOEClassifier(max_epochs=1, **{name: (8, 10**12)}).fit(X, Y)
+
+
 def test_predict_before_fit_raises_not_fitted(holdout):
     with pytest.raises(NotFittedError):
         MMOEClassifier().predict(holdout[0])

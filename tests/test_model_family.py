@@ -325,7 +325,7 @@ def test_aitm_towers_per_stage(tasks):
     ({"t1": (8,), "t2": (8,), "t3": (8,)}, r"unknown \['t3'\]"),
     ([(8,), (8,), (8,)], "3 towers, one per task, but y has 2"),
     ([(8,), 8], "tower_units must be"),
-    ({"t1": (0,), "t2": (8,)}, "positive integers"),
+    ({"t1": (0,), "t2": (8,)}, "integers from 1 to"),
     ("wide", "tower_units"),
 ])
 def test_bad_tower_units(tasks, tower_units, message):

@@ -345,6 +345,8 @@ def test_weights_of_the_wrong_shape(saved, tmp_path):
     (lambda c: c.update(format="something-else"), "not a skmtl model file"),
     (lambda c: c.update(estimator="os.system"), "unknown estimator"),
     (lambda c: c["params"].update(learning_rate=-1), "learning_rate"),
+    # built on the meta device, one Python loop step per expert, for minutes
+    (lambda c: c["params"].update(n_experts=10**7), "n_experts"),
     (lambda c: c["encoder"]["numeric"].update(knots=[[0.0]]), "column counts"),
     (lambda c: c["encoder"]["numeric"]["knots"][0].reverse(), "invalid knots"),
     (lambda c: c.update(format_version=1), "fit the model again"),

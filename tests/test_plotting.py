@@ -115,6 +115,9 @@ def test_gate_weights_display_shows_the_mean_gate_weights(data):
     assert GateWeightsDisplay.from_estimator(ple, X, level=0).expert_names == first.expert_names
     with pytest.raises(ValueError, match="level must be in"):
         GateWeightsDisplay.from_estimator(ple, X, level=2)
+    for level in (1.0, "1", True):  # an index error, a comparison error, level 1
+        with pytest.raises(TypeError, match="level must be an integer"):
+            GateWeightsDisplay.from_estimator(ple, X, level=level)
     esmm = skmtl.ESMMClassifier(max_epochs=1, random_state=0).fit(X, funnel)
     with pytest.raises(TypeError, match="has no gates"):
         GateWeightsDisplay.from_estimator(esmm, X)
