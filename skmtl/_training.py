@@ -444,19 +444,22 @@ class MultiTaskNet(NeuralNet):
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         y_pred, task_losses, label_free = self._batch_loss(batch)
-        trained, shares = self._per_label(task_losses, label_free, *batch[1])
+        target, weight = batch[1]
+        known = label_weights(target, weight, self.missing_labels)
+        trained, shares = self._per_label(task_losses, label_free, known, len(target), weight)
         loss = self.loss_weighting_.backward(trained, *self.parameter_split_,
                                              label_shares=shares, mean_losses=task_losses)
         if self.distributed:
             _distributed.average_gradients(list(self.module_.parameters())
                                            + list(self.loss_weighting_.parameters()))
         else:
-            self._drop_gradients_without_labels(*batch[1])
+            self._drop_gradients_without_labels(known, weight)
         return {"loss": loss, "y_pred": y_pred, "task_losses": task_losses.detach()}
 
-    def _per_label(self, task_losses, label_free, target, weight):
+    def _per_label(self, task_losses, label_free, known, n_rows, weight):
         """The losses to train on: each task's, times the share of the batch's weight its
-        known labels hold; and those shares (None without ``missing_labels``).
+        known labels hold (``known``, of :func:`label_weights`); and those shares (None
+        without ``missing_labels``).
 
         Each task's loss is a mean over its known labels (as recorded); trained
         as it is, a task known on 10 % of the rows would give each of its labels
@@ -468,16 +471,17 @@ class MultiTaskNet(NeuralNet):
         """
         if not self.missing_labels:
             return task_losses, None
-        known = label_weights(target, weight, True).to(task_losses.device)
-        total = (known.new_tensor(len(target)) if weight is None
+        known = known.to(task_losses.device)
+        total = (known.new_tensor(n_rows) if weight is None
                  else weight.sum().to(known.device, known.dtype))
         share = known / total.clamp(min=torch.finfo(known.dtype).tiny)
         if label_free is None:
             return task_losses * share, share
         return (task_losses - label_free) * share + label_free, share
 
-    def _drop_gradients_without_labels(self, target, weight):
-        """No step at all on a batch that teaches nothing.
+    def _drop_gradients_without_labels(self, known, weight):
+        """No step at all on a batch that teaches nothing (``known``: the batch's
+        :func:`label_weights`).
 
         A batch without a known label of positive weight (in any task)
         gives every parameter a gradient of exactly 0, which Adam would
@@ -491,7 +495,7 @@ class MultiTaskNet(NeuralNet):
         """
         if not self.missing_labels and weight is None:
             return
-        if bool(torch.as_tensor(label_weights(target, weight, self.missing_labels) > 0).any()):
+        if bool(torch.as_tensor(known > 0).any()):
             return
         parameters = [*self.module_.parameters(), *self.loss_weighting_.parameters()]
         gradients = [p.grad for p in parameters if p.grad is not None]
