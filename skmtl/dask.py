@@ -76,6 +76,16 @@ def predict_frame(estimator, X):
 def torch_threads(client):
     """``{worker address: torch.get_num_threads()}`` of every worker of ``client``.
 
+    Parameters
+    ----------
+    client : distributed.Client
+        The client of the cluster whose workers to ask.
+
+    Returns
+    -------
+    dict
+        The number of threads torch uses on each worker, by worker address.
+
     Examples
     --------
     A worker in a thread of this process (``processes=False``) shares its

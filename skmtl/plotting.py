@@ -132,7 +132,14 @@ class HistoryDisplay:
         return display.plot(ax=ax)
 
     def plot(self, ax=None):
-        """Draw the curves on ``ax`` (a new figure's by default); return ``self``."""
+        """Draw the curves on ``ax``; return ``self``.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Where to draw; a new figure's by default. The scores, if any, go on
+            a twin axes sharing its epochs (``score_ax_``).
+        """
         ax = _axes(ax)
         from matplotlib.ticker import MaxNLocator
 

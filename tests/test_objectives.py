@@ -1266,3 +1266,23 @@ def test_single_task_score_compares_labels_as_they_are(tasks):
     pred = model.predict(X)
     wrong = np.where(pred == "yes", "yesss", "no").astype(object)  # "yesss" is not "yes"
     assert model.score(X, wrong) == pytest.approx(np.mean(pred == "no"))
+
+
+@pytest.mark.parametrize("loss_weighting", ["gradnorm", "dwa"])
+def test_a_task_of_weight_zero_takes_no_part_in_the_balance(loss_weighting):
+    # its loss never falls: GradNorm grew its balance until the trained task's weight
+    # hit the floor of 1e-3, and DWA's softmax gave it a share of the weights
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600)})
+    Y = pd.DataFrame({"r1": np.sin(2 * X.a) * 3 + rng.normal(size=600) * 0.3,
+                      "r2": -2 * X.b + rng.normal(size=600)})
+    model = MMOERegressor(max_epochs=4, random_state=0, loss_weighting=loss_weighting,
+                          task_weights={"r1": 1.0, "r2": 0.0}, batch_size=64).fit(X, Y)
+    np.testing.assert_allclose(model.history_[:, "task_weight_r1"], 1.0)
+    assert set(model.history_[:, "task_weight_r2"]) == {0.0}
+    gradnorm = GradNorm([1.0, 0.0, 1.0])
+    for step in range(10):
+        gradnorm._update_balance(torch.tensor([0.5 / (step + 1), 1.0, 0.5]),
+                                 torch.tensor([1.0, 2.0, 3.0]))
+    assert gradnorm.balance[1] == 1.0 and float(gradnorm.balance.sum()) == pytest.approx(3.0)
+    assert gradnorm.balance[2] > 1.0 > gradnorm.balance[0]  # the trained tasks still balance

@@ -228,7 +228,9 @@ class DynamicWeightAverage(LossWeighting):
     Each epoch's weights are ``n_tasks * softmax(r / temperature)`` with
     ``r_t`` the ratio of task ``t``'s mean training loss in the last two
     epochs: a task whose loss fell least gets more weight. The first two
-    epochs weigh every task 1.
+    epochs weigh every task 1. A task of task weight 0 (not trained) keeps
+    its weight, as does a task without a known label in an epoch; the other
+    tasks share the rest.
 
     Parameters
     ----------
@@ -262,9 +264,9 @@ class DynamicWeightAverage(LossWeighting):
     def end_epoch(self, task_losses):
         losses = torch.as_tensor(task_losses, dtype=torch.float32,
                                  device=self.recent_losses.device)
-        # a task without labels this epoch keeps its last two losses and its weight; the
-        # others share the rest of the weights as their ratios say
-        labelled = ~torch.isnan(losses)
+        # a task without labels this epoch, or of task weight 0 (not trained), keeps its
+        # last two losses and its weight; the others share the rest as their ratios say
+        labelled = ~torch.isnan(losses) & (self.task_weights > 0)
         shifted = torch.stack([self.recent_losses[1], losses])
         self.recent_losses.copy_(torch.where(labelled, shifted, self.recent_losses))
         if not torch.isnan(self.recent_losses).any() and labelled.any():
@@ -320,7 +322,8 @@ class GradNorm(_SharedGradientWeighting):
     share of known labels, GradNorm makes up for a sparse task's smaller
     gradient (on Census with 90 % of one task's labels missing, that task
     kept 0.9938 AUC, against 0.9927 when the norms were of its mean loss). A task with no
-    known label in a batch (or a zero gradient) sits that batch out. The norms
+    known label in a batch (or a zero gradient) sits that batch out, and a task
+    of task weight 0 sits out every batch. The norms
     are taken over every shared parameter (the paper takes the last shared
     layer), so the per-task gradients hold ``n_tasks`` times the shared
     parameters, embedding tables included.
@@ -366,9 +369,10 @@ class GradNorm(_SharedGradientWeighting):
         return weights.to(gradients.dtype) @ gradients
 
     def _update_balance(self, losses, gradient_norms, label_shares=None):
-        # A task without a known label in the batch takes no part in this
-        # update, and its initial loss waits for a batch with one.
-        present = gradient_norms > 0
+        # A task without a known label in the batch, or of task weight 0 (never
+        # trained, so its loss would never fall and its balance only grow), takes
+        # no part in this update; its initial loss waits for a batch with one.
+        present = (gradient_norms > 0) & (self.task_weights > 0)
         if label_shares is not None:
             present &= label_shares > 0
         self.initial_losses.copy_(torch.where(torch.isnan(self.initial_losses) & present,
