@@ -413,6 +413,23 @@ def test_numbers_in_an_object_array_are_numeric_columns():
             model.predict(bad)
 
 
+def test_rows_of_a_list_mixing_numbers_and_strings_keep_numeric_columns():
+    # np.asarray printed every value as a string: the numeric column became a vocabulary
+    # of its printed values, and every new number was unknown at predict (accuracy 0.48)
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=1200), "b": rng.choice(["x", "y", "z"], 1200)})
+    y = (X["a"] > 0).astype(int).to_numpy()
+    rows = X.to_numpy().tolist()
+    model = MMOEClassifier(max_epochs=3, random_state=0).fit(rows[:900], y[:900])
+    np.testing.assert_array_equal(model._encoder.is_categorical_, [False, True])
+    assert roc_auc_score(y[900:], model.predict_proba(rows[900:])[:, 1]) > 0.9
+    np.testing.assert_array_equal(model.predict_proba(rows[900:]),
+                                  model.predict_proba(X.iloc[900:].to_numpy()))
+    # a list of strings alone stays categorical, as a string array is
+    strings = [[value] for value in X["b"]]
+    assert MMOEClassifier(max_epochs=1).fit(strings, y)._encoder.is_categorical_[0]
+
+
 def test_unseen_and_missing_categories_at_predict_time(mmoe, holdout):
     X = holdout[0].copy()
     reference = mmoe.predict_proba(X)

@@ -39,9 +39,14 @@ def check_features(X, estimator_name):
                 f"{estimator_name} expects a 2-D X; got a pandas Series. "
                 "Use series.to_frame() for a single feature.")
         try:
-            X = np.asarray(X)
+            array = np.asarray(X)
+            if array.dtype.kind in "US" and not isinstance(X, np.ndarray):
+                # numpy prints every value of rows mixing numbers and strings as a
+                # string; as objects, each column keeps its own kind
+                array = np.asarray(X, dtype=object)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"X could not be read as a 2-D array: {exc}") from None
+        X = array
         if X.ndim != 2:
             raise ValueError(
                 f"{estimator_name} expects a 2-D X of shape (n_samples, n_features); "
