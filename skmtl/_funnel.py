@@ -97,16 +97,20 @@ class FunnelClassifierBase(MultiTaskClassifierBase):
             earlier[np.isnan(earlier) & (later == 1)] = 1.0
         for earlier, later in zip(stages[:-1], stages[1:]):
             later[np.isnan(later) & (earlier == 0)] = 0.0
+        broken, problems = np.zeros(len(stages[0]), dtype=bool), []
         for k, (before, task) in enumerate(zip(task_names, task_names[1:])):
             bad = (stages[k + 1] == 1) & (stages[k] == 0)
             if bad.any():
                 # a missing stage counts as reached when a later one was
                 reached = (f"{task}=1" if given[k + 1][bad].all() else
                            f"{task}=1 (or, where {task} is missing, a later stage = 1)")
-                raise ValueError(
-                    f"{int(bad.sum())} row(s) have {reached} but {before}=0; in a funnel a "
-                    "stage can only be reached after the previous one (e.g. a conversion "
-                    "needs a click).")
+                problems.append(f"{int(bad.sum())} row(s) have {reached} but {before}=0")
+                broken |= bad
+        if problems:
+            rows = "" if len(problems) == 1 else f"{int(broken.sum())} row(s) break the funnel: "
+            raise ValueError(
+                f"{rows}{'; '.join(problems)}; in a funnel a stage can only be reached after "
+                "the previous one (e.g. a conversion needs a click).")
         return stages
 
     def _local_target_state(self, columns, task_names, fit_weight):

@@ -38,6 +38,12 @@ def _axes(ax):
     return ax
 
 
+def _check_bool(value, name):
+    """A TypeError unless ``value`` is a bool (a string such as "no" would count as True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}.")
+
+
 class HistoryDisplay:
     """Learning curves per task: training and validation loss, and the validation score.
 
@@ -108,9 +114,10 @@ class HistoryDisplay:
                  [str(tasks)] if isinstance(tasks, str) or not np.iterable(tasks)
                  else [str(task) for task in tasks])
         unknown = [task for task in tasks if task not in estimator.task_names_]
-        if unknown:
-            raise ValueError(f"tasks {unknown} are not among the estimator's tasks "
+        if unknown or not tasks:
+            raise ValueError(f"tasks {unknown or tasks} are not among the estimator's tasks "
                              f"{estimator.task_names_}.")
+        _check_bool(scores, "scores")
         # Keys of any epoch: a warm start may add or drop the validation rows,
         # so that some epochs lack a key; those epochs get NaN (a gap in the line).
         recorded = {key for epoch in history for key in epoch}
@@ -198,9 +205,17 @@ class GateWeightsDisplay:
 
     def __init__(self, *, weights, gate_names, expert_names=None, title=None):
         self.weights = np.asarray(weights)
+        if self.weights.ndim != 2:
+            raise ValueError(f"weights must be 2-D, (n_gates, n_experts); got shape "
+                             f"{self.weights.shape}.")
         self.gate_names = list(gate_names)
         self.expert_names = (list(expert_names) if expert_names is not None else
                              [f"expert {e}" for e in range(self.weights.shape[1])])
+        for names, what, size in ((self.gate_names, "gate_names", self.weights.shape[0]),
+                                  (self.expert_names, "expert_names", self.weights.shape[1])):
+            if len(names) != size:
+                raise ValueError(f"{what} has {len(names)} names for weights of shape "
+                                 f"{self.weights.shape}; it needs {size}.")
         self.title = title
 
     @classmethod
@@ -223,16 +238,15 @@ class GateWeightsDisplay:
             raise TypeError(f"{type(estimator).__name__} has no gates; GateWeightsDisplay "
                             "draws those of MMoE, OMoE and PLE.")
         check_is_fitted(estimator)
+        if isinstance(level, bool) or not isinstance(level, Integral):
+            raise TypeError(f"level must be an integer (a level of the model); got {level!r}.")
         weights = estimator.gate_weights(X)
         tasks = list(estimator.task_names_)
+        n_levels = len(weights) if isinstance(weights, list) else 1
+        if not -n_levels <= level < n_levels:
+            raise ValueError(f"level must be in [{-n_levels}, {n_levels - 1}] for this "
+                             f"{n_levels}-level model; got {level}.")
         if isinstance(weights, list):  # PLE: one array per level
-            n_levels = len(weights)
-            if isinstance(level, bool) or not isinstance(level, Integral):
-                raise TypeError(f"level must be an integer (a level of the model); got "
-                                f"{level!r}.")
-            if not -n_levels <= level < n_levels:
-                raise ValueError(f"level must be in [{-n_levels}, {n_levels - 1}] for this "
-                                 f"{n_levels}-level model; got {level}.")
             weights = weights[level]
             # the fitted network's experts: set_params may have changed the parameters since
             fitted = estimator._fitted_network_params
@@ -370,6 +384,7 @@ class TaskCalibrationDisplay:
         if len(classes) != 2:
             raise ValueError(f"Task {task!r} has {len(classes)} classes; calibration is drawn "
                              "for binary tasks.")
+        _check_bool(conditional, "conditional")
         if conditional and not hasattr(estimator, "predict_conditional_proba"):
             raise ValueError(f"conditional=True needs a funnel model (ESMM, AITM); got "
                              f"{type(estimator).__name__}.")

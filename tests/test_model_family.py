@@ -22,6 +22,7 @@ from skmtl import _base as skmtl_base
 from skmtl import _predict as skmtl_predict
 from skmtl._base import MultiTaskRegressorBase
 from skmtl._funnel import FunnelClassifierBase
+from skmtl.datasets import make_entire_space
 
 # the target bins, the path of most tables (numeric_encoding="auto" would
 # standardise these smooth columns)
@@ -485,6 +486,14 @@ def test_aitm_rejects_a_stage_reached_without_the_previous(tasks):
         AITMClassifier(**FAST).fit(X, bad)
     with pytest.raises(ValueError, match="at least 2"):
         AITMClassifier(**FAST).fit(X, funnel["click"])
+    # every broken pair of stages is counted, not only the first
+    data = make_entire_space(300, n_stages=3, random_state=0)
+    three = data.target.copy()
+    three.iloc[0], three.iloc[1], three.iloc[2] = [1, 0, 1], [0, 1, 1], [0, 1, 0]
+    with pytest.raises(ValueError, match=r"^3 row\(s\) break the funnel: 2 row\(s\) have "
+                                         r"stage_2=1 but click=0; 1 row\(s\) have stage_3=1 "
+                                         r"but stage_2=0; in a funnel"):
+        AITMClassifier(**FAST).fit(data.data, three)
 
 
 @pytest.mark.parametrize("params", [dict(n_levels=0), dict(n_task_experts=0),

@@ -123,6 +123,34 @@ def test_gate_weights_display_shows_the_mean_gate_weights(data):
         GateWeightsDisplay.from_estimator(esmm, X)
 
 
+
+def test_displays_check_their_arguments(data):
+    # each was drawn without a word: a level MMoE does not have, "no" taken as True, an
+    # empty plot; a shape mismatch was a bare IndexError from matplotlib's loop
+    X, Y, funnel = data
+    mmoe = skmtl.MMOEClassifier(n_experts=2, max_epochs=1, random_state=0).fit(X, Y)
+    assert GateWeightsDisplay.from_estimator(mmoe, X, level=0).gate_names == ["t1", "t2"]
+    with pytest.raises(ValueError, match=r"level must be in \[-1, 0\] for this 1-level"):
+        GateWeightsDisplay.from_estimator(mmoe, X, level=99)
+    with pytest.raises(TypeError, match="level must be an integer"):
+        GateWeightsDisplay.from_estimator(mmoe, X, level="last")
+    with pytest.raises(ValueError, match=r"gate_names has 1 names for weights of shape "
+                                         r"\(2, 2\); it needs 2"):
+        GateWeightsDisplay(weights=[[0.5, 0.5], [0.5, 0.5]], gate_names=["a"])
+    with pytest.raises(ValueError, match="expert_names has 3 names"):
+        GateWeightsDisplay(weights=[[0.5, 0.5]], gate_names=["a"], expert_names=list("xyz"))
+    with pytest.raises(ValueError, match="weights must be 2-D"):
+        GateWeightsDisplay(weights=[0.5, 0.5], gate_names=["a"])
+    with pytest.raises(TypeError, match="scores must be True or False; got 'no'"):
+        HistoryDisplay.from_estimator(mmoe, scores="no")
+    with pytest.raises(ValueError, match=r"tasks \[\] are not among"):
+        HistoryDisplay.from_estimator(mmoe, tasks=[])
+    esmm = skmtl.ESMMClassifier(max_epochs=1, random_state=0).fit(X, funnel)
+    with pytest.raises(TypeError, match="conditional must be True or False"):
+        TaskCalibrationDisplay.from_estimator(esmm, X, funnel, task="conversion",
+                                              conditional="no")
+
+
 def test_task_calibration_display_matches_calibration_curve(data):
     X, Y, funnel = data
     model = skmtl.MMOEClassifier(max_epochs=2, random_state=0).fit(X, Y)
