@@ -36,6 +36,9 @@ def main(argv=None):
     demo.add_argument("--random-state", type=_seed, default=0,
                       help="seed of the splits and the models (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.data_home == "":  # a path would make it the current folder
+        demo.error("--data-home is empty; give a folder, or leave it out for $SKMTL_DATA "
+                   "or ~/skmtl_data.")
     try:  # before a minute of training, not after it
         os.makedirs(args.output, exist_ok=True)
         tempfile.TemporaryFile(dir=args.output).close()  # an existing folder may be read-only

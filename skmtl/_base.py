@@ -453,9 +453,11 @@ class MultiTaskEstimatorBase(BaseEstimator):
         if _distributed.world():
             raise ValueError("partial_fit is not supported under torch.distributed yet; call "
                              "fit on each rank's shard.")
+        if classes is not None and is_regressor(self):
+            raise ValueError(f"classes is for classifiers; {type(self).__name__} is a regressor.")
         first = not hasattr(self, "net_")
         # given the classes, a first chunk may lack a task's labels as a later one may
-        require_known = first and (classes is None or is_regressor(self))
+        require_known = first and classes is None
         X, columns, task_names, single_output = self._checked_input(X, y,
                                                                     require_known=require_known)
         n_samples = X.shape[0]
@@ -577,8 +579,6 @@ class MultiTaskEstimatorBase(BaseEstimator):
 
     def _first_chunk_targets(self, columns, task_names, classes, single_output, sample_weight):
         """The first ``partial_fit`` chunk's targets and target state (classes or scaling)."""
-        if classes is not None:
-            raise ValueError(f"classes is for classifiers; {type(self).__name__} is a regressor.")
         return self._encode_targets(columns, task_names, False, sample_weight)
 
     def _task_weights(self, task_names):

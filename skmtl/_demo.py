@@ -55,7 +55,8 @@ def run_demo(output_dir="skmtl-demo-output", data_home=None, download=True, rand
     if not os.path.isdir(home):
         given = "--data-home" if data_home is not None else (
             "SKMTL_DATA" if os.environ.get("SKMTL_DATA") else None)
-        print_fn(f"({home} does not exist{f', though {given} names it' if given else ''}: "
+        state = "is not a folder" if os.path.exists(home) else "does not exist"
+        print_fn(f"({home} {state}{f', though {given} names it' if given else ''}: "
                  "check the path, or let the demo download the data sets there.)")
     load = dict(data_home=data_home, download_if_missing=download)
     mmoe_rows, family_rows, mmoe_curves, (mmoe, X_test) = _mmoe_on_census(load, random_state,

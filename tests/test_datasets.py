@@ -66,6 +66,8 @@ def test_get_data_home_precedence(tmp_path, monkeypatch):
     monkeypatch.setenv("SKMTL_DATA", "")  # empty means unset
     assert get_data_home() == str(tmp_path / "home" / "skmtl_data")
     assert get_data_home("~/elsewhere") == str(tmp_path / "home" / "elsewhere")
+    with pytest.raises(ValueError, match="data_home is empty"):  # was the current folder
+        get_data_home("")
 
 
 def test_get_data_home_relative_path_and_no_creation(tmp_path, monkeypatch):

@@ -54,7 +54,7 @@ def test_demo_falls_back_to_synthetic_data(one_epoch, tmp_path):
     assert results["serving"]["max difference"] < 1e-5
 
 
-def test_demo_says_when_its_data_home_does_not_exist(tmp_path, monkeypatch):
+def test_demo_says_when_its_data_home_does_not_exist(tmp_path, monkeypatch, capsys):
     class Stop(Exception):
         pass
 
@@ -67,6 +67,14 @@ def test_demo_says_when_its_data_home_does_not_exist(tmp_path, monkeypatch):
     with pytest.raises(Stop):
         _demo.run_demo(tmp_path / "out", download=False, print_fn=lines.append)
     assert f"({tmp_path / 'typo'} does not exist, though SKMTL_DATA names it" in "\n".join(lines)
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(Stop):
+        _demo.run_demo(tmp_path / "out", data_home=tmp_path / "a_file", download=False,
+                       print_fn=lines.append)
+    assert f"({tmp_path / 'a_file'} is not a folder, though --data-home names it" in lines[-1]
+    with pytest.raises(SystemExit):  # "" was the current folder (and SKMTL_DATA="" unset)
+        main(["demo", "--data-home", ""])
+    assert "--data-home is empty" in capsys.readouterr().err
 
 
 def test_demo_refuses_an_output_that_is_a_file_before_any_work(tmp_path, capsys):

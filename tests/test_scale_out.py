@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.metrics import r2_score, roc_auc_score
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -398,6 +399,8 @@ def test_partial_fit_funnels_and_regressors(tasks, holdout):
     regressor = MMOERegressor(random_state=0)
     with pytest.raises(ValueError, match="classes is for classifiers"):
         regressor.partial_fit(X, targets, classes=[[0, 1], [0, 1]])
+    with pytest.raises(ValueError, match="classes is for classifiers"):  # on later calls too
+        clone(regressor).partial_fit(X, targets).partial_fit(X, targets, classes=[[0, 1]] * 2)
     for _ in range(3):
         for X_chunk, Y_chunk in _chunks(X, targets, 500):
             regressor.partial_fit(X_chunk, Y_chunk)

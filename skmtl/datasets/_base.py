@@ -67,6 +67,9 @@ def get_data_home(data_home=None):
     """
     if data_home is None:
         data_home = os.environ.get(DATA_HOME_ENV) or DEFAULT_DATA_HOME
+    elif not os.fspath(data_home):  # abspath would make it the current folder
+        raise ValueError("data_home is empty; give a folder, or None for SKMTL_DATA "
+                         "or ~/skmtl_data.")
     return os.path.abspath(os.path.expanduser(os.fspath(data_home)))
 
 
