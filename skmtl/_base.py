@@ -1328,6 +1328,9 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
         """R², averaged uniformly over the tasks, each over the rows where its target is known.
 
         Without missing targets this is :meth:`sklearn.base.RegressorMixin.score`.
+        A task with no known target in ``y`` (of positive ``sample_weight``)
+        is left out of the mean, as a cross-validation fold of a sparse task
+        may have none.
 
         Parameters
         ----------
@@ -1347,11 +1350,15 @@ class MultiTaskRegressorBase(RegressorMixin, MultiTaskEstimatorBase):
         scores = []
         for t in range(y.shape[1]):
             known = known_labels(y[:, t])
-            if not known.any():
-                raise ValueError(f"Task {self.task_names_[t]!r} has no known target in y; "
-                                 "score needs at least one per task.")
-            scores.append(r2_score(y[known, t].astype(np.float64), Y_pred[known, t],
-                                   sample_weight=_rows(sample_weight, known)))
+            if sample_weight is not None:
+                known &= np.asarray(sample_weight) > 0
+            if known.any():
+                scores.append(r2_score(y[known, t].astype(np.float64), Y_pred[known, t],
+                                       sample_weight=_rows(sample_weight, known)))
+        if not scores:
+            raise ValueError("No task has a known target in y" + (
+                "" if sample_weight is None else " on a row of positive sample_weight")
+                + "; score needs at least one.")
         return float(np.mean(scores))
 
 

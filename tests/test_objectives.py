@@ -255,6 +255,17 @@ def test_regressor_with_missing_targets(tasks):
     expected = np.mean([r2_score(Y["a"], pred[:, 0]), r2_score(Y["b"][~rows], pred[~rows, 1])])
     assert model.score(X, hidden) == pytest.approx(expected)
     assert model.score(X, hidden) > 0.5
+    # a task without a known target (a fold of a sparse task) is left out of the mean; it
+    # was an error, and sample_weight 0 on every known row one naming no task
+    none_known = hidden.assign(b=np.nan)
+    assert model.score(X, none_known) == pytest.approx(r2_score(Y["a"], pred[:, 0]))
+    weight = np.where(rows, 1.0, 0.0)
+    assert model.score(X, hidden, sample_weight=weight) == pytest.approx(
+        r2_score(Y["a"], pred[:, 0], sample_weight=weight))
+    with pytest.raises(ValueError, match="No task has a known target in y; score needs"):
+        model.score(X, hidden * np.nan)
+    with pytest.raises(ValueError, match="on a row of positive sample_weight"):
+        model.score(X, hidden.assign(a=np.nan), sample_weight=weight)
 
 
 @pytest.mark.parametrize("cls", [MMOEClassifier, PLERegressor])
