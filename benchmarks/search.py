@@ -87,6 +87,9 @@ CANDIDATES = {
     "8 epochs": {"max_epochs": 8},
     "embedding 4": {"embedding_dim": 4},
     "batch normalisation": {"batch_norm": True},
+    # boosted trees whose leaves the network embeds (session 24)
+    "leaf trees 10": {"leaf_trees": 10},
+    "leaf trees 20": {"leaf_trees": 20},
     # with --missing-fraction: what a user would otherwise do, the defaults behind
     # scikit-learn's imputer (the median, and a 0/1 indicator column per column)
     "defaults after SimpleImputer(median, add_indicator)": {"impute": True},

@@ -19,16 +19,16 @@ from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from skorch.helper import predefined_split
 
-from ._encoding import (BIN_STRATEGIES, MAX_HASH_BUCKETS, NUMERIC_ENCODINGS, UNKNOWN_CODE,
-                        NumericEncoding, TabularEncoder, array_from_json, array_to_json,
-                        check_features, check_label_type, check_targets, deviation_unit,
-                        encode_labels, known_labels, label_classes)
+from ._encoding import (BIN_STRATEGIES, LEAF_TREE_DEPTH, MAX_HASH_BUCKETS, NUMERIC_ENCODINGS,
+                        UNKNOWN_CODE, NumericEncoding, TabularEncoder, array_from_json,
+                        array_to_json, check_features, check_label_type, check_targets,
+                        deviation_unit, encode_labels, known_labels, label_classes)
 from . import _distributed, _persistence, _predict
 from ._optim import Adam, fused_adam_supported
 from ._training import (BatchIterator, BestWeightsEarlyStopping, LearningRateSchedule,
                         MultiTaskNet, TensorData, rank_zero_sink)
 from .nn import (FeatureEmbedding, MultiTaskLoss, MultiTaskSquaredLoss, PeriodicEmbedding,
-                 PiecewiseLinearEmbedding)
+                 PiecewiseLinearEmbedding, TreeLeaves)
 from .nn.layers import batch_statistics
 from .nn.weighting import LOSS_WEIGHTINGS
 from .exceptions import TrainingInterruptedWarning
@@ -62,6 +62,8 @@ MIN_SAMPLE_WEIGHT, MAX_SAMPLE_WEIGHT_SUM = 1e-20, 1e30
 # not an allocation that fills the memory, and a saved file naming such sizes is refused
 # before anything is built.
 MAX_UNITS, MAX_EXPERTS, MAX_LEVELS = 65_536, 1_024, 64
+# boosted trees per task whose leaves the network embeds (leaf_trees)
+MAX_LEAF_TREES = 1_024
 
 
 def _check_units(name, units, allow_empty=True):
@@ -108,7 +110,8 @@ def _check_tower_units(tower_units):
 
 # Parameters added since models could be pickled (joblib), with the value that keeps the
 # network and the loss of a model pickled before.
-_PARAMETERS_ADDED = {"batch_norm": False, "counterfactual_constraint_weight": 0.1}
+_PARAMETERS_ADDED = {"batch_norm": False, "counterfactual_constraint_weight": 0.1,
+                     "leaf_trees": 0}
 
 
 class MultiTaskEstimatorBase(BaseEstimator):
@@ -132,6 +135,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         "numeric_encoding": [StrOptions({"auto", *NUMERIC_ENCODINGS})],
         "n_bins": [Interval(Integral, 2, None, closed="left")],
         "bin_strategy": [StrOptions(set(BIN_STRATEGIES))],
+        "leaf_trees": [Interval(Integral, 0, MAX_LEAF_TREES, closed="both")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -164,8 +168,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
     # own in _MODEL_NETWORK_PARAMS. A warm start keeps both, so they may not
     # change between fits, and a saved model records the fitted values.
     _NETWORK_PARAMS = ("categorical_features", "categories", "hash_buckets", "embedding_dim",
-                       "numeric_encoding", "n_bins", "bin_strategy", "dropout", "batch_norm",
-                       "tower_units", "loss_weighting")
+                       "numeric_encoding", "n_bins", "bin_strategy", "leaf_trees", "dropout",
+                       "batch_norm", "tower_units", "loss_weighting")
     _MODEL_NETWORK_PARAMS = ()
     # What the validation pass scores per task ("auc" or "r2"), in history_,
     # and the values of ``scoring`` (the mean of those scores, or the loss).
@@ -197,7 +201,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
             The keyword arguments of :class:`skmtl.nn.FeatureEmbedding`'s
             inputs that every network in :mod:`skmtl.nn` takes
             (``cardinalities``, ``n_numeric``, ``embedding_dim``,
-            ``padding_codes``, ``numeric_embedding``).
+            ``padding_codes``, ``numeric_embedding``, ``leaf_trees``).
         task_output_dims : list of int
             Outputs per task (1 for a binary task or a regression target).
         tower_units : list of tuples of int
@@ -547,7 +551,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
         """An unfitted :class:`TabularEncoder` with this estimator's parameters."""
         return TabularEncoder(self.categorical_features, self.numeric_encoding, self.n_bins,
                               self.bin_strategy, int(rng.randint(np.iinfo(np.int32).max)),
-                              type(self).__name__, self.categories, self.hash_buckets)
+                              type(self).__name__, self.categories, self.hash_buckets,
+                              self.leaf_trees)
 
     def _continue_net(self, target_state, task_weights, scoring_weights, missing_labels, *,
                       batch_size, seed, train_split, callbacks):
@@ -721,7 +726,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
                          n_numeric=len(encoder.numeric_indices_),
                          embedding_dim=self.embedding_dim,
                          padding_codes=[UNKNOWN_CODE] * len(encoder.cardinalities),
-                         numeric_embedding=self._numeric_embedding(encoder))
+                         numeric_embedding=self._numeric_embedding(encoder),
+                         leaf_trees=_tree_leaves(encoder.leaf_trees_))
         module = self._build_module(embedding, self._task_output_dims(target_state),
                                     self._tower_units_per_task(task_names))
         if label_frequencies is not None and hasattr(module, "init_output_bias"):
@@ -879,6 +885,9 @@ class MultiTaskEstimatorBase(BaseEstimator):
             raise ValueError("sparse_embeddings=True is not supported under torch.distributed "
                              "yet (the ranks average dense gradients); use "
                              "sparse_embeddings='auto' (dense updates there) or False.")
+        if self.leaf_trees:
+            raise ValueError("leaf_trees is not supported under torch.distributed yet (each "
+                             "rank would grow its own trees); use leaf_trees=0.")
 
     def _sparse_embeddings(self, module):
         """Whether this fit updates the embedding tables of ``module`` sparsely:
@@ -1421,6 +1430,14 @@ def _validation_labels(targets, valid_rows, sample_weight):
         valid_rows = valid_rows[sample_weight[valid_rows] > 0]
     return len(valid_rows), [np.unique(column[~np.isnan(column)])
                              for column in targets[valid_rows].T]
+
+
+def _tree_leaves(trees):
+    """The network's :class:`TreeLeaves` module of the encoder's fitted trees (or None)."""
+    if trees is None or not trees.n_trees:
+        return None
+    return TreeLeaves(trees.feature, trees.threshold, trees.children, trees.leaf_code,
+                      LEAF_TREE_DEPTH)
 
 
 def _agreed_encoder(encoder, fitted):

@@ -54,7 +54,8 @@ _MAX_EXPANSION = 200
 # 5: dict parameters with keys other than strings (column positions in
 #    categories and hash_buckets) as {"__items__": [[key, value], ...]}.
 # 6: batch_norm (batch normalisation's running statistics among the weights).
-FORMAT_VERSION = 6
+# 7: leaf_trees (the encoder's boosted trees; their nodes among the weights too).
+FORMAT_VERSION = 7
 OLDEST_READABLE_FORMAT = 2
 _CONFIG = "skmtl.json"
 _ITEMS = "__items__"  # a dict whose keys are not all strings, as [key, value] pairs

@@ -122,6 +122,18 @@ def test_batch_normalisation_is_served_with_its_running_statistics(estimator_cla
     assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X_test)
 
 
+@pytest.mark.parametrize("estimator_class", [skmtl.MMOEClassifier, skmtl.AITMClassifier,
+                                             skmtl.PLERegressor], ids=lambda c: c.__name__)
+def test_leaf_trees_are_served_in_the_network(estimator_class, data):
+    X, Y, funnel, targets, X_test = data
+    y = funnel if estimator_class in FUNNELS else (
+        targets if estimator_class in REGRESSORS else Y)
+    estimator = estimator_class(max_epochs=1, leaf_trees=3, random_state=0).fit(X, y)
+    # unseen and missing categories (code 0), and numbers outside the fitted range
+    X_test = X_test.assign(num_b=X_test["num_b"] * 10)
+    assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X_test)
+
+
 @pytest.mark.parametrize("counterfactual", ["dr", "dcmt"])
 def test_counterfactual_extra_towers_are_not_served(data, counterfactual):
     X, _, funnel, _, X_test = data

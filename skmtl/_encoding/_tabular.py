@@ -14,7 +14,8 @@ from ._categorical import (MAX_HASH_BUCKETS, ColumnLookups, code_reader, fit_cat
                            hashed_code_reader, is_categorical_dtype)
 from ._common import (array_from_json, array_to_json, as_pandas, column, column_arrays,
                       column_label, deviation_unit, feature_names)
-from ._numeric import NumericEncoding
+from ._leaves import LeafTrees
+from ._numeric import TREE_SUBSAMPLE_SIZE, NumericEncoding, _subsample
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 # what pandas' infer_dtype calls a column of numbers or booleans (missing values aside)
@@ -111,11 +112,14 @@ class TabularEncoder:
         Hash every categorical column without a vocabulary in ``categories``
         (an int), or the named ones (``{column: n}``), into that many buckets
         instead of learning a vocabulary (see :func:`hashed_code_reader`).
+    leaf_trees : int, default=0
+        Trees per task boosted on the encoded inputs in :meth:`fit` (see
+        :class:`LeafTrees`); they need the targets. The network applies them.
     """
 
     def __init__(self, categorical_features="from_dtype", numeric_encoding="standard",
                  n_bins=32, bin_strategy="quantile", random_state=None,
-                 estimator_name="estimator", categories=None, hash_buckets=None):
+                 estimator_name="estimator", categories=None, hash_buckets=None, leaf_trees=0):
         self.categorical_features = categorical_features
         self.numeric_encoding = numeric_encoding
         self.n_bins = n_bins
@@ -124,6 +128,7 @@ class TabularEncoder:
         self.estimator_name = estimator_name
         self.categories = categories
         self.hash_buckets = hash_buckets
+        self.leaf_trees = leaf_trees
 
     # -- fit -----------------------------------------------------------------
 
@@ -231,7 +236,27 @@ class TabularEncoder:
         reader = _RowReader(self, X, numeric)
         self.numeric_ = numeric.fit(reader, sample_weight, targets, regression,
                                     n_threads=n_threads)
+        self.leaf_trees_ = None
+        if self.leaf_trees:
+            self.leaf_trees_ = self._fit_leaf_trees(X, sample_weight, targets, regression)
         return reader
+
+    def _fit_leaf_trees(self, X, sample_weight, targets, regression):
+        """:class:`LeafTrees` boosted on the encoding of at most ``TREE_SUBSAMPLE_SIZE``
+        rows of positive weight and a known label."""
+        if targets is None:
+            raise ValueError("leaf_trees needs the targets in fit.")
+        rng = np.random.RandomState(self.random_state)
+        usable = ~np.isnan(targets).all(axis=1)
+        if sample_weight is not None:
+            usable &= sample_weight > 0
+        rows = np.flatnonzero(usable)
+        rows = rows[_subsample(len(rows), TREE_SUBSAMPLE_SIZE, rng)]
+        codes, numeric = self._encode(_RowReader(self, X.iloc[rows] if isinstance(
+            X, pd.DataFrame) else X[rows]))
+        features = np.hstack([codes.astype(np.float32), numeric])
+        return LeafTrees.fit(features, targets[rows], None if sample_weight is None
+                             else sample_weight[rows], regression, self.leaf_trees, rng)
 
     def category_lookups(self):
         """One :class:`ColumnLookups` per categorical column, built once and kept.
@@ -249,6 +274,13 @@ class TabularEncoder:
         state = self.__dict__.copy()
         state.pop("_lookups", None)  # rebuilt on first use
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        # pickled before leaf_trees: no trees
+        self.__dict__.setdefault("leaf_trees", 0)
+        if "numeric_" in state:
+            self.__dict__.setdefault("leaf_trees_", None)
 
     def _per_column(self, name, spec):
         """``spec`` (None, a dict by column, or for hash_buckets an int) by column position."""
@@ -318,6 +350,7 @@ class TabularEncoder:
             "hash_buckets": [int(n) for n in self.hash_buckets_],
             "hash_whole_floats_as_integers": self.hashes_whole_floats_as_integers,
             "numeric": self.numeric_.to_dict(),
+            "leaf_trees": None if self.leaf_trees_ is None else self.leaf_trees_.to_dict(),
         }
 
     @classmethod
@@ -357,6 +390,10 @@ class TabularEncoder:
             raise ValueError("inconsistent encoder state: a vocabulary repeats a category, or "
                              "a column has both a vocabulary and hash buckets.")
         encoder.numeric_ = NumericEncoding.from_dict(numeric_state, len(encoder.numeric_indices_))
+        leaves = state.get("leaf_trees")  # (none in files saved before leaf_trees)
+        encoder.leaf_trees_ = None if leaves is None else LeafTrees.from_dict(
+            leaves, encoder.n_features_in_)
+        encoder.leaf_trees = 0 if leaves is None else encoder.leaf_trees_.n_trees
         return encoder
 
     def _label(self, j):

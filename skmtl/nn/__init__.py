@@ -12,6 +12,7 @@ from .mmoe import MMoE, OMoE
 from .numeric import PeriodicEmbedding, PiecewiseLinearEmbedding
 from .ple import PLE, ExtractionLevel
 from .shared_bottom import SharedBottom
+from .trees import TreeLeaves
 
 __all__ = [
     "AITM",
@@ -34,6 +35,7 @@ __all__ = [
     "SharedBottom",
     "TaskGates",
     "TaskTowers",
+    "TreeLeaves",
     "entire_space_log_proba",
     "known_targets",
 ]

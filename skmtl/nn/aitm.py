@@ -91,6 +91,9 @@ class AITM(nn.Module):
     batch_norm : bool, default=False
         Batch-normalise the towers' hidden layers before their activation (see
         :class:`MLP`); the transfer layers are not.
+    leaf_trees : TreeLeaves, optional
+        Fitted trees whose leaves are embedded as categorical columns (see
+        :class:`FeatureEmbedding`).
 
     Examples
     --------
@@ -108,13 +111,14 @@ class AITM(nn.Module):
 
     def __init__(self, cardinalities, n_numeric, n_stages=2, *, embedding_dim=8,
                  tower_units=(64, 32), transfer_units=32, dropout=0.0, padding_codes=None,
-                 numeric_embedding=None, imputation=False, batch_norm=False):
+                 numeric_embedding=None, imputation=False, batch_norm=False,
+                 leaf_trees=None):
         super().__init__()
         if n_stages < 2:
             raise ValueError(f"AITM needs at least 2 stages, got {n_stages}")
         self.n_stages = int(n_stages)
         self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
-                                          numeric_embedding)
+                                          numeric_embedding, leaf_trees=leaf_trees)
         self.towers = nn.ModuleList(
             MLP(self.embedding.output_dim, units, dropout, batch_norm=batch_norm)
             for units in per_task_units(tower_units, self.n_stages))

@@ -74,6 +74,9 @@ class ESMM(nn.Module):
         :mod:`skmtl.nn.counterfactual`); its logits follow the stages'.
     batch_norm : bool, default=False
         Batch-normalise the hidden layers before their activation (see :class:`MLP`).
+    leaf_trees : TreeLeaves, optional
+        Fitted trees whose leaves are embedded as categorical columns (see
+        :class:`FeatureEmbedding`).
 
     Examples
     --------
@@ -91,13 +94,13 @@ class ESMM(nn.Module):
 
     def __init__(self, cardinalities, n_numeric, n_stages=2, *, embedding_dim=8,
                  tower_units=(64, 32), dropout=0.0, padding_codes=None, numeric_embedding=None,
-                 imputation=False, batch_norm=False):
+                 imputation=False, batch_norm=False, leaf_trees=None):
         super().__init__()
         if n_stages < 2:
             raise ValueError(f"ESMM needs at least 2 stages, got {n_stages}")
         self.n_stages = int(n_stages)
         self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
-                                          numeric_embedding)
+                                          numeric_embedding, leaf_trees=leaf_trees)
         self.towers = TaskTowers(self.embedding.output_dim, tower_units, [1] * self.n_stages,
                                  dropout, batch_norm)
         self.imputation_towers = imputation_towers(

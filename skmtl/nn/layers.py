@@ -39,12 +39,17 @@ class FeatureEmbedding(nn.Module):
         take sparse gradients (``skmtl``'s own Adam updates those rows
         only). May be switched between fits. Not with ``torch.func``'s
         transforms or batched gradients (``is_grads_batched``).
+    leaf_trees : TreeLeaves, optional
+        Fitted trees over the inputs (the codes, then the numeric inputs);
+        the leaf a row falls in, in each tree, is embedded as one more
+        categorical column, after those of ``cardinalities``.
 
     Attributes
     ----------
     output_dim : int
-        ``len(cardinalities) * embedding_dim`` plus ``n_numeric``, or plus
-        the numeric embedding's ``output_dim``.
+        ``len(cardinalities) * embedding_dim`` (with ``leaf_trees``, one
+        more ``embedding_dim`` per tree) plus ``n_numeric``, or plus the
+        numeric embedding's ``output_dim``.
 
     Examples
     --------
@@ -64,7 +69,7 @@ class FeatureEmbedding(nn.Module):
     sparse = False
 
     def __init__(self, cardinalities, n_numeric, embedding_dim, padding_codes=None,
-                 numeric_embedding=None, sparse=False):
+                 numeric_embedding=None, sparse=False, leaf_trees=None):
         super().__init__()
         self.sparse = bool(sparse)
         cardinalities = [int(c) for c in cardinalities]
@@ -88,6 +93,11 @@ class FeatureEmbedding(nn.Module):
         if numeric_embedding is not None and self.n_numeric and embedded != self.n_numeric:
             raise ValueError(f"the numeric embedding embeds {embedded} features, but "
                              f"n_numeric={self.n_numeric}")
+        self.leaf_trees = leaf_trees
+        if leaf_trees is not None:  # each leaf code >= 1: code 0 is a padding row
+            cardinalities = cardinalities + leaf_trees.cardinalities
+            if padding_codes is not None:
+                padding_codes = list(padding_codes) + [0] * leaf_trees.n_trees
         offsets = [0]
         for cardinality in cardinalities[:-1]:
             offsets.append(offsets[-1] + cardinality)
@@ -110,7 +120,7 @@ class FeatureEmbedding(nn.Module):
         self.numeric_embedding = numeric_embedding if self.n_numeric else None
         numeric_dim = (self.n_numeric if self.numeric_embedding is None
                        else self.numeric_embedding.output_dim)
-        self.output_dim = self.n_categorical * self.embedding_dim + numeric_dim
+        self.output_dim = len(cardinalities) * self.embedding_dim + numeric_dim
 
     def forward(self, categorical, numeric):
         """Return the concatenated ``(batch, output_dim)`` representation.
@@ -126,11 +136,17 @@ class FeatureEmbedding(nn.Module):
             raise ValueError(f"expected {self.n_categorical} categorical and {self.n_numeric} "
                              f"numeric columns; got {widths[0]} and {widths[1]}")
         parts = []
+        leaf_trees = self._modules.get("leaf_trees")  # (none in modules pickled before)
+        if leaf_trees is not None:
+            leaves = leaf_trees(categorical if self.n_categorical else None,
+                                numeric if self.n_numeric else None)
+            categorical = leaves if not self.n_categorical else torch.cat(
+                [categorical, leaves], dim=1)
         if self.embedding is not None:
             rows = (categorical + self.offsets).reshape(-1)
             embedded = _gather_rows(self.embedding.weight, rows, self.sparse)
             parts.append(embedded.view(categorical.shape[0],
-                                       self.n_categorical * self.embedding_dim))
+                                       len(self.offsets) * self.embedding_dim))
         if self.numeric_embedding is not None:
             parts.append(self.numeric_embedding(numeric))
         elif self.n_numeric:

@@ -26,6 +26,9 @@ class SharedBottom(_TaskTowersOutputBias, nn.Module):
     numeric_embedding : nn.Module, optional
     batch_norm : bool, default=False
         Batch-normalise the hidden layers before their activation (see :class:`MLP`).
+    leaf_trees : TreeLeaves, optional
+        Fitted trees whose leaves are embedded as categorical columns (see
+        :class:`FeatureEmbedding`).
 
     Examples
     --------
@@ -43,11 +46,11 @@ class SharedBottom(_TaskTowersOutputBias, nn.Module):
 
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
                  bottom_units=(128, 64), tower_units=(32,), dropout=0.0, padding_codes=None,
-                 numeric_embedding=None, batch_norm=False):
+                 numeric_embedding=None, batch_norm=False, leaf_trees=None):
         super().__init__()
         self.task_output_dims = [int(d) for d in task_output_dims]
         self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
-                                          numeric_embedding)
+                                          numeric_embedding, leaf_trees=leaf_trees)
         self.bottom = MLP(self.embedding.output_dim, bottom_units, dropout,
                           batch_norm=batch_norm)
         self.towers = TaskTowers(self.bottom.output_dim, tower_units, self.task_output_dims,

@@ -1,0 +1,202 @@
+"""Boosted trees whose leaves become categorical inputs of the network (``leaf_trees``).
+
+In ``fit``, a few shallow regression trees per task are boosted on the
+encoded inputs (categorical codes and encoded numbers, as the network
+receives them), each fitted to the gradient of the task's loss after the
+trees before it. The leaf a row falls in, in each tree, is then a
+categorical column of its own: the network embeds it as it embeds any
+category. A leaf is a conjunction of a few conditions on several columns,
+so the embeddings start from interactions that a boosting model found,
+after He et al., "Practical Lessons from Predicting Clicks on Ads at
+Facebook" (ADKDD 2014). Only the trees' structure is kept; the boosting's
+own predictions are not.
+"""
+
+import numpy as np
+from sklearn.tree import DecisionTreeRegressor
+from sklearn.utils import check_random_state
+
+# Every tree has at most 2 ** LEAF_TREE_DEPTH leaves; LEAF_LEARNING_RATE shrinks
+# each tree's step, so that the next tree still has something to fit.
+LEAF_TREE_DEPTH = 3
+LEAF_LEARNING_RATE = 0.2
+
+
+class LeafTrees:
+    """The fitted trees: per tree, the arrays of its nodes, padded to one node count.
+
+    Attributes
+    ----------
+    feature : ndarray of shape (n_trees, n_nodes), int64
+        The input column a node splits on (0 at leaves and padding).
+    threshold : ndarray of shape (n_trees, n_nodes), float32
+        A row goes left where its value is ``<= threshold``: the largest
+        float32 not above the tree's float64 threshold, so that float32
+        inputs go the same way as in the tree.
+    children : ndarray of shape (2, n_trees, n_nodes), int64
+        Left and right child of each node; a leaf is its own child.
+    leaf_code : ndarray of shape (n_trees, n_nodes), int64
+        The code ``1..n_leaves`` of each leaf (0 at inner nodes).
+    n_leaves : ndarray of shape (n_trees,), int64
+    """
+
+    def __init__(self, feature, threshold, children, leaf_code, n_leaves):
+        self.feature = np.asarray(feature, dtype=np.int64)
+        self.threshold = np.asarray(threshold, dtype=np.float32)
+        self.children = np.asarray(children, dtype=np.int64)
+        self.leaf_code = np.asarray(leaf_code, dtype=np.int64)
+        self.n_leaves = np.asarray(n_leaves, dtype=np.int64)
+
+    @property
+    def n_trees(self):
+        return self.feature.shape[0]
+
+    @property
+    def cardinalities(self):
+        """Codes per tree, the unused code 0 included (as a categorical column's)."""
+        return [int(n) + 1 for n in self.n_leaves]
+
+    @classmethod
+    def fit(cls, features, targets, sample_weight=None, regression=False, n_trees=10,
+            random_state=None):
+        """Boost ``n_trees`` trees per task on ``features`` (a task with fewer than two
+        known labels gets none).
+
+        Parameters
+        ----------
+        features : ndarray of shape (n_samples, n_features), float32
+            The encoded inputs: categorical codes, then encoded numbers.
+        targets : ndarray of shape (n_samples, n_tasks)
+            Class indices per task (or, with ``regression``, real values);
+            NaN where unknown.
+        sample_weight : ndarray of shape (n_samples,), optional
+        regression : bool, default=False
+        n_trees : int, default=10
+        random_state : int, RandomState or None
+            Seeds the trees.
+        """
+        random_state = check_random_state(random_state)
+        trees = []
+        for t in range(targets.shape[1]):
+            known = ~np.isnan(targets[:, t])
+            if sample_weight is not None:
+                known &= sample_weight > 0
+            rows = np.flatnonzero(known)
+            seed = random_state.randint(np.iinfo(np.int32).max)
+            if len(rows) < 2:
+                continue
+            weight = None if sample_weight is None else sample_weight[rows].astype(np.float64)
+            trees += _boost(features[rows], targets[rows, t], weight, regression, n_trees, seed)
+        return cls._from_sklearn(trees)
+
+    @classmethod
+    def _from_sklearn(cls, trees):
+        n_nodes = max([tree.node_count for tree in trees], default=1)
+        shape = (len(trees), n_nodes)
+        feature, leaf_code = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+        threshold = np.zeros(shape, np.float32)
+        children = np.tile(np.arange(n_nodes), (2, len(trees), 1))
+        n_leaves = np.zeros(len(trees), np.int64)
+        for i, tree in enumerate(trees):
+            nodes = np.arange(tree.node_count)
+            inner = tree.children_left >= 0
+            feature[i, nodes[inner]] = tree.feature[inner]
+            threshold[i, nodes[inner]] = _float32_at_most(tree.threshold[inner])
+            children[0, i, nodes[inner]] = tree.children_left[inner]
+            children[1, i, nodes[inner]] = tree.children_right[inner]
+            n_leaves[i] = (~inner).sum()
+            leaf_code[i, nodes[~inner]] = np.arange(1, n_leaves[i] + 1)
+        return cls(feature, threshold, children, leaf_code, n_leaves)
+
+    def to_dict(self):
+        return {"feature": self.feature.tolist(), "threshold": self.threshold.tolist(),
+                "children": self.children.tolist(), "leaf_code": self.leaf_code.tolist(),
+                "n_leaves": self.n_leaves.tolist()}
+
+    @classmethod
+    def from_dict(cls, state, n_features):
+        """Rebuild from :meth:`to_dict`'s output, checking that the arrays form trees
+        over ``n_features`` inputs."""
+        try:
+            trees = cls(state["feature"], state["threshold"], state["children"],
+                        state["leaf_code"], state["n_leaves"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"inconsistent encoder state: the leaf trees ({exc}).") from None
+        n_trees, n_nodes = trees.feature.shape if trees.feature.ndim == 2 else (-1, -1)
+        valid = (
+            trees.feature.ndim == 2 and trees.threshold.shape == (n_trees, n_nodes)
+            and trees.leaf_code.shape == (n_trees, n_nodes)
+            and trees.children.shape == (2, n_trees, n_nodes) and trees.n_leaves.shape
+            == (n_trees,) and np.all((trees.feature >= 0) & (trees.feature < n_features))
+            and np.all((trees.children >= 0) & (trees.children < n_nodes))
+            and np.all(trees.n_leaves >= 1) and np.all(trees.n_leaves <= 2 ** LEAF_TREE_DEPTH)
+            and np.array_equal(trees.leaf_code.max(axis=1, initial=0), trees.n_leaves)
+            and np.all(trees.leaf_code >= 0)
+            and np.isfinite(trees.threshold).all())
+        if valid and n_trees:
+            # every path from the root ends in a leaf within LEAF_TREE_DEPTH steps, and a
+            # leaf is its own child (so that apply may take LEAF_TREE_DEPTH steps on any path)
+            tree = np.arange(n_trees)[:, None]
+            frontier = np.zeros((n_trees, 1), dtype=np.int64)
+            for _ in range(LEAF_TREE_DEPTH):
+                frontier = np.concatenate([trees.children[0, tree, frontier],
+                                           trees.children[1, tree, frontier]], axis=1)
+            nodes = np.arange(n_nodes)
+            leaves = trees.leaf_code > 0
+            valid = bool(np.all(trees.leaf_code[tree, frontier] > 0) and np.all(
+                (trees.children[:, leaves] == np.broadcast_to(nodes, leaves.shape)[leaves])))
+        if not valid:
+            raise ValueError("inconsistent encoder state: the leaf trees are not trees of "
+                             f"depth at most {LEAF_TREE_DEPTH} over {n_features} inputs.")
+        return trees
+
+
+def _float32_at_most(values):
+    """The largest float32 not above each float64 value."""
+    rounded = values.astype(np.float32)
+    above = rounded.astype(np.float64) > values
+    rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
+    return rounded
+
+
+def _boost(features, target, weight, regression, n_trees, seed):
+    """``n_trees`` sklearn trees (``tree_``) boosted on one task's loss.
+
+    Binary and multiclass tasks follow the gradient of the log loss (one
+    multi-output tree per round for several classes), with a Newton step in
+    each leaf; regression the squared error's, the step a leaf's mean.
+    """
+    n_rows = len(target)
+    w = np.ones(n_rows) if weight is None else weight
+    if regression:
+        response = target.astype(np.float64)[:, None]
+        scores = np.full((n_rows, 1), np.average(response[:, 0], weights=w))
+    else:
+        classes = target.astype(np.int64)
+        n_classes = max(int(classes.max()) + 1, 2)
+        onehot = np.eye(n_classes)[classes]
+        prior = np.clip(np.average(onehot, axis=0, weights=w), 1e-6, 1.0)
+        scores = np.tile(np.log(prior), (n_rows, 1))
+        if n_classes == 2:  # one output: the logit of class 1
+            onehot, scores = onehot[:, 1:], scores[:, 1:] - scores[:, :1]
+    trees = []
+    for _ in range(n_trees):
+        if regression:
+            gradient, hessian = response - scores, np.ones_like(scores)
+        else:
+            if scores.shape[1] == 1:
+                proba = 1.0 / (1.0 + np.exp(-scores))
+            else:
+                proba = np.exp(scores - scores.max(axis=1, keepdims=True))
+                proba /= proba.sum(axis=1, keepdims=True)
+            gradient, hessian = onehot - proba, proba * (1.0 - proba)
+        tree = DecisionTreeRegressor(max_depth=LEAF_TREE_DEPTH, random_state=seed).fit(
+            features, gradient, sample_weight=w)
+        leaf = tree.apply(features)
+        n_nodes = tree.tree_.node_count
+        step = np.stack([np.bincount(leaf, w * gradient[:, k], n_nodes)
+                         / np.maximum(np.bincount(leaf, w * hessian[:, k], n_nodes), 1e-12)
+                         for k in range(gradient.shape[1])], axis=1)
+        scores += LEAF_LEARNING_RATE * step[leaf]
+        trees.append(tree.tree_)
+    return trees

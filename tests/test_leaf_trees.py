@@ -1,0 +1,211 @@
+"""leaf_trees: boosted trees whose leaves the network embeds as categorical columns."""
+
+import io
+import json
+import zipfile
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+from sklearn.utils._param_validation import InvalidParameterError
+
+import skmtl
+from skmtl import (AITMClassifier, ESMMClassifier, MMOEClassifier, MMOERegressor,
+                   OMOEClassifier, PLEClassifier, SharedBottomRegressor)
+from skmtl._encoding import LEAF_TREE_DEPTH, LeafTrees
+from skmtl._encoding._leaves import _boost
+from skmtl.nn import TreeLeaves
+
+FAST = dict(max_epochs=2, batch_size=128, random_state=0)
+
+
+def _module(trees):
+    return TreeLeaves(trees.feature, trees.threshold, trees.children, trees.leaf_code,
+                      LEAF_TREE_DEPTH)
+
+
+def test_the_network_finds_the_leaves_the_trees_find():
+    # values a float32 step apart: a float64 threshold between two of them rounds, in
+    # float32, to one of them; the network must still send each the tree's way
+    rng = np.random.default_rng(0)
+    steps = np.float32(1.0) + np.arange(3000, dtype=np.float32) * np.finfo(np.float32).eps
+    features = np.column_stack([rng.permutation(steps), rng.integers(0, 30, 3000),
+                                rng.normal(size=3000)]).astype(np.float32)
+    target = ((features[:, 0] > 1.0 + 1500 * np.finfo(np.float32).eps)
+              ^ (features[:, 1] % 3 == 0)).astype(float)
+    reordered = features[:, [1, 0, 2]]  # the network's inputs: the codes, then the numbers
+    trees = _boost(reordered, target, None, False, 6, seed=0)
+    fitted = LeafTrees._from_sklearn(trees)
+    leaves = _module(fitted)(torch.from_numpy(reordered[:, :1].astype(np.int64)),
+                             torch.from_numpy(reordered[:, 1:])).numpy()
+    for t, tree in enumerate(trees):
+        np.testing.assert_array_equal(leaves[:, t], fitted.leaf_code[t][tree.apply(reordered)])
+    assert leaves.min() >= 1 and (leaves <= fitted.n_leaves).all()
+    assert len(np.unique(leaves[:, 0])) == fitted.n_leaves[0] > 2
+
+
+def test_each_task_gets_its_own_boosted_trees():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(2000, 4)).astype(np.float32)
+    targets = np.column_stack([
+        (features[:, 0] + features[:, 1] > 0).astype(float),  # binary
+        np.digitize(features[:, 2], [-0.5, 0.5]).astype(float),  # three classes
+        np.full(2000, np.nan)])  # no known label: no trees
+    targets[::2, 1] = np.nan
+    trees = LeafTrees.fit(features, targets, n_trees=4, random_state=np.random.RandomState(0))
+    assert trees.n_trees == 8 and trees.cardinalities == [n + 1 for n in trees.n_leaves]
+    leaves = _module(trees)(None, torch.from_numpy(features)).numpy()
+    # the first task's trees split on its columns first and separate its classes
+    inner = trees.children[0] != np.arange(trees.children.shape[2])
+    assert set(trees.feature[:4, 0]) <= {0, 1} and set(trees.feature[4:, 0]) == {2}
+    onehot = np.concatenate([np.eye(9)[leaves[:, t]] for t in range(4)], axis=1)
+    from sklearn.linear_model import LogisticRegression
+    proba = LogisticRegression().fit(onehot, targets[:, 0]).predict_proba(onehot)[:, 1]
+    assert roc_auc_score(targets[:, 0], proba) > 0.95
+    regression = LeafTrees.fit(features, features[:, [3]] ** 2, regression=True, n_trees=3,
+                               random_state=np.random.RandomState(0))
+    inner = regression.children[0] != np.arange(regression.children.shape[2])
+    assert regression.n_trees == 3 and set(regression.feature[inner]) == {3}
+    assert inner.sum() == 3 * 7  # depth 3, every node split
+
+
+def test_rows_without_a_label_or_weight_do_not_shape_the_trees():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(1500, 3)).astype(np.float32)
+    targets = (features[:, :2] > 0).astype(float)
+    weight = rng.uniform(0.5, 2.0, 1500)
+    # rows of weight 0, and rows whose label is missing, hold misleading labels
+    weight[:300] = 0.0
+    targets[:300] = 1.0 - targets[:300]
+    targets[300:500, 1] = np.nan
+    kept = LeafTrees.fit(features, targets, weight, n_trees=3,
+                         random_state=np.random.RandomState(0))
+    rows = slice(300, None)
+    alone = LeafTrees.fit(features[rows], targets[rows], weight[rows], n_trees=3,
+                          random_state=np.random.RandomState(0))
+    for name in ("feature", "threshold", "children", "leaf_code"):
+        np.testing.assert_array_equal(getattr(kept, name), getattr(alone, name))
+    unweighted = LeafTrees.fit(features[rows], targets[rows], n_trees=3,
+                               random_state=np.random.RandomState(0))
+    assert not np.array_equal(unweighted.threshold, kept.threshold)  # the weights count
+
+
+@pytest.mark.parametrize("estimator_class", [MMOEClassifier, OMOEClassifier, PLEClassifier,
+                                             SharedBottomRegressor, ESMMClassifier,
+                                             AITMClassifier], ids=lambda c: c.__name__)
+def test_every_model_embeds_the_leaves_and_saves_them(estimator_class, tasks, holdout,
+                                                      tmp_path):
+    X, Y, funnel = tasks
+    y = {ESMMClassifier: funnel, AITMClassifier: funnel,
+         SharedBottomRegressor: pd.DataFrame({"a": X["num_a"] * 3, "b": -X["num_b"]})}.get(
+        estimator_class, Y)
+    model = estimator_class(**FAST, leaf_trees=3).fit(X, y)
+    embedding = model.net_.module_.embedding
+    plain = estimator_class(**FAST).fit(X, y).net_.module_.embedding
+    assert embedding.leaf_trees.n_trees == 6 and plain.leaf_trees is None
+    assert embedding.output_dim == plain.output_dim + 6 * embedding.embedding_dim
+    X_test = holdout[0]
+    predicted = (model.predict_proba if hasattr(model, "predict_proba") else model.predict)(
+        X_test)
+    model.save(tmp_path / "model.skmtl")
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    for loaded in (skmtl.load(tmp_path / "model.skmtl"), joblib.load(io.BytesIO(
+            buffer.getvalue()))):
+        again = (loaded.predict_proba if hasattr(loaded, "predict_proba") else loaded.predict)(
+            X_test)
+        for a, b in zip(np.atleast_2d(predicted) if not isinstance(predicted, list) else
+                        predicted, again if isinstance(again, list) else np.atleast_2d(again)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_leaves_lift_a_task_of_interactions(holdout):
+    # a task of an interaction of two columns, which boosted trees find at once
+    rng = np.random.default_rng(0)
+
+    def table(n):
+        X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                          "c": rng.choice(list("pqrs"), n)})
+        Y = pd.DataFrame({"xor": ((X["a"] > 0) ^ (X["b"] > 0.5)).astype(int),
+                          "c": (X["c"] == "p").astype(int)})
+        return X, Y
+
+    (X, Y), (X_test, Y_test) = table(3000), table(2000)
+    aucs = {}
+    for leaf_trees in (0, 5):
+        model = MMOEClassifier(max_epochs=2, random_state=0, leaf_trees=leaf_trees).fit(X, Y)
+        aucs[leaf_trees] = roc_auc_score(Y_test["xor"], model.predict_proba(X_test)[0][:, 1])
+    assert aucs[5] > 0.97 and aucs[5] > aucs[0] + 0.02, aucs
+
+
+def test_the_trees_stay_through_partial_fit_and_warm_start(tasks):
+    X, Y, _ = tasks
+    model = MMOERegressor(**FAST, leaf_trees=2, hash_buckets={"color": 8}).partial_fit(
+        X[:1000], pd.DataFrame({"a": X["num_a"][:1000], "b": X["num_b"][:1000]}))
+    trees = model._encoder.leaf_trees_.threshold.copy()
+    buffers = model.net_.module_.embedding.leaf_trees.threshold.clone()
+    model.partial_fit(X[1000:], pd.DataFrame({"a": -X["num_a"][1000:], "b": X["num_b"][1000:]}))
+    np.testing.assert_array_equal(model._encoder.leaf_trees_.threshold, trees)
+    assert torch.equal(model.net_.module_.embedding.leaf_trees.threshold, buffers)
+    warm = MMOEClassifier(**FAST, leaf_trees=2, warm_start=True).fit(X, Y)
+    trees = warm._encoder.leaf_trees_.threshold.copy()
+    np.testing.assert_array_equal(warm.fit(X, 1 - Y)._encoder.leaf_trees_.threshold, trees)
+    with pytest.raises(ValueError, match="leaf_trees"):  # another network: refit from scratch
+        warm.set_params(leaf_trees=3).fit(X, Y)
+
+
+@pytest.mark.parametrize("value", [-1, 1025, 2.5, "10", None])
+def test_bad_leaf_trees(tasks, value):
+    X, Y, _ = tasks
+    with pytest.raises(InvalidParameterError, match="leaf_trees"):
+        MMOEClassifier(leaf_trees=value).fit(X, Y)
+
+
+def test_leaf_trees_are_refused_under_torch_distributed():
+    with pytest.raises(ValueError, match="leaf_trees is not supported under torch.distributed"):
+        MMOEClassifier(leaf_trees=2)._check_distributed(warm=False)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda trees: trees["feature"][0].__setitem__(0, 99), "over 4 inputs"),
+    (lambda trees: trees["children"][0][0].__setitem__(0, 0), "not trees of depth"),
+    (lambda trees: trees["leaf_code"][0].__setitem__(int(np.argmax(trees["leaf_code"][0])), 0),
+     "not trees of depth"),
+    (lambda trees: trees.pop("threshold"), "the leaf trees"),
+    (lambda trees: trees["threshold"][0].__setitem__(0, float("nan")), "not trees of depth"),
+])
+def test_a_file_with_broken_trees_is_refused(tasks, tmp_path, change, message):
+    X, Y, _ = tasks
+    MMOEClassifier(**FAST, leaf_trees=2).fit(X, Y).save(tmp_path / "model.skmtl")
+    with zipfile.ZipFile(tmp_path / "model.skmtl") as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    config = json.loads(members["skmtl.json"])
+    change(config["encoder"]["leaf_trees"])
+    members["skmtl.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "broken.skmtl", "w") as zf:
+        for name, content in members.items():
+            zf.writestr(name, content)
+    with pytest.raises(ValueError, match=message):
+        skmtl.load(tmp_path / "broken.skmtl")
+
+
+def test_a_model_pickled_before_leaf_trees_still_predicts(tasks, tmp_path):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST).fit(X, Y)
+    expected = model.predict_proba(X)
+    # as pickled before the parameter, the network's module and the encoder's trees existed
+    del model.net_.module_.embedding.__dict__["leaf_trees"]
+    del model.leaf_trees, model._encoder.leaf_trees, model._encoder.leaf_trees_
+    del model._fitted_network_params["leaf_trees"]
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    restored = joblib.load(io.BytesIO(buffer.getvalue()))
+    assert restored.get_params()["leaf_trees"] == 0
+    for a, b in zip(restored.predict_proba(X), expected):
+        np.testing.assert_array_equal(a, b)
+    restored.set_params(warm_start=True).fit(X, Y)  # continues: the same network
+    restored.save(tmp_path / "model.skmtl")
+    assert skmtl.load(tmp_path / "model.skmtl")._encoder.leaf_trees_ is None
