@@ -111,6 +111,7 @@ def test_every_model_embeds_the_leaves_and_saves_them(estimator_class, tasks, ho
     predicted = (model.predict_proba if hasattr(model, "predict_proba") else model.predict)(
         X_test)
     model.save(tmp_path / "model.skmtl")
+    assert skmtl.load(tmp_path / "model.skmtl")._encoder.leaf_trees == 3
     buffer = io.BytesIO()
     joblib.dump(model, buffer)
     for loaded in (skmtl.load(tmp_path / "model.skmtl"), joblib.load(io.BytesIO(
@@ -150,6 +151,11 @@ def test_the_trees_stay_through_partial_fit_and_warm_start(tasks):
     model.partial_fit(X[1000:], pd.DataFrame({"a": -X["num_a"][1000:], "b": X["num_b"][1000:]}))
     np.testing.assert_array_equal(model._encoder.leaf_trees_.threshold, trees)
     assert torch.equal(model.net_.module_.embedding.leaf_trees.threshold, buffers)
+    # a first chunk without labels (its classes given) grows no trees: none to embed
+    unlabelled = MMOEClassifier(**FAST, leaf_trees=2, hash_buckets={"color": 8}).partial_fit(
+        X[:500], Y[:500] * np.nan, classes=[[0, 1], [0, 1]])
+    assert unlabelled._encoder.leaf_trees_ is None
+    assert unlabelled.net_.module_.embedding.leaf_trees is None
     warm = MMOEClassifier(**FAST, leaf_trees=2, warm_start=True).fit(X, Y)
     trees = warm._encoder.leaf_trees_.threshold.copy()
     np.testing.assert_array_equal(warm.fit(X, 1 - Y)._encoder.leaf_trees_.threshold, trees)
@@ -176,6 +182,9 @@ def test_leaf_trees_are_refused_under_torch_distributed():
      "not trees of depth"),
     (lambda trees: trees.pop("threshold"), "the leaf trees"),
     (lambda trees: trees["threshold"][0].__setitem__(0, float("nan")), "not trees of depth"),
+    # valid trees, but not those of the saved network
+    (lambda trees: trees["threshold"][0].__setitem__(0, trees["threshold"][0][0] + 1.0),
+     "buffers disagree with its configuration"),
 ])
 def test_a_file_with_broken_trees_is_refused(tasks, tmp_path, change, message):
     X, Y, _ = tasks

@@ -243,7 +243,7 @@ class TabularEncoder:
 
     def _fit_leaf_trees(self, X, sample_weight, targets, regression):
         """:class:`LeafTrees` boosted on the encoding of at most ``TREE_SUBSAMPLE_SIZE``
-        rows of positive weight and a known label."""
+        rows of positive weight and a known label (None where no task has two)."""
         if targets is None:
             raise ValueError("leaf_trees needs the targets in fit.")
         rng = np.random.RandomState(self.random_state)
@@ -255,8 +255,9 @@ class TabularEncoder:
         codes, numeric = self._encode(_RowReader(self, X.iloc[rows] if isinstance(
             X, pd.DataFrame) else X[rows]))
         features = np.hstack([codes.astype(np.float32), numeric])
-        return LeafTrees.fit(features, targets[rows], None if sample_weight is None
-                             else sample_weight[rows], regression, self.leaf_trees, rng)
+        trees = LeafTrees.fit(features, targets[rows], None if sample_weight is None
+                              else sample_weight[rows], regression, self.leaf_trees, rng)
+        return trees if trees.n_trees else None
 
     def category_lookups(self):
         """One :class:`ColumnLookups` per categorical column, built once and kept.
@@ -350,6 +351,7 @@ class TabularEncoder:
             "hash_buckets": [int(n) for n in self.hash_buckets_],
             "hash_whole_floats_as_integers": self.hashes_whole_floats_as_integers,
             "numeric": self.numeric_.to_dict(),
+            "leaf_trees_per_task": int(self.leaf_trees),
             "leaf_trees": None if self.leaf_trees_ is None else self.leaf_trees_.to_dict(),
         }
 
@@ -393,7 +395,9 @@ class TabularEncoder:
         leaves = state.get("leaf_trees")  # (none in files saved before leaf_trees)
         encoder.leaf_trees_ = None if leaves is None else LeafTrees.from_dict(
             leaves, encoder.n_features_in_)
-        encoder.leaf_trees = 0 if leaves is None else encoder.leaf_trees_.n_trees
+        encoder.leaf_trees = state.get("leaf_trees_per_task", 0)
+        if type(encoder.leaf_trees) is not int or encoder.leaf_trees < 0:
+            raise ValueError("inconsistent encoder state: leaf_trees_per_task is not a count.")
         return encoder
 
     def _label(self, j):
