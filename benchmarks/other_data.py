@@ -53,6 +53,8 @@ CANDIDATES = {
     "numeric_encoding='standard'": {"numeric_encoding": "standard"},
     "numeric_encoding='piecewise_linear', max_epochs=12":
         {"numeric_encoding": "piecewise_linear", "max_epochs": 12},
+    "leaf_trees=10": {"leaf_trees": 10},
+    "leaf_trees=20": {"leaf_trees": 20},
 }
 
 
