@@ -216,6 +216,9 @@ def test_fixed_categories(tasks):
                                          "column's values") as warned:
         MMOEClassifier(**FAST, categories={"shop": [str(i) for i in range(30)]}).fit(X, Y)
     assert warned[0].filename == __file__  # pointed at the caller's fit
+    with pytest.warns(UserWarning, match=r"categories\['color'\] is empty: every row") as warned:
+        MMOEClassifier(**FAST, categories={"color": []}).fit(X, Y)  # was silent
+    assert warned[0].filename == __file__
 
 
 def test_hashed_and_fixed_vocabularies_save_and_load(tasks, holdout, tmp_path):

@@ -165,7 +165,11 @@ class TabularEncoder:
         """
         given = self._per_column("categories", self.categories)
         for k, j in enumerate(self.categorical_indices_):
-            if j in given and len(self.categories_[k]) and not codes[:, k].any() \
+            if j in given and not len(self.categories_[k]):
+                warnings.warn(
+                    f"categories[{self._label(j)!r}] is empty: every row gets the unknown "
+                    "category, and the column teaches nothing.", UserWarning, stacklevel=5)
+            elif j in given and not codes[:, k].any() \
                     and not pd.isna(np.asarray(column(X, j), dtype=object)).all():
                 warnings.warn(
                     f"categories[{self._label(j)!r}] matches none of the column's values in "
