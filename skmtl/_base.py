@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from skorch.helper import predefined_split
 
-from ._encoding import (BIN_STRATEGIES, LEAF_TREE_DEPTH, MAX_HASH_BUCKETS, NUMERIC_ENCODINGS,
+from ._encoding import (BIN_STRATEGIES, MAX_HASH_BUCKETS, MAX_LEAF_TREES, NUMERIC_ENCODINGS,
                         UNKNOWN_CODE, NumericEncoding, TabularEncoder, array_from_json,
                         array_to_json, check_features, check_label_type, check_targets,
                         deviation_unit, encode_labels, known_labels, label_classes)
@@ -28,7 +28,7 @@ from ._optim import Adam, fused_adam_supported
 from ._training import (BatchIterator, BestWeightsEarlyStopping, LearningRateSchedule,
                         MultiTaskNet, TensorData, rank_zero_sink)
 from .nn import (FeatureEmbedding, MultiTaskLoss, MultiTaskSquaredLoss, PeriodicEmbedding,
-                 PiecewiseLinearEmbedding, TreeLeaves)
+                 PiecewiseLinearEmbedding)
 from .nn.layers import batch_statistics
 from .nn.weighting import LOSS_WEIGHTINGS
 from .exceptions import TrainingInterruptedWarning
@@ -62,8 +62,6 @@ MIN_SAMPLE_WEIGHT, MAX_SAMPLE_WEIGHT_SUM = 1e-20, 1e30
 # not an allocation that fills the memory, and a saved file naming such sizes is refused
 # before anything is built.
 MAX_UNITS, MAX_EXPERTS, MAX_LEVELS = 65_536, 1_024, 64
-# boosted trees per task whose leaves the network embeds (leaf_trees)
-MAX_LEAF_TREES = 1_024
 
 
 def _check_units(name, units, allow_empty=True):
@@ -727,7 +725,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
                          embedding_dim=self.embedding_dim,
                          padding_codes=[UNKNOWN_CODE] * len(encoder.cardinalities),
                          numeric_embedding=self._numeric_embedding(encoder),
-                         leaf_trees=_tree_leaves(encoder.leaf_trees_))
+                         leaf_trees=None if encoder.leaf_trees_ is None
+                         else encoder.leaf_trees_.module())
         module = self._build_module(embedding, self._task_output_dims(target_state),
                                     self._tower_units_per_task(task_names))
         if label_frequencies is not None and hasattr(module, "init_output_bias"):
@@ -1430,14 +1429,6 @@ def _validation_labels(targets, valid_rows, sample_weight):
         valid_rows = valid_rows[sample_weight[valid_rows] > 0]
     return len(valid_rows), [np.unique(column[~np.isnan(column)])
                              for column in targets[valid_rows].T]
-
-
-def _tree_leaves(trees):
-    """The network's :class:`TreeLeaves` module of the encoder's fitted trees (or None)."""
-    if trees is None or not trees.n_trees:
-        return None
-    return TreeLeaves(trees.feature, trees.threshold, trees.children, trees.leaf_code,
-                      LEAF_TREE_DEPTH)
 
 
 def _agreed_encoder(encoder, fitted):

@@ -15,16 +15,11 @@ from sklearn.utils._param_validation import InvalidParameterError
 import skmtl
 from skmtl import (AITMClassifier, ESMMClassifier, MMOEClassifier, MMOERegressor,
                    OMOEClassifier, PLEClassifier, SharedBottomRegressor)
-from skmtl._encoding import LEAF_TREE_DEPTH, LeafTrees
+from skmtl._encoding import LeafTrees
 from skmtl._encoding._leaves import _boost
 from skmtl.nn import TreeLeaves
 
 FAST = dict(max_epochs=2, batch_size=128, random_state=0)
-
-
-def _module(trees):
-    return TreeLeaves(trees.feature, trees.threshold, trees.children, trees.leaf_code,
-                      LEAF_TREE_DEPTH)
 
 
 def test_the_network_finds_the_leaves_the_trees_find():
@@ -39,12 +34,45 @@ def test_the_network_finds_the_leaves_the_trees_find():
     reordered = features[:, [1, 0, 2]]  # the network's inputs: the codes, then the numbers
     trees = _boost(reordered, target, None, False, 6, seed=0)
     fitted = LeafTrees._from_sklearn(trees)
-    leaves = _module(fitted)(torch.from_numpy(reordered[:, :1].astype(np.int64)),
+    leaves = fitted.module()(torch.from_numpy(reordered[:, :1].astype(np.int64)),
                              torch.from_numpy(reordered[:, 1:])).numpy()
     for t, tree in enumerate(trees):
         np.testing.assert_array_equal(leaves[:, t], fitted.leaf_code[t][tree.apply(reordered)])
-    assert leaves.min() >= 1 and (leaves <= fitted.n_leaves).all()
-    assert len(np.unique(leaves[:, 0])) == fitted.n_leaves[0] > 2
+    assert leaves.min() >= 1 and len(np.unique(leaves[:, 0])) == fitted.leaf_code[0].max() > 2
+
+
+def test_missing_values_go_where_the_trees_send_them():
+    # scikit-learn's trees learn where NaN goes at each split; the network sent it right
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(3000, 2)).astype(np.float32)
+    target = (features[:, 0] > 0.3).astype(float)
+    features[rng.random(3000) < 0.3, 0] = np.nan
+    target[np.isnan(features[:, 0])] = rng.random(np.isnan(features[:, 0]).sum()) < 0.05
+    trees = _boost(features, target, None, False, 4, seed=0)
+    fitted = LeafTrees._from_sklearn(trees)
+    assert fitted.missing_left.any()  # the test would pass with every NaN sent right
+    leaves = fitted.module()(None, torch.from_numpy(features)).numpy()
+    for t, tree in enumerate(trees):
+        np.testing.assert_array_equal(leaves[:, t], fitted.leaf_code[t][tree.apply(features)])
+
+
+def test_tree_leaves_checks_its_trees():
+    good = dict(feature=[[0, 0, 0]], threshold=[[0.5, 0, 0]], children=[[[1, 1, 2]], [[2, 1, 2]]],
+                leaf_code=[[0, 1, 2]], missing_left=[[False] * 3], depth=1)
+    assert TreeLeaves(**good)(None, torch.tensor([[0.0], [1.0]])).tolist() == [[1], [2]]
+    for change, message in [(dict(depth=0), "depth must be a positive int"),
+                            (dict(children=[[[1, 1, 3]], [[2, 1, 2]]]), "outside their tree"),
+                            (dict(leaf_code=[[0, 0, 2]]), "reaches no leaf within depth=1"),
+                            (dict(children=[[[1, 2, 2]], [[2, 1, 2]]]), "its own child"),
+                            (dict(threshold=[[np.nan, 0, 0]]), "NaN thresholds"),
+                            (dict(missing_left=[[False]]), "missing_left must have the shape")]:
+        with pytest.raises(ValueError, match=message):
+            TreeLeaves(**{**good, **change})
+    with pytest.raises(ValueError, match="needs categorical or numeric inputs"):
+        TreeLeaves(**good)(None, None)
+    on_two = TreeLeaves(**{**good, "feature": [[1, 0, 0]]})
+    with pytest.raises(ValueError, match="split on 2 inputs, but there are 1 categorical and 0"):
+        skmtl.nn.FeatureEmbedding([3], 0, 4, leaf_trees=on_two)
 
 
 def test_each_task_gets_its_own_boosted_trees():
@@ -56,10 +84,9 @@ def test_each_task_gets_its_own_boosted_trees():
         np.full(2000, np.nan)])  # no known label: no trees
     targets[::2, 1] = np.nan
     trees = LeafTrees.fit(features, targets, n_trees=4, random_state=np.random.RandomState(0))
-    assert trees.n_trees == 8 and trees.cardinalities == [n + 1 for n in trees.n_leaves]
-    leaves = _module(trees)(None, torch.from_numpy(features)).numpy()
+    assert trees.n_trees == 8
+    leaves = trees.module()(None, torch.from_numpy(features)).numpy()
     # the first task's trees split on its columns first and separate its classes
-    inner = trees.children[0] != np.arange(trees.children.shape[2])
     assert set(trees.feature[:4, 0]) <= {0, 1} and set(trees.feature[4:, 0]) == {2}
     onehot = np.concatenate([np.eye(9)[leaves[:, t]] for t in range(4)], axis=1)
     from sklearn.linear_model import LogisticRegression
@@ -152,8 +179,10 @@ def test_the_trees_stay_through_partial_fit_and_warm_start(tasks):
     np.testing.assert_array_equal(model._encoder.leaf_trees_.threshold, trees)
     assert torch.equal(model.net_.module_.embedding.leaf_trees.threshold, buffers)
     # a first chunk without labels (its classes given) grows no trees: none to embed
-    unlabelled = MMOEClassifier(**FAST, leaf_trees=2, hash_buckets={"color": 8}).partial_fit(
-        X[:500], Y[:500] * np.nan, classes=[[0, 1], [0, 1]])
+    with pytest.warns(UserWarning, match=r"leaf_trees=2 grew no tree") as warned:
+        unlabelled = MMOEClassifier(**FAST, leaf_trees=2, hash_buckets={"color": 8}).partial_fit(
+            X[:500], Y[:500] * np.nan, classes=[[0, 1], [0, 1]])
+    assert warned[0].filename == __file__
     assert unlabelled._encoder.leaf_trees_ is None
     assert unlabelled.net_.module_.embedding.leaf_trees is None
     warm = MMOEClassifier(**FAST, leaf_trees=2, warm_start=True).fit(X, Y)
@@ -176,12 +205,12 @@ def test_leaf_trees_are_refused_under_torch_distributed():
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda trees: trees["feature"][0].__setitem__(0, 99), "over 4 inputs"),
-    (lambda trees: trees["children"][0][0].__setitem__(0, 0), "not trees of depth"),
+    (lambda trees: trees["feature"][0].__setitem__(0, 99), "inputs beyond the 4 columns"),
+    (lambda trees: trees["children"][0][0].__setitem__(0, 0), "reaches no leaf within depth=3"),
     (lambda trees: trees["leaf_code"][0].__setitem__(int(np.argmax(trees["leaf_code"][0])), 0),
-     "not trees of depth"),
+     "reaches no leaf within depth=3"),
     (lambda trees: trees.pop("threshold"), "the leaf trees"),
-    (lambda trees: trees["threshold"][0].__setitem__(0, float("nan")), "not trees of depth"),
+    (lambda trees: trees["threshold"][0].__setitem__(0, float("nan")), "NaN thresholds"),
     # valid trees, but not those of the saved network
     (lambda trees: trees["threshold"][0].__setitem__(0, trees["threshold"][0][0] + 1.0),
      "buffers disagree with its configuration"),

@@ -9,11 +9,11 @@ from ._categorical import MAX_HASH_BUCKETS, UNKNOWN_CODE
 from ._common import array_from_json, array_to_json, deviation_unit
 from ._labels import (check_label_type, check_targets, encode_labels, known_labels,
                       label_classes)
-from ._leaves import LEAF_TREE_DEPTH, LeafTrees
+from ._leaves import MAX_LEAF_TREES, LeafTrees
 from ._numeric import BIN_STRATEGIES, NUMERIC_ENCODINGS, NumericEncoding
 from ._tabular import TabularEncoder, check_features
 
-__all__ = ["BIN_STRATEGIES", "LEAF_TREE_DEPTH", "MAX_HASH_BUCKETS", "NUMERIC_ENCODINGS",
+__all__ = ["BIN_STRATEGIES", "MAX_HASH_BUCKETS", "MAX_LEAF_TREES", "NUMERIC_ENCODINGS",
            "UNKNOWN_CODE", "LeafTrees", "NumericEncoding", "TabularEncoder", "array_from_json",
            "array_to_json", "check_features", "check_label_type", "check_targets", "deviation_unit",
            "encode_labels", "known_labels", "label_classes"]

@@ -13,13 +13,20 @@ own predictions are not.
 """
 
 import numpy as np
+from scipy.special import expit
 from sklearn.tree import DecisionTreeRegressor
 from sklearn.utils import check_random_state
+
+from ..nn.trees import TreeLeaves, check_trees
 
 # Every tree has at most 2 ** LEAF_TREE_DEPTH leaves; LEAF_LEARNING_RATE shrinks
 # each tree's step, so that the next tree still has something to fit.
 LEAF_TREE_DEPTH = 3
 LEAF_LEARNING_RATE = 0.2
+# a leaf's Newton step is at most this (a leaf of one rare class would take steps
+# of 1 / p(1 - p) and overflow the scores)
+_MAX_STEP = 10.0
+MAX_LEAF_TREES = 1_024  # per task
 
 
 class LeafTrees:
@@ -37,30 +44,31 @@ class LeafTrees:
         Left and right child of each node; a leaf is its own child.
     leaf_code : ndarray of shape (n_trees, n_nodes), int64
         The code ``1..n_leaves`` of each leaf (0 at inner nodes).
-    n_leaves : ndarray of shape (n_trees,), int64
+    missing_left : ndarray of shape (n_trees, n_nodes), bool
+        Where the tree sends a missing value at each node.
     """
 
-    def __init__(self, feature, threshold, children, leaf_code, n_leaves):
-        self.feature = np.asarray(feature, dtype=np.int64)
-        self.threshold = np.asarray(threshold, dtype=np.float32)
-        self.children = np.asarray(children, dtype=np.int64)
-        self.leaf_code = np.asarray(leaf_code, dtype=np.int64)
-        self.n_leaves = np.asarray(n_leaves, dtype=np.int64)
+    def __init__(self, feature, threshold, children, leaf_code, missing_left):
+        (self.feature, self.threshold, self.children, self.leaf_code,
+         self.missing_left) = check_trees(feature, threshold, children, leaf_code, missing_left,
+                                          LEAF_TREE_DEPTH)
 
     @property
     def n_trees(self):
         return self.feature.shape[0]
 
-    @property
-    def cardinalities(self):
-        """Codes per tree, the unused code 0 included (as a categorical column's)."""
-        return [int(n) + 1 for n in self.n_leaves]
+    def module(self):
+        """The network's :class:`~skmtl.nn.TreeLeaves` that walks these trees."""
+        return TreeLeaves(self.feature, self.threshold, self.children, self.leaf_code,
+                          self.missing_left, LEAF_TREE_DEPTH)
 
     @classmethod
     def fit(cls, features, targets, sample_weight=None, regression=False, n_trees=10,
             random_state=None):
-        """Boost ``n_trees`` trees per task on ``features`` (a task with fewer than two
-        known labels gets none).
+        """Boost ``n_trees`` trees per task on ``features``; None if none has two leaves.
+
+        A task with fewer than two known labels gets no trees, and a tree of
+        one leaf (a task of one class) is left out: its column is constant.
 
         Parameters
         ----------
@@ -87,31 +95,31 @@ class LeafTrees:
                 continue
             weight = None if sample_weight is None else sample_weight[rows].astype(np.float64)
             trees += _boost(features[rows], targets[rows, t], weight, regression, n_trees, seed)
-        return cls._from_sklearn(trees)
+        trees = [tree for tree in trees if tree.node_count > 1]
+        return cls._from_sklearn(trees) if trees else None
 
     @classmethod
     def _from_sklearn(cls, trees):
-        n_nodes = max([tree.node_count for tree in trees], default=1)
+        n_nodes = max(tree.node_count for tree in trees)
         shape = (len(trees), n_nodes)
         feature, leaf_code = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
-        threshold = np.zeros(shape, np.float32)
+        threshold, missing_left = np.zeros(shape, np.float32), np.zeros(shape, bool)
         children = np.tile(np.arange(n_nodes), (2, len(trees), 1))
-        n_leaves = np.zeros(len(trees), np.int64)
         for i, tree in enumerate(trees):
             nodes = np.arange(tree.node_count)
             inner = tree.children_left >= 0
             feature[i, nodes[inner]] = tree.feature[inner]
             threshold[i, nodes[inner]] = _float32_at_most(tree.threshold[inner])
+            missing_left[i, nodes[inner]] = tree.missing_go_to_left[inner].astype(bool)
             children[0, i, nodes[inner]] = tree.children_left[inner]
             children[1, i, nodes[inner]] = tree.children_right[inner]
-            n_leaves[i] = (~inner).sum()
-            leaf_code[i, nodes[~inner]] = np.arange(1, n_leaves[i] + 1)
-        return cls(feature, threshold, children, leaf_code, n_leaves)
+            leaf_code[i, nodes[~inner]] = np.arange(1, (~inner).sum() + 1)
+        return cls(feature, threshold, children, leaf_code, missing_left)
 
     def to_dict(self):
         return {"feature": self.feature.tolist(), "threshold": self.threshold.tolist(),
                 "children": self.children.tolist(), "leaf_code": self.leaf_code.tolist(),
-                "n_leaves": self.n_leaves.tolist()}
+                "missing_left": self.missing_left.tolist()}
 
     @classmethod
     def from_dict(cls, state, n_features):
@@ -119,35 +127,12 @@ class LeafTrees:
         over ``n_features`` inputs."""
         try:
             trees = cls(state["feature"], state["threshold"], state["children"],
-                        state["leaf_code"], state["n_leaves"])
+                        state["leaf_code"], state["missing_left"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"inconsistent encoder state: the leaf trees ({exc}).") from None
-        n_trees, n_nodes = trees.feature.shape if trees.feature.ndim == 2 else (-1, -1)
-        valid = (
-            trees.feature.ndim == 2 and trees.threshold.shape == (n_trees, n_nodes)
-            and trees.leaf_code.shape == (n_trees, n_nodes)
-            and trees.children.shape == (2, n_trees, n_nodes) and trees.n_leaves.shape
-            == (n_trees,) and np.all((trees.feature >= 0) & (trees.feature < n_features))
-            and np.all((trees.children >= 0) & (trees.children < n_nodes))
-            and np.all(trees.n_leaves >= 1) and np.all(trees.n_leaves <= 2 ** LEAF_TREE_DEPTH)
-            and np.array_equal(trees.leaf_code.max(axis=1, initial=0), trees.n_leaves)
-            and np.all(trees.leaf_code >= 0)
-            and np.isfinite(trees.threshold).all())
-        if valid and n_trees:
-            # every path from the root ends in a leaf within LEAF_TREE_DEPTH steps, and a
-            # leaf is its own child (so that apply may take LEAF_TREE_DEPTH steps on any path)
-            tree = np.arange(n_trees)[:, None]
-            frontier = np.zeros((n_trees, 1), dtype=np.int64)
-            for _ in range(LEAF_TREE_DEPTH):
-                frontier = np.concatenate([trees.children[0, tree, frontier],
-                                           trees.children[1, tree, frontier]], axis=1)
-            nodes = np.arange(n_nodes)
-            leaves = trees.leaf_code > 0
-            valid = bool(np.all(trees.leaf_code[tree, frontier] > 0) and np.all(
-                (trees.children[:, leaves] == np.broadcast_to(nodes, leaves.shape)[leaves])))
-        if not valid:
-            raise ValueError("inconsistent encoder state: the leaf trees are not trees of "
-                             f"depth at most {LEAF_TREE_DEPTH} over {n_features} inputs.")
+        if trees.feature.max() >= n_features:
+            raise ValueError(f"inconsistent encoder state: the leaf trees split on inputs "
+                             f"beyond the {n_features} columns.")
         return trees
 
 
@@ -185,7 +170,7 @@ def _boost(features, target, weight, regression, n_trees, seed):
             gradient, hessian = response - scores, np.ones_like(scores)
         else:
             if scores.shape[1] == 1:
-                proba = 1.0 / (1.0 + np.exp(-scores))
+                proba = expit(scores)
             else:
                 proba = np.exp(scores - scores.max(axis=1, keepdims=True))
                 proba /= proba.sum(axis=1, keepdims=True)
@@ -197,6 +182,8 @@ def _boost(features, target, weight, regression, n_trees, seed):
         step = np.stack([np.bincount(leaf, w * gradient[:, k], n_nodes)
                          / np.maximum(np.bincount(leaf, w * hessian[:, k], n_nodes), 1e-12)
                          for k in range(gradient.shape[1])], axis=1)
+        if not regression:
+            step = np.clip(step, -_MAX_STEP, _MAX_STEP)
         scores += LEAF_LEARNING_RATE * step[leaf]
         trees.append(tree.tree_)
     return trees

@@ -14,7 +14,7 @@ from ._categorical import (MAX_HASH_BUCKETS, ColumnLookups, code_reader, fit_cat
                            hashed_code_reader, is_categorical_dtype)
 from ._common import (array_from_json, array_to_json, as_pandas, column, column_arrays,
                       column_label, deviation_unit, feature_names)
-from ._leaves import LeafTrees
+from ._leaves import MAX_LEAF_TREES, LeafTrees
 from ._numeric import TREE_SUBSAMPLE_SIZE, NumericEncoding, _subsample
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -261,7 +261,12 @@ class TabularEncoder:
         features = np.hstack([codes.astype(np.float32), numeric])
         trees = LeafTrees.fit(features, targets[rows], None if sample_weight is None
                               else sample_weight[rows], regression, self.leaf_trees, rng)
-        return trees if trees.n_trees else None
+        if trees is None:
+            warnings.warn(
+                f"leaf_trees={self.leaf_trees} grew no tree: no task has labels of two "
+                "values among the rows of positive weight (with partial_fit, in the first "
+                "chunk), so the network has no leaves to embed.", UserWarning, stacklevel=6)
+        return trees
 
     def category_lookups(self):
         """One :class:`ColumnLookups` per categorical column, built once and kept.
@@ -400,8 +405,9 @@ class TabularEncoder:
         encoder.leaf_trees_ = None if leaves is None else LeafTrees.from_dict(
             leaves, encoder.n_features_in_)
         encoder.leaf_trees = state.get("leaf_trees_per_task", 0)
-        if type(encoder.leaf_trees) is not int or encoder.leaf_trees < 0:
-            raise ValueError("inconsistent encoder state: leaf_trees_per_task is not a count.")
+        if type(encoder.leaf_trees) is not int or not 0 <= encoder.leaf_trees <= MAX_LEAF_TREES:
+            raise ValueError("inconsistent encoder state: leaf_trees_per_task is not a count "
+                             f"of at most {MAX_LEAF_TREES}.")
         return encoder
 
     def _label(self, j):

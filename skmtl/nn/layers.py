@@ -94,6 +94,10 @@ class FeatureEmbedding(nn.Module):
             raise ValueError(f"the numeric embedding embeds {embedded} features, but "
                              f"n_numeric={self.n_numeric}")
         self.leaf_trees = leaf_trees
+        if leaf_trees is not None and leaf_trees.n_inputs > self.n_categorical + self.n_numeric:
+            raise ValueError(f"the leaf trees split on {leaf_trees.n_inputs} inputs, but there "
+                             f"are {self.n_categorical} categorical and {self.n_numeric} "
+                             "numeric ones")
         if leaf_trees is not None:  # each leaf code >= 1: code 0 is a padding row
             cardinalities = cardinalities + leaf_trees.cardinalities
             if padding_codes is not None:
