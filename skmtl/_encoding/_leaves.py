@@ -23,9 +23,12 @@ from ..nn.trees import TreeLeaves, check_trees
 # each tree's step, so that the next tree still has something to fit.
 LEAF_TREE_DEPTH = 3
 LEAF_LEARNING_RATE = 0.2
-# a leaf's Newton step is at most this (a leaf of one rare class would take steps
-# of 1 / p(1 - p) and overflow the scores)
-_MAX_STEP = 10.0
+# A leaf's Newton step is at most this. A leaf of one class takes a step of 1 / p
+# (1 / (1 - p)), which grows as fast as exp(score) once p is near 0 (1): a task of a
+# rare class overflowed the scores within a few trees. Typical steps (16 in a pure
+# leaf of a class of 6 %) stay as they are: a bound of 10 changed the trees and cost
+# Census income 0.0006 AUC (seeds 3-5).
+_MAX_STEP = 100.0
 MAX_LEAF_TREES = 1_024  # per task
 
 
