@@ -2,6 +2,7 @@
 
 import io
 import json
+import warnings
 import zipfile
 
 import joblib
@@ -54,6 +55,20 @@ def test_missing_values_go_where_the_trees_send_them():
     leaves = fitted.module()(None, torch.from_numpy(features)).numpy()
     for t, tree in enumerate(trees):
         np.testing.assert_array_equal(leaves[:, t], fitted.leaf_code[t][tree.apply(features)])
+
+
+def test_a_very_rare_class_does_not_overflow_the_boosting():
+    # one negative row of weight 1e-3: each leaf isolating it stepped by 1 / (1 - p),
+    # which grows as exp(score), and numpy warned of overflow in exp four times
+    features = np.column_stack([np.arange(3000.0), np.zeros(3000)]).astype(np.float32)
+    target = np.ones((3000, 1))
+    target[-1] = 0.0
+    weight = np.ones(3000)
+    weight[-1] = 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trees = LeafTrees.fit(features, target, weight, n_trees=10, random_state=0)
+    assert trees.n_trees == 10
 
 
 def test_tree_leaves_checks_its_trees():
