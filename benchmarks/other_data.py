@@ -55,6 +55,8 @@ CANDIDATES = {
         {"numeric_encoding": "piecewise_linear", "max_epochs": 12},
     "leaf_trees=10": {"leaf_trees": 10},
     "leaf_trees=20": {"leaf_trees": 20},
+    "frequent_values=None (the default before session 25)": {"frequent_values": None},
+    "frequent_values='all'": {"frequent_values": "all"},
 }
 
 

@@ -90,6 +90,10 @@ CANDIDATES = {
     # boosted trees whose leaves the network embeds (session 24)
     "leaf trees 10": {"leaf_trees": 10},
     "leaf trees 20": {"leaf_trees": 20},
+    # the numeric columns' frequent values embedded as categories (session 25):
+    # the defaults since then; without them, the defaults before
+    "no frequent values": {"frequent_values": None},
+    "frequent values of every column": {"frequent_values": "all"},
     # with --missing-fraction: what a user would otherwise do, the defaults behind
     # scikit-learn's imputer (the median, and a 0/1 indicator column per column)
     "defaults after SimpleImputer(median, add_indicator)": {"impute": True},

@@ -19,10 +19,11 @@ from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from skorch.helper import predefined_split
 
-from ._encoding import (BIN_STRATEGIES, MAX_HASH_BUCKETS, MAX_LEAF_TREES, NUMERIC_ENCODINGS,
-                        UNKNOWN_CODE, NumericEncoding, TabularEncoder, array_from_json,
-                        array_to_json, check_features, check_label_type, check_targets,
-                        deviation_unit, encode_labels, known_labels, label_classes)
+from ._encoding import (BIN_STRATEGIES, FREQUENT_VALUES, MAX_HASH_BUCKETS, MAX_LEAF_TREES,
+                        NUMERIC_ENCODINGS, UNKNOWN_CODE, NumericEncoding, TabularEncoder,
+                        array_from_json, array_to_json, check_features, check_label_type,
+                        check_targets, deviation_unit, encode_labels, known_labels,
+                        label_classes)
 from . import _distributed, _persistence, _predict
 from ._optim import Adam, fused_adam_supported
 from ._training import (BatchIterator, BestWeightsEarlyStopping, LearningRateSchedule,
@@ -109,7 +110,7 @@ def _check_tower_units(tower_units):
 # Parameters added since models could be pickled (joblib), with the value that keeps the
 # network and the loss of a model pickled before.
 _PARAMETERS_ADDED = {"batch_norm": False, "counterfactual_constraint_weight": 0.1,
-                     "leaf_trees": 0}
+                     "leaf_trees": 0, "frequent_values": None}
 
 
 class MultiTaskEstimatorBase(BaseEstimator):
@@ -133,6 +134,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         "numeric_encoding": [StrOptions({"auto", *NUMERIC_ENCODINGS})],
         "n_bins": [Interval(Integral, 2, None, closed="left")],
         "bin_strategy": [StrOptions(set(BIN_STRATEGIES))],
+        "frequent_values": [StrOptions(set(FREQUENT_VALUES)), None],
         "leaf_trees": [Interval(Integral, 0, MAX_LEAF_TREES, closed="both")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
@@ -166,8 +168,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
     # own in _MODEL_NETWORK_PARAMS. A warm start keeps both, so they may not
     # change between fits, and a saved model records the fitted values.
     _NETWORK_PARAMS = ("categorical_features", "categories", "hash_buckets", "embedding_dim",
-                       "numeric_encoding", "n_bins", "bin_strategy", "leaf_trees", "dropout",
-                       "batch_norm", "tower_units", "loss_weighting")
+                       "numeric_encoding", "n_bins", "bin_strategy", "frequent_values",
+                       "leaf_trees", "dropout", "batch_norm", "tower_units", "loss_weighting")
     _MODEL_NETWORK_PARAMS = ()
     # What the validation pass scores per task ("auc" or "r2"), in history_,
     # and the values of ``scoring`` (the mean of those scores, or the loss).
@@ -550,7 +552,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         return TabularEncoder(self.categorical_features, self.numeric_encoding, self.n_bins,
                               self.bin_strategy, int(rng.randint(np.iinfo(np.int32).max)),
                               type(self).__name__, self.categories, self.hash_buckets,
-                              self.leaf_trees)
+                              self.leaf_trees, self.frequent_values)
 
     def _continue_net(self, target_state, task_weights, scoring_weights, missing_labels, *,
                       batch_size, seed, train_split, callbacks):

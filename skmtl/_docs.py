@@ -140,6 +140,22 @@ COMMON_PARAMETERS = """\
         to all tasks' targets on that column alone (a classification tree on
         the labels; for the regressors a regression tree on the
         standardised targets); ``"quantile"`` takes equal-frequency bins.
+    frequent_values : {"auto", "all"} or None, default="auto"
+        Embed each value that at least 20 training rows of a numeric column
+        hold (counted among the rows the bins are learned from, positive
+        weights only; a column keeps its 255 most frequent) as a category of
+        its own, one more categorical column beside the column's numeric
+        encoding; any other value, or a missing one, is the column's
+        unknown category. Gradient boosting's bins isolate such values
+        (capital gains of exactly 99,999, a price point, a count's 0), which
+        a smooth encoding blends with their neighbours. ``"auto"``: for the
+        numeric columns mostly of one value or heavy-tailed (the test of
+        ``numeric_encoding="auto"``), not for smooth ones; ``"all"``: for
+        every numeric column; None: for none. On Census, ``"auto"`` (four
+        columns: wage per hour, capital gains and losses, dividends) lifted
+        MMoE's income AUC from 0.9486 to 0.9505 over six splits (gradient
+        boosting: 0.9505). With ``partial_fit`` the values come from the
+        first chunk.
     leaf_trees : int, default=0
         Boost this many decision trees of depth 3 per task in ``fit``, on
         the encoded inputs of at most 20,000 training rows drawn at random
@@ -152,9 +168,10 @@ COMMON_PARAMETERS = """\
         export). With ``partial_fit`` (and so ``fit_parquet`` and Dask's
         ``Incremental``) they grow on the first chunk. A multiclass task
         grows trees of one output per class: with hundreds of classes they
-        are slow to grow. On Census, 20 trees per task lifted MMoE's income AUC from
-        0.9492 to 0.9510 (gradient boosting: 0.9513; three splits the
-        defaults were not chosen on), for 1.65 times the fit time; on
+        are slow to grow. On Census, before ``frequent_values``, 20 trees
+        per task lifted MMoE's income AUC from 0.9492 to 0.9510 (gradient
+        boosting: 0.9513; three splits the defaults were not chosen on),
+        for 1.65 times the fit time; on
         scikit-learn's tables (442 to 20,000 rows, mostly smooth columns) it
         lost accuracy on 7 of 9, up to 0.02 AUC: the leaves' coarse boxes
         then stand in for a smooth function the network would learn

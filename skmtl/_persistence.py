@@ -55,7 +55,9 @@ _MAX_EXPANSION = 200
 #    categories and hash_buckets) as {"__items__": [[key, value], ...]}.
 # 6: batch_norm (batch normalisation's running statistics among the weights).
 # 7: leaf_trees (the encoder's boosted trees; their nodes among the weights too).
-FORMAT_VERSION = 7
+# 8: frequent_values (the numeric columns' frequent values, in the encoder's
+#    "numeric" state; their embeddings among the weights).
+FORMAT_VERSION = 8
 OLDEST_READABLE_FORMAT = 2
 _CONFIG = "skmtl.json"
 _ITEMS = "__items__"  # a dict whose keys are not all strings, as [key, value] pairs
@@ -188,7 +190,9 @@ def load(path, device=None):
         raise ValueError(f"{path}: the weights cannot be read safely ({exc}).") from None
     try:
         estimator_class = classes[config["estimator"]]
-        estimator = estimator_class(**_params_from_json(config["params"]))
+        # files written before frequent_values have none: not the default's "auto"
+        estimator = estimator_class(**{"frequent_values": None,
+                                       **_params_from_json(config["params"])})
         estimator._validate_params()
         estimator._check_hyperparameters()
         device = _available_device(estimator.device if device is None else device,

@@ -71,7 +71,7 @@ def _n_workers(n_samples, device):
 def _predict_blocks(reader, blocks, compute, batch_size, device, outputs):
     """Encode and compute the blocks taken from ``blocks`` until there are none left."""
     size = blocks.largest
-    codes = np.empty((size, len(reader.encoder.categorical_indices_)), np.int32)
+    codes = np.empty((size, reader.n_codes), np.int32)
     numeric = np.empty((size, reader.n_numeric), np.float32)
     codes_tensor, numeric_tensor = torch.from_numpy(codes), torch.from_numpy(numeric)
     try:

@@ -508,8 +508,8 @@ def _estimator_model(estimator, sources, target_opset):
                                n_outputs=source_width, axis=1)
             columns += [(part, elem_type) for part in parts]
     network_inputs = []
-    if len(encoder.categorical_indices_):
-        network_inputs.append(_categorical_codes(graph, encoder, columns))
+    if len(encoder.cardinalities):
+        network_inputs.append(_codes(graph, encoder, columns))
     if len(encoder.numeric_indices_):
         network_inputs.append(_numeric_inputs(graph, encoder, columns))
     outputs = graph.inline(network_model, network_inputs)
@@ -635,7 +635,7 @@ class _ServedNetwork(torch.nn.Module):
         on_cpu = torch.device(estimator.net_.device).type == "cpu"
         self.module = (module if on_cpu else copy.deepcopy(module).cpu()).eval()
         encoder = estimator._encoder
-        self.n_categorical = len(encoder.categorical_indices_)
+        self.n_categorical = len(encoder.cardinalities)  # (the coded frequent values too)
         self.n_numeric = len(encoder.numeric_indices_)
         self.regression = isinstance(estimator, MultiTaskRegressorBase)
         self.funnel = isinstance(estimator, FunnelClassifierBase)
@@ -746,8 +746,9 @@ def _quiet_exporter():
 
 # -- the encoding of X -------------------------------------------------------------------
 
-def _categorical_codes(graph, encoder, columns):
-    """``(n, n_categorical)`` int64 codes of the categorical columns, as the encoder reads them."""
+def _codes(graph, encoder, columns):
+    """``(n, n_codes)`` int64 codes of the categorical columns, then of the numeric columns'
+    frequent values, as the encoder reads them."""
     codes = []
     for j, categories, n_buckets in zip(encoder.categorical_indices_, encoder.categories_,
                                         encoder.hash_buckets_):
@@ -757,6 +758,12 @@ def _categorical_codes(graph, encoder, columns):
             codes.append(_hashed_codes(graph, name, elem_type, n_buckets, label))
         else:
             codes.append(_vocabulary_codes(graph, name, elem_type, categories, label))
+    numeric = encoder.numeric_
+    for i in numeric.value_columns:
+        # as predict reads a numeric column: a double, matched exactly
+        double = graph.node("Cast", [columns[encoder.numeric_indices_[i]][0]],
+                            to=TensorProto.DOUBLE)
+        codes.append(_double_codes(graph, double, numeric.frequent_values_[i]))
     return codes[0] if len(codes) == 1 else graph.node("Concat", codes, axis=1)
 
 
@@ -801,11 +808,18 @@ def _vocabulary_codes(graph, name, elem_type, categories, label):
         # A float matches an integer key only if it is that integer (NaN is none).
         whole = graph.node("Equal", [graph.node("Cast", [integer], to=elem_type), name])
         return graph.node("Mul", [codes, graph.node("Cast", [whole], to=TensorProto.INT64)])
-    # Other floats: the tensor keys of LabelEncoder 4 hold doubles (NaN matches no key).
+    return _double_codes(graph, graph.node("Cast", [name], to=TensorProto.DOUBLE), categories)
+
+
+def _double_codes(graph, double, keys):
+    """A LabelEncoder from the float ``keys`` to ``1..K``, anything else (NaN included) to
+    the reserved code; ``double`` is the input cast to double."""
+    # the tensor keys of LabelEncoder 4 hold doubles
     graph.ml_opset = max(graph.ml_opset, 4)
-    keys = np.asarray(categories, dtype=np.float64)
+    keys = np.asarray(keys, dtype=np.float64)
+    codes = np.arange(1, len(keys) + 1, dtype=np.int64)
     return graph.node(
-        "LabelEncoder", [graph.node("Cast", [name], to=TensorProto.DOUBLE)], domain=_ML_DOMAIN,
+        "LabelEncoder", [double], domain=_ML_DOMAIN,
         keys_tensor=numpy_helper.from_array(keys if len(keys) else np.zeros(1)),
         values_tensor=numpy_helper.from_array(codes if len(codes) else np.zeros(1, np.int64)),
         default_tensor=numpy_helper.from_array(np.array([UNKNOWN_CODE], np.int64)))

@@ -134,6 +134,32 @@ def test_leaf_trees_are_served_in_the_network(estimator_class, data):
     assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X_test)
 
 
+@pytest.mark.parametrize("estimator_class", [skmtl.MMOEClassifier, skmtl.ESMMClassifier,
+                                             skmtl.MMOERegressor], ids=lambda c: c.__name__)
+def test_frequent_values_are_coded_as_predict_codes_them(estimator_class, data):
+    X, Y, funnel, targets, X_test = data
+    y = funnel if estimator_class in FUNNELS else (
+        targets if estimator_class in REGRESSORS else Y)
+    rng = np.random.default_rng(0)
+
+    def with_amounts(frame, n_missing=0):
+        # an int column and a float one of non-whole values, each mostly 0
+        common = rng.choice([0, 0, 0, 0, 5, 120], len(frame))
+        frame = frame.assign(
+            count=np.where(rng.random(len(frame)) < 0.1, rng.integers(1, 10 ** 6, len(frame)),
+                           common).astype(np.int64),
+            price=np.where(rng.random(len(frame)) < 0.1, rng.random(len(frame)),
+                           common * 0.1 + 0.05))
+        frame.loc[frame.index[:n_missing], "price"] = np.nan
+        return frame
+
+    X, X_test = with_amounts(X), with_amounts(X_test, n_missing=10)
+    estimator = estimator_class(max_epochs=1, leaf_trees=2, random_state=0).fit(X, y)
+    frequent = estimator._encoder.numeric_.frequent_values_
+    assert [len(frequent[i]) for i in estimator._encoder.numeric_.value_columns] == [3, 3]
+    assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X_test)
+
+
 @pytest.mark.parametrize("counterfactual", ["dr", "dcmt"])
 def test_counterfactual_extra_towers_are_not_served(data, counterfactual):
     X, _, funnel, _, X_test = data

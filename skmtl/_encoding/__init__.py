@@ -10,10 +10,10 @@ from ._common import array_from_json, array_to_json, deviation_unit
 from ._labels import (check_label_type, check_targets, encode_labels, known_labels,
                       label_classes)
 from ._leaves import MAX_LEAF_TREES, LeafTrees
-from ._numeric import BIN_STRATEGIES, NUMERIC_ENCODINGS, NumericEncoding
+from ._numeric import BIN_STRATEGIES, FREQUENT_VALUES, NUMERIC_ENCODINGS, NumericEncoding
 from ._tabular import TabularEncoder, check_features
 
-__all__ = ["BIN_STRATEGIES", "MAX_HASH_BUCKETS", "MAX_LEAF_TREES", "NUMERIC_ENCODINGS",
-           "UNKNOWN_CODE", "LeafTrees", "NumericEncoding", "TabularEncoder", "array_from_json",
-           "array_to_json", "check_features", "check_label_type", "check_targets", "deviation_unit",
-           "encode_labels", "known_labels", "label_classes"]
+__all__ = ["BIN_STRATEGIES", "FREQUENT_VALUES", "MAX_HASH_BUCKETS", "MAX_LEAF_TREES",
+           "NUMERIC_ENCODINGS", "UNKNOWN_CODE", "LeafTrees", "NumericEncoding", "TabularEncoder",
+           "array_from_json", "array_to_json", "check_features", "check_label_type",
+           "check_targets", "deviation_unit", "encode_labels", "known_labels", "label_classes"]

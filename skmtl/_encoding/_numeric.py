@@ -27,6 +27,14 @@ N_QUANTILES = 1000
 # Ranks are kept this far from 0 and 1 before the normal quantile function,
 # so that the extremes map to about +-5.2 rather than to infinity.
 _RANK_BOUND = 1e-7
+# frequent_values: which numeric columns also embed their frequent values as
+# categories ("auto": those that need bins, see needs_bins). A value is frequent
+# when at least FREQUENT_VALUE_MIN_COUNT of the rows sampled for the maps hold it
+# (gradient boosting's smallest leaf); a column keeps its MAX_FREQUENT_VALUES most
+# frequent ones (gradient boosting's bins per column).
+FREQUENT_VALUES = ("auto", "all")
+FREQUENT_VALUE_MIN_COUNT = 20
+MAX_FREQUENT_VALUES = 255
 
 
 class NumericEncoding:
@@ -54,6 +62,13 @@ class NumericEncoding:
 
     A constant column maps to a constant (0 bins for piecewise_linear).
 
+    Besides that map, a column may keep its frequent values
+    (``frequent_values_``): the reader codes each row's value as a category,
+    ``1..K`` for the ``K`` values, 0 for any other value or a missing one, so
+    that the network can embed values such as capital gains of exactly
+    99,999 apart from their neighbours, as gradient boosting's bins isolate
+    them.
+
     Missing values (NaN) are learned, not refused (except by
     ``"passthrough"``). ``missing_levels_[i]`` is the encoding of column
     ``i``'s weighted median (for ``"standard"``, of its mean: 0): with
@@ -75,14 +90,19 @@ class NumericEncoding:
     bin_strategy : {"quantile", "target"}
     random_state : int or None
         Seeds the subsample of rows and the trees.
+    frequent_values : {"auto", "all"} or None, default=None
+        Which columns keep their frequent values: ``"auto"``, those mostly
+        of one value or heavy-tailed (:func:`needs_bins`); ``"all"``, every
+        column; None, none.
     """
 
     def __init__(self, encoding="standard", n_bins=32, bin_strategy="quantile",
-                 random_state=None):
+                 random_state=None, frequent_values=None):
         self.encoding = encoding
         self.n_bins = n_bins
         self.bin_strategy = bin_strategy
         self.random_state = random_state
+        self.frequent_values = frequent_values
 
     @property
     def is_affine(self):
@@ -105,6 +125,12 @@ class NumericEncoding:
     def learns_missing(self):
         """Whether the network embeds some column's missing values itself."""
         return any(getattr(self, "learned_missing_", ()))
+
+    @property
+    def value_columns(self):
+        """Positions of the numeric columns whose frequent values are coded."""
+        return [i for i, values in enumerate(getattr(self, "frequent_values_", ()))
+                if len(values)]
 
     @property
     def missing_inputs(self):
@@ -148,6 +174,14 @@ class NumericEncoding:
                 or reader.numeric_beyond_float32().any() else "standard")
         elif self.encoding == "auto":
             self.encoding = "standard"
+        self.frequent_values_ = [np.empty(0)] * n_numeric
+        if self.frequent_values is not None and n_numeric:
+            if self.frequent_values not in FREQUENT_VALUES:
+                raise ValueError(f"frequent_values must be one of {FREQUENT_VALUES} or None; "
+                                 f"got {self.frequent_values!r}.")
+            if sample is None:
+                sample = _Sample(reader, sample_weight, rng)
+            self.frequent_values_ = [self._frequent(*sample.known(i)) for i in range(n_numeric)]
         self.mean_, self.scale_ = np.zeros(n_numeric), np.ones(n_numeric)
         self.knots_, self.levels_ = [], []
         self.learned_missing_ = [False] * n_numeric
@@ -217,6 +251,25 @@ class NumericEncoding:
         _warn_unknown_columns(reader, unknown)
         return self
 
+    def _frequent(self, values, weight, known):
+        """The sorted frequent values of a column's known ``values`` (empty if none, or if
+        the column is smooth and ``frequent_values="auto"``)."""
+        if not known.any() or (self.frequent_values == "auto" and not needs_bins(values, weight)):
+            return np.empty(0)
+        distinct, counts = np.unique(values, return_counts=True)
+        frequent = np.flatnonzero(counts >= FREQUENT_VALUE_MIN_COUNT)
+        if len(frequent) > MAX_FREQUENT_VALUES:  # the most frequent, ties to the smaller value
+            frequent = np.sort(frequent[np.argsort(-counts[frequent], kind="stable")
+                                        [:MAX_FREQUENT_VALUES]])
+        return distinct[frequent]
+
+    def value_codes(self, i, values, out):
+        """Write into ``out`` the codes of float64 ``values`` of column ``i`` among its
+        frequent values: ``k + 1`` for the ``k``-th, 0 for any other (NaN included)."""
+        frequent = self.frequent_values_[i]
+        positions = np.searchsorted(frequent, values).clip(max=len(frequent) - 1)
+        np.multiply(positions + 1, frequent[positions] == values, out=out, casting="unsafe")
+
     def _set_bins(self, i, edges):
         """Column ``i``'s map to its position among its bin ``edges``."""
         knots, _ = _without_overflowing_slopes(edges, np.arange(len(edges), dtype=float))
@@ -268,6 +321,8 @@ class NumericEncoding:
                                                           [False] * len(self.mean_))],
             "missing_levels": (None if getattr(self, "missing_levels_", None) is None
                                else self.missing_levels_.tolist()),
+            # (none pickled before frequent values were coded)
+            "frequent_values": [v.tolist() for v in getattr(self, "frequent_values_", ())],
         }
 
     @classmethod
@@ -300,6 +355,17 @@ class NumericEncoding:
                     or not (np.isfinite(knots).all() and np.isfinite(levels).all())
                     or np.any(np.diff(knots) <= 0)):
                 raise ValueError("inconsistent encoder state: invalid knots of a numeric column.")
+        # (files saved before frequent values were coded have none)
+        frequent = state.get("frequent_values") or [[]] * n_numeric
+        try:
+            encoding.frequent_values_ = [np.asarray(v, dtype=np.float64) for v in frequent]
+        except (TypeError, ValueError):
+            encoding.frequent_values_ = None
+        if encoding.frequent_values_ is None or len(frequent) != n_numeric or not all(
+                v.ndim == 1 and len(v) <= MAX_FREQUENT_VALUES and np.isfinite(v).all()
+                and np.all(np.diff(v) > 0) for v in encoding.frequent_values_):
+            raise ValueError("inconsistent encoder state: invalid frequent values of a numeric "
+                             "column.")
         return encoding
 
 

@@ -86,7 +86,9 @@ class TabularEncoder:
     Categorical columns become integer codes: 0 for missing or unseen
     values, ``1..K`` for the ``K`` categories seen in :meth:`fit` (or given
     in ``categories``), or ``1..n`` for a column hashed into ``n`` buckets.
-    Numeric columns become float32 through the fitted :class:`NumericEncoding`.
+    Numeric columns become float32 through the fitted :class:`NumericEncoding`;
+    those whose frequent values it keeps also become codes, one more column
+    each after the categorical ones (see ``frequent_values``).
 
     Parameters
     ----------
@@ -115,11 +117,15 @@ class TabularEncoder:
     leaf_trees : int, default=0
         Trees per task boosted on the encoded inputs in :meth:`fit` (see
         :class:`LeafTrees`); they need the targets. The network applies them.
+    frequent_values : {"auto", "all"} or None, default=None
+        Which numeric columns also code their frequent values as categories
+        (see :class:`NumericEncoding`).
     """
 
     def __init__(self, categorical_features="from_dtype", numeric_encoding="standard",
                  n_bins=32, bin_strategy="quantile", random_state=None,
-                 estimator_name="estimator", categories=None, hash_buckets=None, leaf_trees=0):
+                 estimator_name="estimator", categories=None, hash_buckets=None, leaf_trees=0,
+                 frequent_values=None):
         self.categorical_features = categorical_features
         self.numeric_encoding = numeric_encoding
         self.n_bins = n_bins
@@ -129,6 +135,7 @@ class TabularEncoder:
         self.categories = categories
         self.hash_buckets = hash_buckets
         self.leaf_trees = leaf_trees
+        self.frequent_values = frequent_values
 
     # -- fit -----------------------------------------------------------------
 
@@ -236,10 +243,10 @@ class TabularEncoder:
                             for j in self.categorical_indices_]
         self._lookups = None
         numeric = NumericEncoding(self.numeric_encoding, self.n_bins, self.bin_strategy,
-                                  self.random_state)
-        reader = _RowReader(self, X, numeric)
-        self.numeric_ = numeric.fit(reader, sample_weight, targets, regression,
-                                    n_threads=n_threads)
+                                  self.random_state, self.frequent_values)
+        self.numeric_ = numeric.fit(_RowReader(self, X, numeric), sample_weight, targets,
+                                    regression, n_threads=n_threads)
+        reader = _RowReader(self, X)  # (with the frequent values' codes)
         self.leaf_trees_ = None
         if self.leaf_trees:
             self.leaf_trees_ = self._fit_leaf_trees(X, sample_weight, targets, regression)
@@ -287,8 +294,9 @@ class TabularEncoder:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        # pickled before leaf_trees: no trees
+        # pickled before leaf_trees (and frequent_values): none
         self.__dict__.setdefault("leaf_trees", 0)
+        self.__dict__.setdefault("frequent_values", None)
         if "numeric_" in state:
             self.__dict__.setdefault("leaf_trees_", None)
 
@@ -403,7 +411,7 @@ class TabularEncoder:
         encoder.numeric_ = NumericEncoding.from_dict(numeric_state, len(encoder.numeric_indices_))
         leaves = state.get("leaf_trees")  # (none in files saved before leaf_trees)
         encoder.leaf_trees_ = None if leaves is None else LeafTrees.from_dict(
-            leaves, encoder.n_features_in_)
+            leaves, len(encoder.cardinalities) + len(encoder.numeric_indices_))
         encoder.leaf_trees = state.get("leaf_trees_per_task", 0)
         if type(encoder.leaf_trees) is not int or not 0 <= encoder.leaf_trees <= MAX_LEAF_TREES:
             raise ValueError("inconsistent encoder state: leaf_trees_per_task is not a count "
@@ -420,9 +428,12 @@ class TabularEncoder:
 
     @property
     def cardinalities(self):
-        """Number of codes per categorical column, the reserved code included."""
-        return [(n_buckets or len(categories)) + 1
-                for categories, n_buckets in zip(self.categories_, self.hash_buckets_)]
+        """Number of codes per column of codes, the reserved code included: the
+        categorical columns, then the numeric ones whose frequent values are coded."""
+        numeric = self.numeric_
+        return ([(n_buckets or len(categories)) + 1
+                 for categories, n_buckets in zip(self.categories_, self.hash_buckets_)]
+                + [len(numeric.frequent_values_[i]) + 1 for i in numeric.value_columns])
 
     def _categorical_mask(self, X):
         spec = self.categorical_features
@@ -486,11 +497,12 @@ class TabularEncoder:
     # -- transform -----------------------------------------------------------
 
     def transform(self, X):
-        """Return ``(codes, numeric)``: int32 ``(n, n_categorical)``, float32 ``(n, n_numeric)``."""
+        """Return ``(codes, numeric)``: int32 ``(n, n_codes)`` (the categorical columns,
+        then the coded frequent values), float32 ``(n, n_numeric)``."""
         return self._encode(self.reader(X))
 
     def _encode(self, reader):
-        codes = np.empty((reader.n_samples, len(self.categorical_indices_)), dtype=np.int32)
+        codes = np.empty((reader.n_samples, reader.n_codes), dtype=np.int32)
         numeric = np.empty((reader.n_samples, len(self.numeric_indices_)), dtype=np.float32)
         for start, stop in reader.blocks():
             reader.read(start, stop, out=(codes[start:stop], numeric[start:stop]))
@@ -564,11 +576,12 @@ class _RowReader:
         self._numeric = [_numeric_values(columns[j], encoder._label(j))
                          for j in encoder.numeric_indices_]
         self._encoding = encoder.numeric_ if numeric_encoding is None else numeric_encoding
+        self._value_columns = self._encoding.value_columns
         self._clear_scratch()
 
     def _clear_scratch(self):
         # scratch space for read, grown to the largest block and then reused
-        self._by_column = np.empty((len(self._categorical), 0), dtype=np.int32)
+        self._by_column = np.empty((self.n_codes, 0), dtype=np.int32)
         self._positions = np.empty(0, dtype=np.intp)
         self._centred = np.empty(0, dtype=np.float64)
 
@@ -582,6 +595,11 @@ class _RowReader:
     @property
     def n_numeric(self):
         return len(self._numeric)
+
+    @property
+    def n_codes(self):
+        """Columns of codes: the categorical ones, then the coded frequent values."""
+        return len(self._categorical) + len(self._value_columns)
 
     @property
     def block_size(self):
@@ -602,11 +620,11 @@ class _RowReader:
         """
         n_rows = stop - start
         if out is None:
-            out = (np.empty((n_rows, len(self._categorical)), dtype=np.int32),
+            out = (np.empty((n_rows, self.n_codes), dtype=np.int32),
                    np.empty((n_rows, len(self._numeric)), dtype=np.float32))
         codes, numeric = out
         if self._by_column.shape[1] < n_rows:
-            self._by_column = np.empty((len(self._categorical), n_rows), dtype=np.int32)
+            self._by_column = np.empty((self.n_codes, n_rows), dtype=np.int32)
             self._positions = np.empty(n_rows, dtype=np.intp)
             self._centred = np.empty(n_rows, dtype=np.float64)
         by_column = self._by_column[:, :n_rows]
@@ -618,6 +636,9 @@ class _RowReader:
                 raise TypeError(f"Categorical column {label!r} holds values that cannot be "
                                 f"looked up ({exc}); convert them, e.g. X[col].astype(str).") \
                     from None
+        for k, i in enumerate(self._value_columns, start=len(self._categorical)):
+            self._encoding.value_codes(
+                i, self._as_float(i, self._numeric[i][start:stop], np.float64), by_column[k])
         np.copyto(codes, by_column.T)
         if self._encoding.is_affine:
             # Centred and scaled at float64 before the cast to float32: a column
