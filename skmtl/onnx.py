@@ -760,11 +760,38 @@ def _codes(graph, encoder, columns):
             codes.append(_vocabulary_codes(graph, name, elem_type, categories, label))
     numeric = encoder.numeric_
     for i in numeric.value_columns:
-        # as predict reads a numeric column: a double, matched exactly
-        double = graph.node("Cast", [columns[encoder.numeric_indices_[i]][0]],
-                            to=TensorProto.DOUBLE)
-        codes.append(_double_codes(graph, double, numeric.frequent_values_[i]))
+        codes.append(_frequent_value_codes(graph, *columns[encoder.numeric_indices_[i]],
+                                           numeric.frequent_values_[i]))
     return codes[0] if len(codes) == 1 else graph.node("Concat", codes, axis=1)
+
+
+def _frequent_value_codes(graph, name, elem_type, values):
+    """``k + 1`` where the ``(n, 1)`` numeric input is the ``k``-th frequent value, else
+    the reserved code.
+
+    Standard operators (a comparison with every value, at most 255), not an ``ai.onnx.ml``
+    ``LabelEncoder``: its double keys need ``ai.onnx.ml`` 4, which skl2onnx refuses in a
+    pipeline. A double or integer input is compared as ``predict`` compares it, exactly in
+    float64. A float32 input is what a pipeline through skl2onnx hands its estimator,
+    computed in float32 (a StandardScaler's output differs from scikit-learn's float64 in
+    the last bits, more where subtracting the mean cancels): it matches a value within 4
+    float32 steps of it plus 4 of the column's largest value (of several, the last).
+    """
+    if elem_type in (TensorProto.FLOAT, TensorProto.FLOAT16):
+        keys = np.asarray(values, dtype=np.float32).reshape(1, -1)
+        value = graph.node("Cast", [name], to=TensorProto.FLOAT)
+        distance = graph.node("Abs", [graph.node("Sub", [value, graph.constant(keys)])])
+        tolerance = 4 * (np.spacing(np.abs(keys)) + np.spacing(np.abs(keys).max()))
+        matches = graph.node("LessOrEqual", [distance, graph.constant(tolerance)])
+    else:
+        keys = np.asarray(values, dtype=np.float64).reshape(1, -1)
+        value = graph.node("Cast", [name], to=TensorProto.DOUBLE)
+        matches = graph.node("Equal", [value, graph.constant(keys)])
+    numbered = graph.node("Mul", [graph.node("Cast", [matches], to=TensorProto.INT64),
+                                  graph.constant(np.arange(1, keys.shape[1] + 1,
+                                                           dtype=np.int64).reshape(1, -1))])
+    return graph.node("ReduceMax", [numbered, graph.constant(np.array([1], np.int64))],
+                      keepdims=1)
 
 
 def _vocabulary_codes(graph, name, elem_type, categories, label):
@@ -808,18 +835,11 @@ def _vocabulary_codes(graph, name, elem_type, categories, label):
         # A float matches an integer key only if it is that integer (NaN is none).
         whole = graph.node("Equal", [graph.node("Cast", [integer], to=elem_type), name])
         return graph.node("Mul", [codes, graph.node("Cast", [whole], to=TensorProto.INT64)])
-    return _double_codes(graph, graph.node("Cast", [name], to=TensorProto.DOUBLE), categories)
-
-
-def _double_codes(graph, double, keys):
-    """A LabelEncoder from the float ``keys`` to ``1..K``, anything else (NaN included) to
-    the reserved code; ``double`` is the input cast to double."""
-    # the tensor keys of LabelEncoder 4 hold doubles
+    # Other floats: the tensor keys of LabelEncoder 4 hold doubles (NaN matches no key).
     graph.ml_opset = max(graph.ml_opset, 4)
-    keys = np.asarray(keys, dtype=np.float64)
-    codes = np.arange(1, len(keys) + 1, dtype=np.int64)
+    keys = np.asarray(categories, dtype=np.float64)
     return graph.node(
-        "LabelEncoder", [double], domain=_ML_DOMAIN,
+        "LabelEncoder", [graph.node("Cast", [name], to=TensorProto.DOUBLE)], domain=_ML_DOMAIN,
         keys_tensor=numpy_helper.from_array(keys if len(keys) else np.zeros(1)),
         values_tensor=numpy_helper.from_array(codes if len(codes) else np.zeros(1, np.int64)),
         default_tensor=numpy_helper.from_array(np.array([UNKNOWN_CODE], np.int64)))

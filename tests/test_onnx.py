@@ -498,6 +498,11 @@ def test_pipeline_with_column_transformer_converts_through_skl2onnx(data):
     X, Y, funnel, targets, X_test = data
     X, X_test = X.astype({"shop": int}), X_test.assign(shop=X_test["shop"].astype(float).fillna(
         -1).astype(int)).assign(color=X_test["color"].fillna("purple"))
+    # a heavy-tailed column: its frequent values, once scaled, are no float32 numbers, and
+    # skl2onnx's scaler computes them in float32
+    rng = np.random.default_rng(0)
+    X, X_test = ((frame.assign(gains=np.where(rng.random(len(frame)) < 0.7, 0.0, rng.choice(
+        [3.0, 7.5, 99.0], len(frame)))) for frame in (X, X_test)))
     skmtl.onnx.register()
     for model, y in [(skmtl.MMOEClassifier(max_epochs=1, categorical_features=[0, 1]),
                       Y.astype(np.int32)),
@@ -507,8 +512,9 @@ def test_pipeline_with_column_transformer_converts_through_skl2onnx(data):
         columns = ColumnTransformer([
             ("codes", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
              ["color", "shop"]),
-            ("scaled", StandardScaler(), ["num_a", "num_b"])])
+            ("scaled", StandardScaler(), ["num_a", "num_b", "gains"])])
         pipeline = Pipeline([("columns", columns), ("model", model)]).fit(X, y)
+        assert len(model._encoder.numeric_.frequent_values_[2]) == 4
         converted = skl2onnx.to_onnx(pipeline, X.head())
         feed = {name: X_test[[name]].to_numpy() for name in X_test.columns}
         served = session(converted)

@@ -278,7 +278,8 @@ class NumericEncoding:
     @classmethod
     def agreed(cls, states, n_numeric):
         """The encoding of a fit on several ranks, from each rank's :meth:`to_dict`: the
-        first rank's, learning the missing values of a column any rank has some of.
+        first rank's (its frequent values too, those of the rows it sampled), learning the
+        missing values of a column any rank has some of.
 
         Ranks that chose apart (``"auto"``, each on its own rows) agree on the bins of
         the first rank that chose them: some rank's rows need them.
