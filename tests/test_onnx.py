@@ -68,6 +68,12 @@ def assert_serves_predictions(estimator, model, X):
                                        err_msg=name)
 
 
+def labels_for(estimator_class, Y, funnel, targets):
+    """The fixture's labels that ``estimator_class`` fits: a funnel's, targets or classes."""
+    return funnel if estimator_class in FUNNELS else (
+        targets if estimator_class in REGRESSORS else Y)
+
+
 @pytest.fixture(scope="module")
 def data():
     """Training rows, and test rows with unseen and missing categories."""
@@ -87,8 +93,7 @@ def data():
                          ids=lambda c: c.__name__)
 def test_exported_model_serves_the_estimators_predictions(estimator_class, data):
     X, Y, funnel, targets, X_test = data
-    y = funnel if estimator_class in FUNNELS else (
-        targets if estimator_class in REGRESSORS else Y)
+    y = labels_for(estimator_class, Y, funnel, targets)
     estimator = estimator_class(max_epochs=2, random_state=0).fit(X, y)
     model = to_onnx(estimator, X.head())
     inputs = {i.name: i.type.tensor_type.elem_type for i in model.graph.input}
@@ -116,8 +121,7 @@ def test_every_numeric_encoding_exports(numeric_encoding, data):
                          ids=lambda c: c.__name__)
 def test_batch_normalisation_is_served_with_its_running_statistics(estimator_class, data):
     X, Y, funnel, targets, X_test = data
-    y = funnel if estimator_class in FUNNELS else (
-        targets if estimator_class in REGRESSORS else Y)
+    y = labels_for(estimator_class, Y, funnel, targets)
     estimator = estimator_class(max_epochs=1, batch_norm=True, random_state=0).fit(X, y)
     assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X_test)
 
@@ -126,8 +130,7 @@ def test_batch_normalisation_is_served_with_its_running_statistics(estimator_cla
                                              skmtl.PLERegressor], ids=lambda c: c.__name__)
 def test_leaf_trees_are_served_in_the_network(estimator_class, data):
     X, Y, funnel, targets, X_test = data
-    y = funnel if estimator_class in FUNNELS else (
-        targets if estimator_class in REGRESSORS else Y)
+    y = labels_for(estimator_class, Y, funnel, targets)
     estimator = estimator_class(max_epochs=1, leaf_trees=3, random_state=0).fit(X, y)
     # unseen and missing categories (code 0), and numbers outside the fitted range
     X_test = X_test.assign(num_b=X_test["num_b"] * 10)
@@ -138,8 +141,7 @@ def test_leaf_trees_are_served_in_the_network(estimator_class, data):
                                              skmtl.MMOERegressor], ids=lambda c: c.__name__)
 def test_frequent_values_are_coded_as_predict_codes_them(estimator_class, data):
     X, Y, funnel, targets, X_test = data
-    y = funnel if estimator_class in FUNNELS else (
-        targets if estimator_class in REGRESSORS else Y)
+    y = labels_for(estimator_class, Y, funnel, targets)
     rng = np.random.default_rng(0)
 
     def with_amounts(frame, n_missing=0):
