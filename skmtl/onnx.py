@@ -471,11 +471,13 @@ def _check_exportable(estimator):
     check_is_fitted(estimator)
 
 
-def _estimator_model(estimator, sources, target_opset):
+def _estimator_model(estimator, sources, target_opset, float32_computed=False):
     """The ONNX model of a fitted estimator whose ``X`` arrives as ``sources``.
 
     ``sources``: ``[(input name, ONNX element type, width), ...]``; their
-    columns, in order, are the columns of ``X``.
+    columns, in order, are the columns of ``X``. ``float32_computed``: float32
+    inputs were computed in float32 from values the estimator saw in float64 (a
+    pipeline's steps before it, in skl2onnx).
     """
     if target_opset is not None and (isinstance(target_opset, bool)
                                      or not isinstance(target_opset, numbers.Integral)):
@@ -509,7 +511,7 @@ def _estimator_model(estimator, sources, target_opset):
             columns += [(part, elem_type) for part in parts]
     network_inputs = []
     if len(encoder.cardinalities):
-        network_inputs.append(_codes(graph, encoder, columns))
+        network_inputs.append(_codes(graph, encoder, columns, float32_computed))
     if len(encoder.numeric_indices_):
         network_inputs.append(_numeric_inputs(graph, encoder, columns))
     outputs = graph.inline(network_model, network_inputs)
@@ -746,9 +748,9 @@ def _quiet_exporter():
 
 # -- the encoding of X -------------------------------------------------------------------
 
-def _codes(graph, encoder, columns):
+def _codes(graph, encoder, columns, float32_computed=False):
     """``(n, n_codes)`` int64 codes of the categorical columns, then of the numeric columns'
-    frequent values, as the encoder reads them."""
+    frequent values, as the encoder reads them (see :func:`_frequent_value_codes`)."""
     codes = []
     for j, categories, n_buckets in zip(encoder.categorical_indices_, encoder.categories_,
                                         encoder.hash_buckets_):
@@ -761,23 +763,24 @@ def _codes(graph, encoder, columns):
     numeric = encoder.numeric_
     for i in numeric.value_columns:
         codes.append(_frequent_value_codes(graph, *columns[encoder.numeric_indices_[i]],
-                                           numeric.frequent_values_[i]))
+                                           numeric.frequent_values_[i], float32_computed))
     return codes[0] if len(codes) == 1 else graph.node("Concat", codes, axis=1)
 
 
-def _frequent_value_codes(graph, name, elem_type, values):
+def _frequent_value_codes(graph, name, elem_type, values, float32_computed=False):
     """``k + 1`` where the ``(n, 1)`` numeric input is the ``k``-th frequent value, else
     the reserved code.
 
     Standard operators (a comparison with every value, at most 255), not an ``ai.onnx.ml``
     ``LabelEncoder``: its double keys need ``ai.onnx.ml`` 4, which skl2onnx refuses in a
-    pipeline. A double or integer input is compared as ``predict`` compares it, exactly in
-    float64. A float32 input is what a pipeline through skl2onnx hands its estimator,
+    pipeline. The input is compared as ``predict`` compares it, exactly in float64 (a
+    float32 or integer column's values are float64 numbers too). Except with
+    ``float32_computed``: a pipeline through skl2onnx hands its estimator float32 values
     computed in float32 (a StandardScaler's output differs from scikit-learn's float64 in
-    the last bits, more where subtracting the mean cancels): it matches a value within 4
+    the last bits, more where subtracting the mean cancels); they match a value within 4
     float32 steps of it plus 4 of the column's largest value (of several, the last).
     """
-    if elem_type in (TensorProto.FLOAT, TensorProto.FLOAT16):
+    if float32_computed and elem_type in (TensorProto.FLOAT, TensorProto.FLOAT16):
         keys = np.asarray(values, dtype=np.float32).reshape(1, -1)
         value = graph.node("Cast", [name], to=TensorProto.FLOAT)
         distance = graph.node("Abs", [graph.node("Sub", [value, graph.constant(keys)])])
@@ -1224,7 +1227,8 @@ def _skl2onnx_convert(scope, operator, container):
                              f"{variable.onnx_name!r} has shape {shape}.")
         sources.append((variable.full_name, guess_proto_type(variable.type), shape[1]))
     _check_numeric_columns_not_text(operator.raw_operator, sources)
-    model = _estimator_model(operator.raw_operator, sources, container.target_opset)
+    model = _estimator_model(operator.raw_operator, sources, container.target_opset,
+                             float32_computed=True)
     graph = model.graph
     declared = [variable.raw_name for variable in operator.outputs]
     if [output.name for output in graph.output] != declared:  # _output_types went astray

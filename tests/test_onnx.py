@@ -145,20 +145,22 @@ def test_frequent_values_are_coded_as_predict_codes_them(estimator_class, data):
     rng = np.random.default_rng(0)
 
     def with_amounts(frame, n_missing=0):
-        # an int column and a float one of non-whole values, each mostly 0
+        # an int column, a float one of non-whole values and a float32 one whose rare
+        # values lie a few float32 steps from a frequent one, each mostly one value
         common = rng.choice([0, 0, 0, 0, 5, 120], len(frame))
+        rare = rng.random(len(frame)) < 0.1
         frame = frame.assign(
-            count=np.where(rng.random(len(frame)) < 0.1, rng.integers(1, 10 ** 6, len(frame)),
-                           common).astype(np.int64),
-            price=np.where(rng.random(len(frame)) < 0.1, rng.random(len(frame)),
-                           common * 0.1 + 0.05))
+            count=np.where(rare, rng.integers(1, 10 ** 6, len(frame)), common).astype(np.int64),
+            price=np.where(rare, rng.random(len(frame)), common * 0.1 + 0.05),
+            ratio=np.where(rare, 1 + rng.integers(1, 20, len(frame)) * 2.0 ** -20,
+                           (common > 0) * 999.0 + 1).astype(np.float32))
         frame.loc[frame.index[:n_missing], "price"] = np.nan
         return frame
 
     X, X_test = with_amounts(X), with_amounts(X_test, n_missing=10)
     estimator = estimator_class(max_epochs=1, leaf_trees=2, random_state=0).fit(X, y)
     frequent = estimator._encoder.numeric_.frequent_values_
-    assert [len(frequent[i]) for i in estimator._encoder.numeric_.value_columns] == [3, 3]
+    assert [len(frequent[i]) for i in estimator._encoder.numeric_.value_columns] == [3, 3, 2]
     assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X_test)
 
 
