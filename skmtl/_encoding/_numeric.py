@@ -158,9 +158,12 @@ class NumericEncoding:
         if self.encoding not in NUMERIC_ENCODINGS + ("auto",):
             raise ValueError(f"numeric_encoding must be one of {NUMERIC_ENCODINGS + ('auto',)}"
                              f"; got {self.encoding!r}.")
+        if self.frequent_values not in FREQUENT_VALUES + (None,):
+            raise ValueError(f"frequent_values must be one of {FREQUENT_VALUES} or None; got "
+                             f"{self.frequent_values!r}.")
         n_numeric = reader.n_numeric
         rng = np.random.RandomState(self.random_state)
-        sample = missing = None
+        sample = missing = heavy = None
         if self.encoding == "auto" and n_numeric:
             # the rows the bins would be learned from (the same draws: "auto" that
             # chooses bins fits the bins "piecewise_linear" fits); missing values
@@ -169,19 +172,20 @@ class NumericEncoding:
             missing = reader.numeric_missing(sample_weight)
             # a column with no known value has nothing to learn: it does not count
             learnable = missing & np.array([sample.known(i)[2].any() for i in range(n_numeric)])
-            self.encoding = ("piecewise_linear" if learnable.any() or any(
-                needs_bins(*sample.known(i)[:2]) for i in range(n_numeric))
-                or reader.numeric_beyond_float32().any() else "standard")
+            heavy = [needs_bins(*sample.known(i)[:2]) for i in range(n_numeric)]
+            self.encoding = ("piecewise_linear" if learnable.any() or any(heavy)
+                             or reader.numeric_beyond_float32().any() else "standard")
         elif self.encoding == "auto":
             self.encoding = "standard"
         self.frequent_values_ = [np.empty(0)] * n_numeric
         if self.frequent_values is not None and n_numeric:
-            if self.frequent_values not in FREQUENT_VALUES:
-                raise ValueError(f"frequent_values must be one of {FREQUENT_VALUES} or None; "
-                                 f"got {self.frequent_values!r}.")
             if sample is None:
                 sample = _Sample(reader, sample_weight, rng)
-            self.frequent_values_ = [self._frequent(*sample.known(i)) for i in range(n_numeric)]
+            if heavy is None and self.frequent_values == "auto":
+                heavy = [needs_bins(*sample.known(i)[:2]) for i in range(n_numeric)]
+            self.frequent_values_ = [
+                _frequent(sample.known(i)[0]) if self.frequent_values == "all" or heavy[i]
+                else np.empty(0) for i in range(n_numeric)]
         self.mean_, self.scale_ = np.zeros(n_numeric), np.ones(n_numeric)
         self.knots_, self.levels_ = [], []
         self.learned_missing_ = [False] * n_numeric
@@ -250,18 +254,6 @@ class NumericEncoding:
             self.learned_missing_[i] = False
         _warn_unknown_columns(reader, unknown)
         return self
-
-    def _frequent(self, values, weight, known):
-        """The sorted frequent values of a column's known ``values`` (empty if none, or if
-        the column is smooth and ``frequent_values="auto"``)."""
-        if not known.any() or (self.frequent_values == "auto" and not needs_bins(values, weight)):
-            return np.empty(0)
-        distinct, counts = np.unique(values, return_counts=True)
-        frequent = np.flatnonzero(counts >= FREQUENT_VALUE_MIN_COUNT)
-        if len(frequent) > MAX_FREQUENT_VALUES:  # the most frequent, ties to the smaller value
-            frequent = np.sort(frequent[np.argsort(-counts[frequent], kind="stable")
-                                        [:MAX_FREQUENT_VALUES]])
-        return distinct[frequent]
 
     def value_codes(self, i, values, out):
         """Write into ``out`` the codes of float64 ``values`` of column ``i`` among its
@@ -457,6 +449,17 @@ def needs_bins(values, weight=None):
     spread = np.sqrt(weight @ deviations ** 2 / total)
     skewness = weight @ (deviations / spread) ** 3 / total
     return not abs(skewness) < AUTO_SKEWNESS
+
+
+def _frequent(values):
+    """The sorted values that at least ``FREQUENT_VALUE_MIN_COUNT`` of ``values`` are (the
+    ``MAX_FREQUENT_VALUES`` most frequent; of equal counts, the smaller)."""
+    distinct, counts = np.unique(values, return_counts=True)
+    frequent = np.flatnonzero(counts >= FREQUENT_VALUE_MIN_COUNT)
+    if len(frequent) > MAX_FREQUENT_VALUES:
+        frequent = np.sort(frequent[np.argsort(-counts[frequent], kind="stable")
+                                    [:MAX_FREQUENT_VALUES]])
+    return distinct[frequent]
 
 
 def _subsample(n_samples, size, rng):
