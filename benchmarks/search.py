@@ -54,7 +54,8 @@ from .data import load_census, load_coat
 # learning rate 6e-3, weight decay 1e-5, batch_size="auto", 6 epochs for
 # MMoE and 10 for ESMM, MMoE experts of 32 units). Candidates that change
 # only MMoE's network repeat the ESMM numbers of the defaults.
-PREVIOUS = {"numeric_encoding": "standard", "learning_rate_schedule": "constant",
+PREVIOUS = {"numeric_encoding": "standard", "frequent_values": None,
+            "learning_rate_schedule": "constant",
             "learning_rate": 1e-3, "weight_decay": 0.0, "batch_size": 256, "max_epochs": 30,
             "expert_units": (64,)}
 MMOE_ONLY = ("n_experts", "expert_units")

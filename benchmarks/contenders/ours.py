@@ -17,11 +17,13 @@ def _as_the_peers(epochs):
     Early stopping on with a patience of ``epochs`` never stops before the
     last epoch; it restores the weights of the epoch with the best
     validation loss at the end. Like the peers' and the hand-written loop,
-    numeric columns are standardised and the learning rate is constant.
+    numeric columns are standardised (and their frequent values not embedded)
+    and the learning rate is constant.
     """
     return {"max_epochs": epochs, "early_stopping": True,
             "validation_fraction": VALIDATION_FRACTION, "n_iter_no_change": epochs,
-            "numeric_encoding": "standard", "learning_rate_schedule": "constant"}
+            "numeric_encoding": "standard", "frequent_values": None,
+            "learning_rate_schedule": "constant"}
 
 
 def _own_training(epochs):
