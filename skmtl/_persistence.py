@@ -57,7 +57,9 @@ _MAX_EXPANSION = 200
 # 7: leaf_trees (the encoder's boosted trees; their nodes among the weights too).
 # 8: frequent_values (the numeric columns' frequent values, in the encoder's
 #    "numeric" state; their embeddings among the weights).
-FORMAT_VERSION = 8
+# 9: the precision each numeric column's frequent values are compared in
+#    ("frequent_dtypes"; float64, as before, for the files of format 8).
+FORMAT_VERSION = 9
 OLDEST_READABLE_FORMAT = 2
 _CONFIG = "skmtl.json"
 _ITEMS = "__items__"  # a dict whose keys are not all strings, as [key, value] pairs

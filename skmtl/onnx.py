@@ -35,6 +35,7 @@ from ._base import GateWeightsMixin, MultiTaskEstimatorBase, MultiTaskRegressorB
 from ._encoding import UNKNOWN_CODE, check_features
 from ._encoding._categorical import is_arrow_dictionary
 from ._encoding._common import column, column_arrays
+from ._encoding._numeric import coarser_float
 from ._encoding._tabular import _holds_dates_or_bytes, is_date_dtype
 from ._funnel import FunnelClassifierBase
 
@@ -47,6 +48,10 @@ _ML_DOMAIN = "ai.onnx.ml"
 # pandas' hash_array finishes every 64-bit value with these shifts and
 # multipliers (the finaliser of splitmix64).
 _HASH_MIX = ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB), (31, None))
+# the precision of a float input, and the input type of a precision (frequent values)
+_INPUT_PRECISIONS = {TensorProto.FLOAT: np.dtype(np.float32),
+                     TensorProto.FLOAT16: np.dtype(np.float16)}
+_ONNX_FLOATS = {precision: elem_type for elem_type, precision in _INPUT_PRECISIONS.items()}
 
 
 def to_onnx(estimator, X_sample, *, target_opset=None):
@@ -763,18 +768,21 @@ def _codes(graph, encoder, columns, float32_computed=False):
     numeric = encoder.numeric_
     for i in numeric.value_columns:
         codes.append(_frequent_value_codes(graph, *columns[encoder.numeric_indices_[i]],
-                                           numeric.frequent_values_[i], float32_computed))
+                                           numeric.frequent_values_[i], float32_computed,
+                                           numeric.frequent_dtypes[i]))
     return codes[0] if len(codes) == 1 else graph.node("Concat", codes, axis=1)
 
 
-def _frequent_value_codes(graph, name, elem_type, values, float32_computed=False):
+def _frequent_value_codes(graph, name, elem_type, values, float32_computed=False,
+                          fitted_dtype="float64"):
     """``k + 1`` where the ``(n, 1)`` numeric input is the ``k``-th frequent value, else
     the reserved code.
 
     Standard operators (a comparison with every value, at most 255), not an ``ai.onnx.ml``
     ``LabelEncoder``: its double keys need ``ai.onnx.ml`` 4, which skl2onnx refuses in a
-    pipeline. The input is compared as ``predict`` compares it, exactly in float64 (a
-    float32 or integer column's values are float64 numbers too). Except with
+    pipeline. The input is compared as ``predict`` compares it: exactly, in the coarser of
+    its own precision (float32 for a float input, float64 for a double or an integer)
+    and the column's in fit (``fitted_dtype``). Except with
     ``float32_computed``: a pipeline through skl2onnx hands its estimator float32 values
     computed in float32 (a StandardScaler's output differs from scikit-learn's float64 in
     the last bits, more where subtracting the mean cancels); they match a value within 4
@@ -787,8 +795,15 @@ def _frequent_value_codes(graph, name, elem_type, values, float32_computed=False
         tolerance = 4 * (np.spacing(np.abs(keys)) + np.spacing(np.abs(keys).max()))
         matches = graph.node("LessOrEqual", [distance, graph.constant(tolerance)])
     else:
-        keys = np.asarray(values, dtype=np.float64).reshape(1, -1)
-        value = graph.node("Cast", [name], to=TensorProto.DOUBLE)
+        precision = coarser_float(fitted_dtype, _INPUT_PRECISIONS.get(elem_type, np.float64))
+        if precision == np.float64:
+            keys = np.asarray(values, dtype=np.float64).reshape(1, -1)
+            value = graph.node("Cast", [name], to=TensorProto.DOUBLE)
+        else:  # rounded to the precision, then compared as float32 (float16 exactly so)
+            keys = np.asarray(values).astype(precision).astype(np.float32).reshape(1, -1)
+            value = graph.node("Cast", [name], to=_ONNX_FLOATS[precision])
+            if precision != np.float32:
+                value = graph.node("Cast", [value], to=TensorProto.FLOAT)
         matches = graph.node("Equal", [value, graph.constant(keys)])
     numbered = graph.node("Mul", [graph.node("Cast", [matches], to=TensorProto.INT64),
                                   graph.constant(np.arange(1, keys.shape[1] + 1,

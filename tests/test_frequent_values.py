@@ -182,6 +182,7 @@ def test_a_file_from_before_frequent_values_loads_without_them(spike_data, tmp_p
     def as_before(config):
         del config["params"]["frequent_values"]
         del config["encoder"]["numeric"]["frequent_values"]
+        del config["encoder"]["numeric"]["frequent_dtypes"]
         config["format_version"] = 7
 
     _rewrite_config(tmp_path / "m.skmtl", as_before)
@@ -213,12 +214,79 @@ def test_a_file_with_broken_values_is_refused(spike_data, tmp_path, values, mess
         skmtl.load(tmp_path / "m.skmtl")
 
 
+def prices(n, seed):
+    """A ``price`` mostly one of a few values that float32 does not hold exactly (9.99,
+    19.99, 0.3), which make the label; else a lognormal amount."""
+    rng = np.random.default_rng(seed)
+    common = rng.choice([9.99, 19.99, 0.3], n)
+    price = np.where(rng.random(n) < 0.6, common, rng.lognormal(3, 1, n).round(2))
+    X = pd.DataFrame({"price": price, "z": rng.normal(size=n)})
+    Y = pd.DataFrame({"bought": (np.isin(price, [9.99, 0.3]) ^ (rng.random(n) < 0.1)),
+                      "sign": X["z"] > 0}).astype(int)
+    return X, Y
+
+
+@pytest.mark.parametrize("fitted, read", [
+    ("float32", "float64"), ("float64", "float32"), ("Float32", "float64"),
+    ("float64", "Float32"), ("float16", "float64"), ("float64", "float16")])
+def test_float32_and_float64_copies_of_the_numbers_get_the_same_codes(fitted, read):
+    # a Parquet file's float32 column served from JSON as float64, or astype("float32")
+    # to save memory: the values are compared in the coarser of the two precisions
+    X, Y = prices(2000, 0)
+    X_test, _ = prices(500, 1)
+    model = MMOEClassifier(max_epochs=1, random_state=0).fit(X.astype({"price": fitted}), Y)
+    encoding = model._encoder.numeric_
+    assert encoding.frequent_dtypes == [np.dtype(fitted.lower()).name, "float64"]
+    assert len(encoding.frequent_values_[0]) == 3
+    codes = model._encoder.transform(X_test.astype({"price": fitted}))[0]
+    assert (codes[:, 0] > 0).mean() > 0.5
+    np.testing.assert_array_equal(model._encoder.transform(X_test.astype({"price": read}))[0],
+                                  codes)
+
+
+def test_the_precision_is_saved_and_files_before_it_compare_in_float64(tmp_path):
+    X, Y = prices(2000, 0)
+    X_test, _ = prices(500, 1)
+    model = MMOEClassifier(max_epochs=1, random_state=0).fit(X.astype({"price": "float32"}), Y)
+    model.save(tmp_path / "m.skmtl")
+    loaded = skmtl.load(tmp_path / "m.skmtl")
+    assert loaded._encoder.numeric_.frequent_dtypes == ["float32", "float64"]
+    np.testing.assert_array_equal(loaded.predict_proba(X_test)[0], model.predict_proba(X_test)[0])
+
+    def as_format_8(config):
+        del config["encoder"]["numeric"]["frequent_dtypes"]
+        config["format_version"] = 8
+
+    _rewrite_config(tmp_path / "m.skmtl", as_format_8)
+    before = skmtl.load(tmp_path / "m.skmtl")
+    # as format 8 compared them: the float32 values fitted against float64 prices, apart
+    assert before._encoder.numeric_.frequent_dtypes == ["float64", "float64"]
+    assert (before._encoder.transform(X_test)[0][:, 0] == 0).all()
+    np.testing.assert_array_equal(
+        before._encoder.transform(X_test.astype({"price": "float32"}))[0],
+        model._encoder.transform(X_test)[0])
+
+
+@pytest.mark.parametrize("dtypes", [["int8", "float64"], ["float64"], "float64", [None, None]])
+def test_a_file_with_broken_precisions_is_refused(spike_data, tmp_path, dtypes):
+    (X, Y), _ = spike_data
+    MMOEClassifier(max_epochs=1, random_state=0).fit(X, Y).save(tmp_path / "m.skmtl")
+
+    def broken(config):
+        config["encoder"]["numeric"]["frequent_dtypes"] = dtypes
+
+    _rewrite_config(tmp_path / "m.skmtl", broken)
+    with pytest.raises(ValueError, match="invalid precisions"):
+        skmtl.load(tmp_path / "m.skmtl")
+
+
 def test_a_model_pickled_before_frequent_values_still_predicts(spike_data):
     (X, Y), (X_test, _) = spike_data
     model = MMOEClassifier(max_epochs=1, frequent_values=None, random_state=0).fit(X, Y)
     expected = model.predict_proba(X_test)[0]
     del model.__dict__["frequent_values"]
     del model._encoder.numeric_.__dict__["frequent_values_"]
+    del model._encoder.numeric_.__dict__["frequent_dtypes_"]
     del model._encoder.__dict__["frequent_values"]
     restored = pickle.loads(pickle.dumps(model))
     assert restored.frequent_values is None

@@ -164,6 +164,32 @@ def test_frequent_values_are_coded_as_predict_codes_them(estimator_class, data):
     assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X_test)
 
 
+@pytest.mark.parametrize("fitted, served", [(np.float64, np.float32), (np.float32, np.float64)],
+                         ids=["fit-double-served-float", "fit-float-served-double"])
+def test_frequent_values_match_in_the_coarser_precision(data, fitted, served):
+    # prices such as 9.99 differ between float32 and float64; predict codes them alike
+    # in both (compared in the coarser precision), and so must the graph, whatever the
+    # precision of its input
+    X, Y, _, _, X_test = data
+    rng = np.random.default_rng(0)
+
+    def with_prices(frame):
+        common = rng.choice([0.0, 0.0, 0.0, 9.99, 19.99, 0.3], len(frame))
+        return frame.assign(price=np.where(rng.random(len(frame)) < 0.1,
+                                           rng.lognormal(3, 1, len(frame)), common))
+
+    X, X_test = with_prices(X), with_prices(X_test)
+    estimator = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(
+        X.astype({"price": fitted}), Y)
+    assert estimator._encoder.numeric_.frequent_dtypes[-1] == np.dtype(fitted).name
+    model = to_onnx(estimator, X.head().astype({"price": served}))
+    # the rows to serve as double: predict's codes of the prices as they were fitted
+    assert_serves_predictions(estimator, model, X_test)
+    codes, _ = estimator._encoder.transform(X_test.astype({"price": fitted}))
+    np.testing.assert_array_equal(estimator._encoder.transform(X_test)[0], codes)
+    assert (codes[:, -1] > 0).mean() > 0.5
+
+
 @pytest.mark.parametrize("counterfactual", ["dr", "dcmt"])
 def test_counterfactual_extra_towers_are_not_served(data, counterfactual):
     X, _, funnel, _, X_test = data

@@ -35,6 +35,14 @@ _RANK_BOUND = 1e-7
 FREQUENT_VALUES = ("auto", "all")
 FREQUENT_VALUE_MIN_COUNT = 20
 MAX_FREQUENT_VALUES = 255
+FLOAT64 = np.dtype(np.float64)
+# the precisions a numeric column is read in (see _RowReader.float_precision)
+FLOAT_PRECISIONS = ("float16", "float32", "float64")
+
+
+def coarser_float(*dtypes):
+    """The coarsest of float dtypes (or their names)."""
+    return min((np.dtype(dtype) for dtype in dtypes), key=lambda dtype: dtype.itemsize)
 
 
 class NumericEncoding:
@@ -67,7 +75,11 @@ class NumericEncoding:
     ``1..K`` for the ``K`` values, 0 for any other value or a missing one, so
     that the network can embed values such as capital gains of exactly
     99,999 apart from their neighbours, as gradient boosting's bins isolate
-    them.
+    them. Values are compared in the coarser of two precisions: the column's
+    in fit (``frequent_dtypes_``: float32 for a float32 column, float64 for
+    integers and doubles) and that of the values read, so that float32 and
+    float64 copies of the same numbers (a Parquet file's float32 column
+    served from JSON, say) get the same codes.
 
     Missing values (NaN) are learned, not refused (except by
     ``"passthrough"``). ``missing_levels_[i]`` is the encoding of column
@@ -133,6 +145,13 @@ class NumericEncoding:
                 if len(values)]
 
     @property
+    def frequent_dtypes(self):
+        """Per column, the precision its frequent values were read in (float64 for an
+        encoding fitted, saved or pickled before it was kept)."""
+        return (getattr(self, "frequent_dtypes_", None)
+                or [FLOAT64.name] * len(self.frequent_values_))
+
+    @property
     def missing_inputs(self):
         """The network's input for a missing value of each column: its level, or NaN
         where the network learns missing values."""
@@ -178,6 +197,7 @@ class NumericEncoding:
         elif self.encoding == "auto":
             self.encoding = "standard"
         self.frequent_values_ = [np.empty(0)] * n_numeric
+        self.frequent_dtypes_ = [reader.float_precision(i).name for i in range(n_numeric)]
         if self.frequent_values is not None and n_numeric:
             if sample is None:
                 sample = _Sample(reader, sample_weight, rng)
@@ -255,10 +275,19 @@ class NumericEncoding:
         _warn_unknown_columns(reader, unknown)
         return self
 
-    def value_codes(self, i, values, out):
-        """Write into ``out`` the codes of float64 ``values`` of column ``i`` among its
-        frequent values: ``k + 1`` for the ``k``-th, 0 for any other (NaN included)."""
+    def value_codes(self, i, values, out, precision=FLOAT64):
+        """Write into ``out`` the codes of the float ``values`` of column ``i`` among its
+        frequent values: ``k + 1`` for the ``k``-th, 0 for any other (NaN included).
+
+        ``precision``: the float dtype the column was read in (float32 for a float32
+        column); the values are compared in the coarser of it and the column's in fit.
+        """
         frequent = self.frequent_values_[i]
+        dtype = coarser_float(self.frequent_dtypes[i], precision)
+        if dtype != FLOAT64:  # (rounding keeps the values sorted, if not distinct)
+            frequent = frequent.astype(dtype)
+            with np.errstate(over="ignore"):  # beyond the precision's range: infinite, no match
+                values = np.asarray(values).astype(dtype)
         positions = np.searchsorted(frequent, values).clip(max=len(frequent) - 1)
         np.multiply(positions + 1, frequent[positions] == values, out=out, casting="unsafe")
 
@@ -316,6 +345,8 @@ class NumericEncoding:
                                else self.missing_levels_.tolist()),
             # (none pickled before frequent values were coded)
             "frequent_values": [v.tolist() for v in getattr(self, "frequent_values_", ())],
+            "frequent_dtypes": list(self.frequent_dtypes) if hasattr(
+                self, "frequent_values_") else [],
         }
 
     @classmethod
@@ -359,6 +390,13 @@ class NumericEncoding:
                 and np.all(np.diff(v) > 0) for v in encoding.frequent_values_):
             raise ValueError("inconsistent encoder state: invalid frequent values of a numeric "
                              "column.")
+        # (files saved before the precisions were kept: float64, as they were compared)
+        dtypes = state.get("frequent_dtypes") or [FLOAT64.name] * n_numeric
+        if not isinstance(dtypes, list) or len(dtypes) != n_numeric or not all(
+                dtype in FLOAT_PRECISIONS for dtype in dtypes):
+            raise ValueError("inconsistent encoder state: invalid precisions of the numeric "
+                             "columns' frequent values.")
+        encoding.frequent_dtypes_ = list(dtypes)
         return encoding
 
 

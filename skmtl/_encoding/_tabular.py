@@ -577,6 +577,7 @@ class _RowReader:
                          for j in encoder.numeric_indices_]
         self._encoding = encoder.numeric_ if numeric_encoding is None else numeric_encoding
         self._value_columns = self._encoding.value_columns
+        self._value_precisions = [self.float_precision(i) for i in self._value_columns]
         self._clear_scratch()
 
     def _clear_scratch(self):
@@ -636,9 +637,11 @@ class _RowReader:
                 raise TypeError(f"Categorical column {label!r} holds values that cannot be "
                                 f"looked up ({exc}); convert them, e.g. X[col].astype(str).") \
                     from None
-        for k, i in enumerate(self._value_columns, start=len(self._categorical)):
+        for k, (i, precision) in enumerate(zip(self._value_columns, self._value_precisions),
+                                           start=len(self._categorical)):
             self._encoding.value_codes(
-                i, self._as_float(i, self._numeric[i][start:stop], np.float64), by_column[k])
+                i, self._as_float(i, self._numeric[i][start:stop], np.float64), by_column[k],
+                precision)
         np.copyto(codes, by_column.T)
         if self._encoding.is_affine:
             # Centred and scaled at float64 before the cast to float32: a column
@@ -807,6 +810,15 @@ class _RowReader:
         for i, values in enumerate(self._numeric):
             out[:, i] = self._as_float(i, values[start:stop], out.dtype)
         return out
+
+    def float_precision(self, i):
+        """The float dtype of the ``i``-th numeric column's values: float32 (or float16) for
+        such a column, NumPy's or pandas' nullable one; float64 for any other."""
+        dtype = self._numeric[i].dtype
+        dtype = getattr(dtype, "numpy_dtype", dtype)  # pandas' nullable and Arrow dtypes
+        if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize < 8:
+            return dtype
+        return np.dtype(np.float64)
 
     def _as_float(self, i, values, dtype):
         """``values`` of the ``i``-th numeric column as floats (no copy for NumPy numbers)."""
