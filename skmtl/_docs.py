@@ -155,7 +155,9 @@ COMMON_PARAMETERS = """\
         columns: wage per hour, capital gains and losses, dividends) lifted
         MMoE's income AUC from 0.9486 to 0.9505 over six splits (gradient
         boosting: 0.9505). With ``partial_fit`` the values come from the
-        first chunk.
+        first chunk. Values match in the coarser of the column's precision
+        in ``fit`` and the one given: a float32 column's 9.99 is a float64
+        column's 9.99.
     leaf_trees : int, default=0
         Boost this many decision trees of depth 3 per task in ``fit``, on
         the encoded inputs of at most 20,000 training rows drawn at random

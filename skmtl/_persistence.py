@@ -214,6 +214,8 @@ def load(path, device=None):
                 and isinstance(state["optimizer"].get("param_groups"), list)):
             raise ValueError("the weights file does not hold an optimizer state.")
         _set_metadata_requests(estimator, config.get("metadata_requests", {}))
+        if version >= 9 and "frequent_dtypes" not in config["encoder"]["numeric"]:
+            raise ValueError("the encoder's frequent values have no precisions.")
         return estimator._restore_fitted(
             encoder=TabularEncoder.from_dict(config["encoder"]),
             task_names=task_names,

@@ -36,7 +36,7 @@ from ._encoding import UNKNOWN_CODE, check_features
 from ._encoding._categorical import is_arrow_dictionary
 from ._encoding._common import column, column_arrays
 from ._encoding._numeric import coarser_float
-from ._encoding._tabular import _holds_dates_or_bytes, is_date_dtype
+from ._encoding._tabular import _holds_dates_or_bytes, float_precision, is_date_dtype
 from ._funnel import FunnelClassifierBase
 
 __all__ = ["expected_outputs", "onnx_inputs", "register", "save_onnx", "to_onnx"]
@@ -181,7 +181,11 @@ def onnx_inputs(model, X):
     inputs : dict
         ``{input name: (n_samples, 1) array}`` of the input's type; missing
         values of a string column become ``""`` (or, when ``""`` is one of
-        its categories, the string the model records for them).
+        its categories, the string the model records for them). Give the
+        numbers in the precision of ``X_sample``'s columns: a graph whose
+        input is a double compares a column's frequent values
+        (``frequent_values``) in float64, where ``predict`` compares those of
+        a float32 column in float32.
 
     Raises
     ------
@@ -768,42 +772,47 @@ def _codes(graph, encoder, columns, float32_computed=False):
     numeric = encoder.numeric_
     for i in numeric.value_columns:
         codes.append(_frequent_value_codes(graph, *columns[encoder.numeric_indices_[i]],
-                                           numeric.frequent_values_[i], float32_computed,
-                                           numeric.frequent_dtypes[i]))
+                                           numeric, i, float32_computed))
     return codes[0] if len(codes) == 1 else graph.node("Concat", codes, axis=1)
 
 
-def _frequent_value_codes(graph, name, elem_type, values, float32_computed=False,
-                          fitted_dtype="float64"):
-    """``k + 1`` where the ``(n, 1)`` numeric input is the ``k``-th frequent value, else
-    the reserved code.
+def _frequent_value_codes(graph, name, elem_type, encoding, i, float32_computed=False):
+    """``k + 1`` where the ``(n, 1)`` numeric input is the ``k``-th frequent value of the
+    ``i``-th numeric column of ``encoding`` (a :class:`NumericEncoding`), else the reserved
+    code.
 
     Standard operators (a comparison with every value, at most 255), not an ``ai.onnx.ml``
     ``LabelEncoder``: its double keys need ``ai.onnx.ml`` 4, which skl2onnx refuses in a
     pipeline. The input is compared as ``predict`` compares it: exactly, in the coarser of
     its own precision (float32 for a float input, float64 for a double or an integer)
-    and the column's in fit (``fitted_dtype``). Except with
+    and the column's in fit. Except with
     ``float32_computed``: a pipeline through skl2onnx hands its estimator float32 values
     computed in float32 (a StandardScaler's output differs from scikit-learn's float64 in
     the last bits, more where subtracting the mean cancels); they match a value within 4
     float32 steps of it plus 4 of the column's largest value (of several, the last).
     """
     if float32_computed and elem_type in (TensorProto.FLOAT, TensorProto.FLOAT16):
-        keys = np.asarray(values, dtype=np.float32).reshape(1, -1)
+        keys = np.asarray(encoding.frequent_values_[i], dtype=np.float32).reshape(1, -1)
         value = graph.node("Cast", [name], to=TensorProto.FLOAT)
         distance = graph.node("Abs", [graph.node("Sub", [value, graph.constant(keys)])])
         tolerance = 4 * (np.spacing(np.abs(keys)) + np.spacing(np.abs(keys).max()))
         matches = graph.node("LessOrEqual", [distance, graph.constant(tolerance)])
     else:
-        precision = coarser_float(fitted_dtype, _INPUT_PRECISIONS.get(elem_type, np.float64))
+        precision = coarser_float(encoding.frequent_dtypes[i],
+                                  _INPUT_PRECISIONS.get(elem_type, np.float64))
+        keys = encoding.frequent_keys(i, precision).copy()
+        # of keys that rounding made equal, the first one's code (as predict's binary search);
+        # none matches beyond the precision's range
+        keys[1:][keys[1:] == keys[:-1]] = np.nan
+        keys[np.isinf(keys)] = np.nan
         if precision == np.float64:
-            keys = np.asarray(values, dtype=np.float64).reshape(1, -1)
             value = graph.node("Cast", [name], to=TensorProto.DOUBLE)
         else:  # rounded to the precision, then compared as float32 (float16 exactly so)
-            keys = np.asarray(values).astype(precision).astype(np.float32).reshape(1, -1)
+            keys = keys.astype(np.float32)
             value = graph.node("Cast", [name], to=_ONNX_FLOATS[precision])
             if precision != np.float32:
                 value = graph.node("Cast", [value], to=TensorProto.FLOAT)
+        keys = keys.reshape(1, -1)
         matches = graph.node("Equal", [value, graph.constant(keys)])
     numbered = graph.node("Mul", [graph.node("Cast", [matches], to=TensorProto.INT64),
                                   graph.constant(np.arange(1, keys.shape[1] + 1,
@@ -1019,11 +1028,17 @@ def _column_type(values, name, hashed=False, numeric=False):
     NumPy numbers keep their type. Numbers in a column that can also hold
     missing values (a ``category``, nullable or object column) are doubles,
     so that NaN can say "missing"; except in a hashed column, whose hash
-    depends on the values' integer type. A ``numeric`` column without a
-    known value in the sample is doubles too, not text.
+    depends on the values' integer type, and in a numeric column of float32
+    (or float16) numbers, nullable, Arrow or sparse, which keeps its float
+    type. A ``numeric`` column without a known value in the sample is
+    doubles too, not text.
     """
     values = _decoded(values)
     dtype = values.dtype
+    if numeric and float_precision(dtype).itemsize < 8:
+        # a float32 (or float16) column, nullable, Arrow or sparse too: NaN says "missing"
+        # in its own type, the precision predict compares its frequent values in
+        return helper.np_dtype_to_tensor_dtype(float_precision(dtype))
     if isinstance(dtype, pd.CategoricalDtype):
         values, dtype = dtype.categories, dtype.categories.dtype
         if isinstance(dtype, np.dtype) and dtype.kind in "biuf":

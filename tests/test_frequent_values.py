@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import warnings
 import zipfile
 
 import numpy as np
@@ -228,7 +229,8 @@ def prices(n, seed):
 
 @pytest.mark.parametrize("fitted, read", [
     ("float32", "float64"), ("float64", "float32"), ("Float32", "float64"),
-    ("float64", "Float32"), ("float16", "float64"), ("float64", "float16")])
+    ("float64", "Float32"), ("float16", "float64"), ("float64", "float16"),
+    ("Sparse[float32]", "float64"), ("float32[pyarrow]", "float64")])
 def test_float32_and_float64_copies_of_the_numbers_get_the_same_codes(fitted, read):
     # a Parquet file's float32 column served from JSON as float64, or astype("float32")
     # to save memory: the values are compared in the coarser of the two precisions
@@ -236,7 +238,8 @@ def test_float32_and_float64_copies_of_the_numbers_get_the_same_codes(fitted, re
     X_test, _ = prices(500, 1)
     model = MMOEClassifier(max_epochs=1, random_state=0).fit(X.astype({"price": fitted}), Y)
     encoding = model._encoder.numeric_
-    assert encoding.frequent_dtypes == [np.dtype(fitted.lower()).name, "float64"]
+    assert encoding.frequent_dtypes == [("float16" if "16" in fitted else "float32"
+                                         if "32" in fitted else "float64"), "float64"]
     assert len(encoding.frequent_values_[0]) == 3
     codes = model._encoder.transform(X_test.astype({"price": fitted}))[0]
     assert (codes[:, 0] > 0).mean() > 0.5
@@ -267,17 +270,40 @@ def test_the_precision_is_saved_and_files_before_it_compare_in_float64(tmp_path)
         model._encoder.transform(X_test)[0])
 
 
-@pytest.mark.parametrize("dtypes", [["int8", "float64"], ["float64"], "float64", [None, None]])
-def test_a_file_with_broken_precisions_is_refused(spike_data, tmp_path, dtypes):
-    (X, Y), _ = spike_data
+@pytest.mark.parametrize("dtypes, message", [
+    (["int8", "float64"], "invalid precisions"), (["float64"], "invalid precisions"),
+    ([], "invalid precisions"), ("float64", "invalid precisions"),
+    ([None, None], "invalid precisions"),
+    # 9.99 is no float32 number: these values were not read in float32
+    (["float32", "float64"], "invalid precisions"),
+    (None, "have no precisions")])
+def test_a_file_with_broken_precisions_is_refused(tmp_path, dtypes, message):
+    X, Y = prices(2000, 0)
     MMOEClassifier(max_epochs=1, random_state=0).fit(X, Y).save(tmp_path / "m.skmtl")
 
     def broken(config):
-        config["encoder"]["numeric"]["frequent_dtypes"] = dtypes
+        if dtypes is None:  # a file of format 9 must have them
+            del config["encoder"]["numeric"]["frequent_dtypes"]
+        else:
+            config["encoder"]["numeric"]["frequent_dtypes"] = dtypes
 
     _rewrite_config(tmp_path / "m.skmtl", broken)
-    with pytest.raises(ValueError, match="invalid precisions"):
+    with pytest.raises(ValueError, match=message):
         skmtl.load(tmp_path / "m.skmtl")
+
+
+def test_values_beyond_the_precision_read_match_nothing_and_warn_nothing():
+    # 99,999 is frequent in float64 but beyond float16's range: a float16 column's
+    # values are compared with it as infinity, which none of them is
+    X, Y = prices(2000, 0)
+    X["price"] = np.where(X["price"] == 19.99, 99_999.0, X["price"])
+    model = MMOEClassifier(max_epochs=1, frequent_values="all", random_state=0).fit(X, Y)
+    assert model._encoder.numeric_.frequent_values_[0][-1] == 99_999.0
+    X_half = X.assign(price=X["price"].clip(upper=6e4)).astype({"price": "float16"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        codes = model._encoder.transform(X_half)[0]
+    assert set(codes[:, 0]) == {0, 1, 2}  # 0.3, 9.99 and others; never 99,999's 3
 
 
 def test_a_model_pickled_before_frequent_values_still_predicts(spike_data):

@@ -164,8 +164,9 @@ def test_frequent_values_are_coded_as_predict_codes_them(estimator_class, data):
     assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X_test)
 
 
-@pytest.mark.parametrize("fitted, served", [(np.float64, np.float32), (np.float32, np.float64)],
-                         ids=["fit-double-served-float", "fit-float-served-double"])
+@pytest.mark.parametrize("fitted, served", [
+    ("float64", "float32"), ("float32", "float64"), ("float64", "Float32"),
+    ("float64", "float32[pyarrow]")])
 def test_frequent_values_match_in_the_coarser_precision(data, fitted, served):
     # prices such as 9.99 differ between float32 and float64; predict codes them alike
     # in both (compared in the coarser precision), and so must the graph, whatever the
@@ -181,13 +182,37 @@ def test_frequent_values_match_in_the_coarser_precision(data, fitted, served):
     X, X_test = with_prices(X), with_prices(X_test)
     estimator = skmtl.MMOEClassifier(max_epochs=1, random_state=0).fit(
         X.astype({"price": fitted}), Y)
-    assert estimator._encoder.numeric_.frequent_dtypes[-1] == np.dtype(fitted).name
+    assert estimator._encoder.numeric_.frequent_dtypes[-1] == fitted
     model = to_onnx(estimator, X.head().astype({"price": served}))
+    # a float32 column, nullable or Arrow too, is a float input: compared in float32
+    inputs = {i.name: i.type.tensor_type.elem_type for i in model.graph.input}
+    assert inputs["price"] == (onnx.TensorProto.DOUBLE if served == "float64"
+                               else onnx.TensorProto.FLOAT)
     # the rows to serve as double: predict's codes of the prices as they were fitted
     assert_serves_predictions(estimator, model, X_test)
     codes, _ = estimator._encoder.transform(X_test.astype({"price": fitted}))
     np.testing.assert_array_equal(estimator._encoder.transform(X_test)[0], codes)
     assert (codes[:, -1] > 0).mean() > 0.5
+
+
+def test_frequent_values_that_round_alike_take_the_first_code(data):
+    # 2**24 and 2**24 + 1 are both frequent in float64 and one float32 number: predict
+    # and the graph both give the first one's code to a float32 row
+    X, Y, _, _, X_test = data
+    rng = np.random.default_rng(0)
+
+    def with_counts(frame):
+        return frame.assign(count=rng.choice([0.0, 0.0, 5.0, 2.0 ** 24, 2.0 ** 24 + 1],
+                                             len(frame)))
+
+    X, X_test = with_counts(X), with_counts(X_test)
+    estimator = skmtl.MMOEClassifier(max_epochs=1, frequent_values="all", random_state=0)
+    frequent = estimator.fit(X, Y)._encoder.numeric_.frequent_values_[-1]
+    assert frequent.tolist() == [0.0, 5.0, 2.0 ** 24, 2.0 ** 24 + 1]
+    X_float = X_test.astype({"count": np.float32})
+    codes = estimator._encoder.transform(X_float)[0][:, -1]
+    assert set(codes) == {1, 2, 3}
+    assert_serves_predictions(estimator, to_onnx(estimator, X_float.head()), X_float)
 
 
 @pytest.mark.parametrize("counterfactual", ["dr", "dcmt"])

@@ -148,8 +148,7 @@ class NumericEncoding:
     def frequent_dtypes(self):
         """Per column, the precision its frequent values were read in (float64 for an
         encoding fitted, saved or pickled before it was kept)."""
-        return (getattr(self, "frequent_dtypes_", None)
-                or [FLOAT64.name] * len(self.frequent_values_))
+        return getattr(self, "frequent_dtypes_", None) or [FLOAT64.name] * len(self.mean_)
 
     @property
     def missing_inputs(self):
@@ -282,14 +281,19 @@ class NumericEncoding:
         ``precision``: the float dtype the column was read in (float32 for a float32
         column); the values are compared in the coarser of it and the column's in fit.
         """
-        frequent = self.frequent_values_[i]
         dtype = coarser_float(self.frequent_dtypes[i], precision)
-        if dtype != FLOAT64:  # (rounding keeps the values sorted, if not distinct)
-            frequent = frequent.astype(dtype)
-            with np.errstate(over="ignore"):  # beyond the precision's range: infinite, no match
-                values = np.asarray(values).astype(dtype)
+        frequent = self.frequent_keys(i, dtype)
+        if dtype != FLOAT64:
+            values = _rounded(values, dtype)
+        # of values that rounding made equal, the first one's code (as the ONNX graph)
         positions = np.searchsorted(frequent, values).clip(max=len(frequent) - 1)
         np.multiply(positions + 1, frequent[positions] == values, out=out, casting="unsafe")
+
+    def frequent_keys(self, i, dtype):
+        """Column ``i``'s frequent values rounded to the float ``dtype`` they are compared in:
+        still sorted, not always distinct (beyond the dtype's range: infinite, which no
+        value read matches; infinity is refused)."""
+        return _rounded(self.frequent_values_[i], dtype)
 
     def _set_bins(self, i, edges):
         """Column ``i``'s map to its position among its bin ``edges``."""
@@ -345,8 +349,7 @@ class NumericEncoding:
                                else self.missing_levels_.tolist()),
             # (none pickled before frequent values were coded)
             "frequent_values": [v.tolist() for v in getattr(self, "frequent_values_", ())],
-            "frequent_dtypes": list(self.frequent_dtypes) if hasattr(
-                self, "frequent_values_") else [],
+            "frequent_dtypes": list(self.frequent_dtypes),
         }
 
     @classmethod
@@ -391,9 +394,12 @@ class NumericEncoding:
             raise ValueError("inconsistent encoder state: invalid frequent values of a numeric "
                              "column.")
         # (files saved before the precisions were kept: float64, as they were compared)
-        dtypes = state.get("frequent_dtypes") or [FLOAT64.name] * n_numeric
+        dtypes = state.get("frequent_dtypes", [FLOAT64.name] * n_numeric)
         if not isinstance(dtypes, list) or len(dtypes) != n_numeric or not all(
-                dtype in FLOAT_PRECISIONS for dtype in dtypes):
+                dtype in FLOAT_PRECISIONS for dtype in dtypes) or not all(
+                # values read in a precision are numbers of it, and distinct in it
+                np.array_equal(_rounded(v, dtype).astype(np.float64), v)
+                for v, dtype in zip(encoding.frequent_values_, dtypes)):
             raise ValueError("inconsistent encoder state: invalid precisions of the numeric "
                              "columns' frequent values.")
         encoding.frequent_dtypes_ = list(dtypes)
@@ -487,6 +493,18 @@ def needs_bins(values, weight=None):
     spread = np.sqrt(weight @ deviations ** 2 / total)
     skewness = weight @ (deviations / spread) ** 3 / total
     return not abs(skewness) < AUTO_SKEWNESS
+
+
+def _rounded(values, dtype):
+    """Float ``values`` rounded to ``dtype``; to float16 through float32, as onnxruntime's
+    Cast from double rounds them (a value just past a float16 halfway point rounds alike)."""
+    values = np.asarray(values)
+    if values.dtype == dtype:
+        return values
+    with np.errstate(over="ignore"):
+        if np.dtype(dtype).itemsize < 4:
+            values = values.astype(np.float32)
+        return values.astype(dtype)
 
 
 def _frequent(values):

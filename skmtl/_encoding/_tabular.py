@@ -812,13 +812,8 @@ class _RowReader:
         return out
 
     def float_precision(self, i):
-        """The float dtype of the ``i``-th numeric column's values: float32 (or float16) for
-        such a column, NumPy's or pandas' nullable one; float64 for any other."""
-        dtype = self._numeric[i].dtype
-        dtype = getattr(dtype, "numpy_dtype", dtype)  # pandas' nullable and Arrow dtypes
-        if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize < 8:
-            return dtype
-        return np.dtype(np.float64)
+        """The precision of the ``i``-th numeric column's numbers (see :func:`float_precision`)."""
+        return float_precision(self._numeric[i].dtype)
 
     def _as_float(self, i, values, dtype):
         """``values`` of the ``i``-th numeric column as floats (no copy for NumPy numbers)."""
@@ -853,6 +848,19 @@ class _RowReader:
     def labels(self, numeric_positions):
         """Labels of numeric columns given by position (or mask) among the numeric columns."""
         return [self.encoder._label(j) for j in self.encoder.numeric_indices_[numeric_positions]]
+
+
+def float_precision(dtype):
+    """The float dtype a column of ``dtype`` holds its numbers in: float32 (or float16) for
+    such a column, NumPy's, pandas' nullable, Arrow or sparse; float64 for any other."""
+    for attribute in ("numpy_dtype", "subtype"):  # nullable and Arrow dtypes; sparse ones
+        inner = getattr(dtype, attribute, None)
+        if inner is not None:
+            dtype = inner
+            break
+    if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize < 8:
+        return dtype
+    return np.dtype(np.float64)
 
 
 def _overflows(value):
