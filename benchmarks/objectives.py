@@ -5,7 +5,7 @@ pCVR, in one process, one fit at a time.
         [--sections missing weighting counterfactual synthetic] [--census-rows N] \\
         [--coat-rows N] [--synthetic-rows N] [--counterfactual-weights 0.3 ...] \\
         [--propensity-clips 0.2 ...] [--constraint-weights 0.1 ...] \\
-        [--masked-weightings gradnorm ...] [--max-epochs N] \\
+        [--masked-weightings gradnorm ...] [--held-out-splits N] [--max-epochs N] \\
         [--out benchmarks/results/objectives.json]
 
 Run from the repository root. Every contender is fitted once per seed with
@@ -53,7 +53,12 @@ counterfactual
     (as ``contenders.classic.HGBClickedCVR``). Metrics on the
     random-exposure test ratings, as ``benchmarks.worker.score``: pCVR ROC
     AUC, mean pCVR, observed conversion rate, the absolute gap between the
-    two, pCVR log loss.
+    two, pCVR log loss. With ``--held-out-splits N``, also how a setting
+    chosen on the test ratings does on ratings it was not chosen on: the
+    test users are split into two random halves N times; on one half the
+    setting (of ESMM, and of AITM) with the smallest gap among those whose
+    AUC is at least the plain model's is chosen, and scored on the other
+    half, and the other way round (:func:`held_out_choice`).
 synthetic
     ``skmtl.datasets.make_entire_space`` (50,000 impressions generated once
     with a fixed seed; ``--synthetic-rows`` generates another number with
@@ -91,6 +96,7 @@ from .report import _table, machine_info, mean_std
 from .worker import score
 
 SECTIONS = ("missing", "weighting", "counterfactual", "synthetic")
+FUNNEL_NAMES = ("ESMM", "AITM")  # the first word of the funnel contenders' labels
 SECTION_DATASETS = {"missing": ("census",), "weighting": ("census", "coat"),
                     "counterfactual": ("coat",), "synthetic": ("synthetic",)}
 DEFAULT_OUT = Path("benchmarks") / "results" / "objectives.json"
@@ -337,13 +343,75 @@ def weighting(seed, args, measure):
 
 
 def counterfactual(seed, args, measure):
-    """:func:`pcvr_contenders` on Coat, scored on the random-exposure ratings."""
+    """:func:`pcvr_contenders` on Coat, scored on the random-exposure ratings.
+
+    With ``--held-out-splits``, each funnel contender's record also keeps its
+    test pCVR (``"pcvr"``), for :func:`held_out_choice`.
+    """
     problem = load_coat(seed, args.coat_rows, not args.no_download)
     for label, fit in pcvr_contenders(args.counterfactual_weights, args.propensity_clips,
                                       args.constraint_weights).items():
-        measure({"section": "counterfactual", "dataset": "coat", "seed": seed,
-                 "contender": label},
-                functools.partial(_scored, fit, _coat_scores, problem, seed, args.max_epochs))
+        kept = {}
+
+        def run(fit=fit, kept=kept):
+            pcvr, seconds, n_iter = fit(problem, seed, args.max_epochs)
+            kept["pcvr"] = pcvr
+            return _coat_scores(problem, pcvr), seconds, n_iter
+
+        record = measure({"section": "counterfactual", "dataset": "coat", "seed": seed,
+                          "contender": label}, run)
+        if args.held_out_splits and "pcvr" in kept and label.split()[0] in FUNNEL_NAMES:
+            record["pcvr"] = [float(p) for p in kept["pcvr"]]
+
+
+def held_out_choice(records, conversion, users, n_splits, model="ESMM", seed=0):
+    """How a counterfactual setting chosen on some of Coat's test users does on the others.
+
+    The test users are split at random into two halves, ``n_splits`` times.
+    On one half the setting of ``model`` is chosen whose mean gap (over the
+    seeds) is the smallest among those whose mean AUC there is at least the
+    plain model's; it is then scored on the other half; and the other way
+    round. Returns ``{"chosen": {label: times}, "choices": 2 * n_splits,
+    "auc", "plain_auc", "gap", "plain_gap": means over the choices of the held-out
+    half's mean over the seeds, "gap_met": choices whose held-out gap is at most
+    0.01, "auc_kept": choices whose held-out AUC is at least the plain model's}``,
+    or None without such records.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    pcvr = {}
+    for r in records:
+        if r["section"] == "counterfactual" and "pcvr" in r and r["contender"].split()[0] == model:
+            pcvr.setdefault(r["contender"], {})[r["seed"]] = np.asarray(r["pcvr"])
+    seeds = sorted(pcvr.get(model, {}))
+    labels = [label for label, by_seed in pcvr.items() if sorted(by_seed) == seeds]
+    if not seeds or model not in labels:
+        return None
+    conversion, users = np.asarray(conversion), np.asarray(users)
+
+    def scores(label, rows):
+        return np.mean([[roc_auc_score(conversion[rows], pcvr[label][s][rows]),
+                         abs(pcvr[label][s][rows].mean() - conversion[rows].mean())]
+                        for s in seeds], axis=0)
+
+    rng = np.random.default_rng(seed)
+    distinct = np.unique(users)
+    chosen, held_out = [], []
+    for _ in range(n_splits):
+        half = np.isin(users, rng.permutation(distinct)[:len(distinct) // 2])
+        for choose, judge in ((half, ~half), (~half, half)):
+            stats = {label: scores(label, choose) for label in labels}
+            good = [label for label in labels if stats[label][0] >= stats[model][0]]
+            best = min(good, key=lambda label: stats[label][1])
+            chosen.append(best)
+            held_out.append([*scores(best, judge), *scores(model, judge)])
+    held_out = np.array(held_out)
+    return {"chosen": {label: chosen.count(label) for label in dict.fromkeys(chosen)},
+            "choices": len(chosen), "auc": held_out[:, 0].mean(),
+            "plain_auc": held_out[:, 2].mean(), "gap": held_out[:, 1].mean(),
+            "plain_gap": held_out[:, 3].mean(),
+            "gap_met": int((held_out[:, 1] <= 0.01).sum()),
+            "auc_kept": int((held_out[:, 0] >= held_out[:, 2]).sum())}
 
 
 def synthetic(seed, args, measure):
@@ -439,7 +507,33 @@ _COSTS = [_stat("fit_seconds", 2), _n_iter]
 _COST_HEADER = ["fit s", "n_iter_"]
 
 
-def _pcvr_tables(records):
+def _held_out_lines(records, meta):
+    """The report of :func:`held_out_choice`, for each funnel model with kept pCVR."""
+    test = meta.get("coat_test")
+    if not test:
+        return []
+    lines = []
+    for model in FUNNEL_NAMES:
+        result = held_out_choice(records, test["conversion"], test["user"],
+                                 meta["held_out_splits"], model)
+        if result is None:
+            continue
+        n = result["choices"]
+        chosen = ", ".join(f"{label} ({times})" for label, times in result["chosen"].items())
+        lines += [f"### {model}'s setting chosen on half of the test users", "",
+                  f"The test users split in two halves at random {n // 2} times; on one half "
+                  f"the setting of smallest gap among those whose AUC is at least plain "
+                  f"{model}'s, scored on the other half, and the other way round ({n} "
+                  f"choices; means over the seeds, then over the choices).", "",
+                  f"- chosen: {chosen}",
+                  f"- held-out AUC pCVR {result['auc']:.4f} against plain {model}'s "
+                  f"{result['plain_auc']:.4f} (at least it in {result['auc_kept']} of {n})",
+                  f"- held-out gap {result['gap']:.3f} against plain {model}'s "
+                  f"{result['plain_gap']:.3f} (at most 0.01 in {result['gap_met']} of {n})", ""]
+    return lines
+
+
+def _pcvr_tables(records, meta):
     """The tables of the counterfactual and synthetic sections."""
     lines = []
     if any(r["section"] == "counterfactual" for r in records):
@@ -456,6 +550,7 @@ def _pcvr_tables(records):
                  _stat("gap_pcvr", 3), _stat("logloss_pcvr")] + _COSTS
         lines += _table(header, _rows(records, "counterfactual", "coat",
                                       lambda r: [r["contender"]], cells)) + [""]
+        lines += _held_out_lines(records, meta)
     if any(r["section"] == "synthetic" for r in records):
         lines += ["## Counterfactual pCVR against the truth (make_entire_space)", "",
                   "Mean absolute error of the predicted p(conversion | click) against the "
@@ -470,7 +565,7 @@ def _pcvr_tables(records):
     return lines
 
 
-def tables(records):
+def tables(records, meta=None):
     """The markdown tables of the sections that have records."""
     lines = []
     census_aucs = [_stat(f"auc_{task}") for task in CENSUS_TASKS]
@@ -502,7 +597,7 @@ def tables(records):
                 lines += [f"### {title}", ""]
                 lines += _table(["loss_weighting"] + header + speed_header
                                 + [f"task weights ({tasks})"] + _COST_HEADER, rows) + [""]
-    return lines + _pcvr_tables(records)
+    return lines + _pcvr_tables(records, meta or {})
 
 
 def render(records, meta):
@@ -530,7 +625,7 @@ def render(records, meta):
         "fitted, over the seeds.",
         "",
     ]
-    return "\n".join(lines + tables(records))
+    return "\n".join(lines + tables(records, meta))
 
 
 def parse_args(argv=None):
@@ -561,6 +656,10 @@ def parse_args(argv=None):
                         choices=[o for o in LOSS_WEIGHTINGS if o != "equal"],
                         help="in the missing section, also the masked model with each of "
                              "these loss_weighting options")
+    parser.add_argument("--held-out-splits", type=positive_int, default=None,
+                        help="in the counterfactual section, also choose each funnel model's "
+                             "setting on half of Coat's test users and score it on the other "
+                             "half, for this many random splits of the users")
     parser.add_argument("--max-epochs", type=positive_int, default=None,
                         help="max_epochs of every neural estimator (default: their own)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
@@ -583,7 +682,12 @@ def main(argv=None):
             "synthetic_rows": args.synthetic_rows,
             "counterfactual_weights": args.counterfactual_weights,
             "propensity_clips": args.propensity_clips,
-            "constraint_weights": args.constraint_weights}
+            "constraint_weights": args.constraint_weights,
+            "held_out_splits": args.held_out_splits}
+    if args.held_out_splits and "counterfactual" in args.sections:
+        test = load_coat(0, args.coat_rows, not args.no_download)
+        meta["coat_test"] = {"conversion": test.Y_test["conversion"].tolist(),
+                             "user": test.X_test["user_id"].astype(int).tolist()}
     records = []
 
     def save(partial):

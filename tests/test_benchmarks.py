@@ -487,7 +487,8 @@ def test_objectives_on_tiny_data(tmp_path, capsys):
     argv = ["--seeds", "0", "--census-rows", "3000", "--coat-rows", "3000", "--synthetic-rows",
             "3000", "--max-epochs", "1", "--counterfactual-weights", *weights,
             "--propensity-clips", "0.2", "--constraint-weights", "0.1", "0.3",
-            "--masked-weightings", "gradnorm", "--out", str(out), "--no-download"]
+            "--masked-weightings", "gradnorm", "--held-out-splits", "2", "--out", str(out),
+            "--no-download"]
     assert objectives.main(argv) == 0
     markdown = capsys.readouterr().out
     assert "python -m benchmarks.objectives --seeds 0 --census-rows 3000" in markdown
@@ -517,6 +518,17 @@ def test_objectives_on_tiny_data(tmp_path, capsys):
         found = [(r["fraction"] if section == "missing" else r["dataset"], r["contender"])
                  for r in records if r["section"] == section]
         assert sorted(found, key=str) == sorted(keys, key=str), section
+    for record in records:  # the funnels' test pCVR kept for the held-out choice
+        funnel = record["section"] == "counterfactual" and record["contender"].startswith(
+            ("ESMM", "AITM"))
+        assert ("pcvr" in record) == funnel, record["contender"]
+        if funnel:
+            assert len(record["pcvr"]) == 4640
+    for model in ("ESMM", "AITM"):
+        section = markdown.split(f"### {model}'s setting chosen on half of the test users")[1]
+        assert "(4 choices" in section.split("###")[0]
+        gap = section.split("held-out gap ")[1].split()[0]
+        assert 0 <= float(gap) < 1
     for record in records:
         if record["contender"] == "single-task":
             assert record["n_iter"] == [1, 1]     # one model per task
@@ -554,6 +566,27 @@ def test_objectives_on_tiny_data(tmp_path, capsys):
         assert rows[heading][("equal",)]["× equal"] == "1.00"
         assert rows[heading][("equal",)][next(c for c in tables[heading][0]
                                                if c.startswith("task weights"))] == "1.000 / 1.000"
+
+
+def test_held_out_choice_picks_on_one_half_and_scores_on_the_other():
+    from benchmarks.objectives import held_out_choice
+
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(20), 10)
+    conversion = (rng.random(200) < 0.3).astype(int)
+    predictions = {"ESMM": np.full(200, 0.5),                  # AUC 0.5, gap about 0.2
+                   "ESMM dcmt w=1": conversion * 1.0,          # AUC 1, gap 0 on every half
+                   "ESMM ips w=1": np.full(200, 0.3),          # ties plain's AUC, a small gap
+                   "ESMM dr w=1": 1.0 - conversion,            # AUC 0: never allowed
+                   "AITM": np.full(200, 0.9)}                  # another model: not a choice
+    records = [{"section": "counterfactual", "seed": seed, "contender": label,
+                "pcvr": list(values)} for seed in (0, 1) for label, values in predictions.items()]
+    result = held_out_choice(records, conversion, users, n_splits=3)
+    assert result["choices"] == 6 and result["chosen"] == {"ESMM dcmt w=1": 6}
+    assert result["auc"] == 1.0 and result["gap"] == 0.0 and result["gap_met"] == 6
+    assert result["plain_auc"] == 0.5 and result["auc_kept"] == 6
+    assert result["plain_gap"] == pytest.approx(abs(0.5 - conversion.mean()), abs=0.05)
+    assert held_out_choice(records, conversion, users, 3, model="DCMT") is None
 
 
 def test_scale_out_hashing_on_tiny_data(capsys):
