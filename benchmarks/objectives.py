@@ -83,6 +83,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from skmtl import AITMClassifier, ESMMClassifier, MMOEClassifier
@@ -264,9 +265,12 @@ def pcvr_contenders(weights, clips, constraint_weights=(0.1,)):
     return contenders
 
 
-def _scored(fit, scores, problem, seed, max_epochs):
-    """A :func:`pcvr_contenders` fit scored by ``scores(problem, pcvr)``."""
+def _scored(fit, scores, problem, seed, max_epochs, kept=None):
+    """A :func:`pcvr_contenders` fit scored by ``scores(problem, pcvr)``; the pCVR also in
+    ``kept["pcvr"]``, when given."""
     pcvr, seconds, n_iter = fit(problem, seed, max_epochs)
+    if kept is not None:
+        kept["pcvr"] = pcvr
     return scores(problem, pcvr), seconds, n_iter
 
 
@@ -352,14 +356,10 @@ def counterfactual(seed, args, measure):
     for label, fit in pcvr_contenders(args.counterfactual_weights, args.propensity_clips,
                                       args.constraint_weights).items():
         kept = {}
-
-        def run(fit=fit, kept=kept):
-            pcvr, seconds, n_iter = fit(problem, seed, args.max_epochs)
-            kept["pcvr"] = pcvr
-            return _coat_scores(problem, pcvr), seconds, n_iter
-
         record = measure({"section": "counterfactual", "dataset": "coat", "seed": seed,
-                          "contender": label}, run)
+                          "contender": label},
+                         functools.partial(_scored, fit, _coat_scores, problem, seed,
+                                           args.max_epochs, kept))
         if args.held_out_splits and "pcvr" in kept and label.split()[0] in FUNNEL_NAMES:
             record["pcvr"] = [float(p) for p in kept["pcvr"]]
 
@@ -377,8 +377,6 @@ def held_out_choice(records, conversion, users, n_splits, model="ESMM", seed=0):
     0.01, "auc_kept": choices whose held-out AUC is at least the plain model's}``,
     or None without such records.
     """
-    from sklearn.metrics import roc_auc_score
-
     pcvr = {}
     for r in records:
         if r["section"] == "counterfactual" and "pcvr" in r and r["contender"].split()[0] == model:

@@ -35,8 +35,8 @@ from ._base import GateWeightsMixin, MultiTaskEstimatorBase, MultiTaskRegressorB
 from ._encoding import UNKNOWN_CODE, check_features
 from ._encoding._categorical import is_arrow_dictionary
 from ._encoding._common import column, column_arrays
-from ._encoding._numeric import coarser_float
-from ._encoding._tabular import _holds_dates_or_bytes, float_precision, is_date_dtype
+from ._encoding._numeric import coarser_float, float_precision
+from ._encoding._tabular import _holds_dates_or_bytes, is_date_dtype
 from ._funnel import FunnelClassifierBase
 
 __all__ = ["expected_outputs", "onnx_inputs", "register", "save_onnx", "to_onnx"]
@@ -48,10 +48,6 @@ _ML_DOMAIN = "ai.onnx.ml"
 # pandas' hash_array finishes every 64-bit value with these shifts and
 # multipliers (the finaliser of splitmix64).
 _HASH_MIX = ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB), (31, None))
-# the precision of a float input, and the input type of a precision (frequent values)
-_INPUT_PRECISIONS = {TensorProto.FLOAT: np.dtype(np.float32),
-                     TensorProto.FLOAT16: np.dtype(np.float16)}
-_ONNX_FLOATS = {precision: elem_type for elem_type, precision in _INPUT_PRECISIONS.items()}
 
 
 def to_onnx(estimator, X_sample, *, target_opset=None):
@@ -798,8 +794,9 @@ def _frequent_value_codes(graph, name, elem_type, encoding, i, float32_computed=
         tolerance = 4 * (np.spacing(np.abs(keys)) + np.spacing(np.abs(keys).max()))
         matches = graph.node("LessOrEqual", [distance, graph.constant(tolerance)])
     else:
+        input_dtype = helper.tensor_dtype_to_np_dtype(elem_type)
         precision = coarser_float(encoding.frequent_dtypes[i],
-                                  _INPUT_PRECISIONS.get(elem_type, np.float64))
+                                  input_dtype if input_dtype.kind == "f" else np.float64)
         keys = encoding.frequent_keys(i, precision).copy()
         # of keys that rounding made equal, the first one's code (as predict's binary search);
         # none matches beyond the precision's range
@@ -809,7 +806,7 @@ def _frequent_value_codes(graph, name, elem_type, encoding, i, float32_computed=
             value = graph.node("Cast", [name], to=TensorProto.DOUBLE)
         else:  # rounded to the precision, then compared as float32 (float16 exactly so)
             keys = keys.astype(np.float32)
-            value = graph.node("Cast", [name], to=_ONNX_FLOATS[precision])
+            value = graph.node("Cast", [name], to=helper.np_dtype_to_tensor_dtype(precision))
             if precision != np.float32:
                 value = graph.node("Cast", [value], to=TensorProto.FLOAT)
         keys = keys.reshape(1, -1)
@@ -1035,10 +1032,11 @@ def _column_type(values, name, hashed=False, numeric=False):
     """
     values = _decoded(values)
     dtype = values.dtype
-    if numeric and float_precision(dtype).itemsize < 8:
+    precision = float_precision(dtype)
+    if numeric and precision.itemsize < 8:
         # a float32 (or float16) column, nullable, Arrow or sparse too: NaN says "missing"
         # in its own type, the precision predict compares its frequent values in
-        return helper.np_dtype_to_tensor_dtype(float_precision(dtype))
+        return helper.np_dtype_to_tensor_dtype(precision)
     if isinstance(dtype, pd.CategoricalDtype):
         values, dtype = dtype.categories, dtype.categories.dtype
         if isinstance(dtype, np.dtype) and dtype.kind in "biuf":

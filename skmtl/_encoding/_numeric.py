@@ -36,13 +36,26 @@ FREQUENT_VALUES = ("auto", "all")
 FREQUENT_VALUE_MIN_COUNT = 20
 MAX_FREQUENT_VALUES = 255
 FLOAT64 = np.dtype(np.float64)
-# the precisions a numeric column is read in (see _RowReader.float_precision)
+# the precisions a numeric column is read in (see float_precision)
 FLOAT_PRECISIONS = ("float16", "float32", "float64")
 
 
 def coarser_float(*dtypes):
     """The coarsest of float dtypes (or their names)."""
     return min((np.dtype(dtype) for dtype in dtypes), key=lambda dtype: dtype.itemsize)
+
+
+def float_precision(dtype):
+    """The float dtype a column of ``dtype`` holds its numbers in: float32 (or float16) for
+    such a column, NumPy's, pandas' nullable, Arrow or sparse; float64 for any other."""
+    for attribute in ("numpy_dtype", "subtype"):  # nullable and Arrow dtypes; sparse ones
+        inner = getattr(dtype, attribute, None)
+        if inner is not None:
+            dtype = inner
+            break
+    if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize < 8:
+        return dtype
+    return np.dtype(np.float64)
 
 
 class NumericEncoding:

@@ -15,7 +15,7 @@ from ._categorical import (MAX_HASH_BUCKETS, ColumnLookups, code_reader, fit_cat
 from ._common import (array_from_json, array_to_json, as_pandas, column, column_arrays,
                       column_label, deviation_unit, feature_names)
 from ._leaves import MAX_LEAF_TREES, LeafTrees
-from ._numeric import TREE_SUBSAMPLE_SIZE, NumericEncoding, _subsample
+from ._numeric import TREE_SUBSAMPLE_SIZE, NumericEncoding, _subsample, float_precision
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 # what pandas' infer_dtype calls a column of numbers or booleans (missing values aside)
@@ -848,19 +848,6 @@ class _RowReader:
     def labels(self, numeric_positions):
         """Labels of numeric columns given by position (or mask) among the numeric columns."""
         return [self.encoder._label(j) for j in self.encoder.numeric_indices_[numeric_positions]]
-
-
-def float_precision(dtype):
-    """The float dtype a column of ``dtype`` holds its numbers in: float32 (or float16) for
-    such a column, NumPy's, pandas' nullable, Arrow or sparse; float64 for any other."""
-    for attribute in ("numpy_dtype", "subtype"):  # nullable and Arrow dtypes; sparse ones
-        inner = getattr(dtype, attribute, None)
-        if inner is not None:
-            dtype = inner
-            break
-    if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize < 8:
-        return dtype
-    return np.dtype(np.float64)
 
 
 def _overflows(value):
