@@ -58,7 +58,8 @@ PREVIOUS = {"numeric_encoding": "standard", "frequent_values": None,
             "learning_rate_schedule": "constant",
             "learning_rate": 1e-3, "weight_decay": 0.0, "batch_size": 256, "max_epochs": 30,
             "expert_units": (64,)}
-MMOE_ONLY = ("n_experts", "expert_units")
+# parameters of MMoE only; "mmoe_max_epochs" is max_epochs for MMoE alone (ESMM keeps 10)
+MMOE_ONLY = ("n_experts", "expert_units", "mmoe_max_epochs")
 CANDIDATES = {
     "previous defaults": PREVIOUS,
     "standard encoding": {"numeric_encoding": "standard"},
@@ -95,6 +96,16 @@ CANDIDATES = {
     # the defaults since then; without them, the defaults before
     "no frequent values": {"frequent_values": None},
     "frequent values of every column": {"frequent_values": "all"},
+    # low-rank cross layers on the embedded input (session 27), and what their
+    # accuracy buys back in experts and epochs
+    "cross layer": {"cross_layers": 1},
+    "2 cross layers": {"cross_layers": 2},
+    "cross layer, 3 experts": {"cross_layers": 1, "n_experts": 3},
+    "cross layer, 3 experts, 5 epochs (MMoE)": {"cross_layers": 1, "n_experts": 3,
+                                                "mmoe_max_epochs": 5},
+    "cross layer, 3 experts, 4 epochs (MMoE)": {"cross_layers": 1, "n_experts": 3,
+                                                "mmoe_max_epochs": 4},
+    "5 epochs (MMoE)": {"mmoe_max_epochs": 5},
     # with --missing-fraction: what a user would otherwise do, the defaults behind
     # scikit-learn's imputer (the median, and a 0/1 indicator column per column)
     "defaults after SimpleImputer(median, add_indicator)": {"impute": True},
@@ -120,9 +131,14 @@ def _census(seed):
     return problem
 
 
-def _estimator_params(params):
-    """A candidate's parameters of the estimators (``impute`` is the benchmark's)."""
-    return {k: v for k, v in params.items() if k != "impute"}
+def _estimator_params(params, esmm=False):
+    """A candidate's parameters of MMoE (or of ESMM, without ``MMOE_ONLY``'s); ``impute``
+    is the benchmark's."""
+    params = {k: v for k, v in params.items()
+              if k != "impute" and not (esmm and k in MMOE_ONLY)}
+    if "mmoe_max_epochs" in params:
+        params["max_epochs"] = params.pop("mmoe_max_epochs")
+    return params
 
 
 def _with_imputer(model):
@@ -164,8 +180,7 @@ def census_gradient_boosting(seed):
 
 
 def _esmm(params, seed):
-    return ESMMClassifier(random_state=seed, **{k: v for k, v in _estimator_params(params).items()
-                                                if k not in MMOE_ONLY})
+    return ESMMClassifier(random_state=seed, **_estimator_params(params, esmm=True))
 
 
 def coat(params, seed):

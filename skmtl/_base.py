@@ -62,7 +62,7 @@ MIN_SAMPLE_WEIGHT, MAX_SAMPLE_WEIGHT_SUM = 1e-20, 1e30
 # on as many inputs holds 4 billion weights), so that a size of 10**12 is a clear error,
 # not an allocation that fills the memory, and a saved file naming such sizes is refused
 # before anything is built.
-MAX_UNITS, MAX_EXPERTS, MAX_LEVELS = 65_536, 1_024, 64
+MAX_UNITS, MAX_EXPERTS, MAX_LEVELS, MAX_CROSS_LAYERS = 65_536, 1_024, 64, 64
 
 
 def _check_units(name, units, allow_empty=True):
@@ -110,7 +110,7 @@ def _check_tower_units(tower_units):
 # Parameters added since models could be pickled (joblib), with the value that keeps the
 # network and the loss of a model pickled before.
 _PARAMETERS_ADDED = {"batch_norm": False, "counterfactual_constraint_weight": 0.1,
-                     "leaf_trees": 0, "frequent_values": None}
+                     "leaf_trees": 0, "frequent_values": None, "cross_layers": 0}
 
 
 class MultiTaskEstimatorBase(BaseEstimator):
@@ -136,6 +136,7 @@ class MultiTaskEstimatorBase(BaseEstimator):
         "bin_strategy": [StrOptions(set(BIN_STRATEGIES))],
         "frequent_values": [StrOptions(set(FREQUENT_VALUES)), None],
         "leaf_trees": [Interval(Integral, 0, MAX_LEAF_TREES, closed="both")],
+        "cross_layers": [Interval(Integral, 0, MAX_CROSS_LAYERS, closed="both")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -169,7 +170,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
     # change between fits, and a saved model records the fitted values.
     _NETWORK_PARAMS = ("categorical_features", "categories", "hash_buckets", "embedding_dim",
                        "numeric_encoding", "n_bins", "bin_strategy", "frequent_values",
-                       "leaf_trees", "dropout", "batch_norm", "tower_units", "loss_weighting")
+                       "leaf_trees", "cross_layers", "dropout", "batch_norm", "tower_units",
+                       "loss_weighting")
     _MODEL_NETWORK_PARAMS = ()
     # What the validation pass scores per task ("auc" or "r2"), in history_,
     # and the values of ``scoring`` (the mean of those scores, or the loss).
@@ -201,7 +203,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
             The keyword arguments of :class:`skmtl.nn.FeatureEmbedding`'s
             inputs that every network in :mod:`skmtl.nn` takes
             (``cardinalities``, ``n_numeric``, ``embedding_dim``,
-            ``padding_codes``, ``numeric_embedding``, ``leaf_trees``).
+            ``padding_codes``, ``numeric_embedding``, ``leaf_trees``,
+            ``cross_layers``).
         task_output_dims : list of int
             Outputs per task (1 for a binary task or a regression target).
         tower_units : list of tuples of int
@@ -728,7 +731,8 @@ class MultiTaskEstimatorBase(BaseEstimator):
                          padding_codes=[UNKNOWN_CODE] * len(encoder.cardinalities),
                          numeric_embedding=self._numeric_embedding(encoder),
                          leaf_trees=None if encoder.leaf_trees_ is None
-                         else encoder.leaf_trees_.module())
+                         else encoder.leaf_trees_.module(),
+                         cross_layers=self.cross_layers)
         module = self._build_module(embedding, self._task_output_dims(target_state),
                                     self._tower_units_per_task(task_names))
         if label_frequencies is not None and hasattr(module, "init_output_bias"):

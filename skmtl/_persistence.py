@@ -59,7 +59,8 @@ _MAX_EXPANSION = 200
 #    "numeric" state; their embeddings among the weights).
 # 9: the precision each numeric column's frequent values are compared in
 #    ("frequent_dtypes"; float64, as before, for the files of format 8).
-FORMAT_VERSION = 9
+# 10: cross_layers (the cross network's factors among the weights).
+FORMAT_VERSION = 10
 OLDEST_READABLE_FORMAT = 2
 _CONFIG = "skmtl.json"
 _ITEMS = "__items__"  # a dict whose keys are not all strings, as [key, value] pairs
@@ -192,8 +193,9 @@ def load(path, device=None):
         raise ValueError(f"{path}: the weights cannot be read safely ({exc}).") from None
     try:
         estimator_class = classes[config["estimator"]]
-        # files written before frequent_values have none: not the default's "auto"
-        estimator = estimator_class(**{"frequent_values": None,
+        # files written before frequent_values or cross_layers have none of them:
+        # not the defaults
+        estimator = estimator_class(**{"frequent_values": None, "cross_layers": 0,
                                        **_params_from_json(config["params"])})
         estimator._validate_params()
         estimator._check_hyperparameters()

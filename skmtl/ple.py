@@ -25,7 +25,7 @@ class _PLE(GateWeightsMixin, MultiTaskEstimatorBase):
                  tower_units=(32,), categorical_features="from_dtype", categories=None,
                  hash_buckets=None, embedding_dim=8, sparse_embeddings="auto",
                  numeric_encoding="auto", n_bins=32, bin_strategy="target",
-                 frequent_values="auto", leaf_trees=0,
+                 frequent_values="auto", leaf_trees=0, cross_layers=0,
                  dropout=0.0, batch_norm=False, learning_rate=6e-3, learning_rate_schedule="cosine",
                  weight_decay=1e-5, batch_size="auto", max_epochs=6,
                  early_stopping="auto", validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,

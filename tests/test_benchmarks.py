@@ -211,6 +211,16 @@ def test_search_runs_a_candidate_on_every_problem(tmp_path, monkeypatch, small_s
     assert _number(cells["census fit s"]) > 0 and cells["epochs"] == "1.0"
 
 
+def test_search_candidates_of_mmoe_alone_leave_esmm_at_its_defaults():
+    from benchmarks import search
+
+    params = {"cross_layers": 1, "n_experts": 3, "mmoe_max_epochs": 4, "impute": True}
+    assert search._estimator_params(params) == {"cross_layers": 1, "n_experts": 3,
+                                                "max_epochs": 4}
+    esmm = search._esmm(params, seed=0)
+    assert (esmm.cross_layers, esmm.max_epochs) == (1, 10)
+
+
 def test_search_on_census_only(tmp_path, monkeypatch, small_search_problems):
     from benchmarks import search
 

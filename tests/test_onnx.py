@@ -126,6 +126,18 @@ def test_batch_normalisation_is_served_with_its_running_statistics(estimator_cla
     assert_serves_predictions(estimator, to_onnx(estimator, X.head()), X_test)
 
 
+@pytest.mark.parametrize("estimator_class", [skmtl.MMOEClassifier, skmtl.ESMMClassifier,
+                                             skmtl.SharedBottomRegressor],
+                         ids=lambda c: c.__name__)
+def test_cross_layers_are_served_in_the_network(estimator_class, data):
+    X, Y, funnel, targets, X_test = data
+    y = labels_for(estimator_class, Y, funnel, targets)
+    estimator = estimator_class(max_epochs=1, cross_layers=2, random_state=0).fit(X, y)
+    model = to_onnx(estimator, X.head())
+    assert any("cross" in initializer.name for initializer in model.graph.initializer)
+    assert_serves_predictions(estimator, model, X_test)
+
+
 @pytest.mark.parametrize("estimator_class", [skmtl.MMOEClassifier, skmtl.AITMClassifier,
                                              skmtl.PLERegressor], ids=lambda c: c.__name__)
 def test_leaf_trees_are_served_in_the_network(estimator_class, data):

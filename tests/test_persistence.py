@@ -140,7 +140,7 @@ def test_file_is_stamped_with_versions(tasks, tmp_path):
         config = json.loads(zf.read("skmtl.json"))
     assert config["skmtl_version"] == skmtl.__version__
     assert config["torch_version"] == torch.__version__
-    assert config["format_version"] == 9 and config["estimator"] == "ESMMClassifier"
+    assert config["format_version"] == 10 and config["estimator"] == "ESMMClassifier"
 
 
 def test_numpy_values_and_column_positions_in_parameters(tasks, tmp_path):

@@ -5,7 +5,8 @@ Nothing in this sub-package imports scikit-learn.
 
 from .aitm import AITM, AdaptiveInformationTransfer
 from .esmm import ESMM, entire_space_log_proba
-from .layers import MLP, BatchNorm, ExpertBank, FeatureEmbedding, TaskGates, TaskTowers
+from .layers import (MLP, BatchNorm, CrossNetwork, ExpertBank, FeatureEmbedding, TaskGates,
+                     TaskTowers)
 from .losses import (AITMLoss, EntireSpaceLoss, MultiTaskLoss, MultiTaskSquaredLoss,
                      known_targets)
 from .mmoe import MMoE, OMoE
@@ -19,6 +20,7 @@ __all__ = [
     "AITMLoss",
     "AdaptiveInformationTransfer",
     "BatchNorm",
+    "CrossNetwork",
     "ESMM",
     "EntireSpaceLoss",
     "ExpertBank",

@@ -94,6 +94,8 @@ class AITM(nn.Module):
     leaf_trees : TreeLeaves, optional
         Fitted trees whose leaves are embedded as categorical columns (see
         :class:`FeatureEmbedding`).
+    cross_layers : int, default=0
+        Low-rank cross layers on the embedded input (see :class:`CrossNetwork`).
 
     Examples
     --------
@@ -112,13 +114,14 @@ class AITM(nn.Module):
     def __init__(self, cardinalities, n_numeric, n_stages=2, *, embedding_dim=8,
                  tower_units=(64, 32), transfer_units=32, dropout=0.0, padding_codes=None,
                  numeric_embedding=None, imputation=False, batch_norm=False,
-                 leaf_trees=None):
+                 leaf_trees=None, cross_layers=0):
         super().__init__()
         if n_stages < 2:
             raise ValueError(f"AITM needs at least 2 stages, got {n_stages}")
         self.n_stages = int(n_stages)
         self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
-                                          numeric_embedding, leaf_trees=leaf_trees)
+                                          numeric_embedding, leaf_trees=leaf_trees,
+                                          cross_layers=cross_layers)
         self.towers = nn.ModuleList(
             MLP(self.embedding.output_dim, units, dropout, batch_norm=batch_norm)
             for units in per_task_units(tower_units, self.n_stages))

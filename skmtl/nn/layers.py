@@ -43,6 +43,9 @@ class FeatureEmbedding(nn.Module):
         Fitted trees over the inputs (the codes, then the numeric inputs);
         the leaf a row falls in, in each tree, is embedded as one more
         categorical column, after those of ``cardinalities``.
+    cross_layers : int, default=0
+        Low-rank cross layers (:class:`CrossNetwork`) applied to the
+        concatenated representation; 0 leaves it as it is.
 
     Attributes
     ----------
@@ -69,7 +72,7 @@ class FeatureEmbedding(nn.Module):
     sparse = False
 
     def __init__(self, cardinalities, n_numeric, embedding_dim, padding_codes=None,
-                 numeric_embedding=None, sparse=False, leaf_trees=None):
+                 numeric_embedding=None, sparse=False, leaf_trees=None, cross_layers=0):
         super().__init__()
         self.sparse = bool(sparse)
         cardinalities = [int(c) for c in cardinalities]
@@ -125,6 +128,7 @@ class FeatureEmbedding(nn.Module):
         numeric_dim = (self.n_numeric if self.numeric_embedding is None
                        else self.numeric_embedding.output_dim)
         self.output_dim = len(cardinalities) * self.embedding_dim + numeric_dim
+        self.cross = CrossNetwork(self.output_dim, cross_layers) if cross_layers else None
 
     def forward(self, categorical, numeric):
         """Return the concatenated ``(batch, output_dim)`` representation.
@@ -155,7 +159,64 @@ class FeatureEmbedding(nn.Module):
             parts.append(self.numeric_embedding(numeric))
         elif self.n_numeric:
             parts.append(numeric)
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        embedded = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        cross = self._modules.get("cross")  # (none in modules pickled before)
+        return embedded if cross is None else cross(embedded)
+
+
+class CrossNetwork(nn.Module):
+    """Low-rank cross layers: explicit products of a representation's features.
+
+    Layer ``l`` maps ``x_l`` to ``x_0 * (x_l @ U_l @ V_l + b_l) + x_l``, where
+    ``x_0`` is the network's input and ``U_l @ V_l`` a matrix of rank
+    ``rank``: after ``l`` layers the output holds products of up to ``l + 1``
+    input features, weighted by learned factors (the cross network of DCN-v2,
+    Wang et al., WWW 2021, in its low-rank form). ``V`` starts small, so the
+    layers start close to the identity.
+
+    Parameters
+    ----------
+    dim : int
+        Width of the representation, kept by every layer.
+    n_layers : int
+    rank : int, default=16
+        Rank of each layer's matrix (at most ``dim``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmtl.nn import CrossNetwork
+    >>> _ = torch.manual_seed(0)
+    >>> cross = CrossNetwork(6, n_layers=2, rank=3)
+    >>> x = torch.randn(4, 6)
+    >>> cross(x).shape
+    torch.Size([4, 6])
+    >>> with torch.no_grad():  # a layer of zero factors is the identity
+    ...     _ = cross.down[0].zero_(), cross.down[1].zero_()
+    >>> torch.equal(cross(x), x)
+    True
+    """
+
+    def __init__(self, dim, n_layers, rank=16):
+        super().__init__()
+        dim, n_layers, rank = int(dim), int(n_layers), int(rank)
+        if dim < 1 or n_layers < 1 or rank < 1:
+            raise ValueError(f"a CrossNetwork needs dim, n_layers and rank >= 1; got {dim}, "
+                             f"{n_layers}, {rank}")
+        rank = min(rank, dim)
+        # (in place: randn * scale imports torch._dynamo on the meta device, two seconds)
+        self.up = nn.ParameterList(nn.Parameter(torch.randn(dim, rank).mul_(dim ** -0.5))
+                                   for _ in range(n_layers))
+        self.down = nn.ParameterList(nn.Parameter(torch.randn(rank, dim).mul_(0.1 * rank ** -0.5))
+                                     for _ in range(n_layers))
+        self.bias = nn.ParameterList(nn.Parameter(torch.zeros(dim)) for _ in range(n_layers))
+
+    def forward(self, x0):
+        """Map ``(batch, dim)`` to ``(batch, dim)``."""
+        x = x0
+        for up, down, bias in zip(self.up, self.down, self.bias):
+            x = torch.addcmul(x, x0, torch.addmm(bias, x @ up, down))
+        return x
 
 
 # index_add_ calls of at most this many elements run on one thread (torch's

@@ -11,11 +11,12 @@ class _MixtureOfExperts(_TaskTowersOutputBias, nn.Module):
 
     def __init__(self, cardinalities, n_numeric, task_output_dims, n_gates, *, embedding_dim,
                  n_experts, expert_units, tower_units, dropout, padding_codes,
-                 numeric_embedding, batch_norm, leaf_trees=None):
+                 numeric_embedding, batch_norm, leaf_trees=None, cross_layers=0):
         super().__init__()
         self.task_output_dims = [int(d) for d in task_output_dims]
         self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
-                                          numeric_embedding, leaf_trees=leaf_trees)
+                                          numeric_embedding, leaf_trees=leaf_trees,
+                                          cross_layers=cross_layers)
         self.experts = ExpertBank(self.embedding.output_dim, n_experts, expert_units, dropout,
                                   batch_norm)
         self.gates = TaskGates(self.embedding.output_dim, n_gates, n_experts)
@@ -71,6 +72,8 @@ class MMoE(_MixtureOfExperts):
     leaf_trees : TreeLeaves, optional
         Fitted trees whose leaves are embedded as categorical columns (see
         :class:`FeatureEmbedding`).
+    cross_layers : int, default=0
+        Low-rank cross layers on the embedded input (see :class:`CrossNetwork`).
 
     Examples
     --------
@@ -92,13 +95,14 @@ class MMoE(_MixtureOfExperts):
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
                  n_experts=4, expert_units=(32,), tower_units=(32,), dropout=0.0,
                  padding_codes=None, numeric_embedding=None, batch_norm=False,
-                 leaf_trees=None):
+                 leaf_trees=None, cross_layers=0):
         super().__init__(cardinalities, n_numeric, task_output_dims,
                          n_gates=len(task_output_dims), embedding_dim=embedding_dim,
                          n_experts=n_experts, expert_units=expert_units,
                          tower_units=tower_units, dropout=dropout,
                          padding_codes=padding_codes, numeric_embedding=numeric_embedding,
-                         batch_norm=batch_norm, leaf_trees=leaf_trees)
+                         batch_norm=batch_norm, leaf_trees=leaf_trees,
+                         cross_layers=cross_layers)
 
 
 class OMoE(_MixtureOfExperts):
@@ -127,9 +131,10 @@ class OMoE(_MixtureOfExperts):
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
                  n_experts=4, expert_units=(64,), tower_units=(32,), dropout=0.0,
                  padding_codes=None, numeric_embedding=None, batch_norm=False,
-                 leaf_trees=None):
+                 leaf_trees=None, cross_layers=0):
         super().__init__(cardinalities, n_numeric, task_output_dims, n_gates=1,
                          embedding_dim=embedding_dim, n_experts=n_experts,
                          expert_units=expert_units, tower_units=tower_units, dropout=dropout,
                          padding_codes=padding_codes, numeric_embedding=numeric_embedding,
-                         batch_norm=batch_norm, leaf_trees=leaf_trees)
+                         batch_norm=batch_norm, leaf_trees=leaf_trees,
+                         cross_layers=cross_layers)

@@ -145,6 +145,8 @@ class PLE(_TaskTowersOutputBias, nn.Module):
     leaf_trees : TreeLeaves, optional
         Fitted trees whose leaves are embedded as categorical columns (see
         :class:`FeatureEmbedding`).
+    cross_layers : int, default=0
+        Low-rank cross layers on the embedded input (see :class:`CrossNetwork`).
 
     Examples
     --------
@@ -165,14 +167,15 @@ class PLE(_TaskTowersOutputBias, nn.Module):
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
                  n_levels=2, n_shared_experts=2, n_task_experts=2, expert_units=(64,),
                  tower_units=(32,), dropout=0.0, padding_codes=None, numeric_embedding=None,
-                 batch_norm=False, leaf_trees=None):
+                 batch_norm=False, leaf_trees=None, cross_layers=0):
         super().__init__()
         if n_levels < 1:
             raise ValueError(f"PLE needs at least 1 level, got {n_levels}")
         self.task_output_dims = [int(d) for d in task_output_dims]
         n_tasks = len(self.task_output_dims)
         self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
-                                          numeric_embedding, leaf_trees=leaf_trees)
+                                          numeric_embedding, leaf_trees=leaf_trees,
+                                          cross_layers=cross_layers)
         levels, width = [], self.embedding.output_dim
         for level in range(int(n_levels)):
             levels.append(ExtractionLevel(width, n_tasks, n_shared_experts, n_task_experts,

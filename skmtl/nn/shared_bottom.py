@@ -29,6 +29,8 @@ class SharedBottom(_TaskTowersOutputBias, nn.Module):
     leaf_trees : TreeLeaves, optional
         Fitted trees whose leaves are embedded as categorical columns (see
         :class:`FeatureEmbedding`).
+    cross_layers : int, default=0
+        Low-rank cross layers on the embedded input (see :class:`CrossNetwork`).
 
     Examples
     --------
@@ -46,11 +48,12 @@ class SharedBottom(_TaskTowersOutputBias, nn.Module):
 
     def __init__(self, cardinalities, n_numeric, task_output_dims, *, embedding_dim=8,
                  bottom_units=(128, 64), tower_units=(32,), dropout=0.0, padding_codes=None,
-                 numeric_embedding=None, batch_norm=False, leaf_trees=None):
+                 numeric_embedding=None, batch_norm=False, leaf_trees=None, cross_layers=0):
         super().__init__()
         self.task_output_dims = [int(d) for d in task_output_dims]
         self.embedding = FeatureEmbedding(cardinalities, n_numeric, embedding_dim, padding_codes,
-                                          numeric_embedding, leaf_trees=leaf_trees)
+                                          numeric_embedding, leaf_trees=leaf_trees,
+                                          cross_layers=cross_layers)
         self.bottom = MLP(self.embedding.output_dim, bottom_units, dropout,
                           batch_norm=batch_norm)
         self.towers = TaskTowers(self.bottom.output_dim, tower_units, self.task_output_dims,

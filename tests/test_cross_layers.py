@@ -1,0 +1,151 @@
+"""cross_layers: low-rank cross layers (DCN-v2) on the embedded input of every network."""
+
+import io
+import json
+import zipfile
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+from sklearn.utils._param_validation import InvalidParameterError
+
+import skmtl
+from skmtl import (AITMClassifier, ESMMClassifier, MMOEClassifier, OMOEClassifier,
+                   PLEClassifier, SharedBottomRegressor)
+from skmtl.nn import CrossNetwork, FeatureEmbedding
+
+FAST = dict(max_epochs=2, batch_size=128, random_state=0)
+
+
+def test_each_layer_adds_the_input_times_a_low_rank_map_of_its_own_input():
+    _ = torch.manual_seed(0)
+    cross = CrossNetwork(5, n_layers=2, rank=3)
+    x0 = torch.randn(7, 5)
+    expected = x0
+    for up, down, bias in zip(cross.up, cross.down, cross.bias):
+        expected = x0 * (expected @ up @ down + bias) + expected
+    torch.testing.assert_close(cross(x0), expected)
+    # one layer that maps feature 1 onto feature 0: feature 0 becomes x0 + x0 * x1
+    single = CrossNetwork(2, n_layers=1, rank=1)
+    with torch.no_grad():
+        single.up[0].copy_(torch.tensor([[0.0], [1.0]]))
+        single.down[0].copy_(torch.tensor([[1.0, 0.0]]))
+        single.bias[0].zero_()
+    x = torch.tensor([[2.0, 3.0], [-1.0, 4.0]])
+    torch.testing.assert_close(single(x), torch.tensor([[8.0, 3.0], [-5.0, 4.0]]))
+
+
+def test_the_rank_is_at_most_the_width_and_sizes_are_checked():
+    assert CrossNetwork(4, n_layers=1, rank=16).up[0].shape == (4, 4)
+    for args in [(0, 1), (4, 0), (4, 1, 0)]:
+        with pytest.raises(ValueError, match="CrossNetwork needs"):
+            CrossNetwork(*args)
+
+
+def test_the_embedding_keeps_its_width_and_trains_the_cross():
+    embedding = FeatureEmbedding([4, 3], n_numeric=2, embedding_dim=5, cross_layers=1)
+    plain = FeatureEmbedding([4, 3], n_numeric=2, embedding_dim=5)
+    assert embedding.output_dim == plain.output_dim == 12 and plain.cross is None
+    codes, numbers = torch.tensor([[1, 2], [3, 0]]), torch.tensor([[0.5, -1.0], [2.0, 0.0]])
+    embedding(codes, numbers).square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0
+               for p in embedding.cross.parameters())
+
+
+@pytest.mark.parametrize("estimator_class", [MMOEClassifier, OMOEClassifier, PLEClassifier,
+                                             SharedBottomRegressor, ESMMClassifier,
+                                             AITMClassifier], ids=lambda c: c.__name__)
+def test_every_model_crosses_its_input_and_saves_the_layers(estimator_class, tasks, holdout,
+                                                            tmp_path):
+    X, Y, funnel = tasks
+    y = {ESMMClassifier: funnel, AITMClassifier: funnel,
+         SharedBottomRegressor: pd.DataFrame({"a": X["num_a"] * 3, "b": -X["num_b"]})}.get(
+        estimator_class, Y)
+    model = estimator_class(**FAST, cross_layers=2).fit(X, y)
+    cross = model.net_.module_.embedding.cross
+    assert len(cross.up) == 2 and cross.up[0].shape[0] == model.net_.module_.embedding.output_dim
+    predict = model.predict_proba if hasattr(model, "predict_proba") else model.predict
+    predicted = predict(holdout[0])
+    model.save(tmp_path / "model.skmtl")
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    for loaded in (skmtl.load(tmp_path / "model.skmtl"), joblib.load(io.BytesIO(
+            buffer.getvalue()))):
+        assert loaded.cross_layers == 2
+        again = (loaded.predict_proba if hasattr(loaded, "predict_proba") else loaded.predict)(
+            holdout[0])
+        for a, b in zip(predicted if isinstance(predicted, list) else [predicted],
+                        again if isinstance(again, list) else [again]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_cross_layer_learns_a_product_of_two_columns_sooner():
+    # the sign of a product of two numbers: one cross layer holds the product itself
+    rng = np.random.default_rng(0)
+
+    def table(n):
+        X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                          "c": rng.choice(list("pqrs"), n)})
+        Y = pd.DataFrame({"product": (X["a"] * X["b"] > 0).astype(int),
+                          "c": (X["c"] == "p").astype(int)})
+        return X, Y
+
+    (X, Y), (X_test, Y_test) = table(3000), table(2000)
+    aucs = {}
+    for cross_layers in (0, 1):
+        model = MMOEClassifier(max_epochs=2, random_state=0, cross_layers=cross_layers,
+                               numeric_encoding="standard").fit(X, Y)
+        aucs[cross_layers] = roc_auc_score(Y_test["product"],
+                                           model.predict_proba(X_test)[0][:, 1])
+    assert aucs[1] > aucs[0] + 0.02, aucs
+
+
+@pytest.mark.parametrize("value", [-1, 65, 1.5, "1", None])
+def test_bad_cross_layers(tasks, value):
+    X, Y, _ = tasks
+    with pytest.raises(InvalidParameterError, match="cross_layers"):
+        MMOEClassifier(cross_layers=value).fit(X, Y)
+
+
+def test_warm_start_keeps_the_cross_layers(tasks):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST, cross_layers=1, warm_start=True).fit(X, Y)
+    up = model.net_.module_.embedding.cross.up[0].detach().clone()
+    model.fit(X, Y)  # continues the same layers
+    assert not torch.equal(model.net_.module_.embedding.cross.up[0], up)
+    with pytest.raises(ValueError, match="cross_layers"):  # another network: refit from scratch
+        model.set_params(cross_layers=2).fit(X, Y)
+
+
+def test_a_model_saved_or_pickled_before_cross_layers_still_predicts(tasks, tmp_path):
+    X, Y, _ = tasks
+    model = MMOEClassifier(**FAST).fit(X, Y)
+    expected = model.predict_proba(X)
+    # a file of format 9 names no cross_layers
+    model.save(tmp_path / "model.skmtl")
+    with zipfile.ZipFile(tmp_path / "model.skmtl") as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    config = json.loads(members["skmtl.json"])
+    del config["params"]["cross_layers"]
+    config["format_version"] = 9
+    members["skmtl.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "format9.skmtl", "w") as zf:
+        for name, content in members.items():
+            zf.writestr(name, content)
+    loaded = skmtl.load(tmp_path / "format9.skmtl")
+    assert loaded.cross_layers == 0 and loaded.net_.module_.embedding.cross is None
+    # as pickled before the parameter, the embedding had no cross attribute
+    del model.net_.module_.embedding.__dict__["cross"]
+    del model.cross_layers
+    del model._fitted_network_params["cross_layers"]
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    restored = joblib.load(io.BytesIO(buffer.getvalue()))
+    assert restored.get_params()["cross_layers"] == 0
+    for fitted in (loaded, restored):
+        for a, b in zip(fitted.predict_proba(X), expected):
+            np.testing.assert_array_equal(a, b)
+    restored.set_params(warm_start=True).fit(X, Y)  # continues: the same network
