@@ -106,6 +106,10 @@ CANDIDATES = {
     "cross layer, 3 experts, 4 epochs (MMoE)": {"cross_layers": 1, "n_experts": 3,
                                                 "mmoe_max_epochs": 4},
     "5 epochs (MMoE)": {"mmoe_max_epochs": 5},
+    # every training row trains: with 6 epochs and n_iter_no_change=5 early stopping
+    # never ends a fit early, it only holds 10 % of the rows out (session 27)
+    "no early stopping": {"early_stopping": False},
+    "no early stopping, 5 epochs (MMoE)": {"early_stopping": False, "mmoe_max_epochs": 5},
     # with --missing-fraction: what a user would otherwise do, the defaults behind
     # scikit-learn's imputer (the median, and a 0/1 indicator column per column)
     "defaults after SimpleImputer(median, add_indicator)": {"impute": True},
