@@ -188,9 +188,10 @@ COMMON_PARAMETERS = """\
         hidden layers. The layers start close to the identity. The products
         grow as powers of the inputs: with ``numeric_encoding="standard"``
         or ``"passthrough"``, a number beyond about 1e19 times its column's
-        scale (1e13 with two layers) overflows float32 and ``predict`` raises. On Census, one layer lifted MMoE's income AUC from
-        0.9512 to 0.9517 (three splits the defaults were not chosen on; 0.9498
-        to 0.9504 on those they were) and two to 0.9520, never married
+        scale (1e13 with two layers) overflows float32 and ``predict``
+        raises. On Census, one layer lifted MMoE's income AUC from 0.9512
+        to 0.9517 (three splits the defaults were not chosen on; 0.9498 to
+        0.9504 on those they were) and two to 0.9520, never married
         unchanged, for 1.2 and 1.5 times the fit time; on Coat, ESMM's pCVR
         AUC fell by 0.006 and 0.014 (``benchmarks/README.md``).
     dropout : float, default=0.0

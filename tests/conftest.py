@@ -105,6 +105,17 @@ def make_tasks(n_samples=2000, seed=0):
     return X, Y, funnel
 
 
+def labels_for_model(estimator_class, tasks):
+    """The labels of ``make_tasks``'s rows that ``estimator_class`` fits: the funnel for
+    ESMM and AITM, two real-valued targets for a regressor, the two binary tasks otherwise."""
+    X, Y, funnel = tasks
+    if estimator_class.__name__ in ("ESMMClassifier", "AITMClassifier"):
+        return funnel
+    if estimator_class.__name__.endswith("Regressor"):
+        return pd.DataFrame({"a": X["num_a"] * 3, "b": -X["num_b"]})
+    return Y
+
+
 @pytest.fixture(scope="session")
 def tasks():
     return make_tasks(2000, seed=0)

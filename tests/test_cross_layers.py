@@ -6,7 +6,6 @@ import zipfile
 
 import joblib
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from sklearn.utils._param_validation import InvalidParameterError
@@ -15,6 +14,8 @@ import skmtl
 from skmtl import (AITMClassifier, ESMMClassifier, MMOEClassifier, OMOEClassifier,
                    PLEClassifier, SharedBottomRegressor)
 from skmtl.nn import CrossNetwork, FeatureEmbedding
+
+from conftest import labels_for_model
 
 FAST = dict(max_epochs=2, batch_size=128, random_state=0)
 
@@ -59,10 +60,8 @@ def test_the_embedding_keeps_its_width_and_trains_the_cross():
                                              AITMClassifier], ids=lambda c: c.__name__)
 def test_every_model_crosses_its_input_and_saves_the_layers(estimator_class, tasks, holdout,
                                                             tmp_path):
-    X, Y, funnel = tasks
-    y = {ESMMClassifier: funnel, AITMClassifier: funnel,
-         SharedBottomRegressor: pd.DataFrame({"a": X["num_a"] * 3, "b": -X["num_b"]})}.get(
-        estimator_class, Y)
+    X = tasks[0]
+    y = labels_for_model(estimator_class, tasks)
     model = estimator_class(**FAST, cross_layers=2).fit(X, y)
     cross = model.net_.module_.embedding.cross
     assert len(cross.up) == 2 and cross.up[0].shape[0] == model.net_.module_.embedding.output_dim

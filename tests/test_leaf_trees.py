@@ -20,6 +20,8 @@ from skmtl._encoding import LeafTrees
 from skmtl._encoding._leaves import _boost
 from skmtl.nn import TreeLeaves
 
+from conftest import labels_for_model
+
 FAST = dict(max_epochs=2, batch_size=128, random_state=0)
 
 
@@ -140,10 +142,8 @@ def test_rows_without_a_label_or_weight_do_not_shape_the_trees():
                                              AITMClassifier], ids=lambda c: c.__name__)
 def test_every_model_embeds_the_leaves_and_saves_them(estimator_class, tasks, holdout,
                                                       tmp_path):
-    X, Y, funnel = tasks
-    y = {ESMMClassifier: funnel, AITMClassifier: funnel,
-         SharedBottomRegressor: pd.DataFrame({"a": X["num_a"] * 3, "b": -X["num_b"]})}.get(
-        estimator_class, Y)
+    X = tasks[0]
+    y = labels_for_model(estimator_class, tasks)
     model = estimator_class(**FAST, leaf_trees=3).fit(X, y)
     embedding = model.net_.module_.embedding
     plain = estimator_class(**FAST).fit(X, y).net_.module_.embedding
