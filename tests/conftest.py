@@ -116,6 +116,29 @@ def labels_for_model(estimator_class, tasks):
     return Y
 
 
+def reloaded_alike(model, X, path):
+    """``model`` saved to ``path`` and loaded, and pickled and unpickled by joblib; each
+    asserted to predict on ``X`` exactly as ``model`` does. Returns the two copies."""
+    import io
+
+    import joblib
+    import skmtl
+
+    def predictions(fitted):
+        out = (fitted.predict_proba if hasattr(fitted, "predict_proba") else fitted.predict)(X)
+        return out if isinstance(out, list) else [out]
+
+    expected = predictions(model)
+    model.save(path)
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    copies = skmtl.load(path), joblib.load(io.BytesIO(buffer.getvalue()))
+    for copy in copies:
+        for a, b in zip(expected, predictions(copy), strict=True):
+            np.testing.assert_array_equal(a, b)
+    return copies
+
+
 @pytest.fixture(scope="session")
 def tasks():
     return make_tasks(2000, seed=0)

@@ -15,7 +15,7 @@ from skmtl import (AITMClassifier, ESMMClassifier, MMOEClassifier, OMOEClassifie
                    PLEClassifier, SharedBottomRegressor)
 from skmtl.nn import CrossNetwork, FeatureEmbedding
 
-from conftest import labels_for_model
+from conftest import labels_for_model, reloaded_alike
 
 FAST = dict(max_epochs=2, batch_size=128, random_state=0)
 
@@ -65,19 +65,8 @@ def test_every_model_crosses_its_input_and_saves_the_layers(estimator_class, tas
     model = estimator_class(**FAST, cross_layers=2).fit(X, y)
     cross = model.net_.module_.embedding.cross
     assert len(cross.up) == 2 and cross.up[0].shape[0] == model.net_.module_.embedding.output_dim
-    predict = model.predict_proba if hasattr(model, "predict_proba") else model.predict
-    predicted = predict(holdout[0])
-    model.save(tmp_path / "model.skmtl")
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer)
-    for loaded in (skmtl.load(tmp_path / "model.skmtl"), joblib.load(io.BytesIO(
-            buffer.getvalue()))):
+    for loaded in reloaded_alike(model, holdout[0], tmp_path / "model.skmtl"):
         assert loaded.cross_layers == 2
-        again = (loaded.predict_proba if hasattr(loaded, "predict_proba") else loaded.predict)(
-            holdout[0])
-        for a, b in zip(predicted if isinstance(predicted, list) else [predicted],
-                        again if isinstance(again, list) else [again]):
-            np.testing.assert_array_equal(a, b)
 
 
 def test_predictions_read_the_crossed_input(tasks):

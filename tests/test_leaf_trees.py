@@ -20,7 +20,7 @@ from skmtl._encoding import LeafTrees
 from skmtl._encoding._leaves import _boost
 from skmtl.nn import TreeLeaves
 
-from conftest import labels_for_model
+from conftest import labels_for_model, reloaded_alike
 
 FAST = dict(max_epochs=2, batch_size=128, random_state=0)
 
@@ -149,20 +149,8 @@ def test_every_model_embeds_the_leaves_and_saves_them(estimator_class, tasks, ho
     plain = estimator_class(**FAST).fit(X, y).net_.module_.embedding
     assert embedding.leaf_trees.n_trees == 6 and plain.leaf_trees is None
     assert embedding.output_dim == plain.output_dim + 6 * embedding.embedding_dim
-    X_test = holdout[0]
-    predicted = (model.predict_proba if hasattr(model, "predict_proba") else model.predict)(
-        X_test)
-    model.save(tmp_path / "model.skmtl")
-    assert skmtl.load(tmp_path / "model.skmtl")._encoder.leaf_trees == 3
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer)
-    for loaded in (skmtl.load(tmp_path / "model.skmtl"), joblib.load(io.BytesIO(
-            buffer.getvalue()))):
-        again = (loaded.predict_proba if hasattr(loaded, "predict_proba") else loaded.predict)(
-            X_test)
-        for a, b in zip(np.atleast_2d(predicted) if not isinstance(predicted, list) else
-                        predicted, again if isinstance(again, list) else np.atleast_2d(again)):
-            np.testing.assert_array_equal(a, b)
+    for loaded in reloaded_alike(model, holdout[0], tmp_path / "model.skmtl"):
+        assert loaded._encoder.leaf_trees == 3
 
 
 def test_leaves_lift_a_task_of_interactions(holdout):
