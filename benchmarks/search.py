@@ -55,7 +55,7 @@ from .data import load_census, load_coat
 # MMoE and 10 for ESMM, MMoE experts of 32 units). Candidates that change
 # only MMoE's network repeat the ESMM numbers of the defaults.
 PREVIOUS = {"numeric_encoding": "standard", "frequent_values": None,
-            "learning_rate_schedule": "constant",
+            "learning_rate_schedule": "constant", "early_stopping": "auto",
             "learning_rate": 1e-3, "weight_decay": 0.0, "batch_size": 256, "max_epochs": 30,
             "expert_units": (64,)}
 # parameters of MMoE only; "mmoe_max_epochs" is max_epochs for MMoE alone (ESMM keeps 10)
@@ -105,11 +105,13 @@ CANDIDATES = {
                                                 "mmoe_max_epochs": 5},
     "cross layer, 3 experts, 4 epochs (MMoE)": {"cross_layers": 1, "n_experts": 3,
                                                 "mmoe_max_epochs": 4},
-    "5 epochs (MMoE)": {"mmoe_max_epochs": 5},
-    # every training row trains: with 6 epochs and n_iter_no_change=5 early stopping
-    # never ends a fit early, it only holds 10 % of the rows out (session 27)
-    "no early stopping": {"early_stopping": False},
-    "no early stopping, 5 epochs (MMoE)": {"early_stopping": False, "mmoe_max_epochs": 5},
+    # every row trains since session 28: with 6 epochs and n_iter_no_change=5 early
+    # stopping never ended a fit early, it only held 10 % of the rows out. Until
+    # then early stopping was on above 10,000 rows and MMoE trained 6 epochs.
+    "defaults until session 27: early stopping above 10,000 rows, 6 epochs (MMoE)":
+        {"early_stopping": "auto", "mmoe_max_epochs": 6},
+    "early stopping above 10,000 rows": {"early_stopping": "auto"},
+    "6 epochs (MMoE)": {"mmoe_max_epochs": 6},
     # with --missing-fraction: what a user would otherwise do, the defaults behind
     # scikit-learn's imputer (the median, and a 0/1 indicator column per column)
     "defaults after SimpleImputer(median, add_indicator)": {"impute": True},

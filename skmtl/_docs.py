@@ -221,14 +221,19 @@ COMMON_PARAMETERS = """\
     max_epochs : int, default={max_epochs}
         Number of passes over the training data (fewer if early stopping
         ends training).{max_epochs_note}
-    early_stopping : "auto" or bool, default="auto"
-        Stop when the validation loss (or ``scoring``) has not improved by
-        ``tol`` for ``n_iter_no_change`` epochs, then restore the best
-        weights. ``"auto"``
-        turns it on when there are more than 10,000 samples.
+    early_stopping : "auto" or bool, default=False
+        Hold ``validation_fraction`` of the rows out, stop when their loss
+        (or ``scoring``) has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, then restore the best weights.
+        ``"auto"`` turns it on when there are more than 10,000 samples.
+        Off by default: the cosine schedule ends at ``max_epochs`` anyway,
+        and training on every row reached a higher test AUC on Census,
+        Coat and the synthetic funnel (``benchmarks/README.md``). Turn it
+        on to see validation scores in ``history_``, or with many epochs.
     validation_fraction : float, int or None, default=0.1
         Share (or number) of the training rows held out for early stopping;
-        ``None`` stops on the training loss instead.
+        ``None`` stops on the training loss instead. Unused without early
+        stopping.
     n_iter_no_change : int, default=5
         Patience of early stopping, in epochs.
     tol : float, default=1e-4
@@ -298,9 +303,10 @@ _ATTRIBUTES_AFTER_TARGETS = """\
     history_ : skorch.History
         One entry per epoch: ``train_loss``, ``train_loss_<task>`` (over the
         rows where that task's label is known) and ``task_weight_<task>``;
-        with validation also ``valid_loss``, ``valid_loss_<task>`` and
-        ``valid_{metric}_<task>``, and ``valid_{scoring}`` with
-        ``scoring="{scoring}"``; ``dur`` in seconds.
+        with early stopping on validation rows also ``valid_loss``,
+        ``valid_loss_<task>``, ``valid_{metric}_<task>``, and
+        ``valid_{scoring}`` with ``scoring="{scoring}"``; ``dur`` in
+        seconds.
     n_iter_ : int
         Number of epochs run (over all fits with ``warm_start``).
     net_ : skmtl._training.MultiTaskNet
@@ -319,14 +325,15 @@ CLASSIFIER_SCORING = """\
         What early stopping watches on the validation rows: the loss, or
         ``"roc_auc"``, the mean ROC AUC of the binary tasks (weighted by
         ``task_weights``), higher being better; the best epoch's weights are
-        restored. Needs ``validation_fraction`` when early stopping is on."""
+        restored. Used only with early stopping, and then needs
+        ``validation_fraction``."""
 
 REGRESSOR_SCORING = """\
     scoring : {"loss", "r2"}, default="loss"
         What early stopping watches on the validation rows: the loss, or
         ``"r2"``, the mean R² of the tasks (weighted by ``task_weights``),
-        higher being better; the best epoch's weights are restored. Needs
-        ``validation_fraction`` when early stopping is on."""
+        higher being better; the best epoch's weights are restored. Used
+        only with early stopping, and then needs ``validation_fraction``."""
 
 
 def fill(**fields):

@@ -53,7 +53,7 @@ class ESMMClassifier(FunnelClassifierBase):
                  frequent_values="auto", leaf_trees=0, cross_layers=0,
                  dropout=0.0, batch_norm=False, learning_rate=6e-3, learning_rate_schedule="cosine",
                  weight_decay=1e-5, batch_size="auto", max_epochs=10,
-                 early_stopping="auto", validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
                  scoring="loss", task_weights=None, loss_weighting="equal", gradnorm_alpha=1.5,
                  random_state=None, device="cpu", verbose=0, warm_start=False):
         self._set_init_params(locals())

@@ -832,8 +832,11 @@ def test_a_failed_new_fit_leaves_the_kept_split_seed(tasks, splits):
 
 def test_early_stopping_auto_depends_on_sample_count(tasks):
     X, Y, _ = tasks
-    assert MMOEClassifier()._early_stopping_enabled(len(X)) is False
-    assert MMOEClassifier()._early_stopping_enabled(20_000) is True
+    auto = MMOEClassifier(early_stopping="auto")
+    assert auto._early_stopping_enabled(len(X)) is False
+    assert auto._early_stopping_enabled(20_000) is True
+    # off by default, on any number of rows: every row trains
+    assert MMOEClassifier()._early_stopping_enabled(20_000) is False
     with pytest.raises(ValueError, match="validation_fraction"):
         MMOEClassifier(early_stopping=True, validation_fraction=len(X)).fit(X, Y)
 
