@@ -221,15 +221,12 @@ COMMON_PARAMETERS = """\
     max_epochs : int, default={max_epochs}
         Number of passes over the training data (fewer if early stopping
         ends training).{max_epochs_note}
-    early_stopping : "auto" or bool, default=False
+    early_stopping : "auto" or bool, default={early_stopping}
         Hold ``validation_fraction`` of the rows out, stop when their loss
         (or ``scoring``) has not improved by ``tol`` for
         ``n_iter_no_change`` epochs, then restore the best weights.
         ``"auto"`` turns it on when there are more than 10,000 samples.
-        Off by default: the cosine schedule ends at ``max_epochs`` anyway,
-        and training on every row reached a higher test AUC on Census,
-        Coat and the synthetic funnel (``benchmarks/README.md``). Turn it
-        on to see validation scores in ``history_``, or with many epochs.
+{early_stopping_note}
     validation_fraction : float, int or None, default=0.1
         Share (or number) of the training rows held out for early stopping;
         ``None`` stops on the training loss instead. Unused without early
@@ -355,8 +352,16 @@ def fill(**fields):
     return decorate
 
 
+EVERY_ROW_TRAINS = """\
+        Off by default: the cosine schedule ends at ``max_epochs`` anyway,
+        and training on every row reached a higher test AUC on Census,
+        Coat and the synthetic funnels (``benchmarks/README.md``). Turn it
+        on to see validation scores in ``history_``, or with many epochs."""
+
+
 def estimator(module, *, regressor=False, tower_default="(32,)", max_epochs=6,
-              max_epochs_note="", **fields):
+              max_epochs_note="", early_stopping="False",
+              early_stopping_note=EVERY_ROW_TRAINS, **fields):
     """:func:`fill` with the shared texts of an estimator's docstring.
 
     ``{tower_units}``, ``{common_parameters}`` and ``{attributes}`` (of a
@@ -368,4 +373,5 @@ def estimator(module, *, regressor=False, tower_default="(32,)", max_epochs=6,
                 attributes=REGRESSOR_ATTRIBUTES if regressor else CLASSIFIER_ATTRIBUTES,
                 scoring=REGRESSOR_SCORING if regressor else CLASSIFIER_SCORING,
                 module=module, tower_default=tower_default, max_epochs=max_epochs,
-                max_epochs_note=max_epochs_note)
+                max_epochs_note=max_epochs_note, early_stopping=early_stopping,
+                early_stopping_note=early_stopping_note)

@@ -1,7 +1,9 @@
 """Every example in skmtl's docstrings runs and prints what it says."""
 
+import ast
 import doctest
 import importlib
+import inspect
 import pathlib
 import pkgutil
 import re
@@ -45,6 +47,23 @@ def test_every_estimator_has_an_example():
         public = getattr(skmtl, name)
         if isinstance(public, type):
             assert ">>> " in (public.__doc__ or ""), name
+
+
+def test_documented_defaults_are_the_signatures():
+    """Each ``name : ..., default=value`` of an estimator's docstring is its ``__init__``'s."""
+    checked = 0
+    for name in skmtl.__all__:
+        public = getattr(skmtl, name)
+        if not (isinstance(public, type) and hasattr(public, "get_params")):
+            continue
+        for parameter in inspect.signature(public).parameters.values():
+            documented = re.search(rf"^    {parameter.name} : .*default=(.+)$", public.__doc__,
+                                   flags=re.M)
+            assert documented, (name, parameter.name)
+            assert ast.literal_eval(documented.group(1)) == parameter.default, (
+                name, parameter.name, documented.group(1))
+            checked += 1
+    assert checked > 100
 
 
 API_REFERENCE = pathlib.Path(__file__).resolve().parent.parent / "docs" / "api.rst"
