@@ -57,6 +57,8 @@ CANDIDATES = {
     "leaf_trees=20": {"leaf_trees": 20},
     "frequent_values=None (the default before session 25)": {"frequent_values": None},
     "frequent_values='all'": {"frequent_values": "all"},
+    "max_epochs=6, early_stopping='auto' (the defaults until session 27)":
+        {"max_epochs": 6, "early_stopping": "auto"},
 }
 
 

@@ -18,9 +18,10 @@ scores them on the same held-out rows:
   click) against conversions drawn from the generator's true probability,
   on 10,000 impressions, clicked or not.
 
-Candidates change ``batch_size`` only (the floor of ``batch_size="auto"``,
-which decides it below 65,536 training rows); ``defaults`` is the installed
-package's own (1/64 of the rows within [32, 1024] since session 13).
+Candidates change ``batch_size`` (the floor of ``batch_size="auto"``,
+which decides it below 65,536 training rows; 1/64 of the rows within
+[32, 1024] since session 13) or MMoE's ``max_epochs`` (5 since session
+28); ``defaults`` is the installed package's own.
 """
 
 import argparse
@@ -38,13 +39,22 @@ from .data import load_census
 from .report import write_script_table
 
 TEST_ROWS = 10_000
-# name -> batch size of n training rows (None: the estimators' "auto")
+
+
+def _batch_within(low):
+    """A candidate: ``batch_size`` 1/64 of the training rows within ``[low, 1024]``."""
+    return lambda estimator_class, n: {"batch_size": int(np.clip(n // 64, low, 1024))}
+
+
+# name -> (estimator class, training rows) -> the parameters changed from its defaults
 CANDIDATES = {
-    "defaults": None,
-    "batch 1/64 of the rows within [128, 1024] (before session 13)":
-        lambda n: int(np.clip(n // 64, 128, 1024)),
-    "batch 1/64 of the rows within [64, 1024]": lambda n: int(np.clip(n // 64, 64, 1024)),
-    "batch 1/64 of the rows within [16, 1024]": lambda n: int(np.clip(n // 64, 16, 1024)),
+    "defaults": lambda estimator_class, n: {},
+    "batch 1/64 of the rows within [128, 1024] (before session 13)": _batch_within(128),
+    "batch 1/64 of the rows within [64, 1024]": _batch_within(64),
+    "batch 1/64 of the rows within [16, 1024]": _batch_within(16),
+    "6 epochs for MMoE (the defaults until session 27)":
+        lambda estimator_class, n: ({"max_epochs": 6} if estimator_class in
+                                    (MMOEClassifier, MMOERegressor) else {}),
 }
 GRADIENT_BOOSTING = "HistGradientBoosting, one per task"
 COLUMNS = ("census AUC income_50k", "census AUC never_married", "multitask AUC",
@@ -107,30 +117,29 @@ def gradient_boosting(n, seed):
     return _record(census, multitask, regression, funnel, clock.seconds)
 
 
-def skmtl_defaults(rule, n, seed):
-    """Scores of the skmtl estimators with ``batch_size`` from ``rule`` (None: "auto")."""
+def skmtl_defaults(change, n, seed):
+    """Scores of the skmtl estimators at their defaults but for what ``change`` (a value
+    of ``CANDIDATES``) returns."""
     clock = _FitClock()
     X, Y, X_test, Y_test = _census(n, seed)
-    census = clock.fit(_model(MMOEClassifier, rule, X, seed), X, Y).predict_proba(X_test)
+    census = clock.fit(_model(MMOEClassifier, change, X, seed), X, Y).predict_proba(X_test)
     census = [roc_auc_score(Y_test[task], p[:, 1]) for task, p in zip(Y, census)]
     X, Y, scores = _multitask(n, seed)
     X_train, X_test = X.iloc[:n], X.iloc[n:]
-    multitask = _mean_auc(Y.iloc[n:], clock.fit(_model(MMOEClassifier, rule, X_train, seed),
+    multitask = _mean_auc(Y.iloc[n:], clock.fit(_model(MMOEClassifier, change, X_train, seed),
                                                 X_train, Y.iloc[:n]).predict_proba(X_test))
-    regression = clock.fit(_model(MMOERegressor, rule, X_train, seed), X_train,
+    regression = clock.fit(_model(MMOERegressor, change, X_train, seed), X_train,
                            scores.iloc[:n]).score(X_test, scores.iloc[n:])
     X, Y, converts = _funnel(n, seed)
     X_train, X_test = X.iloc[:n], X.iloc[n:]
-    esmm = clock.fit(_model(ESMMClassifier, rule, X_train, seed), X_train, Y.iloc[:n])
+    esmm = clock.fit(_model(ESMMClassifier, change, X_train, seed), X_train, Y.iloc[:n])
     funnel = roc_auc_score(converts, esmm.predict_conditional_proba(X_test)[1][:, 1])
     return _record(census, multitask, regression, funnel, clock.seconds)
 
 
-def _model(estimator_class, rule, X, seed):
-    """``estimator_class`` at its defaults, ``batch_size`` from ``rule`` when given."""
-    # every size here is below early stopping's 10,000 rows: all rows train
-    batch = {} if rule is None else {"batch_size": rule(len(X))}
-    return estimator_class(random_state=seed, **batch)
+def _model(estimator_class, change, X, seed):
+    """``estimator_class`` at its defaults but for ``change(estimator_class, len(X))``."""
+    return estimator_class(random_state=seed, **change(estimator_class, len(X)))
 
 
 def _record(census, multitask, regression, funnel, seconds):
@@ -156,18 +165,18 @@ def main(argv=None):
                         help="the markdown table to write (default: %(default)s)")
     args = parser.parse_args(argv)
     if not all(100 <= n < 10_000 for n in args.sizes):
-        parser.error("sizes must be within [100, 10,000): from 10,000 rows early stopping "
-                     "holds some out, and the batch rules here count every row")
+        parser.error("sizes must be within [100, 10,000): small tables (python -m "
+                     "benchmarks.search fits the large ones)")
     started, clock = datetime.now(timezone.utc), time.perf_counter()
     # The first fits of a process pay one-time costs (lazy imports, torch's first
     # kernels: 10 s and more of a 1 s fit here): one round untimed and unreported.
     gradient_boosting(min(args.sizes), args.seeds[0])
-    skmtl_defaults(None, min(args.sizes), args.seeds[0])
+    skmtl_defaults(CANDIDATES["defaults"], min(args.sizes), args.seeds[0])
     rows = []
     for n in args.sizes:
         contenders = {GRADIENT_BOOSTING: lambda seed: gradient_boosting(n, seed)}
-        contenders.update({name: (lambda seed, rule=CANDIDATES[name]: skmtl_defaults(rule, n,
-                                                                                     seed))
+        contenders.update({name: (lambda seed, change=CANDIDATES[name]:
+                                  skmtl_defaults(change, n, seed))
                            for name in args.candidates})
         for name, run in contenders.items():
             records = [run(seed) for seed in args.seeds]

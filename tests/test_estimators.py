@@ -25,6 +25,8 @@ from skmtl._encoding import UNKNOWN_CODE, TabularEncoder
 from skmtl._encoding._tabular import _RowReader
 from skmtl.datasets import fetch_census_income
 
+from conftest import make_tasks
+
 # the target bins, the path of most tables (numeric_encoding="auto" would
 # standardise these smooth columns)
 FAST = dict(max_epochs=4, batch_size=128, random_state=0,
@@ -839,6 +841,17 @@ def test_early_stopping_auto_depends_on_sample_count(tasks):
     assert MMOEClassifier()._early_stopping_enabled(20_000) is False
     with pytest.raises(ValueError, match="validation_fraction"):
         MMOEClassifier(early_stopping=True, validation_fraction=len(X)).fit(X, Y)
+
+
+def test_every_row_trains_by_default_on_many_rows():
+    X, Y, _ = make_tasks(10_500, seed=3)
+    default = MMOEClassifier(max_epochs=1, batch_size=512, random_state=0).fit(X, Y)
+    auto = MMOEClassifier(max_epochs=1, batch_size=512, early_stopping="auto",
+                          random_state=0).fit(X, Y)
+    assert "valid_loss" not in default.history_[-1] and "valid_loss" in auto.history_[-1]
+    # the default trains on all 10,500 rows, "auto" on the 9,450 it does not hold out
+    assert default.history_[-1, "train_batch_count"] == 21   # ceil(10,500 / 512)
+    assert auto.history_[-1, "train_batch_count"] == 19      # ceil(9,450 / 512)
 
 
 def test_warm_start_continues_training(tasks):
