@@ -342,7 +342,9 @@ class MultiTaskEstimatorBase(BaseEstimator):
                 agreed.share = self._local_target_state(columns, task_names, fit_weight)
         target_state = (self._target_state() if warm else
                         self._agreed_target_state(agreed.shared, task_names))
-        scoring_weights = self._scoring_weights(task_weights, target_state)
+        # like HistGradientBoosting's, the score is only read on validation rows
+        scoring_weights = (None if valid_rows is None else
+                           self._scoring_weights(task_weights, target_state))
 
         with _distributed.agreement(ranks) as agreed:
             targets = self._encoded_targets(columns, task_names, target_state)

@@ -30,7 +30,7 @@ from benchmarks.contenders.base import conditional_from_entire_space
 from benchmarks.data import SharedEncoding, holdout_mask, load_funnel4
 from benchmarks.report import funnel_stages
 from benchmarks.worker import expected_auc, mean_kl_divergence
-from skmtl import MMOEClassifier
+from skmtl import ESMMClassifier, MMOEClassifier, MMOERegressor
 
 # fits in other processes (workers, ranks) are compared with fits here: every
 # process with the shipped batch_size="auto" (see conftest.py)
@@ -280,6 +280,14 @@ def test_small_data_puts_candidates_beside_gradient_boosting(tmp_path, monkeypat
     assert _number(rows[1]["census AUC never_married"]) > 0.9
     with pytest.raises(SystemExit):
         small_data.main(["--sizes", "10000", "--output", str(output)])
+    # every candidate gives each estimator parameters it takes
+    for change in small_data.CANDIDATES.values():
+        for estimator_class in (MMOEClassifier, MMOERegressor, ESMMClassifier):
+            estimator_class(**change(estimator_class, 300))._validate_params()
+    assert small_data.CANDIDATES["batch 1/64 of the rows within [64, 1024]"](
+        ESMMClassifier, 300) == {"batch_size": 64}
+    six = small_data.CANDIDATES["6 epochs for MMoE (the defaults until session 27)"]
+    assert six(MMOERegressor, 300) == {"max_epochs": 6} and six(ESMMClassifier, 300) == {}
 
 
 def test_other_data_puts_candidates_beside_gradient_boosting(tmp_path):

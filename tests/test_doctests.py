@@ -60,7 +60,8 @@ def test_documented_defaults_are_the_signatures():
             documented = re.search(rf"^    {parameter.name} : .*default=(.+)$", public.__doc__,
                                    flags=re.M)
             assert documented, (name, parameter.name)
-            assert ast.literal_eval(documented.group(1)) == parameter.default, (
+            value = ast.literal_eval(documented.group(1))
+            assert value == parameter.default and type(value) is type(parameter.default), (
                 name, parameter.name, documented.group(1))
             checked += 1
     assert checked > 100

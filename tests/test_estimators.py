@@ -844,6 +844,11 @@ def test_early_stopping_auto_depends_on_sample_count(tasks):
 
 
 def test_every_row_trains_by_default_on_many_rows():
+    defaults = {name: getattr(skmtl, name)().early_stopping for name in skmtl.__all__
+                if hasattr(getattr(skmtl, name), "get_params")}
+    # AITM keeps "auto": its later stages need the best epoch restored
+    assert defaults.pop("AITMClassifier") == "auto"
+    assert len(defaults) == 9 and set(defaults.values()) == {False}
     X, Y, _ = make_tasks(10_500, seed=3)
     default = MMOEClassifier(max_epochs=1, batch_size=512, random_state=0).fit(X, Y)
     auto = MMOEClassifier(max_epochs=1, batch_size=512, early_stopping="auto",

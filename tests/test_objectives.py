@@ -779,6 +779,9 @@ def test_scoring_roc_auc_skips_multiclass_tasks_and_needs_a_binary_one(tasks):
         np.mean([row["valid_auc_t1"], row["valid_auc_t2"]]))
     with pytest.raises(ValueError, match="scoring='roc_auc'.*no task is binary"):
         MMOEClassifier(**FAST, early_stopping=True, scoring="roc_auc").fit(X, Y3[["t3"]])
+    # without early stopping (the default) nothing reads the score: no error
+    unscored = MMOEClassifier(**FAST, scoring="roc_auc").fit(X, Y3[["t3"]])
+    assert "valid_roc_auc" not in unscored.history_[-1]
     with pytest.raises(ValueError, match="scoring='roc_auc'.*validation_fraction=None"):
         MMOEClassifier(**FAST, early_stopping=True, validation_fraction=None,
                        scoring="roc_auc").fit(X, Y)
