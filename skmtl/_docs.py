@@ -5,6 +5,8 @@ Each estimator's docstring is a template whose ``{name}`` fields
 described once.
 """
 
+import inspect
+
 TOWER_UNITS = """\
     tower_units : tuple of int, list of tuples or dict, default={tower_default}
         Hidden layer widths of the task towers: one tuple for every task, a
@@ -362,19 +364,24 @@ EVERY_ROW_TRAINS = """\
         validation scores in ``history_``, or with many epochs."""
 
 
-def estimator(module, *, regressor=False, tower_default="(32,)", max_epochs=6,
-              max_epochs_note="", early_stopping="False",
+def estimator(module, *, regressor=False, tower_default="(32,)", max_epochs_note="",
               early_stopping_note=EVERY_ROW_TRAINS, **fields):
     """:func:`fill` with the shared texts of an estimator's docstring.
 
     ``{tower_units}``, ``{common_parameters}`` and ``{attributes}`` (of a
     classifier, or with ``regressor`` of a regressor) are filled in; the
-    model's network is :class:`skmtl.nn.<module>`.
+    model's network is :class:`skmtl.nn.<module>`. The defaults of
+    ``max_epochs`` and ``early_stopping``, which differ between models, are
+    read from the class's signature.
     """
-    return fill(**fields, tower_units=TOWER_UNITS, common_parameters=COMMON_PARAMETERS,
-                counterfactual=COUNTERFACTUAL,
-                attributes=REGRESSOR_ATTRIBUTES if regressor else CLASSIFIER_ATTRIBUTES,
-                scoring=REGRESSOR_SCORING if regressor else CLASSIFIER_SCORING,
-                module=module, tower_default=tower_default, max_epochs=max_epochs,
-                max_epochs_note=max_epochs_note, early_stopping=early_stopping,
-                early_stopping_note=early_stopping_note)
+    def decorate(cls):
+        defaults = inspect.signature(cls).parameters
+        return fill(**fields, tower_units=TOWER_UNITS, common_parameters=COMMON_PARAMETERS,
+                    counterfactual=COUNTERFACTUAL,
+                    attributes=REGRESSOR_ATTRIBUTES if regressor else CLASSIFIER_ATTRIBUTES,
+                    scoring=REGRESSOR_SCORING if regressor else CLASSIFIER_SCORING,
+                    module=module, tower_default=tower_default,
+                    max_epochs=defaults["max_epochs"].default, max_epochs_note=max_epochs_note,
+                    early_stopping=repr(defaults["early_stopping"].default).replace("'", '"'),
+                    early_stopping_note=early_stopping_note)(cls)
+    return decorate

@@ -10,8 +10,7 @@ from ._funnel import FunnelClassifierBase
 from .nn import AITM, AITMLoss
 
 
-@_docs.estimator("AITM", tower_default="(64, 32)", max_epochs=10,
-                 max_epochs_note=" As for ESMM.", early_stopping='"auto"',
+@_docs.estimator("AITM", tower_default="(64, 32)", max_epochs_note=" As for ESMM.",
                  early_stopping_note="""\
         Kept on above 10,000 samples for AITM, unlike the other models:
         without it AITM's pCVR AUC on Coat fell by 0.016, and on a

@@ -5,7 +5,7 @@ from ._funnel import FunnelClassifierBase
 from .nn import ESMM, EntireSpaceLoss
 
 
-@_docs.estimator("ESMM", tower_default="(64, 32)", max_epochs=10, max_epochs_note="""
+@_docs.estimator("ESMM", tower_default="(64, 32)", max_epochs_note="""
         More than MMoE's 6: on Coat and on ``make_entire_space`` the
         funnel's towers kept improving up to 10 (see
         ``benchmarks/README.md``, the search).""")
