@@ -57,8 +57,11 @@ CANDIDATES = {
     "leaf_trees=20": {"leaf_trees": 20},
     "frequent_values=None (the default before session 25)": {"frequent_values": None},
     "frequent_values='all'": {"frequent_values": "all"},
+    # for MMOEClassifier; what MMOERegressor has by default
+    "batch_norm=False, weight_decay=1e-5, max_epochs=5 (the defaults until session 28)":
+        {"batch_norm": False, "weight_decay": 1e-5, "max_epochs": 5},
     "max_epochs=6, early_stopping='auto' (the defaults until session 27)":
-        {"max_epochs": 6, "early_stopping": "auto"},
+        {"max_epochs": 6, "early_stopping": "auto", "batch_norm": False, "weight_decay": 1e-5},
 }
 
 

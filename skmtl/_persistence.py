@@ -61,6 +61,10 @@ _MAX_EXPANSION = 200
 #    ("frequent_dtypes"; float64, as before, for the files of format 8).
 # 10: cross_layers (the cross network's factors among the weights).
 FORMAT_VERSION = 10
+# Parameters added since models could be saved or pickled (joblib), with the value that
+# keeps the network and the loss of a model written before (not always the default).
+PARAMETERS_ADDED = {"batch_norm": False, "counterfactual_constraint_weight": 0.1,
+                    "leaf_trees": 0, "frequent_values": None, "cross_layers": 0}
 OLDEST_READABLE_FORMAT = 2
 _CONFIG = "skmtl.json"
 _ITEMS = "__items__"  # a dict whose keys are not all strings, as [key, value] pairs
@@ -193,10 +197,10 @@ def load(path, device=None):
         raise ValueError(f"{path}: the weights cannot be read safely ({exc}).") from None
     try:
         estimator_class = classes[config["estimator"]]
-        # files written before frequent_values or cross_layers have none of them:
-        # not the defaults
-        estimator = estimator_class(**{"frequent_values": None, "cross_layers": 0,
-                                       **_params_from_json(config["params"])})
+        # a file written before a parameter existed: the value it was fitted with
+        added = {name: value for name, value in PARAMETERS_ADDED.items()
+                 if name in estimator_class._get_param_names()}
+        estimator = estimator_class(**{**added, **_params_from_json(config["params"])})
         estimator._validate_params()
         estimator._check_hyperparameters()
         device = _available_device(estimator.device if device is None else device,

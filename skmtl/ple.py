@@ -5,8 +5,9 @@ from numbers import Integral
 from sklearn.utils._param_validation import Interval
 
 from . import _docs
-from ._base import (MAX_EXPERTS, MAX_LEVELS, GateWeightsMixin, MultiTaskClassifierBase,
-                    MultiTaskEstimatorBase, MultiTaskRegressorBase, _check_units)
+from ._base import (CLASSIFIER_DEFAULTS, MAX_EXPERTS, MAX_LEVELS, GateWeightsMixin,
+                    MultiTaskClassifierBase, MultiTaskEstimatorBase, MultiTaskRegressorBase,
+                    _check_units, with_defaults)
 from .nn import PLE
 
 
@@ -77,6 +78,7 @@ _DESCRIPTION = """\
 
 
 @_docs.estimator("PLE", description=_DESCRIPTION, parameters=_PARAMETERS)
+@with_defaults(**CLASSIFIER_DEFAULTS)
 class PLEClassifier(MultiTaskClassifierBase, _PLE):
     """Progressive Layered Extraction for several classification tasks at once.
 

@@ -1,8 +1,8 @@
 """Shared-Bottom estimators: hard parameter sharing."""
 
 from . import _docs
-from ._base import (MultiTaskClassifierBase, MultiTaskEstimatorBase, MultiTaskRegressorBase,
-                    _check_units)
+from ._base import (CLASSIFIER_DEFAULTS, MultiTaskClassifierBase, MultiTaskEstimatorBase,
+                    MultiTaskRegressorBase, _check_units, with_defaults)
 from .nn import SharedBottom
 
 
@@ -43,6 +43,7 @@ _PARAMETERS = """\
 
 
 @_docs.estimator("SharedBottom", parameters=_PARAMETERS)
+@with_defaults(**CLASSIFIER_DEFAULTS)
 class SharedBottomClassifier(MultiTaskClassifierBase, _SharedBottom):
     """Shared-Bottom network for several classification tasks at once.
 

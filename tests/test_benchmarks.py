@@ -215,11 +215,12 @@ def test_search_runs_a_candidate_on_every_problem(tmp_path, monkeypatch, small_s
 def test_search_candidates_of_mmoe_alone_leave_esmm_at_its_defaults():
     from benchmarks import search
 
-    params = {"cross_layers": 1, "n_experts": 3, "mmoe_max_epochs": 4, "impute": True}
+    params = {"cross_layers": 1, "n_experts": 3, "mmoe_max_epochs": 4,
+              "mmoe_weight_decay": 3e-3, "impute": True}
     assert search._estimator_params(params) == {"cross_layers": 1, "n_experts": 3,
-                                                "max_epochs": 4}
+                                                "max_epochs": 4, "weight_decay": 3e-3}
     esmm = search._esmm(params, seed=0)
-    assert (esmm.cross_layers, esmm.max_epochs) == (1, 10)
+    assert (esmm.cross_layers, esmm.max_epochs, esmm.weight_decay) == (1, 10, 1e-5)
 
 
 def test_search_on_census_only(tmp_path, monkeypatch, small_search_problems):
@@ -286,8 +287,12 @@ def test_small_data_puts_candidates_beside_gradient_boosting(tmp_path, monkeypat
             estimator_class(**change(estimator_class, 300))._validate_params()
     assert small_data.CANDIDATES["batch 1/64 of the rows within [64, 1024]"](
         ESMMClassifier, 300) == {"batch_size": 64}
-    six = small_data.CANDIDATES["6 epochs for MMoE (the defaults until session 27)"]
-    assert six(MMOERegressor, 300) == {"max_epochs": 6} and six(ESMMClassifier, 300) == {}
+    six = small_data.CANDIDATES["the defaults until session 27 (MMoE: 6 epochs, no batch "
+                                "normalisation)"]
+    assert six(ESMMClassifier, 300) == {}
+    for estimator_class in (MMOEClassifier, MMOERegressor):  # the regressor's are its defaults
+        assert {**estimator_class().get_params(), **six(estimator_class, 300)} == {
+            **MMOERegressor().get_params(), "max_epochs": 6}
 
 
 def test_other_data_puts_candidates_beside_gradient_boosting(tmp_path):
@@ -309,8 +314,9 @@ def test_other_data_puts_candidates_beside_gradient_boosting(tmp_path):
     for row in rows:
         assert _number(row["fit s"]) > 0
         # every epoch of the defaults runs: no early stopping ends a fit sooner
+        estimator = MMOEClassifier if row["problem"] == "breast_cancer" else MMOERegressor
         assert row["epochs"] == ("–" if row["contender"] == other_data.GRADIENT_BOOSTING
-                                 else f"{MMOEClassifier().max_epochs:.1f}")
+                                 else f"{estimator().max_epochs:.1f}")
     # the cancer's skewed measurements take the bins; the diabetes' smooth ones do not
     assert [row["numeric_encoding_"] for row in rows] == ["–", "piecewise_linear", "–",
                                                           "standard"]

@@ -194,9 +194,10 @@ def test_predictions_do_not_depend_on_batch_composition(estimator):
     order = np.random.default_rng(0).permutation(len(X))
     shuffled = _all_outputs(model, X.iloc[order])
     subset = _all_outputs(model, X.iloc[:37])
+    # float32 products summed in another order for other batch sizes: a few ulps apart
     for a, b, c in zip(full, shuffled, subset):
-        np.testing.assert_allclose(a[order], b, rtol=1e-6)
-        np.testing.assert_allclose(a[:37], c, rtol=1e-6)
+        np.testing.assert_allclose(a[order], b, rtol=1e-5)
+        np.testing.assert_allclose(a[:37], c, rtol=1e-5)
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=ids)
@@ -237,8 +238,9 @@ def test_integer_weights_match_repeated_rows(estimator):
     X, Y = _data_for(estimator, n_samples=120)
     weights = np.random.default_rng(0).integers(0, 3, len(X))
     repeated = np.repeat(np.arange(len(X)), weights)
-    # One batch per epoch, so both fits take the same optimisation steps.
-    params = dict(batch_size=1024, max_epochs=10, early_stopping=False)
+    # One batch per epoch, so both fits take the same optimisation steps. Batch
+    # normalisation's statistics count rows, not weights (documented): off here.
+    params = dict(batch_size=1024, max_epochs=10, early_stopping=False, batch_norm=False)
     weighted = clone(estimator).set_params(**params).fit(X, Y, sample_weight=weights)
     rows = clone(estimator).set_params(**params).fit(X.iloc[repeated], Y.iloc[repeated])
     for a, b in zip(_all_outputs(weighted, X), _all_outputs(rows, X)):

@@ -859,6 +859,29 @@ def test_every_row_trains_by_default_on_many_rows():
     assert auto.history_[-1, "train_batch_count"] == 19      # ceil(9,450 / 512)
 
 
+def test_classifiers_default_to_batch_normalisation_and_regressors_do_not():
+    from sklearn.base import clone
+
+    from skmtl._base import CLASSIFIER_DEFAULTS, with_defaults
+
+    estimators = {name: getattr(skmtl, name)() for name in skmtl.__all__
+                  if hasattr(getattr(skmtl, name), "get_params")}
+    normalised = {name for name, e in estimators.items() if e.batch_norm}
+    assert normalised == {"MMOEClassifier", "OMOEClassifier", "PLEClassifier",
+                          "SharedBottomClassifier"}
+    for name, estimator in estimators.items():
+        expected = ((True, 1e-4, 4) if name in normalised
+                    else (False, 1e-5, estimator.max_epochs))
+        assert (estimator.batch_norm, estimator.weight_decay, estimator.max_epochs) == expected
+    # each classifier's own signature: what get_params, clone and repr read
+    assert skmtl.MMOERegressor().max_epochs == 5 and skmtl.PLERegressor().max_epochs == 6
+    model = clone(MMOEClassifier(batch_norm=False))
+    assert model.batch_norm is False and repr(model) == "MMOEClassifier(batch_norm=False)"
+    assert CLASSIFIER_DEFAULTS == {"batch_norm": True, "weight_decay": 1e-4, "max_epochs": 4}
+    with pytest.raises(TypeError, match=r"no keyword parameters \['n_trees'\]"):
+        with_defaults(n_trees=3)(type("Copy", (skmtl.MMOERegressor,), {}))
+
+
 def test_warm_start_continues_training(tasks):
     X, Y, _ = tasks
     model = MMOEClassifier(warm_start=True, **{**FAST, "max_epochs": 2}).fit(X, Y)

@@ -405,7 +405,7 @@ def test_bad_labels_at_warm_start(tasks):
 def test_divergence_raises_and_leaves_no_fitted_model(tasks):
     X, Y, _ = tasks
     model = MMOEClassifier(learning_rate=1e12, **FAST)
-    with pytest.raises(DivergenceError, match=r"task\(s\) \['t1', 't2'\] became NaN"):
+    with pytest.raises(DivergenceError, match=r"task\(s\) \[.+\] became NaN"):
         model.fit(X, Y)
     with pytest.raises(NotFittedError):
         check_is_fitted(model)

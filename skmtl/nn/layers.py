@@ -290,11 +290,16 @@ def _gather_rows(table, rows, sparse=False):
 
 
 class BatchNorm(nn.BatchNorm1d):
-    """``BatchNorm1d`` that also trains on a batch of one row (or of none).
+    """``BatchNorm1d`` that also trains on a batch of one row (or of none), and whose
+    running statistics average its first batches alike.
 
     Such a batch of ``(batch, features)`` has no variance to normalise by
     (``BatchNorm1d`` raises): it is normalised with the running statistics,
-    which it leaves as they are, as in evaluation.
+    which it leaves as they are, as in evaluation. The running statistics
+    move by ``max(momentum, 1 / batches so far)`` a batch: the plain mean of
+    the first ``1 / momentum`` batches, then an exponential average as
+    ``BatchNorm1d``'s. (With the exponential average alone, a fit of a few
+    steps predicts with statistics still mostly their initial 0 and 1.)
 
     Examples
     --------
@@ -308,10 +313,16 @@ class BatchNorm(nn.BatchNorm1d):
     """
 
     def forward(self, x):
-        if self.training and x.shape[0] <= 1 and x.dim() == 2 and self.track_running_stats:
+        if not (self.training and self.track_running_stats and self.momentum is not None):
+            return super().forward(x)
+        if x.shape[0] <= 1 and x.dim() == 2:
             return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight,
                                             self.bias, False, 0.0, self.eps)
-        return super().forward(x)
+        self._check_input_dim(x)
+        self.num_batches_tracked.add_(1)
+        factor = max(self.momentum, 1.0 / float(self.num_batches_tracked))
+        return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight,
+                                        self.bias, True, factor, self.eps)
 
 
 def batch_statistics(module):
