@@ -60,6 +60,9 @@ CANDIDATES = {
     # for MMOEClassifier; what MMOERegressor has by default
     "batch_norm=False, weight_decay=1e-5, max_epochs=5 (the defaults until session 28)":
         {"batch_norm": False, "weight_decay": 1e-5, "max_epochs": 5},
+    # MMOEClassifier's defaults since session 29, for MMOERegressor
+    "batch_norm=True, weight_decay=1e-4, max_epochs=4 (the classifiers' defaults)":
+        {"batch_norm": True, "weight_decay": 1e-4, "max_epochs": 4},
     "max_epochs=6, early_stopping='auto' (the defaults until session 27)":
         {"max_epochs": 6, "early_stopping": "auto", "batch_norm": False, "weight_decay": 1e-5},
 }

@@ -44,7 +44,7 @@ dask (``--dask``)
     best parameters and whether every mean test score is the same.
 
 ddp (``--ddp``)
-    ``MMOEClassifier(random_state=0, early_stopping=False)`` (5 epochs) on
+    ``MMOEClassifier(random_state=0, early_stopping=False)`` (4 epochs) on
     Census-Income (seed 0's training part) fitted by 2 processes under
     ``torch.distributed`` (gloo, one torch thread each, each rank the rows
     ``rank::2``), against one process with 1 and with 2 torch threads: test

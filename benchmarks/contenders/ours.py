@@ -18,12 +18,14 @@ def _as_the_peers(epochs):
     last epoch; it restores the weights of the epoch with the best
     validation loss at the end. Like the peers' and the hand-written loop,
     numeric columns are standardised (and their frequent values not embedded)
-    and the learning rate is constant.
+    and the learning rate is constant; like the hand-written loop, no layer
+    is batch-normalised (the classifiers' default since session 29;
+    torch-rechub's MLPs are).
     """
     return {"max_epochs": epochs, "early_stopping": True,
             "validation_fraction": VALIDATION_FRACTION, "n_iter_no_change": epochs,
             "numeric_encoding": "standard", "frequent_values": None,
-            "learning_rate_schedule": "constant"}
+            "learning_rate_schedule": "constant", "batch_norm": False}
 
 
 def _own_training(epochs):
