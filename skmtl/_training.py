@@ -14,7 +14,6 @@ from skorch.callbacks import Callback, EarlyStopping, EpochTimer, PrintLog
 from . import _distributed
 from .exceptions import DivergenceError
 from .nn import known_targets
-from .nn.layers import batch_statistics
 from .nn.weighting import split_parameters
 
 
@@ -444,24 +443,17 @@ class MultiTaskNet(NeuralNet):
 
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
+        y_pred, task_losses, label_free = self._batch_loss(batch)
         target, weight = batch[1]
         known = label_weights(target, weight, self.missing_labels)
-        unlabelled = (not self.distributed and (self.missing_labels or weight is not None)
-                      and not bool(torch.as_tensor(known > 0).any()))
-        # the batch normalisations' running statistics, which the forward pass moves
-        statistics = ({name: buffer.clone() for name, buffer in
-                       batch_statistics(self.module_).items()} if unlabelled else {})
-        y_pred, task_losses, label_free = self._batch_loss(batch)
         trained, shares = self._per_label(task_losses, label_free, known, len(target), weight)
         loss = self.loss_weighting_.backward(trained, *self.parameter_split_,
                                              label_shares=shares, mean_losses=task_losses)
         if self.distributed:
             _distributed.average_gradients(list(self.module_.parameters())
                                            + list(self.loss_weighting_.parameters()))
-        elif unlabelled and self._drop_gradients_without_labels():
-            buffers = batch_statistics(self.module_)
-            for name, value in statistics.items():
-                buffers[name].copy_(value)
+        else:
+            self._drop_gradients_without_labels(known, weight)
         return {"loss": loss, "y_pred": y_pred, "task_losses": task_losses.detach()}
 
     def _per_label(self, task_losses, label_free, known, n_rows, weight):
@@ -487,28 +479,31 @@ class MultiTaskNet(NeuralNet):
             return task_losses * share, share
         return (task_losses - label_free) * share + label_free, share
 
-    def _drop_gradients_without_labels(self):
-        """No step at all on a batch that teaches nothing, one without a known label of
-        positive weight (in any task); whether the step was dropped.
+    def _drop_gradients_without_labels(self, known, weight):
+        """No step at all on a batch that teaches nothing (``known``: the batch's
+        :func:`label_weights`).
 
-        Such a batch gives every parameter a gradient of exactly 0, which
-        Adam would still follow by its momentum (and weight decay): a
-        ``partial_fit`` chunk of missing labels moved a regressor's
-        predictions by many standard deviations. Such gradients become
-        None, which the optimizer skips (and the caller puts the batch
-        normalisations' running statistics back). A criterion that teaches
-        without labels (AITM's calibrator) leaves gradients that are not 0:
-        those steps are taken. (Not under torch.distributed, where every
-        rank must take the same step whatever its own rows.)
+        A batch without a known label of positive weight (in any task)
+        gives every parameter a gradient of exactly 0, which Adam would
+        still follow by its momentum (and weight decay): a ``partial_fit``
+        chunk of missing labels moved a regressor's predictions by many
+        standard deviations. Such gradients become None, which the
+        optimizer skips. A criterion that teaches without labels (AITM's
+        calibrator) leaves gradients that are not 0: those steps are taken.
+        (Not under torch.distributed, where every rank must take the same
+        step whatever its own rows.)
         """
+        if not self.missing_labels and weight is None:
+            return
+        if bool(torch.as_tensor(known > 0).any()):
+            return
         parameters = [*self.module_.parameters(), *self.loss_weighting_.parameters()]
         gradients = [p.grad for p in parameters if p.grad is not None]
         if any(bool(g.coalesce().values().any() if g.is_sparse else g.any())
                for g in gradients):
-            return False
+            return
         for parameter in parameters:
             parameter.grad = None
-        return True
 
     def train_step(self, batch, **fit_params):
         kept = self.loss_weighting_.before_step()
