@@ -115,6 +115,7 @@ def _check_tower_units(tower_units):
 # regression tables and on the funnels batch normalisation lost.
 CLASSIFIER_DEFAULTS = {"batch_norm": True, "weight_decay": 1e-4, "max_epochs": 4}
 
+
 def with_defaults(**defaults):
     """Class decorator: the class's ``__init__`` with other keyword defaults.
 

@@ -213,9 +213,10 @@ COMMON_PARAMETERS = """\
         married by 0.0006 to 0.003 and, from 1,000 rows, income by about
         0.005 (there ``batch_norm=False`` may pay). Off in the
         regressors, whose R² fell on each of three regression tables (by
-        0.006 to 0.034), and in ESMM and AITM, whose pCVR AUC fell by about
-        0.01 on Coat and on a synthetic funnel
-        (``benchmarks/README.md``, "Batch normalisation by default"). The
+        0.006 to 0.034), and in the funnels: ESMM's pCVR AUC fell by about
+        0.01 on Coat and on a synthetic funnel, and AITM keeps ESMM's
+        setting (``benchmarks/README.md``, "Batch normalisation by
+        default"). The
         statistics count rows, not their weights: rows of weight 0 count,
         and an integer ``sample_weight`` is not the same as repeating rows.
         The running statistics average the first 10 batches alike, then

@@ -61,15 +61,15 @@ _MAX_EXPANSION = 200
 #    ("frequent_dtypes"; float64, as before, for the files of format 8).
 # 10: cross_layers (the cross network's factors among the weights).
 FORMAT_VERSION = 10
-# Parameters added since models could be saved or pickled (joblib), with the value that
-# keeps the network and the loss of a model written before (not always the default).
-PARAMETERS_ADDED = {"batch_norm": False, "counterfactual_constraint_weight": 0.1,
-                    "leaf_trees": 0, "frequent_values": None, "cross_layers": 0}
 OLDEST_READABLE_FORMAT = 2
 _CONFIG = "skmtl.json"
 _ITEMS = "__items__"  # a dict whose keys are not all strings, as [key, value] pairs
 _WEIGHTS = "weights.pt"
 _ROUTED_METHODS = ("fit", "partial_fit", "score")  # the methods that take metadata
+# Parameters added since models could be saved or pickled (joblib), with the value that
+# keeps the network and the loss of a model written before (not always the default).
+PARAMETERS_ADDED = {"batch_norm": False, "counterfactual_constraint_weight": 0.1,
+                    "leaf_trees": 0, "frequent_values": None, "cross_layers": 0}
 
 
 def save(estimator, path):
