@@ -46,7 +46,7 @@ class ESMMClassifier(FunnelClassifierBase):
     """
 
     def __init__(self, *, tower_units=(64, 32), counterfactual=None, counterfactual_weight=0.3,
-                 propensity_clip=0.2, counterfactual_constraint_weight=0.1,
+                 propensity_clip=0.2, counterfactual_constraint_weight=0.07,
                  categorical_features="from_dtype", categories=None,
                  hash_buckets=None, embedding_dim=8, sparse_embeddings="auto",
                  numeric_encoding="auto", n_bins=32, bin_strategy="target",
