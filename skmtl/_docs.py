@@ -42,12 +42,12 @@ COUNTERFACTUAL = """\
         seeds), not one driven by the label itself: on Coat, where users
         choose what they rate, they left ESMM's mean pCVR above the rate
         observed on random exposures or raised it (AITM's IPS brought
-        AITM's nearer). DCMT assumes the label
-        drives it (a row that stopped would rather not have converted): on
-        Coat it brought ESMM's mean pCVR to within 0.01 of the observed rate
-        and raised its pCVR AUC (0.770 to 0.779 over nine seeds); on
-        ``make_entire_space``, where that assumption is false, it biased
-        pCVR low (see ``benchmarks/README.md``). A row whose stage label (or
+        AITM's nearer). DCMT assumes the label drives it (a row that
+        stopped would rather not have converted): on Coat it brought ESMM's
+        mean pCVR to within 0.01 of the observed rate and raised its pCVR
+        AUC (0.770 to 0.779 over nine seeds); on ``make_entire_space``,
+        where that assumption is false, it biased pCVR low (see
+        ``benchmarks/README.md``). A row whose stage label (or
         the previous stage's) is missing is left out of that stage's risk.
         The risk is part of the stage's training and validation loss, so
         early stopping watches it too.
