@@ -1113,7 +1113,7 @@ class MultiTaskClassifierBase(ClassifierMixin, MultiTaskEstimatorBase):
             if len(task_classes) < 2:
                 where = "the training labels" if len(states) == 1 else "every rank's labels"
                 raise ValueError(
-                    f"Task {name!r} has only one class ({_plain(task_classes[0])!r}) in "
+                    f"Task {name!r} has only one class ({task_classes.tolist()[0]!r}) in "
                     f"{where}; every task needs at least two classes.")
             classes.append(task_classes)
         return classes
@@ -1611,12 +1611,6 @@ def _restore_training_state(net, state):
 # fits in threads of one process take turns, or they would draw from each
 # other's seeded stream and restore each other's saved state.
 _TORCH_RANDOM_STATE_LOCK = threading.RLock()
-
-
-def _plain(value):
-    """``value`` as a Python scalar where it is a NumPy one: ``0.0`` in a message, not
-    ``np.float64(0.0)``."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _sparse_requested(sparse_embeddings):
